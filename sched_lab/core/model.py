@@ -1,0 +1,296 @@
+"""The core's vocabulary: task specifications, input events, output actions and task records.
+
+Everything here is a frozen, slotted dataclass validated in `__post_init__`. Events are facts
+(past tense) that a driver reports to `TaskScheduler.handle`; actions are what the scheduler asks
+the driver to do. Times are floats in the driver's clock (seconds live, time units simulated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from .dependency import Dependency
+
+TaskId = Hashable
+EngineId = Hashable
+
+
+class Outcome(StrEnum):
+    """How one attempt of a task ended (the `outcome` column of a TaskRecord)."""
+
+    OK = "ok"                      # the engine ran it and it returned
+    ERROR = "error"                # the engine ran it and it raised
+    ENGINE_LOST = "engine_lost"    # its engine died (or could not be reached) while it was out
+    UNMET = "unmet"                # the engine refused it: a functional dependency was unmet
+    TIMEOUT = "timeout"            # it waited in the scheduler longer than its timeout
+    IMPOSSIBLE = "impossible"      # its dependencies or placement can never be satisfied
+    INVALID = "invalid"            # it named unknown task ids, or itself, as dependencies
+    ABORTED = "aborted"            # aborted while queued in the scheduler (or by its engine)
+
+
+# Names of the failures the scheduler itself makes; drivers raise the same-named errors.
+INVALID_DEPENDENCY = "InvalidDependency"
+IMPOSSIBLE_DEPENDENCY = "ImpossibleDependency"
+TASK_TIMEOUT = "TaskTimeout"
+ENGINE_ERROR = "EngineError"
+TASK_ABORTED = "TaskAborted"
+UNMET_DEPENDENCY = "UnmetDependency"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What the scheduler needs to know about one task (never its function or arguments).
+
+    `targets`: engine ids it may run on (None = any). `after`: tasks that must finish first
+    (time dependency); `follow`: tasks whose engines it must run on (location dependency).
+    `retries`: extra runs after a failure. `timeout_s`: longest wait in the scheduler (None or 0 =
+    no limit; never interrupts a running task). `requires`: module names an engine must have
+    (checked by engines, used by the simulator's engine models).
+    """
+
+    task_id: TaskId
+    targets: frozenset[EngineId] | None = None
+    after: Dependency | None = None
+    follow: Dependency | None = None
+    retries: int = 0
+    timeout_s: float | None = None
+    label: str | None = None
+    requires: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.targets is not None:
+            targets = frozenset((self.targets,)) if isinstance(self.targets, (int, str)) else frozenset(self.targets)
+            if not targets:
+                raise ValueError("targets must name at least one engine (use None for any engine)")
+            object.__setattr__(self, "targets", targets)
+        for name in ("after", "follow"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Dependency):
+                object.__setattr__(self, name, Dependency.coerce(value))
+            elif value is not None and not value.ids:
+                object.__setattr__(self, name, None)
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"retries must be a non-negative int, got {self.retries!r}")
+        if self.timeout_s is not None:
+            if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)):
+                raise TypeError(f"timeout_s must be a number or None, got {self.timeout_s!r}")
+            if self.timeout_s < 0:
+                raise ValueError(f"timeout_s must be >= 0, got {self.timeout_s!r}")
+            if self.timeout_s == 0:
+                object.__setattr__(self, "timeout_s", None)
+        if not isinstance(self.requires, frozenset):
+            object.__setattr__(self, "requires", frozenset(self.requires))
+
+
+# ----------------------------------------------------------------------------------------- events
+
+@dataclass(frozen=True, slots=True)
+class EngineJoined:
+    """An engine registered and can take tasks."""
+
+    now: float
+    engine_id: EngineId
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLost:
+    """An engine died, disconnected or stopped answering heartbeats."""
+
+    now: float
+    engine_id: EngineId
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSubmitted:
+    """A client submitted a task."""
+
+    now: float
+    spec: TaskSpec
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResubmitted:
+    """A client asked to run a finished task again under a new id (`spec` carries the new id and the old flags).
+
+    Dependencies that are no longer known to the scheduler (purged) are taken as met: the original
+    already waited for them.
+    """
+
+    now: float
+    spec: TaskSpec
+    original_id: TaskId
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    """An engine finished one attempt of a task: it returned (`ok`) or raised (`error_name`)."""
+
+    now: float
+    task_id: TaskId
+    engine_id: EngineId
+    attempt: int
+    ok: bool
+    error_name: str | None = None
+    started_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyUnmet:
+    """An engine refused a task because a functional dependency (`require`, `depend`) was unmet."""
+
+    now: float
+    task_id: TaskId
+    engine_id: EngineId
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchFailed:
+    """The driver could not deliver a Dispatch to its engine (counts as a lost attempt)."""
+
+    now: float
+    task_id: TaskId
+    engine_id: EngineId
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer started by a StartTimer action reached its deadline."""
+
+    now: float
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class AbortRequested:
+    """A client asked to abort a task (queued tasks fail with TaskAborted; running ones are cancelled on the engine)."""
+
+    now: float
+    task_id: TaskId
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeRequested:
+    """Forget finished tasks (`task_ids`, or every finished task when None); their memory is freed."""
+
+    now: float
+    task_ids: tuple[TaskId, ...] | None = None
+
+
+Event = (EngineJoined | EngineLost | TaskSubmitted | TaskResubmitted | TaskFinished | DependencyUnmet
+         | DispatchFailed | TimerFired | AbortRequested | PurgeRequested)
+
+
+# ---------------------------------------------------------------------------------------- actions
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Send attempt `attempt` of task `task_id` to engine `engine_id`."""
+
+    task_id: TaskId
+    engine_id: EngineId
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """The engine's reply to this attempt is the task's final result: pass it to the client."""
+
+    task_id: TaskId
+    engine_id: EngineId
+    attempt: int
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """The scheduler failed the task itself: raise `error_name` (e.g. TaskTimeout) with `message` to the client."""
+
+    task_id: TaskId
+    error_name: str
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Ask an engine not to run a dispatched task it may not have started yet (abort)."""
+
+    task_id: TaskId
+    engine_id: EngineId
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """Report TimerFired(token) at time `deadline` (unless cancelled; a stale firing is harmless)."""
+
+    token: int
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    """The timer `token` is no longer needed."""
+
+    token: int
+
+
+Action = Dispatch | Deliver | Fail | Cancel | StartTimer | CancelTimer
+
+
+# ---------------------------------------------------------------------------------------- records
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One attempt of one task, as produced identically by the live cluster and the simulator.
+
+    `queue_len` is the number of tasks waiting in the scheduler when this attempt was dispatched;
+    `engine_load` the engine's outstanding tasks just before it. Unset times are None.
+    """
+
+    task_id: TaskId
+    attempt: int
+    engine_id: EngineId | None
+    submitted_at: float
+    dispatched_at: float | None
+    started_at: float | None
+    finished_at: float
+    outcome: Outcome
+    error_name: str | None
+    queue_len: int | None
+    engine_load: int | None
+    scheme: str
+    label: str | None = None
+
+    @staticmethod
+    def fields() -> tuple[str, ...]:
+        """Column names, in order (the DataFrame columns of both drivers)."""
+        return tuple(TaskRecord.__dataclass_fields__)
+
+
+class RecordSink(Protocol):
+    """Where the scheduler writes one record per finished attempt (columnar in the simulator)."""
+
+    def add(self, task_id: TaskId, attempt: int, engine_id: EngineId | None, submitted_at: float,
+            dispatched_at: float | None, started_at: float | None, finished_at: float, outcome: Outcome,
+            error_name: str | None, queue_len: int | None, engine_load: int | None, scheme: str,
+            label: str | None) -> None: ...
+
+
+@dataclass(slots=True)
+class RecordList:
+    """The default sink: keeps TaskRecord objects in a list (`drain()` hands them over and clears)."""
+
+    records: list[TaskRecord] = field(default_factory=list)
+
+    def add(self, *fields: Any) -> None:
+        self.records.append(TaskRecord(*fields))
+
+    def drain(self) -> list[TaskRecord]:
+        out, self.records = self.records, []
+        return out
