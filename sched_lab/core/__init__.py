@@ -1,0 +1,23 @@
+"""The pure scheduling core: sans-IO, no clocks, no sockets, no simpy (see docs/core-api.md)."""
+
+from .dependency import Dependency
+from .errors import SchedulerMisuse
+from .model import (
+    ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
+    UNMET_DEPENDENCY, AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch,
+    DispatchFailed, EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList,
+    RecordSink, StartTimer, TaskFinished, TaskRecord, TaskResubmitted, TaskSpec, TaskSubmitted,
+    TimerFired,
+)
+from .scheduler import DONE, QUEUED, RUNNING, WAITING, TaskScheduler
+from .schemes import SCHEMES, Scheme, get_scheme
+
+__all__ = [
+    "Dependency", "SchedulerMisuse", "TaskScheduler", "SCHEMES", "Scheme", "get_scheme",
+    "TaskSpec", "TaskRecord", "Outcome", "RecordList", "RecordSink",
+    "EngineJoined", "EngineLost", "TaskSubmitted", "TaskResubmitted", "TaskFinished", "DependencyUnmet",
+    "DispatchFailed", "TimerFired", "AbortRequested", "PurgeRequested", "Event",
+    "Dispatch", "Deliver", "Fail", "Cancel", "StartTimer", "CancelTimer", "Action",
+    "INVALID_DEPENDENCY", "IMPOSSIBLE_DEPENDENCY", "TASK_TIMEOUT", "ENGINE_ERROR", "TASK_ABORTED",
+    "UNMET_DEPENDENCY", "WAITING", "QUEUED", "RUNNING", "DONE",
+]

@@ -1,0 +1,682 @@
+"""The task scheduler: a sans-IO state machine shared by the live cluster and the simulator.
+
+How this works. `handle(event)` applies one event and returns the actions the driver must carry
+out. A task moves through four states:
+
+    waiting (for `after`/`follow` deps) -> queued (ready, no engine free) -> running -> done
+
+Tasks that wait for dependencies are indexed by the ids they wait for (`_waiters`), so a finishing
+task only touches its own dependents. Ready tasks that cannot be placed go to one of three FIFO
+structures, each entry stamped with the task's queue sequence number so stale entries are skipped:
+
+- `_open`: tasks that may run on any engine (the common case), a deque;
+- `_open_excl`: tasks that may run on any engine but a few (blacklisted by an unmet functional
+  dependency, or retries avoiding engines they failed on), scanned in order;
+- `_pinned[e]`: tasks restricted to an explicit engine set (targets, follow), one deque per engine.
+
+When capacity appears on engine e, the oldest task among the heads that can use e is placed, and so
+on while e has room; a completion never rescans the whole queue. Rare events (an engine lost) rescan.
+The scheme only chooses among candidates: the fast pool (see schemes.py) for unrestricted tasks, the
+reference law over an explicit list for restricted ones.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+from random import Random
+from typing import Any
+
+from .dependency import Dependency
+from .errors import SchedulerMisuse
+from .model import (
+    ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
+    AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
+    EngineJoined, EngineLost, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
+    TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired,
+)
+from .schemes import SCHEMES, get_scheme
+
+TaskId = Hashable
+EngineId = Hashable
+
+WAITING, QUEUED, RUNNING, DONE = "waiting", "queued", "running", "done"
+
+
+class _Engine:
+    __slots__ = ("id", "load", "seq", "running")
+
+    def __init__(self, engine_id: EngineId, seq: int) -> None:
+        self.id = engine_id
+        self.load = 0
+        self.seq = seq
+        self.running: dict[TaskId, _Task] = {}
+
+
+class _Task:
+    __slots__ = ("id", "spec", "state", "attempt", "engine", "blacklist", "failed_on", "submitted_at",
+                 "dispatched_at", "timer", "qseq", "pending", "after_good", "after_bad", "allowed",
+                 "queue_len", "engine_load")
+
+    def __init__(self, spec: TaskSpec, now: float) -> None:
+        self.id = spec.task_id
+        self.spec = spec
+        self.state = WAITING
+        self.attempt = 0
+        self.engine: EngineId | None = None
+        self.blacklist: set[EngineId] | None = None
+        self.failed_on: set[EngineId] | None = None
+        self.submitted_at = now
+        self.dispatched_at: float | None = None
+        self.timer: int | None = None
+        self.qseq = 0
+        self.pending = 0            # dependency ids (after and follow) not finished yet
+        self.after_good = 0
+        self.after_bad = 0
+        self.allowed: frozenset[EngineId] | None = None   # explicit engine set (targets ∩ follow)
+        self.queue_len: int | None = None
+        self.engine_load: int | None = None
+
+
+class TaskScheduler:
+    """Schedules tasks on engines with one of the registered schemes (see docs/core-api.md for the rules).
+
+    `scheme`: a name in SCHEMES. `hwm`: at most this many outstanding tasks per engine (0 =
+    unlimited). `rng`: the scheduler's own seeded generator (random.Random). `records`: where one
+    record per attempt goes (default: a RecordList). `forget_finished`: drop finished tasks at once
+    (as if purged) — for large simulations of independent tasks, where nothing depends on them.
+    """
+
+    def __init__(self, scheme: str = "leastload", hwm: int = 1, rng: Random | None = None,
+                 records: RecordSink | None = None, forget_finished: bool = False) -> None:
+        if isinstance(hwm, bool) or not isinstance(hwm, int) or hwm < 0:
+            raise ValueError(f"hwm must be an int >= 0 (0 = unlimited), got {hwm!r}")
+        self.scheme_name = scheme
+        self._scheme = get_scheme(scheme)
+        self.hwm = hwm
+        self._rng = rng if rng is not None else Random(0)
+        self.records: Any = records if records is not None else RecordList()
+        self._forget = forget_finished
+        self._pool = self._scheme.pool()
+        self._engines: dict[EngineId, _Engine] = {}
+        self._join_count = 0
+        self._assign_count = 0
+        self._tasks: dict[TaskId, _Task] = {}          # every task not finished (and not purged)
+        self._completed: dict[TaskId, EngineId | None] = {}
+        self._failed: dict[TaskId, EngineId | None] = {}
+        self._waiters: dict[TaskId, list[_Task]] = {}
+        self._open: deque[tuple[int, _Task]] = deque()
+        self._open_excl: deque[tuple[int, _Task]] = deque()
+        self._pinned: dict[EngineId, deque[tuple[int, _Task]]] = {}
+        self._timers: dict[int, _Task] = {}
+        self._next_token = 0
+        self._qseq = 0
+        self._n_waiting = 0
+        self._n_queued = 0
+        self._n_running = 0
+        self._finished_queue: deque[tuple[TaskId, bool]] = deque()
+        self._notifying = False
+        self._out: list[Action] = []
+        self._now = 0.0
+        self._handlers = {
+            TaskSubmitted: self._on_submitted, TaskFinished: self._on_finished,
+            EngineJoined: self._on_engine_joined, EngineLost: self._on_engine_lost,
+            DependencyUnmet: self._on_unmet, DispatchFailed: self._on_dispatch_failed,
+            TimerFired: self._on_timer, AbortRequested: self._on_abort,
+            TaskResubmitted: self._on_resubmitted, PurgeRequested: self._on_purge,
+        }
+
+    # ------------------------------------------------------------------------------ public API
+
+    def handle(self, event: Any) -> list[Action]:
+        """Apply one event; return the actions the driver must carry out, in order."""
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            raise SchedulerMisuse(f"not a scheduler event: {event!r}")
+        self._now = event.now
+        out = self._out = []
+        handler(event)
+        return out
+
+    @property
+    def engine_ids(self) -> list[EngineId]:
+        return list(self._engines)
+
+    def load(self, engine_id: EngineId) -> int:
+        return self._engines[engine_id].load
+
+    @property
+    def waiting_count(self) -> int:
+        return self._n_waiting + self._n_queued
+
+    @property
+    def running_count(self) -> int:
+        return self._n_running
+
+    @property
+    def known_task_count(self) -> int:
+        return len(self._tasks) + len(self._completed) + len(self._failed)
+
+    def task_state(self, task_id: TaskId) -> str | None:
+        task = self._tasks.get(task_id)
+        if task is not None:
+            return task.state
+        return DONE if task_id in self._completed or task_id in self._failed else None
+
+    def queue_status(self) -> dict[Any, int]:
+        status: dict[Any, int] = {e.id: e.load for e in self._engines.values()}
+        status["unassigned"] = self.waiting_count
+        return status
+
+    # ----------------------------------------------------------------------------- submission
+
+    def _on_submitted(self, ev: TaskSubmitted) -> None:
+        self._submit(ev.spec, lenient=False)
+
+    def _on_resubmitted(self, ev: TaskResubmitted) -> None:
+        self._submit(ev.spec, lenient=True)
+
+    def _submit(self, spec: TaskSpec, lenient: bool) -> None:
+        tid = spec.task_id
+        if tid in self._tasks or tid in self._completed or tid in self._failed:
+            raise SchedulerMisuse(f"task id {tid!r} was submitted already")
+        task = _Task(spec, self._now)
+        after, follow = spec.after, spec.follow
+        if after is not None or follow is not None:
+            if lenient:
+                after, follow = self._known_only(after), self._known_only(follow)
+                spec_deps_dropped = (after is not spec.after) or (follow is not spec.follow)
+                if spec_deps_dropped:
+                    task.spec = spec = _replace_deps(spec, after, follow)
+            bad = self._invalid_ids(tid, after, follow)
+            if bad:
+                self._tasks[tid] = task
+                self._n_waiting += 1
+                self._fail(task, INVALID_DEPENDENCY, Outcome.INVALID,
+                           f"unknown or self dependency: {', '.join(map(repr, bad))}")
+                return
+        self._tasks[tid] = task
+        self._n_waiting += 1
+        if after is not None or follow is not None:
+            self._count_deps(task)
+        self._evaluate(task)
+
+    def _known_only(self, dep: Dependency | None) -> Dependency | None:
+        if dep is None:
+            return None
+        known = [i for i in dep.ids if i in self._tasks or i in self._completed or i in self._failed]
+        if len(known) == len(dep.ids):
+            return dep
+        return Dependency(known, all=dep.all, success=dep.success, failure=dep.failure) if known else None
+
+    def _invalid_ids(self, tid: TaskId, *deps: Dependency | None) -> list[TaskId]:
+        bad = []
+        for dep in deps:
+            if dep is None:
+                continue
+            for i in dep.ids:
+                if i == tid or not (i in self._tasks or i in self._completed or i in self._failed):
+                    bad.append(i)
+        return bad
+
+    def _count_deps(self, task: _Task) -> None:
+        """Count finished after-deps, and register the task as a waiter on every unfinished dep."""
+        after, follow = task.spec.after, task.spec.follow
+        waiting_on: set[TaskId] = set()
+        if after is not None:
+            for i in after.ids:
+                if i in self._completed:
+                    self._tally_after(task, after, True)
+                elif i in self._failed:
+                    self._tally_after(task, after, False)
+                else:
+                    waiting_on.add(i)
+        if follow is not None:
+            waiting_on.update(i for i in follow.ids if i not in self._completed and i not in self._failed)
+        task.pending = len(waiting_on)
+        for i in waiting_on:
+            self._waiters.setdefault(i, []).append(task)
+
+    @staticmethod
+    def _tally_after(task: _Task, after: Dependency, succeeded: bool) -> None:
+        if after.counts_as_met(succeeded):
+            task.after_good += 1
+        else:
+            task.after_bad += 1
+
+    # ------------------------------------------------------------------- readiness and placement
+
+    def _evaluate(self, task: _Task) -> None:
+        """Decide a waiting (or queued, pinned) task's fate after its dependencies changed."""
+        spec = task.spec
+        after = spec.after
+        if after is not None:
+            n = len(after.ids)
+            if (task.after_bad >= 1) if after.all else (task.after_bad == n):
+                self._fail(task, IMPOSSIBLE_DEPENDENCY, Outcome.IMPOSSIBLE,
+                           "an `after` dependency can no longer be met")
+                return
+            if not ((task.after_good == n) if after.all else (task.after_good >= 1)):
+                self._wait(task)
+                return
+        allowed = spec.targets
+        if spec.follow is not None:
+            where, why = self._follow_engines(task)
+            if why:
+                self._fail(task, IMPOSSIBLE_DEPENDENCY, Outcome.IMPOSSIBLE, why)
+                return
+            if where is None:                       # follow deps still running
+                self._wait(task)
+                return
+            allowed = where if allowed is None else allowed & where
+        task.allowed = allowed
+        if task.state == WAITING:
+            self._n_waiting -= 1
+            task.state = QUEUED
+            self._n_queued += 1
+        elif task.state == QUEUED:
+            self._unqueue(task)
+        self._place_or_queue(task)
+
+    def _wait(self, task: _Task) -> None:
+        if task.timer is None and task.spec.timeout_s is not None:
+            self._start_timer(task)
+
+    def _follow_engines(self, task: _Task) -> tuple[frozenset[EngineId] | None, str]:
+        """Engines satisfying `follow` now (None: not yet decidable), or a reason it never can be."""
+        follow = task.spec.follow
+        assert follow is not None
+        where: set[EngineId | None] = set()
+        n_good = n_bad = 0
+        for i in follow.ids:
+            if i in self._completed:
+                ok, engine = True, self._completed[i]
+            elif i in self._failed:
+                ok, engine = False, self._failed[i]
+            else:
+                continue
+            if follow.counts_as_met(ok):
+                n_good += 1
+                where.add(engine)
+            else:
+                n_bad += 1
+        n = len(follow.ids)
+        if (n_bad >= 1) if follow.all else (n_bad == n):
+            return None, "a `follow` dependency can no longer be met"
+        if follow.all:
+            if None in where:
+                return None, "a `follow` dependency never ran on an engine"
+            if len(where) > 1:
+                return None, f"`follow` dependencies ran on different engines {sorted(map(str, where))}"
+            return (frozenset(where) if n_good == n else None), ""
+        where.discard(None)
+        if where:
+            return frozenset(where), ""
+        return None, ("" if n_good + n_bad < n else "no `follow` dependency ran on an engine")
+
+    def _exclusions(self, task: _Task) -> set[EngineId] | None:
+        """Engines this task must avoid now: its blacklist, plus engines it failed on while others exist."""
+        blacklist, failed_on = task.blacklist, task.failed_on
+        if not failed_on:
+            return blacklist
+        avoid = failed_on | blacklist if blacklist else set(failed_on)
+        pool_of_live = self._engines if task.allowed is None else \
+            [e for e in task.allowed if e in self._engines]
+        if all(e in avoid for e in pool_of_live):
+            return blacklist                        # every live engine was tried: any will do
+        return avoid
+
+    def _choose(self, task: _Task) -> EngineId | None:
+        exclude = self._exclusions(task) if (task.blacklist or task.failed_on) else None
+        if task.allowed is None:
+            return self._pool.choose(self._rng, exclude)
+        pool = self._pool
+        cands = sorted((self._engines[e].seq, e) for e in task.allowed
+                       if e in pool and not (exclude and e in exclude))
+        if not cands:
+            return None
+        idx = self._scheme.reference([self._engines[e].load for _, e in cands], self._rng)
+        return cands[idx][1]
+
+    def _place_or_queue(self, task: _Task) -> None:
+        """Dispatch a ready (queued-state) task now if a candidate exists, else enqueue it."""
+        engine = self._choose(task)
+        if engine is not None:
+            self._dispatch(task, engine)
+            return
+        if self._never_placeable(task):
+            if task.spec.timeout_s is None:
+                self._fail(task, IMPOSSIBLE_DEPENDENCY, Outcome.IMPOSSIBLE, self._impossible_reason(task))
+                return
+        self._enqueue(task)
+
+    def _never_placeable(self, task: _Task) -> bool:
+        """With at least one live engine, does none of the live engines qualify (ignoring load)?"""
+        if not self._engines or (task.pending and task.spec.follow is not None):
+            return False
+        blacklist = task.blacklist or ()
+        live = self._engines if task.allowed is None else [e for e in task.allowed if e in self._engines]
+        return all(e in blacklist for e in live)
+
+    def _impossible_reason(self, task: _Task) -> str:
+        if task.blacklist:
+            tried = ", ".join(map(str, sorted(map(str, task.blacklist))))
+            return f"every live candidate engine refused the task (unmet dependency on engines {tried})"
+        if task.spec.follow is not None:
+            return "the engine(s) that `follow` requires are gone"
+        return "none of the target engines is alive"
+
+    def _enqueue(self, task: _Task) -> None:
+        self._qseq += 1
+        task.qseq = q = self._qseq
+        entry = (q, task)
+        if task.allowed is not None:
+            for e in task.allowed:
+                self._pinned.setdefault(e, deque()).append(entry)
+        elif task.blacklist or task.failed_on:
+            self._open_excl.append(entry)
+        else:
+            self._open.append(entry)
+        if task.timer is None and task.spec.timeout_s is not None:
+            self._start_timer(task)
+
+    def _unqueue(self, task: _Task) -> None:
+        task.qseq = 0                                # entries become stale
+
+    def _dispatch(self, task: _Task, engine_id: EngineId) -> None:
+        eng = self._engines[engine_id]
+        if task.state == QUEUED:
+            self._n_queued -= 1
+        task.state = RUNNING
+        task.qseq = 0
+        self._n_running += 1
+        task.engine = engine_id
+        task.dispatched_at = self._now
+        task.queue_len = self._n_queued
+        task.engine_load = eng.load
+        eng.load += 1
+        self._assign_count += 1
+        eng.seq = self._assign_count
+        eng.running[task.id] = task
+        if self.hwm and eng.load >= self.hwm:
+            self._pool.discard(engine_id)
+        else:
+            self._pool.update(engine_id, eng.load, eng.seq)
+        if task.timer is not None:
+            self._cancel_timer(task)
+        self._out.append(Dispatch(task.id, engine_id, task.attempt))
+
+    def _release(self, task: _Task) -> _Engine:
+        """Take a running task off its engine; the engine regains capacity."""
+        eng = self._engines[task.engine]
+        del eng.running[task.id]
+        eng.load -= 1
+        self._n_running -= 1
+        self._pool.update(eng.id, eng.load, eng.seq)
+        return eng
+
+    def _drain(self, engine_id: EngineId) -> None:
+        """Capacity appeared on `engine_id`: place the oldest queued tasks that can use it."""
+        pool = self._pool
+        open_q = self._open
+        pinned = self._pinned.get(engine_id)
+        while engine_id in pool:
+            while open_q and open_q[0][0] != open_q[0][1].qseq:
+                open_q.popleft()
+            best = open_q[0] if open_q else None
+            best_src: deque[tuple[int, _Task]] = open_q
+            if pinned:
+                entry = self._first_for(pinned, engine_id, best[0] if best else None)
+                if entry is not None:
+                    best, best_src = entry, pinned
+            if self._open_excl:
+                entry = self._first_for(self._open_excl, engine_id, best[0] if best else None)
+                if entry is not None:
+                    best, best_src = entry, self._open_excl
+            if best is None:
+                return
+            task = best[1]
+            chosen = self._choose(task)
+            if chosen is None:                       # cannot happen while engine_id qualifies
+                raise AssertionError(f"queued task {task.id!r} could not be placed on a free engine")
+            if best_src[0] is best:
+                best_src.popleft()
+            else:
+                best_src.remove(best)
+            self._dispatch(task, chosen)
+
+    def _first_for(self, queue: Any, engine_id: EngineId, older_than: int | None) -> tuple[int, _Task] | None:
+        """The oldest valid entry of `queue` that may run on `engine_id` (older than `older_than`)."""
+        stale = 0
+        found = None
+        for entry in queue:
+            q, task = entry
+            if q != task.qseq:
+                stale += 1
+                continue
+            if older_than is not None and q > older_than:
+                break
+            if task.blacklist or task.failed_on:
+                avoid = self._exclusions(task)
+                if avoid and engine_id in avoid:
+                    continue
+            found = entry
+            break
+        if stale > 16 and stale * 2 > len(queue):
+            kept = [entry for entry in queue if entry[0] == entry[1].qseq]
+            queue.clear()
+            queue.extend(kept)
+        return found
+
+    def _drain_all(self) -> None:
+        """Rescan every queued task in FIFO order (after rare events such as losing an engine)."""
+        entries: dict[int, _Task] = {}
+        for q, t in self._open:
+            if q == t.qseq:
+                entries[q] = t
+        for q, t in self._open_excl:
+            if q == t.qseq:
+                entries[q] = t
+        for dq in self._pinned.values():
+            for q, t in dq:
+                if q == t.qseq:
+                    entries[q] = t
+        self._open = deque()
+        self._open_excl = deque()
+        self._pinned = {}
+        for q in sorted(entries):
+            task = entries[q]
+            task.qseq = 0
+            self._place_or_queue(task)
+
+    # -------------------------------------------------------------------------- task endings
+
+    def _record(self, task: _Task, outcome: Outcome, error_name: str | None, started_at: float | None,
+                engine_id: EngineId | None) -> None:
+        dispatched = engine_id is not None
+        self.records.add(task.id, task.attempt, engine_id, task.submitted_at,
+                         task.dispatched_at if dispatched else None, started_at, self._now, outcome,
+                         error_name, task.queue_len if dispatched else None,
+                         task.engine_load if dispatched else None, self.scheme_name, task.spec.label)
+
+    def _fail(self, task: _Task, error_name: str, outcome: Outcome, message: str) -> None:
+        """The scheduler fails a task that is not running (waiting or queued)."""
+        if task.state == WAITING:
+            self._n_waiting -= 1
+        elif task.state == QUEUED:
+            self._n_queued -= 1
+        self._record(task, outcome, error_name, None, None)
+        self._out.append(Fail(task.id, error_name, message))
+        self._finish(task, ok=False)
+
+    def _finish(self, task: _Task, ok: bool) -> None:
+        """Make a task terminal; its dependents react in FIFO order, iteratively (chains can be long)."""
+        task.state = DONE
+        task.qseq = 0
+        if task.timer is not None:
+            self._cancel_timer(task)
+        del self._tasks[task.id]
+        if not self._forget or task.id in self._waiters:   # dependents still need the outcome
+            (self._completed if ok else self._failed)[task.id] = task.engine
+        self._finished_queue.append((task.id, ok))
+        if self._notifying:
+            return
+        self._notifying = True
+        try:
+            while self._finished_queue:
+                self._notify_dependents(*self._finished_queue.popleft())
+        finally:
+            self._notifying = False
+
+    def _notify_dependents(self, task_id: TaskId, succeeded: bool) -> None:
+        for dep_task in self._waiters.pop(task_id, ()):
+            if dep_task.state == DONE:
+                continue
+            after = dep_task.spec.after
+            if after is not None and task_id in after.ids:
+                self._tally_after(dep_task, after, succeeded)
+            dep_task.pending -= 1
+            if dep_task.state == WAITING or (dep_task.state == QUEUED and dep_task.spec.follow is not None):
+                self._evaluate(dep_task)
+
+    def _retry_or_end(self, task: _Task, engine_id: EngineId, lost: bool, error_name: str | None) -> None:
+        """An attempt failed on `engine_id` (raised, aborted, engine lost): retry or end the task."""
+        if task.attempt < task.spec.retries:
+            task.attempt += 1
+            if task.failed_on is None:
+                task.failed_on = set()
+            task.failed_on.add(engine_id)
+            task.state = QUEUED
+            self._n_queued += 1
+            self._place_or_queue(task)
+            return
+        if lost:
+            self._out.append(Fail(task.id, ENGINE_ERROR,
+                                  f"engine {engine_id!r} died while running task {task.id!r}"))
+        else:
+            self._out.append(Deliver(task.id, engine_id, task.attempt, False))
+        self._finish(task, ok=False)
+
+    def _running_on(self, task_id: TaskId, engine_id: EngineId, attempt: int) -> _Task | None:
+        task = self._tasks.get(task_id)
+        if task is None or task.state != RUNNING or task.engine != engine_id or task.attempt != attempt:
+            return None                                # stale report: ignore
+        return task
+
+    def _on_finished(self, ev: TaskFinished) -> None:
+        task = self._running_on(ev.task_id, ev.engine_id, ev.attempt)
+        if task is None:
+            return
+        self._release(task)
+        if ev.ok:
+            self._record(task, Outcome.OK, None, ev.started_at, ev.engine_id)
+            self._out.append(Deliver(task.id, ev.engine_id, task.attempt, True))
+            self._finish(task, ok=True)
+        else:
+            error = ev.error_name or "Exception"
+            outcome = Outcome.ABORTED if error == TASK_ABORTED else Outcome.ERROR
+            self._record(task, outcome, error, ev.started_at, ev.engine_id)
+            self._retry_or_end(task, ev.engine_id, lost=False, error_name=error)
+        if ev.engine_id in self._engines:
+            self._drain(ev.engine_id)
+
+    def _on_unmet(self, ev: DependencyUnmet) -> None:
+        task = self._running_on(ev.task_id, ev.engine_id, ev.attempt)
+        if task is None:
+            return
+        self._release(task)
+        self._record(task, Outcome.UNMET, "UnmetDependency", None, ev.engine_id)
+        if task.blacklist is None:
+            task.blacklist = set()
+        task.blacklist.add(ev.engine_id)
+        task.state = QUEUED
+        self._n_queued += 1
+        self._place_or_queue(task)
+        if ev.engine_id in self._engines:
+            self._drain(ev.engine_id)
+
+    def _on_dispatch_failed(self, ev: DispatchFailed) -> None:
+        task = self._running_on(ev.task_id, ev.engine_id, ev.attempt)
+        if task is None:
+            return
+        self._release(task)
+        self._record(task, Outcome.ENGINE_LOST, "DispatchFailed", None, ev.engine_id)
+        self._retry_or_end(task, ev.engine_id, lost=True, error_name=ENGINE_ERROR)
+        if ev.engine_id in self._engines:
+            self._drain(ev.engine_id)
+
+    # ------------------------------------------------------------------------------- engines
+
+    def _on_engine_joined(self, ev: EngineJoined) -> None:
+        if ev.engine_id in self._engines:
+            raise SchedulerMisuse(f"engine {ev.engine_id!r} joined twice")
+        self._join_count += 1
+        eng = _Engine(ev.engine_id, -self._join_count)   # newest joined = least recently used
+        self._engines[ev.engine_id] = eng
+        self._pool.add(ev.engine_id, 0, eng.seq)
+        self._drain(ev.engine_id)
+
+    def _on_engine_lost(self, ev: EngineLost) -> None:
+        eng = self._engines.pop(ev.engine_id, None)
+        if eng is None:
+            return
+        self._pool.discard(ev.engine_id)
+        stranded = list(eng.running.values())
+        eng.running.clear()
+        for task in stranded:
+            self._n_running -= 1
+            self._record(task, Outcome.ENGINE_LOST, ENGINE_ERROR, None, ev.engine_id)
+            self._retry_or_end(task, ev.engine_id, lost=True, error_name=ENGINE_ERROR)
+        self._drain_all()
+
+    # ------------------------------------------------------------------- timers, abort, purge
+
+    def _start_timer(self, task: _Task) -> None:
+        self._next_token += 1
+        token = task.timer = self._next_token
+        self._timers[token] = task
+        assert task.spec.timeout_s is not None
+        self._out.append(StartTimer(token, self._now + task.spec.timeout_s))
+
+    def _cancel_timer(self, task: _Task) -> None:
+        token = task.timer
+        task.timer = None
+        if self._timers.pop(token, None) is not None:
+            self._out.append(CancelTimer(token))
+
+    def _on_timer(self, ev: TimerFired) -> None:
+        task = self._timers.pop(ev.token, None)
+        if task is None or task.timer != ev.token:
+            return
+        task.timer = None
+        if task.state in (WAITING, QUEUED):
+            self._fail(task, TASK_TIMEOUT, Outcome.TIMEOUT,
+                       f"task waited longer than its timeout of {task.spec.timeout_s} s")
+
+    def _on_abort(self, ev: AbortRequested) -> None:
+        task = self._tasks.get(ev.task_id)
+        if task is None:
+            return
+        if task.state == RUNNING:
+            self._out.append(Cancel(task.id, task.engine, task.attempt))
+        else:
+            self._fail(task, TASK_ABORTED, Outcome.ABORTED, "aborted before it ran")
+
+    def _on_purge(self, ev: PurgeRequested) -> None:
+        needed = {i for t in self._tasks.values() if t.spec.follow is not None for i in t.spec.follow.ids}
+        ids = list(self._completed) + list(self._failed) if ev.task_ids is None else ev.task_ids
+        for tid in ids:
+            if tid not in needed:
+                self._completed.pop(tid, None)
+                self._failed.pop(tid, None)
+        if ev.task_ids is None and not needed:   # release the dicts' own memory too
+            self._completed = {}
+            self._failed = {}
+
+
+def _replace_deps(spec: TaskSpec, after: Dependency | None, follow: Dependency | None) -> TaskSpec:
+    return TaskSpec(spec.task_id, targets=spec.targets, after=after, follow=follow, retries=spec.retries,
+                    timeout_s=spec.timeout_s, label=spec.label, requires=spec.requires)
+
+
+__all__ = ["TaskScheduler", "SCHEMES", "WAITING", "QUEUED", "RUNNING", "DONE"]

@@ -1,0 +1,405 @@
+"""Load-balancing schemes: a plain reference law and a fast implementation of each.
+
+How this works. A *reference* function takes the candidates' loads in least-recently-assigned
+order (index 0 = least recently assigned) and a random generator, and returns an index. It is the
+obviously-correct statement of the scheme (DESIGN §3) and is used whenever the scheduler has an
+explicit, small candidate list (targets, follow, or a large exclusion).
+
+A *pool* is the fast form: it holds the engines that are currently available (below hwm), each
+with its load and `seq` (its last-assignment sequence number; smaller = less recently assigned),
+and answers `choose(rng, exclude)` in O(1) or O(log n) with the same decision law:
+
+- leastload / lru: a binary heap keyed by (load, seq) / (seq,) with lazy invalidation;
+- plainrandom / twobin / powerofd: an indexable set (list + position map) for O(1) uniform draws;
+- weighted: one indexable set per load level; a draw picks a level with probability proportional
+  to count × 1/(1e-6 + load), then an engine uniformly within it.
+
+`exclude` (engines the task must not use) is honoured by rejection for the random schemes and by
+popping past excluded entries for the heaps; when most of the pool is excluded the pool falls back
+to the reference law over the explicit candidate list. Tests hold every pool to its reference law
+(tests/core/test_schemes.py); benchmarks/bench_core.py measures both.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Collection, Hashable, Sequence
+from dataclasses import dataclass
+from random import Random
+from typing import Protocol
+
+EngineId = Hashable
+ReferenceFn = Callable[[Sequence[int], Random], int]
+
+WEIGHT_EPSILON = 1e-6
+
+
+def _weight(load: int) -> float:
+    return 1.0 / (WEIGHT_EPSILON + load)
+
+
+# ------------------------------------------------------------------------------ reference laws
+
+def leastload_ref(loads: Sequence[int], rng: Random) -> int:
+    """The lowest load; ties go to the least recently assigned (the first minimum)."""
+    return loads.index(min(loads))
+
+
+def lru_ref(loads: Sequence[int], rng: Random) -> int:
+    """The least recently assigned engine, whatever the loads."""
+    return 0
+
+
+def plainrandom_ref(loads: Sequence[int], rng: Random) -> int:
+    """Uniform over the candidates."""
+    return rng.randrange(len(loads))
+
+
+def twobin_ref(loads: Sequence[int], rng: Random) -> int:
+    """Two uniform draws with replacement; the less recently assigned of the two (loads ignored)."""
+    n = len(loads)
+    return min(rng.randrange(n), rng.randrange(n))
+
+
+def _weighted_draw(loads: Sequence[int], rng: Random) -> int:
+    weights = [_weight(load) for load in loads]
+    r = rng.random() * sum(weights)
+    acc = 0.0
+    for i, w in enumerate(weights):
+        acc += w
+        if r < acc:
+            return i
+    return len(loads) - 1
+
+
+def weighted_ref(loads: Sequence[int], rng: Random) -> int:
+    """Two draws with probability ∝ 1/(1e-6 + load); the one with the lower load (first draw on a tie)."""
+    a = _weighted_draw(loads, rng)
+    b = _weighted_draw(loads, rng)
+    return b if loads[b] < loads[a] else a
+
+
+def powerofd_ref(loads: Sequence[int], rng: Random, d: int = 2) -> int:
+    """d uniform draws with replacement; the lowest load (earliest draw on a tie) — JSQ(d)."""
+    n = len(loads)
+    best = rng.randrange(n)
+    for _ in range(d - 1):
+        i = rng.randrange(n)
+        if loads[i] < loads[best]:
+            best = i
+    return best
+
+
+# ------------------------------------------------------------------------------------- pools
+
+class EnginePool(Protocol):
+    """The available engines of one scheduler, with the scheme's fast decision rule."""
+
+    def add(self, engine: EngineId, load: int, seq: int) -> None: ...
+    def update(self, engine: EngineId, load: int, seq: int) -> None: ...
+    def discard(self, engine: EngineId) -> None: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, engine: object) -> bool: ...
+    def choose(self, rng: Random, exclude: Collection[EngineId] | None = None) -> EngineId | None: ...
+
+
+class _BasePool:
+    """State every pool keeps: each available engine's load and seq."""
+
+    reference: ReferenceFn
+
+    def __init__(self) -> None:
+        self.load: dict[EngineId, int] = {}
+        self.seq: dict[EngineId, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.load)
+
+    def __contains__(self, engine: object) -> bool:
+        return engine in self.load
+
+    def _allowed_count(self, exclude: Collection[EngineId]) -> int:
+        load = self.load
+        return len(load) - sum(1 for e in exclude if e in load)
+
+    def _choose_by_reference(self, rng: Random, exclude: Collection[EngineId]) -> EngineId | None:
+        """The reference law over the explicit candidate list (used when most engines are excluded)."""
+        cands = sorted((s, e) for e, s in self.seq.items() if e not in exclude)
+        if not cands:
+            return None
+        idx = self.reference([self.load[e] for _, e in cands], rng)
+        return cands[idx][1]
+
+
+class _HeapPool(_BasePool):
+    """A min-heap of keys with lazy invalidation; the top valid entry is the choice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._heap: list[tuple] = []
+
+    def _key(self, load: int, seq: int) -> tuple:
+        raise NotImplementedError
+
+    def add(self, engine: EngineId, load: int, seq: int) -> None:
+        self.load[engine] = load
+        self.seq[engine] = seq
+        heapq.heappush(self._heap, (*self._key(load, seq), engine))
+        if len(self._heap) > 2 * len(self.load) + 64:
+            self._compact()
+
+    update = add
+
+    def discard(self, engine: EngineId) -> None:
+        self.load.pop(engine, None)
+        self.seq.pop(engine, None)
+
+    def _compact(self) -> None:
+        self._heap = [(*self._key(self.load[e], self.seq[e]), e) for e in self.load]
+        heapq.heapify(self._heap)
+
+    def _valid(self, entry: tuple) -> bool:
+        engine = entry[-1]
+        load = self.load.get(engine)
+        return load is not None and entry[:-1] == self._key(load, self.seq[engine])
+
+    def choose(self, rng: Random, exclude: Collection[EngineId] | None = None) -> EngineId | None:
+        heap = self._heap
+        skipped: list[tuple] = []
+        found = None
+        while heap:
+            top = heap[0]
+            if not self._valid(top):
+                heapq.heappop(heap)
+                continue
+            if exclude and top[-1] in exclude:
+                skipped.append(heapq.heappop(heap))
+                if len(skipped) > 32:      # mostly excluded: the explicit list is cheaper
+                    for entry in skipped:
+                        heapq.heappush(heap, entry)
+                    return self._choose_by_reference(rng, exclude)
+                continue
+            found = top[-1]
+            break
+        for entry in skipped:
+            heapq.heappush(heap, entry)
+        return found
+
+
+class LeastLoadPool(_HeapPool):
+    """leastload: the lowest (load, seq)."""
+
+    reference = staticmethod(leastload_ref)
+
+    def _key(self, load: int, seq: int) -> tuple:
+        return (load, seq)
+
+
+class LRUPool(_HeapPool):
+    """lru: the lowest seq."""
+
+    reference = staticmethod(lru_ref)
+
+    def _key(self, load: int, seq: int) -> tuple:
+        return (seq,)
+
+
+class _IndexedPool(_BasePool):
+    """Available engines in a list with a position map: O(1) add, remove and uniform draw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._items: list[EngineId] = []
+        self._pos: dict[EngineId, int] = {}
+
+    def add(self, engine: EngineId, load: int, seq: int) -> None:
+        if engine not in self._pos:
+            self._pos[engine] = len(self._items)
+            self._items.append(engine)
+        self.load[engine] = load
+        self.seq[engine] = seq
+
+    update = add
+
+    def discard(self, engine: EngineId) -> None:
+        i = self._pos.pop(engine, None)
+        if i is None:
+            return
+        last = self._items.pop()
+        if i < len(self._items):
+            self._items[i] = last
+            self._pos[last] = i
+        del self.load[engine]
+        del self.seq[engine]
+
+    def _draw(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:
+        items = self._items
+        n = len(items)
+        while True:
+            e = items[int(rng.random() * n)]
+            if not exclude or e not in exclude:
+                return e
+
+    def choose(self, rng: Random, exclude: Collection[EngineId] | None = None) -> EngineId | None:
+        n = len(self._items)
+        if n == 0:
+            return None
+        if exclude:
+            allowed = self._allowed_count(exclude)
+            if allowed == 0:
+                return None
+            if allowed * 4 < n:
+                return self._choose_by_reference(rng, exclude)
+        return self._pick(rng, exclude)
+
+    def _pick(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:
+        raise NotImplementedError
+
+
+class PlainRandomPool(_IndexedPool):
+    """plainrandom: one uniform draw."""
+
+    reference = staticmethod(plainrandom_ref)
+
+    def _pick(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:
+        return self._draw(rng, exclude)
+
+
+class TwoBinPool(_IndexedPool):
+    """twobin: two uniform draws, the smaller seq."""
+
+    reference = staticmethod(twobin_ref)
+
+    def _pick(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:
+        a = self._draw(rng, exclude)
+        b = self._draw(rng, exclude)
+        return a if self.seq[a] <= self.seq[b] else b
+
+
+class PowerOfDPool(_IndexedPool):
+    """powerofd: d uniform draws, the lowest load (earliest draw on a tie)."""
+
+    reference = staticmethod(powerofd_ref)
+
+    def __init__(self, d: int = 2) -> None:
+        super().__init__()
+        if d < 1:
+            raise ValueError("powerofd needs d >= 1")
+        self.d = d
+        if d != 2:
+            self.reference = lambda loads, rng: powerofd_ref(loads, rng, d)  # type: ignore[method-assign]
+
+    def _pick(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:
+        load = self.load
+        best = self._draw(rng, exclude)
+        for _ in range(self.d - 1):
+            e = self._draw(rng, exclude)
+            if load[e] < load[best]:
+                best = e
+        return best
+
+
+class WeightedPool(_BasePool):
+    """weighted: engines bucketed by load level; a draw picks a level ∝ count/(1e-6+load), then uniformly."""
+
+    reference = staticmethod(weighted_ref)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._levels: dict[int, tuple[list[EngineId], dict[EngineId, int]]] = {}
+
+    def _level_remove(self, engine: EngineId, load: int) -> None:
+        items, pos = self._levels[load]
+        i = pos.pop(engine)
+        last = items.pop()
+        if i < len(items):
+            items[i] = last
+            pos[last] = i
+        if not items:
+            del self._levels[load]
+
+    def add(self, engine: EngineId, load: int, seq: int) -> None:
+        old = self.load.get(engine)
+        if old is not None and old != load:
+            self._level_remove(engine, old)
+        if old is None or old != load:
+            items, pos = self._levels.setdefault(load, ([], {}))
+            pos[engine] = len(items)
+            items.append(engine)
+        self.load[engine] = load
+        self.seq[engine] = seq
+
+    update = add
+
+    def discard(self, engine: EngineId) -> None:
+        load = self.load.pop(engine, None)
+        if load is None:
+            return
+        del self.seq[engine]
+        self._level_remove(engine, load)
+
+    def _draw(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:
+        levels = self._levels
+        total = 0.0
+        for load, (items, _) in levels.items():
+            total += len(items) * _weight(load)
+        while True:
+            r = rng.random() * total
+            chosen: list[EngineId] | None = None
+            for load, (items, _) in levels.items():
+                r -= len(items) * _weight(load)
+                chosen = items
+                if r < 0:
+                    break
+            assert chosen is not None
+            e = chosen[int(rng.random() * len(chosen))]
+            if not exclude or e not in exclude:
+                return e
+
+    def choose(self, rng: Random, exclude: Collection[EngineId] | None = None) -> EngineId | None:
+        n = len(self.load)
+        if n == 0:
+            return None
+        if exclude:
+            allowed = self._allowed_count(exclude)
+            if allowed == 0:
+                return None
+            if allowed * 4 < n:
+                return self._choose_by_reference(rng, exclude)
+        a = self._draw(rng, exclude)
+        b = self._draw(rng, exclude)
+        return b if self.load[b] < self.load[a] else a
+
+
+@dataclass(frozen=True, slots=True)
+class Scheme:
+    """A registered scheme: its name, its reference law and a factory for its fast pool."""
+
+    name: str
+    reference: ReferenceFn
+    pool: Callable[[], EnginePool]
+    summary: str
+
+
+SCHEMES: dict[str, Scheme] = {
+    s.name: s for s in (
+        Scheme("leastload", leastload_ref, LeastLoadPool,
+               "the lowest load; ties to the least recently assigned (default)"),
+        Scheme("lru", lru_ref, LRUPool, "the least recently assigned, whatever the loads"),
+        Scheme("plainrandom", plainrandom_ref, PlainRandomPool, "uniform over candidates"),
+        Scheme("twobin", twobin_ref, TwoBinPool,
+               "two uniform draws, the less recently assigned of the two"),
+        Scheme("weighted", weighted_ref, WeightedPool,
+               "two draws weighted by 1/(1e-6+load), the lower load of the two"),
+        Scheme("powerofd", powerofd_ref, PowerOfDPool,
+               "power of two choices (JSQ(2)): two uniform draws, the lower load"),
+    )
+}
+
+
+def get_scheme(name: str) -> Scheme:
+    """The registered scheme called `name`; ValueError naming the choices otherwise."""
+    try:
+        return SCHEMES[name]
+    except KeyError:
+        raise ValueError(f"unknown scheme {name!r}; choose one of {', '.join(SCHEMES)}") from None
