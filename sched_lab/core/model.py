@@ -8,7 +8,7 @@ the driver to do. Times are floats in the driver's clock (seconds live, time uni
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -61,6 +61,9 @@ class TaskSpec:
     requires: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        if (self.targets is None and self.after is None and self.follow is None and type(self.retries) is int
+                and self.retries >= 0 and self.timeout_s is None and type(self.requires) is frozenset):
+            return                                   # the common case, checked cheaply
         if self.targets is not None:
             targets = frozenset((self.targets,)) if isinstance(self.targets, (int, str)) else frozenset(self.targets)
             if not targets:
@@ -282,15 +285,25 @@ class RecordSink(Protocol):
             label: str | None) -> None: ...
 
 
-@dataclass(slots=True)
 class RecordList:
-    """The default sink: keeps TaskRecord objects in a list (`drain()` hands them over and clears)."""
+    """The default sink: keeps records (as tuples until read) — `records` lists them, `drain()` hands them over."""
 
-    records: list[TaskRecord] = field(default_factory=list)
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: list[tuple] = []
 
     def add(self, *fields: Any) -> None:
-        self.records.append(TaskRecord(*fields))
+        self._rows.append(fields)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def records(self) -> list[TaskRecord]:
+        return [TaskRecord(*row) for row in self._rows]
 
     def drain(self) -> list[TaskRecord]:
-        out, self.records = self.records, []
-        return out
+        """The records so far, removed from the sink."""
+        rows, self._rows = self._rows, []
+        return [TaskRecord(*row) for row in rows]

@@ -171,7 +171,23 @@ class TaskScheduler:
     # ----------------------------------------------------------------------------- submission
 
     def _on_submitted(self, ev: TaskSubmitted) -> None:
-        self._submit(ev.spec, lenient=False)
+        spec = ev.spec
+        if spec.after is not None or spec.follow is not None or spec.targets is not None:
+            self._submit(spec, lenient=False)
+            return
+        # The common case, kept short (benchmarks/bench_core.py): no dependencies, no targets.
+        tid = spec.task_id
+        if tid in self._tasks or tid in self._completed or tid in self._failed:
+            raise SchedulerMisuse(f"task id {tid!r} was submitted already")
+        task = _Task(spec, self._now)
+        task.state = QUEUED
+        self._tasks[tid] = task
+        self._n_queued += 1
+        engine = self._pool.choose(self._rng) if self._pool.load else None
+        if engine is not None:
+            self._dispatch(task, engine)
+        else:
+            self._place_or_queue(task)
 
     def _on_resubmitted(self, ev: TaskResubmitted) -> None:
         self._submit(ev.spec, lenient=True)
@@ -420,7 +436,10 @@ class TaskScheduler:
         pool = self._pool
         open_q = self._open
         pinned = self._pinned.get(engine_id)
-        while engine_id in pool:
+        available = pool.load                        # every pool keeps its available engines' loads
+        if not (open_q or pinned or self._open_excl):
+            return
+        while engine_id in available:
             while open_q and open_q[0][0] != open_q[0][1].qseq:
                 open_q.popleft()
             best = open_q[0] if open_q else None
@@ -515,10 +534,14 @@ class TaskScheduler:
         task.qseq = 0
         if task.timer is not None:
             self._cancel_timer(task)
-        del self._tasks[task.id]
-        if not self._forget or task.id in self._waiters:   # dependents still need the outcome
-            (self._completed if ok else self._failed)[task.id] = task.engine
-        self._finished_queue.append((task.id, ok))
+        tid = task.id
+        del self._tasks[tid]
+        has_dependents = tid in self._waiters
+        if not self._forget or has_dependents:       # dependents still need the outcome
+            (self._completed if ok else self._failed)[tid] = task.engine
+        if not has_dependents:
+            return
+        self._finished_queue.append((tid, ok))
         if self._notifying:
             return
         self._notifying = True
@@ -564,12 +587,14 @@ class TaskScheduler:
         return task
 
     def _on_finished(self, ev: TaskFinished) -> None:
-        task = self._running_on(ev.task_id, ev.engine_id, ev.attempt)
-        if task is None:
-            return
+        task = self._tasks.get(ev.task_id)
+        if task is None or task.state != RUNNING or task.engine != ev.engine_id or task.attempt != ev.attempt:
+            return                                       # stale report: ignore
         self._release(task)
         if ev.ok:
-            self._record(task, Outcome.OK, None, ev.started_at, ev.engine_id)
+            self.records.add(task.id, task.attempt, ev.engine_id, task.submitted_at, task.dispatched_at,
+                             ev.started_at, self._now, Outcome.OK, None, task.queue_len, task.engine_load,
+                             self.scheme_name, task.spec.label)
             self._out.append(Deliver(task.id, ev.engine_id, task.attempt, True))
             self._finish(task, ok=True)
         else:

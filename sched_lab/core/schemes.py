@@ -132,54 +132,55 @@ class _BasePool:
 
 
 class _HeapPool(_BasePool):
-    """A min-heap of keys with lazy invalidation; the top valid entry is the choice."""
+    """A min-heap of (key..., engine) entries with lazy invalidation; the top valid entry is the choice.
+
+    Each engine's current entry object is kept in `_entry`; a heap entry is valid only if it *is*
+    that object (an identity test: cheap enough for the hot path, benchmarks/bench_core.py).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._heap: list[tuple] = []
+        self._entry: dict[EngineId, tuple] = {}
 
-    def _key(self, load: int, seq: int) -> tuple:
+    def _make(self, load: int, seq: int, engine: EngineId) -> tuple:
         raise NotImplementedError
 
     def add(self, engine: EngineId, load: int, seq: int) -> None:
         self.load[engine] = load
         self.seq[engine] = seq
-        heapq.heappush(self._heap, (*self._key(load, seq), engine))
-        if len(self._heap) > 2 * len(self.load) + 64:
-            self._compact()
+        entry = self._entry[engine] = self._make(load, seq, engine)
+        heapq.heappush(self._heap, entry)
+        if len(self._heap) > 2 * len(self._entry) + 64:
+            self._heap = list(self._entry.values())
+            heapq.heapify(self._heap)
 
     update = add
 
     def discard(self, engine: EngineId) -> None:
-        self.load.pop(engine, None)
-        self.seq.pop(engine, None)
-
-    def _compact(self) -> None:
-        self._heap = [(*self._key(self.load[e], self.seq[e]), e) for e in self.load]
-        heapq.heapify(self._heap)
-
-    def _valid(self, entry: tuple) -> bool:
-        engine = entry[-1]
-        load = self.load.get(engine)
-        return load is not None and entry[:-1] == self._key(load, self.seq[engine])
+        if self._entry.pop(engine, None) is not None:
+            del self.load[engine]
+            del self.seq[engine]
 
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None) -> EngineId | None:
         heap = self._heap
+        current = self._entry
         skipped: list[tuple] = []
         found = None
         while heap:
             top = heap[0]
-            if not self._valid(top):
+            engine = top[-1]
+            if current.get(engine) is not top:
                 heapq.heappop(heap)
                 continue
-            if exclude and top[-1] in exclude:
+            if exclude and engine in exclude:
                 skipped.append(heapq.heappop(heap))
                 if len(skipped) > 32:      # mostly excluded: the explicit list is cheaper
                     for entry in skipped:
                         heapq.heappush(heap, entry)
                     return self._choose_by_reference(rng, exclude)
                 continue
-            found = top[-1]
+            found = engine
             break
         for entry in skipped:
             heapq.heappush(heap, entry)
@@ -191,8 +192,8 @@ class LeastLoadPool(_HeapPool):
 
     reference = staticmethod(leastload_ref)
 
-    def _key(self, load: int, seq: int) -> tuple:
-        return (load, seq)
+    def _make(self, load: int, seq: int, engine: EngineId) -> tuple:
+        return (load, seq, engine)
 
 
 class LRUPool(_HeapPool):
@@ -200,8 +201,8 @@ class LRUPool(_HeapPool):
 
     reference = staticmethod(lru_ref)
 
-    def _key(self, load: int, seq: int) -> tuple:
-        return (seq,)
+    def _make(self, load: int, seq: int, engine: EngineId) -> tuple:
+        return (seq, engine)
 
 
 class _IndexedPool(_BasePool):
