@@ -1,0 +1,96 @@
+"""Configuration of one simulation run (a frozen, validated dataclass that crosses module boundaries)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .distributions import Dist
+from .workloads import DagSpec, RequireMix
+
+
+def scheme_names() -> tuple[str, ...]:
+    """Names in the core's scheme registry (imported lazily: the core is the single source of truth)."""
+    from ..core.schemes import SCHEMES
+
+    return tuple(SCHEMES)
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything that defines one run; the same config and seed give the same records.
+
+    Engines: `engines` identical engines at speed 1, or `speeds` (one speed factor per engine; the
+    engine count is then len(speeds)). Workload: `tasks` tasks with lengths from `length`, submitted
+    as Poisson arrivals at per-engine `load` (capacity = sum of speeds), or all at t=0 (`batch`), or
+    replayed from the CSV `trace`; optionally wired as a `dag` and with requirement `mixes`.
+    Failures: each engine fails after Exp(`mtbf`) up-time and is repaired after Exp(`mttr`)
+    (`mtbf` None = never); `task_error_rate` = probability an attempt raises. Every task gets
+    `retries` and `timeout_s`. `latency` is the one-way network delay per hop and `overhead` the
+    scheduler's time per event (None = zero). `warmup` = fraction of tasks (by submission) that
+    summaries ignore.
+    """
+
+    scheme: str = "leastload"
+    hwm: int = 1
+    engines: int = 10
+    speeds: tuple[float, ...] | None = None
+    tasks: int = 10_000
+    load: float | None = 0.9
+    batch: bool = False
+    trace: str | None = None
+    length: Dist = Dist("exp")
+    dag: DagSpec | None = None
+    mixes: tuple[RequireMix, ...] = ()
+    platform: str = "linux"
+    seed: int = 0
+    mtbf: float | None = None
+    mttr: float = 1.0
+    task_error_rate: float = 0.0
+    retries: int = 0
+    timeout_s: float | None = None
+    latency: Dist | None = None
+    overhead: Dist | None = None
+    warmup: float = 0.1
+    progress: bool | None = False
+
+    def __post_init__(self) -> None:
+        names = scheme_names()
+        if self.scheme not in names:
+            raise ValueError(f"unknown scheme {self.scheme!r}; allowed: {', '.join(names)}")
+        if isinstance(self.hwm, bool) or not isinstance(self.hwm, int) or self.hwm < 0:
+            raise ValueError(f"hwm must be an integer >= 0 (0 = unlimited), got {self.hwm!r}")
+        if self.speeds is not None:
+            if not self.speeds or any(not (s > 0 and math.isfinite(s)) for s in self.speeds):
+                raise ValueError("speeds must be a non-empty list of positive numbers")
+            object.__setattr__(self, "speeds", tuple(float(s) for s in self.speeds))
+            object.__setattr__(self, "engines", len(self.speeds))
+        if isinstance(self.engines, bool) or not isinstance(self.engines, int) or self.engines < 1:
+            raise ValueError(f"engines must be an integer >= 1, got {self.engines!r}")
+        if self.trace is None and (not isinstance(self.tasks, int) or self.tasks < 1):
+            raise ValueError(f"tasks must be an integer >= 1, got {self.tasks!r}")
+        if self.trace is None and not self.batch:
+            if self.load is None or not (self.load > 0 and math.isfinite(self.load)):
+                raise ValueError(f"load must be a number > 0 (per-engine utilisation), got {self.load!r}")
+        if self.mtbf is not None and not self.mtbf > 0:
+            raise ValueError(f"mtbf must be > 0 (or None for no failures), got {self.mtbf!r}")
+        if not self.mttr >= 0:
+            raise ValueError(f"mttr must be >= 0, got {self.mttr!r}")
+        if not 0 <= self.task_error_rate <= 1:
+            raise ValueError(f"task_error_rate must be in [0, 1], got {self.task_error_rate!r}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {self.retries!r}")
+        if self.timeout_s is not None and not self.timeout_s >= 0:
+            raise ValueError(f"timeout must be >= 0, got {self.timeout_s!r}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    @property
+    def engine_speeds(self) -> tuple[float, ...]:
+        return self.speeds if self.speeds is not None else (1.0,) * self.engines
+
+    @property
+    def source(self) -> str:
+        return "trace" if self.trace else "batch" if self.batch else "poisson"

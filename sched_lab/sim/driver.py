@@ -1,0 +1,338 @@
+"""The SimPy driver: engine models that carry out the core's actions and report back as events.
+
+How this works. Nothing here decides where a task runs: arrivals become `TaskSubmitted`, and the
+driver only executes the actions `TaskScheduler.handle` returns. There is no SimPy process per
+task (benchmarks/bench_sim.py: that is what makes the idiomatic model slow). Instead:
+
+- arrivals are one chain of `Timeout` events: each callback submits every task due now and
+  schedules the next arrival;
+- an engine runs one task at a time; starting a task schedules one `Timeout(duration, value=e)`
+  whose callback reports `TaskFinished`; further dispatched tasks (hwm 0 or > 1) wait in the
+  engine's FIFO deque; a dead engine's pending completion is recognised as stale by identity;
+- `StartTimer` becomes a Timeout that reports `TimerFired` unless cancelled meanwhile;
+- failures are one Timeout chain per engine (up Exp(mtbf), down Exp(mttr)) reporting `EngineLost`
+  and `EngineJoined`;
+- network latency (per hop) and scheduler overhead (per event) are optional: when unset, events
+  reach the core synchronously with no extra SimPy event.
+
+Reports the driver makes while carrying out an action list (an unmet requirement, a dispatch to a
+dead engine) are queued and handed to the core after that list, so actions run in the core's order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from ..core.dependency import Dependency
+from ..core.model import (
+    Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost,
+    Fail, PurgeRequested, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired,
+)
+from .config import SimConfig
+from .distributions import Dist
+from .records import ColumnarRecords
+from .workloads import Workload
+
+TASK_ABORTED = "TaskAborted"
+SIMULATED_ERROR = "SimulatedError"
+_BLOCK = 8192
+
+
+class SimulationStalled(RuntimeError):
+    """Raised when no event is left but some tasks never reached a final outcome."""
+
+
+class _Draws:
+    """Values of a distribution drawn from one stream in numpy blocks, handed out one at a time."""
+
+    __slots__ = ("_dist", "_rng", "_buf", "_i")
+
+    def __init__(self, dist: Dist, rng: np.random.Generator) -> None:
+        self._dist, self._rng, self._buf, self._i = dist, rng, [], 0
+
+    def __call__(self) -> float:
+        if self._i >= len(self._buf):
+            self._buf, self._i = self._dist.sample(self._rng, _BLOCK).tolist(), 0
+        self._i += 1
+        return self._buf[self._i - 1]
+
+
+class Simulation:
+    """One run: engines, the core, the workload and the SimPy environment. `run()` returns when every task
+    has a final outcome (raises SimulationStalled if that can never happen)."""
+
+    def __init__(self, config: SimConfig, workload: Workload, gens: dict[str, np.random.Generator],
+                 modules: Sequence[frozenset[str]] | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> None:
+        from ..core import TaskScheduler
+
+        self.config = config
+        self.workload = workload
+        self.env = env = simpy.Environment()
+        self.records = ColumnarRecords()
+        seed = int(gens["scheduler"].integers(2**63))
+        self.core = TaskScheduler(config.scheme, config.hwm, random.Random(seed), self.records)
+        speeds = config.engine_speeds
+        n_eng = len(speeds)
+        self._inv_speed = [1.0 / s for s in speeds]
+        self._running: list[Dispatch | None] = [None] * n_eng
+        self._run_ev: list[Timeout | None] = [None] * n_eng
+        self._started = [0.0] * n_eng
+        self._queue: list[deque[Dispatch]] = [deque() for _ in range(n_eng)]
+        self._up = [True] * n_eng
+        self._modules = list(modules) if modules is not None else [frozenset()] * n_eng
+        self._platform = f"platform={config.platform}"
+        self._work: list[float] = workload.work.tolist()
+        self._submit_at: list[float] = workload.submit_at.tolist()
+        self._n = len(self._work)
+        self._next = 0
+        self._requires = {tid: ex.requires for tid, ex in workload.extras.items() if ex.requires}
+        self._deferred: deque[Any] = deque()
+        self._timers: set[int] = set()
+        self.finals = 0
+        self.n_ok = 0
+        self._done = env.event()
+        self._purge_every = 0 if workload.has_dependencies else 65536
+        self._on_progress = on_progress
+        self._progress_step = max(1, self._n // 200)
+        rate = config.task_error_rate
+        self._error_rate = rate
+        self._errors = gens["errors"]
+        self._first_u = self._errors.random(self._n).tolist() if rate > 0 else None
+        self._latency = _Draws(config.latency, gens["network"]) if config.latency else None
+        self._overhead = _Draws(config.overhead, gens["network"]) if config.overhead else None
+        self._sched_free = 0.0
+        self._fail_rng = gens["failures"]
+        self._spec_kw = {"retries": config.retries, "timeout_s": config.timeout_s}
+        self._plain_spec = config.retries == 0 and config.timeout_s is None
+
+    # ------------------------------------------------------------------------------- running
+
+    def run(self) -> None:
+        env = self.env
+        for e in range(len(self._up)):
+            self._handle(EngineJoined(0.0, e))
+        if self.config.mtbf is not None:
+            for e in range(len(self._up)):
+                self._after(float(self._fail_rng.exponential(self.config.mtbf)), self._on_engine_fail, e)
+        self._after(self._submit_at[0], self._on_arrival, None)
+        try:
+            env.run(until=self._done)
+        except RuntimeError as exc:
+            if self._done.triggered:
+                raise
+            raise SimulationStalled(f"the simulation stalled at t={env.now:g}: {self._n - self.finals} of "
+                                    f"{self._n} tasks never finished (waiting for an engine or a "
+                                    "dependency that cannot come)") from exc
+
+    def _after(self, delay: float, callback: Callable[[Any], None], value: Any) -> None:
+        ev = Timeout(self.env, delay, value)
+        ev.callbacks.append(callback)
+
+    # ----------------------------------------------------------------------------- the core
+
+    def _handle(self, event: Any) -> None:
+        """Give one event to the core and carry out its actions (then any reports they caused)."""
+        self._apply(self.core.handle(event))
+        deferred = self._deferred
+        while deferred:
+            self._apply(self.core.handle(deferred.popleft()))
+
+    def _apply(self, actions: list[Any]) -> None:
+        for action in actions:
+            kind = action.__class__
+            if kind is Dispatch:
+                if self._latency is None:
+                    self._engine_receive(action)
+                else:
+                    self._after(self._latency(), self._on_dispatch_arrives, action)
+            elif kind is Deliver:
+                self.n_ok += action.ok
+                self._final()
+            elif kind is Fail:
+                self._final()
+            elif kind is StartTimer:
+                self._timers.add(action.token)
+                self._after(max(0.0, action.deadline - self.env._now), self._on_timer, action.token)
+            elif kind is CancelTimer:
+                self._timers.discard(action.token)
+            elif kind is Cancel:
+                self._cancel(action)
+
+    def _report(self, make: Callable[..., Any], *args: Any) -> None:
+        """An engine's report to the scheduler, through the network and the scheduler's overhead if set."""
+        if self._latency is None and self._overhead is None:
+            self._handle(make(self.env._now, *args))
+        elif self._latency is None:
+            self._on_sched_arrival_now(make, args)
+        else:
+            self._after(self._latency(), self._on_sched_arrival, (make, args))
+
+    def _on_sched_arrival(self, ev: Timeout) -> None:
+        make, args = ev._value
+        if self._overhead is None:
+            self._handle(make(self.env._now, *args))
+        else:
+            self._on_sched_arrival_now(make, args)
+
+    def _on_sched_arrival_now(self, make: Callable[..., Any], args: tuple) -> None:
+        now = self.env._now
+        self._sched_free = max(now, self._sched_free) + self._overhead()  # type: ignore[misc]
+        self._after(self._sched_free - now, self._on_sched_handle, (make, args))
+
+    def _on_sched_handle(self, ev: Timeout) -> None:
+        make, args = ev._value
+        self._handle(make(self.env._now, *args))
+
+    def _final(self) -> None:
+        self.finals = n = self.finals + 1
+        if self._purge_every and n % self._purge_every == 0:
+            self._deferred.append(PurgeRequested(self.env._now, None))
+        if self._on_progress is not None and n % self._progress_step == 0:
+            self._on_progress(n)
+        if n == self._n:
+            self._done.succeed()
+
+    # ------------------------------------------------------------------------------ arrivals
+
+    def _spec(self, tid: int) -> TaskSpec:
+        ex = self.workload.extras.get(tid)
+        if ex is None:
+            return TaskSpec(tid) if self._plain_spec else TaskSpec(tid, **self._spec_kw)
+        return TaskSpec(tid, targets=frozenset(ex.targets) if ex.targets else None,
+                        after=Dependency(ex.after) if ex.after else None,
+                        follow=Dependency(ex.follow) if ex.follow else None,
+                        requires=ex.requires, **self._spec_kw)
+
+    def _on_arrival(self, _ev: Any) -> None:
+        now = self.env._now
+        sub, n, i = self._submit_at, self._n, self._next
+        direct = self._latency is None and self._overhead is None
+        has_extras = bool(self.workload.extras)
+        plain = self._plain_spec and not has_extras
+        while True:
+            spec = TaskSpec(i) if plain else self._spec(i)
+            if direct:
+                self._handle(TaskSubmitted(now, spec))
+            else:
+                self._report(TaskSubmitted, spec)
+            i += 1
+            if i >= n or sub[i] > now:
+                break
+        self._next = i
+        if i < n:
+            ev = Timeout(self.env, sub[i] - now)
+            ev.callbacks.append(self._on_arrival)
+
+    # ------------------------------------------------------------------------------- engines
+
+    def _on_dispatch_arrives(self, ev: Timeout) -> None:
+        self._engine_receive(ev._value)
+        self._flush_deferred()
+
+    def _engine_receive(self, action: Dispatch) -> None:
+        e = action.engine_id
+        if not self._up[e]:
+            self._defer_report(DispatchFailed, action.task_id, e, action.attempt)
+        elif self._running[e] is None:
+            self._start(e, action)
+        else:
+            self._queue[e].append(action)
+
+    def _defer_report(self, make: Callable[..., Any], *args: Any) -> None:
+        if self._latency is None and self._overhead is None:
+            self._deferred.append(make(self.env._now, *args))
+        else:
+            self._report(make, *args)
+
+    def _start(self, e: int, action: Dispatch) -> None:
+        """Start `action` on idle engine e, or the next startable task of its queue."""
+        requires = self._requires
+        queue = self._queue[e]
+        while True:
+            tid = action.task_id
+            if requires and tid in requires and not self._has(e, requires[tid]):
+                self._defer_report(DependencyUnmet, tid, e, action.attempt)
+            else:
+                ev = Timeout(self.env, self._work[tid] * self._inv_speed[e], e)
+                ev.callbacks.append(self._on_complete)
+                self._running[e] = action
+                self._run_ev[e] = ev
+                self._started[e] = self.env._now
+                return
+            if not queue:
+                return
+            action = queue.popleft()
+
+    def _has(self, e: int, needed: frozenset[str]) -> bool:
+        mods = self._modules[e]
+        return all(m in mods or m == self._platform for m in needed)
+
+    def _on_complete(self, ev: Timeout) -> None:
+        e = ev._value
+        if self._run_ev[e] is not ev:
+            return                                  # the engine died meanwhile
+        action = self._running[e]
+        started = self._started[e]
+        self._running[e] = None
+        self._run_ev[e] = None
+        queue = self._queue[e]
+        if queue:
+            self._start(e, queue.popleft())
+        ok, error = True, None
+        if self._error_rate:
+            tid = action.task_id
+            u = self._first_u[tid] if action.attempt == 0 else self._errors.random()  # type: ignore[index]
+            if u < self._error_rate:
+                ok, error = False, SIMULATED_ERROR
+        if self._latency is None and self._overhead is None:
+            self._handle(TaskFinished(self.env._now, action.task_id, e, action.attempt, ok, error, started))
+        else:
+            self._report(TaskFinished, action.task_id, e, action.attempt, ok, error, started)
+            self._flush_deferred()
+
+    def _flush_deferred(self) -> None:
+        deferred = self._deferred
+        while deferred:
+            self._apply(self.core.handle(deferred.popleft()))
+
+    def _cancel(self, action: Cancel) -> None:
+        e = action.engine_id
+        queue = self._queue[e]
+        for queued in queue:
+            if queued.task_id == action.task_id and queued.attempt == action.attempt:
+                queue.remove(queued)
+                self._defer_report(TaskFinished, action.task_id, e, action.attempt, False, TASK_ABORTED, None)
+                return
+
+    # ------------------------------------------------------------------------ failures, timers
+
+    def _on_engine_fail(self, ev: Timeout) -> None:
+        e = ev._value
+        self._up[e] = False
+        self._running[e] = None
+        self._run_ev[e] = None
+        self._queue[e].clear()
+        self._handle(EngineLost(self.env._now, e, "simulated failure"))
+        self._after(float(self._fail_rng.exponential(self.config.mttr)) if self.config.mttr else 0.0,
+                    self._on_engine_repair, e)
+
+    def _on_engine_repair(self, ev: Timeout) -> None:
+        e = ev._value
+        self._up[e] = True
+        self._handle(EngineJoined(self.env._now, e))
+        self._after(float(self._fail_rng.exponential(self.config.mtbf)), self._on_engine_fail, e)
+
+    def _on_timer(self, ev: Timeout) -> None:
+        token = ev._value
+        if token in self._timers:
+            self._timers.discard(token)
+            self._report(TimerFired, token)
+            self._flush_deferred()
