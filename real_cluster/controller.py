@@ -1,0 +1,353 @@
+"""The controller: hub, task database and `sched_lab.core.TaskScheduler`, over asyncio sockets.
+
+How this works. The controller only translates. Socket messages become core events
+(Register -> EngineJoined, Submit -> TaskSubmitted, TaskDone -> TaskFinished or DependencyUnmet,
+a dropped engine connection or missed heartbeats -> EngineLost, abort -> AbortRequested, ...);
+the actions the core returns become messages (Dispatch -> RunTask to that engine, Deliver and
+Fail -> TaskResult to every subscribed client, Cancel -> CancelTask, StartTimer/CancelTimer ->
+`loop.call_later` whose firing is fed back as TimerFired). No scheduling, dependency, retry or
+timeout rule lives here. Task payloads and results are forwarded as opaque bytes, never unpickled.
+Every task's row goes to the task database (batched writes), and the core's records too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sched_lab.core import (
+    AbortRequested, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
+    EngineLost, Fail, PurgeRequested, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler, TaskSpec,
+    TaskSubmitted, TimerFired,
+)
+
+from . import protocol as proto
+from .aio_link import Link
+from .hub_requests import RequestHandler
+from .messages import (
+    CancelTask, EnginesChanged, Heartbeat, Register, Registered, Request, RunTask, StopEngine, Submit, TaskDone,
+    TaskFlags, TaskResult,
+)
+from .taskdb import TaskDB
+
+log = logging.getLogger("real_cluster.controller")
+DB_FLUSH_INTERVAL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    """How to run a controller. `db_path` ":memory:" keeps the task database in memory."""
+
+    key: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    scheme: str = "leastload"
+    hwm: int = 1
+    db_path: str = ":memory:"
+    hb_period_s: float = 1.0
+    hb_misses: int = 5
+    seed: int | None = None
+    journal_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.hb_period_s <= 0 or self.hb_misses < 1:
+            raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
+
+
+@dataclass(slots=True)
+class EngineConn:
+    """A registered engine: its connection, identity and liveness."""
+
+    engine_id: int
+    uuid: str
+    pid: int
+    link: Link
+    last_seen: float
+    completed: int = 0
+
+
+@dataclass(slots=True)
+class PendingTask:
+    """A task not yet final: its opaque payload, who wants its result, and its engine's latest reply."""
+
+    task_id: str
+    payload: bytes
+    flags: TaskFlags
+    submitted_at: float | None
+    subscribers: set[Link] = field(default_factory=set)
+    reply: tuple[TaskDone, int] | None = None
+
+
+class Controller:
+    """One controller. `await start()` binds and returns; `await wait_stopped()`; `stop()` ends it."""
+
+    def __init__(self, config: ControllerConfig):
+        self.config = config
+        self.db = TaskDB(config.db_path)
+        self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed))
+        self.engines: dict[int, EngineConn] = {}
+        self.clients: set[Link] = set()
+        self.pending: dict[str, PendingTask] = {}
+        self.port: int | None = None
+        self._next_engine_id = 0
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._events: deque = deque()
+        self._feeding = False
+        self._server: asyncio.AbstractServer | None = None
+        self._stopped: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._journal = open(config.journal_path, "ab") if config.journal_path else None
+        self.requests = RequestHandler(self)
+
+    # --------------------------------------------------------------------------- lifecycle
+    async def start(self) -> int:
+        """Bind the listening socket and start housekeeping; returns the port."""
+        self._stopped = asyncio.Event()
+        n = self.db.fail_pending(time.time(), "TaskAborted", "the controller stopped while this task was in flight")
+        if n:
+            log.warning("marked %d tasks left pending by a previous controller as aborted", n)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._new_link, self.config.host, self.config.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._tasks = [asyncio.ensure_future(self._heartbeat_monitor()), asyncio.ensure_future(self._db_flusher())]
+        log.info("controller listening on %s:%d (scheme=%s hwm=%d db=%s)", self.config.host, self.port,
+                 self.config.scheme, self.config.hwm, self.config.db_path)
+        return self.port
+
+    async def wait_stopped(self) -> None:
+        assert self._stopped is not None
+        await self._stopped.wait()
+
+    def stop(self) -> None:
+        """Stop engines, close every connection, flush the database."""
+        if self._stopped is None or self._stopped.is_set():
+            return
+        log.info("controller stopping")
+        for eng in list(self.engines.values()):
+            eng.link.send(StopEngine())
+            eng.link.flush()
+        for link in list(self.clients):
+            link.close("controller stopping")
+        if self._server:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        for handle in self._timers.values():
+            handle.cancel()
+        self._save_records()
+        self.db.close()
+        if self._journal:
+            self._journal.close()
+        self._stopped.set()
+
+    def _new_link(self) -> Link:
+        return Link(self.config.key, server=True, on_message=self._on_message, on_ready=self._on_ready,
+                    on_close=self._on_close, log=log)
+
+    # ------------------------------------------------------------------------- connections
+    def _on_ready(self, link: Link) -> None:
+        log.info("authenticated %s from %s", link.role, link.peer)
+        if link.role == "client":
+            self.clients.add(link)
+            link.send(EnginesChanged(ids=tuple(sorted(self.engines))))
+
+    def _on_close(self, link: Link, reason: str) -> None:
+        if link.role == "client":
+            self.clients.discard(link)
+        elif isinstance(link.state, EngineConn):
+            self._engine_lost(link.state.engine_id, reason)
+
+    def _on_message(self, link: Link, msg: Any) -> None:
+        if link.role == "engine":
+            eng = link.state
+            if eng is None:
+                if not isinstance(msg, Register):
+                    raise proto.ProtocolError(f"engine sent {type(msg).__name__} before registering")
+                return self._register(link, msg)
+            eng.last_seen = time.monotonic()
+            if isinstance(msg, TaskDone):
+                self._task_done(eng, msg)
+            elif not isinstance(msg, Heartbeat):
+                raise proto.ProtocolError(f"unexpected {type(msg).__name__} from engine {eng.engine_id}")
+        elif isinstance(msg, Submit):
+            self._submit(link, msg)
+        elif isinstance(msg, Request):
+            self.requests.handle(link, msg)
+        else:
+            raise proto.ProtocolError(f"unexpected {type(msg).__name__} from a client")
+
+    def _register(self, link: Link, msg: Register) -> None:
+        eid = self._next_engine_id
+        self._next_engine_id += 1
+        link.state = EngineConn(eid, msg.uuid, msg.pid, link, time.monotonic())
+        self.engines[eid] = link.state
+        link.send(Registered(engine_id=eid, hb_period_s=self.config.hb_period_s))
+        log.info("engine %d registered (pid %d, uuid %s)", eid, msg.pid, msg.uuid)
+        self._broadcast_engines()
+        self.feed(EngineJoined(time.time(), eid))
+
+    def _engine_lost(self, eid: int, reason: str) -> None:
+        eng = self.engines.pop(eid, None)
+        if eng is None:
+            return
+        log.warning("engine %d lost: %s", eid, reason)
+        eng.link.close(reason)
+        self._broadcast_engines()
+        self.feed(EngineLost(time.time(), eid, reason))
+
+    def _broadcast_engines(self) -> None:
+        msg = EnginesChanged(ids=tuple(sorted(self.engines)))
+        for link in self.clients:
+            link.send(msg)
+
+    async def _heartbeat_monitor(self) -> None:
+        limit = self.config.hb_period_s * self.config.hb_misses
+        while True:
+            await asyncio.sleep(self.config.hb_period_s)
+            now = time.monotonic()
+            for eng in list(self.engines.values()):
+                if now - eng.last_seen > limit:
+                    self._engine_lost(eng.engine_id, f"no heartbeat for {now - eng.last_seen:.1f} s")
+
+    async def _db_flusher(self) -> None:
+        while True:
+            await asyncio.sleep(DB_FLUSH_INTERVAL_S)
+            try:
+                self._save_records()
+                self.db.flush()
+            except Exception:
+                log.exception("task database write failed")
+
+    def _save_records(self) -> None:
+        records = self.scheduler.records.drain()
+        if records:
+            self.db.add_records(records)
+
+    # ----------------------------------------------------------------------- task traffic
+    def _submit(self, link: Link, msg: Submit, resubmit_of: str | None = None) -> None:
+        if msg.task_id in self.pending:
+            return self._send_result(link, TaskResult(
+                task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
+                completed_at=None, received_at=time.time(), ename="ValueError",
+                evalue=f"task id {msg.task_id!r} is already in use"))
+        flags = msg.flags
+        self.pending[msg.task_id] = PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link})
+        self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload, resubmit_of)
+        spec = self.spec_for(msg.task_id, flags)
+        try:
+            self.feed(TaskSubmitted(time.time(), spec))
+        except SchedulerMisuse as exc:     # e.g. an id the core has already seen
+            self.pending.pop(msg.task_id, None)
+            self.db.finish_task(msg.task_id, "error", None, None, None, time.time(), None, "ValueError", str(exc))
+            self._send_result(link, TaskResult(
+                task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
+                completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
+
+    @staticmethod
+    def spec_for(task_id: str, flags: TaskFlags) -> TaskSpec:
+        """The core's view of a task."""
+        return TaskSpec(task_id, targets=frozenset(flags.targets) if flags.targets else None, after=flags.after,
+                        follow=flags.follow, retries=flags.retries, timeout_s=flags.timeout_s, label=flags.label)
+
+    def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
+        task = self.pending.get(msg.task_id)
+        if task is None:
+            return
+        now = time.time()
+        if msg.status == "unmet":
+            return self.feed(DependencyUnmet(now, msg.task_id, eng.engine_id, msg.attempt))
+        task.reply = (msg, eng.engine_id)
+        ok = msg.status == "ok"
+        self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, ok,
+                               None if ok else (msg.ename or "TaskAborted"), msg.started_at))
+
+    # ------------------------------------------------------------------- core: events/actions
+    def feed(self, event: Any) -> None:
+        """Hand one event to the core and carry out its actions (events raised meanwhile queue up)."""
+        self._events.append(event)
+        if self._feeding:
+            return
+        self._feeding = True
+        try:
+            while self._events:
+                ev = self._events.popleft()
+                actions = self.scheduler.handle(ev)
+                if self._journal:
+                    pickle.dump((ev, actions), self._journal)
+                for action in actions:
+                    self._carry_out(action)
+        finally:
+            self._feeding = False
+            self._events.clear()
+
+    def _carry_out(self, action: Any) -> None:
+        if isinstance(action, Dispatch):
+            eng = self.engines.get(action.engine_id)
+            task = self.pending.get(action.task_id)
+            if eng is None or eng.link.closed or task is None:
+                self._events.append(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
+            else:
+                eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload))
+        elif isinstance(action, Deliver):
+            self._deliver(action)
+        elif isinstance(action, Fail):
+            self._finish(action.task_id, TaskResult(
+                task_id=action.task_id, status="error", engine_id=None, submitted_at=None, started_at=None,
+                completed_at=None, received_at=time.time(), ename=action.error_name, evalue=action.message))
+        elif isinstance(action, Cancel):
+            eng = self.engines.get(action.engine_id)
+            if eng is not None:
+                eng.link.send(CancelTask(task_id=action.task_id, attempt=action.attempt))
+        elif isinstance(action, StartTimer):
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, action.deadline - time.time())
+            self._timers[action.token] = loop.call_later(delay, self._timer_fired, action.token)
+        elif isinstance(action, CancelTimer):
+            handle = self._timers.pop(action.token, None)
+            if handle is not None:
+                handle.cancel()
+        else:
+            log.error("unknown action from the core: %r", action)
+
+    def _timer_fired(self, token: int) -> None:
+        self._timers.pop(token, None)
+        self.feed(TimerFired(time.time(), token))
+
+    def _deliver(self, action: Deliver) -> None:
+        task = self.pending.get(action.task_id)
+        if task is None or task.reply is None:
+            log.error("core delivered task %s but no reply is held", action.task_id)
+            return
+        msg, eid = task.reply
+        eng = self.engines.get(eid)
+        if eng is not None:
+            eng.completed += 1
+        info = {"engine_id": eid, "engine_uuid": eng.uuid if eng else None, "method": "apply"}
+        self._finish(action.task_id, TaskResult(
+            task_id=action.task_id, status="ok" if action.ok else "error", engine_id=eid,
+            submitted_at=task.submitted_at, started_at=msg.started_at, completed_at=msg.completed_at,
+            received_at=time.time(), ename=msg.ename, evalue=msg.evalue, traceback=msg.traceback,
+            engine_info=None if action.ok else info, result=msg.result))
+
+    def _finish(self, task_id: str, result: TaskResult) -> None:
+        task = self.pending.pop(task_id, None)
+        if task is None:
+            return
+        label = task.flags.label
+        result = replace(result, submitted_at=task.submitted_at, label=label)
+        self.db.finish_task(task_id, result.status, result.engine_id, result.started_at, result.completed_at,
+                            result.received_at, result.result, result.ename, result.evalue, result.traceback,
+                            result.engine_info)
+        for link in task.subscribers:
+            self._send_result(link, result)
+
+    @staticmethod
+    def _send_result(link: Link, result: TaskResult) -> None:
+        link.send(result)

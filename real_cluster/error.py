@@ -1,0 +1,189 @@
+"""The live cluster's exceptions: one tree, each class saying when it is raised.
+
+```
+ClusterError
+├── ProtocolError                 a peer broke the wire protocol (bad frame, too large, bad header)
+│   └── AuthenticationError       a peer failed the HMAC challenge-response
+├── ConnectionFailed              the controller could not be reached or the connection dropped
+├── NoEnginesRegistered           `targets` used while no engine is registered
+└── RemoteError                   a task failed: `.ename`, `.evalue`, `.traceback`, `.engine_info`
+    ├── CompositeError            several parts of one result failed (e.g. a map)
+    └── SchedulerError            failures named by the scheduler or the engine's runtime
+        ├── EngineError           the task's engine died or could not be reached
+        ├── TaskTimeout           the task waited in the scheduler longer than its `timeout`
+        ├── TaskAborted           the task was aborted before it ran
+        └── UnmetDependency       a functional dependency was unmet on an engine (never reaches clients)
+            └── ImpossibleDependency   the task's dependencies can never be met
+                └── InvalidDependency  the task named unknown task ids, or itself, as dependencies
+```
+
+Failures the scheduler makes arrive as instances of the named class, which are also
+`RemoteError`s with `.ename` set, so both `except TaskTimeout:` and code written for ipyparallel
+(`except RemoteError as e: e.ename == "TaskTimeout"`) work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ClusterError", "ProtocolError", "AuthenticationError", "ConnectionFailed", "NoEnginesRegistered",
+    "RemoteError", "CompositeError", "SchedulerError", "EngineError", "TaskTimeout", "TaskAborted",
+    "UnmetDependency", "ImpossibleDependency", "InvalidDependency", "remote_error",
+]
+
+
+class ClusterError(Exception):
+    """Base of every error raised by real_cluster."""
+
+
+class ProtocolError(ClusterError):
+    """Raised when a peer sends bytes that are not a valid frame or message (the peer's fault)."""
+
+
+class AuthenticationError(ProtocolError):
+    """Raised when a peer fails the HMAC challenge-response (wrong key, replayed or forged answer)."""
+
+
+class ConnectionFailed(ClusterError):
+    """Raised when the controller cannot be reached, or the connection to it is lost."""
+
+
+class NoEnginesRegistered(ClusterError):
+    """Raised when a task names `targets` but no engine is registered at all."""
+
+
+def _rebuild(cls: type, ename: str, evalue: str, traceback: str, engine_info: dict | None) -> RemoteError:
+    err = RemoteError.__new__(cls)
+    RemoteError.__init__(err, ename, evalue, traceback, engine_info)
+    return err
+
+
+class RemoteError(ClusterError):
+    """Raised when a task failed: on its engine (`engine_info` set) or in the scheduler (empty).
+
+    `str(err)` is ipyparallel's: `"[{engine_id}:{method}] {ename}: {evalue}"`, or
+    `"[Engine Exception] {ename}: {evalue}"` when no engine ran it.
+    """
+
+    def __init__(self, ename: str, evalue: str = "", traceback: str = "", engine_info: dict | None = None):
+        super().__init__(ename, evalue)
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback = traceback or ""
+        self.engine_info: dict[str, Any] = dict(engine_info or {})
+
+    def __reduce__(self) -> tuple:
+        return _rebuild, (type(self), self.ename, self.evalue, self.traceback, self.engine_info)
+
+    @property
+    def label(self) -> str:
+        """`"[engine_id:method]"`, or `"[Engine Exception]"` when no engine ran the task."""
+        if self.engine_info:
+            return f"[{self.engine_info.get('engine_id', '?')}:{self.engine_info.get('method', 'apply')}]"
+        return "[Engine Exception]"
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.ename}: {self.evalue}"
+
+    def __repr__(self) -> str:
+        eid = self.engine_info.get("engine_id", " ")
+        return f"<{type(self).__name__}[{eid}]:{self.ename}({self.evalue})>"
+
+    def render_traceback(self) -> list[str]:
+        """The label followed by the remote traceback lines (what IPython displays)."""
+        return [self.label] + (self.traceback.splitlines() if self.traceback else [f"{self.ename}: {self.evalue}"])
+
+    _render_traceback_ = render_traceback
+
+
+class SchedulerError(RemoteError):
+    """Base of the failures the cluster itself names (its `ename` is always the class name)."""
+
+    def __init__(self, evalue: str = "", traceback: str = "", engine_info: dict | None = None):
+        super().__init__(type(self).__name__, evalue, traceback, engine_info)
+
+
+class EngineError(SchedulerError):
+    """Raised when the task's engine died (or could not be reached) while the task was out, with no retries left."""
+
+
+class TaskTimeout(SchedulerError):
+    """Raised when a task waited in the scheduler longer than its `timeout` (running tasks never time out)."""
+
+
+class TaskAborted(SchedulerError):
+    """Raised when a task was aborted before it started running."""
+
+
+class UnmetDependency(SchedulerError):
+    """Raised on an engine when a functional dependency is unmet; the scheduler then tries another engine."""
+
+
+class ImpossibleDependency(UnmetDependency):
+    """Raised when a task's dependencies or placement constraints can never be met."""
+
+
+class InvalidDependency(ImpossibleDependency):
+    """Raised when a task names unknown task ids, or itself, in `after`/`follow`."""
+
+
+class CompositeError(RemoteError):
+    """Raised when several parts of one result failed; `elist` holds `(ename, evalue, tb, engine_info)`.
+
+    `str` follows ipyparallel: a summary line and the first `tb_limit` errors.
+    """
+
+    tb_limit = 4
+
+    def __init__(self, message: str, elist: list[tuple[str, str, str, dict]]):
+        super().__init__("CompositeError", message)
+        self.message = message
+        self.elist = list(elist)
+
+    def __reduce__(self) -> tuple:
+        return CompositeError, (self.message, self.elist)
+
+    @property
+    def errors(self) -> list[RemoteError]:
+        """The individual failures, as RemoteErrors (of the named class for scheduler failures)."""
+        return [remote_error(*e) for e in self.elist]
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        for ename, evalue, _tb, info in self.elist[: self.tb_limit]:
+            label = f"[{info.get('engine_id', '?')}:{info.get('method', 'apply')}]" if info else "[Engine Exception]"
+            lines.append(f"{label}{ename}: {evalue}")
+        if len(self.elist) > self.tb_limit:
+            lines.append(f".... {len(self.elist) - self.tb_limit} more exceptions ...")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"CompositeError({len(self.elist)})"
+
+    def raise_exception(self, excid: int = 0) -> None:
+        """Raise failure number `excid` on its own."""
+        raise self.errors[excid]
+
+    def render_traceback(self, excid: int | None = None) -> list[str]:
+        """The remote tracebacks of all failures, or of failure `excid`."""
+        errors = self.errors if excid is None else [self.errors[excid]]
+        out: list[str] = []
+        for err in errors:
+            out.extend(err.render_traceback())
+            out.append("")
+        return out
+
+
+_NAMED: dict[str, type[SchedulerError]] = {
+    cls.__name__: cls
+    for cls in (EngineError, TaskTimeout, TaskAborted, UnmetDependency, ImpossibleDependency, InvalidDependency)
+}
+
+
+def remote_error(ename: str, evalue: str = "", traceback: str = "", engine_info: dict | None = None) -> RemoteError:
+    """The exception a client raises for a failed task: the named class for the cluster's own failures."""
+    cls = _NAMED.get(ename)
+    if cls is not None:
+        return cls(evalue, traceback, engine_info)
+    return RemoteError(ename, evalue, traceback, engine_info)

@@ -1,0 +1,163 @@
+"""The controller's answers to client requests: queries, results, resubmit, abort, purge, shutdown.
+
+Each request names an `op`; the handler replies with one Reply (ok + JSON-able value, or an
+error `[ename, evalue]` that the client raises). Results travel as TaskResult messages, sent before
+the Reply so the client has them when the Reply arrives. Task state changes still go through the
+core (AbortRequested, TaskResubmitted, PurgeRequested): no rule is decided here.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sched_lab.core import AbortRequested, PurgeRequested, TaskResubmitted
+
+from .messages import Reply, Request, StopEngine, TaskFlags, TaskResult
+
+if TYPE_CHECKING:
+    from .aio_link import Link
+    from .controller import Controller
+
+log = logging.getLogger("real_cluster.controller")
+
+
+class RequestError(Exception):
+    """A request the controller refuses; becomes an error Reply (`ename` is the exception the client raises)."""
+
+    def __init__(self, ename: str, evalue: str):
+        super().__init__(ename, evalue)
+        self.ename = ename
+        self.evalue = evalue
+
+
+class RequestHandler:
+    """Dispatches Request ops to methods named `op_<op>`."""
+
+    def __init__(self, controller: Controller):
+        self.ctl = controller
+
+    def handle(self, link: Link, req: Request) -> None:
+        method = getattr(self, f"op_{req.op}", None)
+        try:
+            if method is None:
+                raise RequestError("ValueError", f"unknown request {req.op!r}")
+            value = method(link, **req.args)
+        except RequestError as exc:
+            link.send(Reply(rid=req.rid, ok=False, error=[exc.ename, exc.evalue]))
+        except (TypeError, KeyError, ValueError) as exc:
+            link.send(Reply(rid=req.rid, ok=False, error=[type(exc).__name__, str(exc)]))
+        else:
+            link.send(Reply(rid=req.rid, ok=True, value=value))
+
+    # ------------------------------------------------------------------------------ queries
+    def op_engines(self, link: Link) -> list[int]:
+        return sorted(self.ctl.engines)
+
+    def op_queue_status(self, link: Link) -> dict[str, Any]:
+        core = self.ctl.scheduler.queue_status()
+        out: dict[str, Any] = {}
+        for eid, eng in sorted(self.ctl.engines.items()):
+            out[str(eid)] = {"queue": 0, "completed": eng.completed, "tasks": core.get(eid, 0)}
+        out["unassigned"] = core.get("unassigned", 0)
+        return out
+
+    def op_hub_history(self, link: Link) -> list[str]:
+        return self.ctl.db.hub_history()
+
+    def op_db_query(self, link: Link, query: dict, keys: list[str] | None = None) -> list[dict]:
+        rows = self.ctl.db.query(query, keys)
+        for row in rows:
+            for k, v in row.items():
+                if isinstance(v, bytes):
+                    row[k] = {"$bytes": base64.b64encode(v).decode()}
+        return rows
+
+    def op_records(self, link: Link) -> list[list]:
+        self.ctl._save_records()
+        return [[r.task_id, r.attempt, r.engine_id, r.submitted_at, r.dispatched_at, r.started_at, r.finished_at,
+                 str(r.outcome), r.error_name, r.queue_len, r.engine_load, r.scheme, r.label]
+                for r in self.ctl.db.records()]
+
+    # ------------------------------------------------------------------------------ results
+    def op_get_result(self, link: Link, ids: list[str]) -> dict[str, list[str]]:
+        pending, done = [], []
+        rows = {}
+        for tid in ids:
+            if tid in self.ctl.pending:
+                pending.append(tid)
+                continue
+            row = self.ctl.db.query({"msg_id": tid}, keys=[
+                "status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue",
+                "traceback", "engine_info", "label", "result"])
+            if not row:
+                raise RequestError("KeyError", f"no such task: {tid!r}")
+            rows[tid] = row[0]
+        for tid in pending:
+            self.ctl.pending[tid].subscribers.add(link)
+        for tid, r in rows.items():
+            done.append(tid)
+            link.send(TaskResult(task_id=tid, status=r["status"], engine_id=r["engine_id"],
+                                 submitted_at=r["submitted"], started_at=r["started"], completed_at=r["completed"],
+                                 received_at=r["received"], ename=r["ename"], evalue=r["evalue"],
+                                 traceback=r["traceback"], engine_info=r["engine_info"], label=r["label"],
+                                 result=r["result"]))
+        return {"pending": pending, "done": done}
+
+    def op_resubmit(self, link: Link, ids: list[str]) -> dict[str, str]:
+        rows = []
+        for tid in ids:
+            if tid in self.ctl.pending:
+                raise RequestError("ValueError", f"cannot resubmit task {tid!r}: it has not finished")
+            row = self.ctl.db.query({"msg_id": tid}, keys=["flags", "payload", "status"])
+            if not row:
+                raise RequestError("KeyError", f"no such task: {tid!r}")
+            rows.append(row[0])
+        mapping = {}
+        for row in rows:
+            new_id = uuid.uuid4().hex
+            flags = TaskFlags.from_dict(row["flags"])
+            mapping[row["msg_id"]] = new_id
+            self._resubmit(link, row["msg_id"], new_id, flags, row["payload"])
+        return mapping
+
+    def _resubmit(self, link: Link, old_id: str, new_id: str, flags: TaskFlags, payload: bytes) -> None:
+        from .controller import PendingTask
+        now = time.time()
+        self.ctl.pending[new_id] = PendingTask(new_id, payload, flags, now, {link})
+        self.ctl.db.add_task(new_id, str(id(link)), flags.to_dict(), now, payload, resubmit_of=old_id)
+        self.ctl.db.set_resubmitted(old_id, new_id)
+        self.ctl.feed(TaskResubmitted(now, self.ctl.spec_for(new_id, flags), old_id))
+
+    # ------------------------------------------------------------------------------ control
+    def op_abort(self, link: Link, ids: list[str]) -> int:
+        n = 0
+        for tid in ids:
+            if tid in self.ctl.pending:
+                n += 1
+                self.ctl.feed(AbortRequested(time.time(), tid))
+        return n
+
+    def op_purge(self, link: Link, ids: list[str] | None = None) -> int:
+        if ids is not None:
+            busy = [t for t in ids if t in self.ctl.pending]
+            if busy:
+                raise RequestError("RuntimeError", f"cannot purge tasks that have not finished: {busy[:5]}")
+        deleted = self.ctl.db.purge(ids)
+        self.ctl.feed(PurgeRequested(time.time(), None if ids is None else tuple(deleted)))
+        return len(deleted)
+
+    def op_shutdown(self, link: Link, targets: list[int] | None = None, hub: bool = False) -> list[int]:
+        stopped = []
+        for eid, eng in list(self.ctl.engines.items()):
+            if targets is None or eid in targets:
+                eng.link.send(StopEngine())
+                stopped.append(eid)
+        if hub:
+            log.info("shutdown requested by a client")
+            import asyncio
+            asyncio.get_running_loop().call_later(0.05, self.ctl.stop)
+        return stopped

@@ -1,0 +1,132 @@
+"""Profile directories and connection files.
+
+`$SCHED_LAB_DIR` (default `~/.sched-lab`) holds one `profile_<name>/` per profile:
+
+    security/controller-client.json   how clients reach the controller (mode 0600: holds the key)
+    security/controller-engine.json   how engines reach it (same key; copy it to join from elsewhere)
+    log/                              controller.log, engine-*.log, cluster.log
+    pid/cluster.json                  pids of a cluster started by `sched-lab cluster start` / `Cluster`
+    tasks.db                          the SQLite task database
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CLIENT_FILE = "controller-client.json"
+ENGINE_FILE = "controller-engine.json"
+DEFAULT_PROFILE = "default"
+
+
+def sched_lab_dir() -> Path:
+    """The root of all profiles: `$SCHED_LAB_DIR`, or `~/.sched-lab`."""
+    return Path(os.environ.get("SCHED_LAB_DIR") or "~/.sched-lab").expanduser()
+
+
+def profile_dir(profile: str | None = None, create: bool = True) -> Path:
+    """`<root>/profile_<name>/`, with its security, log and pid folders made when `create`."""
+    name = profile or DEFAULT_PROFILE
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"invalid profile name {name!r}")
+    path = sched_lab_dir() / f"profile_{name}"
+    if create:
+        for sub in ("security", "log", "pid"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(path / "security", 0o700)
+    return path
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles under the root."""
+    root = sched_lab_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name[len("profile_"):] for p in root.iterdir() if p.is_dir() and p.name.startswith("profile_"))
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """What a connection file holds: where the controller listens, its key, and its settings."""
+
+    host: str
+    port: int
+    key: str
+    scheme: str = "leastload"
+    hwm: int = 1
+    controller_pid: int | None = None
+    profile: str | None = None
+    signature_scheme: str = "hmac-sha256"
+
+    def __post_init__(self) -> None:
+        if not (0 < int(self.port) < 65536):
+            raise ValueError(f"invalid port {self.port!r}")
+        if not self.key:
+            raise ValueError("a connection file needs a key")
+
+
+def write_connection_file(path: Path, info: ConnectionInfo) -> Path:
+    """Write `info` as JSON with mode 0600 (atomically: write then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(asdict(info), fh, indent=1)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
+
+
+def read_connection_file(path: str | Path) -> ConnectionInfo:
+    """Parse a connection file. Raises FileNotFoundError, or ValueError if it is not one."""
+    with open(path) as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a connection file")
+    known = set(ConnectionInfo.__dataclass_fields__)
+    return ConnectionInfo(**{k: v for k, v in data.items() if k in known})
+
+
+def client_file(profile: str | None) -> Path:
+    """The client connection file of a profile."""
+    return profile_dir(profile) / "security" / CLIENT_FILE
+
+
+def engine_file(profile: str | None) -> Path:
+    """The engine connection file of a profile."""
+    return profile_dir(profile) / "security" / ENGINE_FILE
+
+
+def wait_for_connection_file(path: Path, timeout_s: float, pid: int | None = None) -> ConnectionInfo:
+    """Wait until `path` exists (and, with `pid`, was written by that controller). Raises TimeoutError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            info = read_connection_file(path)
+            if pid is None or info.controller_pid == pid:
+                return info
+        except (FileNotFoundError, ValueError, json.JSONDecodeError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no connection file at {path} after {timeout_s:.0f} s")
+        time.sleep(0.02)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists (and is not a zombie we can see)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True

@@ -1,0 +1,183 @@
+"""Frames on the wire, a sans-IO frame decoder, and the HMAC challenge-response.
+
+How this works. A frame is a length-prefixed unit:
+
+    !I  body length (bytes after these 4)
+    !HB header length, number of payload buffers
+    !I  x n  buffer lengths
+    header   compact JSON object (always has "t", the message type)
+    buffers  opaque bytes (pickled functions/results: never looked at by the controller)
+
+`FrameDecoder` turns received bytes into `(header, buffers)` pairs and raises only
+`ProtocolError` (oversized, truncated header, bad JSON, too many buffers); it never unpickles.
+
+Authentication (mutual, fresh nonces, so a replayed session fails):
+
+    server -> peer   {"t": "hello", "nonce": Ns}
+    peer   -> server {"t": "auth", "role": R, "nonce": Np, "mac": HMAC(key, "peer|R|Ns|Np")}
+    server -> peer   {"t": "welcome", "mac": HMAC(key, "server|R|Np|Ns")}
+
+Until the server has checked the peer's mac, frames are limited to `HANDSHAKE_LIMITS` (small,
+header only); nothing a peer sends is unpickled by anyone before both sides are proven.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from .error import AuthenticationError, ProtocolError
+
+PROTOCOL_VERSION = 1
+_PREFIX = struct.Struct("!I")
+_HEAD = struct.Struct("!HB")
+_LEN = struct.Struct("!I")
+_json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+_json_decode = json.JSONDecoder().decode
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits a decoder enforces (bytes); a frame beyond them is the peer's protocol error."""
+
+    max_frame: int = 256 * 1024 * 1024
+    max_header: int = 60 * 1024
+    max_buffers: int = 64
+
+    def __post_init__(self) -> None:
+        if self.max_frame <= 0 or self.max_header <= 0 or self.max_buffers < 0:
+            raise ValueError("limits must be positive")
+        if self.max_header > 0xFFFF or self.max_buffers > 0xFF:
+            raise ValueError("max_header must fit 16 bits and max_buffers 8 bits")
+
+
+DEFAULT_LIMITS = Limits()
+HANDSHAKE_LIMITS = Limits(max_frame=2048, max_header=2000, max_buffers=0)
+
+
+def encode_frame(header: dict[str, Any], buffers: tuple[bytes, ...] | list[bytes] = ()) -> bytes:
+    """One frame as bytes. Raises ValueError for a header or buffer count beyond what the format holds."""
+    head = _json_encode(header).encode()
+    if len(head) > 0xFFFF or len(buffers) > 0xFF:
+        raise ValueError("header too large or too many buffers for one frame")
+    lens = b"".join(_LEN.pack(len(b)) for b in buffers)
+    body_len = _HEAD.size + len(lens) + len(head) + sum(len(b) for b in buffers)
+    if not buffers:
+        return b"".join((_PREFIX.pack(body_len), _HEAD.pack(len(head), 0), head))
+    return b"".join((_PREFIX.pack(body_len), _HEAD.pack(len(head), len(buffers)), lens, head, *buffers))
+
+
+class FrameDecoder:
+    """Sans-IO decoder: `feed(data)` returns the complete frames so far as `(header, buffers)` pairs.
+
+    Raises `ProtocolError` (and only that) for anything that is not a valid frame within `limits`;
+    after an error the decoder is unusable and the connection should be closed.
+    """
+
+    __slots__ = ("limits", "_buf", "_broken")
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS):
+        self.limits = limits
+        self._buf = bytearray()
+        self._broken = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a complete frame."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[tuple[dict[str, Any], list[bytes]]]:
+        if self._broken:
+            raise ProtocolError("decoder already failed on this connection")
+        buf = self._buf
+        buf += data
+        frames: list[tuple[dict[str, Any], list[bytes]]] = []
+        pos = 0
+        n = len(buf)
+        try:
+            while n - pos >= 4:
+                (body_len,) = _PREFIX.unpack_from(buf, pos)
+                if body_len > self.limits.max_frame:
+                    raise ProtocolError(f"frame of {body_len} bytes exceeds the limit of {self.limits.max_frame}")
+                if body_len < _HEAD.size:
+                    raise ProtocolError(f"frame of {body_len} bytes is shorter than its fixed header")
+                if n - pos - 4 < body_len:
+                    break
+                start = pos + 4
+                end = start + body_len
+                frames.append(self._parse(buf, start, end))
+                pos = end
+        except ProtocolError:
+            self._broken = True
+            raise
+        if pos:
+            del buf[:pos]
+        return frames
+
+    def _parse(self, buf: bytearray, start: int, end: int) -> tuple[dict[str, Any], list[bytes]]:
+        head_len, nbufs = _HEAD.unpack_from(buf, start)
+        if head_len > self.limits.max_header:
+            raise ProtocolError(f"header of {head_len} bytes exceeds the limit of {self.limits.max_header}")
+        if nbufs > self.limits.max_buffers:
+            raise ProtocolError(f"{nbufs} buffers exceed the limit of {self.limits.max_buffers}")
+        pos = start + _HEAD.size
+        lens = []
+        for _ in range(nbufs):
+            if pos + 4 > end:
+                raise ProtocolError("frame truncated inside its buffer lengths")
+            lens.append(_LEN.unpack_from(buf, pos)[0])
+            pos += 4
+        if pos + head_len + sum(lens) != end:
+            raise ProtocolError("frame lengths do not add up to its body length")
+        try:
+            header = _json_decode(bytes(buf[pos:pos + head_len]).decode())
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ProtocolError(f"frame header is not JSON: {exc}") from None
+        if not isinstance(header, dict) or not isinstance(header.get("t"), str):
+            raise ProtocolError("frame header must be a JSON object with a string 't'")
+        pos += head_len
+        buffers = []
+        for length in lens:
+            buffers.append(bytes(buf[pos:pos + length]))
+            pos += length
+        return header, buffers
+
+
+# ------------------------------------------------------------------------------ authentication
+
+def new_key() -> str:
+    """A fresh random cluster key (hex, 256 bits)."""
+    return secrets.token_hex(32)
+
+
+def new_nonce() -> str:
+    """A fresh random challenge (hex, 128 bits)."""
+    return secrets.token_hex(16)
+
+
+def _mac(key: str, *parts: str) -> str:
+    return hmac.new(key.encode(), "|".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def peer_proof(key: str, role: str, server_nonce: str, peer_nonce: str) -> str:
+    """The mac a connecting peer sends to prove it knows `key`."""
+    return _mac(key, "peer", role, server_nonce, peer_nonce)
+
+
+def server_proof(key: str, role: str, server_nonce: str, peer_nonce: str) -> str:
+    """The mac the server answers with to prove it knows `key` too."""
+    return _mac(key, "server", role, peer_nonce, server_nonce)
+
+
+def check_proof(expected: str, given: Any) -> None:
+    """Raise AuthenticationError unless `given` equals `expected` (constant-time compare)."""
+    if not isinstance(given, str) or not hmac.compare_digest(expected, given):
+        raise AuthenticationError("HMAC proof does not match the cluster key")
+
+
+ROLES = ("engine", "client")

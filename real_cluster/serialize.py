@@ -1,0 +1,46 @@
+"""Serialization of calls and results with cloudpickle (by value for lambdas and `__main__` code).
+
+Only clients and engines ever call these; the controller forwards the bytes untouched.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback as tb_module
+from typing import Any, Callable
+
+import cloudpickle
+
+PICKLE_PROTOCOL = 5
+
+
+def pack_call(f: Callable, args: tuple, kwargs: dict) -> bytes:
+    """The payload of one task: the function, its positional and its keyword arguments."""
+    return cloudpickle.dumps((f, args, kwargs), protocol=PICKLE_PROTOCOL)
+
+
+def unpack_call(payload: bytes) -> tuple[Callable, tuple, dict]:
+    """Inverse of `pack_call` (engines only: it runs code from the pickle)."""
+    f, args, kwargs = pickle.loads(payload)
+    return f, args, kwargs
+
+
+def pack_result(value: Any) -> bytes:
+    """A task's return value as bytes."""
+    return cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL)
+
+
+def unpack_result(data: bytes) -> Any:
+    """Inverse of `pack_result` (clients only)."""
+    return pickle.loads(data)
+
+
+def map_chunk(f: Callable, *chunks: Any) -> list:
+    """What one task of a parallel map runs: `list(map(f, *chunks))`."""
+    return list(map(f, *chunks))
+
+
+def format_exception(exc: BaseException) -> tuple[str, str, str]:
+    """(ename, evalue, traceback text) of an exception, for the wire."""
+    text = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
+    return type(exc).__name__, str(exc), text

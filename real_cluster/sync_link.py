@@ -1,0 +1,87 @@
+"""A blocking, authenticated framed connection (engines use it from plain threads).
+
+Same wire and handshake as `aio_link.Link` (peer side only). `send` is thread-safe (a lock around
+`sendall`, so the heartbeat thread and the task thread can both write); `recv` is meant for one
+reader thread.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+from . import protocol as proto
+from .error import AuthenticationError, ConnectionFailed, ProtocolError
+from .messages import Auth, Hello, Welcome, from_wire, to_wire
+
+
+class SyncLink:
+    """A connected, authenticated socket. Raises ConnectionFailed / ProtocolError / AuthenticationError."""
+
+    def __init__(self, sock: socket.socket, limits: proto.Limits = proto.DEFAULT_LIMITS):
+        self.sock = sock
+        self._decoder = proto.FrameDecoder(proto.HANDSHAKE_LIMITS)
+        self._limits = limits
+        self._pending: list[Any] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def connect(cls, host: str, port: int, key: str, role: str, timeout_s: float = 5.0) -> SyncLink:
+        """Connect and run the handshake; the returned link is proven both ways."""
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout_s)
+        except OSError as exc:
+            raise ConnectionFailed(f"cannot connect to {host}:{port}: {exc}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        link = cls(sock)
+        try:
+            hello = link.recv()
+            if not isinstance(hello, Hello):
+                raise AuthenticationError(f"expected hello, got {type(hello).__name__}")
+            if hello.version != proto.PROTOCOL_VERSION:
+                raise ProtocolError(f"controller speaks protocol {hello.version}, we speak {proto.PROTOCOL_VERSION}")
+            nonce = proto.new_nonce()
+            link._write(to_wire(Auth(role=role, nonce=nonce, mac=proto.peer_proof(key, role, hello.nonce, nonce))))
+            welcome = link.recv()
+            if not isinstance(welcome, Welcome):
+                raise AuthenticationError(f"expected welcome, got {type(welcome).__name__}")
+            proto.check_proof(proto.server_proof(key, role, hello.nonce, nonce), welcome.mac)
+        except BaseException:
+            sock.close()
+            raise
+        link._decoder.limits = link._limits
+        sock.settimeout(None)
+        return link
+
+    def _write(self, wire: tuple[dict, list[bytes]]) -> None:
+        data = proto.encode_frame(*wire)
+        try:
+            with self._lock:
+                self.sock.sendall(data)
+        except OSError as exc:
+            raise ConnectionFailed(f"send failed: {exc}") from None
+
+    def send(self, msg: Any) -> None:
+        """Send one message (thread-safe)."""
+        self._write(to_wire(msg))
+
+    def recv(self) -> Any:
+        """The next message (blocking). Raises ConnectionFailed when the peer closes."""
+        while not self._pending:
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError as exc:
+                raise ConnectionFailed(f"receive failed: {exc}") from None
+            if not data:
+                raise ConnectionFailed("controller closed the connection")
+            self._pending.extend(from_wire(h, b) for h, b in self._decoder.feed(data))
+        return self._pending.pop(0)
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
