@@ -637,9 +637,13 @@ class TaskScheduler:
             raise SchedulerMisuse(f"engine {ev.engine_id!r} joined twice")
         self._join_count += 1
         eng = _Engine(ev.engine_id, -self._join_count)   # newest joined = least recently used
+        first = not self._engines
         self._engines[ev.engine_id] = eng
         self._pool.add(ev.engine_id, 0, eng.seq)
-        self._drain(ev.engine_id)
+        if first:       # tasks that queued with no engine at all: place them, or find them impossible
+            self._drain_all()
+        else:
+            self._drain(ev.engine_id)
 
     def _on_engine_lost(self, ev: EngineLost) -> None:
         eng = self._engines.pop(ev.engine_id, None)

@@ -175,10 +175,12 @@ def test_engine_join_places_queued_tasks_in_fifo_order() -> None:
 def test_no_live_engines_tasks_wait_even_if_unplaceable() -> None:
     h = Harness(hwm=1)
     assert h.submit("a", targets={9}) == []
-    h.join(0)
+    assert h.s.waiting_count == 1            # zero live engines: it waits
+    h.join(0)                                # now a live engine exists and none can take "a"
+    assert h.s.task_state("a") == "done"
     h.lose(0)
-    assert h.submit("b", targets={9}) == []
-    assert h.s.waiting_count == 2
+    assert h.submit("b", targets={9}) == []  # zero live engines again: "b" waits
+    assert h.s.waiting_count == 1
 
 
 def test_engine_join_never_redispatches_a_running_task() -> None:
