@@ -4,8 +4,9 @@ How this works. Nothing here decides where a task runs: arrivals become `TaskSub
 driver only executes the actions `TaskScheduler.handle` returns. There is no SimPy process per
 task (benchmarks/bench_sim.py: that is what makes the idiomatic model slow). Instead:
 
-- arrivals are one chain of `Timeout` events: each callback submits every task due now and
-  schedules the next arrival;
+- arrivals are pre-drawn, so they need no SimPy event: `_ArrivalEnvironment.step` (overridden the
+  way `simpy.rt` overrides it) delivers the next arrival when it is due before the heap's head event;
+  arrivals tie-break after events of the same time (departures before arrivals);
 - an engine runs one task at a time; starting a task schedules one `Timeout(duration, value=e)`
   whose callback reports `TaskFinished`; further dispatched tasks (hwm 0 or > 1) wait in the
   engine's FIFO deque; a dead engine's pending completion is recognised as stale by identity;
@@ -21,6 +22,7 @@ dead engine) are queued and handed to the core after that list, so actions run i
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -49,6 +51,28 @@ class SimulationStalled(RuntimeError):
     """Raised when no event is left but some tasks never reached a final outcome."""
 
 
+class _ArrivalEnvironment(simpy.Environment):
+    """A SimPy Environment that also delivers a sorted stream of arrivals without heap events.
+
+    `next_arrival` is the time of the next arrival (inf when none); `on_arrival()` handles it and
+    must advance `next_arrival`. Saves a Timeout, a heap push/pop and a step per task
+    (benchmarks/bench_sim.py).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_arrival = math.inf
+        self.on_arrival: Callable[[], None] = lambda: None
+
+    def step(self) -> None:
+        queue = self._queue
+        if self.next_arrival < (queue[0][0] if queue else math.inf):
+            self._now = self.next_arrival
+            self.on_arrival()
+        else:
+            super().step()
+
+
 class _Draws:
     """Values of a distribution drawn from one stream in numpy blocks, handed out one at a time."""
 
@@ -75,7 +99,7 @@ class Simulation:
 
         self.config = config
         self.workload = workload
-        self.env = env = simpy.Environment()
+        self.env = env = _ArrivalEnvironment()
         self.records = ColumnarRecords()
         seed = int(gens["scheduler"].integers(2**63))
         self.core = TaskScheduler(config.scheme, config.hwm, random.Random(seed), self.records)
@@ -99,7 +123,7 @@ class Simulation:
         self.finals = 0
         self.n_ok = 0
         self._done = env.event()
-        self._purge_every = 0 if workload.has_dependencies else 65536
+        self._purge_every = not workload.has_dependencies
         self._on_progress = on_progress
         self._progress_step = max(1, self._n // 200)
         rate = config.task_error_rate
@@ -122,7 +146,8 @@ class Simulation:
         if self.config.mtbf is not None:
             for e in range(len(self._up)):
                 self._after(float(self._fail_rng.exponential(self.config.mtbf)), self._on_engine_fail, e)
-        self._after(self._submit_at[0], self._on_arrival, None)
+        env.on_arrival = self._on_arrival
+        env.next_arrival = self._submit_at[0]
         try:
             env.run(until=self._done)
         except RuntimeError as exc:
@@ -193,8 +218,10 @@ class Simulation:
 
     def _final(self) -> None:
         self.finals = n = self.finals + 1
-        if self._purge_every and n % self._purge_every == 0:
-            self._deferred.append(PurgeRequested(self.env._now, None))
+        if n % 65536 == 0:
+            self.records.flush()
+            if self._purge_every:
+                self._deferred.append(PurgeRequested(self.env._now, None))
         if self._on_progress is not None and n % self._progress_step == 0:
             self._on_progress(n)
         if n == self._n:
@@ -211,7 +238,7 @@ class Simulation:
                         follow=Dependency(ex.follow) if ex.follow else None,
                         requires=ex.requires, **self._spec_kw)
 
-    def _on_arrival(self, _ev: Any) -> None:
+    def _on_arrival(self) -> None:
         now = self.env._now
         sub, n, i = self._submit_at, self._n, self._next
         direct = self._latency is None and self._overhead is None
@@ -227,9 +254,7 @@ class Simulation:
             if i >= n or sub[i] > now:
                 break
         self._next = i
-        if i < n:
-            ev = Timeout(self.env, sub[i] - now)
-            ev.callbacks.append(self._on_arrival)
+        self.env.next_arrival = sub[i] if i < n else math.inf
 
     # ------------------------------------------------------------------------------- engines
 

@@ -2,7 +2,8 @@
 
 How this works. `add(...)` (the core's positional RecordSink signature) appends one tuple to a
 small buffer; every `chunk` records the buffer is converted to numpy columns and dropped, so at rest
-a record costs ~90 bytes (10^6 records ≈ 90 MB) and no per-task Python object survives. Task and
+a record costs ~90 bytes (10^6 records ≈ 90 MB) and no per-task Python object survives. `add` does
+not check the buffer size (the simulator calls `flush()` every 65536 final outcomes). Task and
 engine ids must be integers (the simulator's ids are); `None` becomes NaN in float columns.
 Justified by benchmarks/bench_sim.py (a TaskRecord per attempt costs ~4x the memory and time).
 """
@@ -25,23 +26,21 @@ _CODED_COLS = ("error_name", "scheme", "label")
 class ColumnarRecords:
     """RecordSink with numpy columns; `columns()` gives them, `to_dataframe()` the TaskRecord-shaped frame."""
 
-    __slots__ = ("_buf", "_chunk", "_parts", "_codes", "_n")
+    __slots__ = ("_buf", "_parts", "_codes", "_n")
 
-    def __init__(self, chunk: int = 65536) -> None:
-        if chunk < 1:
-            raise ValueError("chunk must be >= 1")
+    def __init__(self) -> None:
         self._buf: list[tuple[Any, ...]] = []
-        self._chunk = chunk
         self._parts: list[dict[str, np.ndarray]] = []
         self._codes: dict[str, dict[Any, int]] = {c: {None: -1} for c in _CODED_COLS}
         self._n = 0
 
     def add(self, *fields: Any) -> None:
         """One record, positional in TaskRecord field order (the core's RecordSink.add)."""
-        buf = self._buf
-        buf.append(fields)
-        if len(buf) >= self._chunk:
-            self._flush()
+        self._buf.append(fields)
+
+    def flush(self) -> None:
+        """Convert the buffered records to numpy columns (bounded memory; call every so often)."""
+        self._flush()
 
     def __len__(self) -> int:
         return self._n + len(self._buf)
