@@ -218,11 +218,11 @@ for _cls in MESSAGE_TYPES:
 def to_wire(msg: Any) -> tuple[dict[str, Any], list[bytes]]:
     """A message as a frame header and its buffers (a None buffer field is sent as no buffer)."""
     cls = type(msg)
-    names, bufs, _ = _LAYOUT[cls]
+    names, bufs, required = _LAYOUT[cls]
     header: dict[str, Any] = {"t": cls.TYPE}
     for name in names:
         value = getattr(msg, name)
-        if value is None:
+        if value is None and name not in required:
             continue
         if isinstance(value, TaskFlags):
             value = value.to_dict()

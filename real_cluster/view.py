@@ -1,0 +1,302 @@
+"""LoadBalancedView, with parallel map, `@parallel` and `@remote` (ipyparallel's task interface).
+
+Flags: `block, targets, after, follow, timeout, retries, label`. `set_flags` validates every
+value before assigning any (an invalid call changes nothing) and returns the view; `temp_flags`
+sets them for a `with` block. `map` follows Python's `map`: unequal lengths stop at the shortest,
+and no empty task is ever sent; `chunksize` elements go in each task.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from numbers import Real
+from typing import TYPE_CHECKING, Any
+
+from sched_lab.core.dependency import Dependency
+
+from .asyncresult import AsyncResult
+from .error import NoEnginesRegistered
+from .messages import TaskFlags
+from .serialize import map_chunk, pack_call
+
+if TYPE_CHECKING:
+    from .client import Client
+
+FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label")
+
+
+def _check_flag(name: str, value: Any) -> Any:
+    """The validated (normalised) value of one flag; raises KeyError/TypeError/ValueError."""
+    if name == "block":
+        return bool(value)
+    if name == "targets":
+        if value is None or value == "all":
+            return None
+        if isinstance(value, bool):
+            raise TypeError("targets must be an engine id or a list of engine ids")
+        if isinstance(value, int):
+            return [value]
+        if isinstance(value, (list, tuple, set, frozenset, range)):
+            out = list(value)
+            if not out or not all(isinstance(v, int) and not isinstance(v, bool) for v in out):
+                raise ValueError(f"targets must be a non-empty list of engine ids, got {value!r}")
+            return out
+        raise TypeError(f"targets must be an engine id or a list of engine ids, got {value!r}")
+    if name in ("after", "follow"):
+        if value is None:
+            return None
+        try:
+            Dependency.coerce(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Invalid dependency {value!r}: {exc}") from None
+        return value
+    if name == "timeout":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise TypeError(f"timeout must be a number of seconds or None, got {value!r}")
+        if value < 0:
+            raise ValueError(f"timeout must be >= 0, got {value!r}")
+        return float(value)
+    if name == "retries":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"retries must be an int, got {value!r}")
+        if value < 0:
+            raise ValueError(f"retries must be >= 0, got {value!r}")
+        return value
+    if name == "label":
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"label must be a str or None, got {value!r}")
+        return value
+    raise KeyError(f"Invalid name: {name!r}")
+
+
+def _partition(n: int, chunksize: int) -> list[tuple[int, int]]:
+    """Balanced contiguous [lo, hi) slices: ceil(n / chunksize) of them, none empty."""
+    parts = math.ceil(n / chunksize)
+    return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
+
+
+class LoadBalancedView:
+    """Submits tasks that the controller's scheduler places on engines."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.targets: list[int] | None = None
+        self.block = False
+        self.after: Any = None
+        self.follow: Any = None
+        self.timeout: float | None = None
+        self.retries = 0
+        self.label: str | None = None
+        self.history: list[str] = []
+
+    # -------------------------------------------------------------------------------- flags
+    def set_flags(self, **flags: Any) -> LoadBalancedView:
+        """Validate every flag, then set them all (nothing changes if one is invalid); returns self."""
+        checked = {name: _check_flag(name, value) for name, value in flags.items()}
+        for name, value in checked.items():
+            setattr(self, name, value)
+        return self
+
+    @contextmanager
+    def temp_flags(self, **flags: Any) -> Iterator[LoadBalancedView]:
+        """Set flags for the duration of a `with` block."""
+        saved = {name: getattr(self, name) for name in FLAG_NAMES}
+        self.set_flags(**flags)
+        try:
+            yield self
+        finally:
+            for name, value in saved.items():
+                setattr(self, name, value)
+
+    def _flags(self, **override: Any) -> TaskFlags:
+        values = {name: getattr(self, name) for name in FLAG_NAMES}
+        values.update({k: _check_flag(k, v) for k, v in override.items()})
+        targets = values["targets"]
+        if targets is not None:
+            engines = self.client.ids
+            if not engines:
+                raise NoEnginesRegistered("no engines are registered, so no targets can be used")
+            unknown = [t for t in targets if t not in engines]
+            if unknown:
+                raise IndexError(f"No such engine: {unknown}")
+        return TaskFlags(targets=tuple(targets) if targets else None, after=Dependency.coerce(values["after"]),
+                         follow=Dependency.coerce(values["follow"]), retries=values["retries"],
+                         timeout_s=values["timeout"] or None, label=values["label"])
+
+    def __len__(self) -> int:
+        return len(self.targets) if self.targets is not None else len(self.client.ids)
+
+    # -------------------------------------------------------------------------------- apply
+    def _submit(self, payload: bytes, flags: TaskFlags) -> str:
+        tid = self.client.submit_task(payload, flags)
+        self.history.append(tid)
+        return tid
+
+    def apply_async(self, f: Callable, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Run `f(*args, **kwargs)` on some engine; returns an AsyncResult at once."""
+        flags = self._flags()
+        tid = self._submit(pack_call(f, args, kwargs), flags)
+        return self.client._track(AsyncResult(self.client, [tid], getattr(f, "__name__", "unknown")))
+
+    def apply_sync(self, f: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Run `f(*args, **kwargs)` and return its value (raises its RemoteError)."""
+        return self.apply_async(f, *args, **kwargs).get()
+
+    def apply(self, f: Callable, *args: Any, **kwargs: Any) -> Any:
+        """`apply_sync` if `view.block`, else `apply_async`."""
+        return self.apply_sync(f, *args, **kwargs) if self.block else self.apply_async(f, *args, **kwargs)
+
+    # ---------------------------------------------------------------------------------- map
+    def map(self, f: Callable, *sequences: Any, block: bool | None = None, chunksize: int | None = None,
+            ordered: bool = True, return_exceptions: bool = False) -> Any:
+        """Parallel `map(f, *sequences)`: a list when blocking, else an AsyncResult (iterable)."""
+        if not sequences:
+            raise TypeError("map() needs at least one sequence")
+        block = self.block if block is None else block
+        chunksize = 1 if chunksize is None else chunksize
+        if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+            raise ValueError(f"chunksize must be a positive int, got {chunksize!r}")
+        seqs = [s if isinstance(s, (list, tuple, range)) else list(s) for s in sequences]
+        n = min(len(s) for s in seqs)
+        flags = self._flags()
+        fname = getattr(f, "__name__", "unknown")
+        ids, sizes = [], []
+        for lo, hi in (_partition(n, chunksize) if n else []):
+            ids.append(self._submit(pack_call(map_chunk, (f, *[s[lo:hi] for s in seqs]), {}), flags))
+            sizes.append(hi - lo)
+        ar = self.client._track(AsyncResult(self.client, ids, fname, chunk_sizes=sizes, ordered=ordered,
+                                             return_exceptions=return_exceptions))
+        return ar.get() if block else ar
+
+    def map_async(self, f: Callable, *sequences: Any, **kwargs: Any) -> AsyncResult:
+        """`map` that returns an AsyncResult."""
+        if "block" in kwargs:
+            raise TypeError("map_async doesn't take a `block` keyword argument")
+        return self.map(f, *sequences, block=False, **kwargs)
+
+    def map_sync(self, f: Callable, *sequences: Any, **kwargs: Any) -> list:
+        """`map` that waits and returns the list."""
+        if "block" in kwargs:
+            raise TypeError("map_sync doesn't take a `block` keyword argument")
+        return self.map(f, *sequences, block=True, **kwargs)
+
+    def imap(self, f: Callable, *sequences: Any, ordered: bool = True, max_outstanding: int | str = "auto") -> Iterator:
+        """Lazy map: one task per element, at most `max_outstanding` in flight ("auto": 2 per engine)."""
+        window = max(2 * len(self), 2) if max_outstanding == "auto" else int(max_outstanding) or 1 << 62
+        items = zip(*sequences)
+        in_flight: list[AsyncResult] = []
+        for args in items:
+            in_flight.append(self.apply_async(f, *args))
+            while len(in_flight) >= window:
+                yield self._next_done(in_flight, ordered)
+        while in_flight:
+            yield self._next_done(in_flight, ordered)
+
+    @staticmethod
+    def _next_done(in_flight: list[AsyncResult], ordered: bool) -> Any:
+        if ordered:
+            return in_flight.pop(0).get()
+        done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+        ar = next(a for a in in_flight if a in done)
+        in_flight.remove(ar)
+        return ar.get()
+
+    # ---------------------------------------------------------------------------- decorators
+    def parallel(self, chunksize: int | None = None, ordered: bool = True, block: bool | None = None,
+                 **flags: Any) -> Callable[[Callable], ParallelFunction]:
+        """Decorator: `f.map(seq)` maps element-wise; `f(seq)` passes slices of `seq` to `f`."""
+        for name, value in flags.items():
+            _check_flag(name, value)
+
+        def decorate(f: Callable) -> ParallelFunction:
+            return ParallelFunction(self, f, chunksize, ordered, block, flags)
+
+        return decorate
+
+    def remote(self, block: bool | None = None, **flags: Any) -> Callable[[Callable], RemoteFunction]:
+        """Decorator: calling the function runs it as a task (`apply`, with these flags)."""
+        for name, value in flags.items():
+            _check_flag(name, value)
+
+        def decorate(f: Callable) -> RemoteFunction:
+            return RemoteFunction(self, f, block, flags)
+
+        return decorate
+
+    # ------------------------------------------------------------------------------ helpers
+    def wait(self, jobs: Any = None, timeout: float | None = -1) -> bool:
+        """Wait for tasks (default: everything submitted through this view)."""
+        return self.client.wait(self.history if jobs is None else jobs, timeout)
+
+    def abort(self, jobs: Any = None) -> int:
+        """Abort tasks not yet started (default: this view's outstanding ones)."""
+        ids = [t for t in self.history if t in self.client.outstanding] if jobs is None else jobs
+        return self.client.abort(ids)
+
+    def get_result(self, indices_or_msg_ids: Any = -1, block: bool = False) -> Any:
+        """`client.get_result`; ints index this view's history."""
+        if isinstance(indices_or_msg_ids, int):
+            indices_or_msg_ids = self.history[indices_or_msg_ids]
+        return self.client.get_result(indices_or_msg_ids, block=block)
+
+    def queue_status(self, verbose: bool = False) -> dict[Any, Any]:
+        """The controller's queue status for this view's engines."""
+        return self.client.queue_status(self.targets, verbose)
+
+    def shutdown(self, hub: bool = False) -> None:
+        """Stop this view's engines."""
+        self.client.shutdown(self.targets or "all", hub=hub)
+
+    def __repr__(self) -> str:
+        return f"<LoadBalancedView targets={self.targets or 'all'}>"
+
+
+class ParallelFunction:
+    """A function bound to a view: `.map(*seqs)` element-wise; calling it runs `f` on slices."""
+
+    def __init__(self, view: LoadBalancedView, f: Callable, chunksize: int | None, ordered: bool,
+                 block: bool | None, flags: dict[str, Any]):
+        self.view, self.func, self.chunksize, self.ordered, self.block, self.flags = view, f, chunksize, ordered, block, flags
+        self.__name__ = getattr(f, "__name__", "parallel")
+        self.__doc__ = getattr(f, "__doc__", None)
+
+    def map(self, *sequences: Any) -> Any:
+        """Element-wise parallel map of the function."""
+        with self.view.temp_flags(**self.flags):
+            return self.view.map(self.func, *sequences, block=self.block, chunksize=self.chunksize,
+                                 ordered=self.ordered)
+
+    def __call__(self, *sequences: Any) -> Any:
+        seqs = [s if isinstance(s, (list, tuple, range)) else list(s) for s in sequences]
+        n = min(len(s) for s in seqs) if seqs else 0
+        with self.view.temp_flags(**self.flags):
+            ars = [self.view.apply_async(self.func, *[s[lo:hi] for s in seqs])
+                   for lo, hi in (_partition(n, self.chunksize or 1) if n else [])]
+            block = self.view.block if self.block is None else self.block
+        ids = [m for ar in ars for m in ar.msg_ids]
+        ar = self.view.client._track(AsyncResult(self.view.client, ids, self.__name__, single=False))
+        if not block:
+            return ar
+        parts = ar.get()
+        if all(isinstance(p, (list, tuple, range)) for p in parts):
+            return [x for p in parts for x in p]
+        return parts
+
+
+class RemoteFunction:
+    """A function bound to a view: calling it is `view.apply(f, ...)` with the decorator's flags."""
+
+    def __init__(self, view: LoadBalancedView, f: Callable, block: bool | None, flags: dict[str, Any]):
+        self.view, self.func, self.block, self.flags = view, f, block, flags
+        self.__name__ = getattr(f, "__name__", "remote")
+        self.__doc__ = getattr(f, "__doc__", None)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self.view.temp_flags(**self.flags):
+            block = self.view.block if self.block is None else self.block
+            return (self.view.apply_sync if block else self.view.apply_async)(self.func, *args, **kwargs)
