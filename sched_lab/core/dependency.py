@@ -113,7 +113,7 @@ class Dependency:
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form (ids as a sorted list when sortable) for the wire and the task database."""
         try:
-            ids = sorted(self.ids)
+            ids: list[Any] = sorted(self.ids)  # type: ignore[type-var]
         except TypeError:
             ids = list(self.ids)
         return {"dependencies": ids, "all": self.all, "success": self.success, "failure": self.failure}

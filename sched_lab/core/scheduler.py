@@ -118,7 +118,7 @@ class TaskScheduler:
         self._notifying = False
         self._out: list[Action] = []
         self._now = 0.0
-        self._handlers = {
+        self._handlers: dict[type, Any] = {
             TaskSubmitted: self._on_submitted, TaskFinished: self._on_finished,
             EngineJoined: self._on_engine_joined, EngineLost: self._on_engine_lost,
             DependencyUnmet: self._on_unmet, DispatchFailed: self._on_dispatch_failed,
@@ -526,6 +526,7 @@ class TaskScheduler:
             self._n_queued -= 1
         self._record(task, outcome, error_name, None, None)
         self._out.append(Fail(task.id, error_name, message))
+        task.engine = None               # failed in the scheduler: it failed on no engine (for `follow`)
         self._finish(task, ok=False)
 
     def _finish(self, task: _Task, ok: bool) -> None:
@@ -670,7 +671,7 @@ class TaskScheduler:
     def _cancel_timer(self, task: _Task) -> None:
         token = task.timer
         task.timer = None
-        if self._timers.pop(token, None) is not None:
+        if token is not None and self._timers.pop(token, None) is not None:
             self._out.append(CancelTimer(token))
 
     def _on_timer(self, ev: TimerFired) -> None:

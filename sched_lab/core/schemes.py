@@ -93,7 +93,12 @@ def powerofd_ref(loads: Sequence[int], rng: Random, d: int = 2) -> int:
 # ------------------------------------------------------------------------------------- pools
 
 class EnginePool(Protocol):
-    """The available engines of one scheduler, with the scheme's fast decision rule."""
+    """The available engines of one scheduler, with the scheme's fast decision rule.
+
+    `load` maps each available engine to its load (the scheduler reads it to test availability).
+    """
+
+    load: dict[EngineId, int]
 
     def add(self, engine: EngineId, load: int, seq: int) -> None: ...
     def update(self, engine: EngineId, load: int, seq: int) -> None: ...
@@ -280,15 +285,14 @@ class TwoBinPool(_IndexedPool):
 class PowerOfDPool(_IndexedPool):
     """powerofd: d uniform draws, the lowest load (earliest draw on a tie)."""
 
-    reference = staticmethod(powerofd_ref)
-
     def __init__(self, d: int = 2) -> None:
         super().__init__()
         if d < 1:
             raise ValueError("powerofd needs d >= 1")
         self.d = d
-        if d != 2:
-            self.reference = lambda loads, rng: powerofd_ref(loads, rng, d)  # type: ignore[method-assign]
+
+    def reference(self, loads: Sequence[int], rng: Random) -> int:  # type: ignore[override]
+        return powerofd_ref(loads, rng, self.d)
 
     def _pick(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:
         load = self.load
