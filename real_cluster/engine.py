@@ -182,16 +182,10 @@ def configure_logging(path: Path | None, name: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m real_cluster.engine --file CONNECTION_FILE [--log PATH] [--retry-for S]`."""
+    from .cli import add_engine_arguments
     parser = argparse.ArgumentParser(prog="real_cluster.engine")
     add_engine_arguments(parser)
     return run_engine(parser.parse_args(argv))
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """The engine's command-line options (shared with `sched-lab engine`)."""
-    parser.add_argument("--file", required=True, help="engine connection file (controller-engine.json)")
-    parser.add_argument("--log", default=None, help="log file (default: the profile's log folder, else stderr)")
-    parser.add_argument("--retry-for", type=float, default=20.0, help="seconds to keep retrying the controller")
 
 
 def run_engine(args: argparse.Namespace) -> int:

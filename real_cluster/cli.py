@@ -1,0 +1,159 @@
+"""`sched-lab cluster start|stop|list`, `sched-lab controller`, `sched-lab engine` (light to import).
+
+Results go to stdout (a table, or `--json`), logs to the profile's log folder. Exit codes:
+0 ok, 1 failed (e.g. no cluster running, already running), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
+    """The controller's options."""
+    parser.add_argument("--profile", default="default", help="profile name (under $SCHED_LAB_DIR)")
+    parser.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
+    parser.add_argument("--scheme", default="leastload",
+                        help="leastload (default), lru, plainrandom, twobin, weighted, powerofd")
+    parser.add_argument("--hwm", type=int, default=1, help="max outstanding tasks per engine (0 = unlimited)")
+    parser.add_argument("--db", default="sqlite", choices=("sqlite", "memory"), help="task database backend")
+    parser.add_argument("--hb-period", type=float, default=1.0, help="engine heartbeat period, seconds")
+    parser.add_argument("--hb-misses", type=int, default=5, help="missed heartbeats before an engine is lost")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the scheduler's random generator")
+    parser.add_argument("--journal", default=None, help="record every core event and its actions (pickle) here")
+    parser.add_argument("--reuse", action="store_true", help="reuse the key and port of the existing connection files")
+    parser.add_argument("--log", default=None, help="log file (default: <profile>/log/controller.log)")
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The engine's options."""
+    parser.add_argument("--file", required=True, help="engine connection file (controller-engine.json)")
+    parser.add_argument("--log", default=None, help="log file (default: the profile's log folder, else stderr)")
+    parser.add_argument("--retry-for", type=float, default=20.0, help="seconds to keep retrying the controller")
+
+
+def register(subparsers: Any) -> None:
+    """Add `cluster`, `controller` and `engine` to the sched-lab command line."""
+    cluster = subparsers.add_parser("cluster", help="start, stop or list local clusters")
+    csub = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", parser_class=type(cluster))
+    start = csub.add_parser("start", help="start a controller and N engines")
+    start.add_argument("-n", "--n", type=int, default=4, help="number of engines (default 4)")
+    start.add_argument("--profile", default="default")
+    start.add_argument("--scheme", default="leastload")
+    start.add_argument("--hwm", type=int, default=1)
+    start.add_argument("--db", default="sqlite", choices=("sqlite", "memory"))
+    start.add_argument("--daemonize", action="store_true", help="return once started; stop with `cluster stop`")
+    start.set_defaults(func=_cluster_start)
+    stop = csub.add_parser("stop", help="stop a profile's cluster")
+    stop.add_argument("--profile", default="default")
+    stop.set_defaults(func=_cluster_stop)
+    lst = csub.add_parser("list", help="list profiles and whether their cluster runs")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.set_defaults(func=_cluster_list)
+    cluster.set_defaults(func=lambda args: (cluster.print_help(), 2)[1])
+
+    controller = subparsers.add_parser("controller", help="run a controller in the foreground")
+    add_controller_arguments(controller)
+    controller.set_defaults(func=_controller)
+    engine = subparsers.add_parser("engine", help="run an engine that joins a controller")
+    add_engine_arguments(engine)
+    engine.set_defaults(func=_engine)
+
+
+def _controller(args: argparse.Namespace) -> int:
+    from .controller_app import run_controller
+    return run_controller(args)
+
+
+def _engine(args: argparse.Namespace) -> int:
+    from .engine import run_engine
+    return run_engine(args)
+
+
+def _running(profile: str) -> dict[str, Any] | None:
+    from .cluster import read_pids
+    from .profile import pid_alive
+    pids = read_pids(profile)
+    return pids if pids and pid_alive(pids.get("controller")) else None
+
+
+def _cluster_start(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .cluster import Cluster
+    if args.n < 0 or args.hwm < 0:
+        print("cluster start: -n and --hwm must be >= 0", file=sys.stderr)
+        return 2
+    if _running(args.profile):
+        print(f"a cluster is already running in profile {args.profile!r}", file=sys.stderr)
+        return 1
+    cluster = Cluster(n=args.n, profile=args.profile, scheme=args.scheme, hwm=args.hwm, db=args.db,
+                      detach=args.daemonize)
+    try:
+        client = cluster.start()
+    except Exception as exc:
+        print(f"cluster start failed: {exc} (see {cluster.dir / 'log'})", file=sys.stderr)
+        return 1
+    client.close()
+    cluster.client = None
+    print(f"cluster started: profile={args.profile} engines={args.n} scheme={args.scheme} hwm={args.hwm}")
+    print(f"connection file: {cluster.dir / 'security' / 'controller-client.json'}")
+    sys.stdout.flush()
+    if args.daemonize:
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            if cluster.controller is None or cluster.controller.poll() is not None:
+                break
+    finally:
+        cluster.stop()
+        print("cluster stopped")
+    return 0
+
+
+def _cluster_stop(args: argparse.Namespace) -> int:
+    from .cluster import read_pids, stop_pids
+    from .profile import profile_dir
+    pids = read_pids(args.profile)
+    if not _running(args.profile):
+        print(f"no cluster is running in profile {args.profile!r}", file=sys.stderr)
+        return 1
+    assert pids is not None
+    try:
+        from .client import Client
+        with Client(profile=args.profile, timeout=2) as client:
+            client.shutdown(hub=True)
+    except Exception as exc:     # not reachable: fall back to signals
+        print(f"controller not reachable ({exc}); signalling", file=sys.stderr)
+    stop_pids([pids["controller"], *pids.get("engines", [])])
+    (profile_dir(args.profile) / "pid" / "cluster.json").unlink(missing_ok=True)
+    print(f"cluster stopped: profile={args.profile}")
+    return 0
+
+
+def _cluster_list(args: argparse.Namespace) -> int:
+    from .profile import list_profiles, pid_alive
+    from .cluster import read_pids
+    rows = []
+    for name in list_profiles():
+        pids = read_pids(name) or {}
+        running = pid_alive(pids.get("controller"))
+        engines = [p for p in pids.get("engines", []) if pid_alive(p)] if running else []
+        rows.append({"profile": name, "running": running, "controller_pid": pids.get("controller") if running else None,
+                     "engines": len(engines)})
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        print(f"{'PROFILE':<24} {'STATE':<8} {'CONTROLLER':>10} {'ENGINES':>7}")
+        for r in rows:
+            print(f"{r['profile']:<24} {'running' if r['running'] else 'stopped':<8} "
+                  f"{r['controller_pid'] or '-':>10} {r['engines']:>7}")
+    return 0
