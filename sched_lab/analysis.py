@@ -66,11 +66,11 @@ def final_records(cols: dict[str, np.ndarray]) -> np.ndarray:
 class Summary:
     """Headline figures of one run. Times are in the driver's unit; NaN when there is nothing to measure.
 
-    `tasks`/`ok`/`failed` count tasks after the warm-up cut; `utilization` = busy engine time /
+    `measured`/`ok`/`failed` count tasks after the warm-up cut; `utilization` = busy engine time /
     (engines × makespan); `imbalance` = max / mean busy time per engine (1 = perfectly even).
     """
 
-    tasks: int
+    measured: int
     ok: int
     failed: int
     mean_wait: float
@@ -112,7 +112,7 @@ def summarize(records: Any, engines: int | None = None, warmup: float = 0.0, n_t
     mean_busy = float(per_engine.sum() / n_eng) if n_eng else nan
     n_ok_all = int(cols["ok"][fin].sum())
     return Summary(
-        tasks=int(len(keep)), ok=int(ok.sum()), failed=int(len(keep) - ok.sum()),
+        measured=int(len(keep)), ok=int(ok.sum()), failed=int(len(keep) - ok.sum()),
         mean_wait=float(wait.mean()) if len(wait) else nan,
         mean_response=float(resp.mean()) if len(resp) else nan,
         p50_response=float(np.percentile(resp, 50)) if len(resp) else nan,
