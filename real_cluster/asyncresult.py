@@ -200,6 +200,9 @@ class AsyncResult(Future):
     def __iter__(self) -> Iterator[Any]:
         if self._single:
             raise TypeError("a single result is not iterable; use get()")
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
         pending = list(self.msg_ids)
         index = {m: i for i, m in enumerate(self.msg_ids)}
         while pending:

@@ -164,6 +164,8 @@ def execute(msg: RunTask) -> TaskDone:
         return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="error", started_at=started,
                         completed_at=time.time(), ename=ename, evalue=str(exc.evalue), traceback=tb)
     except BaseException as exc:  # the task's own failure, including SystemExit/KeyboardInterrupt raised by it
+        if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+            exc.__traceback__ = exc.__traceback__.tb_next          # drop this function's own frame
         ename, evalue, tb = format_exception(exc)
         return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="error", started_at=started,
                         completed_at=time.time(), ename=ename, evalue=evalue, traceback=tb)
