@@ -12,6 +12,16 @@ import pytest
 from real_cluster import Client, Cluster
 
 
+@pytest.fixture(autouse=True)
+def _pickle_test_module_by_value(request: pytest.FixtureRequest) -> None:
+    """Engines cannot import test modules: ship their functions by value, as for `__main__` code."""
+    import cloudpickle
+    try:
+        cloudpickle.register_pickle_by_value(request.module)
+    except ValueError:
+        pass
+
+
 @pytest.fixture(scope="session")
 def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("sched-lab")

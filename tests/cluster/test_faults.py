@@ -1,0 +1,190 @@
+"""Failures end to end: retries after a raised exception; an engine killed mid-task with os._exit (the task
+succeeds elsewhere with retries, or fails with EngineError within a second or two without); a hung engine
+(SIGSTOP) noticed by heartbeat; a controller restart keeping finished results in SQLite; and connections
+that do not know the key (garbage, wrong key, replayed handshake, a pickle sent before authenticating,
+an oversized frame) are closed without running anything while real clients keep being served."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import time
+
+import cloudpickle
+import pytest
+
+from real_cluster import Client, Cluster
+from real_cluster import protocol as proto
+from real_cluster.error import EngineError, RemoteError
+from real_cluster.messages import Auth, Hello, Submit, TaskFlags, Welcome, from_wire, to_wire
+from real_cluster.profile import client_file, read_connection_file
+from real_cluster.serialize import pack_call
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _fail_once(marker):
+    import os
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first attempt fails")
+    return os.getpid()
+
+
+def _die_once(marker):
+    import os
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    return os.getpid()
+
+
+def test_retry_after_a_raised_exception(view, tmp_path):
+    with view.temp_flags(retries=1):
+        ar = view.apply_async(_fail_once, str(tmp_path / "m1"))
+    assert isinstance(ar.get(10), int)
+    recs = sorted((r for r in view.client.records() if r.task_id == ar.msg_ids[0]), key=lambda r: r.attempt)
+    assert [(r.attempt, str(r.outcome)) for r in recs] == [(0, "error"), (1, "ok")]
+    assert recs[0].engine_id != recs[1].engine_id            # retried on an engine it has not failed on
+    with pytest.raises(RemoteError, match="first attempt fails"):
+        view.apply_sync(_fail_once, str(tmp_path / "m2"))      # no retries: the error reaches the client
+
+
+def test_engine_killed_mid_task_is_retried_elsewhere(make_cluster, tmp_path):
+    cluster = make_cluster(2)
+    rc = cluster.client
+    v = rc.load_balanced_view(retries=1)
+    ar = v.apply_async(_die_once, str(tmp_path / "die"))
+    pid = ar.get(15)
+    assert pid in [p.pid for p in cluster.engines]
+    deadline = time.monotonic() + 5
+    while len(rc.ids) != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(rc.ids) == 1                                   # the dead engine left client.ids
+    recs = sorted((r for r in rc.records() if r.task_id == ar.msg_ids[0]), key=lambda r: r.attempt)
+    assert [str(r.outcome) for r in recs] == ["engine_lost", "ok"]
+
+
+def test_engine_killed_without_retries_fails_fast_with_engine_error(make_cluster, tmp_path):
+    cluster = make_cluster(2)
+    v = cluster.client.load_balanced_view()
+    ar = v.apply_async(_die_once, str(tmp_path / "die"))
+    t0 = time.monotonic()
+    with pytest.raises(EngineError) as info:
+        ar.get(15)
+    assert time.monotonic() - t0 < 2.0 and info.value.ename == "EngineError"
+    assert v.apply_sync(abs, -1) == 1                        # the cluster keeps serving
+
+
+def test_hung_engine_is_noticed_by_heartbeat(make_cluster):
+    cluster = make_cluster(2, controller_args=["--hb-period", "0.1", "--hb-misses", "4"])
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    eid = rc.ids[0]
+    pid = v.set_flags(targets=eid).apply_sync(os.getpid)
+    ar = v.apply_async(time.sleep, 30)
+    time.sleep(0.2)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(EngineError):
+            ar.get(10)
+        assert time.monotonic() - t0 < 3 and eid not in rc.ids
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_controller_restart_keeps_finished_results(make_cluster):
+    first = make_cluster(1, profile="restart")
+    v = first.client.load_balanced_view(label="durable")
+    ar = v.apply_async(lambda: "kept")
+    failed = v.apply_async(lambda: 1 / 0)
+    assert ar.get(10) == "kept"
+    failed.wait(10)
+    first.stop()
+    second = make_cluster(1, profile="restart")
+    rc = second.client
+    assert rc.get_result(ar.msg_ids[0]).get(10) == "kept"
+    with pytest.raises(RemoteError, match="ZeroDivisionError"):
+        rc.get_result(failed.msg_ids[0]).get(10)
+    assert ar.msg_ids[0] in rc.hub_history()
+    assert rc.db_query({"label": "durable"}, keys=["status"])[0]["status"] == "ok"
+    assert rc.resubmit(ar.msg_ids).get(10) == "kept"
+
+
+# ------------------------------------------------------------------------------ hostile peers
+def _raw(info):
+    s = socket.create_connection((info.host, info.port), timeout=5)
+    dec = proto.FrameDecoder()
+    hello = from_wire(*dec.feed(s.recv(4096))[0])
+    assert isinstance(hello, Hello)
+    return s, hello
+
+
+def _closed(s) -> bool:
+    try:
+        s.settimeout(5)
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_unauthenticated_connections_are_dropped_and_run_nothing(rc, session_cluster, tmp_path):
+    info = read_connection_file(client_file("session"))
+    marker = tmp_path / "pwned"
+
+    def evil():
+        open(marker, "w").close()
+
+    payload = pack_call(evil, (), {})
+    submit = proto.encode_frame(*to_wire(Submit(task_id="evil", flags=TaskFlags(), submitted_at=0.0, payload=payload)))
+    attempts = [
+        lambda s, h: s.sendall(b"GET / HTTP/1.1\r\n\r\n" * 10),                     # garbage
+        lambda s, h: s.sendall(submit),                                              # a task before auth
+        lambda s, h: s.sendall(struct.pack("!I", 1 << 30) + b"x" * 100),            # oversized length prefix
+        lambda s, h: s.sendall(proto.encode_frame(*to_wire(Auth(
+            role="client", nonce="n", mac=proto.peer_proof("wrong-key", "client", h.nonce, "n"))))),
+        lambda s, h: s.sendall(cloudpickle.dumps(evil)),                             # a bare pickle
+    ]
+    for attempt in attempts:
+        s, hello = _raw(info)
+        attempt(s, hello)
+        assert _closed(s)
+        s.close()
+    # a handshake recorded from a good session cannot be replayed on a new connection
+    s, hello = _raw(info)
+    nonce = proto.new_nonce()
+    auth = proto.encode_frame(*to_wire(Auth(role="client", nonce=nonce,
+                                            mac=proto.peer_proof(info.key, "client", hello.nonce, nonce))))
+    s.sendall(auth)
+    welcome = from_wire(*proto.FrameDecoder().feed(s.recv(4096))[0])
+    assert isinstance(welcome, Welcome)
+    s.close()
+    s, _ = _raw(info)
+    s.sendall(auth + submit)
+    assert _closed(s)
+    s.close()
+    time.sleep(0.3)
+    assert not marker.exists()
+    assert rc.load_balanced_view().apply_sync(abs, -7) == 7           # everyone else is still served
+    log = (session_cluster.dir / "log" / "controller.log").read_text()
+    assert "AuthenticationError" in log and "exceeds the limit" in log
+
+
+def test_wrong_key_client_gets_authentication_error(lab_dir, session_cluster, tmp_path):
+    info = read_connection_file(client_file("session"))
+    bad = tmp_path / "bad.json"
+    from real_cluster.profile import ConnectionInfo, write_connection_file
+    write_connection_file(bad, ConnectionInfo(host=info.host, port=info.port, key="0" * 64))
+    with pytest.raises(Exception) as excinfo:
+        Client(bad, timeout=3)
+    assert type(excinfo.value).__name__ in ("ConnectionFailed", "TimeoutError", "AuthenticationError")
+    assert oct(bad.stat().st_mode & 0o777) == "0o600"
+    assert Cluster  # the public launcher is importable from the package root
