@@ -1,0 +1,108 @@
+"""`sched-lab cluster start/stop/list`, `sched-lab controller` and `sched-lab engine` as a user runs them:
+real processes, exit codes (0 ok, 1 failed, 2 usage), connection files with mode 0600, and nothing left
+running afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from real_cluster.profile import pid_alive
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _run(env, *args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "sched_lab.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = dict(os.environ, SCHED_LAB_DIR=str(tmp_path))
+    yield e
+    _run(e, "cluster", "stop", "--profile", "cli")    # whatever a failed test left behind
+
+
+def test_daemonized_cluster_start_list_stop(env, tmp_path):
+    r = _run(env, "cluster", "start", "-n", "2", "--profile", "cli", "--daemonize")
+    assert r.returncode == 0, r.stderr
+    assert "cluster started: profile=cli engines=2" in r.stdout
+    sec = tmp_path / "profile_cli" / "security"
+    for name in ("controller-client.json", "controller-engine.json"):
+        assert oct((sec / name).stat().st_mode & 0o777) == "0o600"
+    pids = json.loads((tmp_path / "profile_cli" / "pid" / "cluster.json").read_text())
+    assert pid_alive(pids["controller"]) and len(pids["engines"]) == 2
+    listed = json.loads(_run(env, "cluster", "list", "--json").stdout)
+    assert listed == [{"profile": "cli", "running": True, "controller_pid": pids["controller"], "engines": 2}]
+    assert _run(env, "cluster", "start", "-n", "1", "--profile", "cli", "--daemonize").returncode == 1
+
+    code = ("from real_cluster import Client\n"
+            "with Client(profile='cli') as rc:\n"
+            "    print(rc.load_balanced_view().map_sync(lambda x: x + 1, range(4)), rc.ids)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "[1, 2, 3, 4] [0, 1]", out.stderr
+
+    r = _run(env, "cluster", "stop", "--profile", "cli")
+    assert r.returncode == 0 and "cluster stopped" in r.stdout
+    deadline = time.monotonic() + 5
+    while any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]])
+    assert _run(env, "cluster", "stop", "--profile", "cli").returncode == 1
+    assert "stopped" in _run(env, "cluster", "list").stdout
+
+
+def test_foreground_start_stops_on_sigterm(env, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "sched_lab.cli", "cluster", "start", "-n", "1", "--profile", "cli",
+                             "--scheme", "lru", "--hwm", "0"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "cluster started" in proc.stdout.readline()
+        pids = json.loads((tmp_path / "profile_cli" / "pid" / "cluster.json").read_text())
+        info = json.loads((tmp_path / "profile_cli" / "security" / "controller-client.json").read_text())
+        assert info["scheme"] == "lru" and info["hwm"] == 0
+        proc.terminate()
+        assert proc.wait(15) == 0
+        assert not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_controller_and_engine_by_hand(env, tmp_path):
+    ctl = subprocess.Popen([sys.executable, "-m", "sched_lab.cli", "controller", "--profile", "hand", "--db", "memory"],
+                           env=env)
+    eng = None
+    try:
+        engine_file = tmp_path / "profile_hand" / "security" / "controller-engine.json"
+        deadline = time.monotonic() + 15
+        while not engine_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        eng = subprocess.Popen([sys.executable, "-m", "sched_lab.cli", "engine", "--file", str(engine_file)], env=env)
+        code = ("from real_cluster import Client\n"
+                "with Client(profile='hand') as rc:\n"
+                "    rc.wait_for_engines(1, 15)\n"
+                "    print(rc.load_balanced_view().apply_sync(sum, [1, 2, 3]))\n"
+                "    rc.shutdown(hub=True)\n")
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+        assert out.stdout.strip() == "6", out.stderr
+        assert ctl.wait(10) == 0 and eng.wait(10) == 0
+        assert not engine_file.exists()           # removed on a clean stop
+    finally:
+        for p in (ctl, eng):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_usage_errors_exit_2(env):
+    assert _run(env, "cluster", "start", "-n", "x").returncode == 2
+    assert _run(env, "engine").returncode == 2
+    assert _run(env, "controller", "--profile", "u", "--scheme", "nope").returncode == 2
+    assert _run(env, "engine", "--file", "/nonexistent.json").returncode == 2
