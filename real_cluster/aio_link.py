@@ -37,6 +37,7 @@ class Link(asyncio.Protocol):
         self.role = role
         self.peer = "?"
         self.authenticated = False
+        self.sent_proof = False
         self.closed = False
         self.transport: asyncio.Transport | None = None
         self.state: Any = None                      # whatever the owner wants to attach (engine/client record)
@@ -113,6 +114,7 @@ class Link(asyncio.Protocol):
             if msg.version != proto.PROTOCOL_VERSION:
                 raise ProtocolError(f"controller speaks protocol {msg.version}, we speak {proto.PROTOCOL_VERSION}")
             self._server_nonce = msg.nonce
+            self.sent_proof = True
             assert self.role is not None
             self._send_raw(to_wire(Auth(role=self.role, nonce=self._nonce,
                                         mac=proto.peer_proof(self.key, self.role, msg.nonce, self._nonce))))

@@ -23,7 +23,7 @@ from typing import Any
 from . import protocol as proto
 from .aio_link import Link
 from .asyncresult import AsyncResult
-from .error import ClusterError, ConnectionFailed, remote_error
+from .error import AuthenticationError, ClusterError, ConnectionFailed, remote_error
 from .messages import EnginesChanged, Reply, Request, Submit, TaskFlags, TaskResult, to_wire
 from .profile import client_file, read_connection_file, wait_for_connection_file
 from .serialize import unpack_result
@@ -89,9 +89,15 @@ class Client:
                 def on_ready(link: Link) -> None:
                     ready.set_result(link)
 
-                _, link = await self._loop.create_connection(
+                def on_close(link: Link, reason: str) -> None:
+                    if not ready.done():    # closed during the handshake: the controller refused our key
+                        ready.set_exception(AuthenticationError(f"the controller refused the handshake ({reason})")
+                                            if link.sent_proof else ConnectionFailed(reason))
+                    self._on_close(link, reason)
+
+                await self._loop.create_connection(
                     lambda: Link(info.key, server=False, role="client", on_message=self._on_message,
-                                 on_ready=on_ready, on_close=self._on_close), info.host, info.port)
+                                 on_ready=on_ready, on_close=on_close), info.host, info.port)
             task = asyncio.ensure_future(go())
             task.add_done_callback(lambda t: t.exception() and not ready.done() and ready.set_exception(
                 ConnectionFailed(f"cannot connect to {info.host}:{info.port}: {t.exception()}")))

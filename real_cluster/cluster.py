@@ -98,13 +98,17 @@ class Cluster:
     # --------------------------------------------------------------------------------- stop
     def stop(self, timeout: float = 5.0) -> None:
         """Stop everything this Cluster started (idempotent; escalates to SIGKILL)."""
+        asked = False
         if self.client is not None:
             try:
                 self.client.shutdown(hub=True)
+                asked = True
             except Exception:
                 pass
             self.client.close()
             self.client = None
+        if not asked and self.controller is not None and self.controller.poll() is None:
+            self.controller.send_signal(signal.SIGTERM)     # the controller stops its engines, then exits
         procs = [p for p in [self.controller, *self.engines] if p is not None]
         stop_processes(procs, timeout)
         self.engines = []
