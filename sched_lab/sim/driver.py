@@ -133,6 +133,7 @@ class Simulation:
         self._latency = _Draws(config.latency, gens["network"]) if config.latency else None
         self._overhead = _Draws(config.overhead, gens["network"]) if config.overhead else None
         self._sched_free = 0.0
+        self._channels: dict[Any, float] = {}
         self._fail_rng = gens["failures"]
         self._spec_kw = {"retries": config.retries, "timeout_s": config.timeout_s}
         self._plain_spec = config.retries == 0 and config.timeout_s is None
@@ -177,7 +178,7 @@ class Simulation:
                 if self._latency is None:
                     self._engine_receive(action)
                 else:
-                    self._after(self._latency(), self._on_dispatch_arrives, action)
+                    self._send(("to", action.engine_id), self._on_dispatch_arrives, action)
             elif kind is Deliver:
                 self.n_ok += action.ok
                 self._final()
@@ -191,14 +192,22 @@ class Simulation:
             elif kind is Cancel:
                 self._cancel(action)
 
-    def _report(self, make: Callable[..., Any], *args: Any) -> None:
-        """An engine's report to the scheduler, through the network and the scheduler's overhead if set."""
+    def _send(self, channel: Any, callback: Callable[[Any], None], value: Any) -> None:
+        """Deliver over a network connection: latency drawn per message, FIFO per connection (TCP-like)."""
+        now = self.env._now
+        at = max(now + self._latency(), self._channels.get(channel, 0.0))  # type: ignore[misc]
+        self._channels[channel] = at
+        self._after(at - now, callback, value)
+
+    def _report(self, make: Callable[..., Any], *args: Any, channel: Any = "client") -> None:
+        """A message to the scheduler (from the client or an engine), through the network and the
+        scheduler's overhead if set."""
         if self._latency is None and self._overhead is None:
             self._handle(make(self.env._now, *args))
         elif self._latency is None:
             self._on_sched_arrival_now(make, args)
         else:
-            self._after(self._latency(), self._on_sched_arrival, (make, args))
+            self._send(channel, self._on_sched_arrival, (make, args))
 
     def _on_sched_arrival(self, ev: Timeout) -> None:
         make, args = ev._value
@@ -265,17 +274,18 @@ class Simulation:
     def _engine_receive(self, action: Dispatch) -> None:
         e = action.engine_id
         if not self._up[e]:
-            self._defer_report(DispatchFailed, action.task_id, e, action.attempt)
+            self._defer_report(DispatchFailed, e, action.task_id, e, action.attempt)
         elif self._running[e] is None:
             self._start(e, action)
         else:
             self._queue[e].append(action)
 
-    def _defer_report(self, make: Callable[..., Any], *args: Any) -> None:
+    def _defer_report(self, make: Callable[..., Any], e: int, *args: Any) -> None:
+        """Engine e's report (`make(now, *args)`), handed to the core after the current action list."""
         if self._latency is None and self._overhead is None:
             self._deferred.append(make(self.env._now, *args))
         else:
-            self._report(make, *args)
+            self._report(make, *args, channel=("from", e))
 
     def _start(self, e: int, action: Dispatch) -> None:
         """Start `action` on idle engine e, or the next startable task of its queue."""
@@ -284,7 +294,7 @@ class Simulation:
         while True:
             tid = action.task_id
             if requires and tid in requires and not self._has(e, requires[tid]):
-                self._defer_report(DependencyUnmet, tid, e, action.attempt)
+                self._defer_report(DependencyUnmet, e, tid, e, action.attempt)
             else:
                 ev = Timeout(self.env, self._work[tid] * self._inv_speed[e], e)
                 ev.callbacks.append(self._on_complete)
@@ -320,7 +330,7 @@ class Simulation:
         if self._latency is None and self._overhead is None:
             self._handle(TaskFinished(self.env._now, action.task_id, e, action.attempt, ok, error, started))
         else:
-            self._report(TaskFinished, action.task_id, e, action.attempt, ok, error, started)
+            self._report(TaskFinished, action.task_id, e, action.attempt, ok, error, started, channel=("from", e))
             self._flush_deferred()
 
     def _flush_deferred(self) -> None:
@@ -334,7 +344,7 @@ class Simulation:
         for queued in queue:
             if queued.task_id == action.task_id and queued.attempt == action.attempt:
                 queue.remove(queued)
-                self._defer_report(TaskFinished, action.task_id, e, action.attempt, False, TASK_ABORTED, None)
+                self._defer_report(TaskFinished, e, action.task_id, e, action.attempt, False, TASK_ABORTED, None)
                 return
 
     # ------------------------------------------------------------------------ failures, timers
@@ -359,5 +369,8 @@ class Simulation:
         token = ev._value
         if token in self._timers:
             self._timers.discard(token)
-            self._report(TimerFired, token)
+            if self._overhead is None:                  # timers are local to the scheduler: no network
+                self._handle(TimerFired(self.env._now, token))
+            else:
+                self._on_sched_arrival_now(TimerFired, (token,))
             self._flush_deferred()
