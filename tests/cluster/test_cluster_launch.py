@@ -72,3 +72,13 @@ def test_engine_command_line_module(lab_dir):
     r = subprocess.run([sys.executable, "-m", "real_cluster.engine", "--file", os.devnull], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 2 and "cannot read connection file" in r.stderr
+
+
+def test_public_names_are_pinned():
+    import real_cluster
+    assert sorted(real_cluster.__all__) == sorted([
+        "Client", "Cluster", "LoadBalancedView", "ParallelFunction", "RemoteFunction", "AsyncResult", "Dependency",
+        "require", "depend", "dependent", "RemoteError", "CompositeError", "error"])
+    from real_cluster import Client, Cluster, Dependency, depend, dependent, require  # noqa: F401 - DESIGN §5 import
+    from sched_lab.core import Dependency as CoreDependency
+    assert Dependency is CoreDependency
