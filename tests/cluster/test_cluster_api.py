@@ -144,7 +144,8 @@ def test_second_client_gets_results_and_ids(rc, view):
         assert other.ids == rc.ids
         assert other.get_result(ar.msg_ids[0]).get(10) == "shared"
         pending = other.get_result(slow.msg_ids[0])        # subscribes: arrives when done
-        assert pending.get(10) is None and pending.metadata["engine_id"] == slow.engine_id
+        assert pending.get(10) is None and slow.get(10) is None      # both clients hear of it
+        assert pending.metadata["engine_id"] == slow.engine_id
         assert other.get_result(ar.msg_ids + slow.msg_ids, block=True) == ["shared", None]
         with pytest.raises(KeyError):
             other.get_result("no-such-task")
