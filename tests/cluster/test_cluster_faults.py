@@ -189,3 +189,43 @@ def test_wrong_key_client_gets_authentication_error(lab_dir, session_cluster, tm
     assert time.monotonic() - t0 < 2
     assert oct(bad.stat().st_mode & 0o777) == "0o600"
     assert Cluster  # the public launcher is importable from the package root
+
+
+def test_retries_beyond_the_engine_count_end_without_hanging(view):
+    def always():
+        raise KeyError("always")
+
+    with view.temp_flags(retries=5):
+        ar = view.apply_async(always)
+    with pytest.raises(RemoteError, match="KeyError"):
+        ar.get(20)
+    attempts = sorted(r.attempt for r in view.client.records() if r.task_id == ar.msg_ids[0])
+    assert attempts == [0, 1, 2, 3, 4, 5]               # 1 + retries runs, more runs than engines
+
+
+def test_abort_of_a_running_task_lets_it_finish(view):
+    ar = view.apply_async(lambda: time.sleep(0.3) or "finished")
+    time.sleep(0.1)
+    ar.abort()
+    assert ar.get(10) == "finished"                      # aborting never interrupts a running task
+
+
+def test_hwm0_dependent_task_runs_once_when_an_engine_joins(make_cluster, tmp_path):
+    cluster = make_cluster(1, hwm=0, db="memory")
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    counter = tmp_path / "runs"
+
+    def count():
+        with open(counter, "a") as fh:
+            fh.write("x")
+        return "ran"
+
+    a = v.apply_async(time.sleep, 0.5)
+    b = v.set_flags(after=a).apply_async(count)
+    cluster.start_engines(1)                              # ipyparallel could run b twice here
+    rc.wait_for_engines(2, 15)
+    assert b.get(15) == "ran"
+    time.sleep(0.3)
+    assert counter.read_text() == "x"
+    assert len([r for r in rc.records() if r.task_id == b.msg_ids[0]]) == 1
