@@ -141,7 +141,7 @@ class Controller:
             task.cancel()
         for handle in self._timers.values():
             handle.cancel()
-        self._save_records()
+        self.save_records()
         self.db.close()
         if self._journal:
             self._journal.close()
@@ -220,12 +220,12 @@ class Controller:
         while True:
             await asyncio.sleep(DB_FLUSH_INTERVAL_S)
             try:
-                self._save_records()
+                self.save_records()
                 self.db.flush()
             except Exception:
                 log.exception("task database write failed")
 
-    def _save_records(self) -> None:
+    def save_records(self) -> None:
         records = self.scheduler.records.drain()
         if records:
             self.db.add_records(records)

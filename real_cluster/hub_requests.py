@@ -77,7 +77,7 @@ class RequestHandler:
         return rows
 
     def op_records(self, link: Link) -> list[list]:
-        self.ctl._save_records()
+        self.ctl.save_records()
         return [[r.task_id, r.attempt, r.engine_id, r.submitted_at, r.dispatched_at, r.started_at, r.finished_at,
                  str(r.outcome), r.error_name, r.queue_len, r.engine_load, r.scheme, r.label]
                 for r in self.ctl.db.records()]
