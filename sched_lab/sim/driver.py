@@ -111,6 +111,7 @@ class Simulation:
         self._started = [0.0] * n_eng
         self._queue: list[deque[Dispatch]] = [deque() for _ in range(n_eng)]
         self._up = [True] * n_eng
+        self._incarnation = [0] * n_eng              # bumped when an engine fails (its connection dies)
         self._modules = list(modules) if modules is not None else [frozenset()] * n_eng
         self._platform = f"platform={config.platform}"
         self._work: list[float] = workload.work.tolist()
@@ -125,7 +126,6 @@ class Simulation:
         self._done = env.event()
         self._purge_every = not workload.has_dependencies
         self._on_progress = on_progress
-        self._progress_step = max(1, self._n // 200)
         rate = config.task_error_rate
         self._error_rate = rate
         self._errors = gens["errors"]
@@ -172,18 +172,31 @@ class Simulation:
             self._apply(self.core.handle(deferred.popleft()))
 
     def _apply(self, actions: list[Any]) -> None:
+        # The hot path (benchmarks/bench_sim.py): a Dispatch to an idle engine and a Deliver are
+        # carried out inline; everything else goes through the methods below.
         for action in actions:
             kind = action.__class__
             if kind is Dispatch:
-                if self._latency is None:
-                    self._engine_receive(action)
+                e = action.engine_id
+                if self._latency is not None:
+                    self._send(("to", e), self._on_dispatch_arrives, (action, self._incarnation[e]))
+                elif self._running[e] is None and not self._requires and self._up[e]:
+                    ev = Timeout(self.env, self._work[action.task_id] * self._inv_speed[e], e)
+                    ev.callbacks.append(self._on_complete)
+                    self._running[e] = action
+                    self._run_ev[e] = ev
+                    self._started[e] = self.env._now
                 else:
-                    self._send(("to", action.engine_id), self._on_dispatch_arrives, action)
+                    self._engine_receive(action)
             elif kind is Deliver:
                 self.n_ok += action.ok
-                self._final()
+                self.finals = n = self.finals + 1
+                if n % 1024 == 0 or n == self._n:
+                    self._final_tick(n)
             elif kind is Fail:
-                self._final()
+                self.finals = n = self.finals + 1
+                if n % 1024 == 0 or n == self._n:
+                    self._final_tick(n)
             elif kind is StartTimer:
                 self._timers.add(action.token)
                 self._after(max(0.0, action.deadline - self.env._now), self._on_timer, action.token)
@@ -225,13 +238,13 @@ class Simulation:
         make, args = ev._value
         self._handle(make(self.env._now, *args))
 
-    def _final(self) -> None:
-        self.finals = n = self.finals + 1
+    def _final_tick(self, n: int) -> None:
+        """Every 1024 final outcomes (and at the last): flush records, purge, progress, finish."""
         if n % 65536 == 0:
             self.records.flush()
             if self._purge_every:
                 self._deferred.append(PurgeRequested(self.env._now, None))
-        if self._on_progress is not None and n % self._progress_step == 0:
+        if self._on_progress is not None:
             self._on_progress(n)
         if n == self._n:
             self._done.succeed()
@@ -251,12 +264,13 @@ class Simulation:
         now = self.env._now
         sub, n, i = self._submit_at, self._n, self._next
         direct = self._latency is None and self._overhead is None
-        has_extras = bool(self.workload.extras)
-        plain = self._plain_spec and not has_extras
+        plain = self._plain_spec and not self.workload.extras
         while True:
             spec = TaskSpec(i) if plain else self._spec(i)
             if direct:
-                self._handle(TaskSubmitted(now, spec))
+                self._apply(self.core.handle(TaskSubmitted(now, spec)))
+                if self._deferred:
+                    self._flush_deferred()
             else:
                 self._report(TaskSubmitted, spec)
             i += 1
@@ -268,7 +282,10 @@ class Simulation:
     # ------------------------------------------------------------------------------- engines
 
     def _on_dispatch_arrives(self, ev: Timeout) -> None:
-        self._engine_receive(ev._value)
+        action, incarnation = ev._value
+        if incarnation != self._incarnation[action.engine_id]:
+            return              # sent to an earlier life of the engine: lost with that connection
+        self._engine_receive(action)
         self._flush_deferred()
 
     def _engine_receive(self, action: Dispatch) -> None:
@@ -328,7 +345,10 @@ class Simulation:
             if u < self._error_rate:
                 ok, error = False, SIMULATED_ERROR
         if self._latency is None and self._overhead is None:
-            self._handle(TaskFinished(self.env._now, action.task_id, e, action.attempt, ok, error, started))
+            self._apply(self.core.handle(TaskFinished(self.env._now, action.task_id, e, action.attempt, ok, error,
+                                                      started)))
+            if self._deferred:
+                self._flush_deferred()
         else:
             self._report(TaskFinished, action.task_id, e, action.attempt, ok, error, started, channel=("from", e))
             self._flush_deferred()
@@ -352,6 +372,7 @@ class Simulation:
     def _on_engine_fail(self, ev: Timeout) -> None:
         e = ev._value
         self._up[e] = False
+        self._incarnation[e] += 1
         self._running[e] = None
         self._run_ev[e] = None
         self._queue[e].clear()

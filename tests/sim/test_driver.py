@@ -157,3 +157,14 @@ def test_random_latency_keeps_each_connection_in_order():
     fin = finals(frame(res))
     assert (fin["outcome"] == "ok").all() and len(fin) == 2000
     assert np.all(np.diff(frame(res).sort_values("task_id").drop_duplicates("task_id")["submitted_at"]) >= 0)
+
+
+def test_failures_with_latency_lose_no_task():
+    # dispatches in flight to an engine that dies are lost with its connection; retries cover them
+    res = run(SimConfig(engines=6, hwm=0, tasks=3000, load=0.6, seed=9, mtbf=30.0, mttr=2.0, retries=100,
+                        latency=parse_dist("exp:mean=0.2")))
+    df = frame(res)
+    fin = finals(df)
+    assert (df["outcome"] == "engine_lost").sum() > 20
+    assert len(fin) == 3000 and (fin["outcome"] == "ok").all()
+    assert (df[df["outcome"] == "ok"].groupby("task_id").size() == 1).all()     # each task succeeds once
