@@ -600,6 +600,17 @@ def test_stale_timer_token_ignored() -> None:
     assert h.s.task_state("t") == "done"
 
 
+def test_retry_that_has_to_wait_arms_the_timeout() -> None:
+    h = Harness(hwm=1)
+    h.join(0, 1)
+    assert h.submit("t", retries=1, timeout_s=2.0, now=0.0) == [Dispatch("t", 1, 0)]   # placed: no timer
+    assert h.place("u") == 0
+    start = only_timer(h.finish("t", 1, ok=False, now=5.0))        # waits for untried engine 0
+    assert start.deadline == pytest.approx(7.0)
+    assert_actions(h.finish("u", 0, now=6.0), [Deliver("u", 0, 0, True), CancelTimer(start.token),
+                                               Dispatch("t", 0, 1)])
+
+
 def test_timer_tokens_are_distinct() -> None:
     h = Harness(hwm=1)
     h.join(0)
@@ -708,6 +719,21 @@ def test_purge_keeps_waiting_tasks() -> None:
     h.purge()
     assert h.s.task_state("b") == "queued" and h.s.task_state("a") == "running"
     assert_actions(h.finish("a", 0), [Deliver("a", 0, 0, True), Dispatch("b", 0, 0)])
+
+
+def test_purge_keeps_outcomes_a_waiting_follow_needs() -> None:
+    """docs/core-api.md: a purge keeps the outcomes an unfinished task's `follow` names, until it finishes."""
+    h = Harness(hwm=1)
+    h.join(0, 1)
+    assert h.place("a") == 1
+    h.finish("a", 1)
+    assert h.place("busy", targets={1}) == 1
+    assert h.submit("f", follow="a") == []
+    assert h.purge() == []
+    assert_actions(h.finish("busy", 1), [Deliver("busy", 1, 0, True), Dispatch("f", 1, 0)])
+    h.finish("f", 1)
+    assert h.purge() == []
+    assert h.s.known_task_count == 0 and h.s.task_state("a") is None
 
 
 class _NullSink:
