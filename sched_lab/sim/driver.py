@@ -35,7 +35,7 @@ from simpy.events import Timeout
 from ..core.dependency import Dependency
 from ..core.model import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost,
-    Fail, PurgeRequested, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired,
+    Fail, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired,
 )
 from .config import SimConfig
 from .distributions import Dist
@@ -102,7 +102,9 @@ class Simulation:
         self.env = env = _ArrivalEnvironment()
         self.records = ColumnarRecords()
         seed = int(gens["scheduler"].integers(2**63))
-        self.core = TaskScheduler(config.scheme, config.hwm, random.Random(seed), self.records)
+        # Independent tasks: nothing can depend on a finished task, so the core forgets it at once.
+        self.core = TaskScheduler(config.scheme, config.hwm, random.Random(seed), self.records,
+                                  forget_finished=not workload.has_dependencies)
         speeds = config.engine_speeds
         n_eng = len(speeds)
         self._inv_speed = [1.0 / s for s in speeds]
@@ -124,7 +126,6 @@ class Simulation:
         self.finals = 0
         self.n_ok = 0
         self._done = env.event()
-        self._purge_every = not workload.has_dependencies
         self._on_progress = on_progress
         rate = config.task_error_rate
         self._error_rate = rate
@@ -239,11 +240,9 @@ class Simulation:
         self._handle(make(self.env._now, *args))
 
     def _final_tick(self, n: int) -> None:
-        """Every 1024 final outcomes (and at the last): flush records, purge, progress, finish."""
+        """Every 1024 final outcomes (and at the last): flush records, progress, finish."""
         if n % 65536 == 0:
             self.records.flush()
-            if self._purge_every:
-                self._deferred.append(PurgeRequested(self.env._now, None))
         if self._on_progress is not None:
             self._on_progress(n)
         if n == self._n:
