@@ -109,7 +109,7 @@ def _check_export(path: str | None) -> None:
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:,.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        return "nan" if math.isnan(v) else f"{v:.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     return str(v)
 
 
