@@ -13,6 +13,7 @@ import asyncio
 import base64
 import builtins
 import itertools
+import json
 import threading
 import time
 import uuid
@@ -118,7 +119,7 @@ class Client:
             fut = self._replies.pop(msg.rid, None)
             if fut is not None and not fut.done():
                 if msg.ok:
-                    fut.set_result(msg.value)
+                    fut.set_result(msg.value if msg.big is None else json.loads(msg.big))
                 else:
                     ename, evalue = (msg.error or ["ClusterError", "request failed"])[:2]
                     cls = getattr(builtins, ename, None)
@@ -189,7 +190,10 @@ class Client:
         rid = next(self._rids)
         fut: Future = Future()
         self._replies[rid] = fut
-        self._send(Request(rid=rid, op=op, args=args))
+        try:
+            self._send(Request(rid=rid, op=op, args=args))
+        except ValueError:      # too large for a frame header (e.g. 100,000 ids): the args go as a JSON buffer
+            self._send(Request(rid=rid, op=op, args={}, big=json.dumps(args).encode()))
         return fut.result(timeout)
 
     def _track(self, ar: AsyncResult) -> AsyncResult:

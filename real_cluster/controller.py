@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import random
+import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,8 @@ from .taskdb import TaskDB
 
 log = logging.getLogger("real_cluster.controller")
 DB_FLUSH_INTERVAL_S = 0.05
+DB_RETRY_MAX_S = 2.0                # while the database refuses writes, retry at most this far apart
+MAX_UNAUTHENTICATED = 64            # connections still in the handshake; beyond this the oldest is closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,9 @@ class Controller:
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
         self.requests = RequestHandler(self)
+        self._unauthenticated: dict[Link, None] = {}     # insertion order: oldest first
+        self._evicted = 0
+        self._evicted_logged_at = 0.0
 
     # --------------------------------------------------------------------------- lifecycle
     async def start(self) -> int:
@@ -141,24 +147,41 @@ class Controller:
             task.cancel()
         for handle in self._timers.values():
             handle.cancel()
-        self.save_records()
-        self.db.close()
+        try:
+            self.save_records()
+            self.db.close()
+        except sqlite3.Error as exc:
+            log.error("task database: final write failed, unsaved rows are lost: %s", exc)
         if self._journal:
             self._journal.close()
         self._stopped.set()
 
     def _new_link(self) -> Link:
-        return Link(self.config.key, server=True, on_message=self._on_message, on_ready=self._on_ready,
+        if len(self._unauthenticated) >= MAX_UNAUTHENTICATED:     # a flood: drop the oldest half-open handshake
+            oldest = next(iter(self._unauthenticated))
+            del self._unauthenticated[oldest]
+            oldest.close(f"more than {MAX_UNAUTHENTICATED} unauthenticated connections")
+            self._evicted += 1
+            now = time.monotonic()
+            if now - self._evicted_logged_at >= 1.0:
+                log.warning("closed %d unauthenticated connections: more than %d were waiting for a handshake",
+                            self._evicted, MAX_UNAUTHENTICATED)
+                self._evicted, self._evicted_logged_at = 0, now
+        link = Link(self.config.key, server=True, on_message=self._on_message, on_ready=self._on_ready,
                     on_close=self._on_close, log=log)
+        self._unauthenticated[link] = None
+        return link
 
     # ------------------------------------------------------------------------- connections
     def _on_ready(self, link: Link) -> None:
+        self._unauthenticated.pop(link, None)
         log.info("authenticated %s from %s", link.role, link.peer)
         if link.role == "client":
             self.clients.add(link)
             link.send(EnginesChanged(ids=tuple(sorted(self.engines))))
 
     def _on_close(self, link: Link, reason: str) -> None:
+        self._unauthenticated.pop(link, None)
         if link.role == "client":
             self.clients.discard(link)
         elif isinstance(link.state, EngineConn):
@@ -217,13 +240,22 @@ class Controller:
                     self._engine_lost(eng.engine_id, f"no heartbeat for {now - eng.last_seen:.1f} s")
 
     async def _db_flusher(self) -> None:
+        delay, failing = DB_FLUSH_INTERVAL_S, False
         while True:
-            await asyncio.sleep(DB_FLUSH_INTERVAL_S)
+            await asyncio.sleep(delay)
             try:
                 self.save_records()
                 self.db.flush()
+            except sqlite3.Error as exc:      # disk full, read-only, I/O error: keep serving, keep the writes queued
+                if not failing:
+                    log.error("task database write failed (writes stay queued, retrying): %s", exc)
+                failing, delay = True, min(delay * 2, DB_RETRY_MAX_S)
             except Exception:
                 log.exception("task database write failed")
+            else:
+                if failing:
+                    log.warning("task database writes succeed again")
+                failing, delay = False, DB_FLUSH_INTERVAL_S
 
     def save_records(self) -> None:
         records = self.scheduler.records.drain()

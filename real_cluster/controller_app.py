@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def run_controller(args: argparse.Namespace) -> int:
                               journal_path=args.journal)
     try:
         asyncio.run(_serve(config, pdir, args))
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:      # port taken, profile or task database unusable
         log.error("controller failed: %s", exc)
         print(f"controller: {exc}", file=sys.stderr)
         return 1

@@ -9,7 +9,9 @@ core (AbortRequested, TaskResubmitted, PurgeRequested): no rule is decided here.
 from __future__ import annotations
 
 import base64
+import json
 import logging
+import sqlite3
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -45,13 +47,22 @@ class RequestHandler:
         try:
             if method is None:
                 raise RequestError("ValueError", f"unknown request {req.op!r}")
-            value = method(link, **req.args)
+            args = req.args if req.big is None else json.loads(req.big)
+            if not isinstance(args, dict):
+                raise TypeError("request arguments must be a JSON object")
+            value = method(link, **args)
         except RequestError as exc:
             link.send(Reply(rid=req.rid, ok=False, error=[exc.ename, exc.evalue]))
         except (TypeError, KeyError, ValueError) as exc:
             link.send(Reply(rid=req.rid, ok=False, error=[type(exc).__name__, str(exc)]))
+        except sqlite3.Error as exc:     # the disk or database failed: this request fails, the controller serves on
+            log.error("task database error answering %r: %s", req.op, exc)
+            link.send(Reply(rid=req.rid, ok=False, error=["ClusterError", f"task database unavailable: {exc}"]))
         else:
-            link.send(Reply(rid=req.rid, ok=True, value=value))
+            try:
+                link.send(Reply(rid=req.rid, ok=True, value=value))
+            except ValueError:            # too large for a frame header: the value goes as a JSON buffer
+                link.send(Reply(rid=req.rid, ok=True, big=json.dumps(value).encode()))
 
     # ------------------------------------------------------------------------------ queries
     def op_engines(self, link: Link) -> list[int]:

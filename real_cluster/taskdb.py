@@ -80,11 +80,24 @@ class TaskDB:
              str(r.outcome), r.error_name, r.queue_len, r.engine_load, r.scheme, r.label))) for r in records)
 
     def flush(self) -> None:
-        """Commit every queued write in one transaction."""
+        """Commit every queued write in one transaction.
+
+        Raises sqlite3.Error when the disk or database refuses the writes; they stay queued (in order,
+        ahead of later ones) and the next `flush` tries again, so a disk that recovers loses nothing.
+        """
         if not self.dirty:
             return
         inserts, updates, records, other = self._inserts, self._updates, self._records, self._other
         self._inserts, self._updates, self._records, self._other = [], [], [], []
+        try:
+            self._commit(inserts, updates, records, other)
+        except BaseException:
+            self._inserts, self._updates = inserts + self._inserts, updates + self._updates
+            self._records, self._other = records + self._records, other + self._other
+            raise
+
+    def _commit(self, inserts: list[tuple], updates: list[tuple], records: list[tuple],
+                other: list[tuple[str, tuple]]) -> None:
         db = self._db
         db.execute("BEGIN")
         try:
@@ -99,7 +112,8 @@ class TaskDB:
                 db.execute(sql, args)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
     def fail_pending(self, received: float, ename: str, evalue: str) -> int:
@@ -115,12 +129,20 @@ class TaskDB:
         if msg_ids is None:
             ids = [r[0] for r in self._db.execute("SELECT msg_id FROM tasks WHERE status != 'pending'")]
         else:
-            marks = ",".join("?" * len(msg_ids))
-            ids = [r[0] for r in self._db.execute(
-                f"SELECT msg_id FROM tasks WHERE status != 'pending' AND msg_id IN ({marks})", msg_ids)]
-        self._db.execute("BEGIN")
-        self._db.executemany("DELETE FROM tasks WHERE msg_id=?", [(i,) for i in ids])
-        self._db.execute("COMMIT")
+            ids = []
+            for lo in range(0, len(msg_ids), 500):       # SQLite caps the number of variables per statement
+                part = msg_ids[lo:lo + 500]
+                ids.extend(r[0] for r in self._db.execute(
+                    f"SELECT msg_id FROM tasks WHERE status != 'pending' AND msg_id IN ({','.join('?' * len(part))})",
+                    part))
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM tasks WHERE msg_id=?", [(i,) for i in ids])
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
         return ids
 
     # ------------------------------------------------------------------------------- reads
