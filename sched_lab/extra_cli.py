@@ -1,0 +1,69 @@
+"""`sched-lab bench` (and room for `sched-lab demo`): commands that run scripts kept outside the packages.
+
+Each command has its own `_register_<name>(subparsers)`; `register` calls them all. Light to import:
+the benchmark is loaded only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def register(subparsers: Any) -> None:
+    """Add this module's subcommands to the sched-lab command line."""
+    _register_bench(subparsers)
+
+
+# ------------------------------------------------------------------------------------ bench
+
+def _load_bench() -> Any:
+    """benchmarks/bench_live.py as a module (it lives in the source tree, next to the packages)."""
+    path = _REPO / "benchmarks" / "bench_live.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("bench_live", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_live"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench(args: argparse.Namespace) -> int:
+    bench = _load_bench()
+    if bench is None:
+        print("bench: benchmarks/bench_live.py not found (run from a source checkout: pip install -e .)",
+              file=sys.stderr)
+        return 1
+    try:
+        return bench.run(args)
+    except Exception as exc:   # a failed run is exit 1 with a message, not a traceback
+        print(f"bench: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _register_bench(subparsers: Any) -> None:
+    parser = subparsers.add_parser("bench", help="live-cluster benchmark vs ProcessPoolExecutor and ipyparallel",
+                                   description="Live-cluster benchmark (benchmarks/bench_live.py): sched-lab vs "
+                                   "ProcessPoolExecutor(2) and ipyparallel, medians of runs, ratios.")
+    bench_options(parser)
+    parser.set_defaults(func=_bench)
+
+
+def bench_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `sched-lab bench` (the same as benchmarks/bench_live.py's)."""
+    parser.add_argument("--quick", action="store_true", help="small workloads, 1 run, no ipyparallel (a smoke run)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per peer (median taken; default 3, quick 1)")
+    parser.add_argument("--peers", default=None,
+                        help="comma-separated: ppe, ipyparallel (default both if installed; quick: ppe)")
+    parser.add_argument("--db", choices=("sqlite", "memory"), default="sqlite", help="sched-lab task database")
+    parser.add_argument("--hwm", type=int, default=1, help="sched-lab high-water mark (default 1, the default)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the lognormal durations")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--markdown", action="store_true", help="print a README table")
