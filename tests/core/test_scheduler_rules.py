@@ -394,6 +394,19 @@ def test_follow_engine_dead_detected_when_first_engine_joins() -> None:
     assert_actions(h.join(1), [Fail("b", IMPOSSIBLE)])
 
 
+@pytest.mark.parametrize("targets", [{0}, {2}, {0, 2}])
+def test_follow_with_targets_impossible_detected_when_first_engine_joins(targets: set) -> None:
+    """follow needs dead engine 1; no live engine can ever take the task once engine 2 is up."""
+    h = Harness(hwm=1)
+    h.join(0, 1)
+    assert h.place("a") == 1
+    h.finish("a", 1)
+    h.lose(1)
+    h.lose(0)
+    assert h.submit("t", follow="a", targets=targets) == []     # no live engine: waits
+    assert_actions(h.join(2), [Fail("t", IMPOSSIBLE)])
+
+
 def test_targets_all_dead_with_timeout_waits_for_new_engine() -> None:
     h = Harness(hwm=1)
     h.join(0)
