@@ -25,8 +25,15 @@ def unpack_call(payload: bytes) -> tuple[Callable, tuple, dict]:
     return f, args, kwargs
 
 
+_SIMPLE = (type(None), bool, int, float, str, bytes)
+
+
 def pack_result(value: Any) -> bytes:
-    """A task's return value as bytes."""
+    """A task's return value as bytes (plain pickle for simple values: bench_live.py, no-op burst)."""
+    if type(value) in _SIMPLE:
+        return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    if type(value) in (list, tuple) and all(type(v) in _SIMPLE for v in value):
+        return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
     return cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL)
 
 

@@ -1,8 +1,8 @@
 """A blocking, authenticated framed connection (engines use it from plain threads).
 
 Same wire and handshake as `aio_link.Link` (peer side only). `send` is thread-safe (a lock around
-`sendall`, so the heartbeat thread and the task thread can both write); `recv` is meant for one
-reader thread.
+`sendall`, so the heartbeat thread and the task thread can both write); `recv`/`recv_many` are
+meant for one reader thread.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 from . import protocol as proto
 from .error import AuthenticationError, ConnectionFailed, ProtocolError
 from .messages import Auth, Hello, Welcome, from_wire, to_wire
+
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
 
 
 class SyncLink:
@@ -69,14 +71,30 @@ class SyncLink:
     def recv(self) -> Any:
         """The next message (blocking). Raises ConnectionFailed when the peer closes."""
         while not self._pending:
-            try:
-                data = self.sock.recv(1 << 20)
-            except OSError as exc:
-                raise ConnectionFailed(f"receive failed: {exc}") from None
-            if not data:
-                raise ConnectionFailed("controller closed the connection")
-            self._pending.extend(from_wire(h, b) for h, b in self._decoder.feed(data))
+            self._read(0)
         return self._pending.pop(0)
+
+    def recv_many(self, block: bool = True) -> list[Any]:
+        """Every message received so far; when `block`, waits for at least one (else may return []).
+
+        One read returns as many frames as have arrived, so a burst costs one syscall, not one per
+        message (bench_live.py: the engine side of the no-op burst). Raises like `recv`.
+        """
+        if not self._pending:
+            self._read(0 if block else _DONTWAIT)
+        out, self._pending = self._pending, []
+        return out
+
+    def _read(self, flags: int) -> None:
+        try:
+            data = self.sock.recv(1 << 20, flags)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            raise ConnectionFailed(f"receive failed: {exc}") from None
+        if not data:
+            raise ConnectionFailed("controller closed the connection")
+        self._pending.extend(from_wire(h, b) for h, b in self._decoder.feed(data))
 
     def close(self) -> None:
         """Close the socket (idempotent)."""
