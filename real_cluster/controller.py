@@ -182,6 +182,8 @@ class Controller:
 
     def _on_close(self, link: Link, reason: str) -> None:
         self._unauthenticated.pop(link, None)
+        if not link.authenticated:
+            log.info("unauthenticated connection from %s ended: %s", link.peer, reason)
         if link.role == "client":
             self.clients.discard(link)
         elif isinstance(link.state, EngineConn):
