@@ -19,6 +19,8 @@ from .error import AuthenticationError, ProtocolError
 from .messages import Auth, Hello, Welcome, from_wire, to_wire
 
 HANDSHAKE_TIMEOUT_S = 5.0
+BATCH_DELAY_S = 0.002       # `send_batched`: the longest a message waits for company (bench_live.py, burst)
+BATCH_MAX_FRAMES = 256      # ... or until this many are queued
 
 
 class Link(asyncio.Protocol):
@@ -51,6 +53,7 @@ class Link(asyncio.Protocol):
         self._server_nonce: str | None = None
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._later: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._close_reason = "connection closed"
 
@@ -154,6 +157,19 @@ class Link(asyncio.Protocol):
         for msg in msgs:
             self.send(msg)
 
+    def send_batched(self, msg: Any) -> None:
+        """Queue a message that may wait up to BATCH_DELAY_S for others, so that they share one write."""
+        if not self.authenticated or self.closed:
+            return
+        self._out.append(proto.encode_frame(*to_wire(msg)))
+        if self._flush_scheduled:
+            return
+        if len(self._out) >= BATCH_MAX_FRAMES:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+        elif self._later is None:
+            self._later = asyncio.get_running_loop().call_later(BATCH_DELAY_S, self.flush)
+
     def _send_raw(self, wire: tuple[dict, list[bytes]]) -> None:
         self._out.append(proto.encode_frame(*wire))
         if not self._flush_scheduled:
@@ -172,6 +188,9 @@ class Link(asyncio.Protocol):
     def flush(self) -> None:
         """Write everything queued, now."""
         self._flush_scheduled = False
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         if not self._out or self.transport is None or self.transport.is_closing():
             self._out.clear()
             return

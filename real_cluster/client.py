@@ -73,6 +73,8 @@ class Client:
         self._waiters: dict[str, list[AsyncResult]] = {}
         self._replies: dict[int, Future] = {}
         self._rids = itertools.count(1)
+        self._id_prefix = uuid.uuid4().hex[:20]        # task ids: 80 random bits per client + a counter
+        self._id_seq = itertools.count()
         self._lock = threading.Lock()
         self._outbox: list[bytes] = []
         self._engines: list[int] = []
@@ -210,7 +212,7 @@ class Client:
 
     def submit_task(self, payload: bytes, flags: TaskFlags) -> str:
         """Send one task (an already packed call); returns its id. Used by views."""
-        tid = uuid.uuid4().hex
+        tid = f"{self._id_prefix}{next(self._id_seq):012x}"
         now = time.time()
         self._meta[tid] = {"msg_id": tid, "submitted": now, "status": "pending", "engine_id": None,
                            "label": flags.label, "after": flags.after, "follow": flags.follow}

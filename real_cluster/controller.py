@@ -86,6 +86,7 @@ class PendingTask:
     submitted_at: float | None
     subscribers: set[Link] = field(default_factory=set)
     reply: tuple[TaskDone, int] | None = None
+    owner: Link | None = None           # the client that submitted it
 
 
 class Controller:
@@ -108,6 +109,7 @@ class Controller:
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
         self.requests = RequestHandler(self)
+        self._owned: dict[Link, int] = {}   # per client: its submitted tasks still pending (result batching)
         self._unauthenticated: dict[Link, None] = {}     # insertion order: oldest first
         self._evicted = 0
         self._evicted_logged_at = 0.0
@@ -186,6 +188,7 @@ class Controller:
             log.info("unauthenticated connection from %s ended: %s", link.peer, reason)
         if link.role == "client":
             self.clients.discard(link)
+            self._owned.pop(link, None)
         elif isinstance(link.state, EngineConn):
             self._engine_lost(link.state.engine_id, reason)
 
@@ -272,13 +275,15 @@ class Controller:
                 completed_at=None, received_at=time.time(), ename="ValueError",
                 evalue=f"task id {msg.task_id!r} is already in use"))
         flags = msg.flags
-        self.pending[msg.task_id] = PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link})
+        self.pending[msg.task_id] = PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link)
+        self._owned[link] = self._owned.get(link, 0) + 1
         self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload, resubmit_of)
         spec = self.spec_for(msg.task_id, flags)
         try:
             self.feed(TaskSubmitted(time.time(), spec))
         except SchedulerMisuse as exc:     # e.g. an id the core has already seen
-            self.pending.pop(msg.task_id, None)
+            if self.pending.pop(msg.task_id, None) is not None:
+                self._owned[link] = self._owned.get(link, 1) - 1
             self.db.finish_task(msg.task_id, "error", None, None, None, time.time(), None, "ValueError", str(exc))
             self._send_result(link, TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
@@ -368,19 +373,28 @@ class Controller:
             task_id=action.task_id, status="ok" if action.ok else "error", engine_id=eid,
             submitted_at=task.submitted_at, started_at=msg.started_at, completed_at=msg.completed_at,
             received_at=time.time(), ename=msg.ename, evalue=msg.evalue, traceback=msg.traceback,
-            engine_info=None if action.ok else info, result=msg.result))
+            engine_info=None if action.ok else info, label=task.flags.label, result=msg.result))
 
     def _finish(self, task_id: str, result: TaskResult) -> None:
         task = self.pending.pop(task_id, None)
         if task is None:
             return
         label = task.flags.label
-        result = replace(result, submitted_at=task.submitted_at, label=label)
+        if result.submitted_at != task.submitted_at or result.label != label:
+            result = replace(result, submitted_at=task.submitted_at, label=label)
         self.db.finish_task(task_id, result.status, result.engine_id, result.started_at, result.completed_at,
                             result.received_at, result.result, result.ename, result.evalue, result.traceback,
                             result.engine_info)
+        owner = task.owner
+        busy = False
+        if owner is not None and owner in self._owned:
+            left = self._owned[owner] = self._owned[owner] - 1
+            busy = left > 0
         for link in task.subscribers:
-            self._send_result(link, result)
+            if busy and link is owner:      # more of its results are coming: let them share one write
+                link.send_batched(result)
+            else:
+                self._send_result(link, result)
 
     @staticmethod
     def _send_result(link: Link, result: TaskResult) -> None:

@@ -206,6 +206,7 @@ class EnginesChanged:
     ids: tuple[int, ...]
 
 
+_NO_FLAGS = TaskFlags()
 MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Register, Registered, Heartbeat, RunTask, CancelTask,
                                    TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged)
 _BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_TYPES}
@@ -229,6 +230,8 @@ def to_wire(msg: Any) -> tuple[dict[str, Any], list[bytes]]:
         if value is None and name not in required:
             continue
         if isinstance(value, TaskFlags):
+            if value == _NO_FLAGS:      # the default flags travel as no field at all (bench_live.py, burst)
+                continue
             value = value.to_dict()
         elif isinstance(value, tuple):
             value = list(value)
@@ -252,6 +255,8 @@ def from_wire(header: dict[str, Any], buffers: list[bytes]) -> Any:
         if key not in names:
             raise ProtocolError(f"unexpected field {key!r} in a {cls.TYPE!r} message")
         kwargs[key] = value
+    if cls is Submit and "flags" not in kwargs:
+        kwargs["flags"] = _NO_FLAGS
     missing = required - kwargs.keys()
     if missing:
         raise ProtocolError(f"{cls.TYPE!r} message lacks {sorted(missing)}")
@@ -260,7 +265,7 @@ def from_wire(header: dict[str, Any], buffers: list[bytes]) -> Any:
     for name, buf in zip(bufs, buffers):
         kwargs[name] = buf
     try:
-        if "flags" in kwargs:
+        if "flags" in kwargs and kwargs["flags"] is not _NO_FLAGS:
             kwargs["flags"] = TaskFlags.from_dict(kwargs["flags"])
         if cls is EnginesChanged:
             kwargs["ids"] = tuple(kwargs["ids"])

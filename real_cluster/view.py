@@ -93,6 +93,7 @@ class LoadBalancedView:
         self.retries = 0
         self.label: str | None = None
         self.history: list[str] = []
+        self._plain_flags: dict[tuple, TaskFlags] = {}
 
     # -------------------------------------------------------------------------------- flags
     def set_flags(self, **flags: Any) -> LoadBalancedView:
@@ -114,6 +115,15 @@ class LoadBalancedView:
                 setattr(self, name, value)
 
     def _flags(self, **override: Any) -> TaskFlags:
+        if not override and self.targets is None and self.after is None and self.follow is None:
+            key = (self.retries, self.timeout, self.label)     # the common case, cached (bench_live.py, burst)
+            flags = self._plain_flags.get(key)
+            if flags is None:
+                if len(self._plain_flags) > 64:
+                    self._plain_flags.clear()
+                flags = self._plain_flags[key] = TaskFlags(retries=self.retries, timeout_s=self.timeout or None,
+                                                           label=self.label)
+            return flags
         values = {name: getattr(self, name) for name in FLAG_NAMES}
         values.update({k: _check_flag(k, v) for k, v in override.items()})
         targets = values["targets"]
