@@ -108,6 +108,8 @@ class TaskScheduler:
         self._open: deque[tuple[int, _Task]] = deque()
         self._open_excl: deque[tuple[int, _Task]] = deque()
         self._pinned: dict[EngineId, deque[tuple[int, _Task]]] = {}
+        self._stuck: deque[tuple[int, _Task]] = deque()   # no engine could ever take them (yet)
+        self._stale = 0                                  # dead queue entries awaiting compaction
         self._timers: dict[int, _Task] = {}
         self._next_token = 0
         self._qseq = 0
@@ -386,7 +388,9 @@ class TaskScheduler:
         self._qseq += 1
         task.qseq = q = self._qseq
         entry = (q, task)
-        if task.allowed is not None:
+        if task.allowed is not None and not task.allowed:
+            self._stuck.append(entry)
+        elif task.allowed is not None:
             for e in task.allowed:
                 self._pinned.setdefault(e, deque()).append(entry)
         elif task.blacklist or task.failed_on:
@@ -487,6 +491,16 @@ class TaskScheduler:
             queue.extend(kept)
         return found
 
+    def _compact_queues(self) -> None:
+        """Drop dead entries (tasks aborted or timed out while queued) so their memory is freed."""
+        def live(dq: deque[tuple[int, _Task]]) -> deque[tuple[int, _Task]]:
+            return deque(entry for entry in dq if entry[0] == entry[1].qseq)
+        self._open = live(self._open)
+        self._open_excl = live(self._open_excl)
+        self._stuck = live(self._stuck)
+        self._pinned = {e: kept for e, dq in self._pinned.items() if (kept := live(dq))}
+        self._stale = 0
+
     def _drain_all(self) -> None:
         """Rescan every queued task in FIFO order (after rare events such as losing an engine)."""
         entries: dict[int, _Task] = {}
@@ -496,13 +510,15 @@ class TaskScheduler:
         for q, t in self._open_excl:
             if q == t.qseq:
                 entries[q] = t
-        for dq in self._pinned.values():
+        for dq in (*self._pinned.values(), self._stuck):
             for q, t in dq:
                 if q == t.qseq:
                     entries[q] = t
         self._open = deque()
         self._open_excl = deque()
         self._pinned = {}
+        self._stuck = deque()
+        self._stale = 0
         for q in sorted(entries):
             task = entries[q]
             task.qseq = 0
@@ -524,6 +540,11 @@ class TaskScheduler:
             self._n_waiting -= 1
         elif task.state == QUEUED:
             self._n_queued -= 1
+            if task.qseq:                # its queue entries are dead now; compact once they dominate
+                self._stale += 1
+                if self._stale > 1024 and self._stale > 2 * self._n_queued:
+                    task.qseq = 0
+                    self._compact_queues()
         self._record(task, outcome, error_name, None, None)
         self._out.append(Fail(task.id, error_name, message))
         task.engine = None               # failed in the scheduler: it failed on no engine (for `follow`)
@@ -591,7 +612,11 @@ class TaskScheduler:
         task = self._tasks.get(ev.task_id)
         if task is None or task.state != RUNNING or task.engine != ev.engine_id or task.attempt != ev.attempt:
             return                                       # stale report: ignore
-        self._release(task)
+        eng = self._engines[ev.engine_id]                # release the engine (inline _release: hot path)
+        del eng.running[task.id]
+        eng.load -= 1
+        self._n_running -= 1
+        self._pool.update(eng.id, eng.load, eng.seq)
         if ev.ok:
             self.records.add(task.id, task.attempt, ev.engine_id, task.submitted_at, task.dispatched_at,
                              ev.started_at, self._now, Outcome.OK, None, task.queue_len, task.engine_load,
@@ -603,7 +628,7 @@ class TaskScheduler:
             outcome = Outcome.ABORTED if error == TASK_ABORTED else Outcome.ERROR
             self._record(task, outcome, error, ev.started_at, ev.engine_id)
             self._retry_or_end(task, ev.engine_id, lost=False, error_name=error)
-        if ev.engine_id in self._engines:
+        if self._n_queued and ev.engine_id in self._engines:
             self._drain(ev.engine_id)
 
     def _on_unmet(self, ev: DependencyUnmet) -> None:
@@ -702,6 +727,8 @@ class TaskScheduler:
         if ev.task_ids is None and not needed:   # release the dicts' own memory too
             self._completed = {}
             self._failed = {}
+        if self._stale:
+            self._compact_queues()
 
 
 def _replace_deps(spec: TaskSpec, after: Dependency | None, follow: Dependency | None) -> TaskSpec:

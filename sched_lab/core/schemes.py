@@ -143,18 +143,17 @@ class _HeapPool(_BasePool):
     that object (an identity test: cheap enough for the hot path, benchmarks/bench_core.py).
     """
 
+    _by_load = True                      # key (load, seq) for leastload, (seq,) for lru
+
     def __init__(self) -> None:
         super().__init__()
         self._heap: list[tuple] = []
         self._entry: dict[EngineId, tuple] = {}
 
-    def _make(self, load: int, seq: int, engine: EngineId) -> tuple:
-        raise NotImplementedError
-
     def add(self, engine: EngineId, load: int, seq: int) -> None:
         self.load[engine] = load
         self.seq[engine] = seq
-        entry = self._entry[engine] = self._make(load, seq, engine)
+        entry = self._entry[engine] = (load, seq, engine) if self._by_load else (seq, engine)
         heapq.heappush(self._heap, entry)
         if len(self._heap) > 2 * len(self._entry) + 64:
             self._heap = list(self._entry.values())
@@ -197,17 +196,12 @@ class LeastLoadPool(_HeapPool):
 
     reference = staticmethod(leastload_ref)
 
-    def _make(self, load: int, seq: int, engine: EngineId) -> tuple:
-        return (load, seq, engine)
-
 
 class LRUPool(_HeapPool):
     """lru: the lowest seq."""
 
     reference = staticmethod(lru_ref)
-
-    def _make(self, load: int, seq: int, engine: EngineId) -> tuple:
-        return (seq, engine)
+    _by_load = False
 
 
 class _IndexedPool(_BasePool):

@@ -14,8 +14,6 @@ import pytest
 from sched_lab.core import AbortRequested, PurgeRequested, TaskScheduler, TaskSpec, TaskSubmitted
 
 
-@pytest.mark.xfail(strict=True, reason="reported by the cluster: aborted queued tasks stay in the scheduler's "
-                                       "queue (lazy deletion) and purge does not compact it")
 def test_purge_frees_the_memory_of_tasks_aborted_while_queued():
     # Live: 100,000 tasks queued on a controller with no engine, aborted, then purge_results("all"):
     # the controller's RSS stayed up (about 45 MB per 100,000 tasks) and grew again by as much next round.
