@@ -9,7 +9,6 @@ import gc
 import random
 import tracemalloc
 
-import pytest
 
 from sched_lab.core import AbortRequested, PurgeRequested, TaskScheduler, TaskSpec, TaskSubmitted
 
