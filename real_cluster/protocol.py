@@ -5,7 +5,8 @@ How this works. A frame is a length-prefixed unit:
     !I  body length (bytes after these 4)
     !HB header length, number of payload buffers
     !I  x n  buffer lengths
-    header   compact JSON object (always has "t", the message type)
+    header   compact JSON object (always has "t", the message type), or a binary header that starts
+             with a NUL byte (messages.py packs the hottest messages so; returned here as raw bytes)
     buffers  opaque bytes (pickled functions/results: never looked at by the controller)
 
 `FrameDecoder` turns received bytes into `(header, buffers)` pairs and raises only
@@ -60,9 +61,9 @@ DEFAULT_LIMITS = Limits()
 HANDSHAKE_LIMITS = Limits(max_frame=2048, max_header=2000, max_buffers=0)
 
 
-def encode_frame(header: dict[str, Any], buffers: tuple[bytes, ...] | list[bytes] = ()) -> bytes:
-    """One frame as bytes. Raises ValueError for a header or buffer count beyond what the format holds."""
-    head = _json_encode(header).encode()
+def encode_frame(header: dict[str, Any] | bytes, buffers: tuple[bytes, ...] | list[bytes] = ()) -> bytes:
+    """One frame as bytes (a bytes header must be a binary one). Raises ValueError beyond what the format holds."""
+    head = header if type(header) is bytes else _json_encode(header).encode()
     if len(head) > 0xFFFF or len(buffers) > 0xFF:
         raise ValueError("header too large or too many buffers for one frame")
     lens = b"".join(_LEN.pack(len(b)) for b in buffers)
@@ -91,12 +92,12 @@ class FrameDecoder:
         """Bytes received but not yet part of a complete frame."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[tuple[dict[str, Any], list[bytes]]]:
+    def feed(self, data: bytes) -> list[tuple[dict[str, Any] | bytes, list[bytes]]]:
         if self._broken:
             raise ProtocolError("decoder already failed on this connection")
         buf = self._buf
         buf += data
-        frames: list[tuple[dict[str, Any], list[bytes]]] = []
+        frames: list[tuple[dict[str, Any] | bytes, list[bytes]]] = []
         pos = 0
         n = len(buf)
         try:
@@ -119,7 +120,7 @@ class FrameDecoder:
             del buf[:pos]
         return frames
 
-    def _parse(self, buf: bytearray, start: int, end: int) -> tuple[dict[str, Any], list[bytes]]:
+    def _parse(self, buf: bytearray, start: int, end: int) -> tuple[dict[str, Any] | bytes, list[bytes]]:
         head_len, nbufs = _HEAD.unpack_from(buf, start)
         if head_len > self.limits.max_header:
             raise ProtocolError(f"header of {head_len} bytes exceeds the limit of {self.limits.max_header}")
@@ -134,12 +135,16 @@ class FrameDecoder:
             pos += 4
         if pos + head_len + sum(lens) != end:
             raise ProtocolError("frame lengths do not add up to its body length")
-        try:
-            header = _json_decode(bytes(buf[pos:pos + head_len]).decode())
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ProtocolError(f"frame header is not JSON: {exc}") from None
-        if not isinstance(header, dict) or not isinstance(header.get("t"), str):
-            raise ProtocolError("frame header must be a JSON object with a string 't'")
+        header: dict[str, Any] | bytes
+        if head_len and buf[pos] == 0:      # binary header: messages.from_wire checks it
+            header = bytes(buf[pos:pos + head_len])
+        else:
+            try:
+                header = _json_decode(bytes(buf[pos:pos + head_len]).decode())
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise ProtocolError(f"frame header is not JSON: {exc}") from None
+            if not isinstance(header, dict) or not isinstance(header.get("t"), str):
+                raise ProtocolError("frame header must be a JSON object with a string 't'")
         pos += head_len
         buffers = []
         for length in lens:
