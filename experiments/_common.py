@@ -1,0 +1,125 @@
+"""Shared plumbing of the experiment scripts: arguments, output paths, tables and figures.
+
+Every study is `python experiments/NAME.py [--quick] [--jobs N] [--seed S] [--out DIR]`; it writes a
+tidy CSV and PNG figures into `experiments/results/NAME/` (`.../NAME/quick/` with `--quick`, so a
+quick run never overwrites the committed full results) and prints its key table. Simulation
+sweeps go through `sched_lab.sim.compare.run_sweep`; the few studies that need per-record metrics
+map their own point function over a process pool with `map_points`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PNG_DPI = 75
+
+
+def sweep_supports_cluster() -> bool:
+    """Whether `compare.run_sweep` can send points to a running cluster (a `cluster` keyword)."""
+    from sched_lab.sim import compare
+
+    return "cluster" in inspect.signature(compare.run_sweep).parameters
+
+
+def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The common options (plus `extra`'s); sets `args.out` (created) and `args.name`."""
+    p = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description)
+    p.add_argument("--quick", action="store_true", help="the small version (CI): well under a minute on 2 cores")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--seed", type=int, default=1, help="first seed (seeds are SEED, SEED+1, ...)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output directory (default experiments/results/{name}, or .../{name}/quick)")
+    if sweep_supports_cluster():
+        p.add_argument("--cluster", metavar="PROFILE", default=None,
+                       help="run the sweep's simulation points as tasks on this running sched-lab cluster")
+    if extra:
+        extra(p)
+    args = p.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        p.error("--jobs must be >= 1")
+    args.name = name
+    args.out = args.out or (RESULTS / name / "quick" if args.quick else RESULTS / name)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.started = time.perf_counter()
+    return args
+
+
+def sweep(configs: Sequence[Any], args: argparse.Namespace) -> Any:
+    """`compare.run_sweep` over the configs (on the cluster when `--cluster` was given); progress on stderr."""
+    from sched_lab.sim.compare import run_sweep
+
+    total = len(configs)
+
+    def on_done(i: int) -> None:
+        if i == total or i % max(1, total // 10) == 0:
+            log(f"  {i}/{total} simulation points")
+
+    kw: dict[str, Any] = {}
+    if getattr(args, "cluster", None):
+        kw["cluster"] = args.cluster
+    return run_sweep(configs, jobs=args.jobs, on_done=on_done, **kw)
+
+
+def map_points(fn: Callable[[Any], dict[str, Any]], points: Sequence[Any], jobs: int | None) -> Any:
+    """`fn` over `points` in worker processes (order kept) -> DataFrame; for points that need whole
+    records (compare.run_point returns only the summary metrics). `fn` must be a module-level function."""
+    import pandas as pd
+
+    jobs = min(jobs or os.cpu_count() or 1, len(points))
+    if jobs <= 1:
+        rows = [fn(p) for p in points]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            rows = list(pool.map(fn, points))
+    return pd.DataFrame(rows)
+
+
+def log(msg: str) -> None:
+    """Progress to stderr (results go to stdout)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def save_csv(df: Any, args: argparse.Namespace, filename: str) -> Path:
+    path = args.out / filename
+    df.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def save_fig(fig: Any, args: argparse.Namespace, filename: str) -> Path:
+    """Save a Figure as a small PNG: 75 dpi, quantised to a 256-colour palette (well under 150 KB)."""
+    import io
+
+    from PIL import Image
+
+    path = args.out / filename
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=PNG_DPI, format="png")
+    buf.seek(0)
+    with Image.open(buf) as img:
+        img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    return path
+
+
+def print_table(df: Any, title: str, floatfmt: str = "{:.4g}") -> None:
+    """The key table, readable in a terminal (stdout)."""
+    print(f"\n## {title}\n")
+    print(df.to_string(index=False, float_format=lambda v: floatfmt.format(v)))
+
+
+def done(args: argparse.Namespace) -> int:
+    log(f"{args.name}: results in {args.out} ({time.perf_counter() - args.started:.1f} s)")
+    return 0
