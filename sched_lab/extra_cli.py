@@ -1,4 +1,4 @@
-"""`sched-lab bench` (and room for `sched-lab demo`): commands that run scripts kept outside the packages.
+"""`sched-lab demo` and `sched-lab bench`: the tour of the lab, and commands that run scripts kept outside the packages.
 
 Each command has its own `_register_<name>(subparsers)`; `register` calls them all. Light to import:
 the benchmark is loaded only when the command runs.
@@ -17,7 +17,31 @@ _REPO = Path(__file__).resolve().parent.parent
 
 def register(subparsers: Any) -> None:
     """Add this module's subcommands to the sched-lab command line."""
+    _register_demo(subparsers)
     _register_bench(subparsers)
+
+
+# ------------------------------------------------------------------------------------- demo
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(args)
+
+
+def _register_demo(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="live cluster vs simulator: two schemes, a report with figures (under a minute)",
+        description="Start a local cluster, replay a short Poisson workload of sleep tasks under two schemes, "
+        "simulate the same schemes at 100x the scale, and write a Markdown report with CDF figures and a table.")
+    parser.add_argument("--out", default="sched-lab-demo", metavar="DIR", help="report directory (default ./sched-lab-demo)")
+    parser.add_argument("--schemes", default="leastload,plainrandom", metavar="S,..", help="schemes (default leastload,plainrandom)")
+    parser.add_argument("--engines", type=int, default=4, metavar="N", help="live engines (default 4)")
+    parser.add_argument("--tasks", type=int, default=200, metavar="M", help="live tasks per scheme (default 200)")
+    parser.add_argument("--hwm", type=int, default=0, help="high-water mark (default 0: dispatch at once, schemes differ)")
+    parser.add_argument("--load", type=float, default=0.7, help="per-engine load (default 0.7)")
+    parser.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    parser.set_defaults(func=_demo)
 
 
 # ------------------------------------------------------------------------------------ bench
