@@ -67,6 +67,9 @@ def register(subparsers: Any) -> None:
     c.add_argument("--seeds", type=int, default=3, metavar="K", help="seeds per point (default 3)")
     c.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     c.add_argument("--jobs", type=int, default=0, metavar="J", help="worker processes (default: all cores)")
+    c.add_argument("--cluster", metavar="PROFILE|FILE.json",
+                   help="run each point as a task on this running sched-lab cluster instead of local processes "
+                        "(engines need sched-lab installed; identical results for identical seeds)")
     c.add_argument("--out", default="compare.csv", metavar="FILE.csv", help="tidy results (default compare.csv)")
     c.add_argument("--plot", default="compare.png", metavar="FILE.png", help="figure (default compare.png; '' = none)")
     c.add_argument("--json", action="store_true", help="print the aggregated table as JSON")
@@ -198,8 +201,20 @@ def compare_main(args: argparse.Namespace) -> int:
         return _error("compare", str(exc))
     from tqdm import tqdm
 
-    with tqdm(total=len(configs), file=sys.stderr, unit="run", disable=None if not args.json else True) as bar:
-        tidy = run_sweep(configs, jobs=args.jobs or None, on_done=lambda n: bar.update(n - bar.n))
+    from .compare import ClusterUnavailable
+
+    try:
+        with tqdm(total=len(configs), file=sys.stderr, unit="run", disable=None if not args.json else True) as bar:
+            tidy = run_sweep(configs, jobs=args.jobs or None, on_done=lambda n: bar.update(n - bar.n),
+                             cluster=args.cluster)
+    except ClusterUnavailable as exc:
+        print(f"sched-lab compare: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if args.cluster is None:
+            raise
+        print(f"sched-lab compare: a point failed on the cluster: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     tidy.to_csv(args.out, index=False)
     table = aggregate(tidy)
     if args.plot:

@@ -1,4 +1,9 @@
-"""Sweeps: run schemes × loads × hwm × workloads × seeds (in parallel processes) into a tidy table."""
+"""Sweeps: run schemes × loads × hwm × workloads × seeds (in parallel processes) into a tidy table.
+
+A sweep runs in local worker processes, or — with `cluster=` — as tasks on a running sched-lab
+cluster: each point is one `run_point(config)` task (engines import this module, so they need
+sched-lab installed), and the rows are identical to a local sweep's except for `wall_s`.
+"""
 
 from __future__ import annotations
 
@@ -36,13 +41,20 @@ def run_point(config: SimConfig) -> dict[str, Any]:
 
 
 def run_sweep(configs: Sequence[SimConfig], jobs: int | None = None,
-              on_done: Callable[[int], None] | None = None) -> Any:
-    """Run the points (across `jobs` processes; default: all cores) and return the tidy DataFrame."""
+              on_done: Callable[[int], None] | None = None, cluster: Any = None) -> Any:
+    """Run the points (across `jobs` processes; default: all cores) and return the tidy DataFrame.
+
+    `cluster`: a profile name, a client connection file (.json) or a connected `real_cluster.Client`:
+    run every point as a task on that cluster's engines instead (`jobs` is then ignored). A point
+    that fails there raises its RemoteError; a missing cluster raises ClusterUnavailable.
+    """
     import pandas as pd
 
     jobs = jobs or os.cpu_count() or 1
     rows: list[dict[str, Any]] = []
-    if jobs == 1 or len(configs) == 1:
+    if cluster is not None:
+        rows = run_on_cluster(configs, cluster, on_done)
+    elif jobs == 1 or len(configs) == 1:
         for i, cfg in enumerate(configs):
             rows.append(run_point(cfg))
             if on_done:
@@ -54,6 +66,57 @@ def run_sweep(configs: Sequence[SimConfig], jobs: int | None = None,
                 if on_done:
                     on_done(i + 1)
     return pd.DataFrame(rows)
+
+
+class ClusterUnavailable(RuntimeError):
+    """Raised when a sweep is sent to a cluster that is not running or has no engines."""
+
+
+def connect(cluster: str | os.PathLike[str], engine_timeout_s: float = 30.0) -> Any:
+    """A Client for a profile name or a client connection file; waits for at least one engine."""
+    from pathlib import Path
+
+    from real_cluster import Client
+    from real_cluster.profile import client_file
+
+    path = Path(cluster)
+    if str(cluster).endswith(".json"):
+        if not path.is_file():
+            raise ClusterUnavailable(f"no connection file {str(path)!r}")
+    else:
+        path = client_file(str(cluster))
+        if not path.is_file():
+            raise ClusterUnavailable(f"no running cluster for profile {str(cluster)!r} (no {path}); start one with "
+                                     f"`sched-lab cluster start -n 4 --profile {cluster} --daemonize`")
+    try:
+        client = Client(path)
+    except Exception as exc:
+        raise ClusterUnavailable(f"cannot connect to the cluster of {str(cluster)!r}: {exc}") from exc
+    try:
+        client.wait_for_engines(1, engine_timeout_s)
+    except Exception as exc:
+        client.close()
+        raise ClusterUnavailable(f"the cluster of {str(cluster)!r} has no engines: {exc}") from exc
+    return client
+
+
+def run_on_cluster(configs: Sequence[SimConfig], cluster: Any,
+                   on_done: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Rows of `run_point` for every config, each run as one task on a live cluster (see `run_sweep`)."""
+    own = not hasattr(cluster, "load_balanced_view")
+    client = connect(cluster) if own else cluster
+    try:
+        view = client.load_balanced_view(label="sched-lab compare")
+        pending = [view.apply_async(run_point, cfg) for cfg in configs]
+        rows = []
+        for i, ar in enumerate(pending):
+            rows.append(ar.get())
+            if on_done:
+                on_done(i + 1)
+        return rows
+    finally:
+        if own:
+            client.close()
 
 
 def aggregate(tidy: Any) -> Any:
