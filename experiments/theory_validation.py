@@ -28,9 +28,9 @@ def plan(quick: bool, seed0: int) -> tuple[list[tuple[str, str, Any, float]], di
     from sched_lab.theory import mm1_response, mmc_response, pk_response, rr_response, supermarket_response
 
     loads = (0.5, 0.8) if quick else (0.5, 0.7, 0.8, 0.9)
-    seeds = range(seed0, seed0 + (3 if quick else 5))
-    tasks = 8_000 if quick else 60_000
-    sm_engines, sm_tasks = (200, 12_000) if quick else (1000, 200_000)
+    seeds = range(seed0, seed0 + (3 if quick else 4))
+    tasks = 8_000 if quick else 30_000
+    sm_engines, sm_tasks = (200, 12_000) if quick else (1000, 100_000)
     base = SimConfig(engines=10, tasks=tasks, warmup=0.1)
     out: list[tuple[str, str, Any, float]] = []
     theory: dict[str, Callable[[float], float]] = {}
