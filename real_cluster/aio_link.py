@@ -157,6 +157,11 @@ class Link(asyncio.Protocol):
         for msg in msgs:
             self.send(msg)
 
+    def limit_reads(self, max_bytes: int) -> None:
+        """Read at most `max_bytes` per event-loop turn, so one busy peer cannot hold up the others."""
+        if self.transport is not None and hasattr(self.transport, "max_size"):
+            self.transport.max_size = max_bytes  # type: ignore[attr-defined]
+
     def send_batched(self, msg: Any) -> None:
         """Queue a message that may wait up to BATCH_DELAY_S for others, so that they share one write."""
         if not self.authenticated or self.closed:

@@ -40,6 +40,7 @@ from .taskdb import TaskDB
 
 log = logging.getLogger("real_cluster.controller")
 DB_FLUSH_INTERVAL_S = 0.05
+CLIENT_READ_BYTES = 8192            # a client's burst is read in slices, engines' replies go between (bench_live.py, 1 ms tasks)
 DB_RETRY_MAX_S = 2.0                # while the database refuses writes, retry at most this far apart
 MAX_UNAUTHENTICATED = 64            # connections still in the handshake; beyond this the oldest is closed
 
@@ -110,6 +111,7 @@ class Controller:
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
         self.requests = RequestHandler(self)
         self._owned: dict[Link, int] = {}   # per client: its submitted tasks still pending (result batching)
+        self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._unauthenticated: dict[Link, None] = {}     # insertion order: oldest first
         self._evicted = 0
         self._evicted_logged_at = 0.0
@@ -180,6 +182,7 @@ class Controller:
         log.info("authenticated %s from %s", link.role, link.peer)
         if link.role == "client":
             self.clients.add(link)
+            link.limit_reads(CLIENT_READ_BYTES)
             link.send(EnginesChanged(ids=tuple(sorted(self.engines))))
 
     def _on_close(self, link: Link, reason: str) -> None:
@@ -306,6 +309,9 @@ class Controller:
         ok = msg.status == "ok"
         self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, ok,
                                None if ok else (msg.ename or "TaskAborted"), msg.started_at))
+        for link in self._dispatched:       # the next task leaves now, not after this loop turn's other reads
+            link.flush()                    # (bench_live.py: 1 ms tasks, an engine waits for this write)
+        self._dispatched.clear()
 
     # ------------------------------------------------------------------- core: events/actions
     def feed(self, event: Any) -> None:
@@ -334,6 +340,7 @@ class Controller:
                 self._events.append(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
             else:
                 eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload))
+                self._dispatched.add(eng.link)
         elif isinstance(action, Deliver):
             self._deliver(action)
         elif isinstance(action, Fail):
