@@ -1,6 +1,6 @@
 """Property test: a hypothesis state machine drives TaskScheduler with random event sequences.
 
-It plays the driver: engines join and die, tasks are submitted (random after/follow dependencies on
+It plays the driver: engines join, die and come back, tasks are submitted (random after/follow dependencies on
 earlier tasks, targets, retries, timeouts), running tasks finish (ok or error), report unmet
 functional dependencies or failed dispatches, timers fire at their deadlines (in deadline order, the
 clock advancing), tasks are aborted, resubmitted and purged. Every action is checked as it comes out
@@ -217,6 +217,15 @@ class SchedulerMachine(RuleBasedStateMachine):
     def join(self, dt: float) -> None:
         self._advance(dt)
         self._join()
+
+    @precondition(lambda self: len(self.ever) > len(self.live))
+    @rule(data=st.data(), dt=st.floats(0, 1.5))
+    def rejoin(self, data: st.DataObject, dt: float) -> None:
+        """A lost engine comes back under the same id."""
+        self._advance(dt)
+        e = data.draw(st.sampled_from([x for x in self.ever if x not in self.live]))
+        self.live.append(e)
+        self._handle(EngineJoined(self.now, e))
 
     @precondition(lambda self: self.live)
     @rule(data=st.data(), dt=st.floats(0, 1.5))
