@@ -6,7 +6,9 @@ round trips; tasks/s for a burst of no-op `apply_async` (submit all, then wait f
 workers: ideal = n * measured sleep(0.001) / 2); 200 lognormal tasks with mean 10 ms, the same seeded
 durations for every peer (makespan / ideal, ideal = max(sum / 2, longest)); and the CPU time of the
 whole process tree (this process and every descendant: controller, engines, workers) per no-op task
-of the burst. Each figure is the median of `--runs` runs; ratios are ours / peer's.
+of the burst. Each figure is the median of `--runs` runs; ratios are ours / peer's. Every peer is
+started first and the runs are interleaved (ours, theirs, ..., ours, theirs, ...), so a change in
+the machine's load during the run touches every peer alike.
 
     python benchmarks/bench_live.py [--quick] [--runs 3] [--json] [--markdown] [--peers ppe,ipyparallel]
     sched-lab bench ...               (the same)
@@ -263,18 +265,28 @@ def run_once(peer: Peer, sizes: Sizes, sleep_s_real: float, durations: list[floa
     return out
 
 
-def bench_peer(peer: Peer, sizes: Sizes, runs: int, sleep_s_real: float, durations: list[float]) -> dict[str, Any]:
-    """Start the peer, run every workload `runs` times, always stop it; the medians and the raw runs."""
-    print(f"[bench] {peer.name}: starting", file=sys.stderr, flush=True)
-    peer.start()
+def bench_peers(peers: list[Peer], sizes: Sizes, runs: int, sleep_s_real: float,
+                durations: list[float]) -> dict[str, Any]:
+    """Start every peer, run all workloads `runs` times interleaved, always stop them; medians and raw runs."""
+    started: list[Peer] = []
+    raw: dict[str, list[dict[str, float]]] = {p.name: [] for p in peers}
     try:
-        raw = []
+        for peer in peers:
+            print(f"[bench] {peer.name}: starting", file=sys.stderr, flush=True)
+            peer.start()
+            started.append(peer)
         for i in range(runs):
-            raw.append(run_once(peer, sizes, sleep_s_real, durations))
-            print(f"[bench] {peer.name}: run {i + 1}/{runs} done", file=sys.stderr, flush=True)
+            for peer in peers:
+                raw[peer.name].append(run_once(peer, sizes, sleep_s_real, durations))
+                print(f"[bench] {peer.name}: run {i + 1}/{runs} done", file=sys.stderr, flush=True)
     finally:
-        peer.stop()
-    return {"median": {k: statistics.median(r[k] for r in raw) for k in raw[0]}, "runs": raw}
+        for peer in reversed(started):
+            try:
+                peer.stop()
+            except Exception as exc:
+                print(f"[bench] {peer.name}: stop failed: {exc!r}", file=sys.stderr)
+    return {name: {"median": {k: statistics.median(r[k] for r in rows) for k in rows[0]}, "runs": rows}
+            for name, rows in raw.items()}
 
 
 # -------------------------------------------------------------------------------------- output
@@ -323,8 +335,10 @@ def render_text(results: dict[str, Any]) -> str:
 
 def render_markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
     head, rows = table_rows(results)
-    out = [f"Live cluster, 2 workers on one host ({meta['cpus']} CPUs, Python {meta['python']}); medians of "
-           f"{meta['runs']} runs; ratio = sched-lab / peer; `{meta['command']}` on {meta['date']}.", "",
+    out = [f"Live cluster, 2 workers on one host ({meta['cpus']} CPUs, Python {meta['python']}, load average "
+           f"{meta['loadavg_before']:.1f} before the run, {meta['loadavg_after']:.1f} after); medians of {meta['runs']} "
+           f"interleaved runs; sched-lab hwm={meta['hwm']}, db={meta['db']}; ratio = sched-lab / peer; "
+           f"`{meta['command']}` on {meta['date']}.", "",
            "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out) + "\n"
@@ -354,7 +368,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     sys.path.insert(0, str(HERE))
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
-    os.environ.setdefault("SCHED_LAB_DIR", tempfile.mkdtemp(prefix="bench-live-"))
+    own_dir = None
+    if "SCHED_LAB_DIR" not in os.environ:
+        own_dir = os.environ["SCHED_LAB_DIR"] = tempfile.mkdtemp(prefix="bench-live-")
+    try:
+        return _run(args, sizes, runs, wanted)
+    finally:
+        if own_dir:
+            import shutil
+            shutil.rmtree(own_dir, ignore_errors=True)
+            del os.environ["SCHED_LAB_DIR"]
+
+
+def _run(args: argparse.Namespace, sizes: Sizes, runs: int, wanted: list[str]) -> int:
     peers: list[Peer] = [Ours(args.db, args.hwm)]
     if "ppe" in wanted:
         peers.append(Pool())
@@ -365,15 +391,15 @@ def run(args: argparse.Namespace) -> int:
         except ImportError:
             print("[bench] ipyparallel is not installed (pip install 'sched-lab[peers]'); skipping it",
                   file=sys.stderr)
+    load_before = os.getloadavg()[0]
     sleep_s_real = measured_sleep_s()
     durations = lognormal_durations(sizes, args.seed)
-    results: dict[str, Any] = {}
-    for peer in peers:
-        results[peer.name] = bench_peer(peer, sizes, runs, sleep_s_real, durations)
+    results = bench_peers(peers, sizes, runs, sleep_s_real, durations)
     meta = {"command": "sched-lab bench " + " ".join(sys.argv[1:]) if "sched-lab" in sys.argv[0]
             else "python benchmarks/bench_live.py " + " ".join(sys.argv[1:]),
             "runs": runs, "sizes": asdict(sizes), "sleep_0.001_measured_s": sleep_s_real, "cpus": os.cpu_count(),
-            "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d"), "hwm": args.hwm, "db": args.db}
+            "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d"), "hwm": args.hwm, "db": args.db,
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0]}
     if args.json:
         print(json.dumps({"meta": meta, "results": results}, indent=1))
     elif args.markdown:
