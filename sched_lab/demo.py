@@ -240,12 +240,13 @@ def _figures(cfg: DemoConfig, frames: dict[str, dict[str, Any]], out: Path) -> l
         fig = response_cdf({f"live ({cfg.tasks} tasks)": runs["live"],
                             f"simulated, the same {cfg.tasks} tasks": runs["sim"],
                             f"simulated, {cfg.tasks * SCALE:,} tasks": runs[f"sim, tasks x{SCALE}"]},
-                           title=f"{scheme}, hwm={cfg.hwm}, {cfg.engines} engines, load {cfg.load:g} (seconds)")
+                           title=f"{scheme}, hwm={cfg.hwm}, {cfg.engines} engines, load {cfg.load:g}",
+                           unit="ms", scale=1000.0)
         name = f"cdf_{scheme}.png"
         fig.savefig(out / name, dpi=110)
         names.append(name)
     both = {f"{scheme} {kind}": df for scheme, runs in frames.items() for kind, df in runs.items() if kind != "sim"}
-    fig = response_cdf(both, title=f"live and simulated, hwm={cfg.hwm} (seconds)")
+    fig = response_cdf(both, title=f"live and simulated, hwm={cfg.hwm}", unit="ms", scale=1000.0)
     fig.savefig(out / "cdf_all.png", dpi=110)
     names.append("cdf_all.png")
     return names
@@ -283,7 +284,8 @@ about {1.36 * (1 / (cfg.tasks * (1 - cfg.warmup))) ** 0.5:.2f} are within sampli
 Live time a task spends on its engine beyond its requested sleep (serialisation, the engine's loop,
 sleep overshoot), mean: {overhead}. The simulator here charges no network or scheduler
 overhead, so live responses run slightly longer; with hwm={cfg.hwm} the scheme's placement, not the
-overhead, decides the response times.{_busy_warning(cfg, overheads)}
+overhead, decides the response times. Random schemes draw their own choices in each driver, so
+their live and simulated runs of the same tasks differ by those draws as well.{_busy_warning(cfg, overheads)}
 
 {chr(10).join(f"![{f}]({f})" for f in figures)}
 
