@@ -1,0 +1,142 @@
+"""Every experiment script runs with --quick in a subprocess and writes sane results.
+
+Each script writes into a temporary --out directory (never into experiments/results). Checks are
+properties the numbers must have, not pinned values: theory_validation's simulated means sit near
+the closed forms; scheme_comparison ranks leastload above plainrandom at hwm=0 and makes every
+scheme equal at hwm=1 on identical engines; the makespan never beats its lower bound; failures
+without retries lose tasks and retries win them back; live_vs_sim starts a real cluster, stops it
+(no process of its profiles survives the script) and holds both sources with a KS distance in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = ROOT / "experiments"
+
+
+def run_quick(name: str, out: Path, tmp_path: Path, timeout: float = 150) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path / "sched-lab"), PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, str(EXPERIMENTS / f"{name}.py"), "--quick", "--jobs", "2", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def pngs(out: Path) -> list[Path]:
+    files = sorted(out.glob("*.png"))
+    assert files, f"no figures in {out}"
+    for f in files:
+        assert 5_000 < f.stat().st_size < 200_000, f
+    return files
+
+
+def test_theory_validation(tmp_path):
+    out = tmp_path / "tv"
+    proc = run_quick("theory_validation", out, tmp_path)
+    table = pd.read_csv(out / "table.csv")
+    assert "Simulated vs closed-form" in proc.stdout
+    assert set(table["model"].str.split(" ").str[0]) >= {"M/M/10", "M/M/1", "E_10/M/1", "supermarket", "P-K"}
+    assert table["rel_err"].abs().max() < 0.15, table
+    mmc = table[table["model"].str.startswith("M/M/10")]
+    assert len(mmc["label"].unique()) >= 6 and mmc["rel_err"].abs().max() < 0.06
+    assert (table["sim_ci"] > 0).all()
+    pngs(out)
+
+
+def test_scheme_comparison(tmp_path):
+    out = tmp_path / "sc"
+    run_quick("scheme_comparison", out, tmp_path)
+    s = pd.read_csv(out / "summary.csv")
+    assert set(s["case"]) == {"exp", "lognormal_s1.5", "bpareto_a1.1", "bpareto_a2.5", "hetero_exp"}
+    assert set(s["hwm"]) == {0, 1, 2}
+    at = s[(s["case"] == "exp") & (s["load"] == 0.9)].set_index(["hwm", "scheme"])["mean_response"]
+    assert at[(0, "leastload")] * 2 < at[(0, "plainrandom")]           # JSQ vs random split: ~1.5 vs ~7
+    hwm1 = at.loc[1]
+    assert hwm1.max() == pytest.approx(hwm1.min(), rel=1e-9)            # central queue: the scheme cannot matter
+    sp = pd.read_csv(out / "spread.csv")
+    assert (sp["mean_ratio"] >= 1).all() and (sp["p99_ratio"] >= 1).all()
+    assert len(pngs(out)) == 5
+
+
+def test_scale(tmp_path):
+    out = tmp_path / "scale"
+    run_quick("scale", out, tmp_path)
+    p = pd.read_csv(out / "points.csv")
+    assert sorted(p["engines"].unique()) == [10, 100, 1000] and len(p) == 3 * 2 * len(p["scheme"].unique())
+    assert (p["sim_tasks_per_s"] > 0).all()
+    central = p[(p["hwm"] == 1) & (p["scheme"] == "leastload")].set_index("engines")["mean_response"]
+    assert central[1000] < central[10]                                  # pooling: M/M/c wait vanishes as c grows
+    pngs(out)
+
+
+def test_failures_retries(tmp_path):
+    out = tmp_path / "fr"
+    run_quick("failures_retries", out, tmp_path)
+    s = pd.read_csv(out / "summary.csv")
+    never = s[s["mtbf"] == math.inf]
+    assert (never["completion"] == 1).all() and (never["wasted_work"] == 0).all()
+    often = s[s["mtbf"] == s["mtbf"].min()].set_index(["hwm", "retries"])
+    for hwm in (0, 1):
+        assert often.loc[(hwm, 0), "completion"] < 0.99
+        assert often.loc[(hwm, 3), "completion"] > often.loc[(hwm, 0), "completion"]
+        assert often.loc[(hwm, 3), "attempts_per_task"] > 1
+    assert ((s["wasted_work"] >= 0) & (s["wasted_work"] < 1)).all()
+    assert (s[s["mtbf"] < math.inf]["wasted_work"] > 0).all()
+    pngs(out)
+
+
+def test_dependencies(tmp_path):
+    out = tmp_path / "dag"
+    run_quick("dependencies", out, tmp_path)
+    p = pd.read_csv(out / "points.csv")
+    assert set(p["dag"]) == {"chains", "forkjoin", "random"}
+    assert (p["ok"] == p["tasks"]).all()
+    assert (p["ratio"] >= 1 - 1e-9).all()                               # nothing beats max(critical path, work/n)
+    assert (p["makespan"] >= p["critical_path"] - 1e-9).all()
+    assert p["ratio"].max() < 3
+    pngs(out)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Live processes whose command line or environment contains `text` (our SCHED_LAB_DIR)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            env = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd or text in env:
+            found.append(f"{proc.name}: {cmd}")
+    return found
+
+
+def test_live_vs_sim(tmp_path):
+    out = tmp_path / "lvs"
+    env_dir = tmp_path / "sched-lab"
+    proc = run_quick("live_vs_sim", out, tmp_path, timeout=170)
+    assert not _processes_mentioning(str(env_dir)), "a controller or engine outlived the script"
+    r = pd.read_csv(out / "responses.csv")
+    assert set(r["source"]) == {"live", "sim", "sim_uncalibrated"}
+    assert set(r["scheme"]) == {"leastload", "plainrandom"}
+    live = r[r["source"] == "live"]
+    assert live.groupby("scheme").size().eq(300).all()
+    assert (live["response_s"] > 0.0005).all() and live["response_s"].median() < 1.0
+    s = pd.read_csv(out / "summary.csv")
+    assert s["ks"].between(0, 1).all() and s["uncal_ks"].between(0, 1).all()
+    assert (s["mean_err"].abs() < 0.6).all(), s                         # loose: a shared 2-core host is noisy
+    cal = pd.read_csv(out / "calibration.csv")
+    assert (cal["latency_s"] > 0).all() and (cal["latency_s"] < 0.05).all()
+    assert "live vs simulated" in proc.stdout
+    assert {"live_vs_sim_cdf.png", "gantt_live_leastload.png", "gantt_sim_leastload.png"} <= {p.name for p in pngs(out)}
