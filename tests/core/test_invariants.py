@@ -218,6 +218,16 @@ class SchedulerMachine(RuleBasedStateMachine):
         self._advance(dt)
         self._join()
 
+    # the busiest rules twice over, so a run spends its steps on task lifecycles rather than joins
+    @rule(data=st.data(), dt=st.floats(0, 1.5))
+    def submit_again(self, data: st.DataObject, dt: float) -> None:
+        self.submit(data, dt)
+
+    @precondition(lambda self: self.running)
+    @rule(data=st.data(), ok=st.booleans(), dt=st.floats(0, 1.5))
+    def finish_again(self, data: st.DataObject, ok: bool, dt: float) -> None:
+        self.finish(data, ok, dt)
+
     @precondition(lambda self: len(self.ever) > len(self.live))
     @rule(data=st.data(), dt=st.floats(0, 1.5))
     def rejoin(self, data: st.DataObject, dt: float) -> None:
@@ -467,3 +477,14 @@ SchedulerMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestSchedulerInvariants = SchedulerMachine.TestCase
+
+
+class LongRunMachine(SchedulerMachine):
+    """The same machine, fewer but longer runs (deep queues, many retries and purges)."""
+
+
+LongRunMachine.TestCase.settings = settings(
+    max_examples=30, stateful_step_count=150, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestSchedulerInvariantsLongRuns = LongRunMachine.TestCase
