@@ -19,13 +19,13 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DemoConfig", "run_demo", "sleep_task", "ks_distance"]
+__all__ = ["DemoConfig", "run_demo", "sleep_task"]
 
 SCALE = 100
 
@@ -156,30 +156,12 @@ def run_live(cfg: DemoConfig, scheme: str, workload: Any, say: Callable[[str], N
         say(f"{scheme}: cluster stopped")
 
 
-def ks_distance(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sample Kolmogorov–Smirnov distance: the largest gap between the empirical CDFs."""
-    import numpy as np
-
-    x, y = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
-    if len(x) == 0 or len(y) == 0:
-        return float("nan")
-    grid = np.concatenate([x, y])
-    return float(np.max(np.abs(np.searchsorted(x, grid, "right") / len(x) - np.searchsorted(y, grid, "right") / len(y))))
-
-
-def _responses(df: Any, warmup: float) -> Any:
-    """Response times (s) of the final successful attempts, after dropping the first `warmup` by submission."""
-    last = df.drop_duplicates("task_id", keep="last").sort_values("submitted_at", kind="stable")
-    last = last.iloc[int(len(last) * warmup):]
-    ok = last[last["outcome"].astype(str) == "ok"]
-    return (ok["finished_at"] - ok["submitted_at"]).to_numpy(float)
-
-
 def run_demo(cfg: DemoConfig, t0: float | None = None) -> dict[str, Any]:
     """Run the live and simulated workloads, write the report; returns {"report", "table", "rows"}."""
     import pandas as pd
 
     from .analysis import summarize, to_dataframe
+    from .plots import ks_distance, response_times
     from .sim import build_workload, run, streams
 
     t0 = time.perf_counter() if t0 is None else t0
@@ -213,8 +195,8 @@ def run_demo(cfg: DemoConfig, t0: float | None = None) -> dict[str, Any]:
             rows.append(_row(scheme, label, engines, result.n_tasks, result.summary()))
     for row in rows:
         if row["driver"] == "live":
-            live = _responses(frames[row["scheme"]]["live"], cfg.warmup)
-            row["ks_vs_sim"] = ks_distance(live, _responses(frames[row["scheme"]]["sim"], cfg.warmup))
+            live = response_times(frames[row["scheme"]]["live"], cfg.warmup)
+            row["ks_vs_sim"] = float(ks_distance(live, response_times(frames[row["scheme"]]["sim"], cfg.warmup)))
     order = {s: i for i, s in enumerate(cfg.schemes)}
     rows.sort(key=lambda r: order[r["scheme"]])        # stable: live, then the simulations, per scheme
     table = pd.DataFrame(rows)
