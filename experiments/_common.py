@@ -3,8 +3,9 @@
 Every study is `python experiments/NAME.py [--quick] [--jobs N] [--seed S] [--out DIR]`; it writes a
 tidy CSV and PNG figures into `experiments/results/NAME/` (`.../NAME/quick/` with `--quick`, so a
 quick run never overwrites the committed full results) and prints its key table. Simulation
-sweeps go through `sched_lab.sim.compare.run_sweep`; the few studies that need per-record metrics
-map their own point function over a process pool with `map_points`.
+sweeps go through `sched_lab.sim.compare.run_sweep` (and so accept `--cluster PROFILE`: the
+points run as tasks on a running sched-lab cluster); the studies that need per-record metrics
+(failures_retries, dependencies) map their own point function over local processes with `map_points`.
 """
 
 from __future__ import annotations
@@ -35,15 +36,19 @@ def sweep_supports_cluster() -> bool:
 
 
 def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
-               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
-    """The common options (plus `extra`'s); sets `args.out` (created) and `args.name`."""
+               extra: Callable[[argparse.ArgumentParser], None] | None = None,
+               uses_sweep: bool = False) -> argparse.Namespace:
+    """The common options (plus `extra`'s); sets `args.out` (created) and `args.name`.
+
+    `uses_sweep`: the study runs its points through `sweep` (compare.run_sweep), so it offers
+    `--cluster PROFILE` when run_sweep supports it."""
     p = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description)
     p.add_argument("--quick", action="store_true", help="the small version (CI): well under a minute on 2 cores")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--seed", type=int, default=1, help="first seed (seeds are SEED, SEED+1, ...)")
     p.add_argument("--out", type=Path, default=None,
                    help=f"output directory (default experiments/results/{name}, or .../{name}/quick)")
-    if sweep_supports_cluster():
+    if uses_sweep and sweep_supports_cluster():
         p.add_argument("--cluster", metavar="PROFILE", default=None,
                        help="run the sweep's simulation points as tasks on this running sched-lab cluster")
     if extra:

@@ -55,7 +55,7 @@ def figure(points: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = C.parse_args("scale", DESCRIPTION, argv)
+    args = C.parse_args("scale", DESCRIPTION, argv, uses_sweep=True)
     configs = plan(args.quick, args.seed)
     C.log(f"scale: {len(configs)} simulation runs")
     points = C.sweep(configs, args)

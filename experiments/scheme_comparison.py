@@ -63,7 +63,7 @@ def spread(summary: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = C.parse_args("scheme_comparison", DESCRIPTION, argv)
+    args = C.parse_args("scheme_comparison", DESCRIPTION, argv, uses_sweep=True)
     import pandas as pd
 
     from sched_lab.plots import confidence_halfwidth, response_vs_load_grid

@@ -72,7 +72,7 @@ def summarize(points: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = C.parse_args("theory_validation", DESCRIPTION, argv)
+    args = C.parse_args("theory_validation", DESCRIPTION, argv, uses_sweep=True)
     from sched_lab.plots import sim_vs_theory
 
     runs, theory = plan(args.quick, args.seed)

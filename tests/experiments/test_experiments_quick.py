@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
 
 
-def run_quick(name: str, out: Path, tmp_path: Path, timeout: float = 150) -> subprocess.CompletedProcess:
+def run_quick(name: str, out: Path, tmp_path: Path, timeout: float = 150,
+              extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path / "sched-lab"), PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, str(EXPERIMENTS / f"{name}.py"), "--quick", "--jobs", "2", "--out", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, str(EXPERIMENTS / f"{name}.py"), "--quick", "--jobs", "2", "--out", str(out),
+                           *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -39,9 +40,15 @@ def pngs(out: Path) -> list[Path]:
     return files
 
 
-def test_theory_validation(tmp_path):
-    out = tmp_path / "tv"
-    proc = run_quick("theory_validation", out, tmp_path)
+@pytest.fixture(scope="module")
+def theory_local(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tv")
+    proc = run_quick("theory_validation", tmp / "out", tmp)
+    return proc, tmp / "out"
+
+
+def test_theory_validation(theory_local):
+    proc, out = theory_local
     table = pd.read_csv(out / "table.csv")
     assert "Simulated vs closed-form" in proc.stdout
     assert set(table["model"].str.split(" ").str[0]) >= {"M/M/10", "M/M/1", "E_10/M/1", "supermarket", "P-K"}
@@ -50,6 +57,23 @@ def test_theory_validation(tmp_path):
     assert len(mmc["label"].unique()) >= 6 and mmc["rel_err"].abs().max() < 0.06
     assert (table["sim_ci"] > 0).all()
     pngs(out)
+
+
+def test_theory_validation_on_a_cluster_gives_the_same_table(theory_local, tmp_path, monkeypatch):
+    """--cluster PROFILE sends the sweep's points to a running cluster: identical seeds, identical numbers."""
+    from real_cluster import Cluster
+
+    monkeypatch.setenv("SCHED_LAB_DIR", str(tmp_path / "sched-lab"))
+    cluster = Cluster(n=2, profile="exp-sweep", db="memory")
+    try:
+        cluster.start()
+        out = tmp_path / "tv-cluster"
+        run_quick("theory_validation", out, tmp_path, extra=("--cluster", "exp-sweep"))
+    finally:
+        cluster.stop()
+    local = pd.read_csv(theory_local[1] / "table.csv")
+    remote = pd.read_csv(out / "table.csv")
+    pd.testing.assert_frame_equal(local, remote)
 
 
 def test_scheme_comparison(tmp_path):
