@@ -494,6 +494,18 @@ def test_retry_after_error_prefers_untried_engine() -> None:
     assert h.finish("t", 1, ok=False) == [Dispatch("t", 0, 1)]
 
 
+def test_retry_with_follow_any_prefers_untried_engine_where_follow_is_now_met() -> None:
+    """follow=any(a, b): when t is retried, b has finished on another engine, which is untried."""
+    h = Harness(hwm=0)
+    h.join(0, 1, 2)
+    assert h.place("a") == 2
+    h.finish("a", 2)
+    assert h.place("b") == 1
+    assert h.place("t", follow=Dependency(["a", "b"], all=False), retries=1) == 2   # only 2 qualifies yet
+    assert_actions(h.finish("b", 1), [Deliver("b", 1, 0, True)])
+    assert h.finish("t", 2, ok=False) == [Dispatch("t", 1, 1)]     # 1 now satisfies follow; 2 failed
+
+
 def test_retry_waits_for_a_busy_untried_engine() -> None:
     h = Harness(hwm=1)
     h.join(0, 1)
