@@ -63,16 +63,20 @@ def spread(summary: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = C.parse_args("scheme_comparison", DESCRIPTION, argv, uses_sweep=True)
+    args = C.parse_args("scheme_comparison", DESCRIPTION, argv, uses_sweep=True, extra=lambda p: p.add_argument(
+        "--replot", action="store_true", help="redraw the tables and figures from the points.csv already in --out"))
     import pandas as pd
 
     from sched_lab.plots import confidence_halfwidth, response_vs_load_grid
 
-    runs = plan(args.quick, args.seed)
-    C.log(f"scheme_comparison: {len(runs)} simulation runs")
-    points = C.sweep([cfg for _, cfg in runs], args)
-    points.insert(0, "case", [case for case, _ in runs])
-    C.save_csv(points, args, "points.csv")
+    if args.replot:
+        points = pd.read_csv(args.out / "points.csv")
+    else:
+        runs = plan(args.quick, args.seed)
+        C.log(f"scheme_comparison: {len(runs)} simulation runs")
+        points = C.sweep([cfg for _, cfg in runs], args)
+        points.insert(0, "case", [case for case, _ in runs])
+        C.save_csv(points, args, "points.csv")
     g = points.groupby(["case", "hwm", "load", "scheme"], sort=False)
     summary = g[["mean_response", "p50_response", "p99_response", "utilization"]].mean()
     summary["mean_ci"] = g["mean_response"].agg(lambda v: confidence_halfwidth(list(v)))

@@ -257,7 +257,8 @@ def gantt(records: Any, title: str | None = None, unit: str = "time units", scal
 def response_vs_load_grid(tidy: Any, rows: str = "hwm", metrics: Sequence[str] = ("mean_response", "p99_response"),
                           group: str = "scheme", title: str | None = None, unit: str = "mean task lengths") -> Any:
     """A grid of response-vs-load panels: one row per value of `rows`, one column per metric, one line per
-    `group` value, with 95% confidence bands over seeds (log y when a panel spans more than a decade)."""
+    `group` value, with 95% confidence bands over seeds (log y when a panel spans more than a decade;
+    a band's lower edge is drawn no lower than a tenth of the mean, so log panels stay readable)."""
     from matplotlib.figure import Figure
 
     missing = [c for c in ("load", rows, group, *metrics) if c not in tidy.columns]
@@ -274,7 +275,7 @@ def response_vs_load_grid(tidy: Any, rows: str = "hwm", metrics: Sequence[str] =
                 stats = sub.groupby("load")[metric].agg(["mean", lambda v: confidence_halfwidth(list(v))])
                 x, m, h = stats.index.to_numpy(float), stats["mean"].to_numpy(), stats.iloc[:, 1].to_numpy()
                 (line,) = ax.plot(x, m, marker="o", ms=3, label=str(key), color=f"C{i}")
-                ax.fill_between(x, m - h, m + h, color=line.get_color(), alpha=0.2, lw=0)
+                ax.fill_between(x, np.maximum(m - h, m / 10), m + h, color=line.get_color(), alpha=0.1, lw=0)
             values = part[metric].to_numpy(float)
             values = values[np.isfinite(values) & (values > 0)]
             if len(values) and values.max() / values.min() > 10:
