@@ -288,7 +288,10 @@ class TaskScheduler:
                 return
             allowed = where if allowed is None else allowed & where
         task.allowed = allowed
-        if task.state == WAITING:
+        if task.state == RUNNING:                   # a retry or an unmet report: place it again
+            task.state = QUEUED
+            self._n_queued += 1
+        elif task.state == WAITING:
             self._n_waiting -= 1
             task.state = QUEUED
             self._n_queued += 1
@@ -591,9 +594,7 @@ class TaskScheduler:
             if task.failed_on is None:
                 task.failed_on = set()
             task.failed_on.add(engine_id)
-            task.state = QUEUED
-            self._n_queued += 1
-            self._place_or_queue(task)
+            self._requeue(task)
             return
         if lost:
             self._out.append(Fail(task.id, ENGINE_ERROR,
@@ -601,6 +602,15 @@ class TaskScheduler:
         else:
             self._out.append(Deliver(task.id, engine_id, task.attempt, False))
         self._finish(task, ok=False)
+
+    def _requeue(self, task: _Task) -> None:
+        """Place a task that came back from an engine (retry, unmet) again; `follow` is re-evaluated."""
+        if task.spec.follow is not None:
+            self._evaluate(task)                     # follow may be met on more engines by now
+            return
+        task.state = QUEUED
+        self._n_queued += 1
+        self._place_or_queue(task)
 
     def _running_on(self, task_id: TaskId, engine_id: EngineId, attempt: int) -> _Task | None:
         task = self._tasks.get(task_id)
@@ -640,9 +650,7 @@ class TaskScheduler:
         if task.blacklist is None:
             task.blacklist = set()
         task.blacklist.add(ev.engine_id)
-        task.state = QUEUED
-        self._n_queued += 1
-        self._place_or_queue(task)
+        self._requeue(task)
         if ev.engine_id in self._engines:
             self._drain(ev.engine_id)
 
