@@ -40,6 +40,7 @@ from .taskdb import TaskDB
 
 log = logging.getLogger("real_cluster.controller")
 DB_FLUSH_INTERVAL_S = 0.05
+BATCH_RESULTS_IN_FLIGHT = 16       # a client with this many tasks still pending gets its results batched
 CLIENT_READ_BYTES = 8192            # a client's burst is read in slices, engines' replies go between (bench_live.py, 1 ms tasks)
 DB_RETRY_MAX_S = 2.0                # while the database refuses writes, retry at most this far apart
 MAX_UNAUTHENTICATED = 64            # connections still in the handshake; beyond this the oldest is closed
@@ -396,9 +397,9 @@ class Controller:
         busy = False
         if owner is not None and owner in self._owned:
             left = self._owned[owner] = self._owned[owner] - 1
-            busy = left > 0
+            busy = left >= BATCH_RESULTS_IN_FLIGHT
         for link in task.subscribers:
-            if busy and link is owner:      # more of its results are coming: let them share one write
+            if busy and link is owner:      # many more of its results are coming: let them share one write
                 link.send_batched(result)
             else:
                 self._send_result(link, result)
