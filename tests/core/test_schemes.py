@@ -20,9 +20,7 @@ import pytest
 from scipy import stats
 
 from sched_lab.core import SCHEMES, get_scheme
-from sched_lab.core.schemes import (
-    leastload_ref, lru_ref, plainrandom_ref, powerofd_ref, twobin_ref, weighted_ref,
-)
+from sched_lab.core.schemes import leastload_ref, lru_ref, powerofd_ref, weighted_ref
 
 P_THRESHOLD = 1e-4
 ALL = ("leastload", "lru", "plainrandom", "twobin", "weighted", "powerofd")
