@@ -6,9 +6,10 @@ round trips; tasks/s for a burst of no-op `apply_async` (submit all, then wait f
 workers: ideal = n * measured sleep(0.001) / 2); 200 lognormal tasks with mean 10 ms, the same seeded
 durations for every peer (makespan / ideal, ideal = max(sum / 2, longest)); and the CPU time of the
 whole process tree (this process and every descendant: controller, engines, workers) per no-op task
-of the burst. Each figure is the median of `--runs` runs; ratios are ours / peer's. Every peer is
-started first and the runs are interleaved (ours, theirs, ..., ours, theirs, ...), so a change in
-the machine's load during the run touches every peer alike.
+of the burst. Each figure is the median of `--runs` runs; ratios are ours / peer's. The runs are
+interleaved (ours, theirs, ..., ours, theirs, ...), so a change in the machine's load touches every
+peer alike, and each run starts and stops its own cluster, so only one peer's processes are alive
+(and counted in the process tree's CPU) at a time.
 
     python benchmarks/bench_live.py [--quick] [--runs 3] [--json] [--markdown] [--peers ppe,ipyparallel]
     sched-lab bench ...               (the same)
@@ -175,6 +176,7 @@ class IPyParallel(Peer):
         import ipyparallel as ipp
         os.environ.setdefault("IPYTHONDIR", tempfile.mkdtemp(prefix="bench-ipython-"))
         self.cluster = ipp.Cluster(n=2, log_level=40)
+        self.rc = None
         try:
             self.rc = self.cluster.start_and_connect_sync()
             self.rc.wait_for_engines(2, timeout=60)
@@ -185,8 +187,9 @@ class IPyParallel(Peer):
 
     def stop(self) -> None:
         try:
-            if getattr(self, "rc", None) is not None:
+            if self.rc is not None:
                 self.rc.close()
+                self.rc = None
         finally:
             self.cluster.stop_cluster_sync()
 
@@ -267,24 +270,16 @@ def run_once(peer: Peer, sizes: Sizes, sleep_s_real: float, durations: list[floa
 
 def bench_peers(peers: list[Peer], sizes: Sizes, runs: int, sleep_s_real: float,
                 durations: list[float]) -> dict[str, Any]:
-    """Start every peer, run all workloads `runs` times interleaved, always stop them; medians and raw runs."""
-    started: list[Peer] = []
+    """Run all workloads `runs` times, peers interleaved, each run on a freshly started peer (always stopped)."""
     raw: dict[str, list[dict[str, float]]] = {p.name: [] for p in peers}
-    try:
+    for i in range(runs):
         for peer in peers:
-            print(f"[bench] {peer.name}: starting", file=sys.stderr, flush=True)
             peer.start()
-            started.append(peer)
-        for i in range(runs):
-            for peer in peers:
-                raw[peer.name].append(run_once(peer, sizes, sleep_s_real, durations))
-                print(f"[bench] {peer.name}: run {i + 1}/{runs} done", file=sys.stderr, flush=True)
-    finally:
-        for peer in reversed(started):
             try:
+                raw[peer.name].append(run_once(peer, sizes, sleep_s_real, durations))
+            finally:
                 peer.stop()
-            except Exception as exc:
-                print(f"[bench] {peer.name}: stop failed: {exc!r}", file=sys.stderr)
+            print(f"[bench] {peer.name}: run {i + 1}/{runs} done", file=sys.stderr, flush=True)
     return {name: {"median": {k: statistics.median(r[k] for r in rows) for k in rows[0]}, "runs": rows}
             for name, rows in raw.items()}
 

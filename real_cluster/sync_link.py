@@ -80,8 +80,11 @@ class SyncLink:
         One read returns as many frames as have arrived, so a burst costs one syscall, not one per
         message (bench_live.py: the engine side of the no-op burst). Raises like `recv`.
         """
-        if not self._pending:
-            self._read(0 if block else _DONTWAIT)
+        if block:
+            while not self._pending:        # a read may end inside a frame
+                self._read(0)
+        elif not self._pending:
+            self._read(_DONTWAIT)
         out, self._pending = self._pending, []
         return out
 
