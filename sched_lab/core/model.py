@@ -7,15 +7,47 @@ the driver to do. Times are floats in the driver's clock (seconds live, time uni
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .dependency import Dependency
 
 TaskId = Hashable
 EngineId = Hashable
+_T = TypeVar("_T")
+
+
+def _fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen slotted dataclass an `__init__` that fills its slots through their descriptors.
+
+    Same signature, defaults and `__post_init__` as the generated one, and the instances stay
+    frozen; construction costs about 30% fewer instructions (the generated frozen `__init__` looks
+    up `object.__setattr__` once per field). Events and actions are built once or twice per task,
+    so this shows in benchmarks/bench_core.py and benchmarks/bench_sim.py.
+    """
+    namespace: dict[str, Any] = {}
+    params, body = [], []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        namespace[f"_set_{f.name}"] = getattr(cls, f.name).__set__
+        if f.default is not dataclasses.MISSING:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        elif f.default_factory is not dataclasses.MISSING:
+            raise TypeError(f"{cls.__name__}.{f.name}: default factories are not supported here")
+        else:
+            params.append(f.name)
+        body.append(f"_set_{f.name}(self, {f.name})")
+    if hasattr(cls, "__post_init__"):
+        body.append("self.__post_init__()")
+    exec(f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body), namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__doc__ = f"Create a {cls.__name__}."
+    setattr(cls, "__init__", init)
+    return cls
 
 
 class Outcome(StrEnum):
@@ -40,6 +72,7 @@ TASK_ABORTED = "TaskAborted"
 UNMET_DEPENDENCY = "UnmetDependency"
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """What the scheduler needs to know about one task (never its function or arguments).
@@ -90,6 +123,7 @@ class TaskSpec:
 
 # ----------------------------------------------------------------------------------------- events
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class EngineJoined:
     """An engine registered and can take tasks."""
@@ -98,6 +132,7 @@ class EngineJoined:
     engine_id: EngineId
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class EngineLost:
     """An engine died, disconnected or stopped answering heartbeats."""
@@ -107,6 +142,7 @@ class EngineLost:
     reason: str = ""
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class TaskSubmitted:
     """A client submitted a task."""
@@ -115,6 +151,7 @@ class TaskSubmitted:
     spec: TaskSpec
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class TaskResubmitted:
     """A client asked to run a finished task again under a new id (`spec` carries the new id and the old flags).
@@ -128,6 +165,7 @@ class TaskResubmitted:
     original_id: TaskId
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class TaskFinished:
     """An engine finished one attempt of a task: it returned (`ok`) or raised (`error_name`)."""
@@ -141,6 +179,7 @@ class TaskFinished:
     started_at: float | None = None
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class DependencyUnmet:
     """An engine refused a task because a functional dependency (`require`, `depend`) was unmet."""
@@ -151,6 +190,7 @@ class DependencyUnmet:
     attempt: int
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class DispatchFailed:
     """The driver could not deliver a Dispatch to its engine (counts as a lost attempt)."""
@@ -161,6 +201,7 @@ class DispatchFailed:
     attempt: int
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class TimerFired:
     """A timer started by a StartTimer action reached its deadline."""
@@ -169,6 +210,7 @@ class TimerFired:
     token: int
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class AbortRequested:
     """A client asked to abort a task (queued tasks fail with TaskAborted; running ones are cancelled on the engine)."""
@@ -177,6 +219,7 @@ class AbortRequested:
     task_id: TaskId
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class PurgeRequested:
     """Forget finished tasks (`task_ids`, or every finished task when None); their memory is freed."""
@@ -191,6 +234,7 @@ Event = (EngineJoined | EngineLost | TaskSubmitted | TaskResubmitted | TaskFinis
 
 # ---------------------------------------------------------------------------------------- actions
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Dispatch:
     """Send attempt `attempt` of task `task_id` to engine `engine_id`."""
@@ -200,6 +244,7 @@ class Dispatch:
     attempt: int
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Deliver:
     """The engine's reply to this attempt is the task's final result: pass it to the client."""
@@ -210,6 +255,7 @@ class Deliver:
     ok: bool
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Fail:
     """The scheduler failed the task itself: raise `error_name` (e.g. TaskTimeout) with `message` to the client."""
@@ -219,6 +265,7 @@ class Fail:
     message: str = ""
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Cancel:
     """Ask an engine not to run a dispatched task it may not have started yet (abort)."""
@@ -228,6 +275,7 @@ class Cancel:
     attempt: int
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class StartTimer:
     """Report TimerFired(token) at time `deadline` (unless cancelled; a stale firing is harmless)."""
@@ -236,6 +284,7 @@ class StartTimer:
     deadline: float
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class CancelTimer:
     """The timer `token` is no longer needed."""
@@ -248,6 +297,7 @@ Action = Dispatch | Deliver | Fail | Cancel | StartTimer | CancelTimer
 
 # ---------------------------------------------------------------------------------------- records
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class TaskRecord:
     """One attempt of one task, as produced identically by the live cluster and the simulator.

@@ -632,7 +632,14 @@ class TaskScheduler:
                              ev.started_at, self._now, Outcome.OK, None, task.queue_len, task.engine_load,
                              self.scheme_name, task.spec.label)
             self._out.append(Deliver(task.id, ev.engine_id, task.attempt, True))
-            self._finish(task, ok=True)
+            tid = task.id
+            if task.timer is None and tid not in self._waiters:   # _finish, inlined for the hot path
+                task.state = DONE
+                del self._tasks[tid]
+                if not self._forget:
+                    self._completed[tid] = task.engine
+            else:
+                self._finish(task, ok=True)
         else:
             error = ev.error_name or "Exception"
             outcome = Outcome.ABORTED if error == TASK_ABORTED else Outcome.ERROR

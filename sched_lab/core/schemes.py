@@ -337,20 +337,24 @@ class WeightedPool(_BasePool):
         del self.seq[engine]
         self._level_remove(engine, load)
 
-    def _draw(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:
-        levels = self._levels
-        total = 0.0
-        for load, (items, _) in levels.items():
-            total += len(items) * _weight(load)
+    def _masses(self) -> tuple[list[tuple[float, list[EngineId]]], float]:
+        """Each load level's total weight (heaviest first, so a draw usually stops at once) and the sum."""
+        masses = [(len(items) * _weight(load), items) for load, (items, _) in self._levels.items()]
+        if len(masses) > 1:
+            masses.sort(key=lambda m: m[0], reverse=True)
+        return masses, sum(m for m, _ in masses)
+
+    @staticmethod
+    def _draw(rng: Random, masses: list[tuple[float, list[EngineId]]], total: float,
+              exclude: Collection[EngineId] | None) -> EngineId:
         while True:
             r = rng.random() * total
-            chosen: list[EngineId] | None = None
-            for load, (items, _) in levels.items():
-                r -= len(items) * _weight(load)
-                chosen = items
+            chosen = masses[-1][1]
+            for mass, items in masses:
+                r -= mass
                 if r < 0:
+                    chosen = items
                     break
-            assert chosen is not None
             e = chosen[int(rng.random() * len(chosen))]
             if not exclude or e not in exclude:
                 return e
@@ -365,8 +369,9 @@ class WeightedPool(_BasePool):
                 return None
             if allowed * 4 < n:
                 return self._choose_by_reference(rng, exclude)
-        a = self._draw(rng, exclude)
-        b = self._draw(rng, exclude)
+        masses, total = self._masses()
+        a = self._draw(rng, masses, total, exclude)
+        b = self._draw(rng, masses, total, exclude)
         return b if self.load[b] < self.load[a] else a
 
 
