@@ -303,7 +303,8 @@ class Client:
     def abort(self, jobs: Any = None) -> int:
         """Abort tasks that have not started (default: all outstanding); returns how many were still pending."""
         ids = _ids_of(jobs) if jobs is not None else list(self.outstanding)
-        return self._request("abort", ids=ids) if ids else 0
+        # the controller fails each one through the scheduler and the database: allow for a big batch
+        return self._request("abort", timeout=30.0 + 1e-3 * len(ids), ids=ids) if ids else 0
 
     # ------------------------------------------------------------------------------ queries
     def queue_status(self, targets: Any = None, verbose: bool = False) -> dict[Any, Any]:
@@ -337,7 +338,7 @@ class Client:
     def purge_results(self, jobs: Any = "all") -> int:
         """Forget finished tasks here and in the controller (`"all"`, or ids); returns how many rows went."""
         ids = None if jobs == "all" else _ids_of(jobs)
-        n = self._request("purge", ids=ids)
+        n = self._request("purge", timeout=120.0 if ids is None else 30.0 + 1e-3 * len(ids), ids=ids)
         with self._lock:
             for mid in (list(self._done) if ids is None else ids):
                 self._done.pop(mid, None)
