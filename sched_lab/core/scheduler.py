@@ -6,16 +6,10 @@ out. A task moves through four states:
     waiting (for `after`/`follow` deps) -> queued (ready, no engine free) -> running -> done
 
 Tasks that wait for dependencies are indexed by the ids they wait for (`_waiters`), so a finishing
-task only touches its own dependents. Ready tasks that cannot be placed go to one of three FIFO
-structures, each entry stamped with the task's queue sequence number so stale entries are skipped:
-
-- `_open`: tasks that may run on any engine (the common case), a deque;
-- `_open_excl`: tasks that may run on any engine but a few (blacklisted by an unmet functional
-  dependency, or retries avoiding engines they failed on), scanned in order;
-- `_pinned[e]`: tasks restricted to an explicit engine set (targets, follow), one deque per engine.
-
-When capacity appears on engine e, the oldest task among the heads that can use e is placed, and so
-on while e has room; a completion never rescans the whole queue. Rare events (an engine lost) rescan.
+task only touches its own dependents. Ready tasks that cannot be placed wait in the ReadyQueue
+(queue.py), indexed by the engines they may use: when capacity appears on engine e, the oldest task
+that can use e is placed, and so on while e has room; a completion never rescans the whole queue.
+Rare events (losing an engine, the first engine joining) rescan it.
 The scheme only chooses among candidates: the fast pool (see schemes.py) for unrestricted tasks, the
 reference law over an explicit list for restricted ones.
 """
@@ -35,48 +29,12 @@ from .model import (
     EngineJoined, EngineLost, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
     TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired,
 )
+from .queue import ReadyQueue
 from .schemes import SCHEMES, get_scheme
+from .state import DONE, QUEUED, RUNNING, WAITING, EngineState, TaskState
 
 TaskId = Hashable
 EngineId = Hashable
-
-WAITING, QUEUED, RUNNING, DONE = "waiting", "queued", "running", "done"
-
-
-class _Engine:
-    __slots__ = ("id", "load", "seq", "running")
-
-    def __init__(self, engine_id: EngineId, seq: int) -> None:
-        self.id = engine_id
-        self.load = 0
-        self.seq = seq
-        self.running: dict[TaskId, _Task] = {}
-
-
-class _Task:
-    __slots__ = ("id", "spec", "state", "attempt", "engine", "blacklist", "failed_on", "submitted_at",
-                 "dispatched_at", "timer", "qseq", "pending", "after_good", "after_bad", "allowed",
-                 "queue_len", "engine_load")
-
-    def __init__(self, spec: TaskSpec, now: float) -> None:
-        self.id = spec.task_id
-        self.spec = spec
-        self.state = WAITING
-        self.attempt = 0
-        self.engine: EngineId | None = None
-        self.blacklist: set[EngineId] | None = None
-        self.failed_on: set[EngineId] | None = None
-        self.submitted_at = now
-        self.dispatched_at: float | None = None
-        self.timer: int | None = None
-        self.qseq = 0
-        self.pending = 0            # dependency ids (after and follow) not finished yet
-        self.after_good = 0
-        self.after_bad = 0
-        self.allowed: frozenset[EngineId] | None = None   # explicit engine set (targets ∩ follow)
-        self.queue_len: int | None = None
-        self.engine_load: int | None = None
-
 
 class TaskScheduler:
     """Schedules tasks on engines with one of the registered schemes (see docs/core-api.md for the rules).
@@ -98,21 +56,16 @@ class TaskScheduler:
         self.records: Any = records if records is not None else RecordList()
         self._forget = forget_finished
         self._pool = self._scheme.pool()
-        self._engines: dict[EngineId, _Engine] = {}
+        self._engines: dict[EngineId, EngineState] = {}
         self._join_count = 0
         self._assign_count = 0
-        self._tasks: dict[TaskId, _Task] = {}          # every task not finished (and not purged)
+        self._tasks: dict[TaskId, TaskState] = {}          # every task not finished (and not purged)
         self._completed: dict[TaskId, EngineId | None] = {}
         self._failed: dict[TaskId, EngineId | None] = {}
-        self._waiters: dict[TaskId, list[_Task]] = {}
-        self._open: deque[tuple[int, _Task]] = deque()
-        self._open_excl: deque[tuple[int, _Task]] = deque()
-        self._pinned: dict[EngineId, deque[tuple[int, _Task]]] = {}
-        self._stuck: deque[tuple[int, _Task]] = deque()   # no engine could ever take them (yet)
-        self._stale = 0                                  # dead queue entries awaiting compaction
-        self._timers: dict[int, _Task] = {}
+        self._waiters: dict[TaskId, list[TaskState]] = {}
+        self._queue = ReadyQueue()
+        self._timers: dict[int, TaskState] = {}
         self._next_token = 0
-        self._qseq = 0
         self._n_waiting = 0
         self._n_queued = 0
         self._n_running = 0
@@ -181,7 +134,7 @@ class TaskScheduler:
         tid = spec.task_id
         if tid in self._tasks or tid in self._completed or tid in self._failed:
             raise SchedulerMisuse(f"task id {tid!r} was submitted already")
-        task = _Task(spec, self._now)
+        task = TaskState(spec, self._now)
         task.state = QUEUED
         self._tasks[tid] = task
         self._n_queued += 1
@@ -198,7 +151,7 @@ class TaskScheduler:
         tid = spec.task_id
         if tid in self._tasks or tid in self._completed or tid in self._failed:
             raise SchedulerMisuse(f"task id {tid!r} was submitted already")
-        task = _Task(spec, self._now)
+        task = TaskState(spec, self._now)
         after, follow = spec.after, spec.follow
         if after is not None or follow is not None:
             if lenient:
@@ -237,7 +190,7 @@ class TaskScheduler:
                     bad.append(i)
         return bad
 
-    def _count_deps(self, task: _Task) -> None:
+    def _count_deps(self, task: TaskState) -> None:
         """Count finished after-deps, and register the task as a waiter on every unfinished dep."""
         after, follow = task.spec.after, task.spec.follow
         waiting_on: set[TaskId] = set()
@@ -256,7 +209,7 @@ class TaskScheduler:
             self._waiters.setdefault(i, []).append(task)
 
     @staticmethod
-    def _tally_after(task: _Task, after: Dependency, succeeded: bool) -> None:
+    def _tally_after(task: TaskState, after: Dependency, succeeded: bool) -> None:
         if after.counts_as_met(succeeded):
             task.after_good += 1
         else:
@@ -264,7 +217,7 @@ class TaskScheduler:
 
     # ------------------------------------------------------------------- readiness and placement
 
-    def _evaluate(self, task: _Task) -> None:
+    def _evaluate(self, task: TaskState) -> None:
         """Decide a waiting (or queued, pinned) task's fate after its dependencies changed."""
         spec = task.spec
         after = spec.after
@@ -296,14 +249,14 @@ class TaskScheduler:
             task.state = QUEUED
             self._n_queued += 1
         elif task.state == QUEUED:
-            self._unqueue(task)
+            task.qseq = 0                           # its old queue entries are dead
         self._place_or_queue(task)
 
-    def _wait(self, task: _Task) -> None:
+    def _wait(self, task: TaskState) -> None:
         if task.timer is None and task.spec.timeout_s is not None:
             self._start_timer(task)
 
-    def _follow_engines(self, task: _Task) -> tuple[frozenset[EngineId] | None, str]:
+    def _follow_engines(self, task: TaskState) -> tuple[frozenset[EngineId] | None, str]:
         """Engines satisfying `follow` now (None: not yet decidable), or a reason it never can be."""
         follow = task.spec.follow
         assert follow is not None
@@ -335,7 +288,7 @@ class TaskScheduler:
             return frozenset(where), ""
         return None, ("" if n_good + n_bad < n else "no `follow` dependency ran on an engine")
 
-    def _exclusions(self, task: _Task) -> set[EngineId] | None:
+    def _exclusions(self, task: TaskState) -> set[EngineId] | None:
         """Engines this task must avoid now: its blacklist, plus engines it failed on while others exist."""
         blacklist, failed_on = task.blacklist, task.failed_on
         if not failed_on:
@@ -347,7 +300,7 @@ class TaskScheduler:
             return blacklist                        # every live engine was tried: any will do
         return avoid
 
-    def _choose(self, task: _Task) -> EngineId | None:
+    def _choose(self, task: TaskState) -> EngineId | None:
         exclude = self._exclusions(task) if (task.blacklist or task.failed_on) else None
         if task.allowed is None:
             return self._pool.choose(self._rng, exclude)
@@ -359,7 +312,7 @@ class TaskScheduler:
         idx = self._scheme.reference([self._engines[e].load for _, e in cands], self._rng)
         return cands[idx][1]
 
-    def _place_or_queue(self, task: _Task) -> None:
+    def _place_or_queue(self, task: TaskState) -> None:
         """Dispatch a ready (queued-state) task now if a candidate exists, else enqueue it."""
         engine = self._choose(task)
         if engine is not None:
@@ -371,7 +324,7 @@ class TaskScheduler:
                 return
         self._enqueue(task)
 
-    def _never_placeable(self, task: _Task) -> bool:
+    def _never_placeable(self, task: TaskState) -> bool:
         """With at least one live engine, does none of the live engines qualify (ignoring load)?"""
         if not self._engines or (task.pending and task.spec.follow is not None):
             return False
@@ -379,7 +332,7 @@ class TaskScheduler:
         live = self._engines if task.allowed is None else [e for e in task.allowed if e in self._engines]
         return all(e in blacklist for e in live)
 
-    def _impossible_reason(self, task: _Task) -> str:
+    def _impossible_reason(self, task: TaskState) -> str:
         if task.blacklist:
             tried = ", ".join(map(str, sorted(map(str, task.blacklist))))
             return f"every live candidate engine refused the task (unmet dependency on engines {tried})"
@@ -387,26 +340,12 @@ class TaskScheduler:
             return "the engine(s) that `follow` requires are gone"
         return "none of the target engines is alive"
 
-    def _enqueue(self, task: _Task) -> None:
-        self._qseq += 1
-        task.qseq = q = self._qseq
-        entry = (q, task)
-        if task.allowed is not None and not task.allowed:
-            self._stuck.append(entry)
-        elif task.allowed is not None:
-            for e in task.allowed:
-                self._pinned.setdefault(e, deque()).append(entry)
-        elif task.blacklist or task.failed_on:
-            self._open_excl.append(entry)
-        else:
-            self._open.append(entry)
+    def _enqueue(self, task: TaskState) -> None:
+        self._queue.push(task)
         if task.timer is None and task.spec.timeout_s is not None:
             self._start_timer(task)
 
-    def _unqueue(self, task: _Task) -> None:
-        task.qseq = 0                                # entries become stale
-
-    def _dispatch(self, task: _Task, engine_id: EngineId) -> None:
+    def _dispatch(self, task: TaskState, engine_id: EngineId) -> None:
         eng = self._engines[engine_id]
         if task.state == QUEUED:
             self._n_queued -= 1
@@ -429,7 +368,7 @@ class TaskScheduler:
             self._cancel_timer(task)
         self._out.append(Dispatch(task.id, engine_id, task.attempt))
 
-    def _release(self, task: _Task) -> _Engine:
+    def _release(self, task: TaskState) -> EngineState:
         """Take a running task off its engine; the engine regains capacity."""
         eng = self._engines[task.engine]
         del eng.running[task.id]
@@ -440,96 +379,30 @@ class TaskScheduler:
 
     def _drain(self, engine_id: EngineId) -> None:
         """Capacity appeared on `engine_id`: place the oldest queued tasks that can use it."""
-        pool = self._pool
-        open_q = self._open
-        pinned = self._pinned.get(engine_id)
-        available = pool.load                        # every pool keeps its available engines' loads
-        if not (open_q or pinned or self._open_excl):
+        queue = self._queue
+        if not queue.has_entries_for(engine_id):
             return
+        available = self._pool.load                  # every pool keeps its available engines' loads
         while engine_id in available:
-            while open_q and open_q[0][0] != open_q[0][1].qseq:
-                open_q.popleft()
-            best = open_q[0] if open_q else None
-            best_src: deque[tuple[int, _Task]] = open_q
-            if pinned:
-                entry = self._first_for(pinned, engine_id, best[0] if best else None)
-                if entry is not None:
-                    best, best_src = entry, pinned
-            if self._open_excl:
-                entry = self._first_for(self._open_excl, engine_id, best[0] if best else None)
-                if entry is not None:
-                    best, best_src = entry, self._open_excl
-            if best is None:
+            found = queue.oldest_for(engine_id, self._exclusions)
+            if found is None:
                 return
-            task = best[1]
+            entry, source = found
+            task = entry[1]
             chosen = self._choose(task)
             if chosen is None:                       # cannot happen while engine_id qualifies
                 raise AssertionError(f"queued task {task.id!r} could not be placed on a free engine")
-            if best_src[0] is best:
-                best_src.popleft()
-            else:
-                best_src.remove(best)
+            queue.remove(entry, source)
             self._dispatch(task, chosen)
-
-    def _first_for(self, queue: Any, engine_id: EngineId, older_than: int | None) -> tuple[int, _Task] | None:
-        """The oldest valid entry of `queue` that may run on `engine_id` (older than `older_than`)."""
-        stale = 0
-        found = None
-        for entry in queue:
-            q, task = entry
-            if q != task.qseq:
-                stale += 1
-                continue
-            if older_than is not None and q > older_than:
-                break
-            if task.blacklist or task.failed_on:
-                avoid = self._exclusions(task)
-                if avoid and engine_id in avoid:
-                    continue
-            found = entry
-            break
-        if stale > 16 and stale * 2 > len(queue):
-            kept = [entry for entry in queue if entry[0] == entry[1].qseq]
-            queue.clear()
-            queue.extend(kept)
-        return found
-
-    def _compact_queues(self) -> None:
-        """Drop dead entries (tasks aborted or timed out while queued) so their memory is freed."""
-        def live(dq: deque[tuple[int, _Task]]) -> deque[tuple[int, _Task]]:
-            return deque(entry for entry in dq if entry[0] == entry[1].qseq)
-        self._open = live(self._open)
-        self._open_excl = live(self._open_excl)
-        self._stuck = live(self._stuck)
-        self._pinned = {e: kept for e, dq in self._pinned.items() if (kept := live(dq))}
-        self._stale = 0
 
     def _drain_all(self) -> None:
         """Rescan every queued task in FIFO order (after rare events such as losing an engine)."""
-        entries: dict[int, _Task] = {}
-        for q, t in self._open:
-            if q == t.qseq:
-                entries[q] = t
-        for q, t in self._open_excl:
-            if q == t.qseq:
-                entries[q] = t
-        for dq in (*self._pinned.values(), self._stuck):
-            for q, t in dq:
-                if q == t.qseq:
-                    entries[q] = t
-        self._open = deque()
-        self._open_excl = deque()
-        self._pinned = {}
-        self._stuck = deque()
-        self._stale = 0
-        for q in sorted(entries):
-            task = entries[q]
-            task.qseq = 0
+        for task in self._queue.take_all():
             self._place_or_queue(task)
 
     # -------------------------------------------------------------------------- task endings
 
-    def _record(self, task: _Task, outcome: Outcome, error_name: str | None, started_at: float | None,
+    def _record(self, task: TaskState, outcome: Outcome, error_name: str | None, started_at: float | None,
                 engine_id: EngineId | None) -> None:
         dispatched = engine_id is not None
         self.records.add(task.id, task.attempt, engine_id, task.submitted_at,
@@ -537,23 +410,21 @@ class TaskScheduler:
                          error_name, task.queue_len if dispatched else None,
                          task.engine_load if dispatched else None, self.scheme_name, task.spec.label)
 
-    def _fail(self, task: _Task, error_name: str, outcome: Outcome, message: str) -> None:
+    def _fail(self, task: TaskState, error_name: str, outcome: Outcome, message: str) -> None:
         """The scheduler fails a task that is not running (waiting or queued)."""
         if task.state == WAITING:
             self._n_waiting -= 1
         elif task.state == QUEUED:
             self._n_queued -= 1
-            if task.qseq:                # its queue entries are dead now; compact once they dominate
-                self._stale += 1
-                if self._stale > 1024 and self._stale > 2 * self._n_queued:
-                    task.qseq = 0
-                    self._compact_queues()
+            if task.qseq:                # its queue entries are dead now
+                task.qseq = 0
+                self._queue.entry_died(self._n_queued)
         self._record(task, outcome, error_name, None, None)
         self._out.append(Fail(task.id, error_name, message))
         task.engine = None               # failed in the scheduler: it failed on no engine (for `follow`)
         self._finish(task, ok=False)
 
-    def _finish(self, task: _Task, ok: bool) -> None:
+    def _finish(self, task: TaskState, ok: bool) -> None:
         """Make a task terminal; its dependents react in FIFO order, iteratively (chains can be long)."""
         task.state = DONE
         task.qseq = 0
@@ -587,7 +458,7 @@ class TaskScheduler:
             if dep_task.state == WAITING or (dep_task.state == QUEUED and dep_task.spec.follow is not None):
                 self._evaluate(dep_task)
 
-    def _retry_or_end(self, task: _Task, engine_id: EngineId, lost: bool, error_name: str | None) -> None:
+    def _retry_or_end(self, task: TaskState, engine_id: EngineId, lost: bool, error_name: str | None) -> None:
         """An attempt failed on `engine_id` (raised, aborted, engine lost): retry or end the task."""
         if task.attempt < task.spec.retries:
             task.attempt += 1
@@ -603,7 +474,7 @@ class TaskScheduler:
             self._out.append(Deliver(task.id, engine_id, task.attempt, False))
         self._finish(task, ok=False)
 
-    def _requeue(self, task: _Task) -> None:
+    def _requeue(self, task: TaskState) -> None:
         """Place a task that came back from an engine (retry, unmet) again; `follow` is re-evaluated."""
         if task.spec.follow is not None:
             self._evaluate(task)                     # follow may be met on more engines by now
@@ -612,7 +483,7 @@ class TaskScheduler:
         self._n_queued += 1
         self._place_or_queue(task)
 
-    def _running_on(self, task_id: TaskId, engine_id: EngineId, attempt: int) -> _Task | None:
+    def _running_on(self, task_id: TaskId, engine_id: EngineId, attempt: int) -> TaskState | None:
         task = self._tasks.get(task_id)
         if task is None or task.state != RUNNING or task.engine != engine_id or task.attempt != attempt:
             return None                                # stale report: ignore
@@ -677,7 +548,7 @@ class TaskScheduler:
         if ev.engine_id in self._engines:
             raise SchedulerMisuse(f"engine {ev.engine_id!r} joined twice")
         self._join_count += 1
-        eng = _Engine(ev.engine_id, -self._join_count)   # newest joined = least recently used
+        eng = EngineState(ev.engine_id, -self._join_count)   # newest joined = least recently used
         first = not self._engines
         self._engines[ev.engine_id] = eng
         self._pool.add(ev.engine_id, 0, eng.seq)
@@ -701,14 +572,14 @@ class TaskScheduler:
 
     # ------------------------------------------------------------------- timers, abort, purge
 
-    def _start_timer(self, task: _Task) -> None:
+    def _start_timer(self, task: TaskState) -> None:
         self._next_token += 1
         token = task.timer = self._next_token
         self._timers[token] = task
         assert task.spec.timeout_s is not None
         self._out.append(StartTimer(token, self._now + task.spec.timeout_s))
 
-    def _cancel_timer(self, task: _Task) -> None:
+    def _cancel_timer(self, task: TaskState) -> None:
         token = task.timer
         task.timer = None
         if token is not None and self._timers.pop(token, None) is not None:
@@ -742,8 +613,8 @@ class TaskScheduler:
         if ev.task_ids is None and not needed:   # release the dicts' own memory too
             self._completed = {}
             self._failed = {}
-        if self._stale:
-            self._compact_queues()
+        if self._queue.has_dead:
+            self._queue.compact()
 
 
 def _replace_deps(spec: TaskSpec, after: Dependency | None, follow: Dependency | None) -> TaskSpec:

@@ -123,13 +123,16 @@ class _BasePool:
     def __contains__(self, engine: object) -> bool:
         return engine in self.load
 
-    def _allowed_count(self, exclude: Collection[EngineId]) -> int:
+    def _mostly_excluded(self, exclude: Collection[EngineId]) -> bool:
+        """Whether fewer than a quarter of the pool remain: rejection sampling would then be slow
+        (and with none left it would never end), so the explicit list is used instead."""
         load = self.load
-        return len(load) - sum(1 for e in exclude if e in load)
+        allowed = len(load) - sum(1 for e in exclude if e in load)
+        return allowed * 4 < len(load)
 
-    def _choose_by_reference(self, rng: Random, exclude: Collection[EngineId]) -> EngineId | None:
+    def _choose_by_reference(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId | None:
         """The reference law over the explicit candidate list (used when most engines are excluded)."""
-        cands = sorted((s, e) for e, s in self.seq.items() if e not in exclude)
+        cands = sorted((s, e) for e, s in self.seq.items() if not (exclude and e in exclude))
         if not cands:
             return None
         idx = self.reference([self.load[e] for _, e in cands], rng)
@@ -241,15 +244,8 @@ class _IndexedPool(_BasePool):
                 return e
 
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None) -> EngineId | None:
-        n = len(self._items)
-        if n == 0:
-            return None
-        if exclude:
-            allowed = self._allowed_count(exclude)
-            if allowed == 0:
-                return None
-            if allowed * 4 < n:
-                return self._choose_by_reference(rng, exclude)
+        if not self._items or (exclude and self._mostly_excluded(exclude)):
+            return self._choose_by_reference(rng, exclude) if self._items else None
         return self._pick(rng, exclude)
 
     def _pick(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:
@@ -360,15 +356,8 @@ class WeightedPool(_BasePool):
                 return e
 
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None) -> EngineId | None:
-        n = len(self.load)
-        if n == 0:
-            return None
-        if exclude:
-            allowed = self._allowed_count(exclude)
-            if allowed == 0:
-                return None
-            if allowed * 4 < n:
-                return self._choose_by_reference(rng, exclude)
+        if not self.load or (exclude and self._mostly_excluded(exclude)):
+            return self._choose_by_reference(rng, exclude) if self.load else None
         masses, total = self._masses()
         a = self._draw(rng, masses, total, exclude)
         b = self._draw(rng, masses, total, exclude)

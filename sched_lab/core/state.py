@@ -1,0 +1,56 @@
+"""The scheduler's mutable bookkeeping for one engine and one task (internal to sched_lab.core)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from .model import TaskSpec
+
+TaskId = Hashable
+EngineId = Hashable
+
+WAITING, QUEUED, RUNNING, DONE = "waiting", "queued", "running", "done"
+
+
+class EngineState:
+    """A live engine: its outstanding tasks, its load and its last-assignment sequence number."""
+
+    __slots__ = ("id", "load", "seq", "running")
+
+    def __init__(self, engine_id: EngineId, seq: int) -> None:
+        self.id = engine_id
+        self.load = 0
+        self.seq = seq
+        self.running: dict[TaskId, TaskState] = {}
+
+
+class TaskState:
+    """A task the scheduler still tracks: where it is in its life, and what placing it must respect.
+
+    `qseq` is the stamp of its current queue entry (0 = not queued); `pending` counts unfinished
+    dependency ids; `after_good`/`after_bad` count finished `after` ids that do / do not count as
+    met; `allowed` is its explicit engine set (targets ∩ follow engines) or None for any engine.
+    """
+
+    __slots__ = ("id", "spec", "state", "attempt", "engine", "blacklist", "failed_on", "submitted_at",
+                 "dispatched_at", "timer", "qseq", "pending", "after_good", "after_bad", "allowed",
+                 "queue_len", "engine_load")
+
+    def __init__(self, spec: TaskSpec, now: float) -> None:
+        self.id = spec.task_id
+        self.spec = spec
+        self.state = WAITING
+        self.attempt = 0
+        self.engine: EngineId | None = None
+        self.blacklist: set[EngineId] | None = None
+        self.failed_on: set[EngineId] | None = None
+        self.submitted_at = now
+        self.dispatched_at: float | None = None
+        self.timer: int | None = None
+        self.qseq = 0
+        self.pending = 0
+        self.after_good = 0
+        self.after_bad = 0
+        self.allowed: frozenset[EngineId] | None = None
+        self.queue_len: int | None = None
+        self.engine_load: int | None = None
