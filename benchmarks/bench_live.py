@@ -12,6 +12,7 @@ peer alike, and each run starts and stops its own cluster, so only one peer's pr
 (and counted in the process tree's CPU) at a time.
 
     python benchmarks/bench_live.py [--quick] [--runs 3] [--json] [--markdown] [--peers ppe,ipyparallel]
+    python benchmarks/bench_live.py --from-json RUN.json --markdown      (the table of a saved --json run)
     sched-lab bench ...               (the same)
 
 ipyparallel runs when it is installed (`pip install 'sched-lab[peers]'`); its cluster (2 engines) is
@@ -22,6 +23,7 @@ the table); rates stay comparable. Task functions live in bench_live_tasks.py, i
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -120,15 +122,17 @@ class Ours(Peer):
     name = "sched-lab"
 
     def __init__(self, db: str, hwm: int):
-        self.db, self.hwm = db, hwm
+        self.db, self.hwm, self.starts = db, hwm, 0
 
     def start(self) -> None:
         from real_cluster import Cluster
-        self.cluster = Cluster(n=2, profile="bench-live", db=self.db, hwm=self.hwm)
+        self.starts += 1            # a new profile each run: an empty task database
+        self.cluster = Cluster(n=2, profile=f"bench-live-{self.starts}", db=self.db, hwm=self.hwm)
         self.view = self.cluster.start().load_balanced_view()
 
     def stop(self) -> None:
         self.cluster.stop()
+        self.view = None
 
     def apply_sync(self, f: Callable, *args: Any) -> Any:
         return self.view.apply_sync(f, *args)
@@ -153,6 +157,7 @@ class Pool(Peer):
 
     def stop(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = None
 
     def apply_sync(self, f: Callable, *args: Any) -> Any:
         return self.pool.submit(f, *args).result()
@@ -189,7 +194,7 @@ class IPyParallel(Peer):
         try:
             if self.rc is not None:
                 self.rc.close()
-                self.rc = None
+                self.rc = self.view = None
         finally:
             self.cluster.stop_cluster_sync()
 
@@ -279,6 +284,7 @@ def bench_peers(peers: list[Peer], sizes: Sizes, runs: int, sleep_s_real: float,
                 raw[peer.name].append(run_once(peer, sizes, sleep_s_real, durations))
             finally:
                 peer.stop()
+                gc.collect()        # the next peer's client starts without this one's garbage
             print(f"[bench] {peer.name}: run {i + 1}/{runs} done", file=sys.stderr, flush=True)
     return {name: {"median": {k: statistics.median(r[k] for r in rows) for k in rows[0]}, "runs": rows}
             for name, rows in raw.items()}
@@ -346,11 +352,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     from sched_lab.extra_cli import bench_options
     parser = parser or argparse.ArgumentParser(prog="bench_live", description=__doc__.splitlines()[0])
     bench_options(parser)
+    parser.add_argument("--from-json", default=None, help="print the table of a saved --json run instead of running")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed options; returns the exit code."""
+    if getattr(args, "from_json", None):
+        with open(args.from_json) as fh:
+            saved = json.load(fh)
+        print(render_markdown(saved["results"], saved["meta"]) if args.markdown else render_text(saved["results"]))
+        return 0
     sizes = QUICK if args.quick else FULL
     runs = args.runs or (1 if args.quick else 3)
     if runs < 1:

@@ -37,7 +37,7 @@ def test_bench_quick_table_and_json(tmp_path):
     assert 0 < ours["sleep_efficiency"] <= 1.2 and ours["lognormal_ratio"] >= 0.9
     assert ours["cpu_us_per_task"] > 0
     assert "ProcessPoolExecutor" in data["results"]
-    assert not (tmp_path / "profile_bench-live" / "pid" / "cluster.json").exists()   # the cluster was stopped
+    assert not (tmp_path / "profile_bench-live-1" / "pid" / "cluster.json").exists()   # the cluster was stopped
 
 
 def test_bench_usage_error(tmp_path):
