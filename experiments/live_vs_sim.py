@@ -68,21 +68,14 @@ def run_live(scheme: str, workload: Any, args: argparse.Namespace) -> Any:
     from real_cluster import Cluster
     from real_cluster.profile import profile_dir
     from sched_lab.analysis import to_dataframe
+    from sched_lab.replay import replay_live
 
     profile = f"exp-lvs-{os.getpid()}-{scheme}"
     try:
         with Cluster(n=args.engines, profile=profile, scheme=scheme, hwm=args.hwm, db="memory") as rc:
             view = rc.load_balanced_view()
             view.map_sync(time.sleep, [0.001] * (2 * args.engines))     # engines warm: imports, connections
-            ars = []
-            t0 = time.perf_counter()
-            for at, work in zip(workload.submit_at.tolist(), workload.work.tolist()):
-                delay = t0 + at - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                ars.append(view.apply_async(time.sleep, work))
-            for ar in ars:
-                ar.get(timeout=120)
+            ars = replay_live(view, workload, time.sleep)
             index = {ar.msg_ids[0]: i for i, ar in enumerate(ars)}
             df = to_dataframe([r for r in rc.records() if r.task_id in index])
     finally:

@@ -129,6 +129,8 @@ def run_live(cfg: DemoConfig, scheme: str, workload: Any, say: Callable[[str], N
     requested seconds by task id). The cluster is stopped whatever happens."""
     from real_cluster import Cluster
 
+    from .replay import replay_live
+
     cluster = Cluster(n=cfg.engines, profile=f"demo-{scheme}", scheme=scheme, hwm=cfg.hwm, db="memory")
     try:
         say(f"{scheme}: starting a cluster of {cfg.engines} engines (hwm={cfg.hwm})")
@@ -136,18 +138,9 @@ def run_live(cfg: DemoConfig, scheme: str, workload: Any, say: Callable[[str], N
         view = rc.load_balanced_view()
         view.apply_sync(sleep_task, 0.0)            # warm the engines' import of this module
         say(f"{scheme}: submitting {len(workload)} tasks over {workload.submit_at[-1]:.1f} s")
-        requested: dict[str, float] = {}
-        ars = []
         t0 = time.perf_counter()
-        for at, work in zip(workload.submit_at.tolist(), workload.work.tolist()):
-            delay = t0 + at - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            ar = view.apply_async(sleep_task, work)
-            requested[ar.msg_ids[0]] = work
-            ars.append(ar)
-        for ar in ars:
-            ar.get(timeout=120)
+        ars = replay_live(view, workload, sleep_task)
+        requested = {ar.msg_ids[0]: work for ar, work in zip(ars, workload.work.tolist())}
         records = [r for r in rc.records() if r.task_id in requested]
         say(f"{scheme}: {len(records)} tasks done in {time.perf_counter() - t0:.1f} s")
         return records, requested
