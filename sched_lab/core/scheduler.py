@@ -336,6 +336,8 @@ class TaskScheduler:
         if task.blacklist:
             tried = ", ".join(map(str, sorted(map(str, task.blacklist))))
             return f"every live candidate engine refused the task (unmet dependency on engines {tried})"
+        if task.allowed is not None and not task.allowed:
+            return "no engine is both a target and where the `follow` dependencies ran"
         if task.spec.follow is not None:
             return "the engine(s) that `follow` requires are gone"
         return "none of the target engines is alive"
