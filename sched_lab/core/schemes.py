@@ -23,6 +23,7 @@ to the reference law over the explicit candidate list. Tests hold every pool to 
 from __future__ import annotations
 
 import heapq
+from operator import itemgetter
 from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from random import Random
@@ -335,10 +336,15 @@ class WeightedPool(_BasePool):
 
     def _masses(self) -> tuple[list[tuple[float, list[EngineId]]], float]:
         """Each load level's total weight (heaviest first, so a draw usually stops at once) and the sum."""
-        masses = [(len(items) * _weight(load), items) for load, (items, _) in self._levels.items()]
+        masses = []
+        total = 0.0
+        for load, (items, _) in self._levels.items():
+            mass = len(items) / (WEIGHT_EPSILON + load)
+            total += mass
+            masses.append((mass, items))
         if len(masses) > 1:
-            masses.sort(key=lambda m: m[0], reverse=True)
-        return masses, sum(m for m, _ in masses)
+            masses.sort(key=itemgetter(0), reverse=True)
+        return masses, total
 
     @staticmethod
     def _draw(rng: Random, masses: list[tuple[float, list[EngineId]]], total: float,
@@ -358,6 +364,11 @@ class WeightedPool(_BasePool):
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None) -> EngineId | None:
         if not self.load or (exclude and self._mostly_excluded(exclude)):
             return self._choose_by_reference(rng, exclude) if self.load else None
+        if len(self._levels) == 1 and not exclude:
+            # One load level (always so at hwm=1): equal weights and equal loads, so the law reduces
+            # to the first of two uniform draws, i.e. one uniform draw.
+            items = next(iter(self._levels.values()))[0]
+            return items[int(rng.random() * len(items))]
         masses, total = self._masses()
         a = self._draw(rng, masses, total, exclude)
         b = self._draw(rng, masses, total, exclude)
