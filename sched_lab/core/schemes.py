@@ -156,6 +156,8 @@ class _HeapPool(_BasePool):
 
     def add(self, engine: EngineId, load: int, seq: int) -> None:
         self.load[engine] = load
+        if not self._by_load and self.seq.get(engine) == seq and engine in self._entry:
+            return                               # lru: a load change alone leaves the key as it is
         self.seq[engine] = seq
         entry = self._entry[engine] = (load, seq, engine) if self._by_load else (seq, engine)
         heapq.heappush(self._heap, entry)
