@@ -308,8 +308,9 @@ class Client:
 
     # ------------------------------------------------------------------------------ queries
     def queue_status(self, targets: Any = None, verbose: bool = False) -> dict[Any, Any]:
-        """`{engine_id: {"queue", "completed", "tasks"}, "unassigned": n}` (one engine's dict for an int target)."""
-        raw = self._request("queue_status")
+        """`{engine_id: {"queue", "completed", "tasks"}, "unassigned": n}` (one engine's dict for an int target);
+        with `verbose`, lists of task ids instead of counts."""
+        raw = self._request("queue_status", verbose=True) if verbose else self._request("queue_status")
         out: dict[Any, Any] = {int(k) if k != "unassigned" else k: v for k, v in raw.items()}
         if isinstance(targets, int):
             return out[targets]

@@ -68,9 +68,17 @@ class RequestHandler:
     def op_engines(self, link: Link) -> list[int]:
         return sorted(self.ctl.engines)
 
-    def op_queue_status(self, link: Link) -> dict[str, Any]:
-        core = self.ctl.scheduler.queue_status()
+    def op_queue_status(self, link: Link, verbose: bool = False) -> dict[str, Any]:
+        scheduler = self.ctl.scheduler
         out: dict[str, Any] = {}
+        if verbose:                        # ids instead of counts (completed ones from the database)
+            for eid in sorted(self.ctl.engines):
+                done = self.ctl.db.query({"engine_id": eid, "status": {"$in": ["ok", "error"]}}, ["msg_id"])
+                out[str(eid)] = {"queue": [], "completed": [row["msg_id"] for row in done],
+                                 "tasks": scheduler.running_on(eid) if eid in scheduler.engine_ids else []}
+            out["unassigned"] = scheduler.unassigned_ids()
+            return out
+        core = scheduler.queue_status()
         for eid, eng in sorted(self.ctl.engines.items()):
             out[str(eid)] = {"queue": 0, "completed": eng.completed, "tasks": core.get(eid, 0)}
         out["unassigned"] = core.get("unassigned", 0)

@@ -118,6 +118,14 @@ class TaskScheduler:
             return task.state
         return DONE if task_id in self._completed or task_id in self._failed else None
 
+    def running_on(self, engine_id: EngineId) -> list[TaskId]:
+        """Ids of the tasks outstanding on a live engine, in dispatch order."""
+        return list(self._engines[engine_id].running)
+
+    def unassigned_ids(self) -> list[TaskId]:
+        """Ids of the tasks waiting in the scheduler (for dependencies or for an engine)."""
+        return [t.id for t in self._tasks.values() if t.state == WAITING or t.state == QUEUED]
+
     def queue_status(self) -> dict[Any, int]:
         status: dict[Any, int] = {e.id: e.load for e in self._engines.values()}
         status["unassigned"] = self.waiting_count

@@ -170,6 +170,12 @@ def test_wait_queue_status_and_abort(rc, view):
     assert status["unassigned"] >= 1 and sum(status[e]["tasks"] for e in rc.ids) == len(rc.ids)
     assert set(status[rc.ids[0]]) == {"queue", "completed", "tasks"}
     assert rc.queue_status(rc.ids[0])["tasks"] == 1
+    verbose = rc.queue_status(verbose=True)                      # ids instead of counts
+    assert queued.msg_ids[0] in verbose["unassigned"]
+    running = [tid for e in rc.ids for tid in verbose[e]["tasks"]]
+    assert sorted(running) == sorted(ar.msg_ids[0] for ar in blockers)
+    counts = rc.queue_status()
+    assert all(len(verbose[e]["completed"]) == counts[e]["completed"] for e in rc.ids)
     queued.abort()
     with pytest.raises(TaskAborted):
         queued.get(10)
