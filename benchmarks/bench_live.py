@@ -118,7 +118,26 @@ class Peer:
     def map(self, f: Callable, seq: Any, chunksize: int) -> list: ...
 
 
-class Ours(Peer):
+class ViewPeer(Peer):
+    """A peer driven through an ipyparallel-style load-balanced view (ours and ipyparallel alike)."""
+
+    view: Any = None
+
+    def apply_sync(self, f: Callable, *args: Any) -> Any:
+        return self.view.apply_sync(f, *args)
+
+    def apply_async(self, f: Callable, *args: Any) -> Any:
+        return self.view.apply_async(f, *args)
+
+    def wait_all(self, futures: list[Any]) -> None:
+        for fut in futures:
+            fut.get()
+
+    def map(self, f: Callable, seq: Any, chunksize: int) -> list:
+        return self.view.map_sync(f, seq, chunksize=chunksize)
+
+
+class Ours(ViewPeer):
     name = "sched-lab"
 
     def __init__(self, db: str, hwm: int):
@@ -133,19 +152,6 @@ class Ours(Peer):
     def stop(self) -> None:
         self.cluster.stop()
         self.view = None
-
-    def apply_sync(self, f: Callable, *args: Any) -> Any:
-        return self.view.apply_sync(f, *args)
-
-    def apply_async(self, f: Callable, *args: Any) -> Any:
-        return self.view.apply_async(f, *args)
-
-    def wait_all(self, futures: list[Any]) -> None:
-        for fut in futures:
-            fut.get()
-
-    def map(self, f: Callable, seq: Any, chunksize: int) -> list:
-        return self.view.map_sync(f, seq, chunksize=chunksize)
 
 
 class Pool(Peer):
@@ -173,7 +179,7 @@ class Pool(Peer):
         return list(self.pool.map(f, seq, chunksize=chunksize))
 
 
-class IPyParallel(Peer):
+class IPyParallel(ViewPeer):
     name = "ipyparallel"
     caps = IPP_CAP
 
@@ -197,19 +203,6 @@ class IPyParallel(Peer):
                 self.rc = self.view = None
         finally:
             self.cluster.stop_cluster_sync()
-
-    def apply_sync(self, f: Callable, *args: Any) -> Any:
-        return self.view.apply_sync(f, *args)
-
-    def apply_async(self, f: Callable, *args: Any) -> Any:
-        return self.view.apply_async(f, *args)
-
-    def wait_all(self, futures: list[Any]) -> None:
-        for fut in futures:
-            fut.get()
-
-    def map(self, f: Callable, seq: Any, chunksize: int) -> list:
-        return self.view.map_sync(f, seq, chunksize=chunksize)
 
 
 # --------------------------------------------------------------------------------- workloads

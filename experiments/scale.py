@@ -10,7 +10,6 @@ Writes `points.csv` and `scale.png`.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import _common as C

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pickle
 import random
 import sqlite3
@@ -24,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sched_lab.core import (
-    AbortRequested, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Fail, PurgeRequested, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler, TaskSpec,
+    Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
+    EngineLost, Fail, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler, TaskSpec,
     TaskSubmitted, TimerFired,
 )
 

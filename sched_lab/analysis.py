@@ -86,7 +86,7 @@ class Summary:
         return asdict(self)
 
 
-def summarize(records: Any, engines: int | None = None, warmup: float = 0.0, n_tasks: int | None = None) -> Summary:
+def summarize(records: Any, engines: int | None = None, warmup: float = 0.0) -> Summary:
     """Summary of per-attempt records; `engines` = engine count (default: engines seen in the records)."""
     if not 0 <= warmup < 1:
         raise ValueError(f"warmup must be a fraction in [0, 1), got {warmup!r}")

@@ -378,14 +378,13 @@ class TaskScheduler:
             self._cancel_timer(task)
         self._out.append(Dispatch(task.id, engine_id, task.attempt))
 
-    def _release(self, task: TaskState) -> EngineState:
-        """Take a running task off its engine; the engine regains capacity."""
+    def _release(self, task: TaskState) -> None:
+        """Take a running task off its engine; the engine regains capacity (inlined in _on_finished)."""
         eng = self._engines[task.engine]
         del eng.running[task.id]
         eng.load -= 1
         self._n_running -= 1
         self._pool.update(eng.id, eng.load, eng.seq)
-        return eng
 
     def _drain(self, engine_id: EngineId) -> None:
         """Capacity appeared on `engine_id`: place the oldest queued tasks that can use it."""
@@ -468,7 +467,7 @@ class TaskScheduler:
             if dep_task.state == WAITING or (dep_task.state == QUEUED and dep_task.spec.follow is not None):
                 self._evaluate(dep_task)
 
-    def _retry_or_end(self, task: TaskState, engine_id: EngineId, lost: bool, error_name: str | None) -> None:
+    def _retry_or_end(self, task: TaskState, engine_id: EngineId, lost: bool) -> None:
         """An attempt failed on `engine_id` (raised, aborted, engine lost): retry or end the task."""
         if task.attempt < task.spec.retries:
             task.attempt += 1
@@ -525,15 +524,21 @@ class TaskScheduler:
             error = ev.error_name or "Exception"
             outcome = Outcome.ABORTED if error == TASK_ABORTED else Outcome.ERROR
             self._record(task, outcome, error, ev.started_at, ev.engine_id)
-            self._retry_or_end(task, ev.engine_id, lost=False, error_name=error)
+            self._retry_or_end(task, ev.engine_id, lost=False)
         if self._n_queued and ev.engine_id in self._engines:
             self._drain(ev.engine_id)
 
-    def _on_unmet(self, ev: DependencyUnmet) -> None:
+    def _take_back(self, ev: DependencyUnmet | DispatchFailed) -> TaskState | None:
+        """The task an engine report is about, taken off that engine; None for a stale report."""
         task = self._running_on(ev.task_id, ev.engine_id, ev.attempt)
+        if task is not None:
+            self._release(task)
+        return task
+
+    def _on_unmet(self, ev: DependencyUnmet) -> None:
+        task = self._take_back(ev)
         if task is None:
             return
-        self._release(task)
         self._record(task, Outcome.UNMET, "UnmetDependency", None, ev.engine_id)
         if task.blacklist is None:
             task.blacklist = set()
@@ -543,12 +548,11 @@ class TaskScheduler:
             self._drain(ev.engine_id)
 
     def _on_dispatch_failed(self, ev: DispatchFailed) -> None:
-        task = self._running_on(ev.task_id, ev.engine_id, ev.attempt)
+        task = self._take_back(ev)
         if task is None:
             return
-        self._release(task)
         self._record(task, Outcome.ENGINE_LOST, "DispatchFailed", None, ev.engine_id)
-        self._retry_or_end(task, ev.engine_id, lost=True, error_name=ENGINE_ERROR)
+        self._retry_or_end(task, ev.engine_id, lost=True)
         if ev.engine_id in self._engines:
             self._drain(ev.engine_id)
 
@@ -577,7 +581,7 @@ class TaskScheduler:
         for task in stranded:
             self._n_running -= 1
             self._record(task, Outcome.ENGINE_LOST, ENGINE_ERROR, None, ev.engine_id)
-            self._retry_or_end(task, ev.engine_id, lost=True, error_name=ENGINE_ERROR)
+            self._retry_or_end(task, ev.engine_id, lost=True)
         self._drain_all()
 
     # ------------------------------------------------------------------- timers, abort, purge

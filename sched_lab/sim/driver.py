@@ -34,7 +34,7 @@ from simpy.events import Timeout
 
 from ..core.dependency import Dependency
 from ..core.model import (
-    Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost,
+    TASK_ABORTED, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost,
     Fail, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired,
 )
 from .config import SimConfig
@@ -42,7 +42,6 @@ from .distributions import Dist
 from .records import ColumnarRecords
 from .workloads import Workload
 
-TASK_ABORTED = "TaskAborted"
 SIMULATED_ERROR = "SimulatedError"
 _BLOCK = 8192
 

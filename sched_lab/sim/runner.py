@@ -64,8 +64,7 @@ class SimResult:
         """analysis.Summary of this run (warm-up cut from the config)."""
         from ..analysis import summarize
 
-        return summarize(self.records, engines=self.config.engines, warmup=self.config.warmup,
-                         n_tasks=self.n_tasks)
+        return summarize(self.records, engines=self.config.engines, warmup=self.config.warmup)
 
 
 def run(config: SimConfig, workload: Workload | None = None) -> SimResult:
