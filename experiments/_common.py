@@ -3,7 +3,7 @@
 Every study is `python experiments/NAME.py [--quick] [--jobs N] [--seed S] [--out DIR]`; it writes a
 tidy CSV and PNG figures into `experiments/results/NAME/` (`.../NAME/quick/` with `--quick`, so a
 quick run never overwrites the committed full results) and prints its key table. Simulation
-sweeps go through `sched_lab.sim.compare.run_sweep` (and so accept `--cluster PROFILE`: the
+sweeps go through `sched_lab.apps.sweep.run_sweep` (and so accept `--cluster PROFILE`: the
 points run as tasks on a running sched-lab cluster); the studies that need per-record metrics
 (failures_retries, dependencies) map their own point function over local processes with `map_points`.
 """
@@ -11,7 +11,6 @@ points run as tasks on a running sched-lab cluster); the studies that need per-r
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 import time
@@ -28,19 +27,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PNG_DPI = 75
 
 
-def sweep_supports_cluster() -> bool:
-    """Whether `compare.run_sweep` can send points to a running cluster (a `cluster` keyword)."""
-    from sched_lab.sim import compare
-
-    return "cluster" in inspect.signature(compare.run_sweep).parameters
-
-
 def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
                extra: Callable[[argparse.ArgumentParser], None] | None = None,
                uses_sweep: bool = False) -> argparse.Namespace:
     """The common options (plus `extra`'s); sets `args.out` (created) and `args.name`.
 
-    `uses_sweep`: the study runs its points through `sweep` (compare.run_sweep), so it offers
+    `uses_sweep`: the study runs its points through `sweep` (sweep.run_sweep), so it offers
     `--cluster PROFILE` when run_sweep supports it."""
     p = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description)
     p.add_argument("--quick", action="store_true", help="the small version (CI): well under a minute on 2 cores")
@@ -48,7 +40,7 @@ def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
     p.add_argument("--seed", type=int, default=1, help="first seed (seeds are SEED, SEED+1, ...)")
     p.add_argument("--out", type=Path, default=None,
                    help=f"output directory (default experiments/results/{name}, or .../{name}/quick)")
-    if uses_sweep and sweep_supports_cluster():
+    if uses_sweep:
         p.add_argument("--cluster", metavar="PROFILE", default=None,
                        help="run the sweep's simulation points as tasks on this running sched-lab cluster")
     if extra:
@@ -64,8 +56,8 @@ def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
 
 
 def sweep(configs: Sequence[Any], args: argparse.Namespace) -> Any:
-    """`compare.run_sweep` over the configs (on the cluster when `--cluster` was given); progress on stderr."""
-    from sched_lab.sim.compare import run_sweep
+    """`sweep.run_sweep` over the configs (on the cluster when `--cluster` was given); progress on stderr."""
+    from sched_lab.apps.sweep import run_sweep
 
     total = len(configs)
 
@@ -81,7 +73,7 @@ def sweep(configs: Sequence[Any], args: argparse.Namespace) -> Any:
 
 def map_points(fn: Callable[[Any], dict[str, Any]], points: Sequence[Any], jobs: int | None) -> Any:
     """`fn` over `points` in worker processes (order kept) -> DataFrame; for points that need whole
-    records (compare.run_point returns only the summary metrics). `fn` must be a module-level function."""
+    records (sweep.run_point returns only the summary metrics). `fn` must be a module-level function."""
     import pandas as pd
 
     jobs = min(jobs or os.cpu_count() or 1, len(points))

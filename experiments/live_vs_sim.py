@@ -67,8 +67,8 @@ def run_live(scheme: str, workload: Any, args: argparse.Namespace) -> Any:
     """Run the workload on a fresh local cluster; returns the records of its tasks as a DataFrame."""
     from real_cluster import Cluster
     from real_cluster.profile import profile_dir
-    from sched_lab.analysis import to_dataframe
-    from sched_lab.replay import replay_live
+    from sched_lab.records.summary import to_dataframe
+    from sched_lab.apps.replay import replay_live
 
     profile = f"exp-lvs-{os.getpid()}-{scheme}"
     try:
@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from sched_lab.core import SCHEMES
-    from sched_lab.plots import engine_utilisation, gantt, ks_distance, live_vs_sim_cdf
+    from sched_lab.apps.plots import engine_utilisation, gantt, live_vs_sim_cdf
+    from sched_lab.records import ks_distance
 
     args.tasks = args.tasks or (300 if args.quick else 2000)
     schemes = (args.schemes.split(",") if args.schemes else

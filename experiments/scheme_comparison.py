@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         "--replot", action="store_true", help="redraw the tables and figures from the points.csv already in --out"))
     import pandas as pd
 
-    from sched_lab.plots import confidence_halfwidth, response_vs_load_grid
+    from sched_lab.apps.plots import response_vs_load_grid
+    from sched_lab.records import confidence_halfwidth
 
     if args.replot:
         points = pd.read_csv(args.out / "points.csv")

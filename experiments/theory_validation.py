@@ -60,7 +60,7 @@ def plan(quick: bool, seed0: int) -> tuple[list[tuple[str, str, Any, float]], di
 
 
 def summarize(points: Any) -> Any:
-    from sched_lab.plots import confidence_halfwidth
+    from sched_lab.records import confidence_halfwidth
 
     g = points.groupby(["model", "label", "load"], sort=False)
     table = g.agg(sim_mean=("mean_response", "mean"), theory=("theory", "first"), seeds=("seed", "size"),
@@ -73,7 +73,7 @@ def summarize(points: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = C.parse_args("theory_validation", DESCRIPTION, argv, uses_sweep=True)
-    from sched_lab.plots import sim_vs_theory
+    from sched_lab.apps.plots import sim_vs_theory
 
     runs, theory = plan(args.quick, args.seed)
     C.log(f"theory_validation: {len(runs)} simulation runs")

@@ -22,10 +22,26 @@ from sched_lab.core import SCHEMES
 
 from . import protocol as proto
 from .controller import Controller, ControllerConfig
-from .engine import configure_logging
+from .logs import configure_logging
 from .profile import CLIENT_FILE, ENGINE_FILE, ConnectionInfo, profile_dir, read_connection_file, write_connection_file
 
 log = logging.getLogger("real_cluster.controller")
+
+def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
+    """The controller's options."""
+    parser.add_argument("--profile", default="default", help="profile name (under $SCHED_LAB_DIR)")
+    parser.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
+    parser.add_argument("--scheme", default="leastload",
+                        help="leastload (default), lru, plainrandom, twobin, weighted, powerofd")
+    parser.add_argument("--hwm", type=int, default=1, help="max outstanding tasks per engine (0 = unlimited)")
+    parser.add_argument("--db", default="sqlite", choices=("sqlite", "memory"), help="task database backend")
+    parser.add_argument("--hb-period", type=float, default=1.0, help="engine heartbeat period, seconds")
+    parser.add_argument("--hb-misses", type=int, default=5, help="missed heartbeats before an engine is lost")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the scheduler's random generator")
+    parser.add_argument("--journal", default=None, help="record every core event and its actions (pickle) here")
+    parser.add_argument("--reuse", action="store_true", help="reuse the key and port of the existing connection files")
+    parser.add_argument("--log", default=None, help="log file (default: <profile>/log/controller.log)")
 
 
 def run_controller(args: argparse.Namespace) -> int:
@@ -82,7 +98,6 @@ async def _serve(config: ControllerConfig, pdir: Path, args: argparse.Namespace)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import add_controller_arguments
     parser = argparse.ArgumentParser(prog="real_cluster.controller_app")
     add_controller_arguments(parser)
     return run_controller(parser.parse_args(argv))

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .error import ConnectionFailed, ProtocolError, UnmetDependency
 from .functional import check_dependencies
+from .logs import configure_logging
 from .messages import CancelTask, Heartbeat, Register, Registered, RunTask, StopEngine, TaskDone
 from .profile import ConnectionInfo, read_connection_file
 from .serialize import format_exception, pack_result, unpack_call
@@ -177,18 +178,15 @@ def execute(msg: RunTask) -> TaskDone:
                     completed_at=time.time(), result=result)
 
 
-def configure_logging(path: Path | None, name: str) -> None:
-    """Log to `path` (or stderr), one line per record."""
-    handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {name}[%(process)d] %(levelname)s %(message)s"))
-    root = logging.getLogger("real_cluster")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The engine's options."""
+    parser.add_argument("--file", required=True, help="engine connection file (controller-engine.json)")
+    parser.add_argument("--log", default=None, help="log file (default: the profile's log folder, else stderr)")
+    parser.add_argument("--retry-for", type=float, default=20.0, help="seconds to keep retrying the controller")
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m real_cluster.engine --file CONNECTION_FILE [--log PATH] [--retry-for S]`."""
-    from .cli import add_engine_arguments
     parser = argparse.ArgumentParser(prog="real_cluster.engine")
     add_engine_arguments(parser)
     return run_engine(parser.parse_args(argv))

@@ -62,7 +62,7 @@ class SimResult:
 
     def summary(self) -> Any:
         """analysis.Summary of this run (warm-up cut from the config)."""
-        from ..analysis import summarize
+        from ..records.summary import summarize
 
         return summarize(self.records, engines=self.config.engines, warmup=self.config.warmup)
 

@@ -55,7 +55,7 @@ class DemoConfig:
     warmup: float = 0.1
 
     def __post_init__(self) -> None:
-        from .sim.config import scheme_names
+        from ..sim.config import scheme_names
 
         unknown = [s for s in self.schemes if s not in scheme_names()]
         if unknown or not self.schemes:
@@ -68,7 +68,7 @@ class DemoConfig:
             raise ValueError("hwm must be >= 0, mean and sigma > 0")
 
     def sim_config(self, scheme: str, tasks: int, engines: int) -> Any:
-        from .sim import Dist, SimConfig
+        from ..sim import Dist, SimConfig
 
         return SimConfig(scheme=scheme, hwm=self.hwm, engines=engines, tasks=tasks, load=self.load,
                          length=Dist("lognormal", (("sigma", self.sigma),), self.mean_s), seed=self.seed,
@@ -153,9 +153,9 @@ def run_demo(cfg: DemoConfig, t0: float | None = None) -> dict[str, Any]:
     """Run the live and simulated workloads, write the report; returns {"report", "table", "rows"}."""
     import pandas as pd
 
-    from .analysis import summarize, to_dataframe
-    from .plots import ks_distance, response_times
-    from .sim import build_workload, run, streams
+    from ..records.summary import summarize, to_dataframe
+    from ..records.stats import ks_distance, response_times
+    from ..sim import build_workload, run, streams
 
     t0 = time.perf_counter() if t0 is None else t0
     say = lambda msg: _say(msg, t0)     # noqa: E731

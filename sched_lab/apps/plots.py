@@ -12,25 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from ..records.stats import confidence_halfwidth, ks_distance, response_times
+
 __all__ = ["response_vs_load", "response_vs_load_grid", "response_cdf", "engine_utilisation", "gantt",
-           "live_vs_sim_cdf", "sim_vs_theory", "response_times", "ks_distance", "confidence_halfwidth"]
-
-# two-sided 95% Student t quantiles for 1..30 degrees of freedom (then the normal value)
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042)
+           "live_vs_sim_cdf", "sim_vs_theory"]
 
 
-def confidence_halfwidth(values: Sequence[float], level: float = 0.95) -> float:
-    """Half-width of the 95% confidence interval of the mean of `values` (0 for a single value)."""
-    if level != 0.95:
-        raise ValueError("only 95% intervals are supported")
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    if len(x) < 2:
-        return 0.0
-    t = _T95[len(x) - 2] if len(x) - 1 <= len(_T95) else 1.96
-    return float(t * x.std(ddof=1) / math.sqrt(len(x)))
+
 
 
 def response_vs_load(tidy: Any, metrics: Sequence[str] = ("mean_response", "p99_response"),
@@ -74,31 +62,8 @@ def response_vs_load(tidy: Any, metrics: Sequence[str] = ("mean_response", "p99_
     return fig
 
 
-def response_times(records: Any, warmup: float = 0.0) -> np.ndarray:
-    """Response times (final finish − submission) of the tasks whose final attempt succeeded, sorted.
-
-    `records`: anything `analysis.to_dataframe` takes (live or simulated, per attempt). `warmup`: the
-    fraction of tasks (by submission) to leave out, as `analysis.summarize` does.
-    """
-    from .analysis import to_dataframe
-
-    df = to_dataframe(records)
-    last = df.drop_duplicates("task_id", keep="last").sort_values("submitted_at", kind="stable")
-    last = last.iloc[int(len(last) * warmup):]
-    ok = last[last["outcome"].astype(str) == "ok"]
-    resp = (ok["finished_at"].astype(float) - ok["submitted_at"].astype(float)).to_numpy(float)
-    return np.sort(resp[np.isfinite(resp)])
 
 
-def ks_distance(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sample Kolmogorov–Smirnov distance sup |F_a − F_b| of two samples (in [0, 1]; NaN if one is empty)."""
-    x, y = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
-    if len(x) == 0 or len(y) == 0:
-        return float("nan")
-    grid = np.concatenate([x, y])
-    fx = np.searchsorted(x, grid, side="right") / len(x)
-    fy = np.searchsorted(y, grid, side="right") / len(y)
-    return float(np.max(np.abs(fx - fy)))
 
 
 def _ecdf(ax: Any, values: np.ndarray, **kw: Any) -> Any:
@@ -170,7 +135,7 @@ def live_vs_sim_cdf(pairs: Mapping[str, tuple[Any, Any]], title: str | None = No
 
 
 def _engine_frame(records: Any) -> Any:
-    from .analysis import to_dataframe
+    from ..records.summary import to_dataframe
 
     df = to_dataframe(records)
     ran = df[df["started_at"].notna() & df["engine_id"].notna()].copy()

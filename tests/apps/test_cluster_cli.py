@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def _run(env, *args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "sched_lab.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sched_lab", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -59,7 +59,7 @@ def test_daemonized_cluster_start_list_stop(env, tmp_path):
 
 
 def test_foreground_start_stops_on_sigterm(env, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "sched_lab.cli", "cluster", "start", "-n", "1", "--profile", "cli",
+    proc = subprocess.Popen([sys.executable, "-m", "sched_lab", "cluster", "start", "-n", "1", "--profile", "cli",
                              "--scheme", "lru", "--hwm", "0"], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert "cluster started" in proc.stdout.readline()
@@ -79,7 +79,7 @@ def test_foreground_start_stops_on_sigterm(env, tmp_path):
 
 
 def test_controller_and_engine_by_hand(env, tmp_path):
-    ctl = subprocess.Popen([sys.executable, "-m", "sched_lab.cli", "controller", "--profile", "hand", "--db", "memory"],
+    ctl = subprocess.Popen([sys.executable, "-m", "sched_lab", "controller", "--profile", "hand", "--db", "memory"],
                            env=env)
     eng = None
     try:
@@ -87,7 +87,7 @@ def test_controller_and_engine_by_hand(env, tmp_path):
         deadline = time.monotonic() + 15
         while not engine_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        eng = subprocess.Popen([sys.executable, "-m", "sched_lab.cli", "engine", "--file", str(engine_file)], env=env)
+        eng = subprocess.Popen([sys.executable, "-m", "sched_lab", "engine", "--file", str(engine_file)], env=env)
         code = ("from real_cluster import Client\n"
                 "with Client(profile='hand') as rc:\n"
                 "    rc.wait_for_engines(1, 15)\n"

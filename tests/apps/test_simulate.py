@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from sched_lab.cli import main
+from sched_lab.apps.cli import main
 
 KEYS = {"scheme", "engines", "tasks", "hwm", "load", "seed", "mean_wait", "mean_response", "p50_response",
         "p99_response", "makespan", "throughput", "utilization", "wall_s", "sim_tasks_per_s"}

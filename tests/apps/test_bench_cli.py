@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def _bench(tmp_path, *args):
     env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path))
-    return subprocess.run([sys.executable, "-m", "sched_lab.cli", "bench", "--quick", "--db", "memory", *args],
+    return subprocess.run([sys.executable, "-m", "sched_lab", "bench", "--quick", "--db", "memory", *args],
                           env=env, capture_output=True, text=True, timeout=100)
 
 

@@ -13,8 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from .config import SimConfig
-from .distributions import Dist
+from ..sim.config import SimConfig
+from ..sim.distributions import Dist
 
 METRICS = ("mean_wait", "mean_response", "p50_response", "p99_response", "makespan", "throughput",
            "utilization", "imbalance")
@@ -29,7 +29,7 @@ def sweep_configs(base: SimConfig, schemes: Sequence[str], loads: Sequence[float
 
 def run_point(config: SimConfig) -> dict[str, Any]:
     """One grid point -> one tidy row (picklable; runs in a worker process)."""
-    from .runner import run
+    from ..sim.runner import run
 
     result = run(config)
     row: dict[str, Any] = {"scheme": config.scheme, "hwm": config.hwm, "workload": str(config.length),
@@ -121,7 +121,7 @@ def run_on_cluster(configs: Sequence[SimConfig], cluster: Any,
 
 def aggregate(tidy: Any) -> Any:
     """Mean and 95% CI half-width over seeds of mean and p99 response, per (workload, hwm, scheme, load)."""
-    from ..plots import confidence_halfwidth
+    from ..records.stats import confidence_halfwidth
 
     keys = ["workload", "hwm", "scheme", "load"]
     g = tidy.groupby(keys, sort=False)

@@ -83,9 +83,9 @@ def _error(command: str, message: str) -> int:
 
 
 def _base_config(args: argparse.Namespace, **kw: Any) -> Any:
-    from .config import SimConfig
-    from .distributions import parse_dist
-    from .workloads import DagSpec, RequireMix, parse_speeds
+    from ..sim.config import SimConfig
+    from ..sim.distributions import parse_dist
+    from ..sim.workloads import DagSpec, RequireMix, parse_speeds
 
     if args.engines < 1:
         raise ValueError(f"--engines must be >= 1, got {args.engines}")
@@ -118,7 +118,7 @@ def _fmt(v: Any) -> str:
 
 def simulate_main(args: argparse.Namespace) -> int:
     """`sched-lab simulate`: one run; prints a table or JSON; exit 0/1/2."""
-    from .distributions import parse_dist
+    from ..sim.distributions import parse_dist
 
     try:
         _check_export(args.out)
@@ -129,13 +129,13 @@ def simulate_main(args: argparse.Namespace) -> int:
         cfg = _base_config(args, scheme=args.scheme, hwm=args.hwm, load=args.load, batch=args.batch,
                            trace=args.trace, length=parse_dist(args.workload), seed=args.seed,
                            progress=False if (args.no_progress or args.json) else None)
-        from .runner import build_workload, run
-        from .workloads import streams
+        from ..sim.runner import build_workload, run
+        from ..sim.workloads import streams
 
         workload = build_workload(cfg, streams(cfg.seed))
     except ValueError as exc:
         return _error("simulate", str(exc))
-    from .driver import SimulationStalled
+    from ..sim.driver import SimulationStalled
 
     try:
         result = run(cfg, workload)
@@ -153,7 +153,7 @@ def simulate_main(args: argparse.Namespace) -> int:
         df = result.dataframe()
         df.to_csv(args.out, index=False) if args.out.endswith(".csv") else df.to_parquet(args.out, index=False)
     if args.plot:
-        from ..plots import response_cdf
+        from .plots import response_cdf
 
         response_cdf({f"{cfg.scheme} hwm={cfg.hwm}": result.dataframe()}).savefig(args.plot, dpi=120)
     if args.json:
@@ -177,9 +177,9 @@ def _split(text: str, sep: str, conv: Any, what: str) -> list[Any]:
 
 def compare_main(args: argparse.Namespace) -> int:
     """`sched-lab compare`: sweep, write the tidy CSV and the figure, print the aggregated table."""
-    from .compare import aggregate, run_sweep, sweep_configs
-    from .config import scheme_names
-    from .distributions import parse_dist
+    from .sweep import aggregate, run_sweep, sweep_configs
+    from ..sim.config import scheme_names
+    from ..sim.distributions import parse_dist
 
     try:
         schemes = _split(args.schemes, ",", str, "--schemes")
@@ -201,7 +201,7 @@ def compare_main(args: argparse.Namespace) -> int:
         return _error("compare", str(exc))
     from tqdm import tqdm
 
-    from .compare import ClusterUnavailable
+    from .sweep import ClusterUnavailable
 
     try:
         with tqdm(total=len(configs), file=sys.stderr, unit="run", disable=None if not args.json else True) as bar:
@@ -218,7 +218,7 @@ def compare_main(args: argparse.Namespace) -> int:
     tidy.to_csv(args.out, index=False)
     table = aggregate(tidy)
     if args.plot:
-        from ..plots import response_vs_load
+        from .plots import response_vs_load
 
         multi = [g for g, vals in (("hwm", hwms), ("workload", workloads)) if len(vals) > 1]
         response_vs_load(tidy, group=("scheme", *multi),

@@ -1,4 +1,4 @@
-"""`sched-lab demo` and `sched-lab bench`: the tour of the lab, and commands that run scripts kept outside the packages.
+"""`sched-lab demo` and `sched-lab bench`: the tour of the lab and the live-cluster benchmark.
 
 Each command has its own `_register_<name>(subparsers)`; `register` calls them all. Light to import:
 the benchmark is loaded only when the command runs.
@@ -7,13 +7,8 @@ the benchmark is loaded only when the command runs.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
 from typing import Any
-
-_REPO = Path(__file__).resolve().parent.parent
-
 
 def register(subparsers: Any) -> None:
     """Add this module's subcommands to the sched-lab command line."""
@@ -46,25 +41,8 @@ def _register_demo(subparsers: Any) -> None:
 
 # ------------------------------------------------------------------------------------ bench
 
-def _load_bench() -> Any:
-    """benchmarks/bench_live.py as a module (it lives in the source tree, next to the packages)."""
-    path = _REPO / "benchmarks" / "bench_live.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("bench_live", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_live"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _bench(args: argparse.Namespace) -> int:
-    bench = _load_bench()
-    if bench is None:
-        print("bench: benchmarks/bench_live.py not found (run from a source checkout: pip install -e .)",
-              file=sys.stderr)
-        return 1
+    from . import bench
     try:
         return bench.run(args)
     except Exception as exc:   # a failed run is exit 1 with a message, not a traceback

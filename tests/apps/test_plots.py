@@ -14,12 +14,11 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from sched_lab.analysis import summarize, to_dataframe
-from sched_lab.core.model import Outcome, TaskRecord
-from sched_lab.plots import (
-    engine_utilisation, gantt, ks_distance, live_vs_sim_cdf, response_cdf, response_times, response_vs_load_grid,
-    sim_vs_theory,
+from sched_lab.apps.plots import (
+    engine_utilisation, gantt, live_vs_sim_cdf, response_cdf, response_vs_load_grid, sim_vs_theory,
 )
+from sched_lab.core.model import Outcome, TaskRecord
+from sched_lab.records import ks_distance, response_times, summarize, to_dataframe
 from sched_lab.sim import SimConfig, run
 
 

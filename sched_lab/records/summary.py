@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.model import Outcome, RecordList, TaskRecord
+from ..core.model import Outcome, RecordList, TaskRecord
 
 __all__ = ["Summary", "to_dataframe", "summarize", "final_records"]
 

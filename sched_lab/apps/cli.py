@@ -11,13 +11,13 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
+from .. import __version__
 
 # (module, required): a missing optional module simply contributes no subcommand.
 _COMMAND_MODULES = (
-    "sched_lab.sim.cli",        # simulate, compare
-    "real_cluster.cli",         # cluster, controller, engine
-    "sched_lab.extra_cli",      # demo, bench
+    "sched_lab.apps.sim_commands",        # simulate, compare
+    "sched_lab.apps.cluster_commands",    # cluster, controller, engine
+    "sched_lab.apps.demo_bench_commands", # demo, bench
 )
 
 

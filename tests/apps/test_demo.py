@@ -35,7 +35,7 @@ def test_demo_writes_report_and_leaves_nothing_running(tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp), SCHED_LAB_DIR=str(tmp_path / "unused"))
-    proc = subprocess.run([sys.executable, "-m", "sched_lab.cli", "demo", "--out", str(out_dir)], env=env,
+    proc = subprocess.run([sys.executable, "-m", "sched_lab", "demo", "--out", str(out_dir)], env=env,
                           capture_output=True, text=True, timeout=140)
     assert proc.returncode == 0, proc.stderr
     assert f"report: {(out_dir / 'report.md').resolve()}" in proc.stdout
@@ -73,7 +73,7 @@ def test_interrupted_demo_stops_its_cluster(tmp_path, how):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp))
-    proc = subprocess.Popen([sys.executable, "-m", "sched_lab.cli", "demo", "--out", str(tmp_path / "r")], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "sched_lab", "demo", "--out", str(tmp_path / "r")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert proc.stderr is not None

@@ -11,29 +11,12 @@ import json
 import sys
 from typing import Any
 
-
-def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
-    """The controller's options."""
-    parser.add_argument("--profile", default="default", help="profile name (under $SCHED_LAB_DIR)")
-    parser.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
-    parser.add_argument("--scheme", default="leastload",
-                        help="leastload (default), lru, plainrandom, twobin, weighted, powerofd")
-    parser.add_argument("--hwm", type=int, default=1, help="max outstanding tasks per engine (0 = unlimited)")
-    parser.add_argument("--db", default="sqlite", choices=("sqlite", "memory"), help="task database backend")
-    parser.add_argument("--hb-period", type=float, default=1.0, help="engine heartbeat period, seconds")
-    parser.add_argument("--hb-misses", type=int, default=5, help="missed heartbeats before an engine is lost")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the scheduler's random generator")
-    parser.add_argument("--journal", default=None, help="record every core event and its actions (pickle) here")
-    parser.add_argument("--reuse", action="store_true", help="reuse the key and port of the existing connection files")
-    parser.add_argument("--log", default=None, help="log file (default: <profile>/log/controller.log)")
+from real_cluster.controller_app import add_controller_arguments
+from real_cluster.engine import add_engine_arguments
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """The engine's options."""
-    parser.add_argument("--file", required=True, help="engine connection file (controller-engine.json)")
-    parser.add_argument("--log", default=None, help="log file (default: the profile's log folder, else stderr)")
-    parser.add_argument("--retry-for", type=float, default=20.0, help="seconds to keep retrying the controller")
+
+
 
 
 def register(subparsers: Any) -> None:
@@ -65,18 +48,18 @@ def register(subparsers: Any) -> None:
 
 
 def _controller(args: argparse.Namespace) -> int:
-    from .controller_app import run_controller
+    from real_cluster.controller_app import run_controller
     return run_controller(args)
 
 
 def _engine(args: argparse.Namespace) -> int:
-    from .engine import run_engine
+    from real_cluster.engine import run_engine
     return run_engine(args)
 
 
 def _running(profile: str) -> dict[str, Any] | None:
-    from .cluster import read_pids
-    from .profile import pid_alive
+    from real_cluster.cluster import read_pids
+    from real_cluster.profile import pid_alive
     pids = read_pids(profile)
     return pids if pids and pid_alive(pids.get("controller")) else None
 
@@ -85,7 +68,7 @@ def _cluster_start(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from .cluster import Cluster
+    from real_cluster.cluster import Cluster
     if args.n < 0 or args.hwm < 0:
         print("cluster start: -n and --hwm must be >= 0", file=sys.stderr)
         return 2
@@ -120,15 +103,15 @@ def _cluster_start(args: argparse.Namespace) -> int:
 
 
 def _cluster_stop(args: argparse.Namespace) -> int:
-    from .cluster import read_pids, stop_pids
-    from .profile import profile_dir
+    from real_cluster.cluster import read_pids, stop_pids
+    from real_cluster.profile import profile_dir
     pids = read_pids(args.profile)
     if not _running(args.profile):
         print(f"no cluster is running in profile {args.profile!r}", file=sys.stderr)
         return 1
     assert pids is not None
     try:
-        from .client import Client
+        from real_cluster.client import Client
         with Client(profile=args.profile, timeout=2) as client:
             client.shutdown(hub=True)
     except Exception as exc:     # not reachable: fall back to signals
@@ -140,8 +123,8 @@ def _cluster_stop(args: argparse.Namespace) -> int:
 
 
 def _cluster_list(args: argparse.Namespace) -> int:
-    from .profile import list_profiles, pid_alive
-    from .cluster import read_pids
+    from real_cluster.profile import list_profiles, pid_alive
+    from real_cluster.cluster import read_pids
     rows = []
     for name in list_profiles():
         pids = read_pids(name) or {}

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from sched_lab.cli import main
+from sched_lab.apps.cli import main
 
 
 def test_sweep_writes_tidy_csv_figure_and_table(capsys, tmp_path):

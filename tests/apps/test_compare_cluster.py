@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from real_cluster import Cluster
-from sched_lab.cli import main
+from sched_lab.apps.cli import main
 from sched_lab.sim import SimConfig
-from sched_lab.sim.compare import ClusterUnavailable, run_sweep, sweep_configs
+from sched_lab.apps.sweep import ClusterUnavailable, run_sweep, sweep_configs
 from sched_lab.sim.distributions import Dist
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from sched_lab.analysis import summarize, to_dataframe
+from sched_lab.records.summary import summarize, to_dataframe
 from sched_lab.core import Outcome, RecordList, TaskRecord
-from sched_lab.plots import confidence_halfwidth, response_cdf, response_vs_load
+from sched_lab.apps.plots import response_cdf, response_vs_load
+from sched_lab.records import confidence_halfwidth
 from sched_lab.sim import ColumnarRecords, SimConfig, run
 
 ROWS = [

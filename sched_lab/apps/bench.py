@@ -1,0 +1,414 @@
+"""Live-cluster benchmark (issue 5): sched-lab vs ProcessPoolExecutor(2) vs ipyparallel, in the same run.
+
+With 2 workers on this host, for every peer: the median and p99 of sequential `apply_sync` no-op
+round trips; tasks/s for a burst of no-op `apply_async` (submit all, then wait for all); `map` of
+100,000 items at chunksize 1 and 1,000 (items/s); 5,000 tasks sleeping 1 ms (efficiency vs 2 ideal
+workers: ideal = n * measured sleep(0.001) / 2); 200 lognormal tasks with mean 10 ms, the same seeded
+durations for every peer (makespan / ideal, ideal = max(sum / 2, longest)); and the CPU time of the
+whole process tree (this process and every descendant: controller, engines, workers) per no-op task
+of the burst. Each figure is the median of `--runs` runs; ratios are ours / peer's. The runs are
+interleaved (ours, theirs, ..., ours, theirs, ...), so a change in the machine's load touches every
+peer alike, and each run starts and stops its own cluster, so only one peer's processes are alive
+(and counted in the process tree's CPU) at a time.
+
+    python benchmarks/bench_live.py [--quick] [--runs 3] [--json] [--markdown] [--peers ppe,ipyparallel]
+    python benchmarks/bench_live.py --from-json RUN.json --markdown      (the table of a saved --json run)
+    sched-lab bench ...               (the same)
+
+ipyparallel runs when it is installed (`pip install 'sched-lab[peers]'`); its cluster (2 engines) is
+started and always stopped here. It is slow, so its two largest workloads use fewer items (shown in
+the table); rates stay comparable. Task functions live in sched_lab.apps.bench_tasks, imported by every peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How much work each workload does."""
+
+    roundtrips: int = 200
+    burst: int = 5000
+    map_items: int = 100_000
+    sleep_tasks: int = 5000
+    lognormal_tasks: int = 200
+    lognormal_mean_s: float = 0.010
+    lognormal_sigma: float = 1.0
+
+
+FULL = Sizes()
+QUICK = Sizes(roundtrips=50, burst=500, map_items=5000, sleep_tasks=300, lognormal_tasks=40)
+# ipyparallel does ~400 tasks/s: its chunksize-1 map and its burst use at most this many items
+IPP_CAP = {"map_items_c1": 10_000, "burst": 5000}
+
+# (key, label, unit, higher_is_better, goal text, goal test)
+METRICS: list[tuple[str, str, str, bool, str, Callable[[float], bool] | None]] = [
+    ("rt_median_ms", "apply_sync round trip, median", "ms", False, "≤ 0.5 (≤ 0.3)", lambda v: v <= 0.5),
+    ("rt_p99_ms", "apply_sync round trip, p99", "ms", False, "", None),
+    ("burst_per_s", "no-op tasks/s, async burst", "tasks/s", True, "≥ 5,000 (≥ 10,000)", lambda v: v >= 5000),
+    ("cpu_us_per_task", "CPU per no-op task, whole process tree", "µs", False, "≤ 150", lambda v: v <= 150),
+    ("map_c1_per_s", "map, chunksize 1", "items/s", True, "", None),
+    ("map_c1000_per_s", "map, chunksize 1,000", "items/s", True, "", None),
+    ("sleep_efficiency", "1 ms tasks: efficiency vs 2 ideal workers", "", True, "≥ 0.75 (≥ 0.80)",
+     lambda v: v >= 0.75),
+    ("lognormal_ratio", "lognormal tasks (mean 10 ms): makespan / ideal", "", False, "≤ 1.10 (≤ 1.06)",
+     lambda v: v <= 1.10),
+]
+
+
+# ------------------------------------------------------------------------------ CPU accounting
+
+def _tree_cpu_s() -> float:
+    """User+system CPU seconds of this process and all its live descendants (Linux /proc)."""
+    t = os.times()
+    total = t.user + t.system
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        rest = data[data.rindex(")") + 2:].split()
+        pid, ppid = int(entry), int(rest[1])
+        children.setdefault(ppid, []).append(pid)
+        stats[pid] = (int(rest[11]) + int(rest[12])) / tick
+    todo = list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+# ------------------------------------------------------------------------------------- peers
+
+class Peer:
+    """What each peer implements; futures need only what `wait_all` uses."""
+
+    name = "?"
+    caps: dict[str, int] = {}
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def apply_sync(self, f: Callable, *args: Any) -> Any: ...
+    def apply_async(self, f: Callable, *args: Any) -> Any: ...
+    def wait_all(self, futures: list[Any]) -> None: ...
+    def map(self, f: Callable, seq: Any, chunksize: int) -> list: ...
+
+
+class ViewPeer(Peer):
+    """A peer driven through an ipyparallel-style load-balanced view (ours and ipyparallel alike)."""
+
+    view: Any = None
+
+    def apply_sync(self, f: Callable, *args: Any) -> Any:
+        return self.view.apply_sync(f, *args)
+
+    def apply_async(self, f: Callable, *args: Any) -> Any:
+        return self.view.apply_async(f, *args)
+
+    def wait_all(self, futures: list[Any]) -> None:
+        for fut in futures:
+            fut.get()
+
+    def map(self, f: Callable, seq: Any, chunksize: int) -> list:
+        return self.view.map_sync(f, seq, chunksize=chunksize)
+
+
+class Ours(ViewPeer):
+    name = "sched-lab"
+
+    def __init__(self, db: str, hwm: int):
+        self.db, self.hwm, self.starts = db, hwm, 0
+
+    def start(self) -> None:
+        from real_cluster import Cluster
+        self.starts += 1            # a new profile each run: an empty task database
+        self.cluster = Cluster(n=2, profile=f"bench-live-{self.starts}", db=self.db, hwm=self.hwm)
+        self.view = self.cluster.start().load_balanced_view()
+
+    def stop(self) -> None:
+        self.cluster.stop()
+        self.view = None
+
+
+class Pool(Peer):
+    name = "ProcessPoolExecutor"
+
+    def start(self) -> None:
+        self.pool = ProcessPoolExecutor(2)
+        list(self.pool.map(abs, range(4)))          # workers up
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = None
+
+    def apply_sync(self, f: Callable, *args: Any) -> Any:
+        return self.pool.submit(f, *args).result()
+
+    def apply_async(self, f: Callable, *args: Any) -> Any:
+        return self.pool.submit(f, *args)
+
+    def wait_all(self, futures: list[Any]) -> None:
+        for fut in futures:
+            fut.result()
+
+    def map(self, f: Callable, seq: Any, chunksize: int) -> list:
+        return list(self.pool.map(f, seq, chunksize=chunksize))
+
+
+class IPyParallel(ViewPeer):
+    name = "ipyparallel"
+    caps = IPP_CAP
+
+    def start(self) -> None:
+        import ipyparallel as ipp
+        os.environ.setdefault("IPYTHONDIR", tempfile.mkdtemp(prefix="bench-ipython-"))
+        self.cluster = ipp.Cluster(n=2, log_level=40)
+        self.rc = None
+        try:
+            self.rc = self.cluster.start_and_connect_sync()
+            self.rc.wait_for_engines(2, timeout=60)
+            self.view = self.rc.load_balanced_view()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        try:
+            if self.rc is not None:
+                self.rc.close()
+                self.rc = self.view = None
+        finally:
+            self.cluster.stop_cluster_sync()
+
+
+# --------------------------------------------------------------------------------- workloads
+
+def measured_sleep_s(nominal: float = 0.001, n: int = 200) -> float:
+    """What `time.sleep(nominal)` really takes here (median of n)."""
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        time.sleep(nominal)
+        out.append(time.perf_counter() - t)
+    return statistics.median(out)
+
+
+def lognormal_durations(sizes: Sizes, seed: int) -> list[float]:
+    """The seeded task lengths (seconds) every peer runs; mean `lognormal_mean_s`."""
+    rng = random.Random(seed)
+    mu = math.log(sizes.lognormal_mean_s) - sizes.lognormal_sigma ** 2 / 2
+    return [rng.lognormvariate(mu, sizes.lognormal_sigma) for _ in range(sizes.lognormal_tasks)]
+
+
+def run_once(peer: Peer, sizes: Sizes, sleep_s_real: float, durations: list[float]) -> dict[str, float]:
+    """Every workload once on a started peer; returns the figures of METRICS (and the sizes used)."""
+    from .bench_tasks import ident, noop, sleep_s
+    out: dict[str, float] = {}
+    for _ in range(20):
+        peer.apply_sync(noop)
+    rts = []
+    for _ in range(sizes.roundtrips):
+        t = time.perf_counter()
+        peer.apply_sync(noop)
+        rts.append(time.perf_counter() - t)
+    rts.sort()
+    out["rt_median_ms"] = statistics.median(rts) * 1e3
+    out["rt_p99_ms"] = rts[min(len(rts) - 1, math.ceil(0.99 * len(rts)) - 1)] * 1e3
+
+    n = min(sizes.burst, peer.caps.get("burst", sizes.burst))
+    cpu0, t = _tree_cpu_s(), time.perf_counter()
+    peer.wait_all([peer.apply_async(noop) for _ in range(n)])
+    dt, cpu = time.perf_counter() - t, _tree_cpu_s() - cpu0
+    out["burst_per_s"], out["cpu_us_per_task"], out["burst_n"] = n / dt, cpu / n * 1e6, n
+
+    for chunksize, key in ((1, "map_c1"), (1000, "map_c1000")):
+        n = min(sizes.map_items, peer.caps.get(f"map_items_c{chunksize}", sizes.map_items))
+        t = time.perf_counter()
+        result = peer.map(ident, range(n), chunksize)
+        dt = time.perf_counter() - t
+        if len(result) != n or result[-1] != n - 1:
+            raise RuntimeError(f"{peer.name}: map returned a wrong result")
+        out[f"{key}_per_s"], out[f"{key}_n"] = n / dt, n
+
+    n = sizes.sleep_tasks
+    t = time.perf_counter()
+    peer.wait_all([peer.apply_async(sleep_s, 0.001) for _ in range(n)])
+    out["sleep_efficiency"] = (n * sleep_s_real / 2) / (time.perf_counter() - t)
+
+    ideal = max(sum(durations) / 2, max(durations))
+    t = time.perf_counter()
+    peer.wait_all([peer.apply_async(sleep_s, d) for d in durations])
+    out["lognormal_ratio"] = (time.perf_counter() - t) / ideal
+    return out
+
+
+def bench_peers(peers: list[Peer], sizes: Sizes, runs: int, sleep_s_real: float,
+                durations: list[float]) -> dict[str, Any]:
+    """Run all workloads `runs` times, peers interleaved, each run on a freshly started peer (always stopped)."""
+    raw: dict[str, list[dict[str, float]]] = {p.name: [] for p in peers}
+    for i in range(runs):
+        for peer in peers:
+            peer.start()
+            try:
+                raw[peer.name].append(run_once(peer, sizes, sleep_s_real, durations))
+            finally:
+                peer.stop()
+                gc.collect()        # the next peer's client starts without this one's garbage
+            print(f"[bench] {peer.name}: run {i + 1}/{runs} done", file=sys.stderr, flush=True)
+    return {name: {"median": {k: statistics.median(r[k] for r in rows) for k in rows[0]}, "runs": rows}
+            for name, rows in raw.items()}
+
+
+# -------------------------------------------------------------------------------------- output
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit in ("tasks/s", "items/s"):
+        return f"{value:,.0f}"
+    if unit == "µs":
+        return f"{value:,.0f}"
+    return f"{value:.3f}" if unit == "ms" else f"{value:.2f}"
+
+
+def table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (ratios are ours / peer's)."""
+    peers = [p for p in results if p != "sched-lab"]
+    head = ["what", "sched-lab"]
+    for p in peers:
+        head += [p, "ratio"]
+    head += ["goal", "met"]
+    ours = results["sched-lab"]["median"]
+    rows = []
+    for key, label, unit, higher, goal, test in METRICS:
+        name = f"{label} ({unit})" if unit else label
+        n_key = {"burst_per_s": "burst_n", "map_c1_per_s": "map_c1_n", "map_c1000_per_s": "map_c1000_n"}.get(key)
+        row = [name, _fmt(ours.get(key), unit)]
+        for p in peers:
+            theirs = results[p]["median"].get(key)
+            cell = _fmt(theirs, unit)
+            if n_key and results[p]["median"].get(n_key) != ours.get(n_key):
+                cell += f" (n={results[p]['median'][n_key]:,.0f})"
+            row += [cell, f"{ours[key] / theirs:.2f}" if theirs else "—"]
+        row += [goal, ("yes" if test(ours[key]) else "no") if test else ""]
+        rows.append(row)
+    return head, rows
+
+
+def render_text(results: dict[str, Any]) -> str:
+    head, rows = table_rows(results)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [head, *rows]]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+def render_markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
+    head, rows = table_rows(results)
+    out = [f"Live cluster, 2 workers on one host ({meta['cpus']} CPUs, Python {meta['python']}, load average "
+           f"{meta['loadavg_before']:.1f} before the run, {meta['loadavg_after']:.1f} after); medians of {meta['runs']} "
+           f"interleaved runs; sched-lab hwm={meta['hwm']}, db={meta['db']}; ratio = sched-lab / peer; "
+           f"`{meta['command']}` on {meta['date']}.", "",
+           "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------- main
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The benchmark's options (defined once, in demo_bench_commands, for `sched-lab bench` too)."""
+    from .demo_bench_commands import bench_options
+    parser = parser or argparse.ArgumentParser(prog="bench_live", description=__doc__.splitlines()[0])
+    bench_options(parser)
+    parser.add_argument("--from-json", default=None, help="print the table of a saved --json run instead of running")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark from parsed options; returns the exit code."""
+    if getattr(args, "from_json", None):
+        with open(args.from_json) as fh:
+            saved = json.load(fh)
+        print(render_markdown(saved["results"], saved["meta"]) if args.markdown else render_text(saved["results"]))
+        return 0
+    sizes = QUICK if args.quick else FULL
+    runs = args.runs or (1 if args.quick else 3)
+    if runs < 1:
+        print("bench: --runs must be >= 1", file=sys.stderr)
+        return 2
+    wanted = (args.peers or ("ppe" if args.quick else "ppe,ipyparallel")).split(",")
+    unknown = set(wanted) - {"ppe", "ipyparallel", ""}
+    if unknown:
+        print(f"bench: unknown peers {sorted(unknown)} (choose from ppe, ipyparallel)", file=sys.stderr)
+        return 2
+    own_dir = None
+    if "SCHED_LAB_DIR" not in os.environ:
+        own_dir = os.environ["SCHED_LAB_DIR"] = tempfile.mkdtemp(prefix="bench-live-")
+    try:
+        return _run(args, sizes, runs, wanted)
+    finally:
+        if own_dir:
+            import shutil
+            shutil.rmtree(own_dir, ignore_errors=True)
+            del os.environ["SCHED_LAB_DIR"]
+
+
+def _run(args: argparse.Namespace, sizes: Sizes, runs: int, wanted: list[str]) -> int:
+    peers: list[Peer] = [Ours(args.db, args.hwm)]
+    if "ppe" in wanted:
+        peers.append(Pool())
+    if "ipyparallel" in wanted:
+        try:
+            import ipyparallel  # noqa: F401
+            peers.append(IPyParallel())
+        except ImportError:
+            print("[bench] ipyparallel is not installed (pip install 'sched-lab[peers]'); skipping it",
+                  file=sys.stderr)
+    load_before = os.getloadavg()[0]
+    sleep_s_real = measured_sleep_s()
+    durations = lognormal_durations(sizes, args.seed)
+    results = bench_peers(peers, sizes, runs, sleep_s_real, durations)
+    meta = {"command": "sched-lab bench " + " ".join(sys.argv[1:]) if "sched-lab" in sys.argv[0]
+            else "python benchmarks/bench_live.py " + " ".join(sys.argv[1:]),
+            "runs": runs, "sizes": asdict(sizes), "sleep_0.001_measured_s": sleep_s_real, "cpus": os.cpu_count(),
+            "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d"), "hwm": args.hwm, "db": args.db,
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0]}
+    if args.json:
+        print(json.dumps({"meta": meta, "results": results}, indent=1))
+    elif args.markdown:
+        print(render_markdown(results, meta))
+    else:
+        print(render_text(results))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
