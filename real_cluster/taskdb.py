@@ -5,7 +5,7 @@ Every task's row holds its flags, timestamps (seconds since the epoch), engine, 
 The core's TaskRecords (one per attempt) go to a second table. Writes are queued and committed
 in batches (`flush`), one transaction per batch; every read flushes first, so reads see all writes.
 Queries take ipyparallel's Mongo-style form: `{"label": "x", "submitted": {"$gt": t}}` with the
-operators `$lt $gt $lte $gte $eq $ne $in $nin`.
+operators `$lt $gt $lte $gte $eq $ne $in $nin $exists $mod`.
 """
 
 from __future__ import annotations
@@ -200,6 +200,14 @@ class TaskDB:
                     clauses.append(f"{key} {neg}IN ({','.join('?' * len(values))})" if values
                                    else ("1=1" if neg else "1=0"))
                     args.extend(values)
+                elif op == "$exists":
+                    clauses.append(f"{key} IS {'NOT ' if value else ''}NULL")
+                elif op == "$mod":
+                    if (not isinstance(value, (list, tuple)) or len(value) != 2
+                            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or not value[0]):
+                        raise ValueError(f"$mod takes [divisor, remainder] (ints, divisor not 0), not {value!r}")
+                    clauses.append(f"{key} % ? = ?")
+                    args.extend(value)
                 elif op in _OPS:
                     if value is None and op in ("$eq", "$ne"):
                         clauses.append(f"{key} IS {'NOT ' if op == '$ne' else ''}NULL")
