@@ -244,7 +244,8 @@ def wrap_exception(engine_info: dict | None = None) -> dict[str, Any]:
     if etype is None:
         raise RuntimeError("wrap_exception() called outside an except block")
     return {"status": "error", "ename": etype.__name__, "evalue": str(evalue),
-            "traceback": "".join(_traceback.format_exception(etype, evalue, tb)), "engine_info": dict(engine_info or {})}
+            "traceback": "".join(_traceback.format_exception(etype, evalue, tb)),
+            "engine_info": dict(engine_info or {})}
 
 
 def unwrap_exception(content: dict[str, Any]) -> RemoteError:

@@ -71,8 +71,8 @@ class TaskDB:
                     evalue: str | None = None, traceback: str | None = None,
                     engine_info: dict | None = None) -> None:
         """Queue a task's final outcome."""
-        self._updates.append((status, engine_id, _us(started), _us(completed), _us(received), result, ename, evalue, traceback,
-                              json.dumps(engine_info) if engine_info else None, msg_id))
+        self._updates.append((status, engine_id, _us(started), _us(completed), _us(received), result, ename, evalue,
+                              traceback, json.dumps(engine_info) if engine_info else None, msg_id))
 
     def set_resubmitted(self, msg_id: str, new_id: str) -> None:
         """Queue: `msg_id` was resubmitted as `new_id`."""
