@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,13 @@ from .asyncresult import AsyncResult
 from .client_queries import HubQueries
 from .error import AuthenticationError, ClusterError, ConnectionFailed, RemoteError, remote_error
 from .messages import EnginesChanged, Reply, Request, Submit, TaskFlags, TaskResult, to_wire
-from .metadata import Metadata, to_datetime
+from .metadata import UTC, Metadata, to_datetime
 from .profile import client_file, read_connection_file, wait_for_connection_file
 from .progress import progress_bar
 from .serialize import unpack_result
+
+
+_from_ts = datetime.fromtimestamp
 
 
 def _ids_of(jobs: Any, history: list[str] | None = None) -> list[str]:
@@ -137,12 +141,14 @@ class Client(HubQueries):
                 self._engines_cond.notify_all()
 
     def _on_result(self, msg: TaskResult) -> None:
-        md = self._metadata_for(msg.task_id)
+        md = self.metadata.get(msg.task_id) or self._metadata_for(msg.task_id)
+        started, completed, received = msg.started_at, msg.completed_at, msg.received_at
         dict.update(md, engine_id=msg.engine_id, status=msg.status, label=msg.label, stdout=msg.stdout,
-                    stderr=msg.stderr, started=to_datetime(msg.started_at), completed=to_datetime(msg.completed_at),
-                    received=to_datetime(msg.received_at))
-        if msg.submitted_at is not None:
-            dict.__setitem__(md, "submitted", to_datetime(msg.submitted_at))
+                    stderr=msg.stderr, started=None if started is None else _from_ts(started, UTC),
+                    completed=None if completed is None else _from_ts(completed, UTC),
+                    received=None if received is None else _from_ts(received, UTC))
+        if msg.submitted_at is not None and md["submitted"] is None:
+            dict.__setitem__(md, "submitted", _from_ts(msg.submitted_at, UTC))
         if msg.status == "ok":
             try:
                 ok, value = True, unpack_result(msg.result) if msg.result is not None else None
@@ -225,9 +231,8 @@ class Client(HubQueries):
         """Send one task (an already packed call); returns its id. Used by views."""
         tid = f"{self._id_prefix}{next(self._id_seq):012x}"
         now = time.time()
-        md = self.metadata[tid] = Metadata()
-        dict.update(md, msg_id=tid, submitted=to_datetime(now), status="pending", label=flags.label,
-                    after=flags.after, follow=flags.follow)
+        self.metadata[tid] = Metadata.of(msg_id=tid, submitted=_from_ts(now, UTC), status="pending",
+                                         label=flags.label, after=flags.after, follow=flags.follow)
         with self._lock:
             self.outstanding.add(tid)
         self.history.append(tid)
@@ -246,8 +251,7 @@ class Client(HubQueries):
         """The task's Metadata in `self.metadata`, created (pending) if new."""
         md = self.metadata.get(msg_id)
         if md is None:
-            md = self.metadata[msg_id] = Metadata()
-            dict.update(md, msg_id=msg_id, status="pending")
+            md = self.metadata[msg_id] = Metadata.of(msg_id=msg_id, status="pending")
         return md
 
     def _disown(self, msg_ids: list[str]) -> None:
