@@ -22,7 +22,9 @@ pytestmark = pytest.mark.timeout(90)
 
 
 # ----------------------------------------------------------------------- item 6: metadata, purges
-def test_client_metadata_and_purges(rc, view):
+def test_client_metadata_and_purges(make_cluster):
+    rc = make_cluster(2).client                                     # purges change the shared cluster's counts
+    view = rc.load_balanced_view()
     ar = view.apply_async(abs, -3)
     ar.get(10)
     mid = ar.msg_ids[0]
