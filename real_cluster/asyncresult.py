@@ -206,6 +206,19 @@ class AsyncResult(Future):
         return out
 
     @property
+    def sent(self) -> bool:
+        """Always True: submission copies the arguments, so they may be changed at once (ipyparallel's `track`)."""
+        return True
+
+    def wait_for_send(self, timeout: float | None = -1) -> None:
+        """Nothing to wait for: the arguments were copied when the task was submitted."""
+
+    def __await__(self) -> Any:
+        """`await ar` in asyncio code: the value (or the exception) of `get()`."""
+        import asyncio
+        return asyncio.wrap_future(self).__await__()
+
+    @property
     def r(self) -> Any:
         """`get()`."""
         return self.get()

@@ -75,6 +75,7 @@ class Client(HubQueries):
         self.info = info
         self.profile = profile or info.profile
         self.history: list[str] = []
+        self.block = False                               # the default `block` of get_result / resubmit
         self.outstanding: set[str] = set()
         self.metadata: dict[str, Metadata] = {}     # msg_id -> Metadata, ipyparallel's `client.metadata`
         self._done: dict[str, tuple[bool, Any]] = {}
@@ -346,6 +347,7 @@ class Client(HubQueries):
         `owner` the AsyncResult owns the results: once done, the client forgets them. `block` waits
         (up to `timeout`) before returning it. Raises KeyError for unknown ids.
         """
+        block = self.block if block is None else block
         if indices_or_msg_ids is None:
             indices_or_msg_ids = -1
         single = not isinstance(indices_or_msg_ids, (list, tuple, set))
@@ -366,6 +368,7 @@ class Client(HubQueries):
 
         Raises RemoteError (ename KeyError) for an unknown id, ValueError for a task not finished yet.
         """
+        block = self.block if block is None else block
         if indices_or_msg_ids is None:
             indices_or_msg_ids = -1
         ids = _ids_of(indices_or_msg_ids, self.history)
@@ -465,6 +468,15 @@ class Client(HubQueries):
                 raise
         if hub:
             self.close()
+
+    def spin(self) -> None:
+        """Nothing to do: results arrive on the client's IO thread by themselves (ipyparallel polls here)."""
+
+    def spin_thread(self, interval: float = 1) -> None:
+        """Nothing to start: the client's IO thread already delivers results as they come."""
+
+    def stop_spin_thread(self) -> None:
+        """Nothing to stop (see `spin_thread`)."""
 
     def close(self) -> None:
         """Close the connection and stop the IO thread (idempotent)."""

@@ -25,12 +25,12 @@ from .serialize import map_chunk, pack_call
 if TYPE_CHECKING:
     from .client import Client
 
-FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label")
+FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label", "track")
 
 
 def _check_flag(name: str, value: Any) -> Any:
     """The validated (normalised) value of one flag; raises KeyError/TypeError/ValueError."""
-    if name == "block":
+    if name in ("block", "track"):          # track: sends copy their arguments, so it changes nothing here
         return bool(value)
     if name == "targets":
         if value is None or value == "all":
@@ -92,6 +92,7 @@ class LoadBalancedView:
         self.timeout: float | None = None
         self.retries = 0
         self.label: str | None = None
+        self.track = False
         self.history: list[str] = []
         self._plain_flags: dict[tuple, TaskFlags] = {}
 
@@ -141,6 +142,24 @@ class LoadBalancedView:
 
     def __len__(self) -> int:
         return len(self.targets) if self.targets is not None else len(self.client.ids)
+
+    @property
+    def outstanding(self) -> set[str]:
+        """Ids of this view's tasks not finished yet."""
+        return set(self.history) & self.client.outstanding
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """The client's finished results (exceptions for failures)."""
+        return self.client.results
+
+    @property
+    def executor(self) -> ViewExecutor:
+        """A `concurrent.futures.Executor` submitting through this view (`submit`, `map`, `shutdown`)."""
+        return ViewExecutor(self)
+
+    def spin(self) -> None:
+        """Nothing to do: results arrive on the client's IO thread by themselves."""
 
     # -------------------------------------------------------------------------------- apply
     def _submit(self, payload: bytes, flags: TaskFlags) -> str:
@@ -257,6 +276,36 @@ class LoadBalancedView:
 
     def __repr__(self) -> str:
         return f"<LoadBalancedView targets={self.targets or 'all'}>"
+
+
+class ViewExecutor(cf.Executor):
+    """`view.executor`: submit returns the task's AsyncResult (a Future); map yields values in order."""
+
+    def __init__(self, view: LoadBalancedView):
+        self.view = view
+        self._submitted: list[AsyncResult] = []
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> AsyncResult:  # type: ignore[override]
+        ar = self.view.apply_async(fn, *args, **kwargs)
+        self._submitted.append(ar)
+        return ar
+
+    def map(self, fn: Callable, *iterables: Any, timeout: float | None = None,  # type: ignore[override]
+            chunksize: int = 1) -> Iterator:
+        amr = self.view.map_async(fn, *iterables, chunksize=chunksize)
+        self._submitted.append(amr)
+        if timeout is None:
+            return iter(amr)
+        return iter(amr.get(timeout))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            pending = [ar for ar in self._submitted if not ar.ready()]
+            if pending:
+                self.view.client.abort(pending)
+        if wait:
+            for ar in self._submitted:
+                ar.wait()
 
 
 class IMapIterator:

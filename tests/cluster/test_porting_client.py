@@ -250,3 +250,29 @@ def test_result_status(rc, view):
             other.result_status(["no-such-task"])
         assert info.value.ename == "KeyError"
     slow.get(10)
+
+
+def test_executor_track_and_other_no_ops(rc, view):
+    with view.executor as ex:                                     # concurrent.futures code runs as is
+        fut = ex.submit(pow, 2, 5)
+        assert list(ex.map(abs, [-1, -2, -3])) == [1, 2, 3]
+        assert isinstance(fut, cf.Future) and fut.result(10) == 32
+    assert fut.done()
+    with view.temp_flags(track=True):
+        ar = view.apply_async(abs, -1)
+    assert ar.sent and ar.wait_for_send() is None and ar.get(10) == 1
+    rc.spin()
+    rc.spin_thread()
+    rc.stop_spin_thread()
+    view.spin()
+    slow = view.apply_async(time.sleep, 0.5)
+    assert view.outstanding == set(slow.msg_ids)
+    slow.get(10)
+    assert view.outstanding == set() and view.results[slow.msg_ids[0]] is None and rc.block is False
+
+    import asyncio
+
+    async def gather():
+        return await view.apply_async(abs, -9)
+
+    assert asyncio.run(gather()) == 9
