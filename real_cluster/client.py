@@ -4,7 +4,8 @@ How this works. The constructor starts one daemon thread running an asyncio loop
 connection (`aio_link.Link`, role "client"). Submitting pickles and encodes in the caller's
 thread and hands the finished frame to the IO thread (one wake-up per burst, one write per loop
 turn). The IO thread unpickles results and resolves AsyncResults; requests (queries, resubmit,
-abort, ...) wait on a `concurrent.futures.Future` answered by the controller's Reply.
+abort, ...) wait on a `concurrent.futures.Future` answered by the controller's Reply. Task-database
+queries and purges are in client_queries.py, result requests and waits in client_results.py (mixins).
 """
 
 from __future__ import annotations
