@@ -50,7 +50,7 @@ def test_client_metadata_and_purges(make_cluster):
     assert rc.db_query({"msg_id": done.msg_ids[0]}, keys="status") == []
 
 
-def test_purge_everything_and_wait_for_engines(make_cluster):
+def test_purge_everything_and_wait_for_engines(make_cluster, capsys):
     cluster = make_cluster(0)
     rc = cluster.client
     fut = rc.wait_for_engines(1, timeout=60, block=False)
@@ -59,6 +59,10 @@ def test_purge_everything_and_wait_for_engines(make_cluster):
         rc.wait_for_engines(1, timeout=0.1)
     cluster.start_engines(1)
     assert fut.result(60) is None and rc.wait_for_engines(1, timeout=10) is None
+    assert rc.wait_for_engines(1, timeout=10, interactive=True) is None
+    assert "1/1" in capsys.readouterr().err                        # the progress bar, text in a terminal
+    with pytest.raises(TypeError):
+        rc.wait_for_engines()
     view = rc.load_balanced_view()
     ars = [view.apply_async(abs, -i) for i in range(3)]
     assert rc.wait(ars, timeout=20)
