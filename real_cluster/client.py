@@ -281,13 +281,15 @@ class Client(HubQueries, ResultRequests):
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             with self._engines_cond:
-                while len(self._engines) < n and self._lost is None:
+                while True:
+                    if bar is not None:
+                        bar.update(min(n, len(self._engines)) - bar.n)
+                    if len(self._engines) >= n or self._lost is not None:
+                        break
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError(f"{len(self._engines)} of {n} engines registered after {timeout} s")
                     self._engines_cond.wait(remaining if bar is None else min(remaining or 0.1, 0.1))
-                    if bar is not None:
-                        bar.update(min(n, len(self._engines)) - bar.n)
         finally:
             if bar is not None:
                 bar.close()
