@@ -164,7 +164,7 @@ class AsyncResult(Future):
         try:
             while True:
                 step = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
-                done, _ = self.wait(step, return_when=return_when)
+                self.wait(step, return_when=return_when)
                 bar.update(self.progress - bar.n)
                 if self._condition_met(return_when) or (deadline is not None and time.monotonic() >= deadline):
                     break

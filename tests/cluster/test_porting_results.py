@@ -152,7 +152,8 @@ def test_get_result_is_an_async_hub_result_for_tasks_fetched_from_the_hub(rc, vi
     assert owned.metadata["engine_id"] == ar.engine_id          # the owner keeps it
     again = rc.get_result(mid)
     assert isinstance(again, ipp.AsyncHubResult) and again.get(10) == 7
-    assert isinstance(rc.resubmit(mid), ipp.AsyncHubResult)
+    rerun = rc.resubmit(mid)
+    assert isinstance(rerun, ipp.AsyncHubResult) and rerun.get(10) == 7
 
 
 # ------------------------------------------------------------------------- item 8: split / join
