@@ -39,14 +39,18 @@ _from_ts = datetime.fromtimestamp
 
 
 class Client(HubQueries, ResultRequests):
-    """A connection to a cluster: `Client(profile="name")` or `Client(connection_file=path)`.
+    """A connection to a cluster: `Client(profile="name")` or `Client(connection_file=path)` (`url_file=`, as in
+    ipyparallel, is the same).
 
     Raises TimeoutError if no connection file appears within `timeout` seconds, ConnectionFailed
     if the controller cannot be reached, AuthenticationError if the key is wrong.
     """
 
     def __init__(self, connection_file: str | Path | None = None, *, profile: str | None = None,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, url_file: str | Path | None = None):
+        if url_file is not None and connection_file is not None and Path(url_file) != Path(connection_file):
+            raise ValueError("give the connection file once: connection_file or ipyparallel's url_file")
+        connection_file = connection_file or url_file
         path = Path(connection_file) if connection_file else client_file(profile)
         self.connection_file = path
         info = wait_for_connection_file(path, timeout) if not path.exists() else read_connection_file(path)

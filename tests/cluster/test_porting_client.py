@@ -256,6 +256,13 @@ def test_result_status(rc, view):
     slow.get(10)
 
 
+def test_client_from_url_file(rc):
+    with ipp.Client(url_file=rc.connection_file) as other:
+        assert other.ids == rc.ids
+    with pytest.raises(ValueError):
+        ipp.Client(rc.connection_file, url_file="/elsewhere/ipcontroller-client.json")
+
+
 def test_executor_track_and_other_no_ops(rc, view):
     with view.executor as ex:                                     # concurrent.futures code runs as is
         fut = ex.submit(pow, 2, 5)
