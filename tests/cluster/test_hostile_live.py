@@ -1,4 +1,4 @@
-"""Hostile input beyond test_cluster_faults.py: a pickle whose *loading* leaves a mark, sent every way a peer
+"""Hostile input beyond test_failures_retries_and_auth.py: a pickle whose *loading* leaves a mark, sent every way a peer
 without the key can (it must never be unpickled); truncated frames (held open: closed by the handshake
 timeout; or cut off); an authenticated peer sending oversized or out-of-role frames (only its connection
 closes); a flood of connection attempts (the controller caps half-open handshakes, its file descriptors stay
@@ -211,7 +211,7 @@ _SAMPLES = [
     Submit(task_id="t", flags=TaskFlags(targets=(1,), retries=2, label="L"), submitted_at=1.0, payload=b"p"),
     TaskResult(task_id="t", status="ok", engine_id=0, submitted_at=1.0, started_at=2.0, completed_at=3.0,
                received_at=4.0, result=b"r"),
-    Request(rid=3, op="get_result", args={"ids": ["a", "b"]}), Reply(rid=3, ok=True, big=b'{"a": 1}'),
+    Request(rid=3, op="get_result", args={"ids": ["a", "b"]}), Reply(rid=3, ok=True, value_json=b'{"a": 1}'),
 ]
 _WIRE = b"".join(proto.encode_frame(*to_wire(m)) for m in _SAMPLES)
 
@@ -241,7 +241,7 @@ def test_large_request_and_reply_values_travel_as_a_json_buffer():
     with pytest.raises(ValueError):
         proto.encode_frame(*to_wire(Request(rid=1, op="abort", args={"ids": ids})))
     import json
-    for msg in (Request(rid=1, op="abort", args={}, big=json.dumps({"ids": ids}).encode()),
-                Reply(rid=1, ok=True, big=json.dumps(ids).encode())):
+    for msg in (Request(rid=1, op="abort", args={}, args_json=json.dumps({"ids": ids}).encode()),
+                Reply(rid=1, ok=True, value_json=json.dumps(ids).encode())):
         [(header, buffers)] = proto.FrameDecoder().feed(proto.encode_frame(*to_wire(msg)))
         assert from_wire(header, buffers) == msg
