@@ -8,9 +8,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
+from _wait import wait_for_file, wait_until
 
 from real_cluster.profile import pid_alive
 
@@ -50,10 +50,8 @@ def test_daemonized_cluster_start_list_stop(env, tmp_path):
 
     r = _run(env, "cluster", "stop", "--profile", "cli")
     assert r.returncode == 0 and "cluster stopped" in r.stdout
-    deadline = time.monotonic() + 5
-    while any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]])
+    wait_until(lambda: not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]), 10,
+               "the controller and engines to exit")
     assert _run(env, "cluster", "stop", "--profile", "cli").returncode == 1
     assert "stopped" in _run(env, "cluster", "list").stdout
 
@@ -68,10 +66,9 @@ def test_foreground_start_stops_on_sigterm(env, tmp_path):
         assert info["scheme"] == "lru" and info["hwm"] == 0
         proc.terminate()
         assert proc.wait(30) == 0
-        deadline = time.monotonic() + 10     # orphans the launcher stopped may take a moment to be reaped
-        while any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]])
+        # orphans the launcher stopped may take a moment to be reaped
+        wait_until(lambda: not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]), 10,
+                   "the controller and engines to exit")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -84,9 +81,7 @@ def test_controller_and_engine_by_hand(env, tmp_path):
     eng = None
     try:
         engine_file = tmp_path / "profile_hand" / "security" / "controller-engine.json"
-        deadline = time.monotonic() + 15
-        while not engine_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_file(engine_file, 15)
         eng = subprocess.Popen([sys.executable, "-m", "sched_lab", "engine", "--file", str(engine_file)], env=env)
         code = ("from real_cluster import Client\n"
                 "with Client(profile='hand') as rc:\n"
