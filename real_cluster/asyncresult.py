@@ -21,8 +21,6 @@ from .error import CompositeError, RemoteError
 if TYPE_CHECKING:
     from .client import Client
 
-_UNSET = object()
-
 
 class AsyncResult(Future):
     """The future result of `apply_async`/`map_async`/`get_result`/`resubmit`.

@@ -76,13 +76,13 @@ def test_foreground_start_stops_on_sigterm(env, tmp_path):
 
 
 def test_controller_and_engine_by_hand(env, tmp_path):
-    ctl = subprocess.Popen([sys.executable, "-m", "sched_lab", "controller", "--profile", "hand", "--db", "memory"],
-                           env=env)
-    eng = None
+    controller = subprocess.Popen([sys.executable, "-m", "sched_lab", "controller", "--profile", "hand",
+                                   "--db", "memory"], env=env)
+    engine = None
     try:
         engine_file = tmp_path / "profile_hand" / "security" / "controller-engine.json"
         wait_for_file(engine_file, 15)
-        eng = subprocess.Popen([sys.executable, "-m", "sched_lab", "engine", "--file", str(engine_file)], env=env)
+        engine = subprocess.Popen([sys.executable, "-m", "sched_lab", "engine", "--file", str(engine_file)], env=env)
         code = ("from real_cluster import Client\n"
                 "with Client(profile='hand') as rc:\n"
                 "    rc.wait_for_engines(1, 15)\n"
@@ -90,10 +90,10 @@ def test_controller_and_engine_by_hand(env, tmp_path):
                 "    rc.shutdown(hub=True)\n")
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
         assert out.stdout.strip() == "6", out.stderr
-        assert ctl.wait(10) == 0 and eng.wait(10) == 0
+        assert controller.wait(10) == 0 and engine.wait(10) == 0
         assert not engine_file.exists()           # removed on a clean stop
     finally:
-        for p in (ctl, eng):
+        for p in (controller, engine):
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait()
