@@ -205,6 +205,13 @@ def test_no_import_breaks_the_layers() -> None:
     assert bad == [], "\n".join(f"{e.source} -> {e.target}: {e.rule}" for e in bad)
 
 
+def test_request_handlers_do_not_reach_into_the_controller() -> None:
+    """The controller and hub_requests share real_cluster.task_table; neither imports the other both ways."""
+    g = graph(REPO)
+    assert "real_cluster.controller" not in g["real_cluster.hub_requests"]
+    assert "real_cluster.task_table" in g["real_cluster.hub_requests"] & g["real_cluster.controller"]
+
+
 def test_core_imports_no_clock_io_or_threads() -> None:
     """What tests/core/test_purity.py checked: the sans-IO core (every core module seen, none reaching out)."""
     g = graph(REPO)
