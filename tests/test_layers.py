@@ -206,7 +206,7 @@ def test_no_import_breaks_the_layers() -> None:
 
 
 def test_request_handlers_do_not_reach_into_the_controller() -> None:
-    """The controller and hub_requests share real_cluster.task_table; neither imports the other both ways."""
+    """hub_requests does not import the controller: both import real_cluster.task_table instead."""
     g = graph(REPO)
     assert "real_cluster.controller" not in g["real_cluster.hub_requests"]
     assert "real_cluster.task_table" in g["real_cluster.hub_requests"] & g["real_cluster.controller"]
