@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, InvalidStateError
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +89,7 @@ class AsyncResult(Future):
                     self.set_result([x for _, chunk in parts for x in chunk])
                 else:
                     self.set_result([v for _, v in parts])
-        except Exception:  # already resolved (e.g. two deliveries raced)
+        except InvalidStateError:  # already resolved (e.g. two deliveries raced): the first result stands
             pass
         if self.owner:
             self._client._disown(self.msg_ids)
