@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
+from _wait import started_then_hold
 
 import real_cluster as ipp
 from real_cluster import error
@@ -21,8 +24,31 @@ from real_cluster.error import CompositeError, RemoteError
 pytestmark = pytest.mark.timeout(90)
 
 
+class Gate:
+    """Tasks that run until the test opens the gate (tests/_wait.py's started_then_hold): no timing guesses."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.release = str(path / "release")
+        self.n = 0
+
+    def hold(self, view, value=None):
+        self.n += 1
+        return view.apply_async(started_then_hold, str(self.path / f"started-{self.n}"), self.release, 60.0, value)
+
+    def open(self) -> None:
+        Path(self.release).touch()
+
+
+@pytest.fixture
+def gate(tmp_path):
+    g = Gate(tmp_path)
+    yield g
+    g.open()                     # never leave a held task behind, even when the test failed
+
+
 # ----------------------------------------------------------------------- item 6: metadata, purges
-def test_client_metadata_and_purges(make_cluster):
+def test_client_metadata_and_purges(make_cluster, gate):
     rc = make_cluster(2).client                                     # purges change the shared cluster's counts
     view = rc.load_balanced_view()
     ar = view.apply_async(abs, -3)
@@ -35,7 +61,7 @@ def test_client_metadata_and_purges(make_cluster):
     assert rc.purge_hub_results(mid) == 1
     with pytest.raises(KeyError):
         rc.get_result(mid)
-    slow = view.apply_async(time.sleep, 0.5)
+    slow = gate.hold(view)
     for purge in (rc.purge_local_results, rc.purge_hub_results, rc.purge_results):
         with pytest.raises(RuntimeError):
             purge(slow)                                             # outstanding: refused
@@ -43,6 +69,7 @@ def test_client_metadata_and_purges(make_cluster):
         rc.purge_results("all")
     with pytest.raises(ValueError):
         rc.purge_results()
+    gate.open()
     assert slow.get(10) is None and rc.get_result(slow, owner=False).get(10) is None   # nothing was lost
     done = view.apply_async(abs, -2)
     done.get(10)
@@ -91,14 +118,14 @@ def test_imap_return_exceptions_and_cancel(rc, view):
 
 
 # ----------------------------------------------------------------------- item 10: errors, interactive
-def test_error_names_and_helpers(view):
+def test_error_names_and_helpers(view, gate):
     for name in ("IPythonError", "KernelError", "TimeoutError", "TaskRejectError", "DependencyTimeout", "RemoteError",
                  "CompositeError", "EngineError", "TaskAborted", "TaskTimeout", "UnmetDependency",
                  "ImpossibleDependency", "InvalidDependency", "NoEnginesRegistered"):
         assert isinstance(getattr(error, name), type), name
     assert issubclass(error.RemoteError, error.KernelError) and issubclass(error.KernelError, error.IPythonError)
     assert issubclass(error.DependencyTimeout, error.ImpossibleDependency)
-    slow = view.apply_async(time.sleep, 0.5)
+    slow = gate.hold(view)
     with pytest.raises(error.TimeoutError):
         slow.get(0)
     with pytest.raises(TimeoutError):                               # also the builtin
@@ -115,6 +142,7 @@ def test_error_names_and_helpers(view):
     assert isinstance(exc, RemoteError) and exc.ename == "ZeroDivisionError" and "1 / 0" in exc.traceback
     assert str(exc) == "[3:apply] ZeroDivisionError: division by zero"
     assert isinstance(error.unwrap_exception({"ename": "TaskTimeout", "evalue": "late"}), error.TaskTimeout)
+    gate.open()
     slow.get(10)
 
 
@@ -146,7 +174,7 @@ def test_interactive_decorator(view):
 
 
 # ------------------------------------------------------------------ item 11: small differences
-def test_small_signature_differences(rc, view):
+def test_small_signature_differences(rc, view, gate):
     def takes_f(f=0, *, g=1):
         return f + g
 
@@ -161,14 +189,17 @@ def test_small_signature_differences(rc, view):
         local = pool.submit(time.sleep, 0.2)
         remote = view.apply_async(abs, -1)
         assert rc.wait([remote, local], timeout=10) and local.done() and remote.ready()
-        late = pool.submit(time.sleep, 1)
+        go = threading.Event()
+        late = pool.submit(go.wait, 30)
         assert rc.wait([late], timeout=0.01) is False
+        go.set()
     with pytest.raises(RemoteError) as info:
         rc.resubmit("no-such-task")
     assert info.value.ename == "KeyError"
-    pending = view.apply_async(time.sleep, 0.5)
+    pending = gate.hold(view)
     with pytest.raises(ValueError, match="not finished"):           # DESIGN §4: a pending task is not resubmitted
         rc.resubmit(pending)
+    gate.open()
     pending.get(10)
 
 
@@ -235,10 +266,10 @@ def test_hub_history_and_db_query_operators(rc, view):
         rc.db_query({"no_such_field": 1})
 
 
-def test_result_status(rc, view):
+def test_result_status(rc, view, gate):
     ok = view.apply_async(abs, -5)
     bad = view.apply_async(lambda: 1 / 0)
-    slow = view.apply_async(time.sleep, 1)
+    slow = gate.hold(view)
     ok.wait(10)
     bad.wait(10)
     status = rc.result_status([ok, bad, slow])
@@ -253,6 +284,7 @@ def test_result_status(rc, view):
         with pytest.raises(RemoteError) as info:
             other.result_status(["no-such-task"])
         assert info.value.ename == "KeyError"
+    gate.open()
     slow.get(10)
 
 
@@ -263,7 +295,7 @@ def test_client_from_url_file(rc):
         ipp.Client(rc.connection_file, url_file="/elsewhere/ipcontroller-client.json")
 
 
-def test_executor_track_and_other_no_ops(rc, view):
+def test_executor_track_and_other_no_ops(rc, view, gate):
     with view.executor as ex:                                     # concurrent.futures code runs as is
         fut = ex.submit(pow, 2, 5)
         assert list(ex.map(abs, [-1, -2, -3])) == [1, 2, 3]
@@ -276,8 +308,9 @@ def test_executor_track_and_other_no_ops(rc, view):
     rc.spin_thread()
     rc.stop_spin_thread()
     view.spin()
-    slow = view.apply_async(time.sleep, 0.5)
+    slow = gate.hold(view)
     assert view.outstanding == set(slow.msg_ids)
+    gate.open()
     slow.get(10)
     assert view.outstanding == set() and view.results[slow.msg_ids[0]] is None and rc.block is False
 

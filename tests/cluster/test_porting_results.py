@@ -10,8 +10,10 @@ import concurrent.futures as cf
 import os
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from _wait import started_then_hold
 
 import real_cluster as ipp
 from real_cluster.messages import TaskResult
@@ -19,10 +21,36 @@ from real_cluster.messages import TaskResult
 pytestmark = pytest.mark.timeout(60)
 
 
+class Gate:
+    """Tasks that run until the test opens the gate (tests/_wait.py's started_then_hold): no timing guesses."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.release = str(path / "release")
+        self.n = 0
+
+    def hold(self, view, value=None):
+        self.n += 1
+        return view.apply_async(started_then_hold, str(self.path / f"started-{self.n}"), self.release, 60.0, value)
+
+    def open(self) -> None:
+        Path(self.release).touch()
+
+
+@pytest.fixture
+def gate(tmp_path):
+    g = Gate(tmp_path)
+    yield g
+    g.open()                     # never leave a held task behind, even when the test failed
+
+
 # ------------------------------------------------------------------------------ item 1: metadata
-def test_metadata_keys_and_attributes_are_datetimes(rc, view):
+def test_metadata_keys_and_attributes_are_datetimes(rc, view, gate):
+    held = gate.hold(view)
+    assert held.metadata["started"] is None and held.status == "pending"      # pending: known keys, no values
+    gate.open()
+    held.get(10)
     ar = view.apply_async(time.sleep, 0.2)
-    assert ar.metadata["started"] is None and ar.status == "pending"          # pending: known keys, no values
     ar.get(10)
     md = ar.metadata
     for key in ("submitted", "started", "completed", "received"):
@@ -54,14 +82,15 @@ def test_task_database_returns_the_same_types(rc, view):
 
 
 # ---------------------------------------------------------------------- item 2: wait_interactive
-def test_wait_interactive_draws_a_bar_until_done(rc, view, capsys):
+def test_wait_interactive_draws_a_bar_until_done(rc, view, capsys, gate):
     ar = view.map_async(time.sleep, [0.05] * 8)
     ar.wait_interactive(interval=0.05)
     assert ar.ready()
     assert "8/8" in capsys.readouterr().err                  # tqdm's text bar, on stderr, at the end
-    slow = view.apply_async(time.sleep, 1.0)
+    slow = gate.hold(view)
     slow.wait_interactive(interval=0.05, timeout=0.1)        # gives up at the timeout, without raising
     assert not slow.ready()
+    gate.open()
     rc.wait_interactive([slow], interval=0.05)
     assert slow.ready() and "1/1" in capsys.readouterr().err
 
@@ -80,14 +109,16 @@ def test_get_dict_keys_results_by_engine(rc, view):
         twice.get_dict(10)
 
 
-def test_wait_return_when(view):
+def test_wait_return_when(view, gate):
     fails = view.apply_async(lambda: 1 / 0)
-    slow = view.apply_async(time.sleep, 3)
+    slow = gate.hold(view)
     both = ipp.AsyncResult.join([slow, fails])
     done, pending = both.wait(timeout=20, return_when=ipp.FIRST_EXCEPTION)
     assert done == set(fails.msg_ids) and pending == set(slow.msg_ids)
     done, pending = both.wait(timeout=20, return_when=ipp.FIRST_COMPLETED)
     assert done == set(fails.msg_ids)
+    assert both.wait(timeout=0.05, return_when=ipp.ALL_COMPLETED) == (set(fails.msg_ids), set(slow.msg_ids))
+    gate.open()
     done, pending = both.wait(timeout=20, return_when=ipp.ALL_COMPLETED)
     assert done == set(both.msg_ids) and pending == set()
     assert both.wait(0) is True                                  # without return_when: a bool, as before
@@ -96,7 +127,7 @@ def test_wait_return_when(view):
 
 
 # ---------------------------------------------------------------------------- item 4: output
-def test_output_is_empty_for_a_silent_task(view, capsys):
+def test_output_is_empty_for_a_silent_task(view, capsys, gate):
     ar = view.apply_async(abs, -4)
     assert ar.wait_for_output(10) is True
     assert (ar.stdout, ar.stderr, ar.outputs) == ("", "", [])
@@ -108,9 +139,11 @@ def test_output_is_empty_for_a_silent_task(view, capsys):
     assert capsys.readouterr() == ("", "")
     with pytest.raises(ValueError):
         amr.display_outputs(groupby="colour")
-    pending = view.apply_async(time.sleep, 1)
+    pending = gate.hold(view)
     with pytest.raises(ipp.error.TimeoutError):
         pending.display_outputs()
+    gate.open()
+    assert pending.get(10) is None
 
 
 def test_captured_output_reaches_the_async_result(session_cluster, capsys):
@@ -130,10 +163,16 @@ def test_captured_output_reaches_the_async_result(session_cluster, capsys):
 
 
 # ----------------------------------------------------------- item 5: AsyncMapResult, AsyncHubResult
-def test_map_async_returns_an_async_map_result(view):
-    amr = view.map_async(lambda t: time.sleep(t) or t, [1.0, 0.0], ordered=False)
+def test_map_async_returns_an_async_map_result(view, gate):
+    def held_or_not(x, hold):
+        return started_then_hold(f"{gate.release}-started-{x}", gate.release, 60.0, x) if hold else x
+
+    amr = view.map_async(held_or_not, ["held", "quick"], [True, False], ordered=False)
     assert isinstance(amr, ipp.AsyncMapResult) and isinstance(amr, ipp.AsyncResult) and not amr.ordered
-    assert list(amr) == [0.0, 1.0]                             # as they finish
+    as_they_finish = iter(amr)
+    assert next(as_they_finish) == "quick"
+    gate.open()
+    assert next(as_they_finish) == "held" and list(as_they_finish) == []
     in_order = view.map_async(lambda t: time.sleep(t) or t, [0.5, 0.0])
     assert list(in_order) == [0.5, 0.0] and in_order.ordered
 
