@@ -28,7 +28,7 @@ from .aio_link import Link
 from .asyncresult import AsyncResult
 from .client_queries import HubQueries
 from .client_results import ResultRequests, _ids_of
-from .error import AuthenticationError, ClusterError, ConnectionFailed, RemoteError, remote_error
+from .error import AuthenticationError, ClusterError, ConnectionFailed, remote_error
 from .messages import EnginesChanged, Reply, Request, Submit, TaskFlags, TaskResult, to_wire
 from .metadata import UTC, Metadata
 from .profile import client_file, read_connection_file, wait_for_connection_file
@@ -183,9 +183,7 @@ class Client(HubQueries, ResultRequests):
         if wake:
             self._loop.call_soon_threadsafe(self._flush_outbox)
 
-    def _request(self, op: str, timeout: float | None = 30.0, *, remote: bool = False, **args: Any) -> Any:
-        """Ask the controller; its refusal is raised as the named builtin exception, or as a RemoteError
-        with that `ename` when `remote` (what ipyparallel raises for errors the hub reports)."""
+    def _request(self, op: str, timeout: float | None = 30.0, **args: Any) -> Any:
         rid = next(self._rids)
         fut: Future = Future()
         self._replies[rid] = fut
@@ -193,12 +191,7 @@ class Client(HubQueries, ResultRequests):
             self._send(Request(rid=rid, op=op, args=args))
         except ValueError:      # too large for a frame header (e.g. 100,000 ids): the args go as a JSON buffer
             self._send(Request(rid=rid, op=op, args={}, args_json=json.dumps(args).encode()))
-        try:
-            return fut.result(timeout)
-        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
-            if remote:
-                raise RemoteError(type(exc).__name__, exc.args[0] if exc.args else "") from None
-            raise
+        return fut.result(timeout)
 
     def _track(self, ar: AsyncResult) -> AsyncResult:
         ready = []
