@@ -209,3 +209,24 @@ def test_split_and_join(view):
     assert ars[0].split() == (ars[0],)
     with pytest.raises(ValueError):
         ipp.AsyncResult.join([])
+
+
+def test_metadata_dict_and_progress_bar_choice():
+    md = ipp.Metadata(engine_id=2)
+    assert md.engine_id == md["engine_id"] == 2 and md["stdout"] == "" and md.outputs == []
+    md.status = "ok"
+    assert md["status"] == "ok"
+    with pytest.raises(KeyError):
+        md["colour"] = "blue"
+    with pytest.raises(KeyError):
+        ipp.Metadata(colour="blue")
+    with pytest.raises(AttributeError):
+        md.colour
+    assert ipp.Metadata().outputs is not ipp.Metadata().outputs     # no shared mutable defaults
+    import tqdm
+
+    from real_cluster.progress import in_kernel, progress_bar
+    assert not in_kernel()                                         # pytest is a terminal: the text bar
+    bar = progress_bar(3, widget=None)
+    assert type(bar) is tqdm.tqdm
+    bar.close()
