@@ -16,7 +16,10 @@ from .error import RemoteError, collect_exceptions
 from .metadata import DATE_KEYS, to_datetime, to_timestamp
 
 if TYPE_CHECKING:
-    from .client import Client
+    import threading
+
+    from .asyncresult import AsyncResult
+    from .metadata import Metadata
 
 _HEADER_NEEDS = ("submitted", "client_id")
 
@@ -33,12 +36,25 @@ def _query_values(cond: Any) -> Any:
 class HubQueries:
     """Task-database queries and purges, mixed into Client."""
 
+    if TYPE_CHECKING:        # provided by Client
+        _lock: threading.Lock
+        _done: dict[str, tuple[bool, Any]]
+        metadata: dict[str, Metadata]
+        outstanding: set[str]
+        history: list[str]
+
+        def _request(self, op: str, timeout: float | None = 30.0, **args: Any) -> Any: ...
+        def _ids(self, jobs: Any) -> list[str]: ...
+        def _resolve_targets(self, targets: Any) -> Any: ...
+        def get_result(self, indices_or_msg_ids: Any = None, block: bool | None = None, owner: bool = True,
+                       timeout: float | None = None) -> AsyncResult: ...
+
     # ---------------------------------------------------------------------------- queries
-    def hub_history(self: Client) -> list[str]:
+    def hub_history(self) -> list[str]:
         """Every task id in the controller's database, oldest submission first."""
         return self._request("hub_history")
 
-    def db_query(self: Client, query: dict[str, Any], keys: str | list[str] | None = None) -> list[dict[str, Any]]:
+    def db_query(self, query: dict[str, Any], keys: str | list[str] | None = None) -> list[dict[str, Any]]:
         """Task records matching a Mongo-style query (`$lt $gt $lte $gte $eq $ne $in $nin $exists $mod`).
 
         `keys` (a name or a list of names) selects fields; `msg_id` always comes back. Raises
@@ -71,7 +87,7 @@ class HubQueries:
                             del row[k]
         return rows
 
-    def result_status(self: Client, msg_ids: Any, status_only: bool = True) -> dict[str, Any]:
+    def result_status(self, msg_ids: Any, status_only: bool = True) -> dict[str, Any]:
         """`{"status": "ok", "pending": [ids], "completed": [ids]}` for tasks of any client.
 
         Without `status_only` the completed results are fetched too and keyed by msg_id (failures
@@ -108,7 +124,7 @@ class HubQueries:
         return content
 
     # ----------------------------------------------------------------------------- purges
-    def _purge_ids(self: Client, jobs: Any, targets: Any) -> list[str]:
+    def _purge_ids(self, jobs: Any, targets: Any) -> list[str]:
         if not jobs and not targets:
             raise ValueError("Must specify at least one of `targets` and `jobs`")
         ids = self._ids(jobs) if jobs else []
@@ -118,7 +134,7 @@ class HubQueries:
                                                        keys=["msg_id"])]
         return ids
 
-    def purge_local_results(self: Client, jobs: Any = (), targets: Any = ()) -> None:
+    def purge_local_results(self, jobs: Any = (), targets: Any = ()) -> None:
         """Forget results and metadata in this client only: `"all"`, or `jobs` (ids, AsyncResults, indices)
         and/or everything that ran on `targets`. They can still be fetched again with `get_result`.
 
@@ -140,7 +156,7 @@ class HubQueries:
                 self._done.pop(m, None)
                 self.metadata.pop(m, None)
 
-    def purge_hub_results(self: Client, jobs: Any = (), targets: Any = ()) -> int:
+    def purge_hub_results(self, jobs: Any = (), targets: Any = ()) -> int:
         """Make the controller forget finished tasks (`"all"`, or `jobs` and/or `targets`); returns how many went.
 
         Frees the scheduler's and controller's memory too. Raises RuntimeError for tasks not finished
@@ -149,12 +165,12 @@ class HubQueries:
         ids = None if jobs == "all" else self._purge_ids(jobs, targets)
         return self._request("purge", timeout=120.0 if ids is None else 30.0 + 1e-3 * len(ids), ids=ids)
 
-    def purge_results(self: Client, jobs: Any = (), targets: Any = ()) -> int:
+    def purge_results(self, jobs: Any = (), targets: Any = ()) -> int:
         """`purge_local_results` then `purge_hub_results` with the same arguments; returns how many rows went."""
         self.purge_local_results(jobs, targets)
         return self.purge_hub_results(jobs, targets)
 
-    def purge_everything(self: Client) -> int:
+    def purge_everything(self) -> int:
         """Forget every finished task here and in the controller, and clear `history`; returns how many rows went.
 
         Raises RuntimeError while tasks are outstanding (nothing is purged then).

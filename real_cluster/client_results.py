@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .asyncmapresult import AsyncHubResult
 from .asyncresult import AsyncResult
@@ -19,7 +19,10 @@ from .error import RemoteError
 from .metadata import to_datetime
 
 if TYPE_CHECKING:
+    import threading
+
     from .client import Client
+    from .metadata import Metadata
 
 
 def _ids_of(jobs: Any, history: list[str] | None = None) -> list[str]:
@@ -47,7 +50,18 @@ def _ids_of(jobs: Any, history: list[str] | None = None) -> list[str]:
 class ResultRequests:
     """Fetching, resubmitting and waiting for results, mixed into Client."""
 
-    def get_result(self: Client, indices_or_msg_ids: Any = None, block: bool | None = None, owner: bool = True,
+    if TYPE_CHECKING:        # provided by Client
+        _lock: threading.Lock
+        _done: dict[str, tuple[bool, Any]]
+        outstanding: set[str]
+        history: list[str]
+        block: bool
+
+        def _request(self, op: str, timeout: float | None = 30.0, **args: Any) -> Any: ...
+        def _track(self, ar: AsyncResult) -> AsyncResult: ...
+        def _metadata_for(self, msg_id: str) -> Metadata: ...
+
+    def get_result(self, indices_or_msg_ids: Any = None, block: bool | None = None, owner: bool = True,
                    timeout: float | None = None) -> AsyncResult:
         """An AsyncResult for tasks from any client (ids, AsyncResults or history indices; default the last).
 
@@ -63,7 +77,7 @@ class ResultRequests:
         with self._lock:
             remote = [m for m in ids if m not in self._done and m not in self.outstanding]
         cls = AsyncHubResult if remote else AsyncResult
-        ar = cls(self, ids, "get_result", single=single and len(ids) == 1, owner=owner)
+        ar = cls(cast("Client", self), ids, "get_result", single=single and len(ids) == 1, owner=owner)
         if remote:
             self._request("get_result", ids=remote)    # KeyError for an unknown id; the results follow
         self._track(ar)
@@ -71,7 +85,7 @@ class ResultRequests:
             ar.wait(timeout)
         return ar
 
-    def resubmit(self: Client, indices_or_msg_ids: Any = None, block: bool | None = None) -> AsyncHubResult:
+    def resubmit(self, indices_or_msg_ids: Any = None, block: bool | None = None) -> AsyncHubResult:
         """Run finished tasks again (same function, arguments and flags) under new ids; returns an AsyncHubResult.
 
         Raises RemoteError (ename KeyError) for an unknown id, ValueError for a task not finished yet.
@@ -89,12 +103,12 @@ class ResultRequests:
             md = self._metadata_for(nid)
             dict.update(md, submitted=to_datetime(time.time()))
             self.history.append(nid)
-        ar = self._track(AsyncHubResult(self, new_ids, "resubmit", single=len(new_ids) == 1))
+        ar = self._track(AsyncHubResult(cast("Client", self), new_ids, "resubmit", single=len(new_ids) == 1))
         if block:
             ar.wait()
         return ar  # type: ignore[return-value]
 
-    def _as_result(self: Client, jobs: Any) -> tuple[AsyncResult | None, list[Future]]:
+    def _as_result(self, jobs: Any) -> tuple[AsyncResult | None, list[Future]]:
         """Jobs as one AsyncResult over their task ids, plus the other concurrent.futures.Futures among them."""
         if jobs is None:
             jobs = list(self.outstanding)
@@ -105,14 +119,14 @@ class ResultRequests:
                       self.history)
         if not ids:
             return None, futures
-        ar = AsyncResult(self, ids, "wait", single=False)
+        ar = AsyncResult(cast("Client", self), ids, "wait", single=False)
         self._track(ar)
         unknown = [i for i in ids if i not in self._done and i not in self.outstanding]
         if unknown:
             self._request("get_result", ids=unknown)
         return ar, futures
 
-    def wait(self: Client, jobs: Any = None, timeout: float | None = -1) -> bool:
+    def wait(self, jobs: Any = None, timeout: float | None = -1) -> bool:
         """Wait for tasks (default: everything outstanding) and any concurrent.futures.Futures among `jobs`.
 
         Returns whether all finished within `timeout` seconds (None or negative: forever).
@@ -128,7 +142,7 @@ class ResultRequests:
             return not pending
         return True
 
-    def wait_interactive(self: Client, jobs: Any = None, interval: float = 1.0, timeout: float | None = -1) -> None:
+    def wait_interactive(self, jobs: Any = None, interval: float = 1.0, timeout: float | None = -1) -> None:
         """`wait`, showing a progress bar of the tasks (tqdm: the notebook widget in a kernel, else text)."""
         ar, _ = self._as_result(jobs)
         if ar is not None:
