@@ -149,7 +149,7 @@ class RequestHandler:
         self.ctl.pending[new_id] = PendingTask(new_id, payload, flags, now, {link})
         self.ctl.db.add_task(new_id, str(id(link)), flags.to_dict(), now, payload, resubmit_of=old_id)
         self.ctl.db.set_resubmitted(old_id, new_id)
-        self.ctl.feed(TaskResubmitted(now, self.ctl.spec_for(new_id, flags), old_id))
+        self.ctl.feed(TaskResubmitted(now, self.ctl.spec_for(new_id, flags)))
 
     # ------------------------------------------------------------------------------ control
     def op_abort(self, link: Link, ids: list[str]) -> int:

@@ -80,8 +80,8 @@ class TaskSpec:
     `targets`: engine ids it may run on (None = any). `after`: tasks that must finish first
     (time dependency); `follow`: tasks whose engines it must run on (location dependency).
     `retries`: extra runs after a failure. `timeout_s`: longest wait in the scheduler (None or 0 =
-    no limit; never interrupts a running task). `requires`: module names an engine must have
-    (checked by engines, used by the simulator's engine models).
+    no limit; never interrupts a running task). Module requirements are not the core's business:
+    engines check them and report DependencyUnmet (the simulator keeps them in its workload).
     """
 
     task_id: TaskId
@@ -91,11 +91,10 @@ class TaskSpec:
     retries: int = 0
     timeout_s: float | None = None
     label: str | None = None
-    requires: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if (self.targets is None and self.after is None and self.follow is None and type(self.retries) is int
-                and self.retries >= 0 and self.timeout_s is None and type(self.requires) is frozenset):
+                and self.retries >= 0 and self.timeout_s is None):
             return                                   # the common case, checked cheaply
         if self.targets is not None:
             targets = frozenset((self.targets,)) if isinstance(self.targets, (int, str)) else frozenset(self.targets)
@@ -117,8 +116,6 @@ class TaskSpec:
                 raise ValueError(f"timeout_s must be >= 0, got {self.timeout_s!r}")
             if self.timeout_s == 0:
                 object.__setattr__(self, "timeout_s", None)
-        if not isinstance(self.requires, frozenset):
-            object.__setattr__(self, "requires", frozenset(self.requires))
 
 
 # ----------------------------------------------------------------------------------------- events
@@ -162,21 +159,28 @@ class TaskResubmitted:
 
     now: float
     spec: TaskSpec
-    original_id: TaskId
 
 
 @_fast_init
 @dataclass(frozen=True, slots=True)
 class TaskFinished:
-    """An engine finished one attempt of a task: it returned (`ok`) or raised (`error_name`)."""
+    """An engine finished one attempt of a task: `outcome` is Outcome.OK, ERROR (it raised) or ABORTED.
+
+    `error_name` is the exception's name (ename) for ERROR/ABORTED; None for OK.
+    """
 
     now: float
     task_id: TaskId
     engine_id: EngineId
     attempt: int
-    ok: bool
+    outcome: Outcome
     error_name: str | None = None
     started_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome is not Outcome.OK and self.outcome is not Outcome.ERROR \
+                and self.outcome is not Outcome.ABORTED:
+            raise ValueError(f"TaskFinished.outcome must be Outcome.OK, ERROR or ABORTED, got {self.outcome!r}")
 
 
 @_fast_init
