@@ -97,9 +97,7 @@ class RequestHandler:
 
     def op_records(self, link: Link) -> list[list]:
         self.ctl.save_records()
-        return [[r.task_id, r.attempt, r.engine_id, r.submitted_at, r.dispatched_at, r.started_at, r.finished_at,
-                 str(r.outcome), r.error_name, r.queue_len, r.engine_load, r.scheme, r.label]
-                for r in self.ctl.db.records()]
+        return [list(r.to_row()) for r in self.ctl.db.records()]
 
     # ------------------------------------------------------------------------------ results
     def op_get_result(self, link: Link, ids: list[str]) -> dict[str, list[str]]:

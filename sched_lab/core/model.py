@@ -8,7 +8,7 @@ the driver to do. Times are floats in the driver's clock (seconds live, time uni
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -329,6 +329,25 @@ class TaskRecord:
         """Column names, in order (the DataFrame columns of both drivers)."""
         return tuple(TaskRecord.__dataclass_fields__)
 
+    def to_row(self) -> tuple[Any, ...]:
+        """The values in `fields()` order, `outcome` as its plain string (ready for SQLite or JSON)."""
+        return (self.task_id, self.attempt, self.engine_id, self.submitted_at, self.dispatched_at, self.started_at,
+                self.finished_at, self.outcome.value, self.error_name, self.queue_len, self.engine_load,
+                self.scheme, self.label)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> TaskRecord:
+        """The record of a row in `fields()` order (RecordSink.add's arguments, `to_row()`, a database row).
+
+        `outcome` may be an Outcome or its string; a row of the wrong length is a ValueError.
+        """
+        if len(row) != _N_RECORD_FIELDS:
+            raise ValueError(f"a TaskRecord row has {_N_RECORD_FIELDS} values, got {len(row)}: {row!r}")
+        return cls(*row[:7], Outcome(row[7]), *row[8:])
+
+
+_N_RECORD_FIELDS = len(TaskRecord.fields())
+
 
 class RecordSink(Protocol):
     """Where the scheduler writes one record per finished attempt (columnar in the simulator)."""
@@ -355,9 +374,9 @@ class RecordList:
 
     @property
     def records(self) -> list[TaskRecord]:
-        return [TaskRecord(*row) for row in self._rows]
+        return [TaskRecord.from_row(row) for row in self._rows]
 
     def drain(self) -> list[TaskRecord]:
         """The records so far, removed from the sink."""
         rows, self._rows = self._rows, []
-        return [TaskRecord(*row) for row in rows]
+        return [TaskRecord.from_row(row) for row in rows]
