@@ -23,7 +23,7 @@ from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Event, Fail, Outcome, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler, TaskSpec,
+    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler, TaskSpec,
     TaskSubmitted, TimerFired,
 )
 from sched_lab.core.model import TASK_ABORTED
@@ -97,7 +97,8 @@ class Controller:
     def __init__(self, config: ControllerConfig):
         self.config = config
         self.db = TaskDB(config.db_path)
-        self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed))
+        self._records = RecordList()
+        self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed), records=self._records)
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
         self.pending: dict[str, PendingTask] = {}
@@ -269,7 +270,7 @@ class Controller:
                 failing, delay = False, DB_FLUSH_INTERVAL_S
 
     def save_records(self) -> None:
-        records = self.scheduler.records.drain()
+        records = self._records.drain()
         if records:
             self.db.add_records(records)
 

@@ -343,7 +343,8 @@ class TaskRecord:
         """
         if len(row) != _N_RECORD_FIELDS:
             raise ValueError(f"a TaskRecord row has {_N_RECORD_FIELDS} values, got {len(row)}: {row!r}")
-        return cls(*row[:7], Outcome(row[7]), *row[8:])
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], Outcome(row[7]), row[8], row[9],
+                   row[10], row[11], row[12])
 
 
 _N_RECORD_FIELDS = len(TaskRecord.fields())
@@ -364,7 +365,7 @@ class RecordList:
     __slots__ = ("_rows",)
 
     def __init__(self) -> None:
-        self._rows: list[tuple] = []
+        self._rows: list[tuple[Any, ...]] = []
 
     def add(self, *fields: Any) -> None:
         self._rows.append(fields)

@@ -26,7 +26,7 @@ from .errors import SchedulerMisuse
 from .model import (
     ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
     AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
-    EngineJoined, EngineLost, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
+    EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
     TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired,
 )
 from .queue import ReadyQueue
@@ -53,7 +53,7 @@ class TaskScheduler:
         self._scheme = get_scheme(scheme)
         self.hwm = hwm
         self._rng = rng if rng is not None else Random(0)
-        self.records: Any = records if records is not None else RecordList()
+        self.records: RecordSink = records if records is not None else RecordList()
         self._forget = forget_finished
         self._pool = self._scheme.pool()
         self._engines: dict[EngineId, EngineState] = {}
@@ -82,7 +82,7 @@ class TaskScheduler:
 
     # ------------------------------------------------------------------------------ public API
 
-    def handle(self, event: Any) -> list[Action]:
+    def handle(self, event: Event) -> list[Action]:
         """Apply one event; return the actions the driver must carry out, in order."""
         handler = self._handlers.get(type(event))
         if handler is None:

@@ -174,7 +174,7 @@ class Simulation:
         self.pump.feed(event)
 
     # The pump's action handlers, one per action type (_cancel is with the engines below).
-    def _do_dispatch(self, action: Dispatch) -> None:
+    def _do_dispatch(self, action: Any) -> None:      # a Dispatch (the simulator's ids are ints)
         e = action.engine_id
         if self._latency is not None:
             self._send(("to", e), self._on_dispatch_arrives, (action, self._incarnation[e]))
