@@ -27,6 +27,7 @@ from sched_lab.core import (
     TaskSubmitted, TimerFired,
 )
 from sched_lab.core.model import TASK_ABORTED
+from sched_lab.core.options import check_hwm, check_scheme
 from sched_lab.core.pump import EventPump
 
 from . import protocol as proto
@@ -64,6 +65,8 @@ class ControllerConfig:
     def __post_init__(self) -> None:
         if self.hb_period_s <= 0 or self.hb_misses < 1:
             raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
+        check_scheme(self.scheme)
+        check_hwm(self.hwm)
 
 
 @dataclass(slots=True)

@@ -107,15 +107,11 @@ class TaskSpec:
                 object.__setattr__(self, name, Dependency.coerce(value))
             elif value is not None and not value.ids:
                 object.__setattr__(self, name, None)
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"retries must be a non-negative int, got {self.retries!r}")
-        if self.timeout_s is not None:
-            if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)):
-                raise TypeError(f"timeout_s must be a number or None, got {self.timeout_s!r}")
-            if self.timeout_s < 0:
-                raise ValueError(f"timeout_s must be >= 0, got {self.timeout_s!r}")
-            if self.timeout_s == 0:
-                object.__setattr__(self, "timeout_s", None)
+        from .options import check_retries, check_timeout_s   # (options imports schemes, which imports model)
+
+        check_retries(self.retries)
+        timeout_s = check_timeout_s(self.timeout_s)
+        object.__setattr__(self, "timeout_s", timeout_s or None)     # 0 = no limit
 
 
 # ----------------------------------------------------------------------------------------- events

@@ -29,6 +29,7 @@ from .model import (
     EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
     TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired,
 )
+from .options import check_hwm, check_scheme
 from .queue import ReadyQueue
 from .schemes import SCHEMES, get_scheme
 from .state import DONE, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, TaskState, TaskStatus
@@ -47,11 +48,9 @@ class TaskScheduler:
 
     def __init__(self, scheme: str = "leastload", hwm: int = 1, rng: Random | None = None,
                  records: RecordSink | None = None, forget_finished: bool = False) -> None:
-        if isinstance(hwm, bool) or not isinstance(hwm, int) or hwm < 0:
-            raise ValueError(f"hwm must be an int >= 0 (0 = unlimited), got {hwm!r}")
-        self.scheme_name = scheme
+        self.scheme_name = check_scheme(scheme)
         self._scheme = get_scheme(scheme)
-        self.hwm = hwm
+        self.hwm = check_hwm(hwm)
         self._rng = rng if rng is not None else Random(0)
         self.records: RecordSink = records if records is not None else RecordList()
         self._forget = forget_finished
