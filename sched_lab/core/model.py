@@ -63,6 +63,9 @@ class Outcome(StrEnum):
     ABORTED = "aborted"            # aborted while queued in the scheduler (or by its engine)
 
 
+# Module-level aliases for hot paths: looking up `Outcome.OK` on the enum class costs ~0.2 µs each time.
+_OK, _ERROR, _ABORTED = Outcome.OK, Outcome.ERROR, Outcome.ABORTED
+
 # Names of the failures the scheduler itself makes; drivers raise the same-named errors.
 INVALID_DEPENDENCY = "InvalidDependency"
 IMPOSSIBLE_DEPENDENCY = "ImpossibleDependency"
@@ -174,8 +177,8 @@ class TaskFinished:
     started_at: float | None = None
 
     def __post_init__(self) -> None:
-        if self.outcome is not Outcome.OK and self.outcome is not Outcome.ERROR \
-                and self.outcome is not Outcome.ABORTED:
+        outcome = self.outcome
+        if outcome is not _OK and outcome is not _ERROR and outcome is not _ABORTED:
             raise ValueError(f"TaskFinished.outcome must be Outcome.OK, ERROR or ABORTED, got {self.outcome!r}")
 
 

@@ -36,6 +36,7 @@ from .state import DONE, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, Tas
 
 TaskId = Hashable
 EngineId = Hashable
+_OK = Outcome.OK                     # (a module global: `Outcome.OK` is a slow class-attribute lookup)
 
 class TaskScheduler:
     """Schedules tasks on engines with one of the registered schemes (see docs/core-api.md for the rules).
@@ -492,9 +493,9 @@ class TaskScheduler:
         del eng.running[task.id]
         eng.load -= 1
         self._pool.update(eng.id, eng.load, eng.seq)
-        if ev.outcome is Outcome.OK:
+        if ev.outcome is _OK:
             self.records.add(task.id, task.attempt, ev.engine_id, task.submitted_at, task.dispatched_at,
-                             ev.started_at, self._now, Outcome.OK, None, task.queue_len, task.engine_load,
+                             ev.started_at, self._now, _OK, None, task.queue_len, task.engine_load,
                              self.scheme_name, task.spec.label)
             self._out.append(Deliver(task.id, ev.engine_id, task.attempt, True))
             tid = task.id

@@ -45,6 +45,7 @@ from .records import ColumnarRecords
 from .workloads import Workload
 
 SIMULATED_ERROR = "SimulatedError"
+_OK = Outcome.OK                     # (a module global: `Outcome.OK` is a slow class-attribute lookup)
 _BLOCK = 8192
 
 
@@ -333,7 +334,7 @@ class Simulation:
         queue = self._queue[e]
         if queue:
             self._start(e, queue.popleft())
-        outcome, error = Outcome.OK, None
+        outcome, error = _OK, None
         if self._error_rate:
             tid = action.task_id
             u = self._first_u[tid] if action.attempt == 0 else self._errors.random()  # type: ignore[index]
