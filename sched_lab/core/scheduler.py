@@ -32,11 +32,12 @@ from .model import (
 from .options import check_hwm, check_scheme
 from .queue import ReadyQueue
 from .schemes import SCHEMES, get_scheme
-from .state import DONE, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, TaskState, TaskStatus
+from .state import COUNT_SLOT, DONE, MOVES, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, TaskState, TaskStatus
 
 TaskId = Hashable
 EngineId = Hashable
 _OK = Outcome.OK                     # (a module global: `Outcome.OK` is a slow class-attribute lookup)
+_N_WAITING, _N_QUEUED, _N_RUNNING = COUNT_SLOT[WAITING], COUNT_SLOT[QUEUED], COUNT_SLOT[RUNNING]
 
 class TaskScheduler:
     """Schedules tasks on engines with one of the registered schemes (see docs/core-api.md for the rules).
@@ -66,8 +67,8 @@ class TaskScheduler:
         self._queue = ReadyQueue()
         self._timers: dict[int, TaskState] = {}
         self._next_token = 0
-        # Tasks per state, kept by _move only (the None and DONE entries are never read).
-        self._count: dict[TaskStatus | None, int] = {None: 0, WAITING: 0, QUEUED: 0, RUNNING: 0, DONE: 0}
+        # Tasks per state by COUNT_SLOT, kept by _move only (the None and DONE slots are never read).
+        self._count: list[int] = [0] * len(COUNT_SLOT)
         self._finished_queue: deque[tuple[TaskId, bool]] = deque()
         self._notifying = False
         self._out: list[Action] = []
@@ -102,11 +103,16 @@ class TaskScheduler:
     @property
     def waiting_count(self) -> int:
         count = self._count
-        return count[WAITING] + count[QUEUED]
+        return count[_N_WAITING] + count[_N_QUEUED]
 
     @property
     def running_count(self) -> int:
-        return self._count[RUNNING]
+        return self._count[_N_RUNNING]
+
+    @property
+    def state_counts(self) -> dict[TaskStatus, int]:
+        """How many tracked tasks are WAITING, QUEUED and RUNNING (as kept by the one transition method)."""
+        return {s: self._count[COUNT_SLOT[s]] for s in (WAITING, QUEUED, RUNNING)}
 
     @property
     def known_task_count(self) -> int:
@@ -355,7 +361,7 @@ class TaskScheduler:
         task.qseq = 0
         task.engine = engine_id
         task.dispatched_at = self._now
-        task.queue_len = self._count[QUEUED]
+        task.queue_len = self._count[_N_QUEUED]
         task.engine_load = eng.load
         eng.load += 1
         self._assign_count += 1
@@ -415,7 +421,7 @@ class TaskScheduler:
         self._move(task, DONE)
         if was_queued and task.qseq:     # its queue entries are dead now
             task.qseq = 0
-            self._queue.entry_died(self._count[QUEUED])
+            self._queue.entry_died(self._count[_N_QUEUED])
         self._record(task, outcome, error_name, None, None)
         self._out.append(Fail(task.id, error_name, message))
         task.engine = None               # failed in the scheduler: it failed on no engine (for `follow`)
@@ -510,7 +516,7 @@ class TaskScheduler:
             error = ev.error_name or (TASK_ABORTED if ev.outcome is Outcome.ABORTED else "Exception")
             self._record(task, ev.outcome, error, ev.started_at, ev.engine_id)
             self._retry_or_end(task, ev.engine_id, lost=False)
-        if self._count[QUEUED] and ev.engine_id in self._engines:
+        if self._count[_N_QUEUED] and ev.engine_id in self._engines:
             self._drain(ev.engine_id)
 
     def _take_back(self, ev: DependencyUnmet | DispatchFailed) -> TaskState | None:
@@ -541,14 +547,18 @@ class TaskScheduler:
         if ev.engine_id in self._engines:
             self._drain(ev.engine_id)
 
-    def _move(self, task: TaskState, new: TaskStatus) -> None:
-        """The one place a task changes state: check TRANSITIONS, keep the per-state counts."""
-        old = task.state
-        if new not in TRANSITIONS[old]:
-            raise SchedulerMisuse(f"task {task.id!r}: illegal state change {old} -> {new}")
+    def _move(self, task: TaskState, new: TaskStatus,
+              _moves: dict[TaskStatus | None, dict[TaskStatus, tuple[int, int]]] = MOVES) -> None:
+        """The one place a task changes state: only moves in TRANSITIONS (else SchedulerMisuse); keeps the counts.
+
+        (MOVES is TRANSITIONS with the count slots precomputed: this runs three times per task.)
+        """
+        slots = _moves[task.state].get(new)
+        if slots is None:
+            raise SchedulerMisuse(f"task {task.id!r}: illegal state change {task.state} -> {new}")
         count = self._count
-        count[old] -= 1
-        count[new] += 1
+        count[slots[0]] -= 1
+        count[slots[1]] += 1
         task.state = new
 
     # ------------------------------------------------------------------------------- engines

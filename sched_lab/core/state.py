@@ -31,6 +31,12 @@ TRANSITIONS: dict[TaskStatus | None, frozenset[TaskStatus]] = {
     DONE: frozenset(),
 }
 
+# For TaskScheduler._move: per-state count slots, and per allowed move (old -> {new: (slot_old, slot_new)}).
+COUNT_SLOT: dict[TaskStatus | None, int] = {None: 0, WAITING: 1, QUEUED: 2, RUNNING: 3, DONE: 4}
+MOVES: dict[TaskStatus | None, dict[TaskStatus, tuple[int, int]]] = {
+    old: {new: (COUNT_SLOT[old], COUNT_SLOT[new]) for new in allowed} for old, allowed in TRANSITIONS.items()
+}
+
 
 class EngineState:
     """A live engine: its outstanding tasks, its load and its last-assignment sequence number."""
