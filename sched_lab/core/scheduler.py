@@ -553,9 +553,10 @@ class TaskScheduler:
 
         (MOVES is TRANSITIONS with the count slots precomputed: this runs three times per task.)
         """
-        slots = _moves[task.state].get(new)
-        if slots is None:
-            raise SchedulerMisuse(f"task {task.id!r}: illegal state change {task.state} -> {new}")
+        try:
+            slots = _moves[task.state][new]
+        except KeyError:
+            raise SchedulerMisuse(f"task {task.id!r}: illegal state change {task.state} -> {new}") from None
         count = self._count
         count[slots[0]] -= 1
         count[slots[1]] += 1
