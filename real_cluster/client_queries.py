@@ -64,6 +64,8 @@ class HubQueries:
             raise TypeError(f"a query is a dict of field -> value or {{operator: value}}, not {query!r}")
         if isinstance(keys, str):
             keys = [keys]
+        if keys is not None and not (isinstance(keys, (list, tuple)) and all(isinstance(k, str) for k in keys)):
+            raise TypeError(f"keys is a field name or a list of field names, not {keys!r}")
         want_header = keys is None or "header" in keys
         ask = None
         if keys is not None:
@@ -128,8 +130,10 @@ class HubQueries:
         if not jobs and not targets:
             raise ValueError("Must specify at least one of `targets` and `jobs`")
         ids = self._ids(jobs) if jobs else []
-        if targets is not None and targets != []:
+        if targets is not None and targets != [] and targets != ():
             engines = self._resolve_targets(targets if isinstance(targets, (list, tuple, range)) else [targets])
+            if not all(isinstance(e, int) and not isinstance(e, bool) for e in engines):
+                raise TypeError(f"targets are engine ids (ints), not {targets!r}")
             ids += [r["msg_id"] for r in self._request("db_query", query={"engine_id": {"$in": list(engines)}},
                                                        keys=["msg_id"])]
         return ids

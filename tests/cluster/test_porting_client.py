@@ -264,6 +264,11 @@ def test_hub_history_and_db_query_operators(rc, view):
         query({"msg_id": {"$regex": "x"}})
     with pytest.raises(KeyError):
         rc.db_query({"no_such_field": 1})
+    with pytest.raises(TypeError):
+        rc.db_query({}, keys=5)
+    with pytest.raises(TypeError):
+        rc.purge_hub_results(targets="all of them")
+    assert query({}) == ids                                         # bad input changed nothing
 
 
 def test_result_status(rc, view, gate):
