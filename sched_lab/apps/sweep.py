@@ -16,8 +16,9 @@ from typing import Any
 from ..sim.config import SimConfig
 from ..sim.distributions import Dist
 
+# Responses are end to end (client submit to client receipt); sched_* are the scheduler's view.
 METRICS = ("mean_wait", "mean_response", "p50_response", "p99_response", "makespan", "throughput",
-           "utilization", "imbalance")
+           "utilization", "imbalance", "sched_mean_response", "sched_p50_response", "sched_p99_response")
 
 
 def sweep_configs(base: SimConfig, schemes: Sequence[str], loads: Sequence[float], hwms: Sequence[int],

@@ -14,7 +14,11 @@ task (benchmarks/bench_sim.py: that is what makes the idiomatic model slow). Ins
 - failures are one Timeout chain per engine (up Exp(mtbf), down Exp(mttr)) reporting `EngineLost`
   and `EngineJoined`;
 - network latency (per hop) and scheduler overhead (per event) are optional: when unset, events
-  reach the core synchronously with no extra SimPy event.
+  reach the core synchronously with no extra SimPy event. They draw from separate streams
+  ("network", "overhead"), so adding one leaves the other's draws unchanged;
+- the client's receipt of each final result (`received_at`, by task id) is the Deliver/Fail time
+  plus one controller->client hop (FIFO like every connection); it is stamped without a SimPy event,
+  so end-to-end response = received_at - the workload's submit time (four hops with latency).
 
 Reports the driver makes while carrying out an action list (an unmet requirement, a dispatch to a
 dead engine) are queued and handed to the core after that list, so actions run in the core's order.
@@ -131,7 +135,8 @@ class Simulation:
         self._errors = gens["errors"]
         self._first_u = self._errors.random(self._n).tolist() if rate > 0 else None
         self._latency = _Draws(config.latency, gens["network"]) if config.latency else None
-        self._overhead = _Draws(config.overhead, gens["network"]) if config.overhead else None
+        self._overhead = _Draws(config.overhead, gens["overhead"]) if config.overhead else None
+        self.received_at = [math.nan] * self._n       # client receipt of each task's final result
         self._sched_free = 0.0
         self._channels: dict[Any, float] = {}
         self._fail_rng = gens["failures"]
@@ -190,10 +195,12 @@ class Simulation:
                     self._engine_receive(action)
             elif kind is Deliver:
                 self.n_ok += action.ok
+                self.received_at[action.task_id] = self.env._now if self._latency is None else self._to_client()
                 self.finals = n = self.finals + 1
                 if n % 1024 == 0 or n == self._n:
                     self._final_tick(n)
             elif kind is Fail:
+                self.received_at[action.task_id] = self.env._now if self._latency is None else self._to_client()
                 self.finals = n = self.finals + 1
                 if n % 1024 == 0 or n == self._n:
                     self._final_tick(n)
@@ -211,6 +218,13 @@ class Simulation:
         at = max(now + self._latency(), self._channels.get(channel, 0.0))  # type: ignore[misc]
         self._channels[channel] = at
         self._after(at - now, callback, value)
+
+    def _to_client(self) -> float:
+        """When a final result sent to the client now arrives there (the controller->client hop)."""
+        now = self.env._now
+        at = max(now + self._latency(), self._channels.get("to client", 0.0))  # type: ignore[misc]
+        self._channels["to client"] = at
+        return at
 
     def _report(self, make: Callable[..., Any], *args: Any, channel: Any = "client") -> None:
         """A message to the scheduler (from the client or an engine), through the network and the
