@@ -91,6 +91,21 @@ class _Draws:
         return self._buf[self._i - 1]
 
 
+class _TraceDraws:
+    """Latencies from a measured trace, by the time they are drawn (SimConfig.latency_trace)."""
+
+    __slots__ = ("_draw", "_env", "_u", "_model", "_window")
+
+    def __init__(self, config: SimConfig, env: simpy.Environment, rng: np.random.Generator) -> None:
+        assert config.latency_trace is not None
+        self._draw, self._env = config.latency_trace.draw_at, env
+        self._u = rng
+        self._model, self._window = config.latency_model, config.latency_window_s
+
+    def __call__(self) -> float:
+        return self._draw(self._env._now, self._u.random(), self._model, self._window)
+
+
 class Simulation:
     """One run: engines, the core, the workload and the SimPy environment. `run()` returns when every task
     has a final outcome (raises SimulationStalled if that can never happen)."""
@@ -134,7 +149,9 @@ class Simulation:
         self._error_rate = rate
         self._errors = gens["errors"]
         self._first_u = self._errors.random(self._n).tolist() if rate > 0 else None
-        self._latency = _Draws(config.latency, gens["network"]) if config.latency else None
+        self._latency: Callable[[], float] | None = (
+            _Draws(config.latency, gens["network"]) if config.latency else
+            _TraceDraws(config, env, gens["network"]) if config.latency_trace is not None else None)
         self._overhead = _Draws(config.overhead, gens["overhead"]) if config.overhead else None
         self.received_at = [math.nan] * self._n       # client receipt of each task's final result
         self._sched_free = 0.0
@@ -222,6 +239,8 @@ class Simulation:
     def _to_client(self) -> float:
         """When a final result sent to the client now arrives there (the controller->client hop)."""
         now = self.env._now
+        if not self.config.client_latency:
+            return now
         at = max(now + self._latency(), self._channels.get("to client", 0.0))  # type: ignore[misc]
         self._channels["to client"] = at
         return at
@@ -233,11 +252,13 @@ class Simulation:
             self._handle(make(self.env._now, *args))
         elif self._latency is None:
             self._on_sched_arrival_now(make, args)
+        elif channel == "client" and not self.config.client_latency:      # the client sits by the scheduler
+            self._on_sched_arrival((make, args))
         else:
             self._send(channel, self._on_sched_arrival, (make, args))
 
-    def _on_sched_arrival(self, ev: Timeout) -> None:
-        make, args = ev._value
+    def _on_sched_arrival(self, ev: Any) -> None:
+        make, args = ev._value if isinstance(ev, Timeout) else ev
         if self._overhead is None:
             self._handle(make(self.env._now, *args))
         else:

@@ -113,3 +113,16 @@ def test_simulate_json_says_end_to_end(capsys):
     assert rc == 0 and data["response"] == "end_to_end"
     assert data["mean_response"] - data["sched_mean_response"] == pytest.approx(0.04, abs=1e-9)
     assert {"sched_p50_response", "sched_p99_response"} <= set(data)
+
+
+def test_a_client_next_to_the_scheduler_pays_no_hop():
+    wl = Workload(np.arange(0.0, 50.0, 5.0), np.ones(10))
+    res = run(SimConfig(engines=2, warmup=0.0, latency=parse_dist("const:mean=0.1"), client_latency=False), wl)
+    fin = finals(res)
+    assert fin["submitted_at"].to_numpy(float) == pytest.approx(wl.submit_at)       # no client->controller hop
+    assert res.received_at == pytest.approx(fin["finished_at"].to_numpy(float))     # no controller->client hop
+    s = res.summary()
+    assert s.mean_response == pytest.approx(1.2) and s.sched_mean_response == pytest.approx(1.2)
+    both = run(SimConfig(engines=2, warmup=0.0, latency=parse_dist("const:mean=0.1"),
+                         overhead=parse_dist("const:mean=0.01"), client_latency=False), wl)
+    assert finals(both)["submitted_at"].to_numpy(float) == pytest.approx(wl.submit_at + 0.01)
