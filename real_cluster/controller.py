@@ -18,23 +18,26 @@ import pickle
 import random
 import sqlite3
 import time
-from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Fail, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler, TaskSpec,
+    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler,
     TaskSubmitted, TimerFired,
 )
+from sched_lab.core.model import TASK_ABORTED
+from sched_lab.core.options import check_hwm, check_scheme
+from sched_lab.core.pump import EventPump
 
 from . import protocol as proto
 from .aio_link import Link
 from .hub_requests import RequestHandler
 from .messages import (
     CancelTask, EnginesChanged, Heartbeat, Register, Registered, Request, RunTask, StopEngine, Submit, TaskDone,
-    TaskFlags, TaskResult,
+    TaskResult,
 )
+from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB
 
 log = logging.getLogger("real_cluster.controller")
@@ -63,31 +66,8 @@ class ControllerConfig:
     def __post_init__(self) -> None:
         if self.hb_period_s <= 0 or self.hb_misses < 1:
             raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
-
-
-@dataclass(slots=True)
-class EngineConn:
-    """A registered engine: its connection, identity and liveness."""
-
-    engine_id: int
-    uuid: str
-    pid: int
-    link: Link
-    last_seen: float
-    completed: int = 0
-
-
-@dataclass(slots=True)
-class PendingTask:
-    """A task not yet final: its opaque payload, who wants its result, and its engine's latest reply."""
-
-    task_id: str
-    payload: bytes
-    flags: TaskFlags
-    submitted_at: float | None
-    subscribers: set[Link] = field(default_factory=set)
-    reply: tuple[TaskDone, int] | None = None
-    owner: Link | None = None           # the client that submitted it
+        check_scheme(self.scheme)
+        check_hwm(self.hwm)
 
 
 class Controller:
@@ -96,21 +76,24 @@ class Controller:
     def __init__(self, config: ControllerConfig):
         self.config = config
         self.db = TaskDB(config.db_path)
-        self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed))
+        self._records = RecordList()
+        self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed), records=self._records)
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
-        self.pending: dict[str, PendingTask] = {}
+        self.pending = TaskTable()         # shared with the request handlers
         self.port: int | None = None
         self._next_engine_id = 0
         self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._events: deque = deque()
-        self._feeding = False
         self._server: asyncio.AbstractServer | None = None
         self._stopped: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
-        self.requests = RequestHandler(self)
-        self._owned: dict[Link, int] = {}   # per client: its submitted tasks still pending (result batching)
+        self._pump = EventPump(self.scheduler, {
+            Dispatch: self._do_dispatch, Deliver: self._deliver, Fail: self._do_fail, Cancel: self._do_cancel,
+            StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer,
+        }, on_handled=self._write_journal if self._journal else None)
+        self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
+                                       save_records=self.save_records, stop=self.stop)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._unauthenticated: dict[Link, None] = {}     # insertion order: oldest first
         self._evicted = 0
@@ -191,7 +174,7 @@ class Controller:
             log.info("unauthenticated connection from %s ended: %s", link.peer, reason)
         if link.role == "client":
             self.clients.discard(link)
-            self._owned.pop(link, None)
+            self.pending.client_gone(link)
         elif isinstance(link.state, EngineConn):
             self._engine_lost(link.state.engine_id, reason)
 
@@ -266,37 +249,29 @@ class Controller:
                 failing, delay = False, DB_FLUSH_INTERVAL_S
 
     def save_records(self) -> None:
-        records = self.scheduler.records.drain()
+        records = self._records.drain()
         if records:
             self.db.add_records(records)
 
     # ----------------------------------------------------------------------- task traffic
-    def _submit(self, link: Link, msg: Submit, resubmit_of: str | None = None) -> None:
+    def _submit(self, link: Link, msg: Submit) -> None:
         if msg.task_id in self.pending:
             return self._send_result(link, TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError",
                 evalue=f"task id {msg.task_id!r} is already in use"))
         flags = msg.flags
-        self.pending[msg.task_id] = PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link)
-        self._owned[link] = self._owned.get(link, 0) + 1
-        self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload, resubmit_of)
-        spec = self.spec_for(msg.task_id, flags)
+        self.pending.add(PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link))
+        self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload)
+        spec = spec_for(msg.task_id, flags)
         try:
             self.feed(TaskSubmitted(time.time(), spec))
         except SchedulerMisuse as exc:     # e.g. an id the core has already seen
-            if self.pending.pop(msg.task_id, None) is not None:
-                self._owned[link] = self._owned.get(link, 1) - 1
+            self.pending.pop(msg.task_id)
             self.db.finish_task(msg.task_id, "error", None, None, None, time.time(), None, "ValueError", str(exc))
             self._send_result(link, TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
-
-    @staticmethod
-    def spec_for(task_id: str, flags: TaskFlags) -> TaskSpec:
-        """The core's view of a task."""
-        return TaskSpec(task_id, targets=frozenset(flags.targets) if flags.targets else None, after=flags.after,
-                        follow=flags.follow, retries=flags.retries, timeout_s=flags.timeout_s, label=flags.label)
 
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
         task = self.pending.get(msg.task_id)
@@ -307,60 +282,50 @@ class Controller:
             return self.feed(DependencyUnmet(now, msg.task_id, eng.engine_id, msg.attempt))
         task.reply = (msg, eng.engine_id)
         ok = msg.status == "ok"
-        self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, ok,
-                               None if ok else (msg.ename or "TaskAborted"), msg.started_at))
+        outcome = Outcome.OK if ok else Outcome.ABORTED if msg.status == "aborted" else Outcome.ERROR
+        self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
+                               None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
         for link in self._dispatched:       # the next task leaves now, not after this loop turn's other reads
             link.flush()                    # (bench_live.py: 1 ms tasks, an engine waits for this write)
         self._dispatched.clear()
 
     # ------------------------------------------------------------------- core: events/actions
-    def feed(self, event: Any) -> None:
-        """Hand one event to the core and carry out its actions (events raised meanwhile queue up)."""
-        self._events.append(event)
-        if self._feeding:
-            return
-        self._feeding = True
-        try:
-            while self._events:
-                ev = self._events.popleft()
-                actions = self.scheduler.handle(ev)
-                if self._journal:
-                    pickle.dump((ev, actions), self._journal)
-                for action in actions:
-                    self._carry_out(action)
-        finally:
-            self._feeding = False
-            self._events.clear()
+    def feed(self, event: Event) -> None:
+        """Hand one event to the core and carry out its actions (events raised meanwhile queue up: core/pump.py)."""
+        self._pump.feed(event)
 
-    def _carry_out(self, action: Any) -> None:
-        if isinstance(action, Dispatch):
-            eng = self.engines.get(action.engine_id)
-            task = self.pending.get(action.task_id)
-            if eng is None or eng.link.closed or task is None:
-                self._events.append(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
-            else:
-                eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload))
-                self._dispatched.add(eng.link)
-        elif isinstance(action, Deliver):
-            self._deliver(action)
-        elif isinstance(action, Fail):
-            self._finish(action.task_id, TaskResult(
-                task_id=action.task_id, status="error", engine_id=None, submitted_at=None, started_at=None,
-                completed_at=None, received_at=time.time(), ename=action.error_name, evalue=action.message))
-        elif isinstance(action, Cancel):
-            eng = self.engines.get(action.engine_id)
-            if eng is not None:
-                eng.link.send(CancelTask(task_id=action.task_id, attempt=action.attempt))
-        elif isinstance(action, StartTimer):
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, action.deadline - time.time())
-            self._timers[action.token] = loop.call_later(delay, self._timer_fired, action.token)
-        elif isinstance(action, CancelTimer):
-            handle = self._timers.pop(action.token, None)
-            if handle is not None:
-                handle.cancel()
+    def _write_journal(self, event: Event, actions: list[Any]) -> None:
+        pickle.dump((event, actions), self._journal)  # type: ignore[arg-type]
+
+    # The pump's action handlers, one per action type (_deliver is below).
+    def _do_dispatch(self, action: Dispatch) -> None:
+        eng = self.engines.get(action.engine_id)
+        task = self.pending.get(action.task_id)
+        if eng is None or eng.link.closed or task is None:
+            self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
         else:
-            log.error("unknown action from the core: %r", action)
+            eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload))
+            self._dispatched.add(eng.link)
+
+    def _do_fail(self, action: Fail) -> None:
+        self._finish(action.task_id, TaskResult(
+            task_id=action.task_id, status="error", engine_id=None, submitted_at=None, started_at=None,
+            completed_at=None, received_at=time.time(), ename=action.error_name, evalue=action.message))
+
+    def _do_cancel(self, action: Cancel) -> None:
+        eng = self.engines.get(action.engine_id)
+        if eng is not None:
+            eng.link.send(CancelTask(task_id=action.task_id, attempt=action.attempt))
+
+    def _do_start_timer(self, action: StartTimer) -> None:
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, action.deadline - time.time())
+        self._timers[action.token] = loop.call_later(delay, self._timer_fired, action.token)
+
+    def _do_cancel_timer(self, action: CancelTimer) -> None:
+        handle = self._timers.pop(action.token, None)
+        if handle is not None:
+            handle.cancel()
 
     def _timer_fired(self, token: int) -> None:
         self._timers.pop(token, None)
@@ -383,7 +348,7 @@ class Controller:
             engine_info=None if action.ok else info, label=task.flags.label, result=msg.result))
 
     def _finish(self, task_id: str, result: TaskResult) -> None:
-        task = self.pending.pop(task_id, None)
+        task = self.pending.pop(task_id)
         if task is None:
             return
         label = task.flags.label
@@ -393,10 +358,7 @@ class Controller:
                             result.received_at, result.result, result.ename, result.evalue, result.traceback,
                             result.engine_info)
         owner = task.owner
-        busy = False
-        if owner is not None and owner in self._owned:
-            left = self._owned[owner] = self._owned[owner] - 1
-            busy = left >= BATCH_RESULTS_IN_FLIGHT
+        busy = owner is not None and self.pending.pending_of(owner) >= BATCH_RESULTS_IN_FLIGHT
         for link in task.subscribers:
             if busy and link is owner:      # many more of its results are coming: let them share one write
                 link.send_batched(result)

@@ -19,6 +19,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from sched_lab.core.dependency import Dependency
+from sched_lab.core.options import check_retries, check_timeout_s
 
 from .error import ProtocolError
 
@@ -37,10 +38,8 @@ class TaskFlags:
     def __post_init__(self) -> None:
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"retries must be a non-negative int, got {self.retries!r}")
-        if self.timeout_s is not None and (isinstance(self.timeout_s, bool) or self.timeout_s < 0):
-            raise ValueError(f"timeout must be a non-negative number or None, got {self.timeout_s!r}")
+        check_retries(self.retries)
+        check_timeout_s(self.timeout_s)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (also what the task database stores)."""
@@ -186,23 +185,23 @@ class TaskResult:
 class Request:
     """Client -> controller: a query or command `op` with JSON-able `args`; answered by a Reply with the same `rid`."""
     TYPE: ClassVar[str] = "req"
-    BUFFERS: ClassVar[tuple[str, ...]] = ("big",)
+    BUFFERS: ClassVar[tuple[str, ...]] = ("args_json",)
     rid: int
     op: str
     args: dict
-    big: bytes | None = None        # JSON of `args` when too large for a frame header (then `args` is {})
+    args_json: bytes | None = None        # JSON of `args` when too large for a frame header (then `args` is {})
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     """Controller -> client: the answer to Request `rid` (`value` if ok, else `error` = [ename, evalue])."""
     TYPE: ClassVar[str] = "rep"
-    BUFFERS: ClassVar[tuple[str, ...]] = ("big",)
+    BUFFERS: ClassVar[tuple[str, ...]] = ("value_json",)
     rid: int
     ok: bool
     value: Any = None
     error: list | None = None
-    big: bytes | None = None        # JSON of `value` when too large for a frame header (then `value` is None)
+    value_json: bytes | None = None        # JSON of `value` when too large for a frame header (then `value` is None)
 
 
 @dataclass(frozen=True, slots=True)

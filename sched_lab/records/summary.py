@@ -28,7 +28,7 @@ RESPONSE_KINDS = ("end_to_end", "scheduler")
 
 def to_dataframe(records: Any) -> Any:
     """A DataFrame with TaskRecord's columns from a ColumnarRecords, RecordList, list of TaskRecord or DataFrame."""
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]  # (pandas-stubs is not a dependency)
 
     if isinstance(records, pd.DataFrame):
         return records
@@ -52,7 +52,8 @@ def _columns(records: Any) -> dict[str, np.ndarray]:
     df = to_dataframe(records)
 
     def floats(name: str) -> np.ndarray:
-        return df[name].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        column: np.ndarray = df[name].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        return column
 
     return {"task_id": df["task_id"].to_numpy(), "submitted": floats("submitted_at"), "started": floats("started_at"),
             "finished": floats("finished_at"), "ok": (df["outcome"].astype(str) == Outcome.OK.value).to_numpy(),
@@ -168,7 +169,7 @@ def _end_to_end(task_ids: np.ndarray, client_times: tuple[Any, Any]) -> np.ndarr
     ids = np.asarray(task_ids)
     if len(ids) and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= len(submitted)):
         raise ValueError(f"client_times cover task ids 0..{len(submitted) - 1}; the records have others")
-    resp = received[ids] - submitted[ids]
+    resp: np.ndarray = np.subtract(received[ids], submitted[ids])
     if np.isnan(resp).any():
         raise ValueError(f"client_times: {int(np.isnan(resp).sum())} measured task(s) have no receipt time")
     return resp
