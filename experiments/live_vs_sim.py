@@ -170,7 +170,8 @@ def calibrate(live: Any) -> dict[str, Any]:
             "hop_mean_s": float(hop.mean()) if len(hop) else math.nan,
             "hop_p99_s": float(np.percentile(hop, 99)) if len(hop) else math.nan,
             "report_hop_median_s": float(np.median(report)), "report_hop_p99_s": float(np.percentile(report, 99)),
-            "engine_extra_mean_s": float(engine_extra.mean()), "engine_extra_p99_s": float(np.percentile(engine_extra, 99)),
+            "engine_extra_mean_s": float(engine_extra.mean()),
+            "engine_extra_p99_s": float(np.percentile(engine_extra, 99)),
             "run_extra_median_s": float(np.median(run_extra)), "run_extra_p99_s": float(np.percentile(run_extra, 99)),
             "idle_dispatches": int(len(hop))}
 
@@ -305,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                      **{f"mean_err_{k}": v["response_s"].mean() / lv.mean() - 1 for k, v in pooled.items()},
                      "uncal_mean_err": rv.mean() / lv.mean() - 1, "uncal_ks": ks_distance(lv, rv),
                      "live_wall_s": live_wall})
-        cal_rows.append({"scheme": scheme, **{k: v for k, v in cal.items() if k not in ("overhead_samples", "hop_trace", "engine_trace")},
+        figures = {k: v for k, v in cal.items() if k not in ("overhead_samples", "hop_trace", "engine_trace")}
+        cal_rows.append({"scheme": scheme, **figures,
                          "overhead_s": float(cal["overhead_samples"].mean()),
                          "overhead_p99_s": float(np.percentile(cal["overhead_samples"], 99)),
                          "hop_lag1_corr": _lag1(cal["hop_trace"].overhead_s),

@@ -141,7 +141,8 @@ def _map_ray(fn: Callable[[Any], Any], points: Sequence[Any], address: str | Non
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ExecutorUnavailable(f"cannot start or reach Ray{f' at {address!r}' if address else ''}: {exc}") from exc
+            where = f" at {address!r}" if address else ""
+            raise ExecutorUnavailable(f"cannot start or reach Ray{where}: {exc}") from exc
     try:
         remote = ray.remote(apply_to)
         shipped = portable(fn)

@@ -87,7 +87,8 @@ class SimConfig:
             raise ValueError(f"task_error_rate must be in [0, 1], got {self.task_error_rate!r}")
         if self.latency_trace is not None:
             if not isinstance(self.latency_trace, OverheadTrace):
-                raise ValueError(f"latency_trace must be a sim.overheads.OverheadTrace, got {type(self.latency_trace).__name__}")
+                raise ValueError("latency_trace must be a sim.overheads.OverheadTrace, "
+                                 f"got {type(self.latency_trace).__name__}")
             if self.latency is not None:
                 raise ValueError("give latency or latency_trace, not both")
         if self.latency_model not in ("replay", "modulated"):
