@@ -12,6 +12,7 @@ a point's exception is re-raised here.
 
 from __future__ import annotations
 
+import pickle
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ def portable(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         cloudpickle.register_pickle_by_value(module)
     try:
         blob = cloudpickle.dumps(fn)
+    except (TypeError, AttributeError, pickle.PicklingError):
+        return fn                    # a builtin or C function: by reference, as the worker can import it
     finally:
         if not registered:
             cloudpickle.unregister_pickle_by_value(module)

@@ -173,3 +173,9 @@ def test_experiment_point_function_runs_on_a_sched_lab_cluster(monkeypatch, tmp_
     finally:
         c.stop()
     pd.testing.assert_frame_equal(local, remote)
+
+
+def test_builtin_point_functions_go_by_reference(dask_address):
+    import math
+
+    assert map_points(math.sqrt, [4.0, 9.0], executor=f"dask:{dask_address}") == [2.0, 3.0]
