@@ -24,6 +24,7 @@ def main() -> int:
     p.add_argument("--tasks", type=int, default=10_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--ray", action="store_true", help="also run the sweep with executor='ray'")
     args = p.parse_args()
 
     from distributed import LocalCluster
@@ -36,7 +37,9 @@ def main() -> int:
     configs = sweep_configs(SimConfig(engines=10, tasks=args.tasks), schemes, [0.5, 0.7, 0.8, 0.9], [0],
                             [Dist("exp")], [0, 1, 2])
     print(f"sweep: {len(configs)} points x {args.tasks} tasks, {args.workers} workers, median of {args.repeats}")
-    local_s, dask_s = [], []
+    local_s: list[float] = []
+    dask_s: list[float] = []
+    ray_s: list[float] = []
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         executor = f"dask:{cluster.scheduler_address}"
         for _ in range(args.repeats):
@@ -47,6 +50,11 @@ def main() -> int:
             remote = run_sweep(configs, executor=executor)
             dask_s.append(time.perf_counter() - t)
             same = local.drop(columns="wall_s").equals(remote.drop(columns="wall_s"))
+            if args.ray:
+                t = time.perf_counter()
+                on_ray = run_sweep(configs, executor="ray")
+                ray_s.append(time.perf_counter() - t)
+                same = same and local.drop(columns="wall_s").equals(on_ray.drop(columns="wall_s"))
             if not same:
                 print("ROWS DIFFER")
                 return 1
@@ -54,6 +62,10 @@ def main() -> int:
     print(f"{'executor':<10} {'wall_s':>8}  runs")
     print(f"{'local':<10} {lo:>8.2f}  {', '.join(f'{v:.2f}' for v in local_s)}")
     print(f"{'dask':<10} {da:>8.2f}  {', '.join(f'{v:.2f}' for v in dask_s)}")
+    if ray_s:
+        ra = statistics.median(ray_s)
+        print(f"{'ray':<10} {ra:>8.2f}  {', '.join(f'{v:.2f}' for v in ray_s)}")
+        print(f"ratio ray/local = {ra / lo:.2f}")
     print(f"ratio dask/local = {da / lo:.2f}; rows identical (but wall_s): yes")
     return 0
 
