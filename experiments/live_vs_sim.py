@@ -83,15 +83,28 @@ def options(p: argparse.ArgumentParser) -> None:
                    help="no live runs: re-simulate the live records an earlier run saved in DIR/live_records.csv")
 
 
+def _pin_and_tie_to_parent() -> None:
+    """In the hog's child before exec: run on CPU 0 only, and get SIGKILL if this script dies
+    (Linux PR_SET_PDEATHSIG), so even a `kill -9` of the script leaves no hog behind."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)     # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass                                                                        # not Linux: the finally still stops it
+
+
 @contextmanager
 def cpu_hog(enabled: bool = True) -> Iterator[subprocess.Popen[bytes] | None]:
     """A `python -c 'while 1: pass'` process pinned to CPU 0 for the block; killed (and reaped) on
-    exit, whatever happens. Yields the process (None when not enabled)."""
+    exit, whatever happens, and killed by the kernel if this process dies first. Yields the process
+    (None when not enabled)."""
     if not enabled:
         yield None
         return
-    pin = (lambda: os.sched_setaffinity(0, {0})) if hasattr(os, "sched_setaffinity") else None
-    proc = subprocess.Popen([sys.executable, "-c", "while 1: pass"], preexec_fn=pin,
+    proc = subprocess.Popen([sys.executable, "-c", "while 1: pass"], preexec_fn=_pin_and_tie_to_parent,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield proc

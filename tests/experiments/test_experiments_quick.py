@@ -203,3 +203,35 @@ def test_cpu_hog_burns_a_pinned_core_and_is_always_stopped(monkeypatch):
     assert hog.poll() is not None                           # stopped on the error path too
     with lvs.cpu_hog(False) as none:
         assert none is None
+
+
+def test_cpu_hog_dies_with_a_killed_script(tmp_path):
+    # kill -9 of the script skips every finally: the kernel's parent-death signal stops the hog
+    import signal
+    import time
+
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import live_vs_sim as l\n"
+            "with l.cpu_hog() as hog:\n    print(hog.pid, flush=True)\n    time.sleep(300)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code, str(EXPERIMENTS)], stdout=subprocess.PIPE, text=True)
+    hog_pid = None
+    try:
+        hog_pid = int(parent.stdout.readline())
+        assert Path(f"/proc/{hog_pid}").exists()
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(30)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{hog_pid}").exists() and "Z" not in _state(hog_pid):
+            assert time.monotonic() < deadline, "the hog outlived its killed parent"
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+        parent.wait(30)
+        if hog_pid is not None and Path(f"/proc/{hog_pid}").exists() and _state(hog_pid) != "Z":
+            os.kill(hog_pid, signal.SIGKILL)          # the test failed: still stop what it started
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
