@@ -145,7 +145,7 @@ def run_live(scheme: str, workload: Any, args: argparse.Namespace) -> Any:
             ars = replay_live(view, workload, time.sleep)
             index = {ar.msg_ids[0]: i for i, ar in enumerate(ars)}
             df = to_dataframe([r for r in rc.records() if r.task_id in index])
-            completed = {mid: rc.metadata_of(mid).get("completed") for mid in index}
+            completed = {mid: _epoch_s(rc.metadata_of(mid).get("completed")) for mid in index}
     finally:
         shutil.rmtree(profile_dir(profile, create=False), ignore_errors=True)
     df["task"] = df["task_id"].map(index)
@@ -153,6 +153,13 @@ def run_live(scheme: str, workload: Any, args: argparse.Namespace) -> Any:
     # the engine's own completion stamp (same host clock): finished_at − completed_at is the report hop
     df["completed_at"] = df["task_id"].map(completed).astype(float)
     return df.sort_values(["task", "attempt"]).reset_index(drop=True)
+
+
+def _epoch_s(stamp: Any) -> float:
+    """A metadata time (a datetime, as in ipyparallel, or epoch seconds) as epoch seconds; NaN if unknown."""
+    if stamp is None:
+        return math.nan
+    return float(stamp.timestamp()) if hasattr(stamp, "timestamp") else float(stamp)
 
 
 def calibrate(live: Any) -> dict[str, Any]:
