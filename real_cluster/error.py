@@ -11,7 +11,8 @@ ClusterError
     └── SchedulerError            failures named by the scheduler or the engine's runtime
         ├── EngineError           the task's engine died or could not be reached
         ├── TaskTimeout           the task waited in the scheduler longer than its `timeout`
-        ├── TaskAborted           the task was aborted before it ran
+        ├── TaskAborted           the task was aborted (queued, or running: its worker was stopped)
+        ├── TimeLimitExceeded     the task ran longer than its time_limit
         └── UnmetDependency       a functional dependency was unmet on an engine (never reaches clients)
             └── ImpossibleDependency   the task's dependencies can never be met
                 └── InvalidDependency  the task named unknown task ids, or itself, as dependencies
@@ -28,7 +29,7 @@ from typing import Any
 
 __all__ = [
     "ClusterError", "ProtocolError", "AuthenticationError", "ConnectionFailed", "NoEnginesRegistered",
-    "RemoteError", "CompositeError", "SchedulerError", "EngineError", "TaskTimeout", "TaskAborted",
+    "RemoteError", "CompositeError", "SchedulerError", "EngineError", "TaskTimeout", "TaskAborted", "TimeLimitExceeded",
     "UnmetDependency", "ImpossibleDependency", "InvalidDependency", "remote_error",
 ]
 
@@ -113,7 +114,11 @@ class TaskTimeout(SchedulerError):
 
 
 class TaskAborted(SchedulerError):
-    """Raised when a task was aborted before it started running."""
+    """Raised when a task was aborted: before it ran, or while running (its engine stopped its worker)."""
+
+
+class TimeLimitExceeded(SchedulerError):
+    """Raised when a task ran longer than its `time_limit`; its engine stopped it (retries apply)."""
 
 
 class UnmetDependency(SchedulerError):
@@ -177,7 +182,8 @@ class CompositeError(RemoteError):
 
 _NAMED: dict[str, type[SchedulerError]] = {
     cls.__name__: cls
-    for cls in (EngineError, TaskTimeout, TaskAborted, UnmetDependency, ImpossibleDependency, InvalidDependency)
+    for cls in (EngineError, TaskTimeout, TaskAborted, UnmetDependency, ImpossibleDependency, InvalidDependency,
+                TimeLimitExceeded)
 }
 
 

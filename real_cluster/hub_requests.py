@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sched_lab.core import AbortRequested, PurgeRequested, TaskResubmitted
 
-from .messages import Reply, Request, StopEngine, TaskFlags, TaskResult
+from .messages import Reply, Request, SignalEngine, StopEngine, TaskFlags, TaskResult
 
 if TYPE_CHECKING:
     from .aio_link import Link
@@ -168,6 +168,18 @@ class RequestHandler:
         deleted = self.ctl.db.purge(ids)
         self.ctl.feed(PurgeRequested(time.time(), None if ids is None else tuple(deleted)))
         return len(deleted)
+
+    def op_signal(self, link: Link, signum: int, targets: list[int] | None = None) -> list[int]:
+        """Send `signum` to the task running on each target engine (all by default); returns the engines asked."""
+        msg = SignalEngine(signum=signum)           # ValueError (-> error reply) for a bad number
+        if targets is not None and (not isinstance(targets, list) or not all(type(t) is int for t in targets)):
+            raise RequestError("TypeError", f"targets must be a list of engine ids, got {targets!r}")
+        asked = []
+        for eid, eng in list(self.ctl.engines.items()):
+            if targets is None or eid in targets:
+                eng.link.send(msg)
+                asked.append(eid)
+        return asked
 
     def op_shutdown(self, link: Link, targets: list[int] | None = None, hub: bool = False) -> list[int]:
         stopped = []

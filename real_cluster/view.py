@@ -25,7 +25,7 @@ from .serialize import map_chunk, pack_call
 if TYPE_CHECKING:
     from .client import Client
 
-FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label")
+FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label", "time_limit")
 
 
 def _check_flag(name: str, value: Any) -> Any:
@@ -61,6 +61,14 @@ def _check_flag(name: str, value: Any) -> Any:
         if value < 0:
             raise ValueError(f"timeout must be >= 0, got {value!r}")
         return float(value)
+    if name == "time_limit":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise TypeError(f"time_limit must be a number of seconds or None, got {value!r}")
+        if not value > 0:
+            raise ValueError(f"time_limit must be > 0 (or None for no limit), got {value!r}")
+        return float(value)
     if name == "retries":
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"retries must be an int, got {value!r}")
@@ -92,6 +100,7 @@ class LoadBalancedView:
         self.timeout: float | None = None
         self.retries = 0
         self.label: str | None = None
+        self.time_limit: float | None = None     # seconds a task may run before its engine stops it
         self.history: list[str] = []
         self._plain_flags: dict[tuple, TaskFlags] = {}
 
@@ -115,7 +124,8 @@ class LoadBalancedView:
                 setattr(self, name, value)
 
     def _flags(self, **override: Any) -> TaskFlags:
-        if not override and self.targets is None and self.after is None and self.follow is None:
+        if not override and self.targets is None and self.after is None and self.follow is None \
+                and self.time_limit is None:
             key = (self.retries, self.timeout, self.label)     # the common case, cached (bench_live.py, burst)
             flags = self._plain_flags.get(key)
             if flags is None:
@@ -136,7 +146,8 @@ class LoadBalancedView:
                 raise IndexError(f"No such engine: {unknown}")
         return TaskFlags(targets=tuple(targets) if targets else None, after=Dependency.coerce(values["after"]),
                          follow=Dependency.coerce(values["follow"]), retries=values["retries"],
-                         timeout_s=values["timeout"] or None, label=values["label"])
+                         timeout_s=values["timeout"] or None, label=values["label"],
+                         time_limit_s=values["time_limit"])
 
     def __len__(self) -> int:
         return len(self.targets) if self.targets is not None else len(self.client.ids)
