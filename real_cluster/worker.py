@@ -36,12 +36,17 @@ RESULT_TOO_LARGE = "ResultTooLarge"
 
 
 def cap(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters, the cut marked with how much was dropped."""
+    """`text` cut to at most `limit` characters, the cut marked with how much was dropped.
+
+    Lone surrogates (which cannot travel as UTF-8) come back as backslash escapes."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode()
     if len(text) <= limit:
         return text
-    dropped = len(text) - limit
-    marker = f"\n... [truncated: {dropped} more characters]"
-    return text[:max(0, limit - len(marker))] + marker
+    kept = max(0, limit - len(f"\n... [truncated: {len(text)} more characters]"))
+    return text[:kept] + f"\n... [truncated: {len(text) - kept} more characters]"
 
 
 def _safe(fn: Any, *args: Any) -> str | None:
@@ -88,7 +93,7 @@ class CappedText(io.TextIOBase):
         return len(s)
 
     def text(self) -> str:
-        out = "".join(self.parts)
+        out = cap("".join(self.parts), self.limit)
         if self.dropped:
             out += f"\n... [output truncated: {self.dropped} more characters]\n"
         return out
