@@ -68,25 +68,28 @@ class WorkerProc:
 
     def send(self, msg: Any) -> None:
         data = proto.encode_frame(*to_wire(msg))
-        self.sock.setblocking(True)     # a payload larger than the pair's buffer: the worker reads as we write
         try:
-            self.sock.sendall(data)
-        finally:
-            self.sock.setblocking(False)
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):            # larger than the pair's buffer: the worker (idle) reads as we write
+            self.sock.setblocking(True)
+            try:
+                self.sock.sendall(memoryview(data)[sent:])
+            finally:
+                self.sock.setblocking(False)
 
     def read(self) -> list[Any] | None:
-        """Messages received from the worker; None when its end closed (it died)."""
-        out: list[Any] = []
-        while True:
-            try:
-                data = self.sock.recv(1 << 20)
-            except (BlockingIOError, InterruptedError):
-                return out
-            except OSError:
-                return None
-            if not data:
-                return None
-            out.extend(from_wire(h, b) for h, b in self.decoder.feed(data))
+        """Messages received from the worker (one read: the selector reports the rest); None when it closed."""
+        try:
+            data = self.sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            return None
+        if not data:
+            return None
+        return [from_wire(h, b) for h, b in self.decoder.feed(data)]
 
     def rss_bytes(self) -> int | None:
         try:
