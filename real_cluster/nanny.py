@@ -156,7 +156,8 @@ class Nanny:
         self.worker: WorkerProc | None = None
         self.todo: deque[RunTask] = deque()
         self.current: RunTask | None = None
-        self.current_since = 0.0
+        self.current_since = 0.0              # monotonic, for time limits
+        self.current_started_at = 0.0         # wall clock, for the report
         self.restarts = 0
         self._hb_period = 1.0
         self._liveness_s = 5.0
@@ -306,7 +307,7 @@ class Nanny:
         if self.current is not None or not self.todo or self.worker is None or not self.worker.ready:
             return
         msg = self.todo.popleft()
-        self.current, self.current_since = msg, time.monotonic()
+        self.current, self.current_since, self.current_started_at = msg, time.monotonic(), time.time()
         try:
             self.worker.send(msg)
         except OSError:
@@ -348,7 +349,8 @@ class Nanny:
         self.current = None
         self._replace_worker()
         if cur is not None:
-            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status, started_at=None,
+            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status,
+                               started_at=self.current_started_at,
                                completed_at=time.time(), ename=ename, evalue=evalue))
 
     def _worker_died(self, link: SyncLink, why: str | None) -> None:
@@ -361,7 +363,8 @@ class Nanny:
         cur, self.current = self.current, None
         self._replace_worker()
         if cur is not None:
-            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died", started_at=None,
+            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died",
+                               started_at=self.current_started_at,
                                completed_at=time.time(), ename="EngineError",
                                evalue=f"engine {self.engine_id}: {text} while running task {cur.task_id}"))
 
