@@ -127,7 +127,7 @@ class AsyncResult(Future):
         return all(ok for ok, _ in self._values.values())
 
     def abort(self) -> None:
-        """Abort the parts not yet run. Raises RuntimeError if everything is already done."""
+        """Abort the parts not yet finished (running ones are stopped). Raises RuntimeError if everything is done."""
         if self.ready():
             raise RuntimeError("cannot abort a result that is already done")
         self._client.abort(self)

@@ -304,7 +304,8 @@ class Client:
         return ar.wait(timeout)
 
     def abort(self, jobs: Any = None) -> int:
-        """Abort tasks that have not started (default: all outstanding); returns how many were still pending."""
+        """Abort tasks (default: all outstanding): queued ones fail at once, running ones are stopped by their
+        engine (its worker is killed); both fail with TaskAborted. Returns how many were still pending."""
         ids = _ids_of(jobs) if jobs is not None else list(self.outstanding)
         # the controller fails each one through the scheduler and the database: allow for a big batch
         return self._request("abort", timeout=30.0 + 1e-3 * len(ids), ids=ids) if ids else 0

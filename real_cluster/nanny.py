@@ -238,6 +238,8 @@ class Nanny:
                 self._start_next(link)
         except (ConnectionFailed, ProtocolError) as exc:
             log.warning("lost the controller connection: %s", exc)
+        except Exception:        # a bug here must not end the engine: start over with a fresh connection
+            log.exception("engine %s: internal error; reconnecting", self.engine_id)
         finally:
             sel.close()
             link.close()
