@@ -20,6 +20,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from sched_lab.core.dependency import Dependency
+from sched_lab.core.options import check_retries, check_time_limit_s, check_timeout_s
 
 from .error import ProtocolError
 
@@ -39,14 +40,9 @@ class TaskFlags:
     def __post_init__(self) -> None:
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"retries must be a non-negative int, got {self.retries!r}")
-        if self.timeout_s is not None and (isinstance(self.timeout_s, bool) or self.timeout_s < 0):
-            raise ValueError(f"timeout must be a non-negative number or None, got {self.timeout_s!r}")
-        if self.time_limit_s is not None and (isinstance(self.time_limit_s, bool)
-                                              or not isinstance(self.time_limit_s, (int, float))
-                                              or not self.time_limit_s > 0):
-            raise ValueError(f"time_limit must be a positive number of seconds or None, got {self.time_limit_s!r}")
+        check_retries(self.retries)
+        check_timeout_s(self.timeout_s)
+        object.__setattr__(self, "time_limit_s", check_time_limit_s(self.time_limit_s))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (also what the task database stores)."""
@@ -141,8 +137,9 @@ class CancelTask:
 
 @dataclass(frozen=True, slots=True)
 class TaskDone:
-    """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted | died (the worker
-    process died or was killed: an EngineError); `result` pickled when ok; the task's captured output."""
+    """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted | time_limit (its engine
+    stopped it) | died (the worker process died or was killed; `evalue` says how); `result` pickled when ok;
+    the task's captured output."""
     TYPE: ClassVar[str] = "done"
     BUFFERS: ClassVar[tuple[str, ...]] = ("result",)
     task_id: str

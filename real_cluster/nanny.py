@@ -28,6 +28,8 @@ import uuid
 from collections import deque
 from typing import Any
 
+from sched_lab.core import TIME_LIMIT_EXCEEDED
+
 from . import protocol as proto
 from .error import ConnectionFailed, ProtocolError
 from .messages import (
@@ -39,7 +41,6 @@ from .sync_link import SyncLink
 log = logging.getLogger("real_cluster.engine")
 WATCH_PERIOD_S = 0.1            # how often a running task's limits and worker state are checked
 WORKER_START_TIMEOUT_S = 60.0   # a worker that has not said ready by then is killed and replaced
-TIME_LIMIT_EXCEEDED = "TimeLimitExceeded"
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -336,7 +337,7 @@ class Nanny:
         if cur is None:
             return
         if cur.time_limit_s is not None and now - self.current_since > cur.time_limit_s:
-            self._end_current(link, "error", TIME_LIMIT_EXCEEDED,
+            self._end_current(link, "time_limit", TIME_LIMIT_EXCEEDED,
                               f"the task ran longer than its time limit of {cur.time_limit_s:g} s")
             return
         if self.memory_limit is not None:
@@ -367,8 +368,7 @@ class Nanny:
         if cur is not None:
             link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died",
                                started_at=self.current_started_at,
-                               completed_at=time.time(), ename="EngineError",
-                               evalue=f"engine {self.engine_id}: {text} while running task {cur.task_id}"))
+                               completed_at=time.time(), ename="EngineError", evalue=text))
 
     def _replace_worker(self) -> None:
         if self.worker is not None:

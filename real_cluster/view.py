@@ -12,10 +12,10 @@ import concurrent.futures as cf
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 from sched_lab.core.dependency import Dependency
+from sched_lab.core.options import check_retries, check_time_limit_s, check_timeout_s
 
 from .asyncresult import AsyncResult
 from .error import NoEnginesRegistered
@@ -54,27 +54,11 @@ def _check_flag(name: str, value: Any) -> Any:
             raise ValueError(f"Invalid dependency {value!r}: {exc}") from None
         return value
     if name == "timeout":
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise TypeError(f"timeout must be a number of seconds or None, got {value!r}")
-        if value < 0:
-            raise ValueError(f"timeout must be >= 0, got {value!r}")
-        return float(value)
+        return check_timeout_s(value)
     if name == "time_limit":
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise TypeError(f"time_limit must be a number of seconds or None, got {value!r}")
-        if not value > 0:
-            raise ValueError(f"time_limit must be > 0 (or None for no limit), got {value!r}")
-        return float(value)
+        return check_time_limit_s(value)
     if name == "retries":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"retries must be an int, got {value!r}")
-        if value < 0:
-            raise ValueError(f"retries must be >= 0, got {value!r}")
-        return value
+        return check_retries(value)
     if name == "label":
         if value is not None and not isinstance(value, str):
             raise TypeError(f"label must be a str or None, got {value!r}")

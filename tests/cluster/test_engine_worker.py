@@ -157,12 +157,14 @@ def test_time_limit_stops_a_running_task_and_retries_apply(make_cluster, tmp_pat
     v = rc.load_balanced_view(time_limit=0.5, retries=1)
     marker = tmp_path / "runs"
     t0 = time.monotonic()
+    ar = v.apply_async(_mark_and, str(marker), "sleep", 1e9)
     with pytest.raises(TimeLimitExceeded) as info:
-        v.apply_sync(_mark_and, str(marker), "sleep", 1e9)
+        ar.get(30)
     assert time.monotonic() - t0 < 5 * 2 * 0.5 + 5              # two attempts of 0.5 s (+ worker restarts)
     assert isinstance(info.value, RemoteError) and info.value.ename == "TimeLimitExceeded"
     assert "0.5 s" in info.value.evalue
     assert len(_runs(marker)) == 2                             # retried once
+    assert [str(r.outcome) for r in rc.records() if r.task_id == ar.msg_ids[0]] == ["time_limit", "time_limit"]
     v.set_flags(time_limit=None, retries=0)
     assert v.apply_sync(abs, -2) == 2 and rc.ids == [0]
     with v.temp_flags(time_limit=30):
@@ -174,7 +176,7 @@ def test_time_limit_stops_a_running_task_and_retries_apply(make_cluster, tmp_pat
 def test_abort_of_a_running_task_stops_it_within_two_seconds(make_cluster, tmp_path):
     cluster = make_cluster(1, hwm=0)
     rc = cluster.client
-    v = rc.load_balanced_view()
+    v = rc.load_balanced_view(retries=2)                       # an aborted task is not retried
     marker = tmp_path / "runs"
     hung = v.apply_async(_mark_and, str(marker), "sleep", 1e9)
     behind = v.apply_async(abs, -5)                            # queued behind it on the same engine (hwm=0)
@@ -185,7 +187,7 @@ def test_abort_of_a_running_task_stops_it_within_two_seconds(make_cluster, tmp_p
         hung.get(5)
     assert time.monotonic() - t0 < 2.0
     assert behind.get(15) == 5                                 # not stranded
-    assert rc.ids == [0]
+    assert rc.ids == [0] and len(_runs(marker)) == 1
 
 
 def test_shutdown_stops_a_busy_engine(make_cluster, tmp_path):

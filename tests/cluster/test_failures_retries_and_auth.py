@@ -62,7 +62,7 @@ def test_worker_killed_mid_task_is_retried_elsewhere(make_cluster, tmp_path):
     assert pid in [p.pid for p in cluster.engines]
     assert rc.ids == [0, 1]                                   # the worker died, not the engine: it stays
     recs = sorted((r for r in rc.records() if r.task_id == ar.msg_ids[0]), key=lambda r: r.attempt)
-    assert [str(r.outcome) for r in recs] == ["error", "ok"]       # EngineError, as reported by the nanny
+    assert [str(r.outcome) for r in recs] == ["worker_lost", "ok"]
 
 
 def test_worker_killed_without_retries_fails_fast_with_engine_error(make_cluster, tmp_path):

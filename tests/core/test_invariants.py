@@ -1,8 +1,8 @@
 """Property test: a hypothesis state machine drives TaskScheduler with random event sequences.
 
 It plays the driver: engines join, die and come back, tasks are submitted (random after/follow dependencies on
-earlier tasks, targets, retries, timeouts), running tasks finish (ok or error), report unmet
-functional dependencies or failed dispatches, timers fire at their deadlines (in deadline order, the
+earlier tasks, targets, retries, timeouts), running tasks finish (ok, error or past their time limit),
+lose their worker (the engine stays), report unmet functional dependencies or failed dispatches, timers fire at their deadlines (in deadline order, the
 clock advancing), tasks are aborted, resubmitted and purged. Every action is checked as it comes out
 and the whole state after every step:
 
@@ -12,6 +12,7 @@ and the whole state after every step:
 - attempts <= 1 + retries, numbered 0, 1, ... (an unmet report keeps the number);
 - never running on two engines at once; a running task is never failed by the scheduler;
 - a retry goes to an engine the task has not failed on whenever such a live candidate exists;
+- a task aborted while it ran is never dispatched again (it ends with its attempt);
 - FIFO among unrestricted tasks (no after/follow/targets): first dispatches in submission order;
 - one record per attempt end plus one per scheduler failure; counters agree with the driver's view;
 - same seed -> same actions (the events are replayed into a fresh scheduler at teardown);
@@ -31,8 +32,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from sched_lab.core import (
     AbortRequested, Cancel, CancelTimer, Deliver, Dependency, DependencyUnmet, Dispatch, DispatchFailed,
-    EngineJoined, EngineLost, Fail, PurgeRequested, StartTimer, TaskFinished, TaskResubmitted, TaskScheduler,
-    TaskSpec, TaskSubmitted, TimerFired,
+    EngineJoined, EngineLost, Fail, Outcome, PurgeRequested, StartTimer, TaskFinished, TaskResubmitted, TaskScheduler,
+    TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
 )
 
 SCHEMES = ["leastload", "lru", "plainrandom", "twobin", "weighted", "powerofd"]
@@ -66,6 +67,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.expect_next: dict[int, str] = {}         # "same" after unmet, "next" after a failed attempt
         self.blacklist: dict[int, set[int]] = {}
         self.failed_on: dict[int, set[int]] = {}
+        self.aborting: set[int] = set()                # aborted while running: must never run again
         self.completed: set[int] = set()
         self.failed: set[int] = set()
         self.done_on: dict[int, tuple[set[int], set[int]]] = {}   # engine -> (completed, failed) there
@@ -106,7 +108,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         elif isinstance(a, Deliver):
             t = a.task_id
             assert isinstance(event, TaskFinished) and (event.task_id, event.engine_id, event.attempt) == \
-                (t, a.engine_id, a.attempt) and event.ok == a.ok, (event, a)
+                (t, a.engine_id, a.attempt) and (event.outcome is Outcome.OK) == a.ok, (event, a)
             self._terminate(t, a)
             (self.completed if a.ok else self.failed).add(t)
             self.done_on.setdefault(a.engine_id, (set(), set()))[0 if a.ok else 1].add(t)
@@ -145,6 +147,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         spec = self.specs[t]
         assert t not in self.terminal, f"{d} after terminal {self.terminal[t]}"
         assert t not in self.running, f"{d} while already running on {self.running[t]}"
+        assert t not in self.aborting, f"{d}: the task was aborted while it ran"
         assert e in self.live, f"{d} to a dead engine (live: {self.live})"
         assert e not in self.blacklist.get(t, ()), f"{d} to a blacklisted engine {self.blacklist[t]}"
         if spec.targets is not None:
@@ -297,7 +300,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.resubmitted.add(t)
         deps = (o.after.ids if o.after else set()) | (o.follow.ids if o.follow else set())
         self.forgotten[t] = {x for x in deps if x not in self.specs or x in self.purged}
-        self._submit_spec(spec, TaskResubmitted(self.now, spec, old))
+        self._submit_spec(spec, TaskResubmitted(self.now, spec))
 
     @precondition(lambda self: self.running)
     @rule(data=st.data(), ok=st.booleans(), dt=st.floats(0, 1.5))
@@ -305,13 +308,29 @@ class SchedulerMachine(RuleBasedStateMachine):
         self._advance(dt)
         t = data.draw(st.sampled_from(sorted(self.running)))
         e, att = self._end_attempt(t)
+        outcome, ename = Outcome.OK, None
         if not ok:
             self.failed_on.setdefault(t, set()).add(e)
             self.expect_next[t] = "next"
-        acts = self._handle(TaskFinished(self.now, t, e, att, ok, None if ok else "ValueError", self.now))
+            outcome, ename = data.draw(st.sampled_from([(Outcome.ERROR, "ValueError"),
+                                                        (Outcome.TIME_LIMIT, "TimeLimitExceeded")]))
+        acts = self._handle(TaskFinished(self.now, t, e, att, outcome, ename, self.now))
         spec = self.specs[t]
-        if ok or att >= spec.retries:
+        if ok or att >= spec.retries or t in self.aborting:
             assert Deliver(t, e, att, ok) in acts, (t, acts)
+
+    @precondition(lambda self: self.running)
+    @rule(data=st.data(), dt=st.floats(0, 1.5))
+    def worker_died(self, data: st.DataObject, dt: float) -> None:
+        """The task's worker process died; its engine stays live."""
+        self._advance(dt)
+        t = data.draw(st.sampled_from(sorted(self.running)))
+        e, att = self._end_attempt(t)
+        self.failed_on.setdefault(t, set()).add(e)
+        self.expect_next[t] = "next"
+        acts = self._handle(WorkerDied(self.now, t, e, att, "killed"))
+        if att >= self.specs[t].retries or t in self.aborting:
+            assert [a for a in acts if isinstance(a, Fail) and a.task_id == t and a.error_name == "EngineError"], acts
 
     @precondition(lambda self: self.running)
     @rule(data=st.data(), dt=st.floats(0, 1.5))
@@ -354,7 +373,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             e, att = data.draw(st.sampled_from([(e, att + 1), (e + 1000, att)]))
         else:
             e = data.draw(st.sampled_from(self.ever)) if self.ever else 0
-        ev = data.draw(st.sampled_from([TaskFinished(self.now, t, e, att, True), DependencyUnmet(self.now, t, e, att)]))
+        ev = data.draw(st.sampled_from([TaskFinished(self.now, t, e, att, Outcome.OK), DependencyUnmet(self.now, t, e, att)]))
         assert self._handle(ev) == [], ev
 
     @precondition(lambda self: len(self.specs) > len(self.purged))
@@ -366,6 +385,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         acts = self._handle(AbortRequested(self.now, t))
         if running is not None:
             assert Cancel(t, *running) in acts, acts
+            self.aborting.add(t)
         elif t not in self.terminal and not [a for a in acts if isinstance(a, Fail) and a.task_id == t]:
             raise AssertionError(f"aborting waiting task {t} gave {acts}")
 
@@ -436,7 +456,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                 t = min(self.running)
                 e, att = self._end_attempt(t)
                 self.now += 0.01
-                self._handle(TaskFinished(self.now, t, e, att, True))
+                self._handle(TaskFinished(self.now, t, e, att, Outcome.OK))
             elif self.timers:
                 self.fire_next_timer()
             else:
