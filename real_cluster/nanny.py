@@ -244,7 +244,7 @@ class Nanny:
         finally:
             sel.close()
             link.close()
-            if self.current is not None:        # its attempt is the controller's to retry; start clean
+            if self.current is not None and not self._stopping:   # the controller retries it; start clean
                 self._replace_worker()
 
     def _watch(self, sel: selectors.BaseSelector, old: WorkerProc | None) -> WorkerProc | None:
@@ -322,8 +322,10 @@ class Nanny:
         if w is None:
             return
         if not w.ready:
-            if w.proc.poll() is not None or now - w.started > WORKER_START_TIMEOUT_S:
-                log.error("worker %d did not start; replacing it", w.pid)
+            died = w.proc.poll() is not None
+            if (died and now - w.started > 1.0) or now - w.started > WORKER_START_TIMEOUT_S:   # no busy respawn loop
+                log.error("worker %d did not start (%s); replacing it", w.pid,
+                          "it exited" if died else f"not ready after {WORKER_START_TIMEOUT_S:g} s")
                 self._replace_worker()
             return
         if w.is_stopped():
