@@ -77,6 +77,10 @@ def _cluster_start(args: argparse.Namespace) -> int:
     if _running(args.profile):
         print(f"a cluster is already running in profile {args.profile!r}", file=sys.stderr)
         return 1
+    stop = threading.Event()
+    if not args.daemonize:      # before "cluster started" is printed: a stop from then on is never missed
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
     cluster = Cluster(n=args.n, profile=args.profile, scheme=args.scheme, hwm=args.hwm, db=args.db,
                       detach=args.daemonize, memory_limit=args.memory_limit)
     try:
@@ -91,9 +95,6 @@ def _cluster_start(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if args.daemonize:
         return 0
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             if cluster.controller is None or cluster.controller.poll() is not None:
