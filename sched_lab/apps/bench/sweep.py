@@ -7,7 +7,7 @@ started here and closed at the end, points sent with `executor="dask:ADDRESS"`. 
 time of each (medians of --repeats), the ratio dask/local, and checks the rows are identical but
 for wall_s. Needs the dask extra (`pip install 'sched-lab[dask]'`).
 
-    python benchmarks/bench_sweep_executors.py [--tasks 10000] [--workers 2] [--repeats 3]
+    python benchmarks/bench_sweep.py [--tasks 10000] [--workers 2] [--repeats 3] [--ray]
 
 Not a test: never part of the pass/fail run.
 """
@@ -19,13 +19,13 @@ import statistics
 import time
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", type=int, default=10_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--ray", action="store_true", help="also run the sweep with executor='ray'")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     from distributed import LocalCluster
 
