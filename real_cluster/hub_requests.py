@@ -109,6 +109,9 @@ class RequestHandler:
             if tid in self.ctl.pending:
                 pending.append(tid)
                 continue
+            if tid in self.ctl.unsaved:        # finished, its row not committed yet (the gate holds this answer)
+                rows[tid] = self.ctl.unsaved[tid][1]
+                continue
             row = self.ctl.db.query({"msg_id": tid}, keys=[
                 "status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue",
                 "traceback", "engine_info", "label", "result"])
@@ -119,6 +122,9 @@ class RequestHandler:
             self.ctl.pending[tid].subscribers.add(link)
         for tid, r in rows.items():
             done.append(tid)
+            if isinstance(r, TaskResult):
+                link.send(r)
+                continue
             link.send(TaskResult(task_id=tid, status=r["status"], engine_id=r["engine_id"],
                                  submitted_at=r["submitted"], started_at=r["started"], completed_at=r["completed"],
                                  received_at=r["received"], ename=r["ename"], evalue=r["evalue"],

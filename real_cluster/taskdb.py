@@ -1,25 +1,39 @@
 """The controller's task database: SQLite, a file in the profile (durable) or in memory.
 
 Every task's row holds its flags, timestamps (seconds since the epoch), engine, status
-(`pending` | `ok` | `error`), the opaque request payload and result bytes, and the error fields.
-The core's TaskRecords (one per attempt) go to a second table. Writes are queued and committed
-in batches (`flush`), one transaction per batch; every read flushes first, so reads see all writes.
+(`pending` | `ok` | `error`), the number of attempts dispatched, the opaque request payload and
+result bytes, and the error fields. The core's TaskRecords (one per attempt) go to a second table;
+the ids of purged tasks to a third, so that a task id is never used twice in one database.
 Queries take ipyparallel's Mongo-style form: `{"label": "x", "submitted": {"$gt": t}}` with the
 operators `$lt $gt $lte $gte $eq $ne $in $nin`.
+
+How this works. Writes never run on the caller's thread for a file database: each write is queued
+with a sequence number and a writer thread (its own SQLite connection) commits the queue in group
+commits of at most WRITE_CHUNK_ROWS rows / WRITE_CHUNK_BYTES bytes, then calls `on_commit(seq)`
+(thread-safe hand-off is the caller's job). While the database refuses writes (disk full, locked by
+another process, read-only) the writer keeps the queue, calls `on_error(exc)` once, and retries
+with backoff; the backlog lands chunk by chunk once it can. Reads run on the caller's connection
+and see committed rows only: the controller reads once the writes before a request have committed.
+An in-memory database has no writer thread: writes run at once and are committed when they return.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
-from collections.abc import Iterable
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sched_lab.core.model import TaskRecord
 
+log = logging.getLogger("real_cluster.taskdb")
 COLUMNS = ("msg_id", "client_id", "label", "flags", "submitted", "started", "completed", "received",
            "engine_id", "status", "payload", "result", "ename", "evalue", "traceback", "engine_info",
-           "resubmitted", "resubmit_of")
+           "resubmitted", "resubmit_of", "attempts")
 _BLOBS = ("payload", "result")
 _JSON = ("flags", "engine_info")
 _OPS = {"$lt": "<", "$gt": ">", "$lte": "<=", "$gte": ">=", "$eq": "=", "$ne": "!="}
@@ -27,105 +41,139 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tasks (msg_id TEXT PRIMARY KEY, client_id TEXT, label TEXT, flags TEXT,
     submitted REAL, started REAL, completed REAL, received REAL, engine_id INTEGER, status TEXT,
     payload BLOB, result BLOB, ename TEXT, evalue TEXT, traceback TEXT, engine_info TEXT,
-    resubmitted TEXT, resubmit_of TEXT);
+    resubmitted TEXT, resubmit_of TEXT, attempts INTEGER DEFAULT 0);
 CREATE INDEX IF NOT EXISTS tasks_label ON tasks(label);
 CREATE INDEX IF NOT EXISTS tasks_submitted ON tasks(submitted);
 CREATE TABLE IF NOT EXISTS records ({", ".join(TaskRecord.fields())});
+CREATE TABLE IF NOT EXISTS purged (msg_id TEXT PRIMARY KEY);
 """
+_INSERT = f"INSERT INTO tasks VALUES ({','.join('?' * len(COLUMNS))})"
+_FINISH = ("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, result=?, ename=?, "
+           "evalue=?, traceback=?, engine_info=? WHERE msg_id=?")
+_FINISH_PENDING = _FINISH.replace("WHERE msg_id=?", "WHERE msg_id=? AND status='pending'")
+_RECORD = f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})"
+WRITE_CHUNK_ROWS = 2000            # one transaction holds at most this many queued writes ...
+WRITE_CHUNK_BYTES = 8 << 20        # ... or about this many payload/result bytes (a full disk takes them in bounded bites)
+WRITE_RETRY_MAX_S = 2.0            # while the database refuses writes, retry at most this far apart
+WRITER_BUSY_TIMEOUT_S = 1.0        # the writer waits this long for another process's lock per attempt
+
+
+class TaskIdInUse(ValueError):
+    """A submission reused a task id this database already holds (or once held: purged ids stay taken)."""
+
+
+def _size(args: tuple) -> int:
+    return sum(len(a) for a in args if isinstance(a, (bytes, str)))
 
 
 class TaskDB:
-    """A task database at `path` (a file, or ":memory:")."""
+    """A task database at `path` (a file, or ":memory:").
 
-    def __init__(self, path: str = ":memory:"):
+    `on_commit(seq)` / `on_error(exc)` are called from the writer thread (file databases only).
+    """
+
+    def __init__(self, path: str = ":memory:", on_commit: Callable[[int], None] | None = None,
+                 on_error: Callable[[BaseException], None] | None = None):
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if path != ":memory:":
+        self.memory = path == ":memory:"
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=0.05)    # reads on the event loop never wait long for a lock
+        if not self.memory:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._inserts: list[tuple] = []
-        self._updates: list[tuple] = []
-        self._records: list[tuple] = []
-        self._other: list[tuple[str, tuple]] = []
+        if "attempts" not in {r[1] for r in self._db.execute("PRAGMA table_info(tasks)")}:   # an older database
+            self._db.execute("ALTER TABLE tasks ADD COLUMN attempts INTEGER DEFAULT 0")
+        self.queued_seq = 0                  # writes queued so far
+        self.committed_seq = 0               # writes committed so far
+        self.error: BaseException | None = None       # the writer's latest failure, None once it succeeds again
+        self._on_commit = on_commit
+        self._on_error = on_error
+        self._ops: list[tuple[int, str, tuple]] = []
+        self._new_ids: deque[tuple[int, str]] = deque()     # inserts not committed yet (for is_id_used)
+        self._new_set: set[str] = set()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._writer: threading.Thread | None = None
+        if not self.memory:
+            self._writer = threading.Thread(target=self._write_loop, name="taskdb-writer", daemon=True)
+            self._writer.start()
 
     @property
     def dirty(self) -> bool:
-        """Whether writes are waiting for `flush`."""
-        return bool(self._inserts or self._updates or self._records or self._other)
+        """Whether queued writes have not been committed yet."""
+        return self.committed_seq < self.queued_seq
 
     # ------------------------------------------------------------------------------ writes
+    def _queue(self, sql: str, args: tuple) -> int:
+        if self.memory:
+            self._db.execute(sql, args)
+            self.queued_seq += 1
+            self.committed_seq = self.queued_seq
+            return self.queued_seq
+        with self._cond:
+            self.queued_seq += 1
+            self._ops.append((self.queued_seq, sql, args))
+            self._cond.notify()
+            return self.queued_seq
+
+    def is_id_used(self, msg_id: str) -> bool:
+        """Whether `msg_id` names a stored, queued or purged task; raises sqlite3.Error if the database cannot be read."""
+        new = self._new_ids
+        while new and new[0][0] <= self.committed_seq:
+            self._new_set.discard(new.popleft()[1])
+        if msg_id in self._new_set:
+            return True
+        return self._db.execute("SELECT 1 FROM tasks WHERE msg_id=? UNION ALL SELECT 1 FROM purged WHERE msg_id=?",
+                                (msg_id, msg_id)).fetchone() is not None
+
     def add_task(self, msg_id: str, client_id: str | None, flags: dict[str, Any], submitted: float | None,
-                 payload: bytes, resubmit_of: str | None = None) -> None:
-        """Queue a new pending task."""
-        self._inserts.append((msg_id, client_id, flags.get("label"), json.dumps(flags), submitted, None, None,
-                              None, None, "pending", payload, None, None, None, None, None, None, resubmit_of))
+                 payload: bytes, resubmit_of: str | None = None) -> int:
+        """Queue a new pending task; returns its write's sequence number.
+
+        A task id already stored raises TaskIdInUse (in memory) or is refused by the writer (logged).
+        """
+        if self.memory and self.is_id_used(msg_id):
+            raise TaskIdInUse(f"task id {msg_id!r} is already in use")
+        seq = self._queue(_INSERT, (msg_id, client_id, flags.get("label"), json.dumps(flags), submitted, None, None,
+                                     None, None, "pending", payload, None, None, None, None, None, None, resubmit_of,
+                                     0))
+        if not self.memory:
+            self._new_ids.append((seq, msg_id))
+            self._new_set.add(msg_id)
+        return seq
+
+    def set_attempts(self, msg_id: str, attempts: int) -> int:
+        """Queue: the task's `attempts`-th run was dispatched (a restart retries or fails it)."""
+        return self._queue("UPDATE tasks SET attempts=? WHERE msg_id=? AND status='pending'", (attempts, msg_id))
 
     def finish_task(self, msg_id: str, status: str, engine_id: int | None, started: float | None,
                     completed: float | None, received: float, result: bytes | None, ename: str | None = None,
                     evalue: str | None = None, traceback: str | None = None,
-                    engine_info: dict | None = None) -> None:
-        """Queue a task's final outcome."""
-        self._updates.append((status, engine_id, started, completed, received, result, ename, evalue, traceback,
-                              json.dumps(engine_info) if engine_info else None, msg_id))
+                    engine_info: dict | None = None) -> int:
+        """Queue a task's final outcome (a row that is already final is never rewritten)."""
+        return self._queue(_FINISH_PENDING, (status, engine_id, started, completed, received, result, ename, evalue, traceback,
+                                              json.dumps(engine_info) if engine_info else None, msg_id))
 
-    def set_resubmitted(self, msg_id: str, new_id: str) -> None:
+    def set_resubmitted(self, msg_id: str, new_id: str) -> int:
         """Queue: `msg_id` was resubmitted as `new_id`."""
-        self._other.append(("UPDATE tasks SET resubmitted=? WHERE msg_id=?", (new_id, msg_id)))
+        return self._queue("UPDATE tasks SET resubmitted=? WHERE msg_id=?", (new_id, msg_id))
 
-    def add_records(self, records: Iterable[TaskRecord]) -> None:
+    def add_records(self, records: Iterable[TaskRecord]) -> int:
         """Queue the core's per-attempt records."""
-        self._records.extend(tuple(str(v) if i == 0 else v for i, v in enumerate(
-            (r.task_id, r.attempt, r.engine_id, r.submitted_at, r.dispatched_at, r.started_at, r.finished_at,
-             str(r.outcome), r.error_name, r.queue_len, r.engine_load, r.scheme, r.label))) for r in records)
-
-    def flush(self) -> None:
-        """Commit every queued write in one transaction.
-
-        Raises sqlite3.Error when the disk or database refuses the writes; they stay queued (in order,
-        ahead of later ones) and the next `flush` tries again, so a disk that recovers loses nothing.
-        """
-        if not self.dirty:
-            return
-        inserts, updates, records, other = self._inserts, self._updates, self._records, self._other
-        self._inserts, self._updates, self._records, self._other = [], [], [], []
-        try:
-            self._commit(inserts, updates, records, other)
-        except BaseException:
-            self._inserts, self._updates = inserts + self._inserts, updates + self._updates
-            self._records, self._other = records + self._records, other + self._other
-            raise
-
-    def _commit(self, inserts: list[tuple], updates: list[tuple], records: list[tuple],
-                other: list[tuple[str, tuple]]) -> None:
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            if inserts:
-                db.executemany(f"INSERT OR REPLACE INTO tasks VALUES ({','.join('?' * len(COLUMNS))})", inserts)
-            if updates:
-                db.executemany("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, "
-                               "result=?, ename=?, evalue=?, traceback=?, engine_info=? WHERE msg_id=?", updates)
-            if records:
-                db.executemany(f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})", records)
-            for sql, args in other:
-                db.execute(sql, args)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-
-    def fail_pending(self, received: float, ename: str, evalue: str) -> int:
-        """Mark every task still pending (left over from a previous controller) as failed; returns how many."""
-        self.flush()
-        cur = self._db.execute("UPDATE tasks SET status='error', ename=?, evalue=?, received=? WHERE status='pending'",
-                               (ename, evalue, received))
-        return cur.rowcount
+        seq = self.queued_seq
+        for r in records:
+            seq = self._queue(_RECORD, tuple(str(v) if i == 0 else v for i, v in enumerate(
+                (r.task_id, r.attempt, r.engine_id, r.submitted_at, r.dispatched_at, r.started_at, r.finished_at,
+                 str(r.outcome), r.error_name, r.queue_len, r.engine_load, r.scheme, r.label))))
+        return seq
 
     def purge(self, msg_ids: list[str] | None) -> list[str]:
-        """Delete finished tasks (all when `msg_ids` is None); returns the ids deleted."""
-        self.flush()
+        """Queue the deletion of finished tasks (all when `msg_ids` is None); returns the ids (from committed rows).
+
+        The ids stay taken (table `purged`): a later submission cannot reuse them.
+        """
+        self._check_readable()
         if msg_ids is None:
             ids = [r[0] for r in self._db.execute("SELECT msg_id FROM tasks WHERE status != 'pending'")]
         else:
@@ -135,17 +183,98 @@ class TaskDB:
                 ids.extend(r[0] for r in self._db.execute(
                     f"SELECT msg_id FROM tasks WHERE status != 'pending' AND msg_id IN ({','.join('?' * len(part))})",
                     part))
-        try:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM tasks WHERE msg_id=?", [(i,) for i in ids])
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
+        for i in ids:
+            self._queue("INSERT OR IGNORE INTO purged VALUES (?)", (i,))
+            self._queue("DELETE FROM tasks WHERE msg_id=?", (i,))
         return ids
 
+    # ------------------------------------------------------------------------------ writer
+    def _write_loop(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=WRITER_BUSY_TIMEOUT_S)
+        delay = 0.0
+        try:
+            while True:
+                with self._cond:
+                    while not self._ops and not self._closing:
+                        self._cond.wait()
+                    if not self._ops:
+                        return
+                    chunk, size = [], 0
+                    for op in self._ops:
+                        if chunk and (len(chunk) >= WRITE_CHUNK_ROWS or size >= WRITE_CHUNK_BYTES):
+                            break
+                        chunk.append(op)
+                        size += _size(op[2])
+                try:
+                    self._commit(db, chunk)
+                except sqlite3.Error as exc:
+                    if self.error is None and self._on_error is not None:
+                        self._on_error(exc)
+                    self.error = exc
+                    if self._closing and delay >= WRITE_RETRY_MAX_S:
+                        log.error("task database: %d queued writes are lost at stop: %s", len(self._ops), exc)
+                        return
+                    delay = min(max(delay * 2, 0.05), WRITE_RETRY_MAX_S)
+                    with self._cond:
+                        self._cond.wait(delay)
+                    continue
+                delay = 0.0
+                with self._cond:
+                    del self._ops[:len(chunk)]
+                    self.committed_seq = chunk[-1][0]
+                if self.error is not None:
+                    log.warning("task database writes succeed again")
+                    self.error = None
+                if self._on_commit is not None:
+                    self._on_commit(chunk[-1][0])
+        finally:
+            db.close()
+
+    @staticmethod
+    def _commit(db: sqlite3.Connection, chunk: list[tuple[int, str, tuple]]) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            i = 0
+            while i < len(chunk):                 # consecutive writes of one kind go in one executemany
+                j = i + 1
+                while j < len(chunk) and chunk[j][1] == chunk[i][1]:
+                    j += 1
+                try:
+                    db.executemany(chunk[i][1], [op[2] for op in chunk[i:j]])
+                except sqlite3.IntegrityError:    # a duplicate the controller let through: refuse that row alone
+                    for op in chunk[i:j]:
+                        try:
+                            db.execute(op[1], op[2])
+                        except sqlite3.IntegrityError as exc:
+                            log.error("task database refused a write (%s): %s", exc, op[2][:1])
+                i = j
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def wait_committed(self, seq: int | None = None, timeout_s: float = 10.0) -> bool:
+        """Block until write `seq` (default: every write queued so far) has committed; False on timeout."""
+        target = self.queued_seq if seq is None else seq
+        deadline = time.monotonic() + timeout_s
+        while self.committed_seq < target:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
     # ------------------------------------------------------------------------------- reads
+    def _check_readable(self) -> None:
+        if self.error is not None and self.dirty:
+            raise sqlite3.OperationalError(f"{self.error} ({self.queued_seq - self.committed_seq} writes waiting)")
+
+    def pending_rows(self) -> list[dict[str, Any]]:
+        """Tasks not final (left by a controller that died), oldest submission first, with payload and attempts."""
+        cols = ("msg_id", "client_id", "flags", "submitted", "payload", "attempts")
+        rows = self._db.execute(f"SELECT {', '.join(cols)} FROM tasks WHERE status='pending' ORDER BY submitted, rowid")
+        return [dict(zip(cols, row), flags=json.loads(row[2])) for row in rows]
+
     def get(self, msg_id: str) -> dict[str, Any] | None:
         """One task's row as a dict (None when unknown)."""
         rows = self.query({"msg_id": msg_id})
@@ -153,12 +282,12 @@ class TaskDB:
 
     def hub_history(self) -> list[str]:
         """Every task id, oldest submission first."""
-        self.flush()
+        self._check_readable()
         return [r[0] for r in self._db.execute("SELECT msg_id FROM tasks ORDER BY submitted, rowid")]
 
     def query(self, query: dict[str, Any], keys: list[str] | None = None) -> list[dict[str, Any]]:
         """Rows matching a Mongo-style query; `keys` selects columns (msg_id always; blobs only if asked)."""
-        self.flush()
+        self._check_readable()
         if keys is None:
             cols = [c for c in COLUMNS if c not in _BLOBS]
         else:
@@ -179,7 +308,7 @@ class TaskDB:
 
     def records(self) -> list[TaskRecord]:
         """Every stored TaskRecord (task ids as strings)."""
-        self.flush()
+        self._check_readable()
         from sched_lab.core.model import Outcome
         return [TaskRecord(*row[:7], Outcome(row[7]), *row[8:]) for row in self._db.execute("SELECT * FROM records")]
 
@@ -210,9 +339,19 @@ class TaskDB:
                     raise KeyError(f"unsupported query operator {op!r}")
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
-    def close(self) -> None:
-        """Flush and close."""
-        try:
-            self.flush()
-        finally:
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Commit what is queued (waiting up to `timeout_s` while the database refuses writes), then close.
+
+        Raises sqlite3.OperationalError naming how many writes were lost if they could not land.
+        """
+        if self._writer is not None:
+            with self._cond:
+                self._closing = True
+                self._cond.notify()
+            self._writer.join(timeout_s)
+            lost = self.queued_seq - self.committed_seq
+            self._db.close()
+            if lost:
+                raise sqlite3.OperationalError(f"{lost} queued writes could not be committed: {self.error}")
+        else:
             self._db.close()

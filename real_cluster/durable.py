@@ -1,0 +1,93 @@
+"""Durable answers: the controller tells a client nothing before the task database holds what came before it.
+
+How this works. Every task-database write gets a sequence number (TaskDB.queued_seq) and the
+writer thread reports the highest committed one. A message to a client is stamped with the
+sequence number of the last write queued before it; it leaves once that write has committed
+(group commit: one commit releases every message stamped up to it). Requests that read the
+database wait the same way, so they see every write made before they arrived. Held items leave in
+arrival order, so a client's messages never overtake each other. When the database refuses writes
+for a reason other than a lock (disk full, read-only, I/O error), the controller stops accepting
+submissions (see Controller) and answers requests at once with clear errors: a reply that is an
+error promises nothing, and a client waiting for a reply must not wait for the disk.
+Engines are never held: a task may run before its row is committed, but nobody hears about it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable
+
+from .aio_link import Link
+from .messages import Reply
+from .taskdb import TaskDB
+
+
+class CommitGate:
+    """Holds client-bound messages and deferred requests until the writes queued before them have committed."""
+
+    def __init__(self, db: TaskDB):
+        self.db = db
+        self.failing = False            # set by the controller while the database refuses writes (not just locked)
+        self._held: deque[tuple[int, Link, Any, Any]] = deque()
+
+    @property
+    def held(self) -> int:
+        """How many messages and requests are waiting for a commit."""
+        return len(self._held)
+
+    def _clear(self, seq: int) -> bool:
+        return not self._held and self.db.committed_seq >= seq
+
+    def send(self, link: Link, msg: Any, batched: bool = False) -> None:
+        """Send `msg` to a client once every write queued so far has committed (at once if it has)."""
+        seq = self.db.queued_seq
+        if (self.failing and isinstance(msg, Reply)) or self._clear(seq):
+            (Link.send_batched if batched else Link.send)(link, msg)
+        else:
+            self._held.append((seq, link, msg, batched))
+
+    def later(self, link: Link, run: Callable[[], None]) -> None:
+        """Call `run` once every write queued so far has committed (at once if it has, or while failing)."""
+        if self.failing or self._clear(self.db.queued_seq):
+            run()
+        else:
+            self._held.append((self.db.queued_seq, link, None, run))
+
+    def release(self) -> None:
+        """Send/run everything whose writes have committed; while failing, run every deferred request too."""
+        held = self._held
+        if self.failing and any(item[2] is None for item in held):
+            requests = [item[3] for item in held if item[2] is None]
+            self._held = held = deque(item for item in held if item[2] is not None)
+            for run in requests:
+                run()
+        while held and held[0][0] <= self.db.committed_seq:
+            _, link, msg, extra = held.popleft()
+            if msg is None:
+                extra()
+            elif not link.closed:
+                (Link.send_batched if extra else Link.send)(link, msg)
+
+
+class GatedLink(Link):
+    """A controller-side Link: once it is a client's, everything sent to it goes through the CommitGate."""
+
+    def __init__(self, gate: CommitGate, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.gate = gate
+
+    def send(self, msg: Any) -> None:
+        if self.role == "client":
+            self.gate.send(self, msg)
+        else:
+            super().send(msg)
+
+    def send_batched(self, msg: Any) -> None:
+        if self.role == "client":
+            self.gate.send(self, msg, batched=True)
+        else:
+            super().send_batched(msg)
+
+    def send_now(self, msg: Any) -> None:
+        """Send without waiting for the database (only for refusals: they promise nothing)."""
+        super().send(msg)
