@@ -395,7 +395,7 @@ class Controller:
             else:
                 eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload))
                 self._dispatched.add(eng.link)
-                self.db.set_attempts(action.task_id, action.attempt)    # a restart retries it or fails it
+                self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
         elif isinstance(action, Deliver):
             self._deliver(action)
         elif isinstance(action, Fail):

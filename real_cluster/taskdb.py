@@ -144,7 +144,7 @@ class TaskDB:
         return seq
 
     def set_attempts(self, msg_id: str, attempts: int) -> int:
-        """Queue: the task's `attempts`-th run was dispatched (a restart retries or fails it)."""
+        """Queue: the task's `attempts`-th run (counting from 1) was dispatched (a restart retries or fails it)."""
         return self._queue("UPDATE tasks SET attempts=? WHERE msg_id=? AND status='pending'", (attempts, msg_id))
 
     def finish_task(self, msg_id: str, status: str, engine_id: int | None, started: float | None,
