@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from real_cluster import Client
-from real_cluster.error import ClusterError, ConnectionFailed, TaskAborted
+from real_cluster.error import ClusterError, ConnectionFailed, EngineError, RemoteError
 from real_cluster.profile import CLIENT_FILE, read_connection_file
 
 pytestmark = pytest.mark.timeout(120)
@@ -149,7 +149,7 @@ def test_controller_sigkilled_and_restarted_engines_come_back(make_cluster, tmp_
     rc.wait_for_engines(2, 30)                                # the same engine processes registered again
     assert all(p.poll() is None for p in cluster.engines) and [p.pid for p in cluster.engines] == engine_pids
     assert rc.get_result(finished.msg_ids).get(10) == [["a"], ["b"], ["c"]]     # one chunk per map task
-    with pytest.raises(TaskAborted, match="controller stopped"):
+    with pytest.raises(EngineError, match="controller stopped"):    # it ran at the kill and has no retries left
         rc.get_result(in_flight.msg_ids[0]).get(10)
     assert rc.load_balanced_view().map_sync(abs, [-1, -2, -3, -4]) == [1, 2, 3, 4]
     time.sleep(1.0)                                           # the in-flight task was never run again
@@ -211,17 +211,21 @@ def test_unwritable_task_database_gives_a_clear_error_and_loses_nothing(make_clu
     try:
         if os.access(db, os.W_OK) and _write_allowed(db):
             pytest.skip("an immutable file is still writable here")
-        during = v.map_async(abs, range(-10, -5))
-        assert during.get(10) == [10, 9, 8, 7, 6]             # results still reach the client
-        time.sleep(0.3)                                       # the flusher has failed at least once
+        during = v.map_async(abs, range(-10, -5))             # accepted: their answers wait for their rows
+        log_path = cluster.dir / "log" / "controller.log"
+        _wait_until(lambda: "new submissions are refused" in log_path.read_text(), 20, "the writer to fail")
         with pytest.raises(ClusterError, match="task database unavailable"):
             rc.hub_history()
         with pytest.raises(ClusterError, match="task database unavailable"):
             rc.db_query({"msg_id": before.msg_ids[0]})
+        with pytest.raises(RemoteError, match="task database unavailable.*not accepted"):
+            v.apply_sync(abs, -11)                            # nothing is accepted that could not be stored
         assert cluster.controller.poll() is None              # no crash
-        assert v.apply_sync(abs, -11) == 11
+        assert not during.ready()
     finally:
         assert _chattr("-i", *files)
+    assert during.get(20) == [10, 9, 8, 7, 6]                 # the answers leave once their rows are stored
+    assert v.apply_sync(abs, -11) == 11
     deadline = time.monotonic() + 10
     while True:                                               # the queued writes land once the disk recovers
         try:
