@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from real_cluster import Client
-from real_cluster.error import ConnectionFailed, EngineError, RemoteError
+from real_cluster.error import ClusterError, ConnectionFailed, EngineError, RemoteError
 from real_cluster.profile import CLIENT_FILE
 
 pytestmark = pytest.mark.timeout(180)
@@ -185,3 +185,62 @@ def test_a_database_locked_by_another_process_delays_writes_not_the_loop(make_cl
     log = (cluster.dir / "log" / "controller.log").read_text()
     assert "engine 0 lost" not in log and "engine 1 lost" not in log
     assert _rows(cluster.dir / "tasks.db", "SELECT count(*) FROM tasks WHERE status='ok'") == [(14,)]
+
+
+@pytest.fixture
+def full_disk_profile(lab_dir):
+    """A profile directory on its own 16 MiB tmpfs (unmounted at the end, after the test's cluster stopped)."""
+    name = f"full{os.getpid()}"
+    pdir = lab_dir / f"profile_{name}"
+    pdir.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(pdir)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    try:
+        yield name, pdir
+    finally:
+        subprocess.run(["umount", "-l", str(pdir)], check=True, timeout=30)
+
+
+def _fill(path: Path) -> None:
+    """Write zeros to `path` until the file system is full."""
+    with open(path, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * (1 << 16))
+        except OSError:
+            pass
+
+
+def test_a_full_disk_gives_clear_errors_and_every_row_lands_when_space_is_back(full_disk_profile, make_cluster):
+    name, pdir = full_disk_profile
+    cluster = make_cluster(1, profile=name)
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    assert v.map_sync(abs, range(-3, 0)) == [3, 2, 1]
+    rc.queue_status()                     # answered once every write so far (records included) has committed
+    filler = pdir / "filler"
+    _fill(filler)
+    accepted = [v.apply_async(len, bytes(1 << 20))]                        # 1 MiB: no room for its row
+    log_path = pdir / "log" / "controller.log"
+    _wait_until(lambda: log_path.exists() and "new submissions are refused" in log_path.read_text(), 30,
+                "the writer to report the full disk")
+    refused = v.apply_async(len, b"y")
+    with pytest.raises(RemoteError, match="ClusterError: task database unavailable .*full.*not accepted"):
+        refused.get(20)
+    with pytest.raises(ClusterError, match="task database unavailable.*full"):
+        rc.hub_history()
+    assert rc.ids == [0] and cluster.controller.poll() is None
+    assert not any(ar.ready() for ar in accepted)                 # answered only once their rows are stored
+    filler.unlink()                                               # space is back: the backlog lands
+    assert [ar.get(60) for ar in accepted] == [1 << 20]
+    assert v.apply_sync(len, b"zz") == 2                          # submissions are accepted again
+    ids = [ar.msg_ids[0] for ar in accepted]
+    assert set(ids) <= set(rc.hub_history()) and refused.msg_ids[0] not in rc.hub_history()
+    cluster.stop()
+    db = pdir / "tasks.db"
+    assert _rows(db, "SELECT count(*) FROM tasks WHERE status='ok'") == [(3 + 1 + 1,)]
+    assert _rows(db, "SELECT count(*) FROM tasks WHERE msg_id=?", (refused.msg_ids[0],)) == [(0,)]
+    log = log_path.read_text()
+    assert "database or disk is full" in log and "task database writes succeed again" in log
