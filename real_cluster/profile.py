@@ -80,8 +80,9 @@ def lock_profile(profile: str | None) -> int:
             holder = os.read(fd, 32).decode().strip() or "?"
         finally:
             os.close(fd)
-        raise ProfileLocked(f"profile {profile or DEFAULT_PROFILE!r} already has a running controller (pid {holder}); "
-                            f"stop it first (`sched-lab cluster stop --profile {profile or DEFAULT_PROFILE}`)") from None
+        name = profile or DEFAULT_PROFILE
+        raise ProfileLocked(f"profile {name!r} already has a running controller (pid {holder}); "
+                            f"stop it first (`sched-lab cluster stop --profile {name}`)") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
@@ -106,7 +107,8 @@ def process_identity(pid: int | None) -> dict | None:
 def is_same_process(pid: int | None, identity: dict | None) -> bool:
     """Whether `pid` is alive and still the process recorded as `identity` (same start time and command line)."""
     now = process_identity(pid)
-    return bool(now and identity and now["start"] == identity.get("start") and now["cmdline"] == identity.get("cmdline"))
+    return bool(now and identity and now["start"] == identity.get("start")
+                and now["cmdline"] == identity.get("cmdline"))
 
 
 def list_profiles() -> list[str]:

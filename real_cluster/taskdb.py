@@ -53,7 +53,7 @@ _FINISH = ("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, rece
 _FINISH_PENDING = _FINISH.replace("WHERE msg_id=?", "WHERE msg_id=? AND status='pending'")
 _RECORD = f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})"
 WRITE_CHUNK_ROWS = 2000            # one transaction holds at most this many queued writes ...
-WRITE_CHUNK_BYTES = 8 << 20        # ... or about this many payload/result bytes (a full disk takes them in bounded bites)
+WRITE_CHUNK_BYTES = 8 << 20        # ... or about this many payload/result bytes (a backlog lands in bounded bites)
 WRITE_RETRY_MAX_S = 2.0            # while the database refuses writes, retry at most this far apart
 WRITER_BUSY_TIMEOUT_S = 1.0        # the writer waits this long for another process's lock per attempt
 
@@ -118,7 +118,7 @@ class TaskDB:
             return self.queued_seq
 
     def is_id_used(self, msg_id: str) -> bool:
-        """Whether `msg_id` names a stored, queued or purged task; raises sqlite3.Error if the database cannot be read."""
+        """Whether `msg_id` names a stored, queued or purged task; raises sqlite3.Error if it cannot be read."""
         new = self._new_ids
         while new and new[0][0] <= self.committed_seq:
             self._new_set.discard(new.popleft()[1])
@@ -152,8 +152,8 @@ class TaskDB:
                     evalue: str | None = None, traceback: str | None = None,
                     engine_info: dict | None = None) -> int:
         """Queue a task's final outcome (a row that is already final is never rewritten)."""
-        return self._queue(_FINISH_PENDING, (status, engine_id, started, completed, received, result, ename, evalue, traceback,
-                                              json.dumps(engine_info) if engine_info else None, msg_id))
+        return self._queue(_FINISH_PENDING, (status, engine_id, started, completed, received, result, ename, evalue,
+                                             traceback, json.dumps(engine_info) if engine_info else None, msg_id))
 
     def set_resubmitted(self, msg_id: str, new_id: str) -> int:
         """Queue: `msg_id` was resubmitted as `new_id`."""
