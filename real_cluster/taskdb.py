@@ -191,6 +191,7 @@ class TaskDB:
     # ------------------------------------------------------------------------------ writer
     def _write_loop(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=WRITER_BUSY_TIMEOUT_S)
+        db.execute("PRAGMA synchronous=NORMAL")   # per connection: in WAL mode a commit survives a process kill
         delay = 0.0
         try:
             while True:
