@@ -97,7 +97,9 @@ class Controller:
     def __init__(self, config: ControllerConfig):
         self.config = config
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe)
+        self._commit_signalled = False
+        self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
+                         call_soon=lambda f: asyncio.get_running_loop().call_soon(f))
         self.gate = CommitGate(self.db)     # a client hears nothing before the writes made before it commit
         self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed))
         self.engines: dict[int, EngineConn] = {}
@@ -280,7 +282,10 @@ class Controller:
             self.save_records()
 
     def _db_committed_threadsafe(self, seq: int) -> None:
+        if self._commit_signalled:          # one wake-up of the loop covers every commit until it runs
+            return
         if self._loop is not None and not self._loop.is_closed():
+            self._commit_signalled = True
             self._loop.call_soon_threadsafe(self._db_committed)
 
     def _db_failed_threadsafe(self, exc: BaseException) -> None:
@@ -288,6 +293,7 @@ class Controller:
             self._loop.call_soon_threadsafe(self._db_failed, exc)
 
     def _db_committed(self) -> None:
+        self._commit_signalled = False
         if self.gate.failing and self.db.error is None:
             log.warning("task database writes succeed again; accepting submissions")
             self.gate.failing = False
