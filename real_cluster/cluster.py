@@ -12,6 +12,7 @@ at once. Processes are started with umask 077 and write their logs 0600.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -25,6 +26,8 @@ from .error import ClusterError
 from .profile import (
     CLIENT_FILE, ENGINE_FILE, is_same_process, pid_alive, process_identity, profile_dir, read_connection_file,
 )
+
+log = logging.getLogger("real_cluster.cluster")
 
 START_TIMEOUT_S = 30.0
 
@@ -145,8 +148,8 @@ class Cluster:
             try:
                 self.client.shutdown(hub=True)
                 asked = True
-            except Exception:
-                pass
+            except (ClusterError, TimeoutError, RuntimeError, OSError) as exc:   # controller gone or not answering
+                log.warning("could not ask the controller to shut down (%r); signalling it instead", exc)
             self.client.close()
             self.client = None
         if not asked and self.controller is not None and self.controller.poll() is None:

@@ -19,13 +19,13 @@ import random
 import sqlite3
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Fail, SchedulerMisuse, StartTimer, TaskFinished, TaskResubmitted, TaskScheduler, TaskSpec,
-    TaskSubmitted, TimerFired,
+    EngineLost, Fail, SchedulerMisuse, StartTimer, TaskFinished, TaskResubmitted, TaskScheduler, TaskSubmitted,
+    TimerFired,
 )
 from sched_lab.core.model import ENGINE_ERROR
 
@@ -37,6 +37,7 @@ from .messages import (
     CancelTask, EnginesChanged, Heartbeat, Register, Registered, Request, RunTask, StopEngine, Submit, TaskDone,
     TaskFlags, TaskResult,
 )
+from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB, TaskIdInUse
 
 log = logging.getLogger("real_cluster.controller")
@@ -66,31 +67,6 @@ class ControllerConfig:
             raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
 
 
-@dataclass(slots=True)
-class EngineConn:
-    """A registered engine: its connection, identity and liveness."""
-
-    engine_id: int
-    uuid: str
-    pid: int
-    link: Link
-    last_seen: float
-    completed: int = 0
-
-
-@dataclass(slots=True)
-class PendingTask:
-    """A task not yet final: its opaque payload, who wants its result, and its engine's latest reply."""
-
-    task_id: str
-    payload: bytes
-    flags: TaskFlags
-    submitted_at: float | None
-    subscribers: set[Link] = field(default_factory=set)
-    reply: tuple[TaskDone, int] | None = None
-    owner: Link | None = None           # the client that submitted it
-
-
 class Controller:
     """One controller. `await start()` binds and returns; `await wait_stopped()`; `stop()` ends it."""
 
@@ -104,7 +80,7 @@ class Controller:
         self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed))
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
-        self.pending: dict[str, PendingTask] = {}
+        self.pending = TaskTable()         # shared with the request handlers
         self.port: int | None = None
         self._next_engine_id = 0
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -114,13 +90,12 @@ class Controller:
         self._stopped: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
-        self.requests = RequestHandler(self)
-        self._owned: dict[Link, int] = {}   # per client: its submitted tasks still pending (result batching)
+        self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
+                                       save_records=self.save_records, stop=self.stop)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._unauthenticated: dict[Link, None] = {}     # insertion order: oldest first
         self._evicted = 0
         self._evicted_logged_at = 0.0
-        self.unsaved: dict[str, tuple[int, TaskResult]] = {}   # finished, row not committed yet (oldest first)
 
     # --------------------------------------------------------------------------- lifecycle
     async def start(self) -> int:
@@ -152,8 +127,8 @@ class Controller:
                                     f"no retries left")
                 failed += 1
                 continue
-            self.pending[tid] = PendingTask(tid, row["payload"], flags, row["submitted"])
-            self.feed(TaskResubmitted(now, self.spec_for(tid, replace(flags, retries=flags.retries - used)), tid))
+            self.pending.add(PendingTask(tid, row["payload"], flags, row["submitted"]))
+            self.feed(TaskResubmitted(now, spec_for(tid, replace(flags, retries=flags.retries - used)), tid))
             requeued += 1
         if requeued or failed:
             log.warning("recovered the tasks a previous controller left: %d queued again, %d failed (EngineError: "
@@ -199,8 +174,8 @@ class Controller:
                 log.warning("closed %d unauthenticated connections: more than %d were waiting for a handshake",
                             self._evicted, MAX_UNAUTHENTICATED)
                 self._evicted, self._evicted_logged_at = 0, now
-        link = GatedLink(self.gate, self.config.key, server=True, on_message=self._on_message, on_ready=self._on_ready,
-                    on_close=self._on_close, log=log)
+        link = GatedLink(self.gate, self.config.key, server=True, on_message=self._on_message,
+                         on_ready=self._on_ready, on_close=self._on_close, log=log)
         self._unauthenticated[link] = None
         return link
 
@@ -219,7 +194,7 @@ class Controller:
             log.info("unauthenticated connection from %s ended: %s", link.peer, reason)
         if link.role == "client":
             self.clients.discard(link)
-            self._owned.pop(link, None)
+            self.pending.client_gone(link)
         elif isinstance(link.state, EngineConn):
             self._engine_lost(link.state.engine_id, reason)
 
@@ -297,9 +272,7 @@ class Controller:
         if self.gate.failing and self.db.error is None:
             log.warning("task database writes succeed again; accepting submissions")
             self.gate.failing = False
-        unsaved, done = self.unsaved, self.db.committed_seq
-        while unsaved and next(iter(unsaved.values()))[0] <= done:
-            del unsaved[next(iter(unsaved))]
+        self.db.forget_committed()
         self.gate.release()
 
     def _db_failed(self, exc: BaseException) -> None:
@@ -318,7 +291,7 @@ class Controller:
             self.db.add_records(records)
 
     # ----------------------------------------------------------------------- task traffic
-    def _submit(self, link: Link, msg: Submit, resubmit_of: str | None = None) -> None:
+    def _submit(self, link: Link, msg: Submit) -> None:
         refusal = None
         try:
             if self.gate.failing:
@@ -334,29 +307,21 @@ class Controller:
                 completed_at=None, received_at=time.time(), ename=refusal[0], evalue=refusal[1]))
         flags = msg.flags
         try:
-            self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload, resubmit_of)
+            self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload)
         except (sqlite3.Error, TaskIdInUse) as exc:        # an in-memory database refused it
             return link.send_now(TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
-        self.pending[msg.task_id] = PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link)
-        self._owned[link] = self._owned.get(link, 0) + 1
-        spec = self.spec_for(msg.task_id, flags)
+        self.pending.add(PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link))
+        spec = spec_for(msg.task_id, flags)
         try:
             self.feed(TaskSubmitted(time.time(), spec))
         except SchedulerMisuse as exc:     # e.g. an id the core has already seen
-            if self.pending.pop(msg.task_id, None) is not None:
-                self._owned[link] = self._owned.get(link, 1) - 1
+            self.pending.pop(msg.task_id)
             self.db.finish_task(msg.task_id, "error", None, None, None, time.time(), None, "ValueError", str(exc))
             self._send_result(link, TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
-
-    @staticmethod
-    def spec_for(task_id: str, flags: TaskFlags) -> TaskSpec:
-        """The core's view of a task."""
-        return TaskSpec(task_id, targets=frozenset(flags.targets) if flags.targets else None, after=flags.after,
-                        follow=flags.follow, retries=flags.retries, timeout_s=flags.timeout_s, label=flags.label)
 
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
         task = self.pending.get(msg.task_id)
@@ -444,22 +409,17 @@ class Controller:
             engine_info=None if action.ok else info, label=task.flags.label, result=msg.result))
 
     def _finish(self, task_id: str, result: TaskResult) -> None:
-        task = self.pending.pop(task_id, None)
+        task = self.pending.pop(task_id)
         if task is None:
             return
         label = task.flags.label
         if result.submitted_at != task.submitted_at or result.label != label:
             result = replace(result, submitted_at=task.submitted_at, label=label)
-        seq = self.db.finish_task(task_id, result.status, result.engine_id, result.started_at, result.completed_at,
-                                  result.received_at, result.result, result.ename, result.evalue, result.traceback,
-                                  result.engine_info)
-        if self.db.dirty:
-            self.unsaved[task_id] = (seq, result)      # get_result answers from here until the row is committed
+        self.db.finish_task(task_id, result.status, result.engine_id, result.started_at, result.completed_at,
+                            result.received_at, result.result, result.ename, result.evalue, result.traceback,
+                            result.engine_info, answer=result)    # get_result answers from it until committed
         owner = task.owner
-        busy = False
-        if owner is not None and owner in self._owned:
-            left = self._owned[owner] = self._owned[owner] - 1
-            busy = left >= BATCH_RESULTS_IN_FLIGHT
+        busy = owner is not None and self.pending.pending_of(owner) >= BATCH_RESULTS_IN_FLIGHT
         for link in task.subscribers:
             if busy and link is owner:      # many more of its results are coming: let them share one write
                 link.send_batched(result)

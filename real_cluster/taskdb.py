@@ -122,6 +122,7 @@ class TaskDB:
         self._ops: list[tuple[int, str, tuple, int]] = []      # (seq, sql, args, payload/result bytes)
         self._new_ids: deque[tuple[int, str]] = deque()     # inserts not committed yet (for is_id_used)
         self._new_set: set[str] = set()
+        self._unsaved: dict[str, tuple[int, Any]] = {}   # outcomes queued, not committed (oldest first)
         self._ids = IdFilter()
         for (msg_id,) in self._db.execute("SELECT msg_id FROM tasks UNION ALL SELECT msg_id FROM purged"):
             self._ids.add(msg_id)
@@ -203,11 +204,33 @@ class TaskDB:
     def finish_task(self, msg_id: str, status: str, engine_id: int | None, started: float | None,
                     completed: float | None, received: float, result: bytes | None, ename: str | None = None,
                     evalue: str | None = None, traceback: str | None = None,
-                    engine_info: dict | None = None) -> int:
-        """Queue a task's final outcome (a row that is already final is never rewritten)."""
-        return self._queue(_FINISH_PENDING, (status, engine_id, started, completed, received, result, ename, evalue,
+                    engine_info: dict | None = None, answer: Any = None) -> int:
+        """Queue a task's final outcome (a row that is already final is never rewritten).
+
+        `answer` (what the caller told clients, e.g. the TaskResult) is kept until the row has committed:
+        `unsaved_answer(msg_id)` returns it meanwhile, when the row itself still reads as pending.
+        """
+        seq = self._queue(_FINISH_PENDING, (status, engine_id, started, completed, received, result, ename, evalue,
                                              traceback, json.dumps(engine_info) if engine_info else None, msg_id),
-                           len(result) if result else 0)
+                          len(result) if result else 0)
+        if answer is not None and self.dirty:
+            self._unsaved[msg_id] = (seq, answer)
+        return seq
+
+    def unsaved_answer(self, msg_id: str) -> Any:
+        """The `answer` given with a task's outcome whose row has not committed yet, else None."""
+        self.forget_committed()
+        item = self._unsaved.get(msg_id)
+        return item[1] if item is not None else None
+
+    def forget_committed(self) -> None:
+        """Drop the answers whose rows have committed (call after commits)."""
+        unsaved, done = self._unsaved, self.committed_seq
+        while unsaved:
+            first = next(iter(unsaved))
+            if unsaved[first][0] > done:
+                break
+            del unsaved[first]
 
     def set_resubmitted(self, msg_id: str, new_id: str) -> int:
         """Queue: `msg_id` was resubmitted as `new_id`."""

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _wait import wait_until
 
 from real_cluster import Client
 from real_cluster.error import ClusterError, ConnectionFailed, EngineError, RemoteError
@@ -36,14 +37,6 @@ def _mark(tag, marker_dir, seconds=0.0):
 
 def _runs(marker_dir: Path, tag: str) -> int:
     return sum(1 for p in marker_dir.iterdir() if p.name.split(".")[0] == tag)
-
-
-def _wait_until(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def _rows(db_path: Path, sql: str, args: tuple = ()) -> list[tuple]:
@@ -80,7 +73,7 @@ def test_a_reused_task_id_is_refused_and_the_original_row_is_untouched(make_clus
         assert _rows(cluster.dir / "tasks.db", "SELECT status, label FROM tasks WHERE msg_id=?", (tid,)) == [
             ("ok", None)]
         busy = v.apply_async(_mark, "busy", str(tmp_path), 1.0)              # reuse of a task still running
-        _wait_until(lambda: _runs(tmp_path, "busy") == 1, 20, "the busy task to start")
+        wait_until(lambda: _runs(tmp_path, "busy") == 1, 20, "the busy task to start")
         twin._id_prefix, twin._id_seq = rc._id_prefix, itertools.count(1)
         clash = twin.load_balanced_view().apply_async(_mark, "clash", str(tmp_path))
         assert clash.msg_ids == busy.msg_ids
@@ -117,7 +110,7 @@ def test_sigkill_after_answers_loses_nothing_and_aborts_nothing(make_cluster, tm
         l0 = v.apply_async(_mark, "l0", str(tmp_path), 2.0)                # running at the kill, no retries
     with v.temp_flags(retries=1):
         l1 = v.apply_async(_mark, "l1", str(tmp_path), 2.0)                # running at the kill, one retry
-    _wait_until(lambda: _runs(tmp_path, "l0") == 1 and _runs(tmp_path, "l1") == 1, 20, "both long tasks to start")
+    wait_until(lambda: _runs(tmp_path, "l0") == 1 and _runs(tmp_path, "l1") == 1, 20, "both long tasks to start")
     queued = [v.apply_async(_mark, f"q{i}", str(tmp_path)) for i in range(200)]     # both engines busy: they queue
     status = rc.queue_status()                      # an answer after every submission above
     assert status["unassigned"] == 200
@@ -169,7 +162,7 @@ def test_a_database_locked_by_another_process_delays_writes_not_the_loop(make_cl
         for i in range(10):             # one task every 0.6 s: the loop dispatches each at once while writes wait
             sent = time.monotonic()
             during.append(v.apply_async(_mark, f"w{i}", str(tmp_path)))
-            _wait_until(lambda: _runs(tmp_path, f"w{i}") == 1, 30, f"task w{i} to run")
+            wait_until(lambda: _runs(tmp_path, f"w{i}") == 1, 30, f"task w{i} to run")
             waits.append(time.monotonic() - sent)
             assert rc.ids == [0, 1], "an engine was lost while the database was locked"
             time.sleep(max(0.0, 0.6 * (i + 1) - (time.monotonic() - held_at)))
@@ -224,7 +217,7 @@ def test_a_full_disk_gives_clear_errors_and_every_row_lands_when_space_is_back(f
     _fill(filler)
     accepted = [v.apply_async(len, bytes(1 << 20))]                        # 1 MiB: no room for its row
     log_path = pdir / "log" / "controller.log"
-    _wait_until(lambda: log_path.exists() and "new submissions are refused" in log_path.read_text(), 30,
+    wait_until(lambda: log_path.exists() and "new submissions are refused" in log_path.read_text(), 30,
                 "the writer to report the full disk")
     refused = v.apply_async(len, b"y")
     with pytest.raises(RemoteError, match="ClusterError: task database unavailable .*full.*not accepted"):
