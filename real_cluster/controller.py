@@ -41,7 +41,7 @@ from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB, TaskIdInUse
 
 log = logging.getLogger("real_cluster.controller")
-DB_FLUSH_INTERVAL_S = 0.05          # the core's per-attempt records go to the database this often
+DB_FLUSH_INTERVAL_S = 0.05          # records and unanswered writes are committed at least this often
 BATCH_RESULTS_IN_FLIGHT = 16       # a client with this many tasks still pending gets its results batched
 CLIENT_READ_BYTES = 8192            # a client's burst is read in slices, engines' replies go between (bench_live.py, 1 ms tasks)
 MAX_UNAUTHENTICATED = 64            # connections still in the handshake; beyond this the oldest is closed
@@ -75,7 +75,7 @@ class Controller:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._commit_signalled = False
         self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
-                         call_soon=lambda f: asyncio.get_running_loop().call_soon(f))
+                         schedule=lambda delay_s, f: asyncio.get_running_loop().call_later(delay_s, f))
         self.gate = CommitGate(self.db)     # a client hears nothing before the writes made before it commit
         self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed))
         self.engines: dict[int, EngineConn] = {}
@@ -252,9 +252,10 @@ class Controller:
                     self._engine_lost(eng.engine_id, f"no heartbeat for {now - eng.last_seen:.1f} s")
 
     async def _db_flusher(self) -> None:
-        while True:                       # the writer thread commits; this only hands it the core's records
-            await asyncio.sleep(DB_FLUSH_INTERVAL_S)
+        while True:                       # the writer thread commits; this hands it the core's records and
+            await asyncio.sleep(DB_FLUSH_INTERVAL_S)     # has it commit what no answer asked for yet
             self.save_records()
+            self.db.request_commit()
 
     def _db_committed_threadsafe(self, seq: int) -> None:
         if self._commit_signalled:          # one wake-up of the loop covers every commit until it runs

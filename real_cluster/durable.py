@@ -45,6 +45,7 @@ class CommitGate:
             (Link.send_batched if batched else Link.send)(link, msg)
         else:
             self._held.append((seq, link, msg, batched))
+            self.db.request_commit(lazy=batched)      # a batched answer may wait a little anyway
 
     def later(self, link: Link, run: Callable[[], None]) -> None:
         """Call `run` once every write queued so far has committed (at once if it has, or while failing)."""
@@ -52,6 +53,7 @@ class CommitGate:
             run()
         else:
             self._held.append((self.db.queued_seq, link, None, run))
+            self.db.request_commit()
 
     def release(self) -> None:
         """Send/run everything whose writes have committed; while failing, run every deferred request too."""

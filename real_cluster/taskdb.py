@@ -56,7 +56,7 @@ _ATTEMPTS = "UPDATE tasks SET attempts=? WHERE msg_id=? AND status='pending'"
 _KIND_ORDER = {_INSERT: 0, _ATTEMPTS: 1, _FINISH_PENDING: 2, _RECORD: 3}
 WRITE_CHUNK_ROWS = 2000            # one transaction holds at most this many queued writes ...
 WRITE_CHUNK_BYTES = 8 << 20        # ... or about this many payload/result bytes (a backlog lands in bounded bites)
-GROUP_COMMIT_WAIT_S = 0.002       # under load a group waits this long for company (idle: commits at once)
+GROUP_COMMIT_WAIT_S = 0.005        # a lazy commit request (answers already batched) waits this long for company
 WRITE_RETRY_MAX_S = 2.0            # while the database refuses writes, retry at most this far apart
 WRITER_BUSY_TIMEOUT_S = 1.0        # the writer waits this long for another process's lock per attempt
 
@@ -98,12 +98,13 @@ class TaskDB:
     """A task database at `path` (a file, or ":memory:").
 
     `on_commit(seq)` / `on_error(exc)` are called from the writer thread (file databases only). With
-    `call_soon` (the event loop's), the writer is woken once per loop turn instead of once per write.
+    `schedule(delay_s, fn)` (the event loop's call_later), the writer commits when asked
+    (`request_commit`, at most once per loop turn) rather than after every write.
     """
 
     def __init__(self, path: str = ":memory:", on_commit: Callable[[int], None] | None = None,
                  on_error: Callable[[BaseException], None] | None = None,
-                 call_soon: Callable[[Callable[[], None]], Any] | None = None):
+                 schedule: Callable[[float, Callable[[], None]], Any] | None = None):
         self.path = path
         self.memory = path == ":memory:"
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
@@ -128,8 +129,9 @@ class TaskDB:
             self._ids.add(msg_id)
         self._cond = threading.Condition(threading.Lock())
         self._writer_idle = False            # the writer waits for work: the next write must wake it
-        self._call_soon = call_soon
-        self._wake_scheduled = False
+        self._schedule = schedule
+        self._wake_scheduled = False         # a wake-up at once is scheduled
+        self._lazy_scheduled = False         # a wake-up after GROUP_COMMIT_WAIT_S is scheduled
         self._closing = False
         self.commits = 0                     # transactions committed by the writer (group commit: << writes)
         self._writer: threading.Thread | None = None
@@ -152,18 +154,34 @@ class TaskDB:
         with self._cond:
             self.queued_seq += 1
             self._ops.append((self.queued_seq, sql, args, nbytes))
-            if self._writer_idle:
-                if self._call_soon is None:
-                    self._writer_idle = False
-                    self._cond.notify()
-                elif not self._wake_scheduled:
-                    self._wake_scheduled = True
-                    self._call_soon(self._wake)
+            if self._writer_idle and self._schedule is None:
+                self._writer_idle = False
+                self._cond.notify()
             return self.queued_seq
+
+    def request_commit(self, lazy: bool = False) -> None:
+        """Someone waits for the writes queued so far: have the writer commit them (at most once per loop turn).
+
+        With `schedule`, writes alone do not wake the writer: a submission, its dispatch and its outcome
+        usually share one commit, made when an answer needs it (bench_live.py, apply_sync round trip).
+        `lazy`: the answer can wait GROUP_COMMIT_WAIT_S, so that a burst shares fewer, bigger commits
+        (bench_live.py, async burst).
+        """
+        if not self._writer_idle or not self.dirty:
+            return
+        if self._schedule is None:
+            self._wake()
+        elif not lazy:
+            if not self._wake_scheduled:
+                self._wake_scheduled = True
+                self._schedule(0, self._wake)
+        elif not self._lazy_scheduled and not self._wake_scheduled:
+            self._lazy_scheduled = True
+            self._schedule(GROUP_COMMIT_WAIT_S, self._wake)
 
     def _wake(self) -> None:
         with self._cond:
-            self._wake_scheduled = False
+            self._wake_scheduled = self._lazy_scheduled = False
             if self._writer_idle:
                 self._writer_idle = False
                 self._cond.notify()
@@ -270,12 +288,9 @@ class TaskDB:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=WRITER_BUSY_TIMEOUT_S)
         db.execute("PRAGMA synchronous=NORMAL")   # per connection: in WAL mode a commit survives a process kill
         delay = 0.0
-        busy = False
         try:
             while True:
                 with self._cond:
-                    if busy and len(self._ops) < WRITE_CHUNK_ROWS and not self._closing:
-                        self._cond.wait(GROUP_COMMIT_WAIT_S)     # under load: let the next group grow
                     while not self._ops and not self._closing:
                         self._writer_idle = True
                         self._cond.wait()
@@ -306,7 +321,6 @@ class TaskDB:
                 with self._cond:
                     del self._ops[:len(chunk)]
                     self.committed_seq = chunk[-1][0]
-                    busy = bool(self._ops)               # writes arrived while this group committed
                 self.commits += 1
                 if self.error is not None:
                     log.warning("task database writes succeed again")
