@@ -10,7 +10,8 @@ operators `$lt $gt $lte $gte $eq $ne $in $nin`.
 How this works. Writes never run on the caller's thread for a file database: each write is queued
 with a sequence number and a writer thread (its own SQLite connection) commits the queue in group
 commits of at most WRITE_CHUNK_ROWS rows / WRITE_CHUNK_BYTES bytes, then calls `on_commit(seq)`
-(thread-safe hand-off is the caller's job). While the database refuses writes (disk full, locked by
+(thread-safe hand-off is the caller's job). Given `schedule`, it commits when asked (`request_commit`:
+an answer waits for its rows) rather than after every write. While the database refuses writes (disk full, locked by
 another process, read-only) the writer keeps the queue, calls `on_error(exc)` once, and retries
 with backoff; the backlog lands chunk by chunk once it can. Reads run on the caller's connection
 and see committed rows only: the controller reads once the writes before a request have committed.
