@@ -7,8 +7,8 @@ sequence number of the last write queued before it; it leaves once that write ha
 database wait the same way, so they see every write made before they arrived. Held items leave in
 arrival order, so a client's messages never overtake each other. When the database refuses writes
 for a reason other than a lock (disk full, read-only, I/O error), the controller stops accepting
-submissions (see Controller) and answers requests at once with clear errors: a reply that is an
-error promises nothing, and a client waiting for a reply must not wait for the disk.
+submissions (see Controller) and answers requests at once, with clear errors where they need the
+database: only task results wait for the disk, a client waiting for a reply must not.
 Engines are never held: a task may run before its row is committed, but nobody hears about it.
 """
 
@@ -18,7 +18,7 @@ from collections import deque
 from typing import Any, Callable
 
 from .aio_link import Link
-from .messages import Reply
+from .messages import TaskResult
 from .taskdb import TaskDB
 
 
@@ -41,7 +41,7 @@ class CommitGate:
     def send(self, link: Link, msg: Any, batched: bool = False) -> None:
         """Send `msg` to a client once every write queued so far has committed (at once if it has)."""
         seq = self.db.queued_seq
-        if (self.failing and isinstance(msg, Reply)) or self._clear(seq):
+        if (self.failing and not isinstance(msg, TaskResult)) or self._clear(seq):
             (Link.send_batched if batched else Link.send)(link, msg)
         else:
             self._held.append((seq, link, msg, batched))
