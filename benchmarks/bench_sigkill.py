@@ -103,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
-    with tempfile.TemporaryDirectory(prefix="sched-lab-sigkill-") as root:
-        os.environ["SCHED_LAB_DIR"] = root
+    with tempfile.TemporaryDirectory(prefix="sched-lab-sigkill-") as tmp:
+        root = os.environ["SCHED_LAB_DIR"] = os.environ.get("SIGKILL_BENCH_DIR") or tmp     # keep it to debug
+        print(f"[sigkill] profiles under {root}", file=sys.stderr)
         rows = []
         for i in range(args.runs):
             row = run_once(i, args.engines, rng)

@@ -14,12 +14,17 @@ Engines are never held: a task may run before its row is committed, but nobody h
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import Any, Callable
 
+from . import protocol as proto
 from .aio_link import Link
-from .messages import TaskResult
+from .messages import TaskResult, to_wire
 from .taskdb import TaskDB
+
+
+log = logging.getLogger("real_cluster.controller")
 
 
 class CommitGate:
@@ -44,7 +49,8 @@ class CommitGate:
         if (self.failing and not isinstance(msg, TaskResult)) or self._clear(seq):
             (Link.send_batched if batched else Link.send)(link, msg)
         else:
-            self._held.append((seq, link, msg, batched))
+            frame = proto.encode_frame(*to_wire(msg))   # encoded now: a message too large fails its sender at once
+            self._held.append((seq, link, frame, batched))
             self.db.request_commit(lazy=batched)      # a batched answer may wait a little anyway
 
     def later(self, link: Link, run: Callable[[], None]) -> None:
@@ -64,11 +70,14 @@ class CommitGate:
             for run in requests:
                 run()
         while held and held[0][0] <= self.db.committed_seq:
-            _, link, msg, extra = held.popleft()
-            if msg is None:
-                extra()
+            _, link, frame, run = held.popleft()
+            if frame is None:
+                try:
+                    run()
+                except Exception:       # one failing request must not hold up the answers behind it
+                    log.exception("error answering a deferred request from %s", link.peer)
             elif not link.closed:
-                (Link.send_batched if extra else Link.send)(link, msg)
+                link.send_encoded(frame)
 
 
 class GatedLink(Link):

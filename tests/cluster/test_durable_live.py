@@ -237,3 +237,12 @@ def test_a_full_disk_gives_clear_errors_and_every_row_lands_when_space_is_back(f
     assert _rows(db, "SELECT count(*) FROM tasks WHERE msg_id=?", (refused.msg_ids[0],)) == [(0,)]
     log = log_path.read_text()
     assert "database or disk is full" in log and "task database writes succeed again" in log
+
+
+def test_a_reply_too_large_for_a_header_still_arrives_while_answers_wait_for_commits(make_cluster):
+    cluster = make_cluster(2)
+    rc = cluster.client
+    ars = rc.load_balanced_view().map_async(abs, range(3000), chunksize=1)    # results and writes in flight
+    rows = rc.db_query({"msg_id": {"$in": ars.msg_ids}}, keys=["status"])    # a reply that travels as a buffer
+    assert len(rows) == 3000 and {r["status"] for r in rows} <= {"pending", "ok"}
+    assert ars.get(120) == list(range(3000))
