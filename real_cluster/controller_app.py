@@ -20,7 +20,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from sched_lab.core import SCHEMES
+from sched_lab.core.options import InvalidOption, check_hwm, check_scheme
 
 from . import protocol as proto
 from .controller import Controller, ControllerConfig
@@ -51,11 +51,11 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_controller(args: argparse.Namespace) -> int:
     """Run a controller until it is stopped; returns the exit code."""
-    if args.hwm < 0:
-        print("controller: --hwm must be >= 0", file=sys.stderr)
-        return 2
-    if args.scheme not in SCHEMES:
-        print(f"controller: unknown scheme {args.scheme!r} (choose from {', '.join(sorted(SCHEMES))})", file=sys.stderr)
+    try:
+        check_hwm(args.hwm)
+        check_scheme(args.scheme)
+    except InvalidOption as exc:
+        print(f"controller: {exc}", file=sys.stderr)
         return 2
     os.umask(0o077)
     pdir = profile_dir(args.profile)

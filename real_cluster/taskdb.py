@@ -258,10 +258,8 @@ class TaskDB:
     def add_records(self, records: Iterable[TaskRecord]) -> int:
         """Queue the core's per-attempt records."""
         seq = self.queued_seq
-        for r in records:
-            seq = self._queue(_RECORD, tuple(str(v) if i == 0 else v for i, v in enumerate(
-                (r.task_id, r.attempt, r.engine_id, r.submitted_at, r.dispatched_at, r.started_at, r.finished_at,
-                 str(r.outcome), r.error_name, r.queue_len, r.engine_load, r.scheme, r.label))))
+        for row in (r.to_row() for r in records):
+            seq = self._queue(_RECORD, (str(row[0]), *row[1:]))
         return seq
 
     def purge(self, msg_ids: list[str] | None) -> list[str]:
@@ -414,8 +412,7 @@ class TaskDB:
     def records(self) -> list[TaskRecord]:
         """Every stored TaskRecord (task ids as strings)."""
         self._check_readable()
-        from sched_lab.core.model import Outcome
-        return [TaskRecord(*row[:7], Outcome(row[7]), *row[8:]) for row in self._db.execute("SELECT * FROM records")]
+        return [TaskRecord.from_row(row) for row in self._db.execute("SELECT * FROM records")]
 
     @staticmethod
     def _where(query: dict[str, Any]) -> tuple[str, list[Any]]:
