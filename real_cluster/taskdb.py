@@ -1,11 +1,11 @@
 """The controller's task database: SQLite, a file in the profile (durable) or in memory.
 
-Every task's row holds its flags, timestamps (seconds since the epoch), engine, status
+Every task's row holds its flags, timestamps (seconds since the epoch, to the microsecond), engine, status
 (`pending` | `ok` | `error`), the number of attempts dispatched, the opaque request payload and
 result bytes, and the error fields. The core's TaskRecords (one per attempt) go to a second table;
 the ids of purged tasks to a third, so that a task id is never used twice in one database.
 Queries take ipyparallel's Mongo-style form: `{"label": "x", "submitted": {"$gt": t}}` with the
-operators `$lt $gt $lte $gte $eq $ne $in $nin`.
+operators `$lt $gt $lte $gte $eq $ne $in $nin $exists $mod`.
 
 How this works. Writes never run on the caller's thread for a file database: each write is queued
 with a sequence number and a writer thread (its own SQLite connection) commits the queue in group
@@ -60,6 +60,11 @@ WRITE_CHUNK_BYTES = 8 << 20        # ... or about this many payload/result bytes
 GROUP_COMMIT_WAIT_S = 0.005        # a lazy commit request (answers already batched) waits this long for company
 WRITE_RETRY_MAX_S = 2.0            # while the database refuses writes, retry at most this far apart
 WRITER_BUSY_TIMEOUT_S = 1.0        # the writer waits this long for another process's lock per attempt
+
+
+def _us(ts: float | None) -> float | None:
+    """A timestamp rounded to the microsecond, the resolution of the datetimes clients compare it with."""
+    return None if ts is None else round(ts, 6)
 
 
 class IdFilter:
@@ -208,7 +213,7 @@ class TaskDB:
         if self.memory and self.is_id_used(msg_id):
             raise TaskIdInUse(f"task id {msg_id!r} is already in use")
         self._ids.add(msg_id)
-        seq = self._queue(_INSERT, (msg_id, client_id, flags.get("label"), json.dumps(flags), submitted, None, None,
+        seq = self._queue(_INSERT, (msg_id, client_id, flags.get("label"), json.dumps(flags), _us(submitted), None, None,
                                      None, None, "pending", payload, None, None, None, None, None, None, resubmit_of,
                                      0), len(payload))
         if not self.memory:
@@ -229,8 +234,9 @@ class TaskDB:
         `answer` (what the caller told clients, e.g. the TaskResult) is kept until the row has committed:
         `unsaved_answer(msg_id)` returns it meanwhile, when the row itself still reads as pending.
         """
-        seq = self._queue(_FINISH_PENDING, (status, engine_id, started, completed, received, result, ename, evalue,
-                                             traceback, json.dumps(engine_info) if engine_info else None, msg_id),
+        seq = self._queue(_FINISH_PENDING, (status, engine_id, _us(started), _us(completed), _us(received), result,
+                                            ename, evalue, traceback,
+                                            json.dumps(engine_info) if engine_info else None, msg_id),
                           len(result) if result else 0)
         if answer is not None and self.dirty:
             self._unsaved[msg_id] = (seq, answer)
@@ -431,6 +437,14 @@ class TaskDB:
                     clauses.append(f"{key} {neg}IN ({','.join('?' * len(values))})" if values
                                    else ("1=1" if neg else "1=0"))
                     args.extend(values)
+                elif op == "$exists":
+                    clauses.append(f"{key} IS {'NOT ' if value else ''}NULL")
+                elif op == "$mod":
+                    if (not isinstance(value, (list, tuple)) or len(value) != 2
+                            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or not value[0]):
+                        raise ValueError(f"$mod takes [divisor, remainder] (ints, divisor not 0), not {value!r}")
+                    clauses.append(f"{key} % ? = ?")
+                    args.extend(value)
                 elif op in _OPS:
                     if value is None and op in ("$eq", "$ne"):
                         clauses.append(f"{key} IS {'NOT ' if op == '$ne' else ''}NULL")
