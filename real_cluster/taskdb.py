@@ -34,7 +34,7 @@ from sched_lab.core.model import TaskRecord
 log = logging.getLogger("real_cluster.taskdb")
 COLUMNS = ("msg_id", "client_id", "label", "flags", "submitted", "started", "completed", "received",
            "engine_id", "status", "payload", "result", "ename", "evalue", "traceback", "engine_info",
-           "resubmitted", "resubmit_of", "attempts")
+           "resubmitted", "resubmit_of", "stdout", "stderr", "attempts")
 _BLOBS = ("payload", "result")
 _JSON = ("flags", "engine_info")
 _OPS = {"$lt": "<", "$gt": ">", "$lte": "<=", "$gte": ">=", "$eq": "=", "$ne": "!="}
@@ -42,15 +42,15 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tasks (msg_id TEXT PRIMARY KEY, client_id TEXT, label TEXT, flags TEXT,
     submitted REAL, started REAL, completed REAL, received REAL, engine_id INTEGER, status TEXT,
     payload BLOB, result BLOB, ename TEXT, evalue TEXT, traceback TEXT, engine_info TEXT,
-    resubmitted TEXT, resubmit_of TEXT, attempts INTEGER DEFAULT 0);
+    resubmitted TEXT, resubmit_of TEXT, stdout TEXT, stderr TEXT, attempts INTEGER DEFAULT 0);
 CREATE INDEX IF NOT EXISTS tasks_label ON tasks(label);
 CREATE INDEX IF NOT EXISTS tasks_submitted ON tasks(submitted);
 CREATE TABLE IF NOT EXISTS records ({", ".join(TaskRecord.fields())});
 CREATE TABLE IF NOT EXISTS purged (msg_id TEXT PRIMARY KEY);
 """
-_INSERT = f"INSERT INTO tasks VALUES ({','.join('?' * len(COLUMNS))})"
+_INSERT = f"INSERT INTO tasks ({', '.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})"
 _FINISH = ("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, result=?, ename=?, "
-           "evalue=?, traceback=?, engine_info=? WHERE msg_id=?")
+           "evalue=?, traceback=?, engine_info=?, stdout=?, stderr=? WHERE msg_id=?")
 _FINISH_PENDING = _FINISH.replace("WHERE msg_id=?", "WHERE msg_id=? AND status='pending'")
 _RECORD = f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})"
 _ATTEMPTS = "UPDATE tasks SET attempts=? WHERE msg_id=? AND status='pending'"
@@ -119,8 +119,10 @@ class TaskDB:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        if "attempts" not in {r[1] for r in self._db.execute("PRAGMA table_info(tasks)")}:   # an older database
-            self._db.execute("ALTER TABLE tasks ADD COLUMN attempts INTEGER DEFAULT 0")
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+        for name, kind in (("stdout", "TEXT"), ("stderr", "TEXT"), ("attempts", "INTEGER DEFAULT 0")):
+            if name not in have:                    # a database written by an older version
+                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
         self.queued_seq = 0                  # writes queued so far
         self.committed_seq = 0               # writes committed so far
         self.error: BaseException | None = None       # the writer's latest failure, None once it succeeds again
@@ -215,7 +217,7 @@ class TaskDB:
         self._ids.add(msg_id)
         seq = self._queue(_INSERT, (msg_id, client_id, flags.get("label"), json.dumps(flags), _us(submitted), None, None,
                                      None, None, "pending", payload, None, None, None, None, None, None, resubmit_of,
-                                     0), len(payload))
+                                     None, None, 0), len(payload))
         if not self.memory:
             self._new_ids.append((seq, msg_id))
             self._new_set.add(msg_id)
@@ -228,15 +230,15 @@ class TaskDB:
     def finish_task(self, msg_id: str, status: str, engine_id: int | None, started: float | None,
                     completed: float | None, received: float, result: bytes | None, ename: str | None = None,
                     evalue: str | None = None, traceback: str | None = None,
-                    engine_info: dict | None = None, answer: Any = None) -> int:
-        """Queue a task's final outcome (a row that is already final is never rewritten).
+                    engine_info: dict | None = None, stdout: str = "", stderr: str = "", answer: Any = None) -> int:
+        """Queue a task's final outcome, with the output it printed (a row already final is never rewritten).
 
         `answer` (what the caller told clients, e.g. the TaskResult) is kept until the row has committed:
         `unsaved_answer(msg_id)` returns it meanwhile, when the row itself still reads as pending.
         """
         seq = self._queue(_FINISH_PENDING, (status, engine_id, _us(started), _us(completed), _us(received), result,
-                                            ename, evalue, traceback,
-                                            json.dumps(engine_info) if engine_info else None, msg_id),
+                                            ename, evalue, traceback, json.dumps(engine_info) if engine_info else None,
+                                            stdout or None, stderr or None, msg_id),
                           len(result) if result else 0)
         if answer is not None and self.dirty:
             self._unsaved[msg_id] = (seq, answer)
