@@ -2,8 +2,11 @@
 
 `with Cluster(n=4, profile="demo") as rc:` yields a connected Client once all engines have
 registered; leaving the block shuts everything down (politely, then SIGTERM, then SIGKILL).
-`start()` / `stop()` do the same by hand. The pids go to `<profile>/pid/cluster.json` so
-`sched-lab cluster stop` can stop a cluster started elsewhere.
+`start()` / `stop()` do the same by hand. The pids go to `<profile>/pid/cluster.json`, each with
+its start time and command line, so `sched-lab cluster stop` can stop a cluster started elsewhere
+and never signals a process that merely reuses a recorded pid. `start()` watches the controller:
+if it exits during start-up (profile locked, damaged database, port taken) its own error is raised
+at once. Processes are started with umask 077 and write their logs 0600.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from typing import Any
 
 from .client import Client
 from .error import ClusterError
-from .profile import CLIENT_FILE, ENGINE_FILE, pid_alive, profile_dir, wait_for_connection_file
+from .profile import (
+    CLIENT_FILE, ENGINE_FILE, is_same_process, pid_alive, process_identity, profile_dir, read_connection_file,
+)
 
 log = logging.getLogger("real_cluster.cluster")
 
@@ -54,13 +59,13 @@ class Cluster:
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        out = open(self.dir / "log" / log_name, "ab")
+        out = os.open(self.dir / "log" / log_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             return subprocess.Popen([sys.executable, "-m", *args], stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, env=env, start_new_session=self.detach,
-                                    close_fds=True)
+                                    close_fds=True, umask=0o077)
         finally:
-            out.close()
+            os.close(out)
 
     def start_controller(self) -> None:
         """Start the controller and wait for its connection file."""
@@ -70,11 +75,40 @@ class Cluster:
                                        self.scheme, "--hwm", str(self.hwm), "--db", self.db, *self.controller_args],
                                       "controller.out")
         try:
-            wait_for_connection_file(self.dir / "security" / CLIENT_FILE, START_TIMEOUT_S, pid=self.controller.pid)
-        except TimeoutError:
+            self._wait_for_controller(START_TIMEOUT_S)
+        except BaseException:
             self.stop()
             raise
         self._write_pids()
+
+    def _wait_for_controller(self, timeout_s: float) -> None:
+        """Wait for the controller's connection file; raise its own error at once if it exits first."""
+        assert self.controller is not None
+        path = self.dir / "security" / CLIENT_FILE
+        out_log = self.dir / "log" / "controller.out"
+        start = out_log.stat().st_size if out_log.exists() else 0
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if read_connection_file(path).controller_pid == self.controller.pid:
+                    return
+            except (FileNotFoundError, ValueError):
+                pass
+            code = self.controller.poll()
+            if code is not None:
+                said = ""
+                try:
+                    with open(out_log, "rb") as fh:
+                        fh.seek(start)
+                        lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
+                    said = lines[-1].strip() if lines else ""
+                except OSError:
+                    pass
+                raise ClusterError(f"the controller exited during start-up (code {code}): "
+                                   f"{said or 'no message'} (see {out_log})")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no connection file at {path} after {timeout_s:.0f} s")
+            time.sleep(0.02)
 
     def start_engines(self, n: int) -> list[subprocess.Popen]:
         """Start `n` more engines (they register by themselves)."""
@@ -97,9 +131,16 @@ class Cluster:
         return self.client
 
     def _write_pids(self) -> None:
+        procs = [p for p in [self.controller, *self.engines] if p is not None and p.poll() is None]
         data = {"controller": self.controller.pid if self.controller else None,
-                "engines": [p.pid for p in self.engines if p.poll() is None]}
-        (self.dir / "pid" / "cluster.json").write_text(json.dumps(data))
+                "engines": [p.pid for p in self.engines if p.poll() is None],
+                "identity": {str(p.pid): process_identity(p.pid) for p in procs}}
+        path = self.dir / "pid" / "cluster.json"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
 
     # --------------------------------------------------------------------------------- stop
     def stop(self, timeout: float = 5.0) -> None:
@@ -117,11 +158,12 @@ class Cluster:
             self.controller.send_signal(signal.SIGTERM)     # the controller stops its engines, then exits
         procs = [p for p in [self.controller, *self.engines] if p is not None]
         stop_processes(procs, timeout)
+        mine = self.controller.pid if self.controller is not None else None
         self.engines = []
         self.controller = None
-        pid_file = self.dir / "pid" / "cluster.json"
-        if pid_file.exists():
-            pid_file.unlink()
+        pids = read_pids(self.profile)
+        if pids is not None and mine is not None and pids.get("controller") == mine:     # never another cluster's
+            (self.dir / "pid" / "cluster.json").unlink(missing_ok=True)
 
     def __enter__(self) -> Client:
         return self.start()
@@ -154,10 +196,15 @@ def stop_processes(procs: list[subprocess.Popen], timeout: float = 5.0) -> None:
         deadline = time.monotonic() + 2.0
 
 
-def stop_pids(pids: list[int], timeout: float = 5.0) -> None:
-    """Like `stop_processes`, for pids this process did not start (SIGTERM, then SIGKILL)."""
+def stop_pids(pids: list[int], timeout: float = 5.0, identities: dict[str, Any] | None = None) -> None:
+    """Like `stop_processes`, for pids this process did not start (SIGTERM, then SIGKILL).
+
+    With `identities` (pid -> recorded start time and command line) only pids that still match are signalled.
+    """
+    if identities is not None:
+        pids = [p for p in pids if is_same_process(p, identities.get(str(p)))]
     for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
-        alive = [p for p in pids if pid_alive(p)]
+        alive = [p for p in pids if pid_alive(p) and (identities is None or is_same_process(p, identities.get(str(p))))]
         for pid in alive:
             try:
                 os.kill(pid, sig)
@@ -172,6 +219,21 @@ def read_pids(profile: str) -> dict[str, Any] | None:
     """The pids recorded for a profile's cluster, or None."""
     path = Path(profile_dir(profile, create=False)) / "pid" / "cluster.json"
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def verified_pids(profile: str) -> dict[str, Any] | None:
+    """A profile's recorded cluster with only the pids proven to be its processes (start time and command line
+    as recorded); None when no recorded controller is still running."""
+    data = read_pids(profile)
+    if not data:
+        return None
+    ident = data.get("identity") or {}
+    ctl = data.get("controller")
+    if not isinstance(ctl, int) or not is_same_process(ctl, ident.get(str(ctl))):
+        return None
+    engines = [p for p in data.get("engines", []) if isinstance(p, int) and is_same_process(p, ident.get(str(p)))]
+    return {"controller": ctl, "engines": engines, "identity": ident}

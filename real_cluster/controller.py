@@ -23,28 +23,28 @@ from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler,
-    TaskSubmitted, TimerFired, WorkerDied,
+    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished, TaskResubmitted,
+    TaskScheduler, TaskSubmitted, TimerFired, WorkerDied,
 )
-from sched_lab.core.model import TASK_ABORTED
+from sched_lab.core.model import ENGINE_ERROR, TASK_ABORTED
 from sched_lab.core.options import check_hwm, check_scheme
 from sched_lab.core.pump import EventPump
 
 from . import protocol as proto
 from .aio_link import Link
+from .durable import CommitGate, GatedLink
 from .hub_requests import RequestHandler
 from .messages import (
     CancelTask, EnginesChanged, Heartbeat, Register, Registered, Request, RunTask, StopEngine, Submit, TaskDone,
-    TaskResult,
+    TaskFlags, TaskResult,
 )
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for
-from .taskdb import TaskDB
+from .taskdb import TaskDB, TaskIdInUse
 
 log = logging.getLogger("real_cluster.controller")
-DB_FLUSH_INTERVAL_S = 0.05
+DB_FLUSH_INTERVAL_S = 0.05          # records and unanswered writes are committed at least this often
 BATCH_RESULTS_IN_FLIGHT = 16       # a client with this many tasks still pending gets its results batched
 CLIENT_READ_BYTES = 8192            # a client's burst is read in slices, engines' replies go between (bench_live.py, 1 ms tasks)
-DB_RETRY_MAX_S = 2.0                # while the database refuses writes, retry at most this far apart
 MAX_UNAUTHENTICATED = 64            # connections still in the handshake; beyond this the oldest is closed
 
 
@@ -75,7 +75,11 @@ class Controller:
 
     def __init__(self, config: ControllerConfig):
         self.config = config
-        self.db = TaskDB(config.db_path)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._commit_signalled = False
+        self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
+                         schedule=lambda delay_s, f: asyncio.get_running_loop().call_later(delay_s, f))
+        self.gate = CommitGate(self.db)     # a client hears nothing before the writes made before it commit
         self._records = RecordList()
         self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed), records=self._records)
         self.engines: dict[int, EngineConn] = {}
@@ -103,16 +107,38 @@ class Controller:
     async def start(self) -> int:
         """Bind the listening socket and start housekeeping; returns the port."""
         self._stopped = asyncio.Event()
-        n = self.db.fail_pending(time.time(), "TaskAborted", "the controller stopped while this task was in flight")
-        if n:
-            log.warning("marked %d tasks left pending by a previous controller as aborted", n)
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        self._recover()
         self._server = await loop.create_server(self._new_link, self.config.host, self.config.port)
         self.port = self._server.sockets[0].getsockname()[1]
         self._tasks = [asyncio.ensure_future(self._heartbeat_monitor()), asyncio.ensure_future(self._db_flusher())]
         log.info("controller listening on %s:%d (scheme=%s hwm=%d db=%s)", self.config.host, self.port,
                  self.config.scheme, self.config.hwm, self.config.db_path)
         return self.port
+
+    def _recover(self) -> None:
+        """Take over what a previous controller left unfinished (it was killed): none of it is lost or aborted.
+
+        A task never dispatched queues again; one that was running gets the attempts its retries leave (the
+        core counts them afresh) or, with none left, fails with EngineError. Its dependencies on tasks the
+        core no longer knows (finished before the restart) count as met, as for a resubmission.
+        """
+        now = time.time()
+        requeued = failed = 0
+        for row in self.db.pending_rows():
+            tid, flags, used = row["msg_id"], TaskFlags.from_dict(row["flags"]), row["attempts"] or 0
+            if used > flags.retries:
+                self.db.finish_task(tid, "error", None, None, None, now, None, ENGINE_ERROR,
+                                    f"the controller stopped while attempt {used} of this task ran, and it has "
+                                    f"no retries left")
+                failed += 1
+                continue
+            self.pending.add(PendingTask(tid, row["payload"], flags, row["submitted"]))
+            self.feed(TaskResubmitted(now, spec_for(tid, replace(flags, retries=flags.retries - used))))
+            requeued += 1
+        if requeued or failed:
+            log.warning("recovered the tasks a previous controller left: %d queued again, %d failed (EngineError: "
+                        "running at the stop, no retries left)", requeued, failed)
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None
@@ -136,7 +162,7 @@ class Controller:
             handle.cancel()
         try:
             self.save_records()
-            self.db.close()
+            self.db.close()                 # waits for the writer to commit the backlog
         except sqlite3.Error as exc:
             log.error("task database: final write failed, unsaved rows are lost: %s", exc)
         if self._journal:
@@ -154,8 +180,8 @@ class Controller:
                 log.warning("closed %d unauthenticated connections: more than %d were waiting for a handshake",
                             self._evicted, MAX_UNAUTHENTICATED)
                 self._evicted, self._evicted_logged_at = 0, now
-        link = Link(self.config.key, server=True, on_message=self._on_message, on_ready=self._on_ready,
-                    on_close=self._on_close, log=log)
+        link = GatedLink(self.gate, self.config.key, server=True, on_message=self._on_message,
+                         on_ready=self._on_ready, on_close=self._on_close, log=log)
         self._unauthenticated[link] = None
         return link
 
@@ -192,8 +218,9 @@ class Controller:
                 raise proto.ProtocolError(f"unexpected {type(msg).__name__} from engine {eng.engine_id}")
         elif isinstance(msg, Submit):
             self._submit(link, msg)
-        elif isinstance(msg, Request):
-            self.requests.handle(link, msg)
+        elif isinstance(msg, Request):      # it reads what was written before it arrived (core records included)
+            self.save_records()
+            self.gate.later(link, lambda: self.requests.handle(link, msg))
         else:
             raise proto.ProtocolError(f"unexpected {type(msg).__name__} from a client")
 
@@ -233,22 +260,39 @@ class Controller:
                     self._engine_lost(eng.engine_id, f"nothing received for {now - seen:.1f} s")
 
     async def _db_flusher(self) -> None:
-        delay, failing = DB_FLUSH_INTERVAL_S, False
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                self.save_records()
-                self.db.flush()
-            except sqlite3.Error as exc:      # disk full, read-only, I/O error: keep serving, keep the writes queued
-                if not failing:
-                    log.error("task database write failed (writes stay queued, retrying): %s", exc)
-                failing, delay = True, min(delay * 2, DB_RETRY_MAX_S)
-            except Exception:
-                log.exception("task database write failed")
-            else:
-                if failing:
-                    log.warning("task database writes succeed again")
-                failing, delay = False, DB_FLUSH_INTERVAL_S
+        while True:                       # the writer thread commits; this hands it the core's records and
+            await asyncio.sleep(DB_FLUSH_INTERVAL_S)     # has it commit what no answer asked for yet
+            self.save_records()
+            self.db.request_commit()
+
+    def _db_committed_threadsafe(self, seq: int) -> None:
+        if self._commit_signalled:          # one wake-up of the loop covers every commit until it runs
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._commit_signalled = True
+            self._loop.call_soon_threadsafe(self._db_committed)
+
+    def _db_failed_threadsafe(self, exc: BaseException) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._db_failed, exc)
+
+    def _db_committed(self) -> None:
+        self._commit_signalled = False
+        if self.gate.failing and self.db.error is None:
+            log.warning("task database writes succeed again; accepting submissions")
+            self.gate.failing = False
+        self.db.forget_committed()
+        self.gate.release()
+
+    def _db_failed(self, exc: BaseException) -> None:
+        """The writer could not commit: a lock only delays answers; anything else also refuses new submissions."""
+        if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            log.warning("task database is locked by another process; writes (and the answers after them) wait: %s",
+                        exc)
+            return
+        log.error("task database write failed (writes stay queued, retrying; new submissions are refused): %s", exc)
+        self.gate.failing = True
+        self.gate.release()
 
     def save_records(self) -> None:
         records = self._records.drain()
@@ -257,14 +301,27 @@ class Controller:
 
     # ----------------------------------------------------------------------- task traffic
     def _submit(self, link: Link, msg: Submit) -> None:
-        if msg.task_id in self.pending:
-            return self._send_result(link, TaskResult(
+        refusal = None
+        try:
+            if self.gate.failing:
+                refusal = ("ClusterError", f"task database unavailable ({self.db.error}): the submission was not "
+                                           "accepted; retry once the database accepts writes again")
+            elif msg.task_id in self.pending or self.db.is_id_used(msg.task_id):
+                refusal = ("ValueError", f"task id {msg.task_id!r} is already in use; a task id is never reused")
+        except sqlite3.Error as exc:
+            refusal = ("ClusterError", f"task database unavailable ({exc}): the submission was not accepted")
+        if refusal is not None:         # a refusal promises nothing: it need not wait for the database
+            return link.send_now(TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
-                completed_at=None, received_at=time.time(), ename="ValueError",
-                evalue=f"task id {msg.task_id!r} is already in use"))
+                completed_at=None, received_at=time.time(), ename=refusal[0], evalue=refusal[1]))
         flags = msg.flags
+        try:
+            self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload)
+        except (sqlite3.Error, TaskIdInUse) as exc:        # an in-memory database refused it
+            return link.send_now(TaskResult(
+                task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
+                completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
         self.pending.add(PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link))
-        self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload)
         spec = spec_for(msg.task_id, flags)
         try:
             self.feed(TaskSubmitted(time.time(), spec))
@@ -313,6 +370,7 @@ class Controller:
             eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload,
                                   time_limit_s=task.flags.time_limit_s))
             self._dispatched.add(eng.link)
+            self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
 
     def _do_fail(self, action: Fail) -> None:
         self._finish(action.task_id, TaskResult(
@@ -364,7 +422,8 @@ class Controller:
             result = replace(result, submitted_at=task.submitted_at, label=label)
         self.db.finish_task(task_id, result.status, result.engine_id, result.started_at, result.completed_at,
                             result.received_at, result.result, result.ename, result.evalue, result.traceback,
-                            result.engine_info, result.stdout, result.stderr)
+                            result.engine_info, result.stdout, result.stderr,
+                            answer=result)        # get_result answers from it until committed
         owner = task.owner
         busy = owner is not None and self.pending.pending_of(owner) >= BATCH_RESULTS_IN_FLIGHT
         for link in task.subscribers:

@@ -1,10 +1,12 @@
 """Running a controller as a process: options, profile files, logging, signals.
 
 `python -m real_cluster.controller_app --profile NAME [--scheme S] [--hwm H] [--db sqlite|memory]`
-(also `sched-lab controller ...`). It binds 127.0.0.1 unless `--ip` says otherwise, writes the
-client and engine connection files (mode 0600, fresh random key; `--reuse` keeps the previous key
-and port so engines reconnect after a restart), logs to the profile's log folder, and stops
-cleanly on SIGTERM/SIGINT or a client's shutdown request.
+(also `sched-lab controller ...`). It first takes the profile's lock (one controller per profile:
+a second one exits with an error and touches nothing), binds 127.0.0.1 unless `--ip` says otherwise,
+writes the client and engine connection files (mode 0600, fresh random key; `--reuse` keeps the
+previous key and port so engines reconnect after a restart), logs to the profile's log folder,
+and stops cleanly on SIGTERM/SIGINT or a client's shutdown request. Every file it creates is
+private (umask 077: the database, its -wal/-shm files and the logs are 0600).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from sched_lab.core.options import InvalidOption, check_hwm, check_scheme
 from . import protocol as proto
 from .controller import Controller, ControllerConfig
 from .logs import configure_logging
-from .profile import CLIENT_FILE, ENGINE_FILE, ConnectionInfo, profile_dir, read_connection_file, write_connection_file
+from .profile import (
+    CLIENT_FILE, ENGINE_FILE, ConnectionInfo, ProfileLocked, lock_profile, make_private, profile_dir,
+    read_connection_file, write_connection_file,
+)
 
 log = logging.getLogger("real_cluster.controller")
 
@@ -52,7 +57,14 @@ def run_controller(args: argparse.Namespace) -> int:
     except InvalidOption as exc:
         print(f"controller: {exc}", file=sys.stderr)
         return 2
+    os.umask(0o077)
     pdir = profile_dir(args.profile)
+    try:
+        lock_fd = lock_profile(args.profile)       # held until this process exits
+    except ProfileLocked as exc:
+        print(f"controller: {exc}", file=sys.stderr)
+        return 1
+    make_private(pdir)                            # also what an older version left readable
     configure_logging(Path(args.log) if args.log else pdir / "log" / "controller.log", "controller")
     key, port = proto.new_key(), args.port
     client_path = pdir / "security" / CLIENT_FILE
@@ -65,10 +77,16 @@ def run_controller(args: argparse.Namespace) -> int:
                               journal_path=args.journal)
     try:
         asyncio.run(_serve(config, pdir, args))
-    except (OSError, sqlite3.Error) as exc:      # port taken, profile or task database unusable
+    except sqlite3.Error as exc:                 # a damaged or unusable task database
+        log.error("controller failed: task database %s: %s", config.db_path, exc)
+        print(f"controller: task database {config.db_path}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:                       # port taken, profile unusable
         log.error("controller failed: %s", exc)
         print(f"controller: {exc}", file=sys.stderr)
         return 1
+    finally:
+        os.close(lock_fd)
     return 0
 
 

@@ -117,6 +117,10 @@ class RequestHandler:
             if tid in self.tasks:
                 pending.append(tid)
                 continue
+            answer = self.db.unsaved_answer(tid)     # finished, its row not committed yet (the gate holds this)
+            if answer is not None:
+                rows[tid] = answer
+                continue
             row = self.db.query({"msg_id": tid}, keys=[
                 "status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue",
                 "traceback", "engine_info", "label", "result"])
@@ -127,6 +131,9 @@ class RequestHandler:
             self.tasks.subscribe(tid, link)
         for tid, r in rows.items():
             done.append(tid)
+            if isinstance(r, TaskResult):
+                link.send(r)
+                continue
             link.send(TaskResult(task_id=tid, status=r["status"], engine_id=r["engine_id"],
                                  submitted_at=r["submitted"], started_at=r["started"], completed_at=r["completed"],
                                  received_at=r["received"], ename=r["ename"], evalue=r["evalue"],

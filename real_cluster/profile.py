@@ -5,12 +5,17 @@
     security/controller-client.json   how clients reach the controller (mode 0600: holds the key)
     security/controller-engine.json   how engines reach it (same key; copy it to join from elsewhere)
     log/                              controller.log, engine-*.log, cluster.log
-    pid/cluster.json                  pids of a cluster started by `sched-lab cluster start` / `Cluster`
-    tasks.db                          the SQLite task database
+    pid/cluster.json                  pids of a cluster started by `sched-lab cluster start` / `Cluster`, each
+                                      with its start time and command line (a pid is trusted only if both match)
+    pid/controller.lock               held (fcntl) by the profile's one running controller for its lifetime
+    tasks.db                          the SQLite task database (with tasks.db-wal, tasks.db-shm)
+
+Everything is private to its user: directories 0700, files 0600 (the database holds pickled payloads).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -35,9 +40,75 @@ def profile_dir(profile: str | None = None, create: bool = True) -> Path:
     path = sched_lab_dir() / f"profile_{name}"
     if create:
         for sub in ("security", "log", "pid"):
-            (path / sub).mkdir(parents=True, exist_ok=True)
-        os.chmod(path / "security", 0o700)
+            (path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private(path)
     return path
+
+
+PRIVATE_FILES = ("tasks.db", "tasks.db-wal", "tasks.db-shm", "tasks.db-journal")
+
+
+def make_private(path: Path) -> None:
+    """Mode 0700 for `path` and every directory in it; 0600 for its database files and logs (ours only)."""
+    uid = os.getuid()
+    for dirpath, dirnames, filenames in os.walk(path):
+        d = Path(dirpath)
+        if d.stat().st_uid == uid:
+            os.chmod(d, 0o700)
+        for name in filenames:
+            f = d / name
+            if (name in PRIVATE_FILES or d.name in ("log", "security")) and not f.is_symlink() \
+                    and f.stat().st_uid == uid:
+                os.chmod(f, 0o600)
+
+
+class ProfileLocked(RuntimeError):
+    """Raised when a profile already has a running controller (it holds the profile's lock)."""
+
+
+def lock_profile(profile: str | None) -> int:
+    """Take the profile's controller lock (held until this process exits); returns its file descriptor.
+
+    Raises ProfileLocked, naming the holder's pid, if another controller holds it. Touches nothing else.
+    """
+    path = profile_dir(profile) / "pid" / "controller.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.read(fd, 32).decode().strip() or "?"
+        finally:
+            os.close(fd)
+        name = profile or DEFAULT_PROFILE
+        raise ProfileLocked(f"profile {name!r} already has a running controller (pid {holder}); "
+                            f"stop it first (`sched-lab cluster stop --profile {name}`)") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def process_identity(pid: int | None) -> dict | None:
+    """A live process's start time (clock ticks after boot, from /proc) and command line; None if it is gone."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read().decode(errors="replace").rstrip("\0").split("\0")
+    except (OSError, IndexError):
+        return None
+    if fields[0] == "Z":
+        return None
+    return {"start": int(fields[19]), "cmdline": cmdline}
+
+
+def is_same_process(pid: int | None, identity: dict | None) -> bool:
+    """Whether `pid` is alive and still the process recorded as `identity` (same start time and command line)."""
+    now = process_identity(pid)
+    return bool(now and identity and now["start"] == identity.get("start")
+                and now["cmdline"] == identity.get("cmdline"))
 
 
 def list_profiles() -> list[str]:

@@ -1,25 +1,40 @@
 """The controller's task database: SQLite, a file in the profile (durable) or in memory.
 
 Every task's row holds its flags, timestamps (seconds since the epoch, to the microsecond), engine, status
-(`pending` | `ok` | `error`), the opaque request payload and result bytes, and the error fields.
-The core's TaskRecords (one per attempt) go to a second table. Writes are queued and committed
-in batches (`flush`), one transaction per batch; every read flushes first, so reads see all writes.
+(`pending` | `ok` | `error`), the number of attempts dispatched, the opaque request payload and
+result bytes, and the error fields. The core's TaskRecords (one per attempt) go to a second table;
+the ids of purged tasks to a third, so that a task id is never used twice in one database.
 Queries take ipyparallel's Mongo-style form: `{"label": "x", "submitted": {"$gt": t}}` with the
 operators `$lt $gt $lte $gte $eq $ne $in $nin $exists $mod`.
+
+How this works. Writes never run on the caller's thread for a file database: each write is queued
+with a sequence number and a writer thread (its own SQLite connection) commits the queue in group
+commits of at most WRITE_CHUNK_ROWS rows / WRITE_CHUNK_BYTES bytes, then calls `on_commit(seq)`
+(thread-safe hand-off is the caller's job). Given `schedule`, it commits when asked (`request_commit`:
+an answer waits for its rows) rather than after every write. While the database refuses writes (disk full, locked by
+another process, read-only) the writer keeps the queue, calls `on_error(exc)` once, and retries
+with backoff; the backlog lands chunk by chunk once it can. Reads run on the caller's connection
+and see committed rows only: the controller reads once the writes before a request have committed.
+An in-memory database has no writer thread: writes run at once and are committed when they return.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
-from collections.abc import Iterable
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sched_lab.core.model import TaskRecord
 
+log = logging.getLogger("real_cluster.taskdb")
 COLUMNS = ("msg_id", "client_id", "label", "flags", "submitted", "started", "completed", "received",
            "engine_id", "status", "payload", "result", "ename", "evalue", "traceback", "engine_info",
-           "resubmitted", "resubmit_of", "stdout", "stderr")
+           "resubmitted", "resubmit_of", "stdout", "stderr", "attempts")
 _BLOBS = ("payload", "result")
 _JSON = ("flags", "engine_info")
 _OPS = {"$lt": "<", "$gt": ">", "$lte": "<=", "$gte": ">=", "$eq": "=", "$ne": "!="}
@@ -27,11 +42,24 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tasks (msg_id TEXT PRIMARY KEY, client_id TEXT, label TEXT, flags TEXT,
     submitted REAL, started REAL, completed REAL, received REAL, engine_id INTEGER, status TEXT,
     payload BLOB, result BLOB, ename TEXT, evalue TEXT, traceback TEXT, engine_info TEXT,
-    resubmitted TEXT, resubmit_of TEXT, stdout TEXT, stderr TEXT);
+    resubmitted TEXT, resubmit_of TEXT, stdout TEXT, stderr TEXT, attempts INTEGER DEFAULT 0);
 CREATE INDEX IF NOT EXISTS tasks_label ON tasks(label);
 CREATE INDEX IF NOT EXISTS tasks_submitted ON tasks(submitted);
 CREATE TABLE IF NOT EXISTS records ({", ".join(TaskRecord.fields())});
+CREATE TABLE IF NOT EXISTS purged (msg_id TEXT PRIMARY KEY);
 """
+_INSERT = f"INSERT INTO tasks ({', '.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})"
+_FINISH = ("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, result=?, ename=?, "
+           "evalue=?, traceback=?, engine_info=?, stdout=?, stderr=? WHERE msg_id=?")
+_FINISH_PENDING = _FINISH.replace("WHERE msg_id=?", "WHERE msg_id=? AND status='pending'")
+_RECORD = f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})"
+_ATTEMPTS = "UPDATE tasks SET attempts=? WHERE msg_id=? AND status='pending'"
+_KIND_ORDER = {_INSERT: 0, _ATTEMPTS: 1, _FINISH_PENDING: 2, _RECORD: 3}
+WRITE_CHUNK_ROWS = 2000            # one transaction holds at most this many queued writes ...
+WRITE_CHUNK_BYTES = 8 << 20        # ... or about this many payload/result bytes (a backlog lands in bounded bites)
+GROUP_COMMIT_WAIT_S = 0.005        # a lazy commit request (answers already batched) waits this long for company
+WRITE_RETRY_MAX_S = 2.0            # while the database refuses writes, retry at most this far apart
+WRITER_BUSY_TIMEOUT_S = 1.0        # the writer waits this long for another process's lock per attempt
 
 
 def _us(ts: float | None) -> float | None:
@@ -39,102 +67,215 @@ def _us(ts: float | None) -> float | None:
     return None if ts is None else round(ts, 6)
 
 
-class TaskDB:
-    """A task database at `path` (a file, or ":memory:")."""
+class IdFilter:
+    """A Bloom filter of task ids (1 MiB): "surely new" costs no database read (bench_live.py, burst).
 
-    def __init__(self, path: str = ":memory:"):
+    A "maybe" is settled by the database; the false-positive rate grows with the ids held (about 0.01 %
+    at 100,000, 3 % at a million), never the answer's correctness. Hashes are this process's own.
+    """
+
+    BITS = 1 << 23
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS >> 3)
+
+    def add(self, key: str) -> None:
+        h, bits = hash(key), self._bits
+        for _ in range(3):
+            b = h & (self.BITS - 1)
+            bits[b >> 3] |= 1 << (b & 7)
+            h >>= 21
+
+    def __contains__(self, key: str) -> bool:
+        h, bits = hash(key), self._bits
+        for _ in range(3):
+            b = h & (self.BITS - 1)
+            if not bits[b >> 3] & (1 << (b & 7)):
+                return False
+            h >>= 21
+        return True
+
+
+class TaskIdInUse(ValueError):
+    """A submission reused a task id this database already holds (or once held: purged ids stay taken)."""
+
+
+class TaskDB:
+    """A task database at `path` (a file, or ":memory:").
+
+    `on_commit(seq)` / `on_error(exc)` are called from the writer thread (file databases only). With
+    `schedule(delay_s, fn)` (the event loop's call_later), the writer commits when asked
+    (`request_commit`, at most once per loop turn) rather than after every write.
+    """
+
+    def __init__(self, path: str = ":memory:", on_commit: Callable[[int], None] | None = None,
+                 on_error: Callable[[BaseException], None] | None = None,
+                 schedule: Callable[[float, Callable[[], None]], Any] | None = None):
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if path != ":memory:":
+        self.memory = path == ":memory:"
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=0.05)    # reads on the event loop never wait long for a lock
+        if not self.memory:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         have = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
-        for name in ("stdout", "stderr"):           # a database written before output capture
-            if name not in have:
-                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} TEXT")
-        self._inserts: list[tuple] = []
-        self._updates: list[tuple] = []
-        self._records: list[tuple] = []
-        self._other: list[tuple[str, tuple]] = []
+        for name, kind in (("stdout", "TEXT"), ("stderr", "TEXT"), ("attempts", "INTEGER DEFAULT 0")):
+            if name not in have:                    # a database written by an older version
+                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
+        self.queued_seq = 0                  # writes queued so far
+        self.committed_seq = 0               # writes committed so far
+        self.error: BaseException | None = None       # the writer's latest failure, None once it succeeds again
+        self._on_commit = on_commit
+        self._on_error = on_error
+        self._ops: list[tuple[int, str, tuple, int]] = []      # (seq, sql, args, payload/result bytes)
+        self._new_ids: deque[tuple[int, str]] = deque()     # inserts not committed yet (for is_id_used)
+        self._new_set: set[str] = set()
+        self._unsaved: dict[str, tuple[int, Any]] = {}   # outcomes queued, not committed (oldest first)
+        self._ids = IdFilter()
+        for (msg_id,) in self._db.execute("SELECT msg_id FROM tasks UNION ALL SELECT msg_id FROM purged"):
+            self._ids.add(msg_id)
+        self._cond = threading.Condition(threading.Lock())
+        self._writer_idle = False            # the writer waits for work: the next write must wake it
+        self._schedule = schedule
+        self._wake_scheduled = False         # a wake-up at once is scheduled
+        self._lazy_scheduled = False         # a wake-up after GROUP_COMMIT_WAIT_S is scheduled
+        self._closing = False
+        self.commits = 0                     # transactions committed by the writer (group commit: << writes)
+        self._writer: threading.Thread | None = None
+        if not self.memory:
+            self._writer = threading.Thread(target=self._write_loop, name="taskdb-writer", daemon=True)
+            self._writer.start()
 
     @property
     def dirty(self) -> bool:
-        """Whether writes are waiting for `flush`."""
-        return bool(self._inserts or self._updates or self._records or self._other)
+        """Whether queued writes have not been committed yet."""
+        return self.committed_seq < self.queued_seq
 
     # ------------------------------------------------------------------------------ writes
+    def _queue(self, sql: str, args: tuple, nbytes: int = 0) -> int:
+        if self.memory:
+            self._db.execute(sql, args)
+            self.queued_seq += 1
+            self.committed_seq = self.queued_seq
+            return self.queued_seq
+        with self._cond:
+            self.queued_seq += 1
+            self._ops.append((self.queued_seq, sql, args, nbytes))
+            if self._writer_idle and self._schedule is None:
+                self._writer_idle = False
+                self._cond.notify()
+            return self.queued_seq
+
+    def request_commit(self, lazy: bool = False) -> None:
+        """Someone waits for the writes queued so far: have the writer commit them (at most once per loop turn).
+
+        With `schedule`, writes alone do not wake the writer: a submission, its dispatch and its outcome
+        usually share one commit, made when an answer needs it (bench_live.py, apply_sync round trip).
+        `lazy`: the answer can wait GROUP_COMMIT_WAIT_S, so that a burst shares fewer, bigger commits
+        (bench_live.py, async burst).
+        """
+        if not self._writer_idle or not self.dirty:
+            return
+        if self._schedule is None:
+            self._wake()
+        elif not lazy:
+            if not self._wake_scheduled:
+                self._wake_scheduled = True
+                self._schedule(0, self._wake)
+        elif not self._lazy_scheduled and not self._wake_scheduled:
+            self._lazy_scheduled = True
+            self._schedule(GROUP_COMMIT_WAIT_S, self._wake)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._wake_scheduled = self._lazy_scheduled = False
+            if self._writer_idle:
+                self._writer_idle = False
+                self._cond.notify()
+
+    def is_id_used(self, msg_id: str) -> bool:
+        """Whether `msg_id` names a stored, queued or purged task; raises sqlite3.Error if it cannot be read."""
+        if msg_id not in self._ids:
+            return False
+        new = self._new_ids
+        while new and new[0][0] <= self.committed_seq:
+            self._new_set.discard(new.popleft()[1])
+        if msg_id in self._new_set:
+            return True
+        return self._db.execute("SELECT 1 FROM tasks WHERE msg_id=? UNION ALL SELECT 1 FROM purged WHERE msg_id=?",
+                                (msg_id, msg_id)).fetchone() is not None
+
     def add_task(self, msg_id: str, client_id: str | None, flags: dict[str, Any], submitted: float | None,
-                 payload: bytes, resubmit_of: str | None = None) -> None:
-        """Queue a new pending task."""
-        self._inserts.append((msg_id, client_id, flags.get("label"), json.dumps(flags), _us(submitted), None, None,
-                              None, None, "pending", payload, None, None, None, None, None, None, resubmit_of,
-                              None, None))
+                 payload: bytes, resubmit_of: str | None = None) -> int:
+        """Queue a new pending task; returns its write's sequence number.
+
+        A task id already stored raises TaskIdInUse (in memory) or is refused by the writer (logged).
+        """
+        if self.memory and self.is_id_used(msg_id):
+            raise TaskIdInUse(f"task id {msg_id!r} is already in use")
+        self._ids.add(msg_id)
+        seq = self._queue(_INSERT, (msg_id, client_id, flags.get("label"), json.dumps(flags), _us(submitted), None, None,
+                                     None, None, "pending", payload, None, None, None, None, None, None, resubmit_of,
+                                     None, None, 0), len(payload))
+        if not self.memory:
+            self._new_ids.append((seq, msg_id))
+            self._new_set.add(msg_id)
+        return seq
+
+    def set_attempts(self, msg_id: str, attempts: int) -> int:
+        """Queue: the task's `attempts`-th run (counting from 1) was dispatched (a restart retries or fails it)."""
+        return self._queue(_ATTEMPTS, (attempts, msg_id))
 
     def finish_task(self, msg_id: str, status: str, engine_id: int | None, started: float | None,
                     completed: float | None, received: float, result: bytes | None, ename: str | None = None,
                     evalue: str | None = None, traceback: str | None = None,
-                    engine_info: dict | None = None, stdout: str = "", stderr: str = "") -> None:
-        """Queue a task's final outcome (with the output it printed, as captured by its engine)."""
-        self._updates.append((status, engine_id, _us(started), _us(completed), _us(received), result, ename, evalue,
-                              traceback, json.dumps(engine_info) if engine_info else None, stdout or None,
-                              stderr or None, msg_id))
+                    engine_info: dict | None = None, stdout: str = "", stderr: str = "", answer: Any = None) -> int:
+        """Queue a task's final outcome, with the output it printed (a row already final is never rewritten).
 
-    def set_resubmitted(self, msg_id: str, new_id: str) -> None:
-        """Queue: `msg_id` was resubmitted as `new_id`."""
-        self._other.append(("UPDATE tasks SET resubmitted=? WHERE msg_id=?", (new_id, msg_id)))
-
-    def add_records(self, records: Iterable[TaskRecord]) -> None:
-        """Queue the core's per-attempt records."""
-        self._records.extend((str(row[0]), *row[1:]) for row in (r.to_row() for r in records))
-
-    def flush(self) -> None:
-        """Commit every queued write in one transaction.
-
-        Raises sqlite3.Error when the disk or database refuses the writes; they stay queued (in order,
-        ahead of later ones) and the next `flush` tries again, so a disk that recovers loses nothing.
+        `answer` (what the caller told clients, e.g. the TaskResult) is kept until the row has committed:
+        `unsaved_answer(msg_id)` returns it meanwhile, when the row itself still reads as pending.
         """
-        if not self.dirty:
-            return
-        inserts, updates, records, other = self._inserts, self._updates, self._records, self._other
-        self._inserts, self._updates, self._records, self._other = [], [], [], []
-        try:
-            self._commit(inserts, updates, records, other)
-        except BaseException:
-            self._inserts, self._updates = inserts + self._inserts, updates + self._updates
-            self._records, self._other = records + self._records, other + self._other
-            raise
+        seq = self._queue(_FINISH_PENDING, (status, engine_id, _us(started), _us(completed), _us(received), result,
+                                            ename, evalue, traceback, json.dumps(engine_info) if engine_info else None,
+                                            stdout or None, stderr or None, msg_id),
+                          len(result) if result else 0)
+        if answer is not None and self.dirty:
+            self._unsaved[msg_id] = (seq, answer)
+        return seq
 
-    def _commit(self, inserts: list[tuple], updates: list[tuple], records: list[tuple],
-                other: list[tuple[str, tuple]]) -> None:
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            if inserts:
-                db.executemany(f"INSERT OR REPLACE INTO tasks VALUES ({','.join('?' * len(COLUMNS))})", inserts)
-            if updates:
-                db.executemany("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, "
-                               "result=?, ename=?, evalue=?, traceback=?, engine_info=?, stdout=?, stderr=? WHERE msg_id=?", updates)
-            if records:
-                db.executemany(f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})", records)
-            for sql, args in other:
-                db.execute(sql, args)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+    def unsaved_answer(self, msg_id: str) -> Any:
+        """The `answer` given with a task's outcome whose row has not committed yet, else None."""
+        self.forget_committed()
+        item = self._unsaved.get(msg_id)
+        return item[1] if item is not None else None
 
-    def fail_pending(self, received: float, ename: str, evalue: str) -> int:
-        """Mark every task still pending (left over from a previous controller) as failed; returns how many."""
-        self.flush()
-        cur = self._db.execute("UPDATE tasks SET status='error', ename=?, evalue=?, received=? WHERE status='pending'",
-                               (ename, evalue, received))
-        return cur.rowcount
+    def forget_committed(self) -> None:
+        """Drop the answers whose rows have committed (call after commits)."""
+        unsaved, done = self._unsaved, self.committed_seq
+        while unsaved:
+            first = next(iter(unsaved))
+            if unsaved[first][0] > done:
+                break
+            del unsaved[first]
+
+    def set_resubmitted(self, msg_id: str, new_id: str) -> int:
+        """Queue: `msg_id` was resubmitted as `new_id`."""
+        return self._queue("UPDATE tasks SET resubmitted=? WHERE msg_id=?", (new_id, msg_id))
+
+    def add_records(self, records: Iterable[TaskRecord]) -> int:
+        """Queue the core's per-attempt records."""
+        seq = self.queued_seq
+        for row in (r.to_row() for r in records):
+            seq = self._queue(_RECORD, (str(row[0]), *row[1:]))
+        return seq
 
     def purge(self, msg_ids: list[str] | None) -> list[str]:
-        """Delete finished tasks (all when `msg_ids` is None); returns the ids deleted."""
-        self.flush()
+        """Queue the deletion of finished tasks (all when `msg_ids` is None); returns the ids (from committed rows).
+
+        The ids stay taken (table `purged`): a later submission cannot reuse them.
+        """
+        self._check_readable()
         if msg_ids is None:
             ids = [r[0] for r in self._db.execute("SELECT msg_id FROM tasks WHERE status != 'pending'")]
         else:
@@ -144,17 +285,107 @@ class TaskDB:
                 ids.extend(r[0] for r in self._db.execute(
                     f"SELECT msg_id FROM tasks WHERE status != 'pending' AND msg_id IN ({','.join('?' * len(part))})",
                     part))
-        try:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM tasks WHERE msg_id=?", [(i,) for i in ids])
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
+        for i in ids:
+            self._queue("INSERT OR IGNORE INTO purged VALUES (?)", (i,))
+            self._queue("DELETE FROM tasks WHERE msg_id=?", (i,))
         return ids
 
+    # ------------------------------------------------------------------------------ writer
+    def _write_loop(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=WRITER_BUSY_TIMEOUT_S)
+        db.execute("PRAGMA synchronous=NORMAL")   # per connection: in WAL mode a commit survives a process kill
+        delay = 0.0
+        try:
+            while True:
+                with self._cond:
+                    while not self._ops and not self._closing:
+                        self._writer_idle = True
+                        self._cond.wait()
+                    self._writer_idle = False
+                    if not self._ops:
+                        return
+                    chunk = self._ops[:WRITE_CHUNK_ROWS]       # a quick copy: the event loop waits for this lock
+                size = 0
+                for n, op in enumerate(chunk):
+                    size += op[3]
+                    if size >= WRITE_CHUNK_BYTES:
+                        del chunk[n + 1:]
+                        break
+                try:
+                    self._commit(db, chunk)
+                except sqlite3.Error as exc:
+                    if self.error is None and self._on_error is not None:
+                        self._on_error(exc)
+                    self.error = exc
+                    if self._closing and delay >= WRITE_RETRY_MAX_S:
+                        log.error("task database: %d queued writes are lost at stop: %s", len(self._ops), exc)
+                        return
+                    delay = min(max(delay * 2, 0.05), WRITE_RETRY_MAX_S)
+                    with self._cond:
+                        self._cond.wait(delay)
+                    continue
+                delay = 0.0
+                with self._cond:
+                    del self._ops[:len(chunk)]
+                    self.committed_seq = chunk[-1][0]
+                self.commits += 1
+                if self.error is not None:
+                    log.warning("task database writes succeed again")
+                    self.error = None
+                if self._on_commit is not None:
+                    self._on_commit(chunk[-1][0])
+        finally:
+            db.close()
+
+    @staticmethod
+    def _commit(db: sqlite3.Connection, chunk: list[tuple[int, str, tuple, int]]) -> None:
+        # One executemany per kind of write (bench_live.py, burst): inserts, then dispatch counts, then outcomes,
+        # then records, then the rest in queue order. A row's own writes keep their order (a task is inserted
+        # before it is dispatched, dispatched before it ends), and the transaction commits them all or none.
+        chunk = sorted(chunk, key=lambda op: _KIND_ORDER.get(op[1], 4))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            i = 0
+            while i < len(chunk):                 # consecutive writes of one kind go in one executemany
+                j = i + 1
+                while j < len(chunk) and chunk[j][1] == chunk[i][1]:
+                    j += 1
+                try:
+                    db.executemany(chunk[i][1], [op[2] for op in chunk[i:j]])
+                except sqlite3.IntegrityError:    # a duplicate the controller let through: refuse that row alone
+                    for op in chunk[i:j]:
+                        try:
+                            db.execute(op[1], op[2])
+                        except sqlite3.IntegrityError as exc:
+                            log.error("task database refused a write (%s): %s", exc, op[2][:1])
+                i = j
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def wait_committed(self, seq: int | None = None, timeout_s: float = 10.0) -> bool:
+        """Block until write `seq` (default: every write queued so far) has committed; False on timeout."""
+        target = self.queued_seq if seq is None else seq
+        deadline = time.monotonic() + timeout_s
+        while self.committed_seq < target:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
     # ------------------------------------------------------------------------------- reads
+    def _check_readable(self) -> None:
+        if self.error is not None and self.dirty:
+            raise sqlite3.OperationalError(f"{self.error} ({self.queued_seq - self.committed_seq} writes waiting)")
+
+    def pending_rows(self) -> list[dict[str, Any]]:
+        """Tasks not final (left by a controller that died), oldest submission first, with payload and attempts."""
+        cols = ("msg_id", "client_id", "flags", "submitted", "payload", "attempts")
+        rows = self._db.execute(f"SELECT {', '.join(cols)} FROM tasks WHERE status='pending' ORDER BY submitted, rowid")
+        return [dict(zip(cols, row), flags=json.loads(row[2])) for row in rows]
+
     def get(self, msg_id: str) -> dict[str, Any] | None:
         """One task's row as a dict (None when unknown)."""
         rows = self.query({"msg_id": msg_id})
@@ -162,12 +393,12 @@ class TaskDB:
 
     def hub_history(self) -> list[str]:
         """Every task id, oldest submission first."""
-        self.flush()
+        self._check_readable()
         return [r[0] for r in self._db.execute("SELECT msg_id FROM tasks ORDER BY submitted, rowid")]
 
     def query(self, query: dict[str, Any], keys: list[str] | None = None) -> list[dict[str, Any]]:
         """Rows matching a Mongo-style query; `keys` selects columns (msg_id always; blobs only if asked)."""
-        self.flush()
+        self._check_readable()
         if keys is None:
             cols = [c for c in COLUMNS if c not in _BLOBS]
         else:
@@ -188,7 +419,7 @@ class TaskDB:
 
     def records(self) -> list[TaskRecord]:
         """Every stored TaskRecord (task ids as strings)."""
-        self.flush()
+        self._check_readable()
         return [TaskRecord.from_row(row) for row in self._db.execute("SELECT * FROM records")]
 
     @staticmethod
@@ -226,9 +457,20 @@ class TaskDB:
                     raise KeyError(f"unsupported query operator {op!r}")
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
-    def close(self) -> None:
-        """Flush and close."""
-        try:
-            self.flush()
-        finally:
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Commit what is queued (waiting up to `timeout_s` while the database refuses writes), then close.
+
+        Raises sqlite3.OperationalError naming how many writes were lost if they could not land.
+        """
+        if self._writer is not None:
+            with self._cond:
+                self._closing = True
+                self._cond.notify()
+            self._writer.join(timeout_s)
+            lost = self.queued_seq - self.committed_seq
+            log.info("task database: %d writes in %d commits", self.committed_seq, self.commits)
+            self._db.close()
+            if lost:
+                raise sqlite3.OperationalError(f"{lost} queued writes could not be committed: {self.error}")
+        else:
             self._db.close()

@@ -1,7 +1,9 @@
 """`sched-lab cluster start|stop|list`, `sched-lab controller`, `sched-lab engine` (light to import).
 
 Results go to stdout (a table, or `--json`), logs to the profile's log folder. Exit codes:
-0 ok, 1 failed (e.g. no cluster running, already running), 2 usage error.
+0 ok, 1 failed (e.g. no cluster running, already running), 2 usage error. `stop` and `list` trust a
+recorded pid only while its start time and command line match what was recorded (a stale pid file
+never gets an unrelated process signalled).
 """
 
 from __future__ import annotations
@@ -60,10 +62,8 @@ def _engine(args: argparse.Namespace) -> int:
 
 
 def _running(profile: str) -> dict[str, Any] | None:
-    from real_cluster.cluster import read_pids
-    from real_cluster.profile import pid_alive
-    pids = read_pids(profile)
-    return pids if pids and pid_alive(pids.get("controller")) else None
+    from real_cluster.cluster import verified_pids
+    return verified_pids(profile)
 
 
 def _cluster_start(args: argparse.Namespace) -> int:
@@ -90,6 +90,10 @@ def _cluster_start(args: argparse.Namespace) -> int:
         return 1
     client.close()
     cluster.client = None
+    stop = threading.Event()
+    if not args.daemonize:          # before "cluster started": a caller may signal as soon as it reads it
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
     print(f"cluster started: profile={args.profile} engines={args.n} scheme={args.scheme} hwm={args.hwm}")
     print(f"connection file: {cluster.dir / 'security' / 'controller-client.json'}")
     sys.stdout.flush()
@@ -106,35 +110,34 @@ def _cluster_start(args: argparse.Namespace) -> int:
 
 
 def _cluster_stop(args: argparse.Namespace) -> int:
-    from real_cluster.cluster import read_pids, stop_pids
+    from real_cluster.cluster import stop_pids
     from real_cluster.profile import profile_dir
-    pids = read_pids(args.profile)
-    if not _running(args.profile):
+    pids = _running(args.profile)
+    if not pids:
         print(f"no cluster is running in profile {args.profile!r}", file=sys.stderr)
+        (profile_dir(args.profile) / "pid" / "cluster.json").unlink(missing_ok=True)     # stale: forget it
         return 1
-    assert pids is not None
     try:
         from real_cluster.client import Client
         with Client(profile=args.profile, timeout=2) as client:
             client.shutdown(hub=True)
     except Exception as exc:     # not reachable: fall back to signals
         print(f"controller not reachable ({exc}); signalling", file=sys.stderr)
-    stop_pids([pids["controller"], *pids.get("engines", [])])
+    stop_pids([pids["controller"], *pids["engines"]], identities=pids["identity"])
     (profile_dir(args.profile) / "pid" / "cluster.json").unlink(missing_ok=True)
     print(f"cluster stopped: profile={args.profile}")
     return 0
 
 
 def _cluster_list(args: argparse.Namespace) -> int:
-    from real_cluster.profile import list_profiles, pid_alive
-    from real_cluster.cluster import read_pids
+    from real_cluster.cluster import verified_pids
+    from real_cluster.profile import list_profiles
     rows = []
     for name in list_profiles():
-        pids = read_pids(name) or {}
-        running = pid_alive(pids.get("controller"))
-        engines = [p for p in pids.get("engines", []) if pid_alive(p)] if running else []
-        rows.append({"profile": name, "running": running, "controller_pid": pids.get("controller") if running else None,
-                     "engines": len(engines)})
+        pids = verified_pids(name)
+        running = pids is not None
+        rows.append({"profile": name, "running": running, "controller_pid": pids["controller"] if pids else None,
+                     "engines": len(pids["engines"]) if pids else 0})
     if args.json:
         print(json.dumps(rows))
     else:

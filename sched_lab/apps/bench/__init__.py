@@ -3,6 +3,8 @@
 - `live`: the live cluster vs ProcessPoolExecutor and ipyparallel (`sched-lab bench`, benchmarks/bench_live.py)
 - `core`: the scheduler core's cycles/s vs the O(n) reference schemes (benchmarks/bench_core.py)
 - `sim`: the simulator's tasks per wall second vs an idiomatic SimPy model (benchmarks/bench_sim.py)
-- `sweep`: one sweep run locally, on a Dask LocalCluster (and Ray): wall times, ratios, identical rows
+- `sweep`: one sweep run locally, on a Dask LocalCluster (and Ray): wall times, ratios, identical rows (benchmarks/bench_sweep.py)
+- `sigkill`: answered submissions lost across controller SIGKILLs, ours vs the batched-write controller
+  (benchmarks/bench_sigkill.py)
 - `tasks`: the task functions every live peer imports
 """

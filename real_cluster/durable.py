@@ -1,0 +1,104 @@
+"""Durable answers: the controller tells a client nothing before the task database holds what came before it.
+
+How this works. Every task-database write gets a sequence number (TaskDB.queued_seq) and the
+writer thread reports the highest committed one. A message to a client is stamped with the
+sequence number of the last write queued before it; it leaves once that write has committed
+(group commit: one commit releases every message stamped up to it). Requests that read the
+database wait the same way, so they see every write made before they arrived. Held items leave in
+arrival order, so a client's messages never overtake each other. When the database refuses writes
+for a reason other than a lock (disk full, read-only, I/O error), the controller stops accepting
+submissions (see Controller) and answers requests at once, with clear errors where they need the
+database: only task results wait for the disk, a client waiting for a reply must not.
+Engines are never held: a task may run before its row is committed, but nobody hears about it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any, Callable
+
+from . import protocol as proto
+from .aio_link import Link
+from .messages import TaskResult, to_wire
+from .taskdb import TaskDB
+
+
+log = logging.getLogger("real_cluster.controller")
+
+
+class CommitGate:
+    """Holds client-bound messages and deferred requests until the writes queued before them have committed."""
+
+    def __init__(self, db: TaskDB):
+        self.db = db
+        self.failing = False            # set by the controller while the database refuses writes (not just locked)
+        self._held: deque[tuple[int, Link, Any, Any]] = deque()
+
+    @property
+    def held(self) -> int:
+        """How many messages and requests are waiting for a commit."""
+        return len(self._held)
+
+    def _clear(self, seq: int) -> bool:
+        return not self._held and self.db.committed_seq >= seq
+
+    def send(self, link: Link, msg: Any, batched: bool = False) -> None:
+        """Send `msg` to a client once every write queued so far has committed (at once if it has)."""
+        seq = self.db.queued_seq
+        if (self.failing and not isinstance(msg, TaskResult)) or self._clear(seq):
+            (Link.send_batched if batched else Link.send)(link, msg)
+        else:
+            frame = proto.encode_frame(*to_wire(msg))   # encoded now: a message too large fails its sender at once
+            self._held.append((seq, link, frame, batched))
+            self.db.request_commit(lazy=batched)      # a batched answer may wait a little anyway
+
+    def later(self, link: Link, run: Callable[[], None]) -> None:
+        """Call `run` once every write queued so far has committed (at once if it has, or while failing)."""
+        if self.failing or self._clear(self.db.queued_seq):
+            run()
+        else:
+            self._held.append((self.db.queued_seq, link, None, run))
+            self.db.request_commit()
+
+    def release(self) -> None:
+        """Send/run everything whose writes have committed; while failing, run every deferred request too."""
+        held = self._held
+        if self.failing and any(item[2] is None for item in held):
+            requests = [item[3] for item in held if item[2] is None]
+            self._held = held = deque(item for item in held if item[2] is not None)
+            for run in requests:
+                run()
+        while held and held[0][0] <= self.db.committed_seq:
+            _, link, frame, run = held.popleft()
+            if frame is None:
+                try:
+                    run()
+                except Exception:       # one failing request must not hold up the answers behind it
+                    log.exception("error answering a deferred request from %s", link.peer)
+            elif not link.closed:
+                link.send_encoded(frame)
+
+
+class GatedLink(Link):
+    """A controller-side Link: once it is a client's, everything sent to it goes through the CommitGate."""
+
+    def __init__(self, gate: CommitGate, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.gate = gate
+
+    def send(self, msg: Any) -> None:
+        if self.role == "client":
+            self.gate.send(self, msg)
+        else:
+            super().send(msg)
+
+    def send_batched(self, msg: Any) -> None:
+        if self.role == "client":
+            self.gate.send(self, msg, batched=True)
+        else:
+            super().send_batched(msg)
+
+    def send_now(self, msg: Any) -> None:
+        """Send without waiting for the database (only for refusals: they promise nothing)."""
+        super().send(msg)
