@@ -15,7 +15,7 @@ import logging
 from typing import Any, Callable
 
 from . import protocol as proto
-from .error import AuthenticationError, ProtocolError
+from .error import AuthenticationError, InvalidField, ProtocolError
 from .messages import Auth, Hello, Welcome, from_wire, to_wire
 
 HANDSHAKE_TIMEOUT_S = 5.0
@@ -28,12 +28,15 @@ class Link(asyncio.Protocol):
 
     `on_ready(link)` runs once authenticated, `on_message(link, msg)` per message afterwards,
     `on_close(link, reason)` once when the connection ends (also if it never authenticated).
+    `on_invalid(link, error)`, once authenticated, gets a message with one bad header field (InvalidField)
+    and returns True if it answered it (the connection then stays); otherwise the connection closes.
     """
 
     def __init__(self, key: str, *, server: bool, role: str | None = None,
                  on_message: Callable[[Link, Any], None], on_ready: Callable[[Link], None] | None = None,
                  on_close: Callable[[Link, str], None] | None = None, log: logging.Logger | None = None,
-                 limits: proto.Limits = proto.DEFAULT_LIMITS):
+                 limits: proto.Limits = proto.DEFAULT_LIMITS,
+                 on_invalid: Callable[[Link, InvalidField], bool] | None = None):
         self.key = key
         self.server = server
         self.role = role
@@ -46,6 +49,7 @@ class Link(asyncio.Protocol):
         self._on_message = on_message
         self._on_ready = on_ready
         self._on_close = on_close
+        self._on_invalid = on_invalid
         self._log = log or logging.getLogger("real_cluster.link")
         self._limits = limits
         self._decoder = proto.FrameDecoder(proto.HANDSHAKE_LIMITS)
@@ -85,7 +89,13 @@ class Link(asyncio.Protocol):
             for header, buffers in frames:
                 if self.closed:
                     return
-                msg = from_wire(header, buffers)
+                try:
+                    msg = from_wire(header, buffers)
+                except InvalidField as exc:     # the frame was whole: the next one can still be read
+                    if self.authenticated and self._on_invalid is not None and self._on_invalid(self, exc):
+                        self._log.warning("refused a message from %s %s: %s", self.role, self.peer, exc)
+                        continue
+                    raise
                 if self.authenticated:
                     self._on_message(self, msg)
                 else:

@@ -100,7 +100,7 @@ class Client:
 
                 await self._loop.create_connection(
                     lambda: Link(info.key, server=False, role="client", on_message=self._on_message,
-                                 on_ready=on_ready, on_close=on_close), info.host, info.port)
+                                 on_ready=on_ready, on_close=on_close, limits=proto.RESULT_LIMITS), info.host, info.port)
             task = asyncio.ensure_future(go())
             task.add_done_callback(lambda t: t.exception() and not ready.done() and ready.set_exception(
                 ConnectionFailed(f"cannot connect to {info.host}:{info.port}: {t.exception()}")))

@@ -30,10 +30,11 @@ from sched_lab.core import (
 
 from . import protocol as proto
 from .aio_link import Link
+from .error import InvalidField
 from .hub_requests import RequestHandler
 from .messages import (
-    CancelTask, EnginesChanged, Heartbeat, Register, Registered, Request, RunTask, StopEngine, Submit, TaskDone,
-    TaskFlags, TaskResult,
+    CancelTask, EnginesChanged, Heartbeat, Register, Registered, Reply, Request, RunTask, StopEngine, Submit,
+    TaskDone, TaskFlags, TaskResult,
 )
 from .taskdb import TaskDB
 
@@ -75,6 +76,7 @@ class EngineConn:
     link: Link
     last_seen: float
     completed: int = 0
+    given: set[tuple[str, int]] = field(default_factory=set)    # (task id, attempt) sent and not yet reported
 
 
 @dataclass(slots=True)
@@ -172,7 +174,7 @@ class Controller:
                             self._evicted, MAX_UNAUTHENTICATED)
                 self._evicted, self._evicted_logged_at = 0, now
         link = Link(self.config.key, server=True, on_message=self._on_message, on_ready=self._on_ready,
-                    on_close=self._on_close, log=log)
+                    on_close=self._on_close, log=log, on_invalid=self._on_invalid)
         self._unauthenticated[link] = None
         return link
 
@@ -213,6 +215,20 @@ class Controller:
             self.requests.handle(link, msg)
         else:
             raise proto.ProtocolError(f"unexpected {type(msg).__name__} from a client")
+
+    def _on_invalid(self, link: Link, exc: InvalidField) -> bool:
+        """A client's message with one bad field: its task or request fails naming the field (True); else close."""
+        if link.role != "client":
+            return False
+        if exc.msg_type == "submit" and exc.task_id is not None:
+            self._send_result(link, TaskResult(
+                task_id=exc.task_id, status="error", engine_id=None, submitted_at=None, started_at=None,
+                completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
+            return True
+        if exc.msg_type == "req" and exc.rid is not None:
+            link.send(Reply(rid=exc.rid, ok=False, error=["ValueError", str(exc)]))
+            return True
+        return False
 
     def _register(self, link: Link, msg: Register) -> None:
         eid = self._next_engine_id
@@ -299,6 +315,12 @@ class Controller:
                         follow=flags.follow, retries=flags.retries, timeout_s=flags.timeout_s, label=flags.label)
 
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
+        try:
+            eng.given.remove((msg.task_id, msg.attempt))
+        except KeyError:                # not sent to this engine: a forged or confused report changes nothing
+            log.warning("engine %d reported task %r attempt %d, which it was not given; ignored",
+                        eng.engine_id, msg.task_id[:64], msg.attempt)
+            return
         task = self.pending.get(msg.task_id)
         if task is None:
             return
@@ -327,7 +349,10 @@ class Controller:
                 if self._journal:
                     pickle.dump((ev, actions), self._journal)
                 for action in actions:
-                    self._carry_out(action)
+                    try:
+                        self._carry_out(action)
+                    except Exception:       # one failing action never stops the others (nor the loop)
+                        log.exception("carrying out %r failed", action)
         finally:
             self._feeding = False
             self._events.clear()
@@ -340,6 +365,7 @@ class Controller:
                 self._events.append(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
             else:
                 eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload))
+                eng.given.add((action.task_id, action.attempt))
                 self._dispatched.add(eng.link)
         elif isinstance(action, Deliver):
             self._deliver(action)

@@ -3,8 +3,10 @@
 ```
 ClusterError
 ├── ProtocolError                 a peer broke the wire protocol (bad frame, too large, bad header)
+│   ├── InvalidField              one header field of a message is of the wrong type, range or size
 │   └── AuthenticationError       a peer failed the HMAC challenge-response
 ├── ConnectionFailed              the controller could not be reached or the connection dropped
+│   └── ControllerBusy            the controller refused the handshake as overloaded (retry later)
 ├── NoEnginesRegistered           `targets` used while no engine is registered
 └── RemoteError                   a task failed: `.ename`, `.evalue`, `.traceback`, `.engine_info`
     ├── CompositeError            several parts of one result failed (e.g. a map)
@@ -27,7 +29,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "ClusterError", "ProtocolError", "AuthenticationError", "ConnectionFailed", "NoEnginesRegistered",
+    "ClusterError", "ProtocolError", "InvalidField", "AuthenticationError", "ConnectionFailed", "ControllerBusy",
+    "NoEnginesRegistered",
     "RemoteError", "CompositeError", "SchedulerError", "EngineError", "TaskTimeout", "TaskAborted",
     "UnmetDependency", "ImpossibleDependency", "InvalidDependency", "remote_error",
 ]
@@ -41,12 +44,31 @@ class ProtocolError(ClusterError):
     """Raised when a peer sends bytes that are not a valid frame or message (the peer's fault)."""
 
 
+class InvalidField(ProtocolError):
+    """Raised when one header field of a message has the wrong type, range or size (`field` names it).
+
+    `msg_type` is the message's wire name; `task_id` / `rid` are set when the message's own id was
+    valid, so the receiver can answer that task or request instead of closing the connection.
+    """
+
+    def __init__(self, msg_type: str, field: str, problem: str, task_id: str | None = None, rid: int | None = None):
+        super().__init__(f"{msg_type!r} message: field {field!r} {problem}")
+        self.msg_type = msg_type
+        self.field = field
+        self.task_id = task_id
+        self.rid = rid
+
+
 class AuthenticationError(ProtocolError):
     """Raised when a peer fails the HMAC challenge-response (wrong key, replayed or forged answer)."""
 
 
 class ConnectionFailed(ClusterError):
     """Raised when the controller cannot be reached, or the connection to it is lost."""
+
+
+class ControllerBusy(ConnectionFailed):
+    """Raised when the controller refused the handshake because it is overloaded (not a key problem: retry)."""
 
 
 class NoEnginesRegistered(ClusterError):

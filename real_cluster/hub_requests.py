@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from sched_lab.core import AbortRequested, PurgeRequested, TaskResubmitted
 
+from .error import InvalidField
 from .messages import Reply, Request, StopEngine, TaskFlags, TaskResult
+from .wire_fields import check_request_args
 
 if TYPE_CHECKING:
     from .aio_link import Link
@@ -48,11 +50,12 @@ class RequestHandler:
             if method is None:
                 raise RequestError("ValueError", f"unknown request {req.op!r}")
             args = req.args if req.big is None else json.loads(req.big)
-            if not isinstance(args, dict):
-                raise TypeError("request arguments must be a JSON object")
+            check_request_args(req.op, args, req.rid)
             value = method(link, **args)
         except RequestError as exc:
             link.send(Reply(rid=req.rid, ok=False, error=[exc.ename, exc.evalue]))
+        except InvalidField as exc:
+            link.send(Reply(rid=req.rid, ok=False, error=["ValueError", str(exc)]))
         except (TypeError, KeyError, ValueError) as exc:
             link.send(Reply(rid=req.rid, ok=False, error=[type(exc).__name__, str(exc)]))
         except sqlite3.Error as exc:     # the disk or database failed: this request fails, the controller serves on

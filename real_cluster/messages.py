@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from sched_lab.core.dependency import Dependency
 
 from .error import ProtocolError
+from .wire_fields import check_binary, check_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,14 @@ class Welcome:
     """Server -> peer: the server's proof of the key (the peer checks it before trusting anything)."""
     TYPE: ClassVar[str] = "welcome"
     mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Server -> peer, then close: the handshake is refused. `retry`: overloaded, try again later (not a key problem)."""
+    TYPE: ClassVar[str] = "refused"
+    reason: str
+    retry: bool
 
 
 # ------------------------------------------------------------------------------------ engines
@@ -214,7 +223,7 @@ class EnginesChanged:
 
 _NO_FLAGS = TaskFlags()
 _BINARY = (RunTask, TaskDone, Submit, TaskResult)
-MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Register, Registered, Heartbeat, RunTask, CancelTask,
+MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Refused, Register, Registered, Heartbeat, RunTask, CancelTask,
                                    TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged)
 _BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_TYPES}
 # per class: (header field names, buffer field names, required header names)
@@ -259,23 +268,31 @@ def _to_binary(msg: Any) -> bytes | None:
 
 
 def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
-    """Inverse of `_to_binary`; ProtocolError for anything else."""
+    """Inverse of `_to_binary`; ProtocolError for anything else (InvalidField for a bad id or time)."""
     try:
         code = header[1] if header[0] == 0 else -1
         if code == _RUN and len(buffers) == 1:
             _, _, attempt = _RUN_S.unpack_from(header)
-            return RunTask(task_id=header[_RUN_S.size:].decode(), attempt=attempt, payload=buffers[0])
+            tid = header[_RUN_S.size:].decode()
+            check_binary("run", tid, ())
+            return RunTask(task_id=tid, attempt=attempt, payload=buffers[0])
         if code == _DONE and len(buffers) <= 1:
             _, _, attempt, started, completed = _DONE_S.unpack_from(header)
-            return TaskDone(task_id=header[_DONE_S.size:].decode(), attempt=attempt, status="ok", started_at=started,
+            tid = header[_DONE_S.size:].decode()
+            check_binary("done", tid, (("started_at", started), ("completed_at", completed)))
+            return TaskDone(task_id=tid, attempt=attempt, status="ok", started_at=started,
                             completed_at=completed, result=buffers[0] if buffers else None)
         if code == _SUBMIT and len(buffers) == 1:
             _, _, submitted = _SUBMIT_S.unpack_from(header)
-            return Submit(task_id=header[_SUBMIT_S.size:].decode(), flags=_NO_FLAGS, submitted_at=submitted,
-                          payload=buffers[0])
+            tid = header[_SUBMIT_S.size:].decode()
+            check_binary("submit", tid, (("submitted_at", submitted),))
+            return Submit(task_id=tid, flags=_NO_FLAGS, submitted_at=submitted, payload=buffers[0])
         if code == _RESULT and len(buffers) <= 1:
             _, _, eid, submitted, started, completed, received = _RESULT_S.unpack_from(header)
-            return TaskResult(task_id=header[_RESULT_S.size:].decode(), status="ok", engine_id=eid,
+            tid = header[_RESULT_S.size:].decode()
+            check_binary("result", tid, (("submitted_at", submitted), ("started_at", started),
+                                         ("completed_at", completed), ("received_at", received)))
+            return TaskResult(task_id=tid, status="ok", engine_id=eid,
                               submitted_at=submitted, started_at=started, completed_at=completed,
                               received_at=received, result=buffers[0] if buffers else None)
     except (IndexError, struct.error, UnicodeDecodeError) as exc:
@@ -325,11 +342,12 @@ def from_wire(header: dict[str, Any] | bytes, buffers: list[bytes]) -> Any:
         if key not in names:
             raise ProtocolError(f"unexpected field {key!r} in a {cls.TYPE!r} message")
         kwargs[key] = value
-    if cls is Submit and "flags" not in kwargs:
-        kwargs["flags"] = _NO_FLAGS
-    missing = required - kwargs.keys()
+    missing = required - kwargs.keys() - ({"flags"} if cls is Submit else set())
     if missing:
         raise ProtocolError(f"{cls.TYPE!r} message lacks {sorted(missing)}")
+    check_fields(cls.TYPE, kwargs)
+    if cls is Submit and "flags" not in kwargs:
+        kwargs["flags"] = _NO_FLAGS
     if len(buffers) > len(bufs) or (len(buffers) != header.get("nb", 0)):
         raise ProtocolError(f"{cls.TYPE!r} message has {len(buffers)} buffers, expected {header.get('nb', 0)}")
     for name, buf in zip(bufs, buffers):
