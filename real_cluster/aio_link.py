@@ -15,8 +15,8 @@ import logging
 from typing import Any, Callable
 
 from . import protocol as proto
-from .error import AuthenticationError, InvalidField, ProtocolError
-from .messages import Auth, Hello, Welcome, from_wire, to_wire
+from .error import AuthenticationError, ControllerBusy, InvalidField, ProtocolError
+from .messages import Auth, Hello, Refused, Welcome, from_wire, to_wire
 
 HANDSHAKE_TIMEOUT_S = 5.0
 BATCH_DELAY_S = 0.002       # `send_batched`: the longest a message waits for company (bench_live.py, burst)
@@ -24,7 +24,13 @@ BATCH_MAX_FRAMES = 256      # ... or until this many are queued
 
 
 class Link(asyncio.Protocol):
-    """One connection. Server side: `Link(key, server=True, ...)`; peer side: `Link(key, role=..., ...)`.
+    """One connection. Server side: `Link(keys, server=True, ...)`; peer side: `Link(key, role=..., ...)`.
+
+    A server's `key` is a dict role -> key (each role proves its own key; one str serves every role).
+    A server refuses a peer with a `Refused` frame before closing: `retry=False` for a wrong key
+    (`refuse(reason, retry=True)` is the owner's "overloaded, retry").
+    On the peer side a `Refused` ends the handshake with ControllerBusy or AuthenticationError, kept
+    in `close_error` (None when the connection simply closed).
 
     `on_ready(link)` runs once authenticated, `on_message(link, msg)` per message afterwards,
     `on_close(link, reason)` once when the connection ends (also if it never authenticated).
@@ -32,7 +38,7 @@ class Link(asyncio.Protocol):
     and returns True if it answered it (the connection then stays); otherwise the connection closes.
     """
 
-    def __init__(self, key: str, *, server: bool, role: str | None = None,
+    def __init__(self, key: str | dict[str, str], *, server: bool, role: str | None = None,
                  on_message: Callable[[Link, Any], None], on_ready: Callable[[Link], None] | None = None,
                  on_close: Callable[[Link, str], None] | None = None, log: logging.Logger | None = None,
                  limits: proto.Limits = proto.DEFAULT_LIMITS,
@@ -50,6 +56,8 @@ class Link(asyncio.Protocol):
         self._on_ready = on_ready
         self._on_close = on_close
         self._on_invalid = on_invalid
+        self.close_error: Exception | None = None
+        self.refused = False                        # server side: closed by `refuse`
         self._log = log or logging.getLogger("real_cluster.link")
         self._limits = limits
         self._decoder = proto.FrameDecoder(proto.HANDSHAKE_LIMITS)
@@ -100,9 +108,13 @@ class Link(asyncio.Protocol):
                     self._on_message(self, msg)
                 else:
                     self._handshake(msg)
-        except ProtocolError as exc:
-            self._log.warning("closing %s connection from %s: %s: %s", self.role or "unauthenticated",
-                              self.peer, type(exc).__name__, exc)
+        except (ProtocolError, ControllerBusy) as exc:
+            self.close_error = exc
+            if self.server and not self.authenticated and isinstance(exc, AuthenticationError):
+                self._send_raw(to_wire(Refused(reason="wrong key for this role", retry=False)))
+            if not isinstance(exc, ControllerBusy):
+                self._log.warning("closing %s connection from %s: %s: %s", self.role or "unauthenticated",
+                                  self.peer, type(exc).__name__, exc)
             self.close(f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a bug while handling one peer must not take the process down
             self._log.exception("error handling a message from %s; closing that connection", self.peer)
@@ -122,10 +134,15 @@ class Link(asyncio.Protocol):
         if self.server:
             if not isinstance(msg, Auth) or msg.role not in proto.ROLES:
                 raise AuthenticationError(f"expected an auth message, got {type(msg).__name__}")
-            proto.check_proof(proto.peer_proof(self.key, msg.role, self._nonce, msg.nonce), msg.mac)
+            key = self.key if isinstance(self.key, str) else self.key[msg.role]
+            proto.check_proof(proto.peer_proof(key, msg.role, self._nonce, msg.nonce), msg.mac)
             self.role = msg.role
-            self._send_raw(to_wire(Welcome(mac=proto.server_proof(self.key, msg.role, self._nonce, msg.nonce))))
+            self._send_raw(to_wire(Welcome(mac=proto.server_proof(key, msg.role, self._nonce, msg.nonce))))
             self._become_ready()
+        elif isinstance(msg, Refused):
+            if msg.retry:
+                raise ControllerBusy(f"the controller is overloaded: {msg.reason}")
+            raise AuthenticationError(f"the controller refused our key ({msg.reason})")
         elif isinstance(msg, Hello) and self._server_nonce is None:
             if msg.version != proto.PROTOCOL_VERSION:
                 raise ProtocolError(f"controller speaks protocol {msg.version}, we speak {proto.PROTOCOL_VERSION}")
@@ -149,6 +166,14 @@ class Link(asyncio.Protocol):
             self._timer = None
         if self._on_ready:
             self._on_ready(self)
+
+    def refuse(self, reason: str, retry: bool) -> None:
+        """Server side, before authentication: tell the peer why (a `Refused` frame), then close."""
+        if self.closed or self.authenticated:
+            return
+        self.refused = True
+        self._send_raw(to_wire(Refused(reason=reason, retry=retry)))
+        self.close(reason)
 
     def _handshake_timeout(self) -> None:
         if not self.authenticated and not self.closed:

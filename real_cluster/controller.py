@@ -16,6 +16,7 @@ import asyncio
 import logging
 import pickle
 import random
+import socket
 import sqlite3
 import time
 from collections import deque
@@ -29,12 +30,13 @@ from sched_lab.core import (
 )
 
 from . import protocol as proto
+from .admission import HandshakeGate
 from .aio_link import Link
 from .error import InvalidField
 from .hub_requests import RequestHandler
 from .messages import (
-    CancelTask, EnginesChanged, Heartbeat, Register, Registered, Reply, Request, RunTask, StopEngine, Submit,
-    TaskDone, TaskFlags, TaskResult,
+    CancelTask, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask, StopEngine,
+    Submit, TaskDone, TaskFlags, TaskResult, to_wire,
 )
 from .taskdb import TaskDB
 
@@ -43,14 +45,23 @@ DB_FLUSH_INTERVAL_S = 0.05
 BATCH_RESULTS_IN_FLIGHT = 16       # a client with this many tasks still pending gets its results batched
 CLIENT_READ_BYTES = 8192            # a client's burst is read in slices, engines' replies go between (bench_live.py, 1 ms tasks)
 DB_RETRY_MAX_S = 2.0                # while the database refuses writes, retry at most this far apart
-MAX_UNAUTHENTICATED = 64            # connections still in the handshake; beyond this the oldest is closed
+MAX_UNAUTHENTICATED = 128           # half-open handshakes in total; beyond this the busiest source loses its oldest
+MAX_UNAUTHENTICATED_PER_SOURCE = 32  # half-open handshakes per source address; beyond this it is told "overloaded"
+LISTEN_BACKLOG = 4096               # accepted-but-not-yet-seen connections the kernel queues (a burst is not dropped)
+ACCEPT_BATCH = 512                  # connections accepted per event-loop turn (other work goes between batches)
+_OVERLOADED_FRAME = proto.encode_frame(*to_wire(Refused(reason="the controller is overloaded with handshakes; retry",
+                                                       retry=True)))
 
 
 @dataclass(frozen=True, slots=True)
 class ControllerConfig:
-    """How to run a controller. `db_path` ":memory:" keeps the task database in memory."""
+    """How to run a controller. `key` is the clients' key, `engine_key` the engines' (they must differ).
+
+    `db_path` ":memory:" keeps the task database in memory.
+    """
 
     key: str
+    engine_key: str
     host: str = "127.0.0.1"
     port: int = 0
     scheme: str = "leastload"
@@ -62,6 +73,8 @@ class ControllerConfig:
     journal_path: str | None = None
 
     def __post_init__(self) -> None:
+        if not self.key or not self.engine_key or self.key == self.engine_key:
+            raise ValueError("the client key and the engine key must be set and differ")
         if self.hb_period_s <= 0 or self.hb_misses < 1:
             raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
 
@@ -107,16 +120,16 @@ class Controller:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._events: deque = deque()
         self._feeding = False
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: socket.socket | None = None
         self._stopped: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
         self.requests = RequestHandler(self)
         self._owned: dict[Link, int] = {}   # per client: its submitted tasks still pending (result batching)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
-        self._unauthenticated: dict[Link, None] = {}     # insertion order: oldest first
-        self._evicted = 0
-        self._evicted_logged_at = 0.0
+        self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
+        self._keys = {"client": config.key, "engine": config.engine_key}
+        self._gate_logged_at = 0.0
 
     # --------------------------------------------------------------------------- lifecycle
     async def start(self) -> int:
@@ -126,8 +139,10 @@ class Controller:
         if n:
             log.warning("marked %d tasks left pending by a previous controller as aborted", n)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._new_link, self.config.host, self.config.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._listener = socket.create_server((self.config.host, self.config.port), backlog=LISTEN_BACKLOG)
+        self._listener.setblocking(False)
+        loop.add_reader(self._listener.fileno(), self._accept_ready)
+        self.port = self._listener.getsockname()[1]
         self._tasks = [asyncio.ensure_future(self._heartbeat_monitor()), asyncio.ensure_future(self._db_flusher())]
         log.info("controller listening on %s:%d (scheme=%s hwm=%d db=%s)", self.config.host, self.port,
                  self.config.scheme, self.config.hwm, self.config.db_path)
@@ -147,8 +162,10 @@ class Controller:
             eng.link.flush()
         for link in list(self.clients):
             link.close("controller stopping")
-        if self._server:
-            self._server.close()
+        if self._listener is not None:
+            asyncio.get_running_loop().remove_reader(self._listener.fileno())
+            self._listener.close()
+            self._listener = None
         for task in self._tasks:
             task.cancel()
         for handle in self._timers.values():
@@ -163,24 +180,53 @@ class Controller:
         self._stopped.set()
 
     def _new_link(self) -> Link:
-        if len(self._unauthenticated) >= MAX_UNAUTHENTICATED:     # a flood: drop the oldest half-open handshake
-            oldest = next(iter(self._unauthenticated))
-            del self._unauthenticated[oldest]
-            oldest.close(f"more than {MAX_UNAUTHENTICATED} unauthenticated connections")
-            self._evicted += 1
-            now = time.monotonic()
-            if now - self._evicted_logged_at >= 1.0:
-                log.warning("closed %d unauthenticated connections: more than %d were waiting for a handshake",
-                            self._evicted, MAX_UNAUTHENTICATED)
-                self._evicted, self._evicted_logged_at = 0, now
-        link = Link(self.config.key, server=True, on_message=self._on_message, on_ready=self._on_ready,
+        return Link(self._keys, server=True, on_message=self._on_message, on_ready=self._on_ready,
                     on_close=self._on_close, log=log, on_invalid=self._on_invalid)
-        self._unauthenticated[link] = None
-        return link
+
+    def _accept_ready(self) -> None:
+        """Accept waiting connections. A source over its handshake cap is told "overloaded" and closed right
+        here, before asyncio builds anything for it (so a flood costs little); see admission.py."""
+        loop = asyncio.get_running_loop()
+        assert self._listener is not None
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:          # out of file descriptors, ...: the connection waits in the queue
+                log.error("cannot accept a connection: %s", exc)
+                break
+            source = addr[0] if isinstance(addr, tuple) else ""
+            link = None
+            if self._gate.held(source) >= MAX_UNAUTHENTICATED_PER_SOURCE:      # the flood's fast path
+                self._gate.refused[source] += 1
+                ok = False
+            else:
+                link = self._new_link()
+                ok, victim = self._gate.admit(link, source)
+                if victim is not None:
+                    victim.refuse("the controller is overloaded with handshakes; retry", retry=True)  # type: ignore
+            if not ok:
+                try:
+                    conn.send(_OVERLOADED_FRAME, socket.MSG_DONTWAIT)
+                except OSError:
+                    pass
+                conn.close()
+                continue
+            task = asyncio.ensure_future(loop.connect_accepted_socket(lambda link=link: link, conn))
+            task.add_done_callback(lambda t, link=link, conn=conn: t.cancelled() or t.exception() is None or (
+                self._gate.done(link), conn.close()))
+        now = time.monotonic()
+        if now - self._gate_logged_at >= 1.0 and (self._gate.refused or self._gate.evicted):
+            refused, evicted = self._gate.take_counts()
+            log.warning("handshakes refused as overloaded (more than %d unauthenticated connections per source, "
+                        "%d in all): refused %s, evicted %s", MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED,
+                        dict(refused.most_common(5)), dict(evicted.most_common(5)))
+            self._gate_logged_at = now
 
     # ------------------------------------------------------------------------- connections
     def _on_ready(self, link: Link) -> None:
-        self._unauthenticated.pop(link, None)
+        self._gate.done(link)
         log.info("authenticated %s from %s", link.role, link.peer)
         if link.role == "client":
             self.clients.add(link)
@@ -188,8 +234,8 @@ class Controller:
             link.send(EnginesChanged(ids=tuple(sorted(self.engines))))
 
     def _on_close(self, link: Link, reason: str) -> None:
-        self._unauthenticated.pop(link, None)
-        if not link.authenticated:
+        self._gate.done(link)
+        if not link.authenticated and not link.refused:     # refusals are counted in _admit's log line
             log.info("unauthenticated connection from %s ended: %s", link.peer, reason)
         if link.role == "client":
             self.clients.discard(link)

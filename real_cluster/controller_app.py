@@ -2,8 +2,9 @@
 
 `python -m real_cluster.controller_app --profile NAME [--scheme S] [--hwm H] [--db sqlite|memory]`
 (also `sched-lab controller ...`). It binds 127.0.0.1 unless `--ip` says otherwise, writes the
-client and engine connection files (mode 0600, fresh random key; `--reuse` keeps the previous key
-and port so engines reconnect after a restart), logs to the profile's log folder, and stops
+client and engine connection files (mode 0600, one fresh random key each: the client key cannot
+register an engine, the engine key cannot submit or query; `--reuse` keeps the previous keys and
+port so engines reconnect after a restart), logs to the profile's log folder, and stops
 cleanly on SIGTERM/SIGINT or a client's shutdown request.
 """
 
@@ -16,6 +17,7 @@ import os
 import signal
 import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from sched_lab.core import SCHEMES
@@ -54,12 +56,16 @@ def run_controller(args: argparse.Namespace) -> int:
         return 2
     pdir = profile_dir(args.profile)
     configure_logging(Path(args.log) if args.log else pdir / "log" / "controller.log", "controller")
-    key, port = proto.new_key(), args.port
-    client_path = pdir / "security" / CLIENT_FILE
+    key, engine_key, port = proto.new_key(), proto.new_key(), args.port
+    client_path, engine_path = pdir / "security" / CLIENT_FILE, pdir / "security" / ENGINE_FILE
     if args.reuse and client_path.exists():
         old = read_connection_file(client_path)
         key, port = old.key, args.port or old.port
-    config = ControllerConfig(key=key, host=args.ip, port=port, scheme=args.scheme, hwm=args.hwm,
+        if engine_path.exists() and read_connection_file(engine_path).key != key:
+            engine_key = read_connection_file(engine_path).key
+        else:
+            log.warning("the previous engine file had no key of its own: engines need the new %s", engine_path)
+    config = ControllerConfig(key=key, engine_key=engine_key, host=args.ip, port=port, scheme=args.scheme, hwm=args.hwm,
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",
                               hb_period_s=args.hb_period, hb_misses=args.hb_misses, seed=args.seed,
                               journal_path=args.journal)
@@ -78,7 +84,8 @@ async def _serve(config: ControllerConfig, pdir: Path, args: argparse.Namespace)
     connect_host = "127.0.0.1" if config.host in ("0.0.0.0", "") else config.host
     info = ConnectionInfo(host=connect_host, port=port, key=config.key, scheme=config.scheme, hwm=config.hwm,
                           controller_pid=os.getpid(), profile=args.profile)
-    files = [write_connection_file(pdir / "security" / name, info) for name in (CLIENT_FILE, ENGINE_FILE)]
+    files = [write_connection_file(pdir / "security" / CLIENT_FILE, info),
+             write_connection_file(pdir / "security" / ENGINE_FILE, replace(info, key=config.engine_key))]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, controller.stop)

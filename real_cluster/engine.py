@@ -28,7 +28,7 @@ import uuid
 from collections import deque
 from pathlib import Path
 
-from .error import ConnectionFailed, ProtocolError, UnmetDependency
+from .error import ConnectionFailed, ControllerBusy, ProtocolError, UnmetDependency
 from .functional import check_dependencies
 from .logs import configure_logging
 from .messages import CancelTask, Heartbeat, Register, Registered, RunTask, StopEngine, TaskDone
@@ -79,6 +79,8 @@ class Engine:
                 self._hb_period = reply.hb_period_s
                 return link
             except (ConnectionFailed, ProtocolError) as exc:
+                if isinstance(exc, ControllerBusy):     # the controller is there, only busy: keep trying
+                    deadline = max(deadline, time.monotonic() + self.retry_for_s)
                 if time.monotonic() + delay > deadline:
                     return None
                 log.info("controller not reachable (%s); retrying", exc)

@@ -3,7 +3,7 @@
 `$SCHED_LAB_DIR` (default `~/.sched-lab`) holds one `profile_<name>/` per profile:
 
     security/controller-client.json   how clients reach the controller (mode 0600: holds the key)
-    security/controller-engine.json   how engines reach it (same key; copy it to join from elsewhere)
+    security/controller-engine.json   how engines reach it (its own key: engines only; copy it to join from elsewhere)
     log/                              controller.log, engine-*.log, cluster.log
     pid/cluster.json                  pids of a cluster started by `sched-lab cluster start` / `Cluster`
     tasks.db                          the SQLite task database

@@ -12,10 +12,17 @@ import threading
 from typing import Any
 
 from . import protocol as proto
-from .error import AuthenticationError, ConnectionFailed, ProtocolError
-from .messages import Auth, Hello, Welcome, from_wire, to_wire
+from .error import AuthenticationError, ConnectionFailed, ControllerBusy, ProtocolError
+from .messages import Auth, Hello, Refused, Welcome, from_wire, to_wire
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
+
+
+def _raise_if_refused(msg: Any) -> None:
+    if isinstance(msg, Refused):
+        if msg.retry:
+            raise ControllerBusy(f"the controller is overloaded: {msg.reason}")
+        raise AuthenticationError(f"the controller refused our key ({msg.reason})")
 
 
 class SyncLink:
@@ -30,7 +37,11 @@ class SyncLink:
 
     @classmethod
     def connect(cls, host: str, port: int, key: str, role: str, timeout_s: float = 5.0) -> SyncLink:
-        """Connect and run the handshake; the returned link is proven both ways."""
+        """Connect and run the handshake; the returned link is proven both ways.
+
+        Raises ControllerBusy when the controller answers "overloaded, retry", AuthenticationError for a
+        wrong key, ConnectionFailed when it cannot be reached or closes the connection.
+        """
         try:
             sock = socket.create_connection((host, port), timeout=timeout_s)
         except OSError as exc:
@@ -39,6 +50,7 @@ class SyncLink:
         link = cls(sock)
         try:
             hello = link.recv()
+            _raise_if_refused(hello)
             if not isinstance(hello, Hello):
                 raise AuthenticationError(f"expected hello, got {type(hello).__name__}")
             if hello.version != proto.PROTOCOL_VERSION:
@@ -46,6 +58,7 @@ class SyncLink:
             nonce = proto.new_nonce()
             link._write(to_wire(Auth(role=role, nonce=nonce, mac=proto.peer_proof(key, role, hello.nonce, nonce))))
             welcome = link.recv()
+            _raise_if_refused(welcome)
             if not isinstance(welcome, Welcome):
                 raise AuthenticationError(f"expected welcome, got {type(welcome).__name__}")
             proto.check_proof(proto.server_proof(key, role, hello.nonce, nonce), welcome.mac)
