@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from . import protocol as proto
 from .error import AuthenticationError, ControllerBusy, InvalidField, ProtocolError
+from .memory_guard import FrameBudget
 from .messages import Auth, Hello, Refused, Welcome, from_wire, to_wire
 
 HANDSHAKE_TIMEOUT_S = 5.0
@@ -29,6 +30,8 @@ class Link(asyncio.Protocol):
     A server's `key` is a dict role -> key (each role proves its own key; one str serves every role).
     A server refuses a peer with a `Refused` frame before closing: `retry=False` for a wrong key
     (`refuse(reason, retry=True)` is the owner's "overloaded, retry").
+    With a `budget`, the bytes this connection holds in an unfinished frame count against one cap shared
+    by every connection; the connection that pushes the total past it is closed.
     On the peer side a `Refused` ends the handshake with ControllerBusy or AuthenticationError, kept
     in `close_error` (None when the connection simply closed).
 
@@ -42,7 +45,8 @@ class Link(asyncio.Protocol):
                  on_message: Callable[[Link, Any], None], on_ready: Callable[[Link], None] | None = None,
                  on_close: Callable[[Link, str], None] | None = None, log: logging.Logger | None = None,
                  limits: proto.Limits = proto.DEFAULT_LIMITS,
-                 on_invalid: Callable[[Link, InvalidField], bool] | None = None):
+                 on_invalid: Callable[[Link, InvalidField], bool] | None = None,
+                 budget: FrameBudget | None = None):
         self.key = key
         self.server = server
         self.role = role
@@ -64,6 +68,9 @@ class Link(asyncio.Protocol):
         self._nonce = proto.new_nonce()
         self._server_nonce: str | None = None
         self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._budget = budget
+        self._held = 0                              # bytes of an unfinished frame counted in `budget`
         self._flush_scheduled = False
         self._later: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -93,7 +100,14 @@ class Link(asyncio.Protocol):
         if self.closed:
             return
         try:
-            frames = self._decoder.feed(data)
+            try:
+                frames = self._decoder.feed(data)
+            finally:
+                if self._budget is not None and self._decoder.buffered != self._held:
+                    self._budget.held += self._decoder.buffered - self._held
+                    self._held = self._decoder.buffered
+                    if self._held and self._budget.held > self._budget.cap:
+                        raise ProtocolError(f"unfinished frames of all connections exceed {self._budget.cap} bytes")
             for header, buffers in frames:
                 if self.closed:
                     return
@@ -125,6 +139,10 @@ class Link(asyncio.Protocol):
         self.closed = True
         if self._timer:
             self._timer.cancel()
+        if self._budget is not None:
+            self._budget.held -= self._held
+            self._held = 0
+        self._decoder = proto.FrameDecoder(self._decoder.limits)    # what it held is garbage now
         if self._on_close:
             callback, self._on_close = self._on_close, None
             callback(self, reason)
@@ -201,7 +219,9 @@ class Link(asyncio.Protocol):
         """Queue a message that may wait up to BATCH_DELAY_S for others, so that they share one write."""
         if not self.authenticated or self.closed:
             return
-        self._out.append(proto.encode_frame(*to_wire(msg)))
+        frame = proto.encode_frame(*to_wire(msg))
+        self._out.append(frame)
+        self._out_bytes += len(frame)
         if self._flush_scheduled:
             return
         if len(self._out) >= BATCH_MAX_FRAMES:
@@ -211,7 +231,9 @@ class Link(asyncio.Protocol):
             self._later = asyncio.get_running_loop().call_later(BATCH_DELAY_S, self.flush)
 
     def _send_raw(self, wire: tuple[dict, list[bytes]]) -> None:
-        self._out.append(proto.encode_frame(*wire))
+        frame = proto.encode_frame(*wire)
+        self._out.append(frame)
+        self._out_bytes += len(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -221,6 +243,7 @@ class Link(asyncio.Protocol):
         if self.closed:
             return
         self._out.append(frame)
+        self._out_bytes += len(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -233,10 +256,24 @@ class Link(asyncio.Protocol):
             self._later = None
         if not self._out or self.transport is None or self.transport.is_closing():
             self._out.clear()
+            self._out_bytes = 0
             return
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out = []
+        self._out_bytes = 0
         self.transport.write(data)
+
+    def write_backlog(self) -> int:
+        """Bytes queued to this peer that the kernel has not taken yet (ours and the transport's buffer)."""
+        size = self._out_bytes
+        if self.transport is not None:
+            size += self.transport.get_write_buffer_size()
+        return size
+
+    @property
+    def partial_bytes(self) -> int:
+        """Bytes received of a frame not yet complete."""
+        return self._decoder.buffered
 
     def close(self, reason: str = "closed") -> None:
         """Close the connection (queued messages are written first)."""

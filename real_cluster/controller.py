@@ -34,6 +34,7 @@ from .admission import HandshakeGate
 from .aio_link import Link
 from .error import InvalidField
 from .hub_requests import RequestHandler
+from .memory_guard import MemoryGuard
 from .messages import (
     CancelTask, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask, StopEngine,
     Submit, TaskDone, TaskFlags, TaskResult, to_wire,
@@ -71,10 +72,15 @@ class ControllerConfig:
     hb_misses: int = 5
     seed: int | None = None
     journal_path: str | None = None
+    client_out_cap_bytes: int = 16 * 2**20          # queued to one client beyond this, its results wait in the db
+    partial_frame_timeout_s: float = 30.0           # an unfinished frame that stops growing this long: closed
+    incomplete_frames_cap_bytes: int = 320 * 2**20  # unfinished frames of all connections together (> one frame)
 
     def __post_init__(self) -> None:
         if not self.key or not self.engine_key or self.key == self.engine_key:
             raise ValueError("the client key and the engine key must be set and differ")
+        if self.client_out_cap_bytes < 1 or self.partial_frame_timeout_s <= 0 or self.incomplete_frames_cap_bytes < 1:
+            raise ValueError("memory caps and the partial frame timeout must be positive")
         if self.hb_period_s <= 0 or self.hb_misses < 1:
             raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
 
@@ -125,6 +131,8 @@ class Controller:
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
         self.requests = RequestHandler(self)
+        self.memory = MemoryGuard(self.db, config.client_out_cap_bytes, config.partial_frame_timeout_s,
+                                  config.incomplete_frames_cap_bytes)
         self._owned: dict[Link, int] = {}   # per client: its submitted tasks still pending (result batching)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
@@ -143,7 +151,8 @@ class Controller:
         self._listener.setblocking(False)
         loop.add_reader(self._listener.fileno(), self._accept_ready)
         self.port = self._listener.getsockname()[1]
-        self._tasks = [asyncio.ensure_future(self._heartbeat_monitor()), asyncio.ensure_future(self._db_flusher())]
+        self._tasks = [asyncio.ensure_future(self._heartbeat_monitor()), asyncio.ensure_future(self._db_flusher()),
+                       asyncio.ensure_future(self.memory.run(self._peers))]
         log.info("controller listening on %s:%d (scheme=%s hwm=%d db=%s)", self.config.host, self.port,
                  self.config.scheme, self.config.hwm, self.config.db_path)
         return self.port
@@ -181,7 +190,10 @@ class Controller:
 
     def _new_link(self) -> Link:
         return Link(self._keys, server=True, on_message=self._on_message, on_ready=self._on_ready,
-                    on_close=self._on_close, log=log, on_invalid=self._on_invalid)
+                    on_close=self._on_close, log=log, on_invalid=self._on_invalid, budget=self.memory.budget)
+
+    def _peers(self) -> list[Link]:
+        return [*self.clients, *(eng.link for eng in self.engines.values())]
 
     def _accept_ready(self) -> None:
         """Accept waiting connections. A source over its handshake cap is told "overloaded" and closed right
@@ -235,6 +247,7 @@ class Controller:
 
     def _on_close(self, link: Link, reason: str) -> None:
         self._gate.done(link)
+        self.memory.forget(link)
         if not link.authenticated and not link.refused:     # refusals are counted in _admit's log line
             log.info("unauthenticated connection from %s ended: %s", link.peer, reason)
         if link.role == "client":
@@ -469,11 +482,8 @@ class Controller:
         if owner is not None and owner in self._owned:
             left = self._owned[owner] = self._owned[owner] - 1
             busy = left >= BATCH_RESULTS_IN_FLIGHT
-        for link in task.subscribers:
-            if busy and link is owner:      # many more of its results are coming: let them share one write
-                link.send_batched(result)
-            else:
-                self._send_result(link, result)
+        for link in task.subscribers:       # busy: many more of its results are coming, let them share one write
+            self.memory.send_result(link, result, batched=busy and link is owner)
 
     @staticmethod
     def _send_result(link: Link, result: TaskResult) -> None:

@@ -44,12 +44,21 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal", default=None, help="record every core event and its actions (pickle) here")
     parser.add_argument("--reuse", action="store_true", help="reuse the key and port of the existing connection files")
     parser.add_argument("--log", default=None, help="log file (default: <profile>/log/controller.log)")
+    parser.add_argument("--partial-frame-timeout", type=float, default=30.0,
+                        help="close a connection whose unfinished frame stops growing this long (seconds)")
+    parser.add_argument("--incomplete-frames-cap-mb", type=float, default=320.0,
+                        help="MiB all connections together may hold in unfinished frames")
+    parser.add_argument("--client-out-cap-mb", type=float, default=16.0,
+                        help="MiB queued to one client beyond which its results wait in the task database")
 
 
 def run_controller(args: argparse.Namespace) -> int:
     """Run a controller until it is stopped; returns the exit code."""
     if args.hwm < 0:
         print("controller: --hwm must be >= 0", file=sys.stderr)
+        return 2
+    if args.partial_frame_timeout <= 0 or args.incomplete_frames_cap_mb <= 0 or args.client_out_cap_mb <= 0:
+        print("controller: --partial-frame-timeout and the caps must be > 0", file=sys.stderr)
         return 2
     if args.scheme not in SCHEMES:
         print(f"controller: unknown scheme {args.scheme!r} (choose from {', '.join(sorted(SCHEMES))})", file=sys.stderr)
@@ -68,7 +77,9 @@ def run_controller(args: argparse.Namespace) -> int:
     config = ControllerConfig(key=key, engine_key=engine_key, host=args.ip, port=port, scheme=args.scheme, hwm=args.hwm,
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",
                               hb_period_s=args.hb_period, hb_misses=args.hb_misses, seed=args.seed,
-                              journal_path=args.journal)
+                              journal_path=args.journal, partial_frame_timeout_s=args.partial_frame_timeout,
+                              incomplete_frames_cap_bytes=int(args.incomplete_frames_cap_mb * 2**20),
+                              client_out_cap_bytes=int(args.client_out_cap_mb * 2**20))
     try:
         asyncio.run(_serve(config, pdir, args))
     except (OSError, sqlite3.Error) as exc:      # port taken, profile or task database unusable
