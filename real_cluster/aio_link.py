@@ -17,6 +17,7 @@ from typing import Any, Callable
 from . import protocol as proto
 from .error import AuthenticationError, ControllerBusy, InvalidField, ProtocolError
 from .memory_guard import FrameBudget
+from .tls import check_fingerprint
 from .messages import Auth, Hello, Refused, Welcome, from_wire, to_wire
 
 HANDSHAKE_TIMEOUT_S = 5.0
@@ -31,7 +32,8 @@ class Link(asyncio.Protocol):
     A server refuses a peer with a `Refused` frame before closing: `retry=False` for a wrong key
     (`refuse(reason, retry=True)` is the owner's "overloaded, retry").
     With a `budget`, the bytes this connection holds in an unfinished frame count against one cap shared
-    by every connection; the connection that pushes the total past it is closed.
+    by every connection; the connection that pushes the total past it is closed. A peer given
+    `tls_fingerprint` (its transport is TLS) closes at once unless the server's certificate has it.
     On the peer side a `Refused` ends the handshake with ControllerBusy or AuthenticationError, kept
     in `close_error` (None when the connection simply closed).
 
@@ -46,7 +48,7 @@ class Link(asyncio.Protocol):
                  on_close: Callable[[Link, str], None] | None = None, log: logging.Logger | None = None,
                  limits: proto.Limits = proto.DEFAULT_LIMITS,
                  on_invalid: Callable[[Link, InvalidField], bool] | None = None,
-                 budget: FrameBudget | None = None):
+                 budget: FrameBudget | None = None, tls_fingerprint: str | None = None):
         self.key = key
         self.server = server
         self.role = role
@@ -70,6 +72,7 @@ class Link(asyncio.Protocol):
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._budget = budget
+        self._tls_fingerprint = tls_fingerprint
         self._held = 0                              # bytes of an unfinished frame counted in `budget`
         self._flush_scheduled = False
         self._later: asyncio.TimerHandle | None = None
@@ -84,6 +87,16 @@ class Link(asyncio.Protocol):
             return
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if self._tls_fingerprint is not None:        # peer side over TLS: is it the pinned certificate?
+            ssl_object = transport.get_extra_info("ssl_object")
+            try:
+                check_fingerprint(ssl_object.getpeercert(binary_form=True) if ssl_object else None,
+                                  self._tls_fingerprint)
+            except AuthenticationError as exc:
+                self.close_error = exc
+                self._log.warning("closing the connection to %s: %s", self.peer, exc)
+                self.close(str(exc))
+                return
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol as proto
+from . import tls
 from .aio_link import Link
 from .asyncresult import AsyncResult
 from .error import ClusterError, ConnectionFailed, ControllerBusy, ProtocolError, remote_error
@@ -64,7 +65,7 @@ def _handshake_failure(link: Link, reason: str) -> Exception:
 
 
 async def _connect_retrying(loop: asyncio.AbstractEventLoop, factory: Any, host: str, port: int,
-                            timeout: float) -> Link:
+                            timeout: float, tls_fingerprint: str | None = None) -> Link:
     """Connect and authenticate; "overloaded" answers and handshakes cut short are retried with backoff until
     `timeout`. Raises AuthenticationError (wrong key), ControllerBusy or ConnectionFailed."""
     deadline = loop.time() + timeout
@@ -73,8 +74,10 @@ async def _connect_retrying(loop: asyncio.AbstractEventLoop, factory: Any, host:
         attempt = loop.create_future()
         try:
             try:
-                await asyncio.wait_for(loop.create_connection(lambda: factory(attempt), host, port),
-                                       max(0.01, deadline - loop.time()))
+                left = max(0.01, deadline - loop.time())
+                tls_args: dict[str, Any] = {} if tls_fingerprint is None else {
+                    "ssl": tls.client_context(), "ssl_handshake_timeout": left}
+                await asyncio.wait_for(loop.create_connection(lambda: factory(attempt), host, port, **tls_args), left)
             except (OSError, asyncio.TimeoutError) as exc:
                 raise ConnectionFailed(f"cannot connect to {host}:{port}: {exc!r}") from None
             return await asyncio.wait_for(attempt, max(0.01, deadline - loop.time()))
@@ -136,9 +139,10 @@ class Client:
                     elif link is self._link:
                         self._on_close(link, reason)
                 return Link(info.key, server=False, role="client", on_message=self._on_message, on_ready=on_ready,
-                            on_close=on_close, limits=proto.RESULT_LIMITS)
+                            on_close=on_close, limits=proto.RESULT_LIMITS, tls_fingerprint=info.tls_fingerprint)
 
-            task = asyncio.ensure_future(_connect_retrying(self._loop, factory, info.host, info.port, timeout))
+            task = asyncio.ensure_future(_connect_retrying(self._loop, factory, info.host, info.port, timeout,
+                                                           info.tls_fingerprint))
             task.add_done_callback(lambda t: ready.set_exception(t.exception()) if t.exception()
                                    else ready.set_result(t.result()))
         self._loop.call_soon_threadsafe(connect)

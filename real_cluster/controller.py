@@ -18,6 +18,7 @@ import pickle
 import random
 import socket
 import sqlite3
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -30,8 +31,9 @@ from sched_lab.core import (
 )
 
 from . import protocol as proto
+from . import tls
 from .admission import HandshakeGate
-from .aio_link import Link
+from .aio_link import HANDSHAKE_TIMEOUT_S, Link
 from .error import InvalidField
 from .hub_requests import RequestHandler
 from .memory_guard import MemoryGuard
@@ -75,6 +77,8 @@ class ControllerConfig:
     client_out_cap_bytes: int = 16 * 2**20          # queued to one client beyond this, its results wait in the db
     partial_frame_timeout_s: float = 30.0           # an unfinished frame that stops growing this long: closed
     incomplete_frames_cap_bytes: int = 320 * 2**20  # unfinished frames of all connections together (> one frame)
+    tls_cert: str | None = None                     # with tls_key: serve TLS only (tls.py)
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key or not self.engine_key or self.key == self.engine_key:
@@ -127,6 +131,7 @@ class Controller:
         self._events: deque = deque()
         self._feeding = False
         self._listener: socket.socket | None = None
+        self._tls: ssl.SSLContext | None = None
         self._stopped: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
@@ -149,6 +154,7 @@ class Controller:
         loop = asyncio.get_running_loop()
         self._listener = socket.create_server((self.config.host, self.config.port), backlog=LISTEN_BACKLOG)
         self._listener.setblocking(False)
+        self._tls = tls.server_context(self.config.tls_cert, self.config.tls_key) if self.config.tls_cert else None
         loop.add_reader(self._listener.fileno(), self._accept_ready)
         self.port = self._listener.getsockname()[1]
         self._tasks = [asyncio.ensure_future(self._heartbeat_monitor()), asyncio.ensure_future(self._db_flusher()),
@@ -220,12 +226,15 @@ class Controller:
                     victim.refuse("the controller is overloaded with handshakes; retry", retry=True)  # type: ignore
             if not ok:
                 try:
-                    conn.send(_OVERLOADED_FRAME, socket.MSG_DONTWAIT)
+                    if self._tls is None:       # (under TLS a peer could not read it before the TLS handshake)
+                        conn.send(_OVERLOADED_FRAME, socket.MSG_DONTWAIT)
                 except OSError:
                     pass
                 conn.close()
                 continue
-            task = asyncio.ensure_future(loop.connect_accepted_socket(lambda link=link: link, conn))
+            task = asyncio.ensure_future(loop.connect_accepted_socket(
+                lambda link=link: link, conn, **({} if self._tls is None else {
+                    "ssl": self._tls, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT_S})))
             task.add_done_callback(lambda t, link=link, conn=conn: t.cancelled() or t.exception() is None or (
                 self._gate.done(link), conn.close()))
         now = time.monotonic()

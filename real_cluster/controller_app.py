@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 from sched_lab.core import SCHEMES
 
 from . import protocol as proto
+from . import tls
 from .controller import Controller, ControllerConfig
 from .logs import configure_logging
 from .profile import CLIENT_FILE, ENGINE_FILE, ConnectionInfo, profile_dir, read_connection_file, write_connection_file
@@ -44,6 +46,9 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal", default=None, help="record every core event and its actions (pickle) here")
     parser.add_argument("--reuse", action="store_true", help="reuse the key and port of the existing connection files")
     parser.add_argument("--log", default=None, help="log file (default: <profile>/log/controller.log)")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve TLS with a self-signed certificate pinned in the connection files (engines on "
+                             "other hosts)")
     parser.add_argument("--partial-frame-timeout", type=float, default=30.0,
                         help="close a connection whose unfinished frame stops growing this long (seconds)")
     parser.add_argument("--incomplete-frames-cap-mb", type=float, default=320.0,
@@ -74,7 +79,17 @@ def run_controller(args: argparse.Namespace) -> int:
             engine_key = read_connection_file(engine_path).key
         else:
             log.warning("the previous engine file had no key of its own: engines need the new %s", engine_path)
-    config = ControllerConfig(key=key, engine_key=engine_key, host=args.ip, port=port, scheme=args.scheme, hwm=args.hwm,
+    tls_cert = tls_key = None
+    if args.tls:
+        cert, tkey = pdir / "security" / tls.CERT_FILE, pdir / "security" / tls.KEY_FILE
+        try:
+            if not (args.reuse and cert.exists() and tkey.exists()):
+                cert, tkey = tls.make_self_signed(pdir / "security")
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            print(f"controller: {exc}", file=sys.stderr)
+            return 1
+        tls_cert, tls_key = str(cert), str(tkey)
+    config = ControllerConfig(key=key, engine_key=engine_key, tls_cert=tls_cert, tls_key=tls_key, host=args.ip, port=port, scheme=args.scheme, hwm=args.hwm,
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",
                               hb_period_s=args.hb_period, hb_misses=args.hb_misses, seed=args.seed,
                               journal_path=args.journal, partial_frame_timeout_s=args.partial_frame_timeout,
@@ -94,7 +109,8 @@ async def _serve(config: ControllerConfig, pdir: Path, args: argparse.Namespace)
     port = await controller.start()
     connect_host = "127.0.0.1" if config.host in ("0.0.0.0", "") else config.host
     info = ConnectionInfo(host=connect_host, port=port, key=config.key, scheme=config.scheme, hwm=config.hwm,
-                          controller_pid=os.getpid(), profile=args.profile)
+                          controller_pid=os.getpid(), profile=args.profile,
+                          tls_fingerprint=tls.fingerprint(Path(config.tls_cert)) if config.tls_cert else None)
     files = [write_connection_file(pdir / "security" / CLIENT_FILE, info),
              write_connection_file(pdir / "security" / ENGINE_FILE, replace(info, key=config.engine_key))]
     loop = asyncio.get_running_loop()

@@ -69,7 +69,8 @@ class Engine:
         delay = 0.05
         while True:
             try:
-                link = SyncLink.connect(self.info.host, self.info.port, self.info.key, "engine")
+                link = SyncLink.connect(self.info.host, self.info.port, self.info.key, "engine",
+                                        tls_fingerprint=self.info.tls_fingerprint)
                 link.send(Register(uuid=self.uuid, pid=os.getpid(), hostname=socket.gethostname()))
                 reply = link.recv()
                 if not isinstance(reply, Registered):

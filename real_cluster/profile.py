@@ -60,6 +60,7 @@ class ConnectionInfo:
     controller_pid: int | None = None
     profile: str | None = None
     signature_scheme: str = "hmac-sha256"
+    tls_fingerprint: str | None = None      # "sha256:<hex>": connect with TLS and accept only this certificate
 
     def __post_init__(self) -> None:
         if not (0 < int(self.port) < 65536):

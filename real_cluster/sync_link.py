@@ -7,11 +7,14 @@ meant for one reader thread.
 
 from __future__ import annotations
 
+import select
 import socket
+import ssl
 import threading
 from typing import Any
 
 from . import protocol as proto
+from . import tls
 from .error import AuthenticationError, ConnectionFailed, ControllerBusy, ProtocolError
 from .messages import Auth, Hello, Refused, Welcome, from_wire, to_wire
 
@@ -36,7 +39,8 @@ class SyncLink:
         self._lock = threading.Lock()
 
     @classmethod
-    def connect(cls, host: str, port: int, key: str, role: str, timeout_s: float = 5.0) -> SyncLink:
+    def connect(cls, host: str, port: int, key: str, role: str, timeout_s: float = 5.0,
+                tls_fingerprint: str | None = None) -> SyncLink:
         """Connect and run the handshake; the returned link is proven both ways.
 
         Raises ControllerBusy when the controller answers "overloaded, retry", AuthenticationError for a
@@ -47,6 +51,15 @@ class SyncLink:
         except OSError as exc:
             raise ConnectionFailed(f"cannot connect to {host}:{port}: {exc}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls_fingerprint is not None:     # TLS, accepting only the pinned certificate (tls.py)
+            try:
+                sock = tls.client_context().wrap_socket(sock)
+                tls.check_fingerprint(sock.getpeercert(binary_form=True), tls_fingerprint)
+            except (OSError, AuthenticationError) as exc:
+                sock.close()
+                if isinstance(exc, AuthenticationError):
+                    raise
+                raise ConnectionFailed(f"TLS with {host}:{port} failed: {exc}") from None
         link = cls(sock)
         try:
             hello = link.recv()
@@ -103,6 +116,10 @@ class SyncLink:
 
     def _read(self, flags: int) -> None:
         try:
+            if flags and isinstance(self.sock, ssl.SSLSocket):    # TLS takes no recv flags: poll instead
+                if not self.sock.pending() and not select.select([self.sock], [], [], 0)[0]:
+                    return
+                flags = 0
             data = self.sock.recv(1 << 20, flags)
         except BlockingIOError:
             return
