@@ -123,6 +123,9 @@ class SyncLink:
             data = self.sock.recv(1 << 20, flags)
         except BlockingIOError:
             return
+        except socket.timeout:      # only the handshake has a timeout: the controller is there but slow to answer
+            raise ControllerBusy("the controller accepted the connection but did not answer the handshake in time") \
+                from None
         except OSError as exc:
             raise ConnectionFailed(f"receive failed: {exc}") from None
         if not data:
