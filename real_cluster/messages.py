@@ -4,7 +4,8 @@ Each message is a frozen, slotted dataclass with a wire name `TYPE`. Plain field
 JSON header; the fields named in `BUFFERS` (pickled payloads) travel as opaque frame buffers, so
 the controller routes them without unpickling. `to_wire(msg)` -> (header, buffers) and
 `from_wire(header, buffers)` -> msg are inverses; `from_wire` raises ProtocolError for anything
-malformed (unknown type, missing or extra fields, wrong buffer count).
+malformed (unknown type, missing or extra fields, wrong buffer count), and InvalidField naming the
+field for a value of the wrong type, range or size (every field's rule: wire_fields.py).
 
 The four messages every task sends (Submit, RunTask, TaskDone, TaskResult) have a binary header
 in their common shape (default flags, a success): a NUL byte, a type code, fixed struct fields,
