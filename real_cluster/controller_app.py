@@ -21,7 +21,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from sched_lab.core import SCHEMES
+from sched_lab.core.options import InvalidOption, check_hwm, check_scheme
 
 from . import protocol as proto
 from . import tls
@@ -59,14 +59,14 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_controller(args: argparse.Namespace) -> int:
     """Run a controller until it is stopped; returns the exit code."""
-    if args.hwm < 0:
-        print("controller: --hwm must be >= 0", file=sys.stderr)
+    try:
+        check_hwm(args.hwm)
+        check_scheme(args.scheme)
+    except InvalidOption as exc:
+        print(f"controller: {exc}", file=sys.stderr)
         return 2
     if args.partial_frame_timeout <= 0 or args.incomplete_frames_cap_mb <= 0 or args.client_out_cap_mb <= 0:
         print("controller: --partial-frame-timeout and the caps must be > 0", file=sys.stderr)
-        return 2
-    if args.scheme not in SCHEMES:
-        print(f"controller: unknown scheme {args.scheme!r} (choose from {', '.join(sorted(SCHEMES))})", file=sys.stderr)
         return 2
     pdir = profile_dir(args.profile)
     configure_logging(Path(args.log) if args.log else pdir / "log" / "controller.log", "controller")

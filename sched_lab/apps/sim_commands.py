@@ -178,14 +178,11 @@ def _split(text: str, sep: str, conv: Any, what: str) -> list[Any]:
 def compare_main(args: argparse.Namespace) -> int:
     """`sched-lab compare`: sweep, write the tidy CSV and the figure, print the aggregated table."""
     from .sweep import aggregate, run_sweep, sweep_configs
-    from ..sim.config import scheme_names
+    from ..core.options import check_scheme
     from ..sim.distributions import parse_dist
 
     try:
-        schemes = _split(args.schemes, ",", str, "--schemes")
-        unknown = [s for s in schemes if s not in scheme_names()]
-        if unknown:
-            raise ValueError(f"unknown scheme {unknown[0]!r}; allowed: {', '.join(scheme_names())}")
+        schemes = [check_scheme(s) for s in _split(args.schemes, ",", str, "--schemes")]
         loads = _split(args.loads, ",", float, "--loads")
         if any(not 0 < x < 1 for x in loads):
             raise ValueError(f"--loads must be in (0, 1) for a stable system, got {args.loads!r}")

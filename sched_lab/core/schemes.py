@@ -27,7 +27,7 @@ from operator import itemgetter
 from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from random import Random
-from typing import Protocol
+from typing import Any, Protocol
 
 EngineId = Hashable
 ReferenceFn = Callable[[Sequence[int], Random], int]
@@ -151,8 +151,8 @@ class _HeapPool(_BasePool):
 
     def __init__(self) -> None:
         super().__init__()
-        self._heap: list[tuple] = []
-        self._entry: dict[EngineId, tuple] = {}
+        self._heap: list[tuple[Any, ...]] = []
+        self._entry: dict[EngineId, tuple[Any, ...]] = {}
 
     def add(self, engine: EngineId, load: int, seq: int) -> None:
         self.load[engine] = load
@@ -175,7 +175,7 @@ class _HeapPool(_BasePool):
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None) -> EngineId | None:
         heap = self._heap
         current = self._entry
-        skipped: list[tuple] = []
+        skipped: list[tuple[Any, ...]] = []
         found = None
         while heap:
             top = heap[0]
@@ -284,7 +284,7 @@ class PowerOfDPool(_IndexedPool):
             raise ValueError("powerofd needs d >= 1")
         self.d = d
 
-    def reference(self, loads: Sequence[int], rng: Random) -> int:  # type: ignore[override]
+    def reference(self, loads: Sequence[int], rng: Random) -> int:
         return powerofd_ref(loads, rng, self.d)
 
     def _pick(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:

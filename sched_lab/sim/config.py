@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..core.options import SchedulingOptions
 from .distributions import Dist
 from .workloads import DagSpec, RequireMix
 
@@ -55,11 +56,8 @@ class SimConfig:
     progress: bool | None = False
 
     def __post_init__(self) -> None:
-        names = scheme_names()
-        if self.scheme not in names:
-            raise ValueError(f"unknown scheme {self.scheme!r}; allowed: {', '.join(names)}")
-        if isinstance(self.hwm, bool) or not isinstance(self.hwm, int) or self.hwm < 0:
-            raise ValueError(f"hwm must be an integer >= 0 (0 = unlimited), got {self.hwm!r}")
+        options = SchedulingOptions(self.scheme, self.hwm, self.retries, self.timeout_s)   # raises InvalidOption
+        object.__setattr__(self, "timeout_s", options.timeout_s)
         if self.speeds is not None:
             if not self.speeds or any(not (s > 0 and math.isfinite(s)) for s in self.speeds):
                 raise ValueError("speeds must be a non-empty list of positive numbers")
@@ -78,10 +76,6 @@ class SimConfig:
             raise ValueError(f"mttr must be >= 0, got {self.mttr!r}")
         if not 0 <= self.task_error_rate <= 1:
             raise ValueError(f"task_error_rate must be in [0, 1], got {self.task_error_rate!r}")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"retries must be an integer >= 0, got {self.retries!r}")
-        if self.timeout_s is not None and not self.timeout_s >= 0:
-            raise ValueError(f"timeout must be >= 0, got {self.timeout_s!r}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
