@@ -78,6 +78,10 @@ def test_results_for_a_stopped_client_wait_in_the_database(make_cluster):
                              str(n)], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
         assert proc.stdout.readline().strip() == "submitted"
+        deadline = time.monotonic() + 60                  # the controller has every submission (not just the
+        while len(rc.db_query({}, keys=["msg_id"])) < n:  # client's outbox) before the client is stopped
+            assert time.monotonic() < deadline, "the submissions did not arrive"
+            time.sleep(0.02)
         os.kill(proc.pid, signal.SIGSTOP)                 # Ctrl-Z: it reads nothing more
         peak = _PeakRSS(pid)
         deadline = time.monotonic() + 120
