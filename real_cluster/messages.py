@@ -23,7 +23,7 @@ from sched_lab.core.dependency import Dependency
 from sched_lab.core.options import check_retries, check_timeout_s
 
 from .error import ProtocolError
-from .wire_fields import check_binary, check_fields
+from .wire_fields import MAX_ID_CHARS, MAX_TIME, check_binary, check_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,24 +274,29 @@ def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
         if code == _RUN and len(buffers) == 1:
             _, _, attempt = _RUN_S.unpack_from(header)
             tid = header[_RUN_S.size:].decode()
-            check_binary("run", tid, ())
+            if not 0 < len(tid) <= MAX_ID_CHARS:
+                check_binary("run", tid, ())
             return RunTask(task_id=tid, attempt=attempt, payload=buffers[0])
         if code == _DONE and len(buffers) <= 1:
             _, _, attempt, started, completed = _DONE_S.unpack_from(header)
             tid = header[_DONE_S.size:].decode()
-            check_binary("done", tid, (("started_at", started), ("completed_at", completed)))
+            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= started <= MAX_TIME and 0.0 <= completed <= MAX_TIME):
+                check_binary("done", tid, (("started_at", started), ("completed_at", completed)))
             return TaskDone(task_id=tid, attempt=attempt, status="ok", started_at=started,
                             completed_at=completed, result=buffers[0] if buffers else None)
         if code == _SUBMIT and len(buffers) == 1:
             _, _, submitted = _SUBMIT_S.unpack_from(header)
             tid = header[_SUBMIT_S.size:].decode()
-            check_binary("submit", tid, (("submitted_at", submitted),))
+            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME):
+                check_binary("submit", tid, (("submitted_at", submitted),))
             return Submit(task_id=tid, flags=_NO_FLAGS, submitted_at=submitted, payload=buffers[0])
         if code == _RESULT and len(buffers) <= 1:
             _, _, eid, submitted, started, completed, received = _RESULT_S.unpack_from(header)
             tid = header[_RESULT_S.size:].decode()
-            check_binary("result", tid, (("submitted_at", submitted), ("started_at", started),
-                                         ("completed_at", completed), ("received_at", received)))
+            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME and 0.0 <= started <= MAX_TIME
+                    and 0.0 <= completed <= MAX_TIME and 0.0 <= received <= MAX_TIME):
+                check_binary("result", tid, (("submitted_at", submitted), ("started_at", started),
+                                             ("completed_at", completed), ("received_at", received)))
             return TaskResult(task_id=tid, status="ok", engine_id=eid,
                               submitted_at=submitted, started_at=started, completed_at=completed,
                               received_at=received, result=buffers[0] if buffers else None)

@@ -40,10 +40,11 @@ def _text(value: Any, lo: int, hi: int) -> None:
         raise _Bad(f"must be a string, got {type(value).__name__}")
     if not lo <= len(value) <= hi:
         raise _Bad(f"must be {lo}..{hi} characters, got {len(value)}")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise _Bad("is not valid UTF-8 text") from None
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise _Bad("is not valid UTF-8 text") from None
 
 
 def string(lo: int = 0, hi: int = MAX_NAME_CHARS, *, optional: bool = False, choices: tuple[str, ...] = ()) -> Check:
