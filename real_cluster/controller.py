@@ -127,10 +127,11 @@ class Controller:
             Dispatch: self._do_dispatch, Deliver: self._deliver, Fail: self._do_fail, Cancel: self._do_cancel,
             StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer,
         }.items()}, on_handled=self._write_journal if self._journal else None)
-        self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
-                                       save_records=self.save_records, stop=self.stop)
         self.memory = MemoryGuard(self.db, config.client_out_cap_bytes, config.partial_frame_timeout_s,
                                   config.incomplete_frames_cap_bytes)
+        self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
+                                       save_records=self.save_records, stop=self.stop,
+                                       send_result=self.memory.send_result)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
         self._keys = {"client": config.key, "engine": config.engine_key}

@@ -44,11 +44,13 @@ class RequestHandler:
 
     It shares the controller's tables (pending tasks, engines), scheduler and task database, and
     changes task state only through `feed` (events to the core); `save_records` drains the core's
-    records into the database and `stop` ends the controller.
+    records into the database and `stop` ends the controller. `send_result(link, result)` sends a
+    finished task's result (the controller's keeps it in the database while the client is not reading).
     """
 
     def __init__(self, tasks: TaskTable, engines: dict[int, EngineConn], scheduler: TaskScheduler, db: TaskDB, *,
-                 feed: Callable[[Event], None], save_records: Callable[[], None], stop: Callable[[], None]):
+                 feed: Callable[[Event], None], save_records: Callable[[], None], stop: Callable[[], None],
+                 send_result: Callable[[Link, TaskResult], None] | None = None):
         self.tasks = tasks
         self.engines = engines
         self.scheduler = scheduler
@@ -56,6 +58,7 @@ class RequestHandler:
         self.feed = feed
         self.save_records = save_records
         self.stop = stop
+        self.send_result = send_result or (lambda link, result: link.send(result))
 
     def handle(self, link: Link, req: Request) -> None:
         method = getattr(self, f"op_{req.op}", None)
@@ -130,11 +133,11 @@ class RequestHandler:
             self.tasks.subscribe(tid, link)
         for tid, r in rows.items():
             done.append(tid)
-            link.send(TaskResult(task_id=tid, status=r["status"], engine_id=r["engine_id"],
-                                 submitted_at=r["submitted"], started_at=r["started"], completed_at=r["completed"],
-                                 received_at=r["received"], ename=r["ename"], evalue=r["evalue"],
-                                 traceback=r["traceback"], engine_info=r["engine_info"], label=r["label"],
-                                 result=r["result"]))
+            self.send_result(link, TaskResult(
+                task_id=tid, status=r["status"], engine_id=r["engine_id"], submitted_at=r["submitted"],
+                started_at=r["started"], completed_at=r["completed"], received_at=r["received"], ename=r["ename"],
+                evalue=r["evalue"], traceback=r["traceback"], engine_info=r["engine_info"], label=r["label"],
+                result=r["result"]))
         return {"pending": pending, "done": done}
 
     def op_resubmit(self, link: Link, ids: list[str]) -> dict[str, str]:

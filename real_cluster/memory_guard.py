@@ -68,7 +68,11 @@ class MemoryGuard:
         """Send a finished (database-backed) result, or keep its id for later if the client is not reading."""
         if link in self.unsent or link.write_backlog() >= self.client_out_cap:
             if not link.closed:
-                self.unsent.setdefault(link, deque()).append(result.task_id)
+                if link not in self.unsent:
+                    log.info("client %s is not reading (%d bytes queued): its results wait in the task database",
+                             link.peer, link.write_backlog())
+                    self.unsent[link] = deque()
+                self.unsent[link].append(result.task_id)
             return
         if batched:
             link.send_batched(result)

@@ -22,6 +22,7 @@ import time
 import pytest
 
 from real_cluster import protocol as proto
+from real_cluster.messages import TaskResult, from_wire
 from real_cluster.profile import CLIENT_FILE, read_connection_file
 from test_hostile_live import _authenticated, _closed_within
 
@@ -149,3 +150,41 @@ def test_idle_partial_frames_are_capped_and_time_out(make_cluster):
     assert after < 64 * MiB, after / MiB
     log = (cluster.dir / "log" / "controller.log").read_text()
     assert "unfinished frames of all connections exceed" in log and "nothing more for" in log
+
+
+def _blob(n):
+    return b"\x07" * n
+
+
+def test_a_client_asking_for_results_it_never_reads_is_bounded(make_cluster):
+    """get_result replies go the same way: a peer that asks for a 4 MB result 120 times and reads nothing."""
+    cluster = make_cluster(1)
+    rc = cluster.client
+    ar = rc.load_balanced_view().apply_async(_blob, 4 * 10**6)
+    assert len(ar.get(30)) == 4 * 10**6
+    tid = ar.msg_ids[0]
+    info = read_connection_file(cluster.dir / "security" / CLIENT_FILE)
+    pid = cluster.controller.pid
+    log = cluster.dir / "log" / "controller.log"
+    base = _rss(pid)
+    peak = _PeakRSS(pid)
+    s = _authenticated(info)
+    for rid in range(1, 121):                         # 480 MB of results asked for, none read (yet)
+        s.sendall(proto.encode_frame({"t": "req", "rid": rid, "op": "get_result", "args": {"ids": [tid]}}))
+    deadline = time.monotonic() + 30
+    while "is not reading" not in log.read_text():
+        assert time.monotonic() < deadline, "the controller never held back a result"
+        time.sleep(0.05)
+    time.sleep(1.0)                                   # measuring: the peak while every request is answered
+    grown = peak.stop() - base
+    dec, got = proto.FrameDecoder(proto.RESULT_LIMITS), 0
+    s.settimeout(60)
+    while got < 120:                                  # now it reads: every result arrives, from the database
+        data = s.recv(1 << 20)
+        assert data, "closed"
+        got += sum(1 for h, b in dec.feed(data) if isinstance(from_wire(h, b), TaskResult))
+    s.close()
+    print(f"\ncontroller RSS {base / MiB:.0f} MiB at start, +{grown / MiB:.0f} MiB with 120 unread get_result "
+          f"replies of 4 MB")
+    assert rc.load_balanced_view().apply_sync(abs, -3) == 3
+    assert grown < 120 * MiB, grown / MiB              # without the spill: +480 MB
