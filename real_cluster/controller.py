@@ -145,7 +145,9 @@ class Controller:
         if n:
             log.warning("marked %d tasks left pending by a previous controller as aborted", n)
         loop = asyncio.get_running_loop()
-        self._listener = socket.create_server((self.config.host, self.config.port), backlog=LISTEN_BACKLOG)
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        self._listener = socket.create_server((self.config.host, self.config.port), family=family,
+                                              backlog=LISTEN_BACKLOG)
         self._listener.setblocking(False)
         self._tls = tls.server_context(self.config.tls_cert, self.config.tls_key) if self.config.tls_cert else None
         loop.add_reader(self._listener.fileno(), self._accept_ready)
