@@ -193,6 +193,10 @@ class Controller:
         return Link(self._keys, server=True, on_message=self._on_message, on_ready=self._on_ready,
                     on_close=self._on_close, log=log, on_invalid=self._on_invalid, budget=self.memory.budget)
 
+    def _resume_accepting(self) -> None:
+        if self._listener is not None:
+            asyncio.get_running_loop().add_reader(self._listener.fileno(), self._accept_ready)
+
     def _peers(self) -> list[Link]:
         return [*self.clients, *(eng.link for eng in self.engines.values())]
 
@@ -207,7 +211,9 @@ class Controller:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:          # out of file descriptors, ...: the connection waits in the queue
-                log.error("cannot accept a connection: %s", exc)
+                log.error("cannot accept a connection (trying again in 0.1 s): %s", exc)
+                loop.remove_reader(self._listener.fileno())         # no busy loop while it lasts
+                loop.call_later(0.1, self._resume_accepting)
                 break
             source = addr[0] if isinstance(addr, tuple) else ""
             link = None

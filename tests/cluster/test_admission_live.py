@@ -4,7 +4,8 @@ Role keys: the client and engine connection files carry different keys; the engi
 client, the client key cannot register an engine (a real engine process given the client file never
 joins). Refusals say why: a wrong key is an AuthenticationError at once, a source holding too many
 half-open handshakes gets "overloaded, retry" (ControllerBusy) and a Client retries that by itself
-within its connect timeout. The flood: a second process bound to 127.0.0.2 opens >= 10,000 connections
+within its connect timeout. Out of file descriptors, the controller retries accepting ten times a second
+(not in a busy loop) and accepts again once it can. The flood: a second process bound to 127.0.0.2 opens >= 10,000 connections
 per second (in 10 ms bursts) while real clients connect from 127.0.0.1, a new engine joins and a
 stopped engine reconnects; every one of them gets in."""
 
@@ -149,3 +150,32 @@ def test_a_flood_from_another_address_locks_nobody_out(make_cluster, tmp_path):
     if report["rate"] < 10_000:     # everyone got in, but the flood was weaker than the claim needs
         pytest.skip(f"this host was too loaded to flood at 10,000 connections/s (reached {report['rate']}/s; "
                     f"legitimate connects {succeeded}/{tried} succeeded)")
+
+
+def test_out_of_file_descriptors_the_controller_waits_without_spinning(make_cluster):
+    cluster = make_cluster(1, db="memory")
+    pid = cluster.controller.pid
+    info = read_connection_file(cluster.dir / "security" / CLIENT_FILE)
+    n_fds = len(os.listdir(f"/proc/{pid}/fd"))
+    soft = subprocess.run(["prlimit", f"--pid={pid}", "--nofile", "--output=SOFT", "--noheadings"], check=True,
+                          capture_output=True, text=True, timeout=30).stdout.strip()
+    subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={n_fds}:"], check=True, timeout=30)   # the soft limit
+    held = []
+    try:
+        for _ in range(5):                               # queued by the kernel, not acceptable by the controller
+            held.append(socket.create_connection((info.host, info.port), timeout=5, source_address=("127.0.0.2", 0)))
+        log = cluster.dir / "log" / "controller.log"
+        deadline = time.monotonic() + 10
+        while "cannot accept a connection" not in log.read_text():
+            assert time.monotonic() < deadline, "the controller never hit its descriptor limit"
+            time.sleep(0.05)
+        tries0, t0 = log.read_text().count("cannot accept a connection"), time.monotonic()
+        time.sleep(2.0)                                  # measuring: accept attempts while it cannot accept
+        rate = (log.read_text().count("cannot accept a connection") - tries0) / (time.monotonic() - t0)
+        assert rate <= 30, rate                          # one try per 0.1 s; a busy loop makes thousands
+    finally:
+        subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={soft}:"], check=True, timeout=30)
+        for s in held:
+            s.close()
+    with Client(cluster.dir / "security" / CLIENT_FILE, timeout=15) as rc:    # accepting again
+        assert rc.load_balanced_view().apply_sync(abs, -8) == 8
