@@ -4,10 +4,10 @@ Role keys: the client and engine connection files carry different keys; the engi
 client, the client key cannot register an engine (a real engine process given the client file never
 joins). Refusals say why: a wrong key is an AuthenticationError at once, a source holding too many
 half-open handshakes gets "overloaded, retry" (ControllerBusy) and a Client retries that by itself
-within its connect timeout. Out of file descriptors, the controller retries accepting ten times a second
-(not in a busy loop) and accepts again once it can. The flood: a second process bound to 127.0.0.2 opens >= 10,000 connections
-per second (in 10 ms bursts) while real clients connect from 127.0.0.1, a new engine joins and a
-stopped engine reconnects; every one of them gets in."""
+within its connect timeout. Out of file descriptors, the controller retries accepting ten times a
+second (not in a busy loop) and accepts again once it can. The flood: a second process bound to
+127.0.0.2 opens >= 10,000 connections per second (in 10 ms bursts) while real clients connect from
+127.0.0.1, a new engine joins and a stopped engine reconnects; every one of them gets in."""
 
 from __future__ import annotations
 
