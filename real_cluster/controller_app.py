@@ -89,7 +89,8 @@ def run_controller(args: argparse.Namespace) -> int:
             print(f"controller: {exc}", file=sys.stderr)
             return 1
         tls_cert, tls_key = str(cert), str(tkey)
-    config = ControllerConfig(key=key, engine_key=engine_key, tls_cert=tls_cert, tls_key=tls_key, host=args.ip, port=port, scheme=args.scheme, hwm=args.hwm,
+    config = ControllerConfig(key=key, engine_key=engine_key, tls_cert=tls_cert, tls_key=tls_key, host=args.ip,
+                              port=port, scheme=args.scheme, hwm=args.hwm,
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",
                               hb_period_s=args.hb_period, hb_misses=args.hb_misses, seed=args.seed,
                               journal_path=args.journal, partial_frame_timeout_s=args.partial_frame_timeout,

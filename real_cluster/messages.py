@@ -87,7 +87,7 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """Server -> peer, then close: the handshake is refused. `retry`: overloaded, try again later (not a key problem)."""
+    """Server -> peer, then close: the handshake is refused. `retry`: overloaded, try again (not a key problem)."""
     TYPE: ClassVar[str] = "refused"
     reason: str
     retry: bool

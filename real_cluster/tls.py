@@ -74,4 +74,5 @@ def check_fingerprint(der: bytes | None, expected: str) -> None:
     """Raise AuthenticationError unless the controller's certificate `der` has the pinned fingerprint."""
     got = fingerprint_of_der(der) if der else "none"
     if not hmac.compare_digest(got, expected):
-        raise AuthenticationError(f"the controller's TLS certificate {got[:23]}... is not the pinned {expected[:23]}...")
+        raise AuthenticationError(f"the controller's TLS certificate {got[:23]}... is not the pinned "
+                                  f"{expected[:23]}...")

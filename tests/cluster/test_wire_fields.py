@@ -81,12 +81,15 @@ def test_a_bad_submit_field_is_named_and_carries_the_task_id(field, value, named
     assert repr(named) in str(info.value)
 
 
+_DONE = {"t": "done", "task_id": "t", "attempt": 0, "status": "ok", "started_at": None, "completed_at": 1.0}
+
+
 @pytest.mark.parametrize("header,named", [
-    ({"t": "done", "task_id": "t", "attempt": -1, "status": "ok", "started_at": None, "completed_at": 1.0}, "attempt"),
-    ({"t": "done", "task_id": "t", "attempt": 2**32, "status": "ok", "started_at": None, "completed_at": 1.0}, "attempt"),
-    ({"t": "done", "task_id": "t", "attempt": 0, "status": "fine", "started_at": None, "completed_at": 1.0}, "status"),
-    ({"t": "done", "task_id": "t", "attempt": 0, "status": "ok", "started_at": None, "completed_at": math.inf}, "completed_at"),
-    ({"t": "done", "task_id": "t", "attempt": 0, "status": "error", "started_at": None, "completed_at": 1.0, "ename": 3}, "ename"),
+    (dict(_DONE, attempt=-1), "attempt"),
+    (dict(_DONE, attempt=2**32), "attempt"),
+    (dict(_DONE, status="fine"), "status"),
+    (dict(_DONE, completed_at=math.inf), "completed_at"),
+    (dict(_DONE, status="error", ename=3), "ename"),
     ({"t": "register", "uuid": "u", "pid": "12", "hostname": "h"}, "pid"),
     ({"t": "register", "uuid": "", "pid": 12, "hostname": "h"}, "uuid"),
     ({"t": "req", "rid": "1", "op": "engines", "args": {}}, "rid"),
