@@ -37,8 +37,9 @@ FLOOD = Path(__file__).with_name("flood_peer.py")
 
 
 def _flood_command(tmp_path: Path, host: str, port: int, rate: int, seconds: float) -> list[str]:
-    """The C flooder when a compiler is here (it needs far less CPU for the same rate), else the Python one."""
-    cc = shutil.which("cc") or shutil.which("gcc")
+    """The C flooder when a compiler is here (it needs far less CPU for the same rate), else (or with
+    FLOOD_PEER=python in the environment) the Python one."""
+    cc = None if os.environ.get("FLOOD_PEER") == "python" else (shutil.which("cc") or shutil.which("gcc"))
     exe = tmp_path / "flood_peer"
     if cc and subprocess.run([cc, "-O2", "-pthread", "-o", str(exe), str(FLOOD.with_suffix(".c"))], capture_output=True,
                              timeout=120).returncode == 0:
