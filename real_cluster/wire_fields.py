@@ -188,7 +188,7 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
                "engine_id": integer(0, 0x7FFFFFFF, optional=True), "submitted_at": OPT_TIME, "started_at": OPT_TIME,
                "completed_at": OPT_TIME, "received_at": OPT_TIME, "ename": OPT_NAME, "evalue": OPT_TEXT,
                "traceback": OPT_TEXT, "engine_info": mapping(optional=True),
-               "label": string(0, MAX_LABEL_CHARS, optional=True)},
+               "label": string(0, MAX_LABEL_CHARS, optional=True), "stdout": OPT_TEXT, "stderr": OPT_TEXT},
     "req": {"rid": integer(0, 2**53), "op": string(1, 64), "args": mapping()},
     "rep": {"rid": integer(0, 2**53), "ok": boolean, "value": anything,
             "error": list_of(string(0, MAX_TEXT_CHARS), 2, optional=True)},
