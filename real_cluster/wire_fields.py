@@ -19,7 +19,7 @@ from .error import InvalidField
 MAX_ID_CHARS = 256              # task ids (ours are 20-40)
 MAX_NAME_CHARS = 256            # ops, exception names, roles, uuids, hostnames
 MAX_LABEL_CHARS = 1024          # keeps a result header within a frame: label + the engine's text fields
-MAX_TEXT_CHARS = 64 * 1024      # evalue, traceback (the frame header limit bounds them anyway)
+MAX_TEXT_CHARS = 256 * 2**20    # evalue, traceback, output (long texts travel in a buffer: the frame bounds them)
 MAX_TARGETS = 4096
 MAX_DEPENDENCIES = 100_000
 MAX_TIME = 1e12                 # seconds since the epoch (year 33658): finite, non-negative
@@ -167,7 +167,8 @@ def _dependency(value: Any) -> None:
 
 FLAGS = record({"targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True), "after": _dependency,
                 "follow": _dependency, "retries": integer(0, 1_000_000),
-                "timeout": number(0.0, 1e9, optional=True), "label": string(0, MAX_LABEL_CHARS, optional=True)})
+                "timeout": number(0.0, 1e9, optional=True), "label": string(0, MAX_LABEL_CHARS, optional=True),
+                "time_limit": number(0.0, 1e9, optional=True)})
 
 FIELD_RULES: dict[str, dict[str, Check]] = {
     "hello": {"nonce": string(1, 64), "version": integer(0, 0xFFFF)},
@@ -175,13 +176,15 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "welcome": {"mac": string(1, 128)},
     "refused": {"reason": string(0, 1024), "retry": boolean},
     "register": {"uuid": string(1, MAX_NAME_CHARS), "pid": integer(0, 0xFFFFFFFF), "hostname": string(0, 255)},
-    "registered": {"engine_id": ENGINE_ID, "hb_period_s": number(0.0, 3600.0, above=True)},
+    "registered": {"engine_id": ENGINE_ID, "hb_period_s": number(0.0, 3600.0, above=True),
+                   "liveness_s": number(0.0, 86400.0, above=True)},
     "hb": {},
-    "run": {"task_id": TASK_ID, "attempt": ATTEMPT},
+    "run": {"task_id": TASK_ID, "attempt": ATTEMPT, "time_limit_s": number(0.0, 1e9, optional=True)},
     "cancel": {"task_id": TASK_ID, "attempt": ATTEMPT},
-    "done": {"task_id": TASK_ID, "attempt": ATTEMPT, "status": string(choices=("ok", "error", "unmet", "aborted")),
+    "done": {"task_id": TASK_ID, "attempt": ATTEMPT,
+             "status": string(choices=("ok", "error", "unmet", "aborted", "died", "time_limit")),
              "started_at": OPT_TIME, "completed_at": TIME, "ename": OPT_NAME, "evalue": OPT_TEXT,
-             "traceback": OPT_TEXT},
+             "traceback": OPT_TEXT, "stdout": OPT_TEXT, "stderr": OPT_TEXT},
     "stop": {},
     "submit": {"task_id": TASK_ID, "flags": FLAGS, "submitted_at": TIME},
     "result": {"task_id": TASK_ID, "status": string(choices=("ok", "error")),
@@ -193,6 +196,7 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "rep": {"rid": integer(0, 2**53), "ok": boolean, "value": anything,
             "error": list_of(string(0, MAX_TEXT_CHARS), 2, optional=True)},
     "engines": {"ids": list_of(ENGINE_ID, 1_000_000)},
+    "signal": {"signum": integer(1, 64)},
 }
 
 REQUEST_ARGS: dict[str, Check] = {
@@ -204,6 +208,8 @@ REQUEST_ARGS: dict[str, Check] = {
     "abort": record({"ids": TASK_IDS}, required=("ids",)),
     "purge": record({"ids": list_of(TASK_ID, MAX_DEPENDENCIES, optional=True)}),
     "shutdown": record({"targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True), "hub": boolean}),
+    "signal": record({"signum": integer(1, 64), "targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True)},
+                     required=("signum",)),
 }
 
 
