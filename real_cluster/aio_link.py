@@ -16,8 +16,10 @@ import time
 from typing import Any, Callable
 
 from . import protocol as proto
-from .error import AuthenticationError, ProtocolError
-from .messages import Auth, Hello, Welcome, from_wire, to_wire
+from .error import AuthenticationError, ControllerBusy, InvalidField, ProtocolError
+from .memory_guard import FrameBudget
+from .tls import check_fingerprint
+from .messages import Auth, Hello, Refused, Welcome, from_wire, to_wire
 
 HANDSHAKE_TIMEOUT_S = 5.0
 BATCH_DELAY_S = 0.002       # `send_batched`: the longest a message waits for company (bench_live.py, burst)
@@ -25,16 +27,29 @@ BATCH_MAX_FRAMES = 256      # ... or until this many are queued
 
 
 class Link(asyncio.Protocol):
-    """One connection. Server side: `Link(key, server=True, ...)`; peer side: `Link(key, role=..., ...)`.
+    """One connection. Server side: `Link(keys, server=True, ...)`; peer side: `Link(key, role=..., ...)`.
+
+    A server's `key` is a dict role -> key (each role proves its own key; one str serves every role).
+    A server refuses a peer with a `Refused` frame before closing: `retry=False` for a wrong key
+    (`refuse(reason, retry=True)` is the owner's "overloaded, retry").
+    With a `budget`, the bytes this connection holds in an unfinished frame count against one cap shared
+    by every connection; the connection that pushes the total past it is closed. A peer given
+    `tls_fingerprint` (its transport is TLS) closes at once unless the server's certificate has it.
+    On the peer side a `Refused` ends the handshake with ControllerBusy or AuthenticationError, kept
+    in `close_error` (None when the connection simply closed).
 
     `on_ready(link)` runs once authenticated, `on_message(link, msg)` per message afterwards,
     `on_close(link, reason)` once when the connection ends (also if it never authenticated).
+    `on_invalid(link, error)`, once authenticated, gets a message with one bad header field (InvalidField)
+    and returns True if it answered it (the connection then stays); otherwise the connection closes.
     """
 
-    def __init__(self, key: str, *, server: bool, role: str | None = None,
+    def __init__(self, key: str | dict[str, str], *, server: bool, role: str | None = None,
                  on_message: Callable[[Link, Any], None], on_ready: Callable[[Link], None] | None = None,
                  on_close: Callable[[Link, str], None] | None = None, log: logging.Logger | None = None,
-                 limits: proto.Limits = proto.DEFAULT_LIMITS):
+                 limits: proto.Limits = proto.DEFAULT_LIMITS,
+                 on_invalid: Callable[[Link, InvalidField], bool] | None = None,
+                 budget: FrameBudget | None = None, tls_fingerprint: str | None = None):
         self.key = key
         self.server = server
         self.role = role
@@ -47,12 +62,19 @@ class Link(asyncio.Protocol):
         self._on_message = on_message
         self._on_ready = on_ready
         self._on_close = on_close
+        self._on_invalid = on_invalid
+        self.close_error: Exception | None = None
+        self.refused = False                        # server side: closed by `refuse`
         self._log = log or logging.getLogger("real_cluster.link")
         self._limits = limits
         self._decoder = proto.FrameDecoder(proto.HANDSHAKE_LIMITS)
         self._nonce = proto.new_nonce()
         self._server_nonce: str | None = None
         self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._budget = budget
+        self._tls_fingerprint = tls_fingerprint
+        self._held = 0                              # bytes of an unfinished frame counted in `budget`
         self._flush_scheduled = False
         self._later: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -67,6 +89,16 @@ class Link(asyncio.Protocol):
             return
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if self._tls_fingerprint is not None:        # peer side over TLS: is it the pinned certificate?
+            ssl_object = transport.get_extra_info("ssl_object")
+            try:
+                check_fingerprint(ssl_object.getpeercert(binary_form=True) if ssl_object else None,
+                                  self._tls_fingerprint)
+            except AuthenticationError as exc:
+                self.close_error = exc
+                self._log.warning("closing the connection to %s: %s", self.peer, exc)
+                self.close(str(exc))
+                return
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -84,18 +116,35 @@ class Link(asyncio.Protocol):
         if self.closed:
             return
         try:
-            frames = self._decoder.feed(data)
+            try:
+                frames = self._decoder.feed(data)
+            finally:
+                if self._budget is not None and self._decoder.buffered != self._held:
+                    self._budget.held += self._decoder.buffered - self._held
+                    self._held = self._decoder.buffered
+                    if self._held and self._budget.held > self._budget.cap:
+                        raise ProtocolError(f"unfinished frames of all connections exceed {self._budget.cap} bytes")
             for header, buffers in frames:
                 if self.closed:
                     return
-                msg = from_wire(header, buffers)
+                try:
+                    msg = from_wire(header, buffers)
+                except InvalidField as exc:     # the frame was whole: the next one can still be read
+                    if self.authenticated and self._on_invalid is not None and self._on_invalid(self, exc):
+                        self._log.warning("refused a message from %s %s: %s", self.role, self.peer, exc)
+                        continue
+                    raise
                 if self.authenticated:
                     self._on_message(self, msg)
                 else:
                     self._handshake(msg)
-        except ProtocolError as exc:
-            self._log.warning("closing %s connection from %s: %s: %s", self.role or "unauthenticated",
-                              self.peer, type(exc).__name__, exc)
+        except (ProtocolError, ControllerBusy) as exc:
+            self.close_error = exc
+            if self.server and not self.authenticated and isinstance(exc, AuthenticationError):
+                self._send_raw(to_wire(Refused(reason="wrong key for this role", retry=False)))
+            if not isinstance(exc, ControllerBusy):
+                self._log.warning("closing %s connection from %s: %s: %s", self.role or "unauthenticated",
+                                  self.peer, type(exc).__name__, exc)
             self.close(f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a bug while handling one peer must not take the process down
             self._log.exception("error handling a message from %s; closing that connection", self.peer)
@@ -106,6 +155,10 @@ class Link(asyncio.Protocol):
         self.closed = True
         if self._timer:
             self._timer.cancel()
+        if self._budget is not None:
+            self._budget.held -= self._held
+            self._held = 0
+        self._decoder = proto.FrameDecoder(self._decoder.limits)    # what it held is garbage now
         if self._on_close:
             callback, self._on_close = self._on_close, None
             callback(self, reason)
@@ -115,10 +168,15 @@ class Link(asyncio.Protocol):
         if self.server:
             if not isinstance(msg, Auth) or msg.role not in proto.ROLES:
                 raise AuthenticationError(f"expected an auth message, got {type(msg).__name__}")
-            proto.check_proof(proto.peer_proof(self.key, msg.role, self._nonce, msg.nonce), msg.mac)
+            key = self.key if isinstance(self.key, str) else self.key[msg.role]
+            proto.check_proof(proto.peer_proof(key, msg.role, self._nonce, msg.nonce), msg.mac)
             self.role = msg.role
-            self._send_raw(to_wire(Welcome(mac=proto.server_proof(self.key, msg.role, self._nonce, msg.nonce))))
+            self._send_raw(to_wire(Welcome(mac=proto.server_proof(key, msg.role, self._nonce, msg.nonce))))
             self._become_ready()
+        elif isinstance(msg, Refused):
+            if msg.retry:
+                raise ControllerBusy(f"the controller is overloaded: {msg.reason}")
+            raise AuthenticationError(f"the controller refused our key ({msg.reason})")
         elif isinstance(msg, Hello) and self._server_nonce is None:
             if msg.version != proto.PROTOCOL_VERSION:
                 raise ProtocolError(f"controller speaks protocol {msg.version}, we speak {proto.PROTOCOL_VERSION}")
@@ -143,6 +201,14 @@ class Link(asyncio.Protocol):
         if self._on_ready:
             self._on_ready(self)
 
+    def refuse(self, reason: str, retry: bool) -> None:
+        """Server side, before authentication: tell the peer why (a `Refused` frame), then close."""
+        if self.closed or self.authenticated:
+            return
+        self.refused = True
+        self._send_raw(to_wire(Refused(reason=reason, retry=retry)))
+        self.close(reason)
+
     def _handshake_timeout(self) -> None:
         if not self.authenticated and not self.closed:
             self._log.warning("closing connection from %s: no handshake within %.0f s", self.peer, HANDSHAKE_TIMEOUT_S)
@@ -164,7 +230,9 @@ class Link(asyncio.Protocol):
         """Queue a message that may wait up to BATCH_DELAY_S for others, so that they share one write."""
         if not self.authenticated or self.closed:
             return
-        self._out.append(proto.encode_frame(*to_wire(msg)))
+        frame = proto.encode_frame(*to_wire(msg))
+        self._out.append(frame)
+        self._out_bytes += len(frame)
         if self._flush_scheduled:
             return
         if len(self._out) >= BATCH_MAX_FRAMES:
@@ -174,7 +242,9 @@ class Link(asyncio.Protocol):
             self._later = asyncio.get_running_loop().call_later(BATCH_DELAY_S, self.flush)
 
     def _send_raw(self, wire: tuple[dict, list[bytes]]) -> None:
-        self._out.append(proto.encode_frame(*wire))
+        frame = proto.encode_frame(*wire)
+        self._out.append(frame)
+        self._out_bytes += len(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -184,6 +254,7 @@ class Link(asyncio.Protocol):
         if self.closed:
             return
         self._out.append(frame)
+        self._out_bytes += len(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -196,10 +267,24 @@ class Link(asyncio.Protocol):
             self._later = None
         if not self._out or self.transport is None or self.transport.is_closing():
             self._out.clear()
+            self._out_bytes = 0
             return
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out = []
+        self._out_bytes = 0
         self.transport.write(data)
+
+    def write_backlog(self) -> int:
+        """Bytes queued to this peer that the kernel has not taken yet (ours and the transport's buffer)."""
+        size = self._out_bytes
+        if self.transport is not None:
+            size += self.transport.get_write_buffer_size()
+        return size
+
+    @property
+    def partial_bytes(self) -> int:
+        """Bytes received of a frame not yet complete."""
+        return self._decoder.buffered
 
     def close(self, reason: str = "closed") -> None:
         """Close the connection (queued messages are written first)."""

@@ -15,6 +15,7 @@ import builtins
 import itertools
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -24,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol as proto
+from . import tls
 from .aio_link import Link
 from .asyncresult import AsyncResult
 from .client_queries import HubQueries
 from .client_results import ResultRequests, _ids_of
-from .error import AuthenticationError, ClusterError, ConnectionFailed, remote_error
+from .error import ClusterError, ConnectionFailed, ControllerBusy, ProtocolError, remote_error
 from .messages import EnginesChanged, Reply, Request, Submit, TaskFlags, TaskResult, to_wire
 from .metadata import UTC, Metadata
 from .profile import client_file, read_connection_file, wait_for_connection_file
@@ -38,6 +40,45 @@ from .serialize import unpack_result
 log = logging.getLogger("real_cluster.client")
 
 _from_ts = datetime.fromtimestamp
+
+
+_JITTER = random.Random()      # spreads the retries of many clients refused at once
+
+
+def _handshake_failure(link: Link, reason: str) -> Exception:
+    """Why a handshake ended: the controller's own answer if it gave one, else that it closed (then retried)."""
+    if link.close_error is not None:
+        return link.close_error
+    return ConnectionFailed(f"the controller closed the connection during the handshake ({reason})")
+
+
+async def _connect_retrying(loop: asyncio.AbstractEventLoop, factory: Any, host: str, port: int,
+                            timeout: float, tls_fingerprint: str | None = None) -> Link:
+    """Connect and authenticate; "overloaded" answers and handshakes cut short are retried with backoff until
+    `timeout`. Raises AuthenticationError (wrong key), ControllerBusy or ConnectionFailed."""
+    deadline = loop.time() + timeout
+    delay = 0.02
+    while True:
+        attempt = loop.create_future()
+        try:
+            try:
+                left = max(0.01, deadline - loop.time())
+                tls_args: dict[str, Any] = {} if tls_fingerprint is None else {
+                    "ssl": tls.client_context(), "ssl_handshake_timeout": left}
+                await asyncio.wait_for(loop.create_connection(lambda: factory(attempt), host, port, **tls_args), left)
+            except (OSError, asyncio.TimeoutError) as exc:
+                raise ConnectionFailed(f"cannot connect to {host}:{port}: {exc!r}") from None
+            return await asyncio.wait_for(attempt, max(0.01, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            raise ConnectionFailed(f"no handshake with {host}:{port} within {timeout} s") from None
+        except (ControllerBusy, ConnectionFailed) as exc:
+            retriable = isinstance(exc, ControllerBusy) or attempt.done()     # refused as busy, or cut short
+            if not retriable or loop.time() + delay >= deadline:
+                raise
+        except ProtocolError:
+            raise
+        await asyncio.sleep(delay * (0.5 + _JITTER.random()))
+        delay = min(delay * 2, 1.0)
 
 
 class Client(HubQueries, ResultRequests):
@@ -81,25 +122,27 @@ class Client(HubQueries, ResultRequests):
         self._link: Link | None = None
 
         def connect() -> None:
-            async def go() -> None:
+            def factory(attempt: asyncio.Future) -> Link:
                 def on_ready(link: Link) -> None:
-                    ready.set_result(link)
+                    attempt.set_result(link)
 
                 def on_close(link: Link, reason: str) -> None:
-                    if not ready.done():    # closed during the handshake: the controller refused our key
-                        ready.set_exception(AuthenticationError(f"the controller refused the handshake ({reason})")
-                                            if link.sent_proof else ConnectionFailed(reason))
-                    self._on_close(link, reason)
+                    if not attempt.done():
+                        attempt.set_exception(_handshake_failure(link, reason))
+                    elif link is self._link:
+                        self._on_close(link, reason)
+                return Link(info.key, server=False, role="client", on_message=self._on_message, on_ready=on_ready,
+                            on_close=on_close, limits=proto.RESULT_LIMITS, tls_fingerprint=info.tls_fingerprint)
 
-                await self._loop.create_connection(
-                    lambda: Link(info.key, server=False, role="client", on_message=self._on_message,
-                                 on_ready=on_ready, on_close=on_close), info.host, info.port)
-            task = asyncio.ensure_future(go())
-            task.add_done_callback(lambda t: t.exception() and not ready.done() and ready.set_exception(
-                ConnectionFailed(f"cannot connect to {info.host}:{info.port}: {t.exception()}")))
+            task = asyncio.ensure_future(_connect_retrying(self._loop, factory, info.host, info.port, timeout,
+                                                           info.tls_fingerprint))
+            task.add_done_callback(lambda t: ready.set_exception(t.exception()) if t.exception()
+                                   else ready.set_result(t.result()))
         self._loop.call_soon_threadsafe(connect)
         try:
-            self._link = ready.result(timeout)
+            self._link = ready.result(timeout + 1.0)
+            if self._link.closed:           # closed between the handshake and now
+                self._on_close(self._link, "connection closed right after the handshake")
         except BaseException:
             self._stop_loop()
             raise

@@ -16,7 +16,9 @@ import asyncio
 import logging
 import pickle
 import random
+import socket
 import sqlite3
+import ssl
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -31,12 +33,16 @@ from sched_lab.core.options import check_hwm, check_scheme
 from sched_lab.core.pump import EventPump
 
 from . import protocol as proto
-from .aio_link import Link
+from . import tls
+from .admission import HandshakeGate
+from .aio_link import HANDSHAKE_TIMEOUT_S, Link
 from .durable import CommitGate, GatedLink
+from .error import InvalidField
 from .hub_requests import RequestHandler
+from .memory_guard import MemoryGuard
 from .messages import (
-    CancelTask, EnginesChanged, Heartbeat, Register, Registered, Request, RunTask, StopEngine, Submit, TaskDone,
-    TaskFlags, TaskResult,
+    CancelTask, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask, StopEngine,
+    Submit, TaskDone, TaskFlags, TaskResult, to_wire,
 )
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB, TaskIdInUse
@@ -45,14 +51,23 @@ log = logging.getLogger("real_cluster.controller")
 DB_FLUSH_INTERVAL_S = 0.05          # records and unanswered writes are committed at least this often
 BATCH_RESULTS_IN_FLIGHT = 16       # a client with this many tasks still pending gets its results batched
 CLIENT_READ_BYTES = 8192            # a client's burst is read in slices, engines' replies go between (bench_live.py, 1 ms tasks)
-MAX_UNAUTHENTICATED = 64            # connections still in the handshake; beyond this the oldest is closed
+MAX_UNAUTHENTICATED = 128           # half-open handshakes in total; beyond this the busiest source loses its oldest
+MAX_UNAUTHENTICATED_PER_SOURCE = 32  # half-open handshakes per source address; beyond this it is told "overloaded"
+LISTEN_BACKLOG = 4096               # accepted-but-not-yet-seen connections the kernel queues (a burst is not dropped)
+ACCEPT_BATCH = 512                  # connections accepted per event-loop turn (other work goes between batches)
+_OVERLOADED_FRAME = proto.encode_frame(*to_wire(Refused(reason="the controller is overloaded with handshakes; retry",
+                                                       retry=True)))
 
 
 @dataclass(frozen=True, slots=True)
 class ControllerConfig:
-    """How to run a controller. `db_path` ":memory:" keeps the task database in memory."""
+    """How to run a controller. `key` is the clients' key, `engine_key` the engines' (they must differ).
+
+    `db_path` ":memory:" keeps the task database in memory.
+    """
 
     key: str
+    engine_key: str
     host: str = "127.0.0.1"
     port: int = 0
     scheme: str = "leastload"
@@ -62,12 +77,31 @@ class ControllerConfig:
     hb_misses: int = 5
     seed: int | None = None
     journal_path: str | None = None
+    client_out_cap_bytes: int = 16 * 2**20          # queued to one client beyond this, its results wait in the db
+    partial_frame_timeout_s: float = 30.0           # an unfinished frame that stops growing this long: closed
+    incomplete_frames_cap_bytes: int = 320 * 2**20  # unfinished frames of all connections together (> one frame)
+    tls_cert: str | None = None                     # with tls_key: serve TLS only (tls.py)
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
+        if not self.key or not self.engine_key or self.key == self.engine_key:
+            raise ValueError("the client key and the engine key must be set and differ")
+        if self.client_out_cap_bytes < 1 or self.partial_frame_timeout_s <= 0 or self.incomplete_frames_cap_bytes < 1:
+            raise ValueError("memory caps and the partial frame timeout must be positive")
         if self.hb_period_s <= 0 or self.hb_misses < 1:
             raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
         check_scheme(self.scheme)
         check_hwm(self.hwm)
+
+
+def _guarded(handler: Any) -> Any:
+    """An action handler that logs its failure instead of raising: one failing action never stops the others."""
+    def carry_out(action: Any) -> None:
+        try:
+            handler(action)
+        except Exception:
+            log.exception("carrying out %r failed", action)
+    return carry_out
 
 
 class Controller:
@@ -88,20 +122,24 @@ class Controller:
         self.port: int | None = None
         self._next_engine_id = 0
         self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: socket.socket | None = None
+        self._tls: ssl.SSLContext | None = None
         self._stopped: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
-        self._pump = EventPump(self.scheduler, {
+        self._pump = EventPump(self.scheduler, {action_type: _guarded(handler) for action_type, handler in {
             Dispatch: self._do_dispatch, Deliver: self._deliver, Fail: self._do_fail, Cancel: self._do_cancel,
             StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer,
-        }, on_handled=self._write_journal if self._journal else None)
+        }.items()}, on_handled=self._write_journal if self._journal else None)
+        self.memory = MemoryGuard(self.db, config.client_out_cap_bytes, config.partial_frame_timeout_s,
+                                  config.incomplete_frames_cap_bytes)
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
-                                       save_records=self.save_records, stop=self.stop)
+                                       save_records=self.save_records, stop=self.stop,
+                                       send_result=self.memory.send_result)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
-        self._unauthenticated: dict[Link, None] = {}     # insertion order: oldest first
-        self._evicted = 0
-        self._evicted_logged_at = 0.0
+        self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
+        self._keys = {"client": config.key, "engine": config.engine_key}
+        self._gate_logged_at = 0.0
 
     # --------------------------------------------------------------------------- lifecycle
     async def start(self) -> int:
@@ -109,9 +147,15 @@ class Controller:
         self._stopped = asyncio.Event()
         loop = self._loop = asyncio.get_running_loop()
         self._recover()
-        self._server = await loop.create_server(self._new_link, self.config.host, self.config.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._tasks = [asyncio.ensure_future(self._heartbeat_monitor()), asyncio.ensure_future(self._db_flusher())]
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        self._listener = socket.create_server((self.config.host, self.config.port), family=family,
+                                              backlog=LISTEN_BACKLOG)
+        self._listener.setblocking(False)
+        self._tls = tls.server_context(self.config.tls_cert, self.config.tls_key) if self.config.tls_cert else None
+        loop.add_reader(self._listener.fileno(), self._accept_ready)
+        self.port = self._listener.getsockname()[1]
+        self._tasks = [asyncio.ensure_future(self._heartbeat_monitor()), asyncio.ensure_future(self._db_flusher()),
+                       asyncio.ensure_future(self.memory.run(self._peers))]
         log.info("controller listening on %s:%d (scheme=%s hwm=%d db=%s)", self.config.host, self.port,
                  self.config.scheme, self.config.hwm, self.config.db_path)
         return self.port
@@ -154,8 +198,10 @@ class Controller:
             eng.link.flush()
         for link in list(self.clients):
             link.close("controller stopping")
-        if self._server:
-            self._server.close()
+        if self._listener is not None:
+            asyncio.get_running_loop().remove_reader(self._listener.fileno())
+            self._listener.close()
+            self._listener = None
         for task in self._tasks:
             task.cancel()
         for handle in self._timers.values():
@@ -170,24 +216,65 @@ class Controller:
         self._stopped.set()
 
     def _new_link(self) -> Link:
-        if len(self._unauthenticated) >= MAX_UNAUTHENTICATED:     # a flood: drop the oldest half-open handshake
-            oldest = next(iter(self._unauthenticated))
-            del self._unauthenticated[oldest]
-            oldest.close(f"more than {MAX_UNAUTHENTICATED} unauthenticated connections")
-            self._evicted += 1
-            now = time.monotonic()
-            if now - self._evicted_logged_at >= 1.0:
-                log.warning("closed %d unauthenticated connections: more than %d were waiting for a handshake",
-                            self._evicted, MAX_UNAUTHENTICATED)
-                self._evicted, self._evicted_logged_at = 0, now
-        link = GatedLink(self.gate, self.config.key, server=True, on_message=self._on_message,
-                         on_ready=self._on_ready, on_close=self._on_close, log=log)
-        self._unauthenticated[link] = None
-        return link
+        return GatedLink(self.gate, self._keys, server=True, on_message=self._on_message, on_ready=self._on_ready,
+                         on_close=self._on_close, log=log, on_invalid=self._on_invalid, budget=self.memory.budget)
+
+    def _resume_accepting(self) -> None:
+        if self._listener is not None:
+            asyncio.get_running_loop().add_reader(self._listener.fileno(), self._accept_ready)
+
+    def _peers(self) -> list[Link]:
+        return [*self.clients, *(eng.link for eng in self.engines.values())]
+
+    def _accept_ready(self) -> None:
+        """Accept waiting connections. A source over its handshake cap is told "overloaded" and closed right
+        here, before asyncio builds anything for it (so a flood costs little); see admission.py."""
+        loop = asyncio.get_running_loop()
+        assert self._listener is not None
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:          # out of file descriptors, ...: the connection waits in the queue
+                log.error("cannot accept a connection (trying again in 0.1 s): %s", exc)
+                loop.remove_reader(self._listener.fileno())         # no busy loop while it lasts
+                loop.call_later(0.1, self._resume_accepting)
+                break
+            source = addr[0] if isinstance(addr, tuple) else ""
+            link = None
+            if self._gate.held(source) >= MAX_UNAUTHENTICATED_PER_SOURCE:      # the flood's fast path
+                self._gate.refused[source] += 1
+                ok = False
+            else:
+                link = self._new_link()
+                ok, victim = self._gate.admit(link, source)
+                if victim is not None:
+                    victim.refuse("the controller is overloaded with handshakes; retry", retry=True)  # type: ignore
+            if not ok:
+                try:
+                    if self._tls is None:       # (under TLS a peer could not read it before the TLS handshake)
+                        conn.send(_OVERLOADED_FRAME, socket.MSG_DONTWAIT)
+                except OSError:
+                    pass
+                conn.close()
+                continue
+            task = asyncio.ensure_future(loop.connect_accepted_socket(
+                lambda link=link: link, conn, **({} if self._tls is None else {
+                    "ssl": self._tls, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT_S})))
+            task.add_done_callback(lambda t, link=link, conn=conn: t.cancelled() or t.exception() is None or (
+                self._gate.done(link), conn.close()))
+        now = time.monotonic()
+        if now - self._gate_logged_at >= 1.0 and (self._gate.refused or self._gate.evicted):
+            refused, evicted = self._gate.take_counts()
+            log.warning("handshakes refused as overloaded (more than %d unauthenticated connections per source, "
+                        "%d in all): refused %s, evicted %s", MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED,
+                        dict(refused.most_common(5)), dict(evicted.most_common(5)))
+            self._gate_logged_at = now
 
     # ------------------------------------------------------------------------- connections
     def _on_ready(self, link: Link) -> None:
-        self._unauthenticated.pop(link, None)
+        self._gate.done(link)
         log.info("authenticated %s from %s", link.role, link.peer)
         if link.role == "client":
             self.clients.add(link)
@@ -195,8 +282,9 @@ class Controller:
             link.send(EnginesChanged(ids=tuple(sorted(self.engines))))
 
     def _on_close(self, link: Link, reason: str) -> None:
-        self._unauthenticated.pop(link, None)
-        if not link.authenticated:
+        self._gate.done(link)
+        self.memory.forget(link)
+        if not link.authenticated and not link.refused:     # refusals are counted in _admit's log line
             log.info("unauthenticated connection from %s ended: %s", link.peer, reason)
         if link.role == "client":
             self.clients.discard(link)
@@ -223,6 +311,20 @@ class Controller:
             self.gate.later(link, lambda: self.requests.handle(link, msg))
         else:
             raise proto.ProtocolError(f"unexpected {type(msg).__name__} from a client")
+
+    def _on_invalid(self, link: Link, exc: InvalidField) -> bool:
+        """A client's message with one bad field: its task or request fails naming the field (True); else close."""
+        if link.role != "client":
+            return False
+        if exc.msg_type == "submit" and exc.task_id is not None:
+            self._send_result(link, TaskResult(
+                task_id=exc.task_id, status="error", engine_id=None, submitted_at=None, started_at=None,
+                completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
+            return True
+        if exc.msg_type == "req" and exc.rid is not None:
+            link.send(Reply(rid=exc.rid, ok=False, error=["ValueError", str(exc)]))
+            return True
+        return False
 
     def _register(self, link: Link, msg: Register) -> None:
         eid = self._next_engine_id
@@ -333,6 +435,12 @@ class Controller:
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
 
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
+        try:
+            eng.given.remove((msg.task_id, msg.attempt))
+        except KeyError:                # not sent to this engine: a forged or confused report changes nothing
+            log.warning("engine %d reported task %r attempt %d, which it was not given; ignored",
+                        eng.engine_id, msg.task_id[:64], msg.attempt)
+            return
         task = self.pending.get(msg.task_id)
         if task is None:
             return
@@ -369,6 +477,7 @@ class Controller:
         else:
             eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload,
                                   time_limit_s=task.flags.time_limit_s))
+            eng.given.add((action.task_id, action.attempt))
             self._dispatched.add(eng.link)
             self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
 
@@ -426,11 +535,8 @@ class Controller:
                             answer=result)        # get_result answers from it until committed
         owner = task.owner
         busy = owner is not None and self.pending.pending_of(owner) >= BATCH_RESULTS_IN_FLIGHT
-        for link in task.subscribers:
-            if busy and link is owner:      # many more of its results are coming: let them share one write
-                link.send_batched(result)
-            else:
-                self._send_result(link, result)
+        for link in task.subscribers:       # busy: many more of its results are coming, let them share one write
+            self.memory.send_result(link, result, batched=busy and link is owner)
 
     @staticmethod
     def _send_result(link: Link, result: TaskResult) -> None:

@@ -3,10 +3,11 @@
 `python -m real_cluster.controller_app --profile NAME [--scheme S] [--hwm H] [--db sqlite|memory]`
 (also `sched-lab controller ...`). It first takes the profile's lock (one controller per profile:
 a second one exits with an error and touches nothing), binds 127.0.0.1 unless `--ip` says otherwise,
-writes the client and engine connection files (mode 0600, fresh random key; `--reuse` keeps the
-previous key and port so engines reconnect after a restart), logs to the profile's log folder,
-and stops cleanly on SIGTERM/SIGINT or a client's shutdown request. Every file it creates is
-private (umask 077: the database, its -wal/-shm files and the logs are 0600).
+writes the client and engine connection files (mode 0600, one fresh random key each: the client key
+cannot register an engine, the engine key cannot submit or query; `--reuse` keeps the previous keys
+and port so engines reconnect after a restart), logs to the profile's log folder, and stops cleanly
+on SIGTERM/SIGINT or a client's shutdown request. Every file it creates is private (umask 077: the
+database, its -wal/-shm files and the logs are 0600).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import logging
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from sched_lab.core.options import InvalidOption, check_hwm, check_scheme
 
 from . import protocol as proto
+from . import tls
 from .controller import Controller, ControllerConfig
 from .logs import configure_logging
 from .profile import (
@@ -47,6 +51,15 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal", default=None, help="record every core event and its actions (pickle) here")
     parser.add_argument("--reuse", action="store_true", help="reuse the key and port of the existing connection files")
     parser.add_argument("--log", default=None, help="log file (default: <profile>/log/controller.log)")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve TLS with a self-signed certificate pinned in the connection files (engines on "
+                             "other hosts)")
+    parser.add_argument("--partial-frame-timeout", type=float, default=30.0,
+                        help="close a connection whose unfinished frame stops growing this long (seconds)")
+    parser.add_argument("--incomplete-frames-cap-mb", type=float, default=320.0,
+                        help="MiB all connections together may hold in unfinished frames")
+    parser.add_argument("--client-out-cap-mb", type=float, default=16.0,
+                        help="MiB queued to one client beyond which its results wait in the task database")
 
 
 def run_controller(args: argparse.Namespace) -> int:
@@ -57,6 +70,9 @@ def run_controller(args: argparse.Namespace) -> int:
     except InvalidOption as exc:
         print(f"controller: {exc}", file=sys.stderr)
         return 2
+    if args.partial_frame_timeout <= 0 or args.incomplete_frames_cap_mb <= 0 or args.client_out_cap_mb <= 0:
+        print("controller: --partial-frame-timeout and the caps must be > 0", file=sys.stderr)
+        return 2
     os.umask(0o077)
     pdir = profile_dir(args.profile)
     try:
@@ -66,15 +82,32 @@ def run_controller(args: argparse.Namespace) -> int:
         return 1
     make_private(pdir)                            # also what an older version left readable
     configure_logging(Path(args.log) if args.log else pdir / "log" / "controller.log", "controller")
-    key, port = proto.new_key(), args.port
-    client_path = pdir / "security" / CLIENT_FILE
+    key, engine_key, port = proto.new_key(), proto.new_key(), args.port
+    client_path, engine_path = pdir / "security" / CLIENT_FILE, pdir / "security" / ENGINE_FILE
     if args.reuse and client_path.exists():
         old = read_connection_file(client_path)
         key, port = old.key, args.port or old.port
-    config = ControllerConfig(key=key, host=args.ip, port=port, scheme=args.scheme, hwm=args.hwm,
+        if engine_path.exists() and read_connection_file(engine_path).key != key:
+            engine_key = read_connection_file(engine_path).key
+        else:
+            log.warning("the previous engine file had no key of its own: engines need the new %s", engine_path)
+    tls_cert = tls_key = None
+    if args.tls:
+        cert, tkey = pdir / "security" / tls.CERT_FILE, pdir / "security" / tls.KEY_FILE
+        try:
+            if not (args.reuse and cert.exists() and tkey.exists()):
+                cert, tkey = tls.make_self_signed(pdir / "security")
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            print(f"controller: {exc}", file=sys.stderr)
+            return 1
+        tls_cert, tls_key = str(cert), str(tkey)
+    config = ControllerConfig(key=key, engine_key=engine_key, tls_cert=tls_cert, tls_key=tls_key, host=args.ip,
+                              port=port, scheme=args.scheme, hwm=args.hwm,
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",
                               hb_period_s=args.hb_period, hb_misses=args.hb_misses, seed=args.seed,
-                              journal_path=args.journal)
+                              journal_path=args.journal, partial_frame_timeout_s=args.partial_frame_timeout,
+                              incomplete_frames_cap_bytes=int(args.incomplete_frames_cap_mb * 2**20),
+                              client_out_cap_bytes=int(args.client_out_cap_mb * 2**20))
     try:
         asyncio.run(_serve(config, pdir, args))
     except sqlite3.Error as exc:                 # a damaged or unusable task database
@@ -95,8 +128,10 @@ async def _serve(config: ControllerConfig, pdir: Path, args: argparse.Namespace)
     port = await controller.start()
     connect_host = "127.0.0.1" if config.host in ("0.0.0.0", "") else config.host
     info = ConnectionInfo(host=connect_host, port=port, key=config.key, scheme=config.scheme, hwm=config.hwm,
-                          controller_pid=os.getpid(), profile=args.profile)
-    files = [write_connection_file(pdir / "security" / name, info) for name in (CLIENT_FILE, ENGINE_FILE)]
+                          controller_pid=os.getpid(), profile=args.profile,
+                          tls_fingerprint=tls.fingerprint(Path(config.tls_cert)) if config.tls_cert else None)
+    files = [write_connection_file(pdir / "security" / CLIENT_FILE, info),
+             write_connection_file(pdir / "security" / ENGINE_FILE, replace(info, key=config.engine_key))]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, controller.stop)

@@ -3,8 +3,10 @@
 ```
 ClusterError (= IPythonError)
 ├── ProtocolError                 a peer broke the wire protocol (bad frame, too large, bad header)
+│   ├── InvalidField              one header field of a message is of the wrong type, range or size
 │   └── AuthenticationError       a peer failed the HMAC challenge-response
 ├── ConnectionFailed              the controller could not be reached or the connection dropped
+│   └── ControllerBusy            the controller refused the handshake as overloaded (retry later)
 └── KernelError                   ipyparallel's base of everything about tasks and engines
     ├── NoEnginesRegistered       `targets` used while no engine is registered
     ├── TimeoutError              a result was not ready in time (also a builtins.TimeoutError)
@@ -36,7 +38,8 @@ import traceback as _traceback
 from typing import Any
 
 __all__ = [
-    "ClusterError", "IPythonError", "ProtocolError", "AuthenticationError", "ConnectionFailed", "KernelError",
+    "ClusterError", "IPythonError", "ProtocolError", "InvalidField", "AuthenticationError", "ConnectionFailed",
+    "ControllerBusy", "KernelError",
     "NoEnginesRegistered", "TimeoutError", "TaskRejectError", "RemoteError", "CompositeError", "SchedulerError",
     "EngineError", "TaskTimeout", "TaskAborted", "TimeLimitExceeded", "UnmetDependency", "ImpossibleDependency",
     "InvalidDependency", "DependencyTimeout", "remote_error", "collect_exceptions", "wrap_exception",
@@ -52,12 +55,31 @@ class ProtocolError(ClusterError):
     """Raised when a peer sends bytes that are not a valid frame or message (the peer's fault)."""
 
 
+class InvalidField(ProtocolError):
+    """Raised when one header field of a message has the wrong type, range or size (`field` names it).
+
+    `msg_type` is the message's wire name; `task_id` / `rid` are set when the message's own id was
+    valid, so the receiver can answer that task or request instead of closing the connection.
+    """
+
+    def __init__(self, msg_type: str, field: str, problem: str, task_id: str | None = None, rid: int | None = None):
+        super().__init__(f"{msg_type!r} message: field {field!r} {problem}")
+        self.msg_type = msg_type
+        self.field = field
+        self.task_id = task_id
+        self.rid = rid
+
+
 class AuthenticationError(ProtocolError):
     """Raised when a peer fails the HMAC challenge-response (wrong key, replayed or forged answer)."""
 
 
 class ConnectionFailed(ClusterError):
     """Raised when the controller cannot be reached, or the connection to it is lost."""
+
+
+class ControllerBusy(ConnectionFailed):
+    """Raised when the controller refused the handshake because it is overloaded (not a key problem: retry)."""
 
 
 IPythonError = ClusterError     # ipyparallel's name for the base of all its exceptions

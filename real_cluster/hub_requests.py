@@ -21,9 +21,11 @@ from typing import Any
 from sched_lab.core import AbortRequested, Event, PurgeRequested, TaskResubmitted, TaskScheduler
 
 from .aio_link import Link
+from .error import InvalidField
 from .messages import Reply, Request, SignalEngine, StopEngine, TaskFlags, TaskResult
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB
+from .wire_fields import check_request_args
 
 log = logging.getLogger("real_cluster.controller")
 
@@ -42,11 +44,13 @@ class RequestHandler:
 
     It shares the controller's tables (pending tasks, engines), scheduler and task database, and
     changes task state only through `feed` (events to the core); `save_records` drains the core's
-    records into the database and `stop` ends the controller.
+    records into the database and `stop` ends the controller. `send_result(link, result)` sends a
+    finished task's result (the controller's keeps it in the database while the client is not reading).
     """
 
     def __init__(self, tasks: TaskTable, engines: dict[int, EngineConn], scheduler: TaskScheduler, db: TaskDB, *,
-                 feed: Callable[[Event], None], save_records: Callable[[], None], stop: Callable[[], None]):
+                 feed: Callable[[Event], None], save_records: Callable[[], None], stop: Callable[[], None],
+                 send_result: Callable[[Link, TaskResult], None] | None = None):
         self.tasks = tasks
         self.engines = engines
         self.scheduler = scheduler
@@ -54,6 +58,7 @@ class RequestHandler:
         self.feed = feed
         self.save_records = save_records
         self.stop = stop
+        self.send_result = send_result or (lambda link, result: link.send(result))
 
     def handle(self, link: Link, req: Request) -> None:
         method = getattr(self, f"op_{req.op}", None)
@@ -61,11 +66,12 @@ class RequestHandler:
             if method is None:
                 raise RequestError("ValueError", f"unknown request {req.op!r}")
             args = req.args if req.args_json is None else json.loads(req.args_json)
-            if not isinstance(args, dict):
-                raise TypeError("request arguments must be a JSON object")
+            check_request_args(req.op, args, req.rid)
             value = method(link, **args)
         except RequestError as exc:
             link.send(Reply(rid=req.rid, ok=False, error=[exc.ename, exc.evalue]))
+        except InvalidField as exc:
+            link.send(Reply(rid=req.rid, ok=False, error=["ValueError", str(exc)]))
         except (TypeError, KeyError, ValueError) as exc:
             link.send(Reply(rid=req.rid, ok=False, error=[type(exc).__name__, str(exc)]))
         except sqlite3.Error as exc:     # the disk or database failed: this request fails, the controller serves on
@@ -132,13 +138,13 @@ class RequestHandler:
         for tid, r in rows.items():
             done.append(tid)
             if isinstance(r, TaskResult):
-                link.send(r)
+                self.send_result(link, r)
                 continue
-            link.send(TaskResult(task_id=tid, status=r["status"], engine_id=r["engine_id"],
-                                 submitted_at=r["submitted"], started_at=r["started"], completed_at=r["completed"],
-                                 received_at=r["received"], ename=r["ename"], evalue=r["evalue"],
-                                 traceback=r["traceback"], engine_info=r["engine_info"], label=r["label"],
-                                 result=r["result"]))
+            self.send_result(link, TaskResult(
+                task_id=tid, status=r["status"], engine_id=r["engine_id"], submitted_at=r["submitted"],
+                started_at=r["started"], completed_at=r["completed"], received_at=r["received"], ename=r["ename"],
+                evalue=r["evalue"], traceback=r["traceback"], engine_info=r["engine_info"], label=r["label"],
+                result=r["result"]))
         return {"pending": pending, "done": done}
 
     def op_resubmit(self, link: Link, ids: list[str]) -> dict[str, str]:

@@ -4,7 +4,8 @@ Each message is a frozen, slotted dataclass with a wire name `TYPE`. Plain field
 JSON header; the fields named in `BUFFERS` (pickled payloads) travel as opaque frame buffers, so
 the controller routes them without unpickling. `to_wire(msg)` -> (header, buffers) and
 `from_wire(header, buffers)` -> msg are inverses; `from_wire` raises ProtocolError for anything
-malformed (unknown type, missing or extra fields, wrong buffer count).
+malformed (unknown type, missing or extra fields, wrong buffer count), and InvalidField naming the
+field for a value of the wrong type, range or size (every field's rule: wire_fields.py).
 
 The four messages every task sends (Submit, RunTask, TaskDone, TaskResult) have a binary header
 in their common shape (default flags, a success): a NUL byte, a type code, fixed struct fields,
@@ -23,6 +24,7 @@ from sched_lab.core.dependency import Dependency
 from sched_lab.core.options import check_retries, check_time_limit_s, check_timeout_s
 
 from .error import ProtocolError
+from .wire_fields import MAX_ID_CHARS, MAX_TIME, check_binary, check_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,14 @@ class Welcome:
     """Server -> peer: the server's proof of the key (the peer checks it before trusting anything)."""
     TYPE: ClassVar[str] = "welcome"
     mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Server -> peer, then close: the handshake is refused. `retry`: overloaded, try again (not a key problem)."""
+    TYPE: ClassVar[str] = "refused"
+    reason: str
+    retry: bool
 
 
 # ------------------------------------------------------------------------------------ engines
@@ -241,7 +251,7 @@ _NO_FLAGS = TaskFlags()
 _EMPTY_OK = frozenset({"stdout", "stderr"})     # left out of a header when empty
 TEXT_IN_HEADER_MAX = 8000      # characters of text fields beyond which long texts move to a JSON buffer
 _BINARY = (RunTask, TaskDone, Submit, TaskResult)
-MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Register, Registered, Heartbeat, RunTask, CancelTask,
+MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Refused, Register, Registered, Heartbeat, RunTask, CancelTask,
                                    TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged,
                                    SignalEngine)
 _BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_TYPES}
@@ -290,23 +300,36 @@ def _to_binary(msg: Any) -> bytes | None:
 
 
 def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
-    """Inverse of `_to_binary`; ProtocolError for anything else."""
+    """Inverse of `_to_binary`; ProtocolError for anything else (InvalidField for a bad id or time)."""
     try:
         code = header[1] if header[0] == 0 else -1
         if code == _RUN and len(buffers) == 1:
             _, _, attempt = _RUN_S.unpack_from(header)
-            return RunTask(task_id=header[_RUN_S.size:].decode(), attempt=attempt, payload=buffers[0])
+            tid = header[_RUN_S.size:].decode()
+            if not 0 < len(tid) <= MAX_ID_CHARS:
+                check_binary("run", tid, ())
+            return RunTask(task_id=tid, attempt=attempt, payload=buffers[0])
         if code == _DONE and len(buffers) <= 1:
             _, _, attempt, started, completed = _DONE_S.unpack_from(header)
-            return TaskDone(task_id=header[_DONE_S.size:].decode(), attempt=attempt, status="ok", started_at=started,
+            tid = header[_DONE_S.size:].decode()
+            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= started <= MAX_TIME and 0.0 <= completed <= MAX_TIME):
+                check_binary("done", tid, (("started_at", started), ("completed_at", completed)))
+            return TaskDone(task_id=tid, attempt=attempt, status="ok", started_at=started,
                             completed_at=completed, result=buffers[0] if buffers else None)
         if code == _SUBMIT and len(buffers) == 1:
             _, _, submitted = _SUBMIT_S.unpack_from(header)
-            return Submit(task_id=header[_SUBMIT_S.size:].decode(), flags=_NO_FLAGS, submitted_at=submitted,
-                          payload=buffers[0])
+            tid = header[_SUBMIT_S.size:].decode()
+            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME):
+                check_binary("submit", tid, (("submitted_at", submitted),))
+            return Submit(task_id=tid, flags=_NO_FLAGS, submitted_at=submitted, payload=buffers[0])
         if code == _RESULT and len(buffers) <= 1:
             _, _, eid, submitted, started, completed, received = _RESULT_S.unpack_from(header)
-            return TaskResult(task_id=header[_RESULT_S.size:].decode(), status="ok", engine_id=eid,
+            tid = header[_RESULT_S.size:].decode()
+            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME and 0.0 <= started <= MAX_TIME
+                    and 0.0 <= completed <= MAX_TIME and 0.0 <= received <= MAX_TIME):
+                check_binary("result", tid, (("submitted_at", submitted), ("started_at", started),
+                                             ("completed_at", completed), ("received_at", received)))
+            return TaskResult(task_id=tid, status="ok", engine_id=eid,
                               submitted_at=submitted, started_at=started, completed_at=completed,
                               received_at=received, result=buffers[0] if buffers else None)
     except (IndexError, struct.error, UnicodeDecodeError) as exc:
@@ -372,11 +395,12 @@ def from_wire(header: dict[str, Any] | bytes, buffers: list[bytes]) -> Any:
         if key not in names:
             raise ProtocolError(f"unexpected field {key!r} in a {cls.TYPE!r} message")
         kwargs[key] = value
-    if cls is Submit and "flags" not in kwargs:
-        kwargs["flags"] = _NO_FLAGS
-    missing = required - kwargs.keys()
+    missing = required - kwargs.keys() - ({"flags"} if cls is Submit else set())
     if missing:
         raise ProtocolError(f"{cls.TYPE!r} message lacks {sorted(missing)}")
+    check_fields(cls.TYPE, kwargs)
+    if cls is Submit and "flags" not in kwargs:
+        kwargs["flags"] = _NO_FLAGS
     if len(buffers) > len(bufs) or (len(buffers) != header.get("nb", 0)):
         raise ProtocolError(f"{cls.TYPE!r} message has {len(buffers)} buffers, expected {header.get('nb', 0)}")
     for name, buf in zip(bufs, buffers):

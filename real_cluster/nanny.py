@@ -31,7 +31,7 @@ from typing import Any
 from sched_lab.core import TIME_LIMIT_EXCEEDED
 
 from . import protocol as proto
-from .error import ConnectionFailed, ProtocolError
+from .error import ConnectionFailed, ControllerBusy, ProtocolError
 from .messages import (
     CancelTask, Heartbeat, Register, Registered, RunTask, SignalEngine, StopEngine, TaskDone, from_wire, to_wire,
 )
@@ -185,7 +185,8 @@ class Nanny:
         delay = 0.05
         while True:
             try:
-                link = SyncLink.connect(self.info.host, self.info.port, self.info.key, "engine")
+                link = SyncLink.connect(self.info.host, self.info.port, self.info.key, "engine",
+                                        tls_fingerprint=self.info.tls_fingerprint)
                 link.send(Register(uuid=self.uuid, pid=os.getpid(), hostname=socket.gethostname()))
                 reply = link.recv()
                 if not isinstance(reply, Registered):
@@ -196,6 +197,8 @@ class Nanny:
                 log.info("registered as engine %d with %s:%d", reply.engine_id, self.info.host, self.info.port)
                 return link
             except (ConnectionFailed, ProtocolError) as exc:
+                if isinstance(exc, ControllerBusy):     # the controller is there, only busy: keep trying
+                    deadline = max(deadline, time.monotonic() + self.retry_for_s)
                 if time.monotonic() + delay > deadline:
                     return None
                 log.info("controller not reachable (%s); retrying", exc)

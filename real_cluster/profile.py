@@ -3,7 +3,7 @@
 `$SCHED_LAB_DIR` (default `~/.sched-lab`) holds one `profile_<name>/` per profile:
 
     security/controller-client.json   how clients reach the controller (mode 0600: holds the key)
-    security/controller-engine.json   how engines reach it (same key; copy it to join from elsewhere)
+    security/controller-engine.json   how engines reach it (its own key: engines only; copy it to join from elsewhere)
     log/                              controller.log, engine-*.log, cluster.log
     pid/cluster.json                  pids of a cluster started by `sched-lab cluster start` / `Cluster`, each
                                       with its start time and command line (a pid is trusted only if both match)
@@ -131,6 +131,7 @@ class ConnectionInfo:
     controller_pid: int | None = None
     profile: str | None = None
     signature_scheme: str = "hmac-sha256"
+    tls_fingerprint: str | None = None      # "sha256:<hex>": connect with TLS and accept only this certificate
 
     def __post_init__(self) -> None:
         if not (0 < int(self.port) < 65536):

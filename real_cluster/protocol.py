@@ -58,6 +58,7 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+RESULT_LIMITS = Limits(max_header=0xFFFF)     # clients: a result header is an engine's (<= DEFAULT) + ~1.5 KiB
 HANDSHAKE_LIMITS = Limits(max_frame=2048, max_header=2000, max_buffers=0)
 
 

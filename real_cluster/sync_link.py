@@ -7,15 +7,25 @@ meant for one reader thread.
 
 from __future__ import annotations
 
+import select
 import socket
+import ssl
 import threading
 from typing import Any
 
 from . import protocol as proto
-from .error import AuthenticationError, ConnectionFailed, ProtocolError
-from .messages import Auth, Hello, Welcome, from_wire, to_wire
+from . import tls
+from .error import AuthenticationError, ConnectionFailed, ControllerBusy, ProtocolError
+from .messages import Auth, Hello, Refused, Welcome, from_wire, to_wire
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
+
+
+def _raise_if_refused(msg: Any) -> None:
+    if isinstance(msg, Refused):
+        if msg.retry:
+            raise ControllerBusy(f"the controller is overloaded: {msg.reason}")
+        raise AuthenticationError(f"the controller refused our key ({msg.reason})")
 
 
 class SyncLink:
@@ -29,16 +39,31 @@ class SyncLink:
         self._lock = threading.Lock()
 
     @classmethod
-    def connect(cls, host: str, port: int, key: str, role: str, timeout_s: float = 5.0) -> SyncLink:
-        """Connect and run the handshake; the returned link is proven both ways."""
+    def connect(cls, host: str, port: int, key: str, role: str, timeout_s: float = 5.0,
+                tls_fingerprint: str | None = None) -> SyncLink:
+        """Connect and run the handshake; the returned link is proven both ways.
+
+        Raises ControllerBusy when the controller answers "overloaded, retry", AuthenticationError for a
+        wrong key, ConnectionFailed when it cannot be reached or closes the connection.
+        """
         try:
             sock = socket.create_connection((host, port), timeout=timeout_s)
         except OSError as exc:
             raise ConnectionFailed(f"cannot connect to {host}:{port}: {exc}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls_fingerprint is not None:     # TLS, accepting only the pinned certificate (tls.py)
+            try:
+                sock = tls.client_context().wrap_socket(sock)
+                tls.check_fingerprint(sock.getpeercert(binary_form=True), tls_fingerprint)
+            except (OSError, AuthenticationError) as exc:
+                sock.close()
+                if isinstance(exc, AuthenticationError):
+                    raise
+                raise ConnectionFailed(f"TLS with {host}:{port} failed: {exc}") from None
         link = cls(sock)
         try:
             hello = link.recv()
+            _raise_if_refused(hello)
             if not isinstance(hello, Hello):
                 raise AuthenticationError(f"expected hello, got {type(hello).__name__}")
             if hello.version != proto.PROTOCOL_VERSION:
@@ -46,6 +71,7 @@ class SyncLink:
             nonce = proto.new_nonce()
             link._write(to_wire(Auth(role=role, nonce=nonce, mac=proto.peer_proof(key, role, hello.nonce, nonce))))
             welcome = link.recv()
+            _raise_if_refused(welcome)
             if not isinstance(welcome, Welcome):
                 raise AuthenticationError(f"expected welcome, got {type(welcome).__name__}")
             proto.check_proof(proto.server_proof(key, role, hello.nonce, nonce), welcome.mac)
@@ -90,9 +116,16 @@ class SyncLink:
 
     def _read(self, flags: int) -> None:
         try:
+            if flags and isinstance(self.sock, ssl.SSLSocket):    # TLS takes no recv flags: poll instead
+                if not self.sock.pending() and not select.select([self.sock], [], [], 0)[0]:
+                    return
+                flags = 0
             data = self.sock.recv(1 << 20, flags)
         except BlockingIOError:
             return
+        except socket.timeout:      # only the handshake has a timeout: the controller is there but slow to answer
+            raise ControllerBusy("the controller accepted the connection but did not answer the handshake in time") \
+                from None
         except OSError as exc:
             raise ConnectionFailed(f"receive failed: {exc}") from None
         if not data:

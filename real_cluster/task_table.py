@@ -28,6 +28,7 @@ class EngineConn:
     link: Link
     last_seen: float
     completed: int = 0
+    given: set[tuple[str, int]] = field(default_factory=set)    # (task id, attempt) sent and not yet reported
 
 
 @dataclass(slots=True)

@@ -10,8 +10,8 @@ from sched_lab.core.options import InvalidOption
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: ControllerConfig(key="k", hwm=-1), "hwm must be an integer >= 0"),
-    (lambda: ControllerConfig(key="k", scheme="nope"), "unknown scheme 'nope'"),
+    (lambda: ControllerConfig(key="k", engine_key="e", hwm=-1), "hwm must be an integer >= 0"),
+    (lambda: ControllerConfig(key="k", engine_key="e", scheme="nope"), "unknown scheme 'nope'"),
     (lambda: TaskFlags(retries=-1), "retries must"),
     (lambda: TaskFlags(timeout_s=-1), "timeout_s must be >= 0"),
     (lambda: TaskFlags(timeout_s="soon"), "timeout_s must be a number"),

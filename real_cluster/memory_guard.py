@@ -1,0 +1,145 @@
+"""Bounded controller memory: results wait in the task database for a client that stops reading; idle partial
+frames time out; one cap on the bytes held in incomplete frames across all connections.
+
+How this works. `send_result` hands a finished task's result to a client unless more than
+`client_out_cap_bytes` are already queued to it (frames not yet taken by the kernel); then only the
+task id is kept, in order, and `pump` (every `PUMP_PERIOD_S`) sends the waiting results again from
+the task database (its query API; the row was written when the task finished) as the client drains.
+Every connection's frame decoder reports the bytes it holds in an unfinished frame to one
+`FrameBudget`; the connection that pushes the total past its cap is closed (aio_link.Link). `sweep`
+closes an authenticated connection whose unfinished frame has not grown for `partial_frame_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .messages import TaskResult
+
+if TYPE_CHECKING:
+    from .aio_link import Link
+    from .taskdb import TaskDB
+
+log = logging.getLogger("real_cluster.controller")
+PUMP_PERIOD_S = 0.05
+SWEEP_PERIOD_S = 1.0
+RESEND_CHUNK = 64
+_ROW_KEYS = ["status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue", "traceback",
+             "engine_info", "label", "result"]
+
+
+@dataclass(slots=True)
+class FrameBudget:
+    """Bytes held in unfinished frames by every connection together, and the most allowed (`cap`)."""
+
+    cap: int
+    held: int = 0
+
+
+def result_from_row(task_id: str, r: dict[str, Any]) -> TaskResult:
+    """The TaskResult of a finished task's database row."""
+    return TaskResult(task_id=task_id, status=r["status"], engine_id=r["engine_id"], submitted_at=r["submitted"],
+                      started_at=r["started"], completed_at=r["completed"], received_at=r["received"],
+                      ename=r["ename"], evalue=r["evalue"], traceback=r["traceback"], engine_info=r["engine_info"],
+                      label=r["label"], result=r["result"])
+
+
+class MemoryGuard:
+    """Keeps what the controller holds per peer bounded (see the module docstring)."""
+
+    def __init__(self, db: TaskDB, client_out_cap_bytes: int, partial_frame_timeout_s: float,
+                 incomplete_frames_cap_bytes: int):
+        self.db = db
+        self.client_out_cap = client_out_cap_bytes
+        self.partial_frame_timeout_s = partial_frame_timeout_s
+        self.budget = FrameBudget(incomplete_frames_cap_bytes)
+        self.unsent: dict[Link, deque[str]] = {}
+        self._partial: dict[Link, tuple[int, float]] = {}
+        self._db_failing = False
+
+    # ------------------------------------------------------------------------------ results
+    def send_result(self, link: Link, result: TaskResult, batched: bool = False) -> None:
+        """Send a finished (database-backed) result, or keep its id for later if the client is not reading."""
+        if link in self.unsent or link.write_backlog() >= self.client_out_cap:
+            if not link.closed:
+                if link not in self.unsent:
+                    log.info("client %s is not reading (%d bytes queued): its results wait in the task database",
+                             link.peer, link.write_backlog())
+                    self.unsent[link] = deque()
+                self.unsent[link].append(result.task_id)
+            return
+        if batched:
+            link.send_batched(result)
+        else:
+            link.send(result)
+
+    def forget(self, link: Link) -> None:
+        """The connection closed: drop what was kept for it (a new connection asks with get_result)."""
+        self.unsent.pop(link, None)
+        self._partial.pop(link, None)
+
+    def pump(self) -> None:
+        """Send waiting results to every client that has room again."""
+        for link in list(self.unsent):
+            if link.closed:
+                self.unsent.pop(link, None)
+                continue
+            ids = self.unsent[link]
+            while ids and link.write_backlog() < self.client_out_cap:
+                chunk = [ids.popleft() for _ in range(min(RESEND_CHUNK, len(ids)))]
+                try:
+                    rows = {r["msg_id"]: r for r in self.db.query({"msg_id": {"$in": chunk}}, ["msg_id", *_ROW_KEYS])}
+                except sqlite3.Error as exc:      # retried at the next pump
+                    if not self._db_failing:
+                        log.error("task database: cannot read results waiting for a client: %s", exc)
+                    self._db_failing = True
+                    ids.extendleft(reversed(chunk))
+                    break
+                self._db_failing = False
+                missing = next((i for i, tid in enumerate(chunk) if tid not in rows), len(chunk))
+                for tid in chunk[:missing]:
+                    link.send(result_from_row(tid, rows[tid]))
+                if missing < len(chunk):           # not in the database (yet): from there on, next time
+                    ids.extendleft(reversed(chunk[missing:]))
+                    break
+            if not ids:
+                del self.unsent[link]
+
+    # ------------------------------------------------------------------------ partial frames
+    def sweep(self, links: Iterable[Link], now: float) -> None:
+        """Close connections whose unfinished frame has not grown for `partial_frame_timeout_s`."""
+        seen = self._partial
+        for link in links:
+            held = link.partial_bytes
+            if not held:
+                seen.pop(link, None)
+                continue
+            last = seen.get(link)
+            if last is None or last[0] != held:
+                seen[link] = (held, now)
+            elif now - last[1] >= self.partial_frame_timeout_s:
+                log.warning("closing %s connection from %s: %d bytes of an unfinished frame and nothing more for "
+                            "%.0f s", link.role, link.peer, held, now - last[1])
+                seen.pop(link, None)
+                link.close(f"an unfinished frame idle for {now - last[1]:.0f} s")
+
+    async def run(self, links: Any) -> None:
+        """Pump waiting results and sweep idle partial frames until cancelled (`links()` gives the peers)."""
+        next_sweep = time.monotonic()
+        while True:
+            await asyncio.sleep(PUMP_PERIOD_S)
+            try:
+                if self.unsent:
+                    self.pump()
+                now = time.monotonic()
+                if now >= next_sweep:
+                    self.sweep(links(), now)
+                    next_sweep = now + min(SWEEP_PERIOD_S, self.partial_frame_timeout_s / 4)
+            except Exception:
+                log.exception("memory guard failed; continuing")

@@ -1,0 +1,190 @@
+"""Bounded controller memory, measured from /proc (issue 11, item 6).
+
+A client process stopped with SIGSTOP while ~300 MB of its results keep coming: the controller keeps
+its results in the task database instead of its buffers (RSS grows by far less than the results),
+and when the client continues it receives every one of them. Three authenticated peers each sending
+249 MB of a 250 MB frame and going quiet: the shared cap on unfinished frames closes the peers that
+push past it, and the idle partial frame is closed after its timeout (RSS falls back). Real processes,
+real sockets, RSS read from /proc/<pid>/status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from real_cluster import protocol as proto
+from real_cluster.messages import TaskResult, from_wire
+from real_cluster.profile import CLIENT_FILE, read_connection_file
+from test_hostile_live import _authenticated, _closed_within
+
+pytestmark = pytest.mark.timeout(300)
+MiB = 2**20
+
+_STALLED_CLIENT = r"""
+import json, sys
+from real_cluster import Client
+def blob(i):
+    return bytes([i % 251]) * 1_000_000
+with Client(sys.argv[1], timeout=30) as rc:
+    ar = rc.load_balanced_view().map_async(blob, range(int(sys.argv[2])), chunksize=1)
+    print("submitted", flush=True)
+    values = ar.get(300)
+    print(json.dumps({"n": len(values), "ok": all(v == bytes([i % 251]) * 1_000_000 for i, v in enumerate(values))}),
+          flush=True)
+"""
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+class _PeakRSS:
+    """Samples a process's RSS every 20 ms in a thread; `.peak` is the highest seen."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, _rss(pid), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss(self.pid))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak
+
+
+def test_results_for_a_stopped_client_wait_in_the_database(make_cluster):
+    n = 300
+    cluster = make_cluster(2, hwm=2)
+    rc = cluster.client
+    pid = cluster.controller.pid
+    base = _rss(pid)
+    proc = subprocess.Popen([sys.executable, "-c", _STALLED_CLIENT, str(cluster.dir / "security" / CLIENT_FILE),
+                             str(n)], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        assert proc.stdout.readline().strip() == "submitted"
+        deadline = time.monotonic() + 60                  # the controller has every submission (not just the
+        while len(rc.db_query({}, keys=["msg_id"])) < n:  # client's outbox) before the client is stopped
+            assert time.monotonic() < deadline, "the submissions did not arrive"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGSTOP)                 # Ctrl-Z: it reads nothing more
+        peak = _PeakRSS(pid)
+        deadline = time.monotonic() + 120
+        while len(rc.db_query({"status": "ok"}, keys=["msg_id"])) < n:
+            assert time.monotonic() < deadline, "the tasks did not finish"
+            time.sleep(0.2)
+        time.sleep(0.5)
+        grown = peak.stop() - base
+        os.kill(proc.pid, signal.SIGCONT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT) if proc.poll() is None else None
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    print(f"\ncontroller RSS {base / MiB:.0f} MiB at start, grew {grown / MiB:.0f} MiB while {n} MB of results went "
+          f"to a stopped client")
+    assert json.loads(out.strip().splitlines()[-1]) == {"n": n, "ok": True}   # every result arrived, intact
+    assert grown < 120 * MiB, grown / MiB                 # main: grows by about the results' size (~300 MiB here)
+
+
+def _send_partial(info, size: int, body: int, held: list, errors: list) -> None:
+    s = _authenticated(info)
+    held.append(s)
+    chunk = b"\0" * MiB
+    try:
+        s.sendall(struct.pack("!I", body))                # a frame of `body` bytes ...
+        sent = 0
+        while sent < size:                                # ... of which `size` arrive, then silence
+            s.sendall(chunk[: min(MiB, size - sent)])
+            sent += min(MiB, size - sent)
+    except OSError as exc:
+        errors.append(exc)
+
+
+def test_idle_partial_frames_are_capped_and_time_out(make_cluster):
+    cluster = make_cluster(1, db="memory", controller_args=["--partial-frame-timeout", "6"])
+    info = read_connection_file(cluster.dir / "security" / CLIENT_FILE)
+    pid = cluster.controller.pid
+    base = _rss(pid)
+    peak = _PeakRSS(pid)
+    held: list[socket.socket] = []
+    errors: list[Exception] = []
+    try:
+        t0 = time.monotonic()
+        for _ in range(3):
+            _send_partial(info, 249 * 10**6, 250 * 10**6, held, errors)
+        time.sleep(1.0)
+        during = peak.stop() - base
+        assert len(errors) == 2, errors                   # the 2nd and 3rd were closed when they passed the cap
+        assert not _closed_within(held[0], 0.1)           # the first still holds its 249 MB ...
+        assert cluster.client.load_balanced_view().apply_sync(abs, -6) == 6      # ... and everyone is served
+        assert _closed_within(held[0], 30)                # ... until its frame has been idle 6 s
+        assert time.monotonic() - t0 >= 6 - 1
+        deadline = time.monotonic() + 10
+        while _rss(pid) - base > 64 * MiB and time.monotonic() < deadline:
+            time.sleep(0.1)
+        after = _rss(pid) - base
+    finally:
+        for s in held:
+            s.close()
+    print(f"\ncontroller RSS {base / MiB:.0f} MiB at start; with 3 peers sending 249 MB of a 250 MB frame: "
+          f"+{during / MiB:.0f} MiB at most, +{after / MiB:.0f} MiB after the idle timeout")
+    assert during < 400 * MiB, during / MiB               # main: +747 MB held forever
+    assert after < 64 * MiB, after / MiB
+    log = (cluster.dir / "log" / "controller.log").read_text()
+    assert "unfinished frames of all connections exceed" in log and "nothing more for" in log
+
+
+def _blob(n):
+    return b"\x07" * n
+
+
+def test_a_client_asking_for_results_it_never_reads_is_bounded(make_cluster):
+    """get_result replies go the same way: a peer that asks for a 4 MB result 120 times and reads nothing."""
+    cluster = make_cluster(1)
+    rc = cluster.client
+    ar = rc.load_balanced_view().apply_async(_blob, 4 * 10**6)
+    assert len(ar.get(30)) == 4 * 10**6
+    tid = ar.msg_ids[0]
+    info = read_connection_file(cluster.dir / "security" / CLIENT_FILE)
+    pid = cluster.controller.pid
+    log = cluster.dir / "log" / "controller.log"
+    base = _rss(pid)
+    peak = _PeakRSS(pid)
+    s = _authenticated(info)
+    for rid in range(1, 121):                         # 480 MB of results asked for, none read (yet)
+        s.sendall(proto.encode_frame({"t": "req", "rid": rid, "op": "get_result", "args": {"ids": [tid]}}))
+    deadline = time.monotonic() + 30
+    while "is not reading" not in log.read_text():
+        assert time.monotonic() < deadline, "the controller never held back a result"
+        time.sleep(0.05)
+    time.sleep(1.0)                                   # measuring: the peak while every request is answered
+    grown = peak.stop() - base
+    dec, got = proto.FrameDecoder(proto.RESULT_LIMITS), 0
+    s.settimeout(60)
+    while got < 120:                                  # now it reads: every result arrives, from the database
+        data = s.recv(1 << 20)
+        assert data, "closed"
+        got += sum(1 for h, b in dec.feed(data) if isinstance(from_wire(h, b), TaskResult))
+    s.close()
+    print(f"\ncontroller RSS {base / MiB:.0f} MiB at start, +{grown / MiB:.0f} MiB with 120 unread get_result "
+          f"replies of 4 MB")
+    assert rc.load_balanced_view().apply_sync(abs, -3) == 3
+    assert grown < 120 * MiB, grown / MiB              # without the spill: +480 MB
