@@ -8,6 +8,7 @@ the driver to do. Times are floats in the driver's clock (seconds live, time uni
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -81,7 +82,8 @@ class TaskSpec:
     (time dependency); `follow`: tasks whose engines it must run on (location dependency).
     `retries`: extra runs after a failure. `timeout_s`: longest wait in the scheduler (None or 0 =
     no limit; never interrupts a running task). `requires`: module names an engine must have
-    (checked by engines, used by the simulator's engine models).
+    (checked by engines, used by the simulator's engine models). `size_hint`: the submitter's
+    estimate of the task's length (>= 0, None = unknown), shown to schemes as `choice.task.size_hint`.
     """
 
     task_id: TaskId
@@ -92,10 +94,12 @@ class TaskSpec:
     timeout_s: float | None = None
     label: str | None = None
     requires: frozenset[str] = frozenset()
+    size_hint: float | None = None
 
     def __post_init__(self) -> None:
         if (self.targets is None and self.after is None and self.follow is None and type(self.retries) is int
-                and self.retries >= 0 and self.timeout_s is None and type(self.requires) is frozenset):
+                and self.retries >= 0 and self.timeout_s is None and type(self.requires) is frozenset
+                and self.size_hint is None):
             return                                   # the common case, checked cheaply
         if self.targets is not None:
             targets = frozenset((self.targets,)) if isinstance(self.targets, (int, str)) else frozenset(self.targets)
@@ -119,6 +123,9 @@ class TaskSpec:
                 object.__setattr__(self, "timeout_s", None)
         if not isinstance(self.requires, frozenset):
             object.__setattr__(self, "requires", frozenset(self.requires))
+        if self.size_hint is not None and (isinstance(self.size_hint, bool) or not isinstance(self.size_hint, (int, float))
+                                           or not self.size_hint >= 0):
+            raise ValueError(f"size_hint must be a number >= 0 or None, got {self.size_hint!r}")
 
 
 # ----------------------------------------------------------------------------------------- events
@@ -126,10 +133,21 @@ class TaskSpec:
 @_fast_init
 @dataclass(frozen=True, slots=True)
 class EngineJoined:
-    """An engine registered and can take tasks."""
+    """An engine registered and can take tasks; `speed` (a factor > 0) and `labels` are what it advertises."""
 
     now: float
     engine_id: EngineId
+    speed: float = 1.0
+    labels: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.speed == 1.0 and not self.labels and type(self.labels) is frozenset:
+            return
+        if isinstance(self.speed, bool) or not isinstance(self.speed, (int, float)) or not 0 < self.speed < math.inf:
+            raise ValueError(f"engine speed must be a finite number > 0, got {self.speed!r}")
+        if isinstance(self.labels, str) or not all(isinstance(x, str) for x in self.labels):
+            raise ValueError(f"engine labels must be a collection of strings, got {self.labels!r}")
+        object.__setattr__(self, "labels", frozenset(self.labels))
 
 
 @_fast_init
