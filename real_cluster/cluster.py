@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sched_lab.core.scheme_api import scheme_module_path
+
 from .client import Client
 from .profile import CLIENT_FILE, ENGINE_FILE, pid_alive, profile_dir, wait_for_connection_file
 
@@ -24,16 +26,18 @@ START_TIMEOUT_S = 30.0
 
 
 class Cluster:
-    """A local cluster. `scheme`/`hwm` go to the controller; `db` is "sqlite" (the profile's tasks.db) or "memory"."""
+    """A local cluster. `scheme` (`NAME[:k=v,..]`), `scheme_modules` and `hwm` go to the controller; `db` is
+    "sqlite" (the profile's tasks.db) or "memory"; `engine_args` to every engine (e.g. ["--speed", "2"])."""
 
     def __init__(self, n: int = 4, profile: str = "default", scheme: str = "leastload", hwm: int = 1,
                  db: str = "sqlite", controller_args: list[str] | None = None, engine_args: list[str] | None = None,
-                 detach: bool = False):
+                 detach: bool = False, scheme_modules: list[str] | tuple[str, ...] = ()):
         if n < 0:
             raise ValueError("n must be >= 0")
         self.n = n
         self.profile = profile
         self.scheme = scheme
+        self.scheme_modules = [scheme_module_path(m) for m in scheme_modules]
         self.hwm = hwm
         self.db = db
         self.controller_args = list(controller_args or [])
@@ -61,7 +65,9 @@ class Cluster:
         if self.controller is not None and self.controller.poll() is None:
             raise RuntimeError("the controller is already running")
         self.controller = self._spawn(["real_cluster.controller_app", "--profile", self.profile, "--scheme",
-                                       self.scheme, "--hwm", str(self.hwm), "--db", self.db, *self.controller_args],
+                                       self.scheme, "--hwm", str(self.hwm), "--db", self.db,
+                                       *[a for m in self.scheme_modules for a in ("--scheme-module", m)],
+                                       *self.controller_args],
                                       "controller.out")
         try:
             wait_for_connection_file(self.dir / "security" / CLIENT_FILE, START_TIMEOUT_S, pid=self.controller.pid)

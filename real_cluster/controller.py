@@ -27,6 +27,7 @@ from sched_lab.core import (
     EngineLost, Fail, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler, TaskSpec,
     TaskSubmitted, TimerFired,
 )
+from sched_lab.core.scheme_api import load_scheme_modules
 
 from . import protocol as proto
 from .aio_link import Link
@@ -59,8 +60,10 @@ class ControllerConfig:
     hb_misses: int = 5
     seed: int | None = None
     journal_path: str | None = None
+    scheme_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "scheme_modules", tuple(self.scheme_modules))
         if self.hb_period_s <= 0 or self.hb_misses < 1:
             raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
 
@@ -95,6 +98,7 @@ class Controller:
 
     def __init__(self, config: ControllerConfig):
         self.config = config
+        load_scheme_modules(config.scheme_modules)      # the same files the simulator loads
         self.db = TaskDB(config.db_path)
         self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed))
         self.engines: dict[int, EngineConn] = {}
@@ -220,9 +224,10 @@ class Controller:
         link.state = EngineConn(eid, msg.uuid, msg.pid, link, time.monotonic())
         self.engines[eid] = link.state
         link.send(Registered(engine_id=eid, hb_period_s=self.config.hb_period_s))
-        log.info("engine %d registered (pid %d, uuid %s)", eid, msg.pid, msg.uuid)
+        log.info("engine %d registered (pid %d, uuid %s, speed %g, labels %s)", eid, msg.pid, msg.uuid,
+                 msg.speed, ",".join(msg.labels) or "-")
         self._broadcast_engines()
-        self.feed(EngineJoined(time.time(), eid))
+        self.feed(EngineJoined(time.time(), eid, float(msg.speed), frozenset(msg.labels)))
 
     def _engine_lost(self, eid: int, reason: str) -> None:
         eng = self.engines.pop(eid, None)

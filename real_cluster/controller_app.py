@@ -1,6 +1,7 @@
 """Running a controller as a process: options, profile files, logging, signals.
 
-`python -m real_cluster.controller_app --profile NAME [--scheme S] [--hwm H] [--db sqlite|memory]`
+`python -m real_cluster.controller_app --profile NAME [--scheme S[:k=v,..]] [--scheme-module M] [--hwm H]
+[--db sqlite|memory]`
 (also `sched-lab controller ...`). It binds 127.0.0.1 unless `--ip` says otherwise, writes the
 client and engine connection files (mode 0600, fresh random key; `--reuse` keeps the previous key
 and port so engines reconnect after a restart), logs to the profile's log folder, and stops
@@ -18,7 +19,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from sched_lab.core import SCHEMES
+from sched_lab.core.scheme_api import check_scheme_spec, load_scheme_modules
 
 from . import protocol as proto
 from .controller import Controller, ControllerConfig
@@ -32,8 +33,11 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="default", help="profile name (under $SCHED_LAB_DIR)")
     parser.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
-    parser.add_argument("--scheme", default="leastload",
-                        help="leastload (default), lru, plainrandom, twobin, weighted, powerofd")
+    parser.add_argument("--scheme", default="leastload", metavar="NAME[:k=v,..]",
+                        help="leastload (default), lru, plainrandom, twobin, weighted, powerofd[:d=N], jiq, fastest, "
+                             "or one registered by --scheme-module")
+    parser.add_argument("--scheme-module", action="append", default=[], metavar="MODULE|FILE.py",
+                        help="import this module or file first (it calls sched_lab.register_scheme); repeatable")
     parser.add_argument("--hwm", type=int, default=1, help="max outstanding tasks per engine (0 = unlimited)")
     parser.add_argument("--db", default="sqlite", choices=("sqlite", "memory"), help="task database backend")
     parser.add_argument("--hb-period", type=float, default=1.0, help="engine heartbeat period, seconds")
@@ -49,8 +53,11 @@ def run_controller(args: argparse.Namespace) -> int:
     if args.hwm < 0:
         print("controller: --hwm must be >= 0", file=sys.stderr)
         return 2
-    if args.scheme not in SCHEMES:
-        print(f"controller: unknown scheme {args.scheme!r} (choose from {', '.join(sorted(SCHEMES))})", file=sys.stderr)
+    try:
+        load_scheme_modules(args.scheme_module)
+        scheme = check_scheme_spec(args.scheme)
+    except ValueError as exc:
+        print(f"controller: {exc}", file=sys.stderr)
         return 2
     pdir = profile_dir(args.profile)
     configure_logging(Path(args.log) if args.log else pdir / "log" / "controller.log", "controller")
@@ -59,7 +66,8 @@ def run_controller(args: argparse.Namespace) -> int:
     if args.reuse and client_path.exists():
         old = read_connection_file(client_path)
         key, port = old.key, args.port or old.port
-    config = ControllerConfig(key=key, host=args.ip, port=port, scheme=args.scheme, hwm=args.hwm,
+    config = ControllerConfig(key=key, host=args.ip, port=port, scheme=scheme, hwm=args.hwm,
+                              scheme_modules=tuple(args.scheme_module),
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",
                               hb_period_s=args.hb_period, hb_misses=args.hb_misses, seed=args.seed,
                               journal_path=args.journal)

@@ -44,9 +44,12 @@ _STOP = object()
 class Engine:
     """One engine. `run()` returns an exit code (0 after a clean stop or giving up reconnecting)."""
 
-    def __init__(self, info: ConnectionInfo, retry_for_s: float = 20.0):
+    def __init__(self, info: ConnectionInfo, retry_for_s: float = 20.0, speed: float = 1.0,
+                 labels: tuple[str, ...] = ()):
         self.info = info
         self.retry_for_s = retry_for_s
+        self.speed = speed
+        self.labels = tuple(labels)
         self.uuid = uuid.uuid4().hex
         self.engine_id: int | None = None
         self._link: SyncLink | None = None
@@ -70,7 +73,8 @@ class Engine:
         while True:
             try:
                 link = SyncLink.connect(self.info.host, self.info.port, self.info.key, "engine")
-                link.send(Register(uuid=self.uuid, pid=os.getpid(), hostname=socket.gethostname()))
+                link.send(Register(uuid=self.uuid, pid=os.getpid(), hostname=socket.gethostname(),
+                                   speed=self.speed, labels=self.labels))
                 reply = link.recv()
                 if not isinstance(reply, Registered):
                     raise ProtocolError(f"expected registered, got {type(reply).__name__}")
@@ -183,10 +187,14 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", required=True, help="engine connection file (controller-engine.json)")
     parser.add_argument("--log", default=None, help="log file (default: the profile's log folder, else stderr)")
     parser.add_argument("--retry-for", type=float, default=20.0, help="seconds to keep retrying the controller")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="speed factor this engine advertises to the schemes (default 1; e.g. `fastest` uses it)")
+    parser.add_argument("--label", action="append", default=[], metavar="LABEL",
+                        help="a label this engine advertises to the schemes (repeatable)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m real_cluster.engine --file CONNECTION_FILE [--log PATH] [--retry-for S]`."""
+    """`python -m real_cluster.engine --file CONNECTION_FILE [--log PATH] [--retry-for S] [--speed F] [--label L]`."""
     parser = argparse.ArgumentParser(prog="real_cluster.engine")
     add_engine_arguments(parser)
     return run_engine(parser.parse_args(argv))
@@ -194,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_engine(args: argparse.Namespace) -> int:
     """Start an engine from parsed arguments; returns the exit code."""
+    if not 0 < args.speed < float("inf"):
+        print(f"engine: --speed must be a number > 0, got {args.speed}", file=sys.stderr)
+        return 2
+    if any(not label for label in args.label):
+        print("engine: --label must not be empty", file=sys.stderr)
+        return 2
     try:
         info = read_connection_file(args.file)
     except (OSError, ValueError) as exc:
@@ -205,7 +219,7 @@ def run_engine(args: argparse.Namespace) -> int:
         if log_dir.is_dir():
             log_path = log_dir / f"engine-{os.getpid()}.log"
     configure_logging(log_path, "engine")
-    return Engine(info, retry_for_s=args.retry_for).run()
+    return Engine(info, retry_for_s=args.retry_for, speed=args.speed, labels=tuple(args.label)).run()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ ClusterError
         ├── EngineError           the task's engine died or could not be reached
         ├── TaskTimeout           the task waited in the scheduler longer than its `timeout`
         ├── TaskAborted           the task was aborted before it ran
+        ├── SchemeError           the scheduling scheme raised or chose an engine that was not a candidate
         └── UnmetDependency       a functional dependency was unmet on an engine (never reaches clients)
             └── ImpossibleDependency   the task's dependencies can never be met
                 └── InvalidDependency  the task named unknown task ids, or itself, as dependencies
@@ -29,7 +30,7 @@ from typing import Any
 __all__ = [
     "ClusterError", "ProtocolError", "AuthenticationError", "ConnectionFailed", "NoEnginesRegistered",
     "RemoteError", "CompositeError", "SchedulerError", "EngineError", "TaskTimeout", "TaskAborted",
-    "UnmetDependency", "ImpossibleDependency", "InvalidDependency", "remote_error",
+    "UnmetDependency", "ImpossibleDependency", "InvalidDependency", "SchemeError", "remote_error",
 ]
 
 
@@ -116,6 +117,10 @@ class TaskAborted(SchedulerError):
     """Raised when a task was aborted before it started running."""
 
 
+class SchemeError(SchedulerError):
+    """Raised when the scheme (e.g. a user's `--scheme-module` law) raised or chose a non-candidate for the task."""
+
+
 class UnmetDependency(SchedulerError):
     """Raised on an engine when a functional dependency is unmet; the scheduler then tries another engine."""
 
@@ -177,7 +182,8 @@ class CompositeError(RemoteError):
 
 _NAMED: dict[str, type[SchedulerError]] = {
     cls.__name__: cls
-    for cls in (EngineError, TaskTimeout, TaskAborted, UnmetDependency, ImpossibleDependency, InvalidDependency)
+    for cls in (EngineError, TaskTimeout, TaskAborted, UnmetDependency, ImpossibleDependency, InvalidDependency,
+                SchemeError)
 }
 
 

@@ -16,6 +16,14 @@ def scheme_names() -> tuple[str, ...]:
     return tuple(SCHEMES)
 
 
+def check_scheme(spec: str, modules: tuple[str, ...] = ()) -> str:
+    """Load `modules`, then validate `spec` (`NAME[:k=v,..]`); its canonical form, or ValueError with the choices."""
+    from ..core.scheme_api import check_scheme_spec, load_scheme_modules
+
+    load_scheme_modules(modules)
+    return check_scheme_spec(spec)
+
+
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     """Everything that defines one run; the same config and seed give the same records.
@@ -26,7 +34,8 @@ class SimConfig:
     replayed from the CSV `trace`; optionally wired as a `dag` and with requirement `mixes`.
     Failures: each engine fails after Exp(`mtbf`) up-time and is repaired after Exp(`mttr`)
     (`mtbf` None = never); `task_error_rate` = probability an attempt raises. Every task gets
-    `retries` and `timeout_s`. `latency` is the one-way network delay per hop and `overhead` the
+    `retries` and `timeout_s`. `scheme` is `NAME[:key=value,..]`; `scheme_modules` are imported first
+    (modules or .py files that call `sched_lab.register_scheme`; again in sweep workers). `latency` is the one-way network delay per hop and `overhead` the
     scheduler's time per event (None = zero). `warmup` = fraction of tasks (by submission) that
     summaries ignore.
     """
@@ -53,11 +62,15 @@ class SimConfig:
     overhead: Dist | None = None
     warmup: float = 0.1
     progress: bool | None = False
+    scheme_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        names = scheme_names()
-        if self.scheme not in names:
-            raise ValueError(f"unknown scheme {self.scheme!r}; allowed: {', '.join(names)}")
+        if isinstance(self.scheme_modules, str):
+            raise ValueError("scheme_modules must be a sequence of module names or .py paths, not one string")
+        from ..core.scheme_api import scheme_module_path
+
+        object.__setattr__(self, "scheme_modules", tuple(scheme_module_path(m) for m in self.scheme_modules))
+        object.__setattr__(self, "scheme", check_scheme(self.scheme, self.scheme_modules))
         if isinstance(self.hwm, bool) or not isinstance(self.hwm, int) or self.hwm < 0:
             raise ValueError(f"hwm must be an integer >= 0 (0 = unlimited), got {self.hwm!r}")
         if self.speeds is not None:

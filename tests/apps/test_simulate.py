@@ -83,7 +83,7 @@ def test_parquet_without_pyarrow_is_a_clear_usage_error(capsys, tmp_path, monkey
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--scheme", "fastest"], "unknown scheme 'fastest'; allowed: leastload"),
+    (["--scheme", "fastestest"], "unknown scheme 'fastestest'; choose one of leastload"),
     (["--load", "-0.5"], "--load must be > 0"),
     (["--workload", "pareto"], "unknown distribution 'pareto'"),
     (["--workload", "h2:c2"], "malformed parameter"),
