@@ -26,7 +26,7 @@ from .model import TaskSpec
 from .scheme_api import BoundScheme, EngineDirectory, EnginePool, SchemeFailure, decide, parse_scheme
 
 SPEEDS = (0.5, 1.0, 1.0, 2.0, 4.0)
-LABELS = (frozenset(), frozenset({"gpu"}), frozenset({"bigmem"}), frozenset({"gpu", "bigmem"}))
+LABELS: tuple[frozenset[str], ...] = (frozenset(), frozenset({"gpu"}), frozenset({"bigmem"}), frozenset({"gpu", "bigmem"}))
 
 
 # ------------------------------------------------------------------------------ chi-square tail
