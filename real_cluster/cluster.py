@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sched_lab.core.scheme_api import scheme_module_path
+from sched_lab.core.scheme_api import check_scheme_spec, load_scheme_modules, scheme_module_path
 
 from .client import Client
 from .profile import CLIENT_FILE, ENGINE_FILE, pid_alive, profile_dir, wait_for_connection_file
@@ -36,8 +36,9 @@ class Cluster:
             raise ValueError("n must be >= 0")
         self.n = n
         self.profile = profile
-        self.scheme = scheme
         self.scheme_modules = [scheme_module_path(m) for m in scheme_modules]
+        load_scheme_modules(self.scheme_modules)      # a bad scheme or module fails here, not in the controller
+        self.scheme = check_scheme_spec(scheme)
         self.hwm = hwm
         self.db = db
         self.controller_args = list(controller_args or [])

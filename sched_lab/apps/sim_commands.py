@@ -187,7 +187,7 @@ def compare_main(args: argparse.Namespace) -> int:
     """`sched-lab compare`: sweep, write the tidy CSV and the figure, print the aggregated table."""
     from .sweep import aggregate, run_sweep, sweep_configs
     from ..core.schemes import ORIGINAL_SCHEMES
-    from ..sim.config import check_scheme
+    from ..sim.config import validate_scheme
     from ..sim.distributions import parse_dist
 
     try:
@@ -195,7 +195,7 @@ def compare_main(args: argparse.Namespace) -> int:
         schemes += args.scheme
         if not schemes:
             schemes = list(ORIGINAL_SCHEMES)
-        schemes = list(dict.fromkeys(check_scheme(s, tuple(args.scheme_module)) for s in schemes))
+        schemes = list(dict.fromkeys(validate_scheme(s, tuple(args.scheme_module)) for s in schemes))
         loads = _split(args.loads, ",", float, "--loads")
         if any(not 0 < x < 1 for x in loads):
             raise ValueError(f"--loads must be in (0, 1) for a stable system, got {args.loads!r}")

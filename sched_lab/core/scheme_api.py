@@ -13,19 +13,14 @@ explicit engine list, for one decision (`choose_among`). A law or a user pool th
 that returns an engine that is not a candidate, raises `SchemeFailure` inside the core; the
 scheduler turns it into a `Fail(task, "SchemeError", ...)` action and goes on.
 
-`load_scheme_modules(["mod", "path/to/file.py"])` imports the modules that call
-`register_scheme` (configuration time only: the scheduler itself never imports or reads files).
+`load_scheme_modules(["mod", "path/to/file.py"])` (scheme_modules.py) imports the modules that
+call `register_scheme` (configuration time only: the scheduler itself never imports or reads files).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import sys
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from random import Random
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -351,56 +346,11 @@ def check_scheme_spec(spec: str) -> str:
     return bound.label
 
 
-# --------------------------------------------------------------------------------- user modules
+# User modules (files or dotted names that call register_scheme) are loaded by scheme_modules.py.
+from .scheme_modules import load_scheme_module, load_scheme_modules, scheme_module_path  # noqa: E402
 
-def _module_name_for(path: Path) -> str:
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    return f"sched_lab_user_schemes.{path.stem}_{digest}"
-
-
-def load_scheme_module(target: str) -> Any:
-    """Import a module (dotted name) or a file (`.py` path) that registers schemes; idempotent.
-
-    Raises ValueError naming the target when it cannot be found; errors raised while the module
-    runs propagate (they are the user's to see).
-    """
-    if not isinstance(target, str) or not target.strip():
-        raise ValueError(f"--scheme-module needs a module name or a .py file, got {target!r}")
-    target = target.strip()
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        path = Path(target).expanduser().resolve()
-        if not path.is_file():
-            raise ValueError(f"scheme module file {target!r} not found")
-        name = _module_name_for(path)
-        if name in sys.modules:
-            return sys.modules[name]
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ValueError(f"cannot import scheme module file {target!r}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-        return module
-    try:
-        return importlib.import_module(target)
-    except ModuleNotFoundError as exc:
-        if exc.name and target.startswith(exc.name):
-            raise ValueError(f"scheme module {target!r} not found ({exc})") from None
-        raise
-
-
-def load_scheme_modules(targets: Iterable[str]) -> None:
-    """`load_scheme_module` for each target, in order."""
-    for target in targets:
-        load_scheme_module(target)
-
-
-def scheme_module_path(target: str) -> str:
-    """A target as another process on this host must see it: files made absolute, module names as they are."""
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        return str(Path(target).expanduser().resolve())
-    return target
+__all__ = [
+    "SCHEME_ERROR", "SchemeFailure", "Choice", "EngineDirectory", "EnginePool", "LawPool", "Scheme", "BoundScheme",
+    "SCHEMES", "register_scheme", "get_scheme", "parse_scheme", "check_scheme_spec", "decide",
+    "load_scheme_module", "load_scheme_modules", "scheme_module_path",
+]

@@ -16,7 +16,7 @@ def scheme_names() -> tuple[str, ...]:
     return tuple(SCHEMES)
 
 
-def check_scheme(spec: str, modules: tuple[str, ...] = ()) -> str:
+def validate_scheme(spec: str, modules: tuple[str, ...] = ()) -> str:
     """Load `modules`, then validate `spec` (`NAME[:k=v,..]`); its canonical form, or ValueError with the choices."""
     from ..core.scheme_api import check_scheme_spec, load_scheme_modules
 
@@ -70,7 +70,7 @@ class SimConfig:
         from ..core.scheme_api import scheme_module_path
 
         object.__setattr__(self, "scheme_modules", tuple(scheme_module_path(m) for m in self.scheme_modules))
-        object.__setattr__(self, "scheme", check_scheme(self.scheme, self.scheme_modules))
+        object.__setattr__(self, "scheme", validate_scheme(self.scheme, self.scheme_modules))
         if isinstance(self.hwm, bool) or not isinstance(self.hwm, int) or self.hwm < 0:
             raise ValueError(f"hwm must be an integer >= 0 (0 = unlimited), got {self.hwm!r}")
         if self.speeds is not None:

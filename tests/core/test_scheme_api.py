@@ -224,3 +224,18 @@ def test_load_scheme_module_from_a_file_once(tmp_path, user_schemes) -> None:
         load_scheme_module(str(tmp_path / "missing.py"))
     with pytest.raises(ValueError, match="not found"):
         load_scheme_module("no_such_module_xyz")
+
+
+def test_a_broken_module_is_a_clear_error_and_registers_nothing(tmp_path) -> None:
+    f = tmp_path / "broken_scheme.py"
+    f.write_text("from sched_lab import register_scheme\nregister_scheme('halfway', lambda c: c.candidates[0])\n"
+                 "raise RuntimeError('oops')\n")
+    try:
+        with pytest.raises(ValueError, match="broken_scheme.py' failed to import: RuntimeError: oops"):
+            load_scheme_module(str(f))
+        assert "halfway" not in SCHEMES
+        f.write_text("def law(choice:\n")
+        with pytest.raises(ValueError, match="failed to import: SyntaxError"):
+            load_scheme_module(str(f))
+    finally:
+        SCHEMES.pop("halfway", None)
