@@ -152,11 +152,6 @@ class Link(asyncio.Protocol):
             return
         self._send_raw(to_wire(msg))
 
-    def send_many(self, msgs: list[Any]) -> None:
-        """Queue several messages."""
-        for msg in msgs:
-            self.send(msg)
-
     def limit_reads(self, max_bytes: int) -> None:
         """Read at most `max_bytes` per event-loop turn, so one busy peer cannot hold up the others."""
         if self.transport is not None and hasattr(self.transport, "max_size"):

@@ -13,15 +13,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
 from .error import CompositeError, RemoteError
 
 if TYPE_CHECKING:
     from .client import Client
-
-_UNSET = object()
 
 
 class AsyncResult(Future):
@@ -75,7 +73,7 @@ class AsyncResult(Future):
                 self.set_result([x for _, chunk in parts for x in chunk])
             else:
                 self.set_result([v for _, v in parts])
-        except Exception:  # already resolved (e.g. two deliveries raced)
+        except InvalidStateError:  # already resolved (e.g. two deliveries raced): the first result stands
             pass
 
     # -------------------------------------------------------------------------- waiting

@@ -14,6 +14,7 @@ import base64
 import builtins
 import itertools
 import json
+import logging
 import threading
 import time
 import uuid
@@ -28,6 +29,8 @@ from .error import AuthenticationError, ClusterError, ConnectionFailed, remote_e
 from .messages import EnginesChanged, Reply, Request, Submit, TaskFlags, TaskResult, to_wire
 from .profile import client_file, read_connection_file, wait_for_connection_file
 from .serialize import unpack_result
+
+log = logging.getLogger("real_cluster.client")
 
 _TIMES = (("submitted", "submitted_at"), ("started", "started_at"), ("completed", "completed_at"),
           ("received", "received_at"))
@@ -121,7 +124,7 @@ class Client:
             fut = self._replies.pop(msg.rid, None)
             if fut is not None and not fut.done():
                 if msg.ok:
-                    fut.set_result(msg.value if msg.big is None else json.loads(msg.big))
+                    fut.set_result(msg.value if msg.value_json is None else json.loads(msg.value_json))
                 else:
                     ename, evalue = (msg.error or ["ClusterError", "request failed"])[:2]
                     cls = getattr(builtins, ename, None)
@@ -195,7 +198,7 @@ class Client:
         try:
             self._send(Request(rid=rid, op=op, args=args))
         except ValueError:      # too large for a frame header (e.g. 100,000 ids): the args go as a JSON buffer
-            self._send(Request(rid=rid, op=op, args={}, big=json.dumps(args).encode()))
+            self._send(Request(rid=rid, op=op, args={}, args_json=json.dumps(args).encode()))
         return fut.result(timeout)
 
     def _track(self, ar: AsyncResult) -> AsyncResult:
@@ -377,8 +380,8 @@ class Client:
                 await asyncio.sleep(0.01)    # let the transport finish closing
             try:
                 asyncio.run_coroutine_threadsafe(aclose(), self._loop).result(2)
-            except Exception:
-                pass
+            except (TimeoutError, RuntimeError, OSError) as exc:   # slow or already-stopped IO loop: stop it anyway
+                log.warning("closing the connection to the controller did not finish cleanly: %r", exc)
         self._stop_loop()
 
     def _stop_loop(self) -> None:
@@ -400,5 +403,5 @@ class Client:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:
-            pass
+        except (AttributeError, RuntimeError) as exc:   # __init__ failed half-way, or the interpreter is exiting
+            log.debug("Client.__del__: close failed: %r", exc)

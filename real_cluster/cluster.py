@@ -9,6 +9,7 @@ registered; leaving the block shuts everything down (politely, then SIGTERM, the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -20,7 +21,10 @@ from typing import Any
 from sched_lab.core.scheme_api import check_scheme_spec, load_scheme_modules, scheme_module_path
 
 from .client import Client
+from .error import ClusterError
 from .profile import CLIENT_FILE, ENGINE_FILE, pid_alive, profile_dir, wait_for_connection_file
+
+log = logging.getLogger("real_cluster.cluster")
 
 START_TIMEOUT_S = 30.0
 
@@ -110,8 +114,8 @@ class Cluster:
             try:
                 self.client.shutdown(hub=True)
                 asked = True
-            except Exception:
-                pass
+            except (ClusterError, TimeoutError, RuntimeError, OSError) as exc:   # controller gone or not answering
+                log.warning("could not ask the controller to shut down (%r); signalling it instead", exc)
             self.client.close()
             self.client = None
         if not asked and self.controller is not None and self.controller.poll() is None:

@@ -19,13 +19,12 @@ import random
 import sqlite3
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Fail, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler, TaskSpec,
-    TaskSubmitted, TimerFired,
+    EngineLost, Fail, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler, TaskSubmitted, TimerFired,
 )
 from sched_lab.core.scheme_api import load_scheme_modules
 
@@ -34,8 +33,9 @@ from .aio_link import Link
 from .hub_requests import RequestHandler
 from .messages import (
     CancelTask, EnginesChanged, Heartbeat, Register, Registered, Request, RunTask, StopEngine, Submit, TaskDone,
-    TaskFlags, TaskResult,
+    TaskResult,
 )
+from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB
 
 log = logging.getLogger("real_cluster.controller")
@@ -68,31 +68,6 @@ class ControllerConfig:
             raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
 
 
-@dataclass(slots=True)
-class EngineConn:
-    """A registered engine: its connection, identity and liveness."""
-
-    engine_id: int
-    uuid: str
-    pid: int
-    link: Link
-    last_seen: float
-    completed: int = 0
-
-
-@dataclass(slots=True)
-class PendingTask:
-    """A task not yet final: its opaque payload, who wants its result, and its engine's latest reply."""
-
-    task_id: str
-    payload: bytes
-    flags: TaskFlags
-    submitted_at: float | None
-    subscribers: set[Link] = field(default_factory=set)
-    reply: tuple[TaskDone, int] | None = None
-    owner: Link | None = None           # the client that submitted it
-
-
 class Controller:
     """One controller. `await start()` binds and returns; `await wait_stopped()`; `stop()` ends it."""
 
@@ -103,7 +78,7 @@ class Controller:
         self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed))
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
-        self.pending: dict[str, PendingTask] = {}
+        self.pending = TaskTable()         # shared with the request handlers
         self.port: int | None = None
         self._next_engine_id = 0
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -113,8 +88,8 @@ class Controller:
         self._stopped: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
-        self.requests = RequestHandler(self)
-        self._owned: dict[Link, int] = {}   # per client: its submitted tasks still pending (result batching)
+        self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
+                                       save_records=self.save_records, stop=self.stop)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._unauthenticated: dict[Link, None] = {}     # insertion order: oldest first
         self._evicted = 0
@@ -195,7 +170,7 @@ class Controller:
             log.info("unauthenticated connection from %s ended: %s", link.peer, reason)
         if link.role == "client":
             self.clients.discard(link)
-            self._owned.pop(link, None)
+            self.pending.client_gone(link)
         elif isinstance(link.state, EngineConn):
             self._engine_lost(link.state.engine_id, reason)
 
@@ -276,32 +251,24 @@ class Controller:
             self.db.add_records(records)
 
     # ----------------------------------------------------------------------- task traffic
-    def _submit(self, link: Link, msg: Submit, resubmit_of: str | None = None) -> None:
+    def _submit(self, link: Link, msg: Submit) -> None:
         if msg.task_id in self.pending:
             return self._send_result(link, TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError",
                 evalue=f"task id {msg.task_id!r} is already in use"))
         flags = msg.flags
-        self.pending[msg.task_id] = PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link)
-        self._owned[link] = self._owned.get(link, 0) + 1
-        self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload, resubmit_of)
-        spec = self.spec_for(msg.task_id, flags)
+        self.pending.add(PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link))
+        self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload)
+        spec = spec_for(msg.task_id, flags)
         try:
             self.feed(TaskSubmitted(time.time(), spec))
         except SchedulerMisuse as exc:     # e.g. an id the core has already seen
-            if self.pending.pop(msg.task_id, None) is not None:
-                self._owned[link] = self._owned.get(link, 1) - 1
+            self.pending.pop(msg.task_id)
             self.db.finish_task(msg.task_id, "error", None, None, None, time.time(), None, "ValueError", str(exc))
             self._send_result(link, TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
-
-    @staticmethod
-    def spec_for(task_id: str, flags: TaskFlags) -> TaskSpec:
-        """The core's view of a task."""
-        return TaskSpec(task_id, targets=frozenset(flags.targets) if flags.targets else None, after=flags.after,
-                        follow=flags.follow, retries=flags.retries, timeout_s=flags.timeout_s, label=flags.label)
 
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
         task = self.pending.get(msg.task_id)
@@ -388,7 +355,7 @@ class Controller:
             engine_info=None if action.ok else info, label=task.flags.label, result=msg.result))
 
     def _finish(self, task_id: str, result: TaskResult) -> None:
-        task = self.pending.pop(task_id, None)
+        task = self.pending.pop(task_id)
         if task is None:
             return
         label = task.flags.label
@@ -398,10 +365,7 @@ class Controller:
                             result.received_at, result.result, result.ename, result.evalue, result.traceback,
                             result.engine_info)
         owner = task.owner
-        busy = False
-        if owner is not None and owner in self._owned:
-            left = self._owned[owner] = self._owned[owner] - 1
-            busy = left >= BATCH_RESULTS_IN_FLIGHT
+        busy = owner is not None and self.pending.pending_of(owner) >= BATCH_RESULTS_IN_FLIGHT
         for link in task.subscribers:
             if busy and link is owner:      # many more of its results are coming: let them share one write
                 link.send_batched(result)

@@ -122,12 +122,3 @@ def check_dependencies(f: Any) -> None:
     while isinstance(f, dependent):
         f.check()
         f = f.f
-
-
-def required_modules(f: Any) -> frozenset[str]:
-    """The module names `require`d anywhere around `f` (for TaskSpec.requires)."""
-    out: set[str] = set()
-    while isinstance(f, dependent):
-        out.update(getattr(f, "modules", ()))
-        f = f.f
-    return frozenset(out)

@@ -8,21 +8,22 @@ core (AbortRequested, TaskResubmitted, PurgeRequested): no rule is decided here.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import sqlite3
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from sched_lab.core import AbortRequested, PurgeRequested, TaskResubmitted
+from sched_lab.core import AbortRequested, Event, PurgeRequested, TaskResubmitted, TaskScheduler
 
+from .aio_link import Link
 from .messages import Reply, Request, StopEngine, TaskFlags, TaskResult
-
-if TYPE_CHECKING:
-    from .aio_link import Link
-    from .controller import Controller
+from .task_table import EngineConn, PendingTask, TaskTable, spec_for
+from .taskdb import TaskDB
 
 log = logging.getLogger("real_cluster.controller")
 
@@ -37,17 +38,29 @@ class RequestError(Exception):
 
 
 class RequestHandler:
-    """Dispatches Request ops to methods named `op_<op>`."""
+    """Dispatches Request ops to methods named `op_<op>`.
 
-    def __init__(self, controller: Controller):
-        self.ctl = controller
+    It shares the controller's tables (pending tasks, engines), scheduler and task database, and
+    changes task state only through `feed` (events to the core); `save_records` drains the core's
+    records into the database and `stop` ends the controller.
+    """
+
+    def __init__(self, tasks: TaskTable, engines: dict[int, EngineConn], scheduler: TaskScheduler, db: TaskDB, *,
+                 feed: Callable[[Event], None], save_records: Callable[[], None], stop: Callable[[], None]):
+        self.tasks = tasks
+        self.engines = engines
+        self.scheduler = scheduler
+        self.db = db
+        self.feed = feed
+        self.save_records = save_records
+        self.stop = stop
 
     def handle(self, link: Link, req: Request) -> None:
         method = getattr(self, f"op_{req.op}", None)
         try:
             if method is None:
                 raise RequestError("ValueError", f"unknown request {req.op!r}")
-            args = req.args if req.big is None else json.loads(req.big)
+            args = req.args if req.args_json is None else json.loads(req.args_json)
             if not isinstance(args, dict):
                 raise TypeError("request arguments must be a JSON object")
             value = method(link, **args)
@@ -62,33 +75,30 @@ class RequestHandler:
             try:
                 link.send(Reply(rid=req.rid, ok=True, value=value))
             except ValueError:            # too large for a frame header: the value goes as a JSON buffer
-                link.send(Reply(rid=req.rid, ok=True, big=json.dumps(value).encode()))
+                link.send(Reply(rid=req.rid, ok=True, value_json=json.dumps(value).encode()))
 
     # ------------------------------------------------------------------------------ queries
-    def op_engines(self, link: Link) -> list[int]:
-        return sorted(self.ctl.engines)
-
     def op_queue_status(self, link: Link, verbose: bool = False) -> dict[str, Any]:
-        scheduler = self.ctl.scheduler
+        scheduler = self.scheduler
         out: dict[str, Any] = {}
         if verbose:                        # ids instead of counts (completed ones from the database)
-            for eid in sorted(self.ctl.engines):
-                done = self.ctl.db.query({"engine_id": eid, "status": {"$in": ["ok", "error"]}}, ["msg_id"])
+            for eid in sorted(self.engines):
+                done = self.db.query({"engine_id": eid, "status": {"$in": ["ok", "error"]}}, ["msg_id"])
                 out[str(eid)] = {"queue": [], "completed": [row["msg_id"] for row in done],
                                  "tasks": scheduler.running_on(eid) if eid in scheduler.engine_ids else []}
             out["unassigned"] = scheduler.unassigned_ids()
             return out
         core = scheduler.queue_status()
-        for eid, eng in sorted(self.ctl.engines.items()):
+        for eid, eng in sorted(self.engines.items()):
             out[str(eid)] = {"queue": 0, "completed": eng.completed, "tasks": core.get(eid, 0)}
         out["unassigned"] = core.get("unassigned", 0)
         return out
 
     def op_hub_history(self, link: Link) -> list[str]:
-        return self.ctl.db.hub_history()
+        return self.db.hub_history()
 
     def op_db_query(self, link: Link, query: dict, keys: list[str] | None = None) -> list[dict]:
-        rows = self.ctl.db.query(query, keys)
+        rows = self.db.query(query, keys)
         for row in rows:
             for k, v in row.items():
                 if isinstance(v, bytes):
@@ -96,27 +106,27 @@ class RequestHandler:
         return rows
 
     def op_records(self, link: Link) -> list[list]:
-        self.ctl.save_records()
+        self.save_records()
         return [[r.task_id, r.attempt, r.engine_id, r.submitted_at, r.dispatched_at, r.started_at, r.finished_at,
                  str(r.outcome), r.error_name, r.queue_len, r.engine_load, r.scheme, r.label]
-                for r in self.ctl.db.records()]
+                for r in self.db.records()]
 
     # ------------------------------------------------------------------------------ results
     def op_get_result(self, link: Link, ids: list[str]) -> dict[str, list[str]]:
         pending, done = [], []
         rows = {}
         for tid in ids:
-            if tid in self.ctl.pending:
+            if tid in self.tasks:
                 pending.append(tid)
                 continue
-            row = self.ctl.db.query({"msg_id": tid}, keys=[
+            row = self.db.query({"msg_id": tid}, keys=[
                 "status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue",
                 "traceback", "engine_info", "label", "result"])
             if not row:
                 raise RequestError("KeyError", f"no such task: {tid!r}")
             rows[tid] = row[0]
         for tid in pending:
-            self.ctl.pending[tid].subscribers.add(link)
+            self.tasks.subscribe(tid, link)
         for tid, r in rows.items():
             done.append(tid)
             link.send(TaskResult(task_id=tid, status=r["status"], engine_id=r["engine_id"],
@@ -129,9 +139,9 @@ class RequestHandler:
     def op_resubmit(self, link: Link, ids: list[str]) -> dict[str, str]:
         rows = []
         for tid in ids:
-            if tid in self.ctl.pending:
+            if tid in self.tasks:
                 raise RequestError("ValueError", f"cannot resubmit task {tid!r}: it has not finished")
-            row = self.ctl.db.query({"msg_id": tid}, keys=["flags", "payload", "status"])
+            row = self.db.query({"msg_id": tid}, keys=["flags", "payload", "status"])
             if not row:
                 raise RequestError("KeyError", f"no such task: {tid!r}")
             rows.append(row[0])
@@ -144,39 +154,37 @@ class RequestHandler:
         return mapping
 
     def _resubmit(self, link: Link, old_id: str, new_id: str, flags: TaskFlags, payload: bytes) -> None:
-        from .controller import PendingTask
         now = time.time()
-        self.ctl.pending[new_id] = PendingTask(new_id, payload, flags, now, {link})
-        self.ctl.db.add_task(new_id, str(id(link)), flags.to_dict(), now, payload, resubmit_of=old_id)
-        self.ctl.db.set_resubmitted(old_id, new_id)
-        self.ctl.feed(TaskResubmitted(now, self.ctl.spec_for(new_id, flags), old_id))
+        self.tasks.add(PendingTask(new_id, payload, flags, now, {link}))
+        self.db.add_task(new_id, str(id(link)), flags.to_dict(), now, payload, resubmit_of=old_id)
+        self.db.set_resubmitted(old_id, new_id)
+        self.feed(TaskResubmitted(now, spec_for(new_id, flags), old_id))
 
     # ------------------------------------------------------------------------------ control
     def op_abort(self, link: Link, ids: list[str]) -> int:
         n = 0
         for tid in ids:
-            if tid in self.ctl.pending:
+            if tid in self.tasks:
                 n += 1
-                self.ctl.feed(AbortRequested(time.time(), tid))
+                self.feed(AbortRequested(time.time(), tid))
         return n
 
     def op_purge(self, link: Link, ids: list[str] | None = None) -> int:
         if ids is not None:
-            busy = [t for t in ids if t in self.ctl.pending]
+            busy = [t for t in ids if t in self.tasks]
             if busy:
                 raise RequestError("RuntimeError", f"cannot purge tasks that have not finished: {busy[:5]}")
-        deleted = self.ctl.db.purge(ids)
-        self.ctl.feed(PurgeRequested(time.time(), None if ids is None else tuple(deleted)))
+        deleted = self.db.purge(ids)
+        self.feed(PurgeRequested(time.time(), None if ids is None else tuple(deleted)))
         return len(deleted)
 
     def op_shutdown(self, link: Link, targets: list[int] | None = None, hub: bool = False) -> list[int]:
         stopped = []
-        for eid, eng in list(self.ctl.engines.items()):
+        for eid, eng in list(self.engines.items()):
             if targets is None or eid in targets:
                 eng.link.send(StopEngine())
                 stopped.append(eid)
         if hub:
             log.info("shutdown requested by a client")
-            import asyncio
-            asyncio.get_running_loop().call_later(0.05, self.ctl.stop)
+            asyncio.get_running_loop().call_later(0.05, self.stop)
         return stopped

@@ -196,23 +196,23 @@ class TaskResult:
 class Request:
     """Client -> controller: a query or command `op` with JSON-able `args`; answered by a Reply with the same `rid`."""
     TYPE: ClassVar[str] = "req"
-    BUFFERS: ClassVar[tuple[str, ...]] = ("big",)
+    BUFFERS: ClassVar[tuple[str, ...]] = ("args_json",)
     rid: int
     op: str
     args: dict
-    big: bytes | None = None        # JSON of `args` when too large for a frame header (then `args` is {})
+    args_json: bytes | None = None        # JSON of `args` when too large for a frame header (then `args` is {})
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     """Controller -> client: the answer to Request `rid` (`value` if ok, else `error` = [ename, evalue])."""
     TYPE: ClassVar[str] = "rep"
-    BUFFERS: ClassVar[tuple[str, ...]] = ("big",)
+    BUFFERS: ClassVar[tuple[str, ...]] = ("value_json",)
     rid: int
     ok: bool
     value: Any = None
     error: list | None = None
-    big: bytes | None = None        # JSON of `value` when too large for a frame header (then `value` is None)
+    value_json: bytes | None = None        # JSON of `value` when too large for a frame header (then `value` is None)
 
 
 @dataclass(frozen=True, slots=True)

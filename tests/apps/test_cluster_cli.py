@@ -8,9 +8,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
+from _wait import wait_for_file, wait_until
 
 from real_cluster.profile import pid_alive
 
@@ -50,10 +50,8 @@ def test_daemonized_cluster_start_list_stop(env, tmp_path):
 
     r = _run(env, "cluster", "stop", "--profile", "cli")
     assert r.returncode == 0 and "cluster stopped" in r.stdout
-    deadline = time.monotonic() + 5
-    while any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]])
+    wait_until(lambda: not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]), 10,
+               "the controller and engines to exit")
     assert _run(env, "cluster", "stop", "--profile", "cli").returncode == 1
     assert "stopped" in _run(env, "cluster", "list").stdout
 
@@ -68,10 +66,9 @@ def test_foreground_start_stops_on_sigterm(env, tmp_path):
         assert info["scheme"] == "lru" and info["hwm"] == 0
         proc.terminate()
         assert proc.wait(30) == 0
-        deadline = time.monotonic() + 10     # orphans the launcher stopped may take a moment to be reaped
-        while any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]])
+        # orphans the launcher stopped may take a moment to be reaped
+        wait_until(lambda: not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]), 10,
+                   "the controller and engines to exit")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -79,15 +76,13 @@ def test_foreground_start_stops_on_sigterm(env, tmp_path):
 
 
 def test_controller_and_engine_by_hand(env, tmp_path):
-    ctl = subprocess.Popen([sys.executable, "-m", "sched_lab", "controller", "--profile", "hand", "--db", "memory"],
-                           env=env)
-    eng = None
+    controller = subprocess.Popen([sys.executable, "-m", "sched_lab", "controller", "--profile", "hand",
+                                   "--db", "memory"], env=env)
+    engine = None
     try:
         engine_file = tmp_path / "profile_hand" / "security" / "controller-engine.json"
-        deadline = time.monotonic() + 15
-        while not engine_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        eng = subprocess.Popen([sys.executable, "-m", "sched_lab", "engine", "--file", str(engine_file)], env=env)
+        wait_for_file(engine_file, 15)
+        engine = subprocess.Popen([sys.executable, "-m", "sched_lab", "engine", "--file", str(engine_file)], env=env)
         code = ("from real_cluster import Client\n"
                 "with Client(profile='hand') as rc:\n"
                 "    rc.wait_for_engines(1, 15)\n"
@@ -95,10 +90,10 @@ def test_controller_and_engine_by_hand(env, tmp_path):
                 "    rc.shutdown(hub=True)\n")
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
         assert out.stdout.strip() == "6", out.stderr
-        assert ctl.wait(10) == 0 and eng.wait(10) == 0
+        assert controller.wait(10) == 0 and engine.wait(10) == 0
         assert not engine_file.exists()           # removed on a clean stop
     finally:
-        for p in (ctl, eng):
+        for p in (controller, engine):
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait()

@@ -16,10 +16,13 @@ from real_cluster import Client, Cluster
 def _pickle_test_module_by_value(request: pytest.FixtureRequest) -> None:
     """Engines cannot import test modules: ship their functions by value, as for `__main__` code."""
     import cloudpickle
-    try:
-        cloudpickle.register_pickle_by_value(request.module)
-    except ValueError:
-        pass
+
+    import _wait
+    for module in (request.module, _wait):
+        try:
+            cloudpickle.register_pickle_by_value(module)
+        except ValueError:
+            pass
 
 
 @pytest.fixture(scope="session")

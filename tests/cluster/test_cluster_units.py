@@ -14,7 +14,7 @@ from real_cluster.error import (
     CompositeError, EngineError, ImpossibleDependency, InvalidDependency, RemoteError, TaskAborted, TaskTimeout,
     UnmetDependency, remote_error,
 )
-from real_cluster.functional import check_dependencies, depend, dependent, require, required_modules
+from real_cluster.functional import check_dependencies, depend, dependent, require
 from real_cluster.taskdb import TaskDB
 from sched_lab.core import Outcome, TaskRecord
 
@@ -120,7 +120,7 @@ def test_require_imports_and_publishes_names_after_pickling():
     def task(v):
         return json.dumps(helper(v))  # noqa: F821 - json comes from require
 
-    assert required_modules(task) == frozenset({"json"})
+    assert task.modules == ("json",)
     clone = pickle.loads(cloudpickle.dumps(task))
     check_dependencies(clone)
     assert clone(2) == "6"
@@ -128,3 +128,27 @@ def test_require_imports_and_publishes_names_after_pickling():
         check_dependencies(pickle.loads(cloudpickle.dumps(require("no_such_module_xyz")(lambda: 1))))
     with pytest.raises(TypeError):
         require(3)
+
+
+# ----------------------------------------------------------------------------------- task table
+def test_task_table_counts_each_clients_pending_tasks():
+    from real_cluster.aio_link import Link
+    from real_cluster.messages import TaskFlags
+    from real_cluster.task_table import PendingTask, TaskTable, spec_for
+
+    alice, bob = (Link("k", server=True, on_message=lambda link, msg: None) for _ in range(2))
+    table = TaskTable()
+    for i in range(3):
+        table.add(PendingTask(f"a{i}", b"payload", TaskFlags(), 0.0, {alice}, owner=alice))
+    table.add(PendingTask("resubmitted", b"payload", TaskFlags(label="x"), 0.0, {bob}))    # no owner
+    assert len(table) == 4 and "a1" in table and table.pending_of(alice) == 3 and table.pending_of(bob) == 0
+    with pytest.raises(ValueError, match="already pending"):
+        table.add(PendingTask("a0", b"", TaskFlags(), 0.0, owner=alice))
+    assert table.pending_of(alice) == 3                         # a refused add counts nothing
+    table.subscribe("a0", bob)
+    assert table["a0"].subscribers == {alice, bob}
+    assert table.pop("a0").task_id == "a0" and table.pending_of(alice) == 2 and table.pop("a0") is None
+    table.client_gone(alice)
+    assert table.pending_of(alice) == 0 and table.pop("a1") is not None and table.pending_of(alice) == 0
+    assert table.get("resubmitted").flags.label == "x" and sorted(table) == ["a2", "resubmitted"]
+    assert spec_for("t", TaskFlags(targets=(1, 2), retries=2)).targets == frozenset({1, 2})

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 
 import pytest
+from _wait import wait_until
 
 from real_cluster import Client
 from real_cluster.profile import CLIENT_FILE
@@ -28,14 +29,6 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def _wait_until(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_100k_queued_tasks_bounded_memory_and_purge(make_cluster):
     cluster = make_cluster(0)                                 # no engine yet: everything queues
     rc = cluster.client
@@ -45,7 +38,7 @@ def test_100k_queued_tasks_bounded_memory_and_purge(make_cluster):
     rounds = []
     for _ in range(2):                                        # the second round must reuse what purge freed
         ar = v.map_async(abs, range(100_000), chunksize=1)
-        _wait_until(lambda: rc.queue_status()["unassigned"] == 100_000, 120, "100,000 queued tasks")
+        wait_until(lambda: rc.queue_status()["unassigned"] == 100_000, 120, "100,000 queued tasks", interval_s=0.05)
         queued = rss_mb(pid)
         assert rc.abort() == 100_000                          # ids travel as a JSON buffer, not a header
         assert ar.wait(60)
@@ -76,7 +69,7 @@ def test_million_item_map_with_chunksize(make_cluster):
         peak = 0.0
         while not ar.ready():
             peak = max(peak, rss_mb(pid))
-            time.sleep(0.05)
+            ar.wait(0.05)                                     # sample every 50 ms until the map is done
         out = ar.get(1)
         elapsed = time.monotonic() - t0
         assert len(out) == 1_000_000 and out[0] == 1 and out[-1] == 1_999_999 and sum(out) == 1_000_000 ** 2
@@ -146,7 +139,7 @@ def test_sixteen_engines_on_two_cores_with_kills(make_cluster):
     first = v.map_sync(_pid_after, [0.05] * 64)
     assert set(first) == pids                                  # with hwm=1 every engine takes work
     ar = v.map_async(_pid_after, [0.01] * 800)
-    time.sleep(0.3)
+    wait_until(lambda: ar.progress >= 32, 30, "the map to be running on every engine")   # kill it mid-run
     victims = cluster.engines[:2]
     for p in victims:
         p.send_signal(signal.SIGKILL)
@@ -154,7 +147,7 @@ def test_sixteen_engines_on_two_cores_with_kills(make_cluster):
         p.wait(5)
     out = ar.get(90)
     assert len(out) == 800 and set(out) <= pids
-    _wait_until(lambda: len(rc.ids) == 14, 10, "14 engines left")
+    wait_until(lambda: len(rc.ids) == 14, 10, "14 engines left")
     recs = Counter((r.task_id, r.attempt) for r in rc.records())
     assert max(recs.values()) == 1
     ok = Counter(r.task_id for r in rc.records() if str(r.outcome) == "ok")

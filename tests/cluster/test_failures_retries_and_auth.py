@@ -14,6 +14,7 @@ import time
 
 import cloudpickle
 import pytest
+from _wait import run_on_every_engine, started_then_sleep, wait_for_file, wait_until
 
 from real_cluster import Client, Cluster
 from real_cluster import protocol as proto
@@ -59,10 +60,7 @@ def test_engine_killed_mid_task_is_retried_elsewhere(make_cluster, tmp_path):
     ar = v.apply_async(_die_once, str(tmp_path / "die"))
     pid = ar.get(15)
     assert pid in [p.pid for p in cluster.engines]
-    deadline = time.monotonic() + 5
-    while len(rc.ids) != 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(rc.ids) == 1                                   # the dead engine left client.ids
+    wait_until(lambda: len(rc.ids) == 1, 10, "the dead engine to leave client.ids")
     recs = sorted((r for r in rc.records() if r.task_id == ar.msg_ids[0]), key=lambda r: r.attempt)
     assert [str(r.outcome) for r in recs] == ["engine_lost", "ok"]
 
@@ -78,14 +76,14 @@ def test_engine_killed_without_retries_fails_fast_with_engine_error(make_cluster
     assert v.apply_sync(abs, -1) == 1                        # the cluster keeps serving
 
 
-def test_hung_engine_is_noticed_by_heartbeat(make_cluster):
+def test_hung_engine_is_noticed_by_heartbeat(make_cluster, tmp_path):
     cluster = make_cluster(2, controller_args=["--hb-period", "0.1", "--hb-misses", "4"])
     rc = cluster.client
     v = rc.load_balanced_view()
     eid = rc.ids[0]
     pid = v.set_flags(targets=eid).apply_sync(os.getpid)
-    ar = v.apply_async(time.sleep, 30)
-    time.sleep(0.2)
+    ar = v.apply_async(started_then_sleep, str(tmp_path / "started"), 30)
+    wait_for_file(tmp_path / "started", 10)                  # the task is running on that engine
     os.kill(pid, signal.SIGSTOP)
     try:
         t0 = time.monotonic()
@@ -171,8 +169,8 @@ def test_unauthenticated_connections_are_dropped_and_run_nothing(rc, session_clu
     s.sendall(auth + submit)
     assert _closed(s)
     s.close()
-    time.sleep(0.3)
-    assert not marker.exists()
+    run_on_every_engine(rc, 10)                              # had anything been accepted, it would have run by now
+    assert not marker.exists() and rc.db_query({"msg_id": "evil"}) == []
     assert rc.load_balanced_view().apply_sync(abs, -7) == 7           # everyone else is still served
     log = (session_cluster.dir / "log" / "controller.log").read_text()
     assert "AuthenticationError" in log and "exceeds the limit" in log
@@ -203,9 +201,9 @@ def test_retries_beyond_the_engine_count_end_without_hanging(view):
     assert attempts == [0, 1, 2, 3, 4, 5]               # 1 + retries runs, more runs than engines
 
 
-def test_abort_of_a_running_task_lets_it_finish(view):
-    ar = view.apply_async(lambda: time.sleep(0.3) or "finished")
-    time.sleep(0.1)
+def test_abort_of_a_running_task_lets_it_finish(view, tmp_path):
+    ar = view.apply_async(started_then_sleep, str(tmp_path / "started"), 0.3, "finished")
+    wait_for_file(tmp_path / "started", 10)
     ar.abort()
     assert ar.get(10) == "finished"                      # aborting never interrupts a running task
 
@@ -226,6 +224,6 @@ def test_hwm0_dependent_task_runs_once_when_an_engine_joins(make_cluster, tmp_pa
     cluster.start_engines(1)                              # ipyparallel could run b twice here
     rc.wait_for_engines(2, 15)
     assert b.get(15) == "ran"
-    time.sleep(0.3)
+    run_on_every_engine(rc, 15)                          # a duplicate dispatch of b would have run by now
     assert counter.read_text() == "x"
     assert len([r for r in rc.records() if r.task_id == b.msg_ids[0]]) == 1

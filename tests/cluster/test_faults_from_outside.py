@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from _wait import run_on_every_engine, wait_until
 
 from real_cluster import Client
 from real_cluster.error import ClusterError, ConnectionFailed, TaskAborted
@@ -41,12 +42,10 @@ def _runs(log_path: Path) -> list[tuple[str, int]]:
     return [(t, int(p)) for t, p in (line.split() for line in log_path.read_text().splitlines())]
 
 
-def _wait_until(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+def _saved(rc: Client, ids: list[str], statuses: set[str]) -> bool:
+    """Are these tasks' rows in SQLite with one of `statuses`? (db_query writes the queued batch first.)"""
+    rows = rc.db_query({"msg_id": {"$in": list(ids)}}, ["status"])
+    return len(rows) == len(ids) and all(r["status"] in statuses for r in rows)
 
 
 def _records_by_task(rc: Client) -> dict[str, list]:
@@ -70,13 +69,13 @@ def test_engine_sigkilled_mid_task_is_retried_and_leaves_client_ids(make_cluster
     log_path = tmp_path / "runs"
     v = rc.load_balanced_view(retries=1)
     ar = v.map_async(_logged_sleep, [f"t{i}" for i in range(9)], [0.4] * 9, [str(log_path)] * 9)
-    _wait_until(lambda: len(_runs(log_path)) >= 3, 15, "three tasks to start")
+    wait_until(lambda: len(_runs(log_path)) >= 3, 15, "three tasks to start")
     victim_tag, victim_pid = _runs(log_path)[0]
     victim = next(p for p in cluster.engines if p.pid == victim_pid)
     os.kill(victim_pid, signal.SIGKILL)
     assert victim.wait(5) == -signal.SIGKILL
     assert ar.get(30) == [f"t{i}" for i in range(9)]
-    _wait_until(lambda: len(rc.ids) == 2, 5, "the dead engine to leave client.ids")
+    wait_until(lambda: len(rc.ids) == 2, 5, "the dead engine to leave client.ids")
     runs = Counter(tag for tag, _ in _runs(log_path))
     recs = _records_by_task(rc)
     by_tag = dict(zip([f"t{i}" for i in range(9)], ar.msg_ids))
@@ -96,21 +95,21 @@ def test_engine_hung_past_heartbeat_is_retried_and_its_late_answer_ignored(make_
     log_path = tmp_path / "runs"
     v = rc.load_balanced_view(retries=1)
     ar = v.apply_async(_logged_sleep, "slow", 1.5, str(log_path))
-    _wait_until(lambda: len(_runs(log_path)) == 1, 10, "the task to start")
+    wait_until(lambda: len(_runs(log_path)) == 1, 10, "the task to start")
     _, pid = _runs(log_path)[0]
     hung_id = ar.engine_id if ar.engine_id is not None else None
     os.kill(pid, signal.SIGSTOP)
     try:
         t0 = time.monotonic()
-        _wait_until(lambda: len(rc.ids) == 1, 10, "the hung engine to be declared lost")
+        wait_until(lambda: len(rc.ids) == 1, 10, "the hung engine to be declared lost")
         assert time.monotonic() - t0 < 5
         assert ar.get(20) == "slow"                           # attempt 1 ran on the other engine
     finally:
         os.kill(pid, signal.SIGCONT)
     # the resumed engine finishes attempt 0 into a closed connection, then registers again under a new id
-    _wait_until(lambda: len(rc.ids) == 2, 15, "the resumed engine to register again")
+    wait_until(lambda: len(rc.ids) == 2, 15, "the resumed engine to register again")
     assert hung_id is None or hung_id not in rc.ids
-    time.sleep(0.3)
+    run_on_every_engine(rc, 15)                               # a third run of the task would have happened by now
     recs = _records_by_task(rc)[ar.msg_ids[0]]
     assert [str(r.outcome) for r in recs] == ["engine_lost", "ok"]
     assert [r.engine_id for r in recs][0] != recs[1].engine_id
@@ -129,10 +128,11 @@ def test_controller_sigkilled_and_restarted_engines_come_back(make_cluster, tmp_
     v = old.load_balanced_view()
     finished = v.map_async(_logged_sleep, ["a", "b", "c"], [0] * 3, [str(log_path)] * 3)
     assert finished.get(10) == ["a", "b", "c"]
-    time.sleep(0.3)                                           # past the controller's batched database write
+    wait_until(lambda: _saved(old, finished.msg_ids, {"ok"}), 10, "the finished tasks' rows in SQLite")
     in_flight = v.apply_async(_logged_sleep, "inflight", 1.5, str(log_path))
-    _wait_until(lambda: len(_runs(log_path)) == 4, 10, "the in-flight task to start")
-    time.sleep(0.2)     # database writes are batched (50 ms): a crash loses the last batch, so let it land
+    wait_until(lambda: len(_runs(log_path)) == 4, 10, "the in-flight task to start")
+    # database writes are batched (50 ms): a crash loses the last batch, so wait until the row has landed
+    wait_until(lambda: _saved(old, in_flight.msg_ids, {"pending"}), 10, "the in-flight task's row in SQLite")
     engine_pids = [p.pid for p in cluster.engines]
     cluster.controller.send_signal(signal.SIGKILL)
     cluster.controller.wait(5)
@@ -152,7 +152,7 @@ def test_controller_sigkilled_and_restarted_engines_come_back(make_cluster, tmp_
     with pytest.raises(TaskAborted, match="controller stopped"):
         rc.get_result(in_flight.msg_ids[0]).get(10)
     assert rc.load_balanced_view().map_sync(abs, [-1, -2, -3, -4]) == [1, 2, 3, 4]
-    time.sleep(1.0)                                           # the in-flight task was never run again
+    run_on_every_engine(rc, 15)                               # the in-flight task was never run again
     assert Counter(t for t, _ in _runs(log_path)) == {"a": 1, "b": 1, "c": 1, "inflight": 1}
     procs = [cluster.controller, *cluster.engines]
     cluster.stop()
@@ -203,7 +203,7 @@ def test_unwritable_task_database_gives_a_clear_error_and_loses_nothing(make_clu
     v = rc.load_balanced_view()
     before = v.map_async(abs, range(-5, 0))
     assert before.get(10) == [5, 4, 3, 2, 1]
-    time.sleep(0.2)
+    wait_until(lambda: _saved(rc, before.msg_ids, {"ok"}), 10, "the first tasks' rows in SQLite")
     db = cluster.dir / "tasks.db"
     files = [p for p in (db, Path(f"{db}-wal")) if p.exists()]   # not -shm: it is mmapped (SIGBUS if frozen)
     if not _chattr("+i", *files):
@@ -213,7 +213,9 @@ def test_unwritable_task_database_gives_a_clear_error_and_loses_nothing(make_clu
             pytest.skip("an immutable file is still writable here")
         during = v.map_async(abs, range(-10, -5))
         assert during.get(10) == [10, 9, 8, 7, 6]             # results still reach the client
-        time.sleep(0.3)                                       # the flusher has failed at least once
+        controller_log = cluster.dir / "log" / "controller.log"
+        wait_until(lambda: "task database write failed" in controller_log.read_text(), 10,
+                   "the database flusher to fail once")
         with pytest.raises(ClusterError, match="task database unavailable"):
             rc.hub_history()
         with pytest.raises(ClusterError, match="task database unavailable"):
@@ -222,15 +224,14 @@ def test_unwritable_task_database_gives_a_clear_error_and_loses_nothing(make_clu
         assert v.apply_sync(abs, -11) == 11
     finally:
         assert _chattr("-i", *files)
-    deadline = time.monotonic() + 10
-    while True:                                               # the queued writes land once the disk recovers
+
+    def history_once_writable() -> list[str] | None:
         try:
-            history = rc.hub_history()
-            break
+            return rc.hub_history()
         except ClusterError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            return None
+
+    history = wait_until(history_once_writable, 10, "the queued writes to land once the disk recovers")
     assert set(before.msg_ids + during.msg_ids) <= set(history)
     assert rc.get_result(during.msg_ids).get(10) == [[10], [9], [8], [7], [6]]
     recs = _records_by_task(rc)
