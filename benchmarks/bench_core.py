@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from sched_lab.core import SCHEMES, EngineJoined, TaskFinished, TaskScheduler, TaskSpec, TaskSubmitted
+from sched_lab.core import SCHEMES, EngineJoined, Outcome, TaskFinished, TaskScheduler, TaskSpec, TaskSubmitted
 
 GOAL = 200_000
 CLOCK = time.perf_counter      # --clock cpu: time.process_time (steadier on a shared, loaded machine)
@@ -46,6 +46,7 @@ def bench_ours(scheme: str, engines: int, hwm: int, cycles: int, seed: int) -> f
     """Cycles per second through TaskScheduler.handle."""
     s = TaskScheduler(scheme=scheme, hwm=hwm, rng=random.Random(seed), records=NullSink())
     handle = s.handle
+    OK = Outcome.OK
     for e in range(engines):
         handle(EngineJoined(0.0, e))
     pick = random.Random(seed + 1)
@@ -66,7 +67,7 @@ def bench_ours(scheme: str, engines: int, hwm: int, cycles: int, seed: int) -> f
         for _ in range(n):
             i = int(rnd() * k)
             now += 1e-6
-            handle(TaskFinished(now, running_ids[i], running_eng[i], 0, True))
+            handle(TaskFinished(now, running_ids[i], running_eng[i], 0, OK))
             (d,) = handle(TaskSubmitted(now, TaskSpec(next_id)))
             running_ids[i] = next_id
             running_eng[i] = d.engine_id

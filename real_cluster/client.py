@@ -336,8 +336,8 @@ class Client:
 
     def records(self) -> list[Any]:
         """The core's TaskRecords of every attempt the controller has seen."""
-        from sched_lab.core import Outcome, TaskRecord
-        return [TaskRecord(*r[:7], Outcome(r[7]), *r[8:]) for r in self._request("records")]
+        from sched_lab.core import TaskRecord
+        return [TaskRecord.from_row(r) for r in self._request("records")]
 
     def purge_results(self, jobs: Any = "all") -> int:
         """Forget finished tasks here and in the controller (`"all"`, or ids); returns how many rows went."""

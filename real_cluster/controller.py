@@ -18,14 +18,17 @@ import pickle
 import random
 import sqlite3
 import time
-from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Fail, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler, TaskSubmitted, TimerFired,
+    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler,
+    TaskSubmitted, TimerFired,
 )
+from sched_lab.core.model import TASK_ABORTED
+from sched_lab.core.options import check_hwm, check_scheme
+from sched_lab.core.pump import EventPump
 from sched_lab.core.scheme_api import load_scheme_modules
 
 from . import protocol as proto
@@ -66,6 +69,9 @@ class ControllerConfig:
         object.__setattr__(self, "scheme_modules", tuple(self.scheme_modules))
         if self.hb_period_s <= 0 or self.hb_misses < 1:
             raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
+        load_scheme_modules(self.scheme_modules)     # the same files the simulator loads, before the check
+        object.__setattr__(self, "scheme", check_scheme(self.scheme))
+        check_hwm(self.hwm)
 
 
 class Controller:
@@ -73,21 +79,23 @@ class Controller:
 
     def __init__(self, config: ControllerConfig):
         self.config = config
-        load_scheme_modules(config.scheme_modules)      # the same files the simulator loads
         self.db = TaskDB(config.db_path)
-        self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed))
+        self._records = RecordList()
+        self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed), records=self._records)
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
         self.pending = TaskTable()         # shared with the request handlers
         self.port: int | None = None
         self._next_engine_id = 0
         self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._events: deque = deque()
-        self._feeding = False
         self._server: asyncio.AbstractServer | None = None
         self._stopped: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
+        self._pump = EventPump(self.scheduler, {
+            Dispatch: self._do_dispatch, Deliver: self._deliver, Fail: self._do_fail, Cancel: self._do_cancel,
+            StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer,
+        }, on_handled=self._write_journal if self._journal else None)
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
                                        save_records=self.save_records, stop=self.stop)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
@@ -246,7 +254,7 @@ class Controller:
                 failing, delay = False, DB_FLUSH_INTERVAL_S
 
     def save_records(self) -> None:
-        records = self.scheduler.records.drain()
+        records = self._records.drain()
         if records:
             self.db.add_records(records)
 
@@ -279,60 +287,50 @@ class Controller:
             return self.feed(DependencyUnmet(now, msg.task_id, eng.engine_id, msg.attempt))
         task.reply = (msg, eng.engine_id)
         ok = msg.status == "ok"
-        self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, ok,
-                               None if ok else (msg.ename or "TaskAborted"), msg.started_at))
+        outcome = Outcome.OK if ok else Outcome.ABORTED if msg.status == "aborted" else Outcome.ERROR
+        self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
+                               None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
         for link in self._dispatched:       # the next task leaves now, not after this loop turn's other reads
             link.flush()                    # (bench_live.py: 1 ms tasks, an engine waits for this write)
         self._dispatched.clear()
 
     # ------------------------------------------------------------------- core: events/actions
-    def feed(self, event: Any) -> None:
-        """Hand one event to the core and carry out its actions (events raised meanwhile queue up)."""
-        self._events.append(event)
-        if self._feeding:
-            return
-        self._feeding = True
-        try:
-            while self._events:
-                ev = self._events.popleft()
-                actions = self.scheduler.handle(ev)
-                if self._journal:
-                    pickle.dump((ev, actions), self._journal)
-                for action in actions:
-                    self._carry_out(action)
-        finally:
-            self._feeding = False
-            self._events.clear()
+    def feed(self, event: Event) -> None:
+        """Hand one event to the core and carry out its actions (events raised meanwhile queue up: core/pump.py)."""
+        self._pump.feed(event)
 
-    def _carry_out(self, action: Any) -> None:
-        if isinstance(action, Dispatch):
-            eng = self.engines.get(action.engine_id)
-            task = self.pending.get(action.task_id)
-            if eng is None or eng.link.closed or task is None:
-                self._events.append(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
-            else:
-                eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload))
-                self._dispatched.add(eng.link)
-        elif isinstance(action, Deliver):
-            self._deliver(action)
-        elif isinstance(action, Fail):
-            self._finish(action.task_id, TaskResult(
-                task_id=action.task_id, status="error", engine_id=None, submitted_at=None, started_at=None,
-                completed_at=None, received_at=time.time(), ename=action.error_name, evalue=action.message))
-        elif isinstance(action, Cancel):
-            eng = self.engines.get(action.engine_id)
-            if eng is not None:
-                eng.link.send(CancelTask(task_id=action.task_id, attempt=action.attempt))
-        elif isinstance(action, StartTimer):
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, action.deadline - time.time())
-            self._timers[action.token] = loop.call_later(delay, self._timer_fired, action.token)
-        elif isinstance(action, CancelTimer):
-            handle = self._timers.pop(action.token, None)
-            if handle is not None:
-                handle.cancel()
+    def _write_journal(self, event: Event, actions: list[Any]) -> None:
+        pickle.dump((event, actions), self._journal)  # type: ignore[arg-type]
+
+    # The pump's action handlers, one per action type (_deliver is below).
+    def _do_dispatch(self, action: Dispatch) -> None:
+        eng = self.engines.get(action.engine_id)
+        task = self.pending.get(action.task_id)
+        if eng is None or eng.link.closed or task is None:
+            self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
         else:
-            log.error("unknown action from the core: %r", action)
+            eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload))
+            self._dispatched.add(eng.link)
+
+    def _do_fail(self, action: Fail) -> None:
+        self._finish(action.task_id, TaskResult(
+            task_id=action.task_id, status="error", engine_id=None, submitted_at=None, started_at=None,
+            completed_at=None, received_at=time.time(), ename=action.error_name, evalue=action.message))
+
+    def _do_cancel(self, action: Cancel) -> None:
+        eng = self.engines.get(action.engine_id)
+        if eng is not None:
+            eng.link.send(CancelTask(task_id=action.task_id, attempt=action.attempt))
+
+    def _do_start_timer(self, action: StartTimer) -> None:
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, action.deadline - time.time())
+        self._timers[action.token] = loop.call_later(delay, self._timer_fired, action.token)
+
+    def _do_cancel_timer(self, action: CancelTimer) -> None:
+        handle = self._timers.pop(action.token, None)
+        if handle is not None:
+            handle.cancel()
 
     def _timer_fired(self, token: int) -> None:
         self._timers.pop(token, None)

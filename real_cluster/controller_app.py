@@ -19,7 +19,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from sched_lab.core.scheme_api import check_scheme_spec, load_scheme_modules
+from sched_lab.core.options import check_hwm, check_scheme
+from sched_lab.core.scheme_api import load_scheme_modules
 
 from . import protocol as proto
 from .controller import Controller, ControllerConfig
@@ -50,13 +51,11 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_controller(args: argparse.Namespace) -> int:
     """Run a controller until it is stopped; returns the exit code."""
-    if args.hwm < 0:
-        print("controller: --hwm must be >= 0", file=sys.stderr)
-        return 2
     try:
+        check_hwm(args.hwm)
         load_scheme_modules(args.scheme_module)
-        scheme = check_scheme_spec(args.scheme)
-    except ValueError as exc:
+        scheme = check_scheme(args.scheme)
+    except ValueError as exc:                    # InvalidOption is a ValueError too
         print(f"controller: {exc}", file=sys.stderr)
         return 2
     pdir = profile_dir(args.profile)

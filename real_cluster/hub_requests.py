@@ -107,9 +107,7 @@ class RequestHandler:
 
     def op_records(self, link: Link) -> list[list]:
         self.save_records()
-        return [[r.task_id, r.attempt, r.engine_id, r.submitted_at, r.dispatched_at, r.started_at, r.finished_at,
-                 str(r.outcome), r.error_name, r.queue_len, r.engine_load, r.scheme, r.label]
-                for r in self.db.records()]
+        return [list(r.to_row()) for r in self.db.records()]
 
     # ------------------------------------------------------------------------------ results
     def op_get_result(self, link: Link, ids: list[str]) -> dict[str, list[str]]:
@@ -158,7 +156,7 @@ class RequestHandler:
         self.tasks.add(PendingTask(new_id, payload, flags, now, {link}))
         self.db.add_task(new_id, str(id(link)), flags.to_dict(), now, payload, resubmit_of=old_id)
         self.db.set_resubmitted(old_id, new_id)
-        self.feed(TaskResubmitted(now, spec_for(new_id, flags), old_id))
+        self.feed(TaskResubmitted(now, spec_for(new_id, flags)))
 
     # ------------------------------------------------------------------------------ control
     def op_abort(self, link: Link, ids: list[str]) -> int:

@@ -19,6 +19,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from sched_lab.core.dependency import Dependency
+from sched_lab.core.options import check_retries, check_timeout_s
 
 from .error import ProtocolError
 
@@ -37,10 +38,8 @@ class TaskFlags:
     def __post_init__(self) -> None:
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"retries must be a non-negative int, got {self.retries!r}")
-        if self.timeout_s is not None and (isinstance(self.timeout_s, bool) or self.timeout_s < 0):
-            raise ValueError(f"timeout must be a non-negative number or None, got {self.timeout_s!r}")
+        check_retries(self.retries)
+        check_timeout_s(self.timeout_s)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (also what the task database stores)."""

@@ -75,9 +75,7 @@ class TaskDB:
 
     def add_records(self, records: Iterable[TaskRecord]) -> None:
         """Queue the core's per-attempt records."""
-        self._records.extend(tuple(str(v) if i == 0 else v for i, v in enumerate(
-            (r.task_id, r.attempt, r.engine_id, r.submitted_at, r.dispatched_at, r.started_at, r.finished_at,
-             str(r.outcome), r.error_name, r.queue_len, r.engine_load, r.scheme, r.label))) for r in records)
+        self._records.extend((str(row[0]), *row[1:]) for row in (r.to_row() for r in records))
 
     def flush(self) -> None:
         """Commit every queued write in one transaction.
@@ -180,8 +178,7 @@ class TaskDB:
     def records(self) -> list[TaskRecord]:
         """Every stored TaskRecord (task ids as strings)."""
         self.flush()
-        from sched_lab.core.model import Outcome
-        return [TaskRecord(*row[:7], Outcome(row[7]), *row[8:]) for row in self._db.execute("SELECT * FROM records")]
+        return [TaskRecord.from_row(row) for row in self._db.execute("SELECT * FROM records")]
 
     @staticmethod
     def _where(query: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -12,10 +12,10 @@ import concurrent.futures as cf
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 from sched_lab.core.dependency import Dependency
+from sched_lab.core.options import check_retries, check_timeout_s
 
 from .asyncresult import AsyncResult
 from .error import NoEnginesRegistered
@@ -54,19 +54,9 @@ def _check_flag(name: str, value: Any) -> Any:
             raise ValueError(f"Invalid dependency {value!r}: {exc}") from None
         return value
     if name == "timeout":
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise TypeError(f"timeout must be a number of seconds or None, got {value!r}")
-        if value < 0:
-            raise ValueError(f"timeout must be >= 0, got {value!r}")
-        return float(value)
+        return check_timeout_s(value)
     if name == "retries":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"retries must be an int, got {value!r}")
-        if value < 0:
-            raise ValueError(f"retries must be >= 0, got {value!r}")
-        return value
+        return check_retries(value)
     if name == "label":
         if value is not None and not isinstance(value, str):
             raise TypeError(f"label must be a str or None, got {value!r}")

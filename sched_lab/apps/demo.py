@@ -55,17 +55,19 @@ class DemoConfig:
     warmup: float = 0.1
 
     def __post_init__(self) -> None:
-        from ..sim.config import scheme_names
+        from ..core.options import check_hwm, check_scheme
 
-        unknown = [s for s in self.schemes if s not in scheme_names()]
-        if unknown or not self.schemes:
-            raise ValueError(f"unknown scheme {unknown[0] if unknown else ''!r}; allowed: {', '.join(scheme_names())}")
+        if not self.schemes:
+            raise ValueError("schemes must name at least one scheme")
+        for scheme in self.schemes:
+            check_scheme(scheme)
+        check_hwm(self.hwm)
         if self.engines < 1 or self.tasks < 10:
             raise ValueError("engines must be >= 1 and tasks >= 10")
         if not 0 < self.load < 1:
             raise ValueError(f"load must be in (0, 1), got {self.load}")
-        if self.hwm < 0 or not self.mean_s > 0 or not self.sigma > 0:
-            raise ValueError("hwm must be >= 0, mean and sigma > 0")
+        if not self.mean_s > 0 or not self.sigma > 0:
+            raise ValueError("mean and sigma must be > 0")
 
     def sim_config(self, scheme: str, tasks: int, engines: int) -> Any:
         from ..sim import Dist, SimConfig

@@ -9,7 +9,8 @@ from .model import (
     RecordSink, StartTimer, TaskFinished, TaskRecord, TaskResubmitted, TaskSpec, TaskSubmitted,
     TimerFired,
 )
-from .scheduler import DONE, QUEUED, RUNNING, WAITING, TaskScheduler
+from .pump import ACTION_TYPES, EventPump
+from .scheduler import DONE, QUEUED, RUNNING, TRANSITIONS, WAITING, TaskScheduler, TaskStatus
 from .schemes import SCHEMES, Scheme, get_scheme
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "DispatchFailed", "TimerFired", "AbortRequested", "PurgeRequested", "Event",
     "Dispatch", "Deliver", "Fail", "Cancel", "StartTimer", "CancelTimer", "Action",
     "INVALID_DEPENDENCY", "IMPOSSIBLE_DEPENDENCY", "TASK_TIMEOUT", "ENGINE_ERROR", "TASK_ABORTED",
-    "UNMET_DEPENDENCY", "WAITING", "QUEUED", "RUNNING", "DONE",
+    "UNMET_DEPENDENCY", "WAITING", "QUEUED", "RUNNING", "DONE", "TaskStatus", "TRANSITIONS",
+    "EventPump", "ACTION_TYPES",
 ]

@@ -11,7 +11,7 @@ truth table of ipyparallel's `Dependency` (see reference/ipyparallel-semantics.m
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +79,7 @@ class Dependency:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[TaskId]:
         return iter(self.ids)
 
     def __contains__(self, task_id: object) -> bool:
@@ -89,9 +89,9 @@ class Dependency:
         """Whether one finished dependency with this outcome counts towards the dependency."""
         return self.success if succeeded else self.failure
 
-    def _against_bad(self, completed: Collection[TaskId], failed: Collection[TaskId]) -> tuple[set, set]:
-        against: set = set()
-        bad: set = set()
+    def _against_bad(self, completed: Collection[TaskId], failed: Collection[TaskId]) -> tuple[set[TaskId], set[TaskId]]:
+        against: set[TaskId] = set()
+        bad: set[TaskId] = set()
         (against if self.success else bad).update(self.ids.intersection(completed))
         (against if self.failure else bad).update(self.ids.intersection(failed))
         return against, bad
@@ -113,7 +113,7 @@ class Dependency:
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form (ids as a sorted list when sortable) for the wire and the task database."""
         try:
-            ids: list[Any] = sorted(self.ids)  # type: ignore[type-var]
+            ids: list[Any] = sorted(self.ids)
         except TypeError:
             ids = list(self.ids)
         return {"dependencies": ids, "all": self.all, "success": self.success, "failure": self.failure}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -64,6 +64,9 @@ class Outcome(StrEnum):
     ABORTED = "aborted"            # aborted while queued in the scheduler (or by its engine)
 
 
+# Module-level aliases for hot paths: looking up `Outcome.OK` on the enum class costs ~0.2 µs each time.
+_OK, _ERROR, _ABORTED = Outcome.OK, Outcome.ERROR, Outcome.ABORTED
+
 # Names of the failures the scheduler itself makes; drivers raise the same-named errors.
 INVALID_DEPENDENCY = "InvalidDependency"
 IMPOSSIBLE_DEPENDENCY = "ImpossibleDependency"
@@ -81,9 +84,10 @@ class TaskSpec:
     `targets`: engine ids it may run on (None = any). `after`: tasks that must finish first
     (time dependency); `follow`: tasks whose engines it must run on (location dependency).
     `retries`: extra runs after a failure. `timeout_s`: longest wait in the scheduler (None or 0 =
-    no limit; never interrupts a running task). `requires`: module names an engine must have
-    (checked by engines, used by the simulator's engine models). `size_hint`: the submitter's
-    estimate of the task's length (>= 0, None = unknown), shown to schemes as `choice.task.size_hint`.
+    no limit; never interrupts a running task). Module requirements are not the core's business:
+    engines check them and report DependencyUnmet (the simulator keeps them in its workload).
+    `size_hint`: the submitter's estimate of the task's length (>= 0, None = unknown), shown to
+    schemes as `choice.task.size_hint`.
     """
 
     task_id: TaskId
@@ -93,13 +97,11 @@ class TaskSpec:
     retries: int = 0
     timeout_s: float | None = None
     label: str | None = None
-    requires: frozenset[str] = frozenset()
     size_hint: float | None = None
 
     def __post_init__(self) -> None:
         if (self.targets is None and self.after is None and self.follow is None and type(self.retries) is int
-                and self.retries >= 0 and self.timeout_s is None and type(self.requires) is frozenset
-                and self.size_hint is None):
+                and self.retries >= 0 and self.timeout_s is None and self.size_hint is None):
             return                                   # the common case, checked cheaply
         if self.targets is not None:
             targets = frozenset((self.targets,)) if isinstance(self.targets, (int, str)) else frozenset(self.targets)
@@ -112,17 +114,11 @@ class TaskSpec:
                 object.__setattr__(self, name, Dependency.coerce(value))
             elif value is not None and not value.ids:
                 object.__setattr__(self, name, None)
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"retries must be a non-negative int, got {self.retries!r}")
-        if self.timeout_s is not None:
-            if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)):
-                raise TypeError(f"timeout_s must be a number or None, got {self.timeout_s!r}")
-            if self.timeout_s < 0:
-                raise ValueError(f"timeout_s must be >= 0, got {self.timeout_s!r}")
-            if self.timeout_s == 0:
-                object.__setattr__(self, "timeout_s", None)
-        if not isinstance(self.requires, frozenset):
-            object.__setattr__(self, "requires", frozenset(self.requires))
+        from .options import check_retries, check_timeout_s   # (options imports schemes, which imports model)
+
+        check_retries(self.retries)
+        timeout_s = check_timeout_s(self.timeout_s)
+        object.__setattr__(self, "timeout_s", timeout_s or None)     # 0 = no limit
         if self.size_hint is not None and (isinstance(self.size_hint, bool) or not isinstance(self.size_hint, (int, float))
                                            or not self.size_hint >= 0):
             raise ValueError(f"size_hint must be a number >= 0 or None, got {self.size_hint!r}")
@@ -180,21 +176,28 @@ class TaskResubmitted:
 
     now: float
     spec: TaskSpec
-    original_id: TaskId
 
 
 @_fast_init
 @dataclass(frozen=True, slots=True)
 class TaskFinished:
-    """An engine finished one attempt of a task: it returned (`ok`) or raised (`error_name`)."""
+    """An engine finished one attempt of a task: `outcome` is Outcome.OK, ERROR (it raised) or ABORTED.
+
+    `error_name` is the exception's name (ename) for ERROR/ABORTED; None for OK.
+    """
 
     now: float
     task_id: TaskId
     engine_id: EngineId
     attempt: int
-    ok: bool
+    outcome: Outcome
     error_name: str | None = None
     started_at: float | None = None
+
+    def __post_init__(self) -> None:
+        outcome = self.outcome
+        if outcome is not _OK and outcome is not _ERROR and outcome is not _ABORTED:
+            raise ValueError(f"TaskFinished.outcome must be Outcome.OK, ERROR or ABORTED, got {self.outcome!r}")
 
 
 @_fast_init
@@ -343,6 +346,26 @@ class TaskRecord:
         """Column names, in order (the DataFrame columns of both drivers)."""
         return tuple(TaskRecord.__dataclass_fields__)
 
+    def to_row(self) -> tuple[Any, ...]:
+        """The values in `fields()` order, `outcome` as its plain string (ready for SQLite or JSON)."""
+        return (self.task_id, self.attempt, self.engine_id, self.submitted_at, self.dispatched_at, self.started_at,
+                self.finished_at, self.outcome.value, self.error_name, self.queue_len, self.engine_load,
+                self.scheme, self.label)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> TaskRecord:
+        """The record of a row in `fields()` order (RecordSink.add's arguments, `to_row()`, a database row).
+
+        `outcome` may be an Outcome or its string; a row of the wrong length is a ValueError.
+        """
+        if len(row) != _N_RECORD_FIELDS:
+            raise ValueError(f"a TaskRecord row has {_N_RECORD_FIELDS} values, got {len(row)}: {row!r}")
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], Outcome(row[7]), row[8], row[9],
+                   row[10], row[11], row[12])
+
+
+_N_RECORD_FIELDS = len(TaskRecord.fields())
+
 
 class RecordSink(Protocol):
     """Where the scheduler writes one record per finished attempt (columnar in the simulator)."""
@@ -359,7 +382,7 @@ class RecordList:
     __slots__ = ("_rows",)
 
     def __init__(self) -> None:
-        self._rows: list[tuple] = []
+        self._rows: list[tuple[Any, ...]] = []
 
     def add(self, *fields: Any) -> None:
         self._rows.append(fields)
@@ -369,9 +392,9 @@ class RecordList:
 
     @property
     def records(self) -> list[TaskRecord]:
-        return [TaskRecord(*row) for row in self._rows]
+        return [TaskRecord.from_row(row) for row in self._rows]
 
     def drain(self) -> list[TaskRecord]:
         """The records so far, removed from the sink."""
         rows, self._rows = self._rows, []
-        return [TaskRecord(*row) for row in rows]
+        return [TaskRecord.from_row(row) for row in rows]

@@ -158,8 +158,8 @@ class _HeapPool(_BasePool):
 
     def __init__(self, engines: EngineDirectory | None = None) -> None:
         super().__init__()
-        self._heap: list[tuple] = []
-        self._entry: dict[EngineId, tuple] = {}
+        self._heap: list[tuple[Any, ...]] = []
+        self._entry: dict[EngineId, tuple[Any, ...]] = {}
 
     def add(self, engine: EngineId, load: int, seq: int) -> None:
         self.load[engine] = load
@@ -183,7 +183,7 @@ class _HeapPool(_BasePool):
                task: Any = None) -> EngineId | None:
         heap = self._heap
         current = self._entry
-        skipped: list[tuple] = []
+        skipped: list[tuple[Any, ...]] = []
         found = None
         while heap:
             top = heap[0]
@@ -293,7 +293,7 @@ class PowerOfDPool(_IndexedPool):
             raise ValueError(f"powerofd needs an integer d >= 1, got {d!r}")
         self.d = d
 
-    def reference(self, loads: Sequence[int], rng: Random) -> int:  # type: ignore[override]
+    def reference(self, loads: Sequence[int], rng: Random) -> int:
         return powerofd_ref(loads, rng, self.d)
 
     def _pick(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId:

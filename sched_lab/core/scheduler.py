@@ -26,15 +26,18 @@ from .errors import SchedulerMisuse
 from .model import (
     ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
     AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
-    EngineJoined, EngineLost, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
+    EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
     TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired,
 )
+from .options import check_hwm, check_scheme
 from .queue import ReadyQueue
 from .schemes import SCHEMES, get_scheme
-from .state import DONE, QUEUED, RUNNING, WAITING, EngineState, TaskState
+from .state import COUNT_SLOT, DONE, MOVES, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, TaskState, TaskStatus
 
 TaskId = Hashable
 EngineId = Hashable
+_OK = Outcome.OK                     # (a module global: `Outcome.OK` is a slow class-attribute lookup)
+_N_WAITING, _N_QUEUED, _N_RUNNING = COUNT_SLOT[WAITING], COUNT_SLOT[QUEUED], COUNT_SLOT[RUNNING]
 
 class TaskScheduler:
     """Schedules tasks on engines with one of the registered schemes (see docs/core-api.md for the rules).
@@ -47,13 +50,11 @@ class TaskScheduler:
 
     def __init__(self, scheme: str = "leastload", hwm: int = 1, rng: Random | None = None,
                  records: RecordSink | None = None, forget_finished: bool = False) -> None:
-        if isinstance(hwm, bool) or not isinstance(hwm, int) or hwm < 0:
-            raise ValueError(f"hwm must be an int >= 0 (0 = unlimited), got {hwm!r}")
-        self.scheme_name = scheme
+        self.scheme_name = check_scheme(scheme)
         self._scheme = get_scheme(scheme)
-        self.hwm = hwm
+        self.hwm = check_hwm(hwm)
         self._rng = rng if rng is not None else Random(0)
-        self.records: Any = records if records is not None else RecordList()
+        self.records: RecordSink = records if records is not None else RecordList()
         self._forget = forget_finished
         self._pool = self._scheme.pool()
         self._engines: dict[EngineId, EngineState] = {}
@@ -66,9 +67,8 @@ class TaskScheduler:
         self._queue = ReadyQueue()
         self._timers: dict[int, TaskState] = {}
         self._next_token = 0
-        self._n_waiting = 0
-        self._n_queued = 0
-        self._n_running = 0
+        # Tasks per state by COUNT_SLOT, kept by _move only (the None and DONE slots are never read).
+        self._count: list[int] = [0] * len(COUNT_SLOT)
         self._finished_queue: deque[tuple[TaskId, bool]] = deque()
         self._notifying = False
         self._out: list[Action] = []
@@ -83,7 +83,7 @@ class TaskScheduler:
 
     # ------------------------------------------------------------------------------ public API
 
-    def handle(self, event: Any) -> list[Action]:
+    def handle(self, event: Event) -> list[Action]:
         """Apply one event; return the actions the driver must carry out, in order."""
         handler = self._handlers.get(type(event))
         if handler is None:
@@ -102,17 +102,23 @@ class TaskScheduler:
 
     @property
     def waiting_count(self) -> int:
-        return self._n_waiting + self._n_queued
+        count = self._count
+        return count[_N_WAITING] + count[_N_QUEUED]
 
     @property
     def running_count(self) -> int:
-        return self._n_running
+        return self._count[_N_RUNNING]
+
+    @property
+    def state_counts(self) -> dict[TaskStatus, int]:
+        """How many tracked tasks are WAITING, QUEUED and RUNNING (as kept by the one transition method)."""
+        return {s: self._count[COUNT_SLOT[s]] for s in (WAITING, QUEUED, RUNNING)}
 
     @property
     def known_task_count(self) -> int:
         return len(self._tasks) + len(self._completed) + len(self._failed)
 
-    def task_state(self, task_id: TaskId) -> str | None:
+    def task_state(self, task_id: TaskId) -> TaskStatus | None:
         task = self._tasks.get(task_id)
         if task is not None:
             return task.state
@@ -136,16 +142,15 @@ class TaskScheduler:
     def _on_submitted(self, ev: TaskSubmitted) -> None:
         spec = ev.spec
         if spec.after is not None or spec.follow is not None or spec.targets is not None:
-            self._submit(spec, lenient=False)
+            self._submit(spec, purged_deps_met=False)
             return
         # The common case, kept short (benchmarks/bench_core.py): no dependencies, no targets.
         tid = spec.task_id
         if tid in self._tasks or tid in self._completed or tid in self._failed:
             raise SchedulerMisuse(f"task id {tid!r} was submitted already")
         task = TaskState(spec, self._now)
-        task.state = QUEUED
         self._tasks[tid] = task
-        self._n_queued += 1
+        self._move(task, QUEUED)
         engine = self._pool.choose(self._rng) if self._pool.load else None
         if engine is not None:
             self._dispatch(task, engine)
@@ -153,16 +158,16 @@ class TaskScheduler:
             self._place_or_queue(task)
 
     def _on_resubmitted(self, ev: TaskResubmitted) -> None:
-        self._submit(ev.spec, lenient=True)
+        self._submit(ev.spec, purged_deps_met=True)
 
-    def _submit(self, spec: TaskSpec, lenient: bool) -> None:
+    def _submit(self, spec: TaskSpec, purged_deps_met: bool) -> None:
         tid = spec.task_id
         if tid in self._tasks or tid in self._completed or tid in self._failed:
             raise SchedulerMisuse(f"task id {tid!r} was submitted already")
         task = TaskState(spec, self._now)
         after, follow = spec.after, spec.follow
         if after is not None or follow is not None:
-            if lenient:
+            if purged_deps_met:                 # a resubmission: purged deps were met already
                 after, follow = self._known_only(after), self._known_only(follow)
                 spec_deps_dropped = (after is not spec.after) or (follow is not spec.follow)
                 if spec_deps_dropped:
@@ -170,12 +175,12 @@ class TaskScheduler:
             bad = self._invalid_ids(tid, after, follow)
             if bad:
                 self._tasks[tid] = task
-                self._n_waiting += 1
+                self._move(task, WAITING)
                 self._fail(task, INVALID_DEPENDENCY, Outcome.INVALID,
                            f"unknown or self dependency: {', '.join(map(repr, bad))}")
                 return
         self._tasks[tid] = task
-        self._n_waiting += 1
+        self._move(task, WAITING)
         if after is not None or follow is not None:
             self._count_deps(task)
         self._evaluate(task)
@@ -249,15 +254,10 @@ class TaskScheduler:
                 return
             allowed = where if allowed is None else allowed & where
         task.allowed = allowed
-        if task.state == RUNNING:                   # a retry or an unmet report: place it again
-            task.state = QUEUED
-            self._n_queued += 1
-        elif task.state == WAITING:
-            self._n_waiting -= 1
-            task.state = QUEUED
-            self._n_queued += 1
-        elif task.state == QUEUED:
+        if task.state == QUEUED:
             task.qseq = 0                           # its old queue entries are dead
+        else:                                       # waiting, or running: a retry or an unmet report
+            self._move(task, QUEUED)
         self._place_or_queue(task)
 
     def _wait(self, task: TaskState) -> None:
@@ -357,14 +357,11 @@ class TaskScheduler:
 
     def _dispatch(self, task: TaskState, engine_id: EngineId) -> None:
         eng = self._engines[engine_id]
-        if task.state == QUEUED:
-            self._n_queued -= 1
-        task.state = RUNNING
+        self._move(task, RUNNING)
         task.qseq = 0
-        self._n_running += 1
         task.engine = engine_id
         task.dispatched_at = self._now
-        task.queue_len = self._n_queued
+        task.queue_len = self._count[_N_QUEUED]
         task.engine_load = eng.load
         eng.load += 1
         self._assign_count += 1
@@ -379,11 +376,10 @@ class TaskScheduler:
         self._out.append(Dispatch(task.id, engine_id, task.attempt))
 
     def _release(self, task: TaskState) -> None:
-        """Take a running task off its engine; the engine regains capacity (inlined in _on_finished)."""
+        """Take a running task off its engine (it stays RUNNING until moved); the engine regains capacity."""
         eng = self._engines[task.engine]
         del eng.running[task.id]
         eng.load -= 1
-        self._n_running -= 1
         self._pool.update(eng.id, eng.load, eng.seq)
 
     def _drain(self, engine_id: EngineId) -> None:
@@ -420,22 +416,19 @@ class TaskScheduler:
                          task.engine_load if dispatched else None, self.scheme_name, task.spec.label)
 
     def _fail(self, task: TaskState, error_name: str, outcome: Outcome, message: str) -> None:
-        """The scheduler fails a task that is not running (waiting or queued)."""
-        if task.state == WAITING:
-            self._n_waiting -= 1
-        elif task.state == QUEUED:
-            self._n_queued -= 1
-            if task.qseq:                # its queue entries are dead now
-                task.qseq = 0
-                self._queue.entry_died(self._n_queued)
+        """The scheduler fails a task that is not on an engine (waiting, queued, or taken back)."""
+        was_queued = task.state == QUEUED
+        self._move(task, DONE)
+        if was_queued and task.qseq:     # its queue entries are dead now
+            task.qseq = 0
+            self._queue.entry_died(self._count[_N_QUEUED])
         self._record(task, outcome, error_name, None, None)
         self._out.append(Fail(task.id, error_name, message))
         task.engine = None               # failed in the scheduler: it failed on no engine (for `follow`)
         self._finish(task, ok=False)
 
     def _finish(self, task: TaskState, ok: bool) -> None:
-        """Make a task terminal; its dependents react in FIFO order, iteratively (chains can be long)."""
-        task.state = DONE
+        """Forget a task just moved to DONE; its dependents react in FIFO order, iteratively (chains can be long)."""
         task.qseq = 0
         if task.timer is not None:
             self._cancel_timer(task)
@@ -481,6 +474,7 @@ class TaskScheduler:
                                   f"engine {engine_id!r} died while running task {task.id!r}"))
         else:
             self._out.append(Deliver(task.id, engine_id, task.attempt, False))
+        self._move(task, DONE)
         self._finish(task, ok=False)
 
     def _requeue(self, task: TaskState) -> None:
@@ -488,8 +482,7 @@ class TaskScheduler:
         if task.spec.follow is not None:
             self._evaluate(task)                     # follow may be met on more engines by now
             return
-        task.state = QUEUED
-        self._n_queued += 1
+        self._move(task, QUEUED)
         self._place_or_queue(task)
 
     def _running_on(self, task_id: TaskId, engine_id: EngineId, attempt: int) -> TaskState | None:
@@ -505,27 +498,25 @@ class TaskScheduler:
         eng = self._engines[ev.engine_id]                # release the engine (inline _release: hot path)
         del eng.running[task.id]
         eng.load -= 1
-        self._n_running -= 1
         self._pool.update(eng.id, eng.load, eng.seq)
-        if ev.ok:
+        if ev.outcome is _OK:
             self.records.add(task.id, task.attempt, ev.engine_id, task.submitted_at, task.dispatched_at,
-                             ev.started_at, self._now, Outcome.OK, None, task.queue_len, task.engine_load,
+                             ev.started_at, self._now, _OK, None, task.queue_len, task.engine_load,
                              self.scheme_name, task.spec.label)
             self._out.append(Deliver(task.id, ev.engine_id, task.attempt, True))
             tid = task.id
+            self._move(task, DONE)
             if task.timer is None and tid not in self._waiters:   # _finish, inlined for the hot path
-                task.state = DONE
                 del self._tasks[tid]
                 if not self._forget:
                     self._completed[tid] = task.engine
             else:
                 self._finish(task, ok=True)
         else:
-            error = ev.error_name or "Exception"
-            outcome = Outcome.ABORTED if error == TASK_ABORTED else Outcome.ERROR
-            self._record(task, outcome, error, ev.started_at, ev.engine_id)
+            error = ev.error_name or (TASK_ABORTED if ev.outcome is Outcome.ABORTED else "Exception")
+            self._record(task, ev.outcome, error, ev.started_at, ev.engine_id)
             self._retry_or_end(task, ev.engine_id, lost=False)
-        if self._n_queued and ev.engine_id in self._engines:
+        if self._count[_N_QUEUED] and ev.engine_id in self._engines:
             self._drain(ev.engine_id)
 
     def _take_back(self, ev: DependencyUnmet | DispatchFailed) -> TaskState | None:
@@ -556,6 +547,21 @@ class TaskScheduler:
         if ev.engine_id in self._engines:
             self._drain(ev.engine_id)
 
+    def _move(self, task: TaskState, new: TaskStatus,
+              _moves: dict[TaskStatus | None, dict[TaskStatus, tuple[int, int]]] = MOVES) -> None:
+        """The one place a task changes state: only moves in TRANSITIONS (else SchedulerMisuse); keeps the counts.
+
+        (MOVES is TRANSITIONS with the count slots precomputed: this runs three times per task.)
+        """
+        try:
+            slots = _moves[task.state][new]
+        except KeyError:
+            raise SchedulerMisuse(f"task {task.id!r}: illegal state change {task.state} -> {new}") from None
+        count = self._count
+        count[slots[0]] -= 1
+        count[slots[1]] += 1
+        task.state = new
+
     # ------------------------------------------------------------------------------- engines
 
     def _on_engine_joined(self, ev: EngineJoined) -> None:
@@ -579,7 +585,6 @@ class TaskScheduler:
         stranded = list(eng.running.values())
         eng.running.clear()
         for task in stranded:
-            self._n_running -= 1
             self._record(task, Outcome.ENGINE_LOST, ENGINE_ERROR, None, ev.engine_id)
             self._retry_or_end(task, ev.engine_id, lost=True)
         self._drain_all()
@@ -633,7 +638,7 @@ class TaskScheduler:
 
 def _replace_deps(spec: TaskSpec, after: Dependency | None, follow: Dependency | None) -> TaskSpec:
     return TaskSpec(spec.task_id, targets=spec.targets, after=after, follow=follow, retries=spec.retries,
-                    timeout_s=spec.timeout_s, label=spec.label, requires=spec.requires)
+                    timeout_s=spec.timeout_s, label=spec.label)
 
 
-__all__ = ["TaskScheduler", "SCHEMES", "WAITING", "QUEUED", "RUNNING", "DONE"]
+__all__ = ["TaskScheduler", "SCHEMES", "TaskStatus", "TRANSITIONS", "WAITING", "QUEUED", "RUNNING", "DONE"]

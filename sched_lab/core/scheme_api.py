@@ -251,7 +251,7 @@ class BoundScheme:
             return LawPool(self.label, self.scheme.law, self.params, engines)
         pool = factory(engines, **self.params)
         # built-in pools are held to their laws by tests/core/test_schemes.py; users' pools are checked live
-        return pool if self.scheme.name in _BUILTIN else _CheckedPool(self.label, pool)  # type: ignore[return-value]
+        return pool if self.scheme.name in _BUILTIN else _CheckedPool(self.label, pool)
 
     def choose_among(self, ids: Sequence[EngineId], loads: Sequence[int], engines: EngineDirectory,
                      task: Any, rng: Random) -> EngineId:
@@ -293,7 +293,7 @@ def get_scheme(name: str) -> Scheme:
     try:
         return SCHEMES[name]
     except KeyError:
-        raise ValueError(f"unknown scheme {name!r}; choose one of {', '.join(SCHEMES)}") from None
+        raise ValueError(f"unknown scheme {name!r}; allowed: {', '.join(SCHEMES)}") from None
 
 
 def _convert(scheme: Scheme, key: str, text: str) -> Any:

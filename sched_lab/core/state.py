@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from enum import StrEnum
 
 from .model import TaskSpec
 
 TaskId = Hashable
 EngineId = Hashable
 
-WAITING, QUEUED, RUNNING, DONE = "waiting", "queued", "running", "done"
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life (compares equal to its lower-case name, e.g. "queued")."""
+
+    WAITING = "waiting"      # for its `after`/`follow` dependencies
+    QUEUED = "queued"        # ready, waiting for an engine
+    RUNNING = "running"      # dispatched to an engine (or just taken back from it)
+    DONE = "done"            # terminal: delivered or failed
+
+
+WAITING, QUEUED, RUNNING, DONE = TaskStatus.WAITING, TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DONE
+
+# The one transition table: state -> the states a task may move to from it (None = not yet tracked).
+TRANSITIONS: dict[TaskStatus | None, frozenset[TaskStatus]] = {
+    None: frozenset({WAITING, QUEUED}),
+    WAITING: frozenset({QUEUED, DONE}),
+    QUEUED: frozenset({RUNNING, DONE}),
+    RUNNING: frozenset({QUEUED, DONE}),
+    DONE: frozenset(),
+}
+
+# For TaskScheduler._move: per-state count slots, and per allowed move (old -> {new: (slot_old, slot_new)}).
+COUNT_SLOT: dict[TaskStatus | None, int] = {None: 0, WAITING: 1, QUEUED: 2, RUNNING: 3, DONE: 4}
+MOVES: dict[TaskStatus | None, dict[TaskStatus, tuple[int, int]]] = {
+    old: {new: (COUNT_SLOT[old], COUNT_SLOT[new]) for new in allowed} for old, allowed in TRANSITIONS.items()
+}
 
 
 class EngineState:
@@ -39,7 +65,7 @@ class TaskState:
     def __init__(self, spec: TaskSpec, now: float) -> None:
         self.id = spec.task_id
         self.spec = spec
-        self.state = WAITING
+        self.state: TaskStatus | None = None      # set by TaskScheduler._move only
         self.attempt = 0
         self.engine: EngineId | None = None
         self.blacklist: set[EngineId] | None = None

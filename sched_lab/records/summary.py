@@ -20,7 +20,7 @@ __all__ = ["Summary", "to_dataframe", "summarize", "final_records"]
 
 def to_dataframe(records: Any) -> Any:
     """A DataFrame with TaskRecord's columns from a ColumnarRecords, RecordList, list of TaskRecord or DataFrame."""
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]  # (pandas-stubs is not a dependency)
 
     if isinstance(records, pd.DataFrame):
         return records
@@ -44,7 +44,8 @@ def _columns(records: Any) -> dict[str, np.ndarray]:
     df = to_dataframe(records)
 
     def floats(name: str) -> np.ndarray:
-        return df[name].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        column: np.ndarray = df[name].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        return column
 
     return {"task_id": df["task_id"].to_numpy(), "submitted": floats("submitted_at"), "started": floats("started_at"),
             "finished": floats("finished_at"), "ok": (df["outcome"].astype(str) == Outcome.OK.value).to_numpy(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..core.options import SchedulingOptions
 from .distributions import Dist
 from .workloads import DagSpec, RequireMix
 
@@ -18,10 +19,11 @@ def scheme_names() -> tuple[str, ...]:
 
 def validate_scheme(spec: str, modules: tuple[str, ...] = ()) -> str:
     """Load `modules`, then validate `spec` (`NAME[:k=v,..]`); its canonical form, or ValueError with the choices."""
-    from ..core.scheme_api import check_scheme_spec, load_scheme_modules
+    from ..core.options import check_scheme
+    from ..core.scheme_api import load_scheme_modules
 
     load_scheme_modules(modules)
-    return check_scheme_spec(spec)
+    return check_scheme(spec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +69,13 @@ class SimConfig:
     def __post_init__(self) -> None:
         if isinstance(self.scheme_modules, str):
             raise ValueError("scheme_modules must be a sequence of module names or .py paths, not one string")
-        from ..core.scheme_api import scheme_module_path
+        from ..core.scheme_api import load_scheme_modules, scheme_module_path
 
         object.__setattr__(self, "scheme_modules", tuple(scheme_module_path(m) for m in self.scheme_modules))
-        object.__setattr__(self, "scheme", validate_scheme(self.scheme, self.scheme_modules))
-        if isinstance(self.hwm, bool) or not isinstance(self.hwm, int) or self.hwm < 0:
-            raise ValueError(f"hwm must be an integer >= 0 (0 = unlimited), got {self.hwm!r}")
+        load_scheme_modules(self.scheme_modules)       # before the scheme is checked: they may define it
+        options = SchedulingOptions(self.scheme, self.hwm, self.retries, self.timeout_s)   # raises InvalidOption
+        object.__setattr__(self, "scheme", options.scheme)                                  # canonical NAME:k=v
+        object.__setattr__(self, "timeout_s", options.timeout_s)
         if self.speeds is not None:
             if not self.speeds or any(not (s > 0 and math.isfinite(s)) for s in self.speeds):
                 raise ValueError("speeds must be a non-empty list of positive numbers")
@@ -91,10 +94,6 @@ class SimConfig:
             raise ValueError(f"mttr must be >= 0, got {self.mttr!r}")
         if not 0 <= self.task_error_rate <= 1:
             raise ValueError(f"task_error_rate must be in [0, 1], got {self.task_error_rate!r}")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"retries must be an integer >= 0, got {self.retries!r}")
-        if self.timeout_s is not None and not self.timeout_s >= 0:
-            raise ValueError(f"timeout must be >= 0, got {self.timeout_s!r}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

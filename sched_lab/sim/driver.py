@@ -16,8 +16,9 @@ task (benchmarks/bench_sim.py: that is what makes the idiomatic model slow). Ins
 - network latency (per hop) and scheduler overhead (per event) are optional: when unset, events
   reach the core synchronously with no extra SimPy event.
 
-Reports the driver makes while carrying out an action list (an unmet requirement, a dispatch to a
-dead engine) are queued and handed to the core after that list, so actions run in the core's order.
+Events go to the core through the shared EventPump (sched_lab/core/pump.py): reports the driver
+makes while carrying out an action list (an unmet requirement, a dispatch to a dead engine) are
+posted to it and handed to the core after that list, so actions run in the core's order.
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ from simpy.events import Timeout
 from ..core.dependency import Dependency
 from ..core.model import (
     TASK_ABORTED, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost,
-    Fail, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired,
+    Event, Fail, Outcome, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired,
 )
+from ..core.pump import EventPump
 from .config import SimConfig
 from .distributions import Dist
 from .records import ColumnarRecords
 from .workloads import Workload
 
 SIMULATED_ERROR = "SimulatedError"
+_OK = Outcome.OK                     # (a module global: `Outcome.OK` is a slow class-attribute lookup)
 _BLOCK = 8192
 
 
@@ -122,9 +125,8 @@ class Simulation:
         self._n = len(self._work)
         self._next = 0
         self._requires = {tid: ex.requires for tid, ex in workload.extras.items() if ex.requires}
-        self._deferred: deque[Any] = deque()
         self._timers: set[int] = set()
-        self.finals = 0
+        self.n_final = 0                              # tasks with a final outcome (delivered or failed)
         self.n_ok = 0
         self._done = env.event()
         self._on_progress = on_progress
@@ -139,6 +141,10 @@ class Simulation:
         self._fail_rng = gens["failures"]
         self._spec_kw = {"retries": config.retries, "timeout_s": config.timeout_s}
         self._plain_spec = config.retries == 0 and config.timeout_s is None
+        self.pump = EventPump(self.core, {
+            Dispatch: self._do_dispatch, Deliver: self._do_deliver, Fail: self._do_fail,
+            StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer, Cancel: self._cancel,
+        })
 
     # ------------------------------------------------------------------------------- running
 
@@ -156,7 +162,7 @@ class Simulation:
         except RuntimeError as exc:
             if self._done.triggered:
                 raise
-            raise SimulationStalled(f"the simulation stalled at t={env.now:g}: {self._n - self.finals} of "
+            raise SimulationStalled(f"the simulation stalled at t={env.now:g}: {self._n - self.n_final} of "
                                     f"{self._n} tasks never finished (waiting for an engine or a "
                                     "dependency that cannot come)") from exc
 
@@ -166,46 +172,41 @@ class Simulation:
 
     # ----------------------------------------------------------------------------- the core
 
-    def _handle(self, event: Any) -> None:
+    def _handle(self, event: Event) -> None:
         """Give one event to the core and carry out its actions (then any reports they caused)."""
-        self._apply(self.core.handle(event))
-        deferred = self._deferred
-        while deferred:
-            self._apply(self.core.handle(deferred.popleft()))
+        self.pump.feed(event)
 
-    def _apply(self, actions: list[Any]) -> None:
-        # The hot path (benchmarks/bench_sim.py): a Dispatch to an idle engine and a Deliver are
-        # carried out inline; everything else goes through the methods below.
-        for action in actions:
-            kind = action.__class__
-            if kind is Dispatch:
-                e = action.engine_id
-                if self._latency is not None:
-                    self._send(("to", e), self._on_dispatch_arrives, (action, self._incarnation[e]))
-                elif self._running[e] is None and not self._requires and self._up[e]:
-                    ev = Timeout(self.env, self._work[action.task_id] * self._inv_speed[e], e)
-                    ev.callbacks.append(self._on_complete)
-                    self._running[e] = action
-                    self._run_ev[e] = ev
-                    self._started[e] = self.env._now
-                else:
-                    self._engine_receive(action)
-            elif kind is Deliver:
-                self.n_ok += action.ok
-                self.finals = n = self.finals + 1
-                if n % 1024 == 0 or n == self._n:
-                    self._final_tick(n)
-            elif kind is Fail:
-                self.finals = n = self.finals + 1
-                if n % 1024 == 0 or n == self._n:
-                    self._final_tick(n)
-            elif kind is StartTimer:
-                self._timers.add(action.token)
-                self._after(max(0.0, action.deadline - self.env._now), self._on_timer, action.token)
-            elif kind is CancelTimer:
-                self._timers.discard(action.token)
-            elif kind is Cancel:
-                self._cancel(action)
+    # The pump's action handlers, one per action type (_cancel is with the engines below).
+    def _do_dispatch(self, action: Any) -> None:      # a Dispatch (the simulator's ids are ints)
+        e = action.engine_id
+        if self._latency is not None:
+            self._send(("to", e), self._on_dispatch_arrives, (action, self._incarnation[e]))
+        elif self._running[e] is None and not self._requires and self._up[e]:
+            ev = Timeout(self.env, self._work[action.task_id] * self._inv_speed[e], e)   # _start, inlined
+            ev.callbacks.append(self._on_complete)
+            self._running[e] = action
+            self._run_ev[e] = ev
+            self._started[e] = self.env._now
+        else:
+            self._engine_receive(action)
+
+    def _do_deliver(self, action: Deliver) -> None:
+        self.n_ok += action.ok
+        self.n_final = n = self.n_final + 1
+        if n % 1024 == 0 or n == self._n:
+            self._final_tick(n)
+
+    def _do_fail(self, action: Fail) -> None:
+        self.n_final = n = self.n_final + 1
+        if n % 1024 == 0 or n == self._n:
+            self._final_tick(n)
+
+    def _do_start_timer(self, action: StartTimer) -> None:
+        self._timers.add(action.token)
+        self._after(max(0.0, action.deadline - self.env._now), self._on_timer, action.token)
+
+    def _do_cancel_timer(self, action: CancelTimer) -> None:
+        self._timers.discard(action.token)
 
     def _send(self, channel: Any, callback: Callable[[Any], None], value: Any) -> None:
         """Deliver over a network connection: latency drawn per message, FIFO per connection (TCP-like)."""
@@ -257,8 +258,7 @@ class Simulation:
             return TaskSpec(tid) if self._plain_spec else TaskSpec(tid, **self._spec_kw)
         return TaskSpec(tid, targets=frozenset(ex.targets) if ex.targets else None,
                         after=Dependency(ex.after) if ex.after else None,
-                        follow=Dependency(ex.follow) if ex.follow else None,
-                        requires=ex.requires, **self._spec_kw)
+                        follow=Dependency(ex.follow) if ex.follow else None, **self._spec_kw)
 
     def _on_arrival(self) -> None:
         now = self.env._now
@@ -268,9 +268,7 @@ class Simulation:
         while True:
             spec = TaskSpec(i) if plain else self._spec(i)
             if direct:
-                self._apply(self.core.handle(TaskSubmitted(now, spec)))
-                if self._deferred:
-                    self._flush_deferred()
+                self.pump.feed(TaskSubmitted(now, spec))
             else:
                 self._report(TaskSubmitted, spec)
             i += 1
@@ -286,7 +284,7 @@ class Simulation:
         if incarnation != self._incarnation[action.engine_id]:
             return              # sent to an earlier life of the engine: lost with that connection
         self._engine_receive(action)
-        self._flush_deferred()
+        self.pump.flush()
 
     def _engine_receive(self, action: Dispatch) -> None:
         e = action.engine_id
@@ -300,7 +298,7 @@ class Simulation:
     def _defer_report(self, make: Callable[..., Any], e: int, *args: Any) -> None:
         """Engine e's report (`make(now, *args)`), handed to the core after the current action list."""
         if self._latency is None and self._overhead is None:
-            self._deferred.append(make(self.env._now, *args))
+            self.pump.post(make(self.env._now, *args))
         else:
             self._report(make, *args, channel=("from", e))
 
@@ -338,25 +336,17 @@ class Simulation:
         queue = self._queue[e]
         if queue:
             self._start(e, queue.popleft())
-        ok, error = True, None
+        outcome, error = _OK, None
         if self._error_rate:
             tid = action.task_id
             u = self._first_u[tid] if action.attempt == 0 else self._errors.random()  # type: ignore[index]
             if u < self._error_rate:
-                ok, error = False, SIMULATED_ERROR
+                outcome, error = Outcome.ERROR, SIMULATED_ERROR
         if self._latency is None and self._overhead is None:
-            self._apply(self.core.handle(TaskFinished(self.env._now, action.task_id, e, action.attempt, ok, error,
-                                                      started)))
-            if self._deferred:
-                self._flush_deferred()
+            self.pump.feed(TaskFinished(self.env._now, action.task_id, e, action.attempt, outcome, error, started))
         else:
-            self._report(TaskFinished, action.task_id, e, action.attempt, ok, error, started, channel=("from", e))
-            self._flush_deferred()
-
-    def _flush_deferred(self) -> None:
-        deferred = self._deferred
-        while deferred:
-            self._apply(self.core.handle(deferred.popleft()))
+            self._report(TaskFinished, action.task_id, e, action.attempt, outcome, error, started, channel=("from", e))
+            self.pump.flush()
 
     def _cancel(self, action: Cancel) -> None:
         e = action.engine_id
@@ -364,7 +354,8 @@ class Simulation:
         for queued in queue:
             if queued.task_id == action.task_id and queued.attempt == action.attempt:
                 queue.remove(queued)
-                self._defer_report(TaskFinished, e, action.task_id, e, action.attempt, False, TASK_ABORTED, None)
+                self._defer_report(TaskFinished, e, action.task_id, e, action.attempt, Outcome.ABORTED, TASK_ABORTED,
+                                   None)
                 return
 
     # ------------------------------------------------------------------------ failures, timers
@@ -394,4 +385,4 @@ class Simulation:
                 self._handle(TimerFired(self.env._now, token))
             else:
                 self._on_sched_arrival_now(TimerFired, (token,))
-            self._flush_deferred()
+            self.pump.flush()

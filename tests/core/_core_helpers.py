@@ -8,7 +8,7 @@ from typing import Any
 
 from sched_lab.core import (
     AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
-    EngineJoined, EngineLost, Fail, PurgeRequested, StartTimer, TaskFinished, TaskResubmitted, TaskScheduler,
+    EngineJoined, EngineLost, Fail, Outcome, PurgeRequested, StartTimer, TaskFinished, TaskResubmitted, TaskScheduler,
     TaskSpec, TaskSubmitted, TimerFired,
 )
 
@@ -70,14 +70,18 @@ class Harness:
     def submit(self, task_id: Any, now: float | None = None, **flags: Any) -> list[Action]:
         return self.handle(TaskSubmitted(self._at(now), TaskSpec(task_id, **flags)))
 
-    def resubmit(self, task_id: Any, original: Any, now: float | None = None, **flags: Any) -> list[Action]:
-        return self.handle(TaskResubmitted(self._at(now), TaskSpec(task_id, **flags), original))
+    def resubmit(self, task_id: Any, now: float | None = None, **flags: Any) -> list[Action]:
+        return self.handle(TaskResubmitted(self._at(now), TaskSpec(task_id, **flags)))
 
     def finish(self, task_id: Any, engine: Any, attempt: int = 0, ok: bool = True, error_name: str | None = None,
-               now: float | None = None, started_at: float | None = None) -> list[Action]:
+               now: float | None = None, started_at: float | None = None,
+               outcome: Outcome | None = None) -> list[Action]:
+        """Report an attempt's end: OK when `ok`, else `outcome` (default Outcome.ERROR) named `error_name`."""
         if not ok and error_name is None:
             error_name = "ValueError"
-        return self.handle(TaskFinished(self._at(now), task_id, engine, attempt, ok, error_name, started_at))
+        if outcome is None:
+            outcome = Outcome.OK if ok else Outcome.ERROR
+        return self.handle(TaskFinished(self._at(now), task_id, engine, attempt, outcome, error_name, started_at))
 
     def unmet(self, task_id: Any, engine: Any, attempt: int = 0, now: float | None = None) -> list[Action]:
         return self.handle(DependencyUnmet(self._at(now), task_id, engine, attempt))

@@ -31,7 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from sched_lab.core import (
     AbortRequested, Cancel, CancelTimer, Deliver, Dependency, DependencyUnmet, Dispatch, DispatchFailed,
-    EngineJoined, EngineLost, Fail, PurgeRequested, StartTimer, TaskFinished, TaskResubmitted, TaskScheduler,
+    EngineJoined, EngineLost, Fail, Outcome, PurgeRequested, StartTimer, TaskFinished, TaskResubmitted, TaskScheduler,
     TaskSpec, TaskSubmitted, TimerFired,
 )
 
@@ -106,7 +106,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         elif isinstance(a, Deliver):
             t = a.task_id
             assert isinstance(event, TaskFinished) and (event.task_id, event.engine_id, event.attempt) == \
-                (t, a.engine_id, a.attempt) and event.ok == a.ok, (event, a)
+                (t, a.engine_id, a.attempt) and (event.outcome is Outcome.OK) == a.ok, (event, a)
             self._terminate(t, a)
             (self.completed if a.ok else self.failed).add(t)
             self.done_on.setdefault(a.engine_id, (set(), set()))[0 if a.ok else 1].add(t)
@@ -297,7 +297,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.resubmitted.add(t)
         deps = (o.after.ids if o.after else set()) | (o.follow.ids if o.follow else set())
         self.forgotten[t] = {x for x in deps if x not in self.specs or x in self.purged}
-        self._submit_spec(spec, TaskResubmitted(self.now, spec, old))
+        self._submit_spec(spec, TaskResubmitted(self.now, spec))
 
     @precondition(lambda self: self.running)
     @rule(data=st.data(), ok=st.booleans(), dt=st.floats(0, 1.5))
@@ -308,7 +308,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         if not ok:
             self.failed_on.setdefault(t, set()).add(e)
             self.expect_next[t] = "next"
-        acts = self._handle(TaskFinished(self.now, t, e, att, ok, None if ok else "ValueError", self.now))
+        acts = self._handle(TaskFinished(self.now, t, e, att, Outcome.OK if ok else Outcome.ERROR, None if ok else "ValueError", self.now))
         spec = self.specs[t]
         if ok or att >= spec.retries:
             assert Deliver(t, e, att, ok) in acts, (t, acts)
@@ -354,7 +354,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             e, att = data.draw(st.sampled_from([(e, att + 1), (e + 1000, att)]))
         else:
             e = data.draw(st.sampled_from(self.ever)) if self.ever else 0
-        ev = data.draw(st.sampled_from([TaskFinished(self.now, t, e, att, True), DependencyUnmet(self.now, t, e, att)]))
+        ev = data.draw(st.sampled_from([TaskFinished(self.now, t, e, att, Outcome.OK), DependencyUnmet(self.now, t, e, att)]))
         assert self._handle(ev) == [], ev
 
     @precondition(lambda self: len(self.specs) > len(self.purged))
@@ -436,7 +436,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                 t = min(self.running)
                 e, att = self._end_attempt(t)
                 self.now += 0.01
-                self._handle(TaskFinished(self.now, t, e, att, True))
+                self._handle(TaskFinished(self.now, t, e, att, Outcome.OK))
             elif self.timers:
                 self.fire_next_timer()
             else:

@@ -8,14 +8,14 @@ import pytest
 
 from sched_lab.core.dependency import Dependency
 from sched_lab.core.model import (
-    Dispatch, EngineJoined, Outcome, RecordList, TaskRecord, TaskSpec, TaskSubmitted,
+    Dispatch, EngineJoined, Outcome, RecordList, TaskFinished, TaskRecord, TaskSpec, TaskSubmitted,
 )
 
 
 def test_defaults() -> None:
     spec = TaskSpec("t")
     assert spec.targets is None and spec.after is None and spec.follow is None
-    assert spec.retries == 0 and spec.timeout_s is None and spec.requires == frozenset()
+    assert spec.retries == 0 and spec.timeout_s is None
 
 
 @pytest.mark.parametrize("retries", [-1, -10])
@@ -78,8 +78,11 @@ def test_bad_dependency_element_is_type_error() -> None:
         TaskSpec("t", after=[1.5])  # type: ignore[arg-type]
 
 
-def test_requires_normalised() -> None:
-    assert TaskSpec("t", requires=["numpy"]).requires == frozenset({"numpy"})  # type: ignore[arg-type]
+def test_task_finished_outcome_is_ok_error_or_aborted() -> None:
+    assert TaskFinished(0.0, "t", 1, 0, Outcome.ABORTED, "TaskAborted").outcome is Outcome.ABORTED
+    for bad in (True, "ok", Outcome.TIMEOUT):
+        with pytest.raises(ValueError, match="outcome"):
+            TaskFinished(0.0, "t", 1, 0, bad)  # type: ignore[arg-type]
 
 
 def test_specs_events_actions_are_frozen() -> None:

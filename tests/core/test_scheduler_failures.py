@@ -295,7 +295,7 @@ def test_abort_running_emits_cancel() -> None:
     h.place("u")
     assert h.abort("u") == [Cancel("u", 0, 0)]
     assert h.s.task_state("u") == "running"
-    assert_actions(h.finish("u", 0, ok=False, error_name=ABORTED), [Deliver("u", 0, 0, False)])
+    assert_actions(h.finish("u", 0, ok=False, error_name=ABORTED, outcome=Outcome.ABORTED), [Deliver("u", 0, 0, False)])
 
 
 def test_resubmit_reruns_with_same_flags_and_ignores_purged_deps() -> None:
@@ -308,7 +308,7 @@ def test_resubmit_reruns_with_same_flags_and_ignores_purged_deps() -> None:
     h.s.records.drain()
     assert h.purge(("a",)) == []
     assert h.s.task_state("a") is None
-    assert h.resubmit("b2", "b", after="a", targets={0}, label="L", retries=1) == [Dispatch("b2", 0, 0)]
+    assert h.resubmit("b2", after="a", targets={0}, label="L", retries=1) == [Dispatch("b2", 0, 0)]
     assert h.finish("b2", 0, ok=False) == [Dispatch("b2", 0, 1)]          # retries carried over
     (rec,) = h.s.records.drain()
     assert rec.task_id == "b2" and rec.label == "L" and rec.outcome is Outcome.ERROR
@@ -320,7 +320,7 @@ def test_resubmit_waits_for_known_unfinished_deps() -> None:
     h.place("a")
     h.place("b")
     h.finish("b", 0)
-    assert h.resubmit("b2", "b", after="a") == []
+    assert h.resubmit("b2", after="a") == []
     assert_actions(h.finish("a", 0), [Deliver("a", 0, 0, True), Dispatch("b2", 0, 0)])
 
 
@@ -380,7 +380,7 @@ def _cycle(s: TaskScheduler, start: int, n: int, engines: int) -> None:
     for i in range(start, start + n):
         deps = {"after": i - 1, "follow": i - 2} if i - 2 >= start else {}
         (d,) = s.handle(TaskSubmitted(float(i), TaskSpec(i, timeout_s=5.0, **deps)))
-        s.handle(TaskFinished(float(i), i, d.engine_id, 0, True))
+        s.handle(TaskFinished(float(i), i, d.engine_id, 0, Outcome.OK))
     s.handle(PurgeRequested(float(start + n)))
 
 

@@ -81,7 +81,7 @@ def test_register_a_law_and_use_it_through_a_spec(user_schemes) -> None:
 
 
 def test_bad_names_and_parameters_fail_with_the_choices() -> None:
-    with pytest.raises(ValueError, match="unknown scheme 'nope'; choose one of leastload, lru"):
+    with pytest.raises(ValueError, match="unknown scheme 'nope'; allowed: leastload, lru"):
         parse_scheme("nope")
     with pytest.raises(ValueError, match=r"no parameter 'k' \(parameters: d\)"):
         parse_scheme("powerofd:k=3")

@@ -1,13 +1,15 @@
-"""The core is mypy-clean (STYLE.md: annotations everywhere, `mypy` clean on sched_lab/core)."""
+"""The core and records are `mypy --strict` clean (STYLE.md: annotations everywhere; issue 9)."""
 
 import pathlib
 import subprocess
 import sys
 
-CORE = pathlib.Path(__file__).resolve().parents[2] / "sched_lab" / "core"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+STRICT = [ROOT / "sched_lab" / "core", ROOT / "sched_lab" / "records"]
 
 
-def test_core_is_mypy_clean() -> None:
-    result = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", str(CORE)],
-                            capture_output=True, text=True, timeout=240)
+def test_core_and_records_are_mypy_strict_clean() -> None:
+    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", *map(str, STRICT)],
+                            capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout
