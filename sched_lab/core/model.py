@@ -62,6 +62,7 @@ class Outcome(StrEnum):
     IMPOSSIBLE = "impossible"      # its dependencies or placement can never be satisfied
     INVALID = "invalid"            # it named unknown task ids, or itself, as dependencies
     ABORTED = "aborted"            # aborted while queued in the scheduler (or by its engine)
+    SCHEME_ERROR = "scheme_error"  # the scheme raised or chose an engine that was not a candidate
 
 
 # Module-level aliases for hot paths: looking up `Outcome.OK` on the enum class costs ~0.2 µs each time.
@@ -137,7 +138,7 @@ class EngineJoined:
     labels: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if self.speed == 1.0 and not self.labels and type(self.labels) is frozenset:
+        if type(self.speed) is float and self.speed == 1.0 and type(self.labels) is frozenset and not self.labels:
             return
         if isinstance(self.speed, bool) or not isinstance(self.speed, (int, float)) or not 0 < self.speed < math.inf:
             raise ValueError(f"engine speed must be a finite number > 0, got {self.speed!r}")

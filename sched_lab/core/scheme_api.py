@@ -155,18 +155,33 @@ def decide(label: str, law: Law, params: Mapping[str, Any], ids: Sequence[Engine
 
 
 class _CheckedPool:
-    """A user's fast pool, held to the rules at every decision (a wrong choice fails the task, not the core)."""
+    """A user's fast pool, held to the rules at every decision (a wrong choice fails the task, not the core).
+
+    It keeps its own record of the available engines (what the scheduler told it), so a pool whose
+    bookkeeping is wrong can neither pick a lost or full engine nor mislead the scheduler.
+    """
 
     def __init__(self, label: str, inner: EnginePool) -> None:
         self._label, self._inner = label, inner
-        self.load = inner.load
-        self.add, self.update, self.discard = inner.add, inner.update, inner.discard
+        self.load: dict[EngineId, int] = {}
+
+    def add(self, engine: EngineId, load: int, seq: int) -> None:
+        self.load[engine] = load
+        self._inner.add(engine, load, seq)
+
+    def update(self, engine: EngineId, load: int, seq: int) -> None:
+        self.load[engine] = load
+        self._inner.update(engine, load, seq)
+
+    def discard(self, engine: EngineId) -> None:
+        self.load.pop(engine, None)
+        self._inner.discard(engine)
 
     def __len__(self) -> int:
-        return len(self._inner)
+        return len(self.load)
 
     def __contains__(self, engine: object) -> bool:
-        return engine in self._inner
+        return engine in self.load
 
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None, task: Any = None) -> EngineId | None:
         try:

@@ -10,7 +10,10 @@ labels, an exclusion set, a task with a label and a size hint). On each state:
 - pool vs law: when the law ignores its random generator on every state (deterministic), the
   pool must make the identical choice; otherwise both are sampled many times and a two-sample
   chi-square test must not reject that they draw from one distribution;
-- determinism: the same seed gives the same sequence of choices, for the law and for the pool.
+- determinism: the same seed gives the same sequence of choices, for the law and for the pool;
+- in a scheduler: a TaskScheduler running the scheme (hwm 0, 1 and 2) through random joins,
+  losses, submissions (some with targets and labels) and completions only ever dispatches to a
+  live engine below hwm and among the task's targets, and never fails a task with SchemeError.
 The first violation raises AssertionError describing it; all passing returns a short report.
 """
 
@@ -211,7 +214,67 @@ def check_scheme(name: str, *, params: Mapping[str, Any] | None = None, states: 
             raise _violation(f"the {who} is not deterministic under a seed", situations[k],
                              f"{runs[0][k]!r} then {runs[1][k]!r} with seed {seed}")
     report.append(f"same seed, same choices ({'law and pool' if has_pool else 'law'})")
+    steps = _drive_scheduler(bound, seed)
+    report.append(f"{steps} scheduler events at hwm 0/1/2 without a rule broken")
     return "; ".join(report)
+
+
+def _drive_scheduler(bound: BoundScheme, seed: int, steps: int = 300) -> int:
+    """Run the scheme inside TaskSchedulers; AssertionError on an ineligible dispatch or a SchemeError."""
+    from .model import Dispatch, EngineJoined, EngineLost, Fail, Outcome, TaskFinished, TaskSubmitted
+    from .scheduler import TaskScheduler
+
+    events = 0
+    for hwm in (0, 1, 2):
+        rnd = Random(seed * 31 + hwm)
+        sched = TaskScheduler(bound.label, hwm, Random(seed))
+        live: dict[Any, int] = {}                      # engine -> outstanding tasks
+        running: dict[Any, tuple[Any, int]] = {}       # task -> (engine, attempt)
+        targets_of: dict[Any, Any] = {}
+        next_engine = next_task = 0
+        now = 0.0
+
+        def handle(event: Any) -> None:
+            for action in sched.handle(event):
+                if isinstance(action, Fail) and action.error_name == "SchemeError":
+                    raise AssertionError(f"in a scheduler at hwm={hwm}: task {action.task_id!r} failed: {action.message}")
+                if isinstance(action, Dispatch):
+                    e, allowed = action.engine_id, targets_of.get(action.task_id)
+                    if e not in live or (hwm and live[e] >= hwm) or (allowed is not None and e not in allowed):
+                        raise AssertionError(f"in a scheduler at hwm={hwm}: task {action.task_id!r} was dispatched "
+                                             f"to {e!r} (live loads {live}, targets {allowed})")
+                    live[e] += 1
+                    running[action.task_id] = (e, action.attempt)
+
+        for _ in range(steps):
+            now += 1.0
+            events += 1
+            r = rnd.random()
+            if r < 0.12 or not live:
+                e = f"e{next_engine}"
+                next_engine += 1
+                live[e] = 0
+                handle(EngineJoined(now, e, rnd.choice(SPEEDS), rnd.choice(LABELS)))
+            elif r < 0.16 and len(live) > 1:
+                e = rnd.choice(sorted(live))
+                del live[e]
+                for t in [t for t, (where, _) in running.items() if where == e]:
+                    del running[t]
+                handle(EngineLost(now, e))
+            elif r < 0.6 or not running:
+                t = f"t{next_task}"
+                next_task += 1
+                restrict = rnd.random() < 0.25
+                allowed = frozenset(rnd.sample(sorted(live), rnd.randint(1, len(live)))) if restrict else None
+                targets_of[t] = allowed
+                handle(TaskSubmitted(now, TaskSpec(t, targets=allowed, label=rnd.choice((None, "gpu", "x")),
+                                                   size_hint=rnd.choice((None, 1.0)))))
+            else:
+                t = rnd.choice(sorted(running))
+                e, attempt = running.pop(t)
+                live[e] -= 1
+                handle(TaskFinished(now, t, e, attempt, Outcome.OK))
+    return events
 
 
 def check_all(names: Sequence[str], **kw: Any) -> list[str]:

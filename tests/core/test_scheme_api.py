@@ -193,6 +193,20 @@ def test_check_scheme_catches_a_law_using_unseeded_randomness(user_schemes) -> N
         check_scheme("unseeded")
 
 
+def test_check_scheme_catches_a_pool_that_keeps_full_engines(user_schemes) -> None:
+    """Only running it inside a scheduler shows this one: the pool ignores `discard` (lost or full engines).
+    The scheduler does not crash on it: the pick is refused and that task fails with SchemeError."""
+    from sched_lab.core.pools import LeastLoadPool
+
+    class Sticky(LeastLoadPool):
+        def discard(self, engine):
+            pass
+    _register(user_schemes, "sticky", SCHEMES["leastload"].law, pool=lambda engines: Sticky())
+    with pytest.raises(AssertionError, match=r"in a scheduler at hwm=0: task .* failed: scheme 'sticky' \(pool\) "
+                                             r"returned 'e\d+', which is not a candidate"):
+        check_scheme("sticky")
+
+
 def test_check_scheme_on_a_law_without_pool(user_schemes) -> None:
     _register(user_schemes, "idlefirst", lambda c: c.candidates[min(range(len(c.loads)), key=c.loads.__getitem__)])
     assert "no pool" in check_scheme("idlefirst")
