@@ -164,3 +164,26 @@ def test_live_vs_sim(tmp_path):
     assert (cal["latency_s"] > 0).all() and (cal["latency_s"] < 0.05).all()
     assert "live vs simulated" in proc.stdout
     assert {"live_vs_sim_cdf.png", "gantt_live_leastload.png", "gantt_sim_leastload.png"} <= {p.name for p in pngs(out)}
+
+
+def test_speed_aware(tmp_path):
+    """Speed-aware placement at hwm=1 on speeds 1x5,4x5: speed-blind leastload is ~48% slower than fastest."""
+    out = tmp_path / "out"
+    proc = run_quick("speed_aware", out, tmp_path)
+    assert "relative to fastest at load 0.5" in proc.stdout
+    pen = pd.read_csv(out / "penalty.csv").set_index("scheme")
+    assert 0.35 < pen.loc["leastload", "slower_than_fastest"] < 0.60, pen
+    assert (pen.drop(index="fastest")["slower_than_fastest"] > 0.2).all(), pen
+    assert pen.loc["leastload", "slower_than_fastest"] == pen.loc["lru", "slower_than_fastest"]  # same decisions
+    pngs(out)
+
+
+def test_speed_aware_with_a_user_scheme_module(tmp_path):
+    """Experiments take --scheme-module and repeated --scheme NAME:k=v (the example user scheme here)."""
+    out = tmp_path / "out"
+    example = ROOT / "examples" / "schemes" / "sampled_delay.py"
+    run_quick("speed_aware", out, tmp_path, extra=("--scheme-module", str(example), "--scheme", "sampleddelay:d=3",
+                                                   "--scheme", "leastload"))
+    pen = pd.read_csv(out / "penalty.csv").set_index("scheme")
+    assert list(pen.index) == ["fastest", "sampleddelay:d=3", "leastload"]
+    assert pen.loc["sampleddelay:d=3", "slower_than_fastest"] < pen.loc["leastload", "slower_than_fastest"]
