@@ -187,3 +187,16 @@ def test_speed_aware_with_a_user_scheme_module(tmp_path):
     pen = pd.read_csv(out / "penalty.csv").set_index("scheme")
     assert list(pen.index) == ["fastest", "sampleddelay:d=3", "leastload"]
     assert pen.loc["sampleddelay:d=3", "slower_than_fastest"] < pen.loc["leastload", "slower_than_fastest"]
+
+
+def test_jsq_jiq_theory(tmp_path):
+    """JSQ(3)/JSQ(2) near the supermarket model, JIQ near its many-server limit (small n: loose bounds)."""
+    out = tmp_path / "out"
+    proc = run_quick("jsq_jiq_theory", out, tmp_path)
+    assert "simulated vs theory" in proc.stdout
+    t = pd.read_csv(out / "table.csv").set_index("scheme")
+    for scheme in ("powerofd:d=3", "powerofd"):
+        assert abs(t.loc[scheme, "rel_err"]) < 0.10, t
+        assert abs(t.loc[scheme, "found_idle"] - t.loc[scheme, "theory_idle"]) < 0.05, t
+    assert t.loc["powerofd:d=3", "mean_response"] < t.loc["powerofd", "mean_response"]
+    assert t.loc["jiq", "found_idle"] > 0.95 and abs(t.loc["jiq", "rel_err"]) < 0.06, t
