@@ -1,13 +1,11 @@
-"""Live-cluster benchmark: sched-lab vs ProcessPoolExecutor and ipyparallel (see sched_lab.apps.bench).
+"""Live-cluster benchmark: sched-lab vs ProcessPoolExecutor and ipyparallel in the same run.
 
-    python benchmarks/bench_live.py [--quick] [--runs 3] [--json] [--markdown] [--peers ppe,ipyparallel]
-
-The same as `sched-lab bench ...`; this script is a thin wrapper kept for its familiar path.
+A thin script over sched_lab.apps.bench.live (its docstring has the options); run with --help.
 """
 
 import sys
 
-from sched_lab.apps.bench import main
+from sched_lab.apps.bench.live import main
 
 if __name__ == "__main__":
     sys.exit(main())

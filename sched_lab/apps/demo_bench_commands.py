@@ -42,7 +42,7 @@ def _register_demo(subparsers: Any) -> None:
 # ------------------------------------------------------------------------------------ bench
 
 def _bench(args: argparse.Namespace) -> int:
-    from . import bench
+    from .bench import live as bench
     try:
         return bench.run(args)
     except Exception as exc:   # a failed run is exit 1 with a message, not a traceback

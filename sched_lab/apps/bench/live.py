@@ -17,7 +17,7 @@ peer alike, and each run starts and stops its own cluster, so only one peer's pr
 
 ipyparallel runs when it is installed (`pip install 'sched-lab[peers]'`); its cluster (2 engines) is
 started and always stopped here. It is slow, so its two largest workloads use fewer items (shown in
-the table); rates stay comparable. Task functions live in sched_lab.apps.bench_tasks, imported by every peer.
+the table); rates stay comparable. Task functions live in sched_lab.apps.bench.tasks, imported by every peer.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def lognormal_durations(sizes: Sizes, seed: int) -> list[float]:
 
 def run_once(peer: Peer, sizes: Sizes, sleep_s_real: float, durations: list[float]) -> dict[str, float]:
     """Every workload once on a started peer; returns the figures of METRICS (and the sizes used)."""
-    from .bench_tasks import ident, noop, sleep_s
+    from .tasks import ident, noop, sleep_s
     out: dict[str, float] = {}
     for _ in range(20):
         peer.apply_sync(noop)
@@ -341,7 +341,7 @@ def render_markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The benchmark's options (defined once, in demo_bench_commands, for `sched-lab bench` too)."""
-    from .demo_bench_commands import bench_options
+    from ..demo_bench_commands import bench_options
     parser = parser or argparse.ArgumentParser(prog="bench_live", description=__doc__.splitlines()[0])
     bench_options(parser)
     parser.add_argument("--from-json", default=None, help="print the table of a saved --json run instead of running")
