@@ -20,7 +20,7 @@ call `register_scheme` (configuration time only: the scheduler itself never impo
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from random import Random
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -206,6 +206,7 @@ class Scheme:
     pool_factory: PoolFactory | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    index_reference: Callable[..., int] | None = None   # built-ins: the law over loads -> index, no Choice
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or any(c in self.name for c in ":,= \t"):
@@ -234,7 +235,12 @@ class Scheme:
         return self.bind(**params).new_pool(engines if engines is not None else EngineDirectory())
 
     def reference(self, loads: Sequence[int], rng: Random, **params: Any) -> int:
-        """The law over candidates 0..n-1 with these loads (speed 1, no labels, no task): an index."""
+        """The law over candidates 0..n-1 with these loads (speed 1, no labels, no task): an index.
+
+        (benchmarks/bench_core.py's peer: the built-ins answer from their plain index function.)
+        """
+        if self.index_reference is not None:
+            return self.index_reference(loads, rng, **{**self.params, **params})
         n = len(loads)
         choice = Choice(tuple(range(n)), tuple(loads), (1.0,) * n, (frozenset(),) * n, None, rng)
         index = _call_law(self.name, self.law, choice, {**self.params, **params})
@@ -297,8 +303,11 @@ def register_scheme(name: str, law: Law, *, pool: PoolFactory | None = None,
 
 
 def _register_builtin(name: str, law: Law, *, pool: PoolFactory | None = None,
-                      params: Mapping[str, Any] | None = None, summary: str = "") -> Scheme:
-    scheme = register_scheme(name, law, pool=pool, params=params, summary=summary)
+                      params: Mapping[str, Any] | None = None, summary: str = "",
+                      index_reference: Callable[..., int] | None = None) -> Scheme:
+    scheme = replace(register_scheme(name, law, pool=pool, params=params, summary=summary),
+                     index_reference=index_reference)
+    SCHEMES[name] = scheme
     _BUILTIN.add(name)
     return scheme
 

@@ -73,15 +73,15 @@ def _pool(cls: type) -> Any:
     return lambda engines, **params: cls(engines, **params)
 
 
-_register_builtin("leastload", leastload, pool=_pool(LeastLoadPool))
-_register_builtin("lru", lru, pool=_pool(LRUPool))
-_register_builtin("plainrandom", plainrandom, pool=_pool(PlainRandomPool))
-_register_builtin("twobin", twobin, pool=_pool(TwoBinPool))
-_register_builtin("weighted", weighted, pool=_pool(WeightedPool))
-_register_builtin("powerofd", powerofd, pool=_pool(PowerOfDPool), params={"d": 2},
+_register_builtin("leastload", leastload, pool=_pool(LeastLoadPool), index_reference=leastload_ref)
+_register_builtin("lru", lru, pool=_pool(LRUPool), index_reference=lru_ref)
+_register_builtin("plainrandom", plainrandom, pool=_pool(PlainRandomPool), index_reference=plainrandom_ref)
+_register_builtin("twobin", twobin, pool=_pool(TwoBinPool), index_reference=twobin_ref)
+_register_builtin("weighted", weighted, pool=_pool(WeightedPool), index_reference=weighted_ref)
+_register_builtin("powerofd", powerofd, pool=_pool(PowerOfDPool), params={"d": 2}, index_reference=powerofd_ref,
                   summary="power of d choices (JSQ(d), d=2 by default): d uniform draws, the lowest load")
-_register_builtin("jiq", jiq, pool=_pool(JIQPool))
-_register_builtin("fastest", fastest, pool=_pool(FastestPool))
+_register_builtin("jiq", jiq, pool=_pool(JIQPool), index_reference=jiq_ref)
+_register_builtin("fastest", fastest, pool=_pool(FastestPool), index_reference=fastest_ref)
 
 ORIGINAL_SCHEMES = ("leastload", "lru", "plainrandom", "twobin", "weighted", "powerofd")
 

@@ -253,3 +253,15 @@ def test_a_broken_module_is_a_clear_error_and_registers_nothing(tmp_path) -> Non
             load_scheme_module(str(f))
     finally:
         SCHEMES.pop("halfway", None)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_builtin_index_reference_is_the_law(name: str) -> None:
+    """The built-ins' plain index functions (the benchmark's peer) decide exactly as their laws."""
+    scheme = SCHEMES[name]
+    rnd = random.Random(7)
+    for seed in range(200):
+        loads = [rnd.choice((0, 0, 1, 2, 3)) for _ in range(rnd.randint(1, 9))]
+        n = len(loads)
+        choice = Choice(tuple(range(n)), tuple(loads), (1.0,) * n, (frozenset(),) * n, None, Random(seed))
+        assert scheme.reference(loads, Random(seed)) == scheme.law(choice, **scheme.params), (name, loads, seed)
