@@ -192,7 +192,11 @@ class _CheckedPool:
             if any(not (exclude and e in exclude) for e in self.load):
                 raise SchemeFailure(f"scheme {self._label!r} (pool) returned None although candidates exist")
             return None
-        if engine not in self.load or (exclude and engine in exclude):
+        try:
+            ok = engine in self.load and not (exclude and engine in exclude)
+        except TypeError:                  # unhashable: certainly not an engine id
+            ok = False
+        if not ok:
             raise SchemeFailure(f"scheme {self._label!r} (pool) returned {engine!r}, which is not a candidate")
         return engine
 

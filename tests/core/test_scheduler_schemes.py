@@ -157,3 +157,19 @@ def test_a_user_pool_that_strays_fails_the_task_not_the_scheduler(user_schemes) 
     h.join("a", "b")
     assert "(pool) returned 'ghost'" in _fails(h.submit("t1", label="ghost"), "t1")[0].message
     assert h.place("t2") in ("a", "b")
+
+
+def test_unhashable_or_odd_choices_fail_the_task_not_the_scheduler(user_schemes) -> None:
+    from sched_lab.core.pools import PlainRandomPool
+
+    class ListPool(PlainRandomPool):
+        def choose(self, rng, exclude=None, task=None):
+            return ["a"]
+    _register(user_schemes, "listlaw", lambda choice: [choice.candidates[0]])
+    _register(user_schemes, "listpool", SCHEMES["plainrandom"].law, pool=lambda engines: ListPool(engines))
+    for name in ("listlaw", "listpool"):
+        h = Harness(scheme=name, hwm=0)
+        h.join("a", "b")
+        (fail,) = _fails(h.submit("t1"), "t1")
+        assert fail.error_name == "SchemeError" and "returned ['" in fail.message
+        assert h.s.task_state("t1") == "done"
