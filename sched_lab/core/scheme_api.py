@@ -164,18 +164,26 @@ class _CheckedPool:
     def __init__(self, label: str, inner: EnginePool) -> None:
         self._label, self._inner = label, inner
         self.load: dict[EngineId, int] = {}
+        self._broken: str | None = None        # set when the pool's bookkeeping raised: every choice fails
+
+    def _keep(self, what: str, call: Callable[..., None], *args: Any) -> None:
+        try:
+            call(*args)
+        except Exception as exc:               # the user's pool failed: its tasks fail with SchemeError
+            if self._broken is None:
+                self._broken = f"scheme {self._label!r} (pool) raised {type(exc).__name__} in {what}: {exc}"
 
     def add(self, engine: EngineId, load: int, seq: int) -> None:
         self.load[engine] = load
-        self._inner.add(engine, load, seq)
+        self._keep("add", self._inner.add, engine, load, seq)
 
     def update(self, engine: EngineId, load: int, seq: int) -> None:
         self.load[engine] = load
-        self._inner.update(engine, load, seq)
+        self._keep("update", self._inner.update, engine, load, seq)
 
     def discard(self, engine: EngineId) -> None:
         self.load.pop(engine, None)
-        self._inner.discard(engine)
+        self._keep("discard", self._inner.discard, engine)
 
     def __len__(self) -> int:
         return len(self.load)
@@ -184,6 +192,8 @@ class _CheckedPool:
         return engine in self.load
 
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None, task: Any = None) -> EngineId | None:
+        if self._broken is not None:
+            raise SchemeFailure(self._broken)
         try:
             engine = self._inner.choose(rng, exclude, task)
         except Exception as exc:    # the user's pool failed: the task fails with SchemeError

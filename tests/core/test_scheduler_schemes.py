@@ -173,3 +173,22 @@ def test_unhashable_or_odd_choices_fail_the_task_not_the_scheduler(user_schemes)
         (fail,) = _fails(h.submit("t1"), "t1")
         assert fail.error_name == "SchemeError" and "returned ['" in fail.message
         assert h.s.task_state("t1") == "done"
+
+
+def test_a_user_pool_raising_in_its_bookkeeping_fails_tasks_not_the_scheduler(user_schemes) -> None:
+    from sched_lab.core.pools import PlainRandomPool
+
+    class Fragile(PlainRandomPool):
+        def update(self, engine, load, seq):
+            if load > 1:
+                raise RuntimeError("cannot count past one")
+            super().update(engine, load, seq)
+    _register(user_schemes, "fragile", SCHEMES["plainrandom"].law, pool=lambda engines: Fragile(engines))
+    h = Harness(scheme="fragile", hwm=0)
+    h.join("a")
+    assert h.place("t1") == "a"                   # load 1: fine
+    h.place("t2")                                 # load 2: the pool's update raises (inside the scheduler)
+    (fail,) = _fails(h.submit("t3"), "t3")
+    assert "raised RuntimeError in update: cannot count past one" in fail.message
+    h.finish("t1", "a")                           # the scheduler itself keeps working
+    assert h.s.running_count == 1
