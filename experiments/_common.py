@@ -3,19 +3,19 @@
 Every study is `python experiments/NAME.py [--quick] [--jobs N] [--seed S] [--out DIR]`; it writes a
 tidy CSV and PNG figures into `experiments/results/NAME/` (`.../NAME/quick/` with `--quick`, so a
 quick run never overwrites the committed full results) and prints its key table. Simulation
-sweeps go through `sched_lab.apps.sweep.run_sweep` (and so accept `--cluster PROFILE`: the
-points run as tasks on a running sched-lab cluster); the studies that need per-record metrics
-(failures_retries, dependencies) map their own point function over local processes with `map_points`.
+sweeps go through `sched_lab.apps.sweep.run_sweep`, and the studies that need per-record metrics
+(failures_retries, dependencies) map their own point function with `map_points`
+(`sweep.map_points`); both accept `--cluster PROFILE` (the points run as tasks on a running
+sched-lab cluster) and `--executor local|dask:ADDRESS|ray[:ADDRESS]` (local processes, a Dask
+scheduler or Ray), with identical rows whichever runs them.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,8 @@ def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
                uses_sweep: bool = False, takes_schemes: bool = False) -> argparse.Namespace:
     """The common options (plus `extra`'s); sets `args.out` (created) and `args.name`.
 
-    `uses_sweep`: the study runs its points through `sweep` (sweep.run_sweep), so it offers
-    `--cluster PROFILE` when run_sweep supports it. `takes_schemes`: it offers `--scheme
+    `uses_sweep`: the study runs its points through `sweep` or `map_points`, so it offers
+    `--cluster PROFILE` and `--executor SPEC`. `takes_schemes`: it offers `--scheme
     NAME[:k=v,..]` (repeatable; replaces the study's own list) and `--scheme-module M` (repeatable);
     `args.schemes` is then the validated list or None, `args.scheme_modules` a tuple."""
     p = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description)
@@ -45,6 +45,9 @@ def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
     if uses_sweep:
         p.add_argument("--cluster", metavar="PROFILE", default=None,
                        help="run the sweep's simulation points as tasks on this running sched-lab cluster")
+        from sched_lab.apps.executors import EXECUTOR_HELP
+
+        p.add_argument("--executor", metavar="SPEC", default="local", help=EXECUTOR_HELP)
     if takes_schemes:
         p.add_argument("--scheme", action="append", default=[], metavar="NAME[:k=v,..]",
                        help="run this scheme instead of the study's list (repeatable), e.g. powerofd:d=3")
@@ -64,6 +67,15 @@ def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
             p.error(str(exc))
     if args.jobs is not None and args.jobs < 1:
         p.error("--jobs must be >= 1")
+    if uses_sweep:
+        from sched_lab.apps.executors import ExecutorSpec
+
+        try:
+            spec = ExecutorSpec.parse(args.executor)
+        except ValueError as exc:
+            p.error(f"--executor: {exc}")
+        if args.cluster and spec.kind != "local":
+            p.error(f"choose --cluster or --executor {spec}, not both")
     args.name = name
     args.out = args.out or (RESULTS / name / "quick" if args.quick else RESULTS / name)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -71,34 +83,32 @@ def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
     return args
 
 
-def sweep(configs: Sequence[Any], args: argparse.Namespace) -> Any:
-    """`sweep.run_sweep` over the configs (on the cluster when `--cluster` was given); progress on stderr."""
-    from sched_lab.apps.sweep import run_sweep
-
-    total = len(configs)
-
+def _progress(total: int) -> Callable[[int], None]:
     def on_done(i: int) -> None:
         if i == total or i % max(1, total // 10) == 0:
             log(f"  {i}/{total} simulation points")
 
-    kw: dict[str, Any] = {}
-    if getattr(args, "cluster", None):
-        kw["cluster"] = args.cluster
-    return run_sweep(configs, jobs=args.jobs, on_done=on_done, **kw)
+    return on_done
 
 
-def map_points(fn: Callable[[Any], dict[str, Any]], points: Sequence[Any], jobs: int | None) -> Any:
-    """`fn` over `points` in worker processes (order kept) -> DataFrame; for points that need whole
-    records (sweep.run_point returns only the summary metrics). `fn` must be a module-level function."""
+def sweep(configs: Sequence[Any], args: argparse.Namespace) -> Any:
+    """`sweep.run_sweep` over the configs (where `--cluster`/`--executor` say); progress on stderr."""
+    from sched_lab.apps.sweep import run_sweep
+
+    return run_sweep(configs, jobs=args.jobs, on_done=_progress(len(configs)),
+                     cluster=getattr(args, "cluster", None), executor=getattr(args, "executor", None))
+
+
+def map_points(fn: Callable[[Any], dict[str, Any]], points: Sequence[Any], args: argparse.Namespace) -> Any:
+    """`fn` over `points` (order kept) -> DataFrame, in local processes or where `--cluster`/`--executor`
+    say; for points that need whole records (sweep.run_point returns only the summary metrics).
+    `fn` must be a module-level function (it is shipped by value to remote workers)."""
     import pandas as pd
 
-    jobs = min(jobs or os.cpu_count() or 1, len(points))
-    if jobs <= 1:
-        rows = [fn(p) for p in points]
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            rows = list(pool.map(fn, points))
-    return pd.DataFrame(rows)
+    from sched_lab.apps.sweep import map_points as run_points
+
+    return pd.DataFrame(run_points(fn, points, jobs=args.jobs, on_done=_progress(len(points)),
+                                   cluster=getattr(args, "cluster", None), executor=getattr(args, "executor", None)))
 
 
 def log(msg: str) -> None:

@@ -83,10 +83,10 @@ def figure(summary: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = C.parse_args("dependencies", DESCRIPTION, argv)
+    args = C.parse_args("dependencies", DESCRIPTION, argv, uses_sweep=True)
     configs = plan(args.quick, args.seed)
     C.log(f"dependencies: {len(configs)} simulation runs")
-    points = C.map_points(point, configs, args.jobs)
+    points = C.map_points(point, configs, args)
     C.save_csv(points, args, "points.csv")
     summary = points.groupby(["dag", "hwm", "scheme"], sort=False)[
         ["makespan", "critical_path", "work_bound", "ratio", "utilization", "ok", "tasks"]].mean().reset_index()

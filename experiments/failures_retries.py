@@ -82,10 +82,10 @@ def figure(summary: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = C.parse_args("failures_retries", DESCRIPTION, argv)
+    args = C.parse_args("failures_retries", DESCRIPTION, argv, uses_sweep=True)
     configs = plan(args.quick, args.seed)
     C.log(f"failures_retries: {len(configs)} simulation runs")
-    points = C.map_points(point, configs, args.jobs)
+    points = C.map_points(point, configs, args)
     C.save_csv(points, args, "points.csv")
     keys = ["scheme", "hwm", "mtbf", "retries"]
     summary = points.groupby(keys, sort=False)[["completion", "wasted_work", "attempts_per_task", "mean_response",

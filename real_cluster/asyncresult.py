@@ -1,36 +1,50 @@
 """AsyncResult: the handle of submitted work, a `concurrent.futures.Future` with task metadata.
 
-One AsyncResult covers one or more task ids (`msg_ids`). For a map, each task is one chunk and
-the result is the concatenation of the chunks, in submission order. The client's IO thread
-calls `_part_done` as each task's result arrives; when all have, the Future resolves: a single
-task's value or its exception; for several, the list of values, or a CompositeError naming every
-failure. Metadata times are seconds since the epoch (`submitted` on the client, `started` and
-`completed` on the engine, `received` on the controller).
+One AsyncResult covers one or more task ids (`msg_ids`). For a map (AsyncMapResult, in
+asyncmapresult.py) each task is one chunk and the result is the concatenation of the chunks, in
+submission order. The client's IO thread calls `_part_done` as each task's result arrives; when all
+have, the Future resolves: a single task's value or its exception; for several, the list of values,
+or a CompositeError naming every failure. Metadata (`ar.metadata`, `ar["key"]`, `ar.key`) is the
+client's `Metadata` of each task, updated in place; timestamps are aware UTC datetimes. Output a task
+printed arrives with its result: `ar.stdout`, `ar.stderr`, `ar.outputs`, `display_outputs()`.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, InvalidStateError
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, InvalidStateError
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from . import error
 from .error import CompositeError, RemoteError
+from .metadata import METADATA_KEYS, Metadata
+from .progress import progress_bar
 
 if TYPE_CHECKING:
     from .client import Client
 
+__all__ = ["AsyncResult", "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"]
+
+
+def _forever(timeout: float | None) -> float | None:
+    """ipyparallel's convention: None or a negative timeout waits forever."""
+    return None if timeout is None or timeout < 0 else timeout
+
 
 class AsyncResult(Future):
-    """The future result of `apply_async`/`map_async`/`get_result`/`resubmit`.
+    """The future result of `apply_async`, `get_result`, `resubmit`, `client.wait` (maps: AsyncMapResult).
 
-    `chunk_sizes` (maps only): elements per task, so `len(ar)` and `progress` count elements.
+    `owner`: when the result is done, the client forgets it (`client.results`, `client.metadata`);
+    this object keeps it. `chunk_sizes` (maps only): elements per task.
     """
 
     def __init__(self, client: Client, msg_ids: list[str], fname: str = "unknown", *,
                  chunk_sizes: list[int] | None = None, ordered: bool = True, single: bool | None = None,
-                 return_exceptions: bool = False):
+                 return_exceptions: bool = False, owner: bool = False):
         super().__init__()
         self._client = client
         self.msg_ids = list(msg_ids)
@@ -39,9 +53,11 @@ class AsyncResult(Future):
         self._ordered = ordered
         self._single = (len(self.msg_ids) == 1 and chunk_sizes is None) if single is None else single
         self._return_exceptions = return_exceptions
+        self.owner = owner
         self._values: dict[str, tuple[bool, Any]] = {}
         self._cond = threading.Condition(threading.RLock())
         self._order: list[str] = []             # completion order, for unordered iteration
+        self._metadata: list[Metadata] = [client._metadata_for(m) for m in self.msg_ids]
         if not self.msg_ids:
             self.set_result([])
 
@@ -65,28 +81,29 @@ class AsyncResult(Future):
                     self.set_result(value)
                 else:
                     self.set_exception(value)
-                return
-            failures = [v for ok, v in parts if not ok]
-            if failures:
-                self.set_exception(_composite(self._fname, failures))
-            elif self._chunks is not None:
-                self.set_result([x for _, chunk in parts for x in chunk])
             else:
-                self.set_result([v for _, v in parts])
+                failures = [v for ok, v in parts if not ok]
+                if failures:
+                    self.set_exception(_composite(self._fname, failures))
+                elif self._chunks is not None:
+                    self.set_result([x for _, chunk in parts for x in chunk])
+                else:
+                    self.set_result([v for _, v in parts])
         except InvalidStateError:  # already resolved (e.g. two deliveries raced): the first result stands
             pass
+        if self.owner:
+            self._client._disown(self.msg_ids)
 
     # -------------------------------------------------------------------------- waiting
     def get(self, timeout: float | None = None, return_exceptions: bool | None = None) -> Any:
-        """The result, waiting up to `timeout` seconds (None = forever; raises TimeoutError).
+        """The result, waiting up to `timeout` seconds (None or negative: forever).
 
-        Raises the task's exception (a RemoteError), or a CompositeError for several results
-        unless `return_exceptions`, which puts each failed part's exception in its place instead.
+        Raises error.TimeoutError (also a builtin TimeoutError) if not ready in time; the task's
+        exception (a RemoteError); or a CompositeError for several results unless `return_exceptions`,
+        which puts each failed part's exception in its place instead.
         """
-        if timeout is not None and timeout < 0:
-            timeout = None
         if not self.wait(timeout):
-            raise TimeoutError("Result not ready.")
+            raise error.TimeoutError("Result not ready.")
         if return_exceptions is None:
             return_exceptions = self._return_exceptions
         if return_exceptions and not self._single and self.exception() is not None:
@@ -103,83 +120,172 @@ class AsyncResult(Future):
                 out.extend(v if ok else [v] * self._chunks[i])
         return out
 
-    def wait(self, timeout: float | None = -1) -> bool:
-        """Wait until every part is done (timeout None or -1 = forever); returns whether it is."""
-        if timeout is not None and timeout < 0:
-            timeout = None
+    def _condition_met(self, return_when: str) -> bool:
+        if return_when == ALL_COMPLETED:
+            return len(self._values) == len(self.msg_ids)
+        if return_when == FIRST_COMPLETED:
+            return bool(self._values) or not self.msg_ids
+        if return_when == FIRST_EXCEPTION:
+            return len(self._values) == len(self.msg_ids) or any(not ok for ok, _ in self._values.values())
+        raise ValueError(f"return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, not {return_when!r}")
+
+    def wait(self, timeout: float | None = -1, return_when: str | None = None) -> Any:
+        """Wait up to `timeout` seconds (None or negative: forever).
+
+        Without `return_when`: returns whether every part is done. With FIRST_COMPLETED,
+        FIRST_EXCEPTION or ALL_COMPLETED (importable from real_cluster): waits for that condition
+        and returns `(done, pending)`, two sets of msg_ids, as ipyparallel does.
+        """
+        when = ALL_COMPLETED if return_when is None else return_when
+        timeout = _forever(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while len(self._values) < len(self.msg_ids):
+            while not self._condition_met(when):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return False
+                    break
                 self._cond.wait(remaining)
-        return True
+            if return_when is None:
+                return len(self._values) == len(self.msg_ids)
+            done = {m for m in self.msg_ids if m in self._values}
+        return done, set(self.msg_ids) - done
+
+    def wait_interactive(self, interval: float = 0.1, timeout: float | None = -1, widget: bool | None = None,
+                         return_when: str = ALL_COMPLETED) -> None:
+        """Wait, showing a progress bar (tqdm: the notebook widget in a kernel, else text on stderr).
+
+        Ends when `return_when` is met or `timeout` seconds pass (None or negative: forever);
+        it never raises for a failed task (call `get()` for the result).
+        """
+        self._condition_met(return_when)                 # validates it before drawing anything
+        timeout = _forever(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = progress_bar(len(self), desc=self._fname, widget=widget)
+        try:
+            while True:
+                step = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
+                self.wait(step, return_when=return_when)
+                bar.update(self.progress - bar.n)
+                if self._condition_met(return_when) or (deadline is not None and time.monotonic() >= deadline):
+                    break
+        finally:
+            bar.close()
 
     def ready(self) -> bool:
         """Whether every part is done."""
         return len(self._values) == len(self.msg_ids)
 
     def successful(self) -> bool:
-        """Whether it finished without error. Raises RuntimeError if not ready yet."""
+        """Whether it finished without error. Raises RuntimeError if not ready yet (ipyparallel: AssertionError)."""
         if not self.ready():
             raise RuntimeError("result not ready")
         return all(ok for ok, _ in self._values.values())
 
-    def abort(self) -> None:
-        """Abort the parts not yet run. Raises RuntimeError if everything is already done."""
+    def abort(self) -> int:
+        """Abort the parts not yet run; returns how many were still pending. Raises RuntimeError if all are done."""
         if self.ready():
             raise RuntimeError("cannot abort a result that is already done")
-        self._client.abort(self)
+        return self._client.abort(self)
+
+    def get_dict(self, timeout: float | None = -1) -> dict[int, Any]:
+        """The results keyed by the engine each task ran on (waits as `get` does).
+
+        Raises ValueError when two tasks ran on one engine, as ipyparallel does.
+        """
+        results = self.get(timeout)
+        if self._single:
+            results = [results]
+        elif self._chunks is not None and any(n != 1 for n in self._chunks):
+            results = [self._values[m][1] for m in self.msg_ids]      # one list per chunk
+        engine_ids = [md["engine_id"] for md in self._metadata]
+        out: dict[int, Any] = {}
+        for eid, value in zip(engine_ids, results):
+            if eid in out:
+                raise ValueError(f"Cannot build dict, {engine_ids.count(eid)} jobs ran on engine #{eid}")
+            out[eid] = value
+        return out
+
+    @property
+    def sent(self) -> bool:
+        """Always True: submission copies the arguments, so they may be changed at once (ipyparallel's `track`)."""
+        return True
+
+    def wait_for_send(self, timeout: float | None = -1) -> None:
+        """Nothing to wait for: the arguments were copied when the task was submitted."""
+
+    def __await__(self) -> Any:
+        """`await ar` in asyncio code: the value (or the exception) of `get()`."""
+        import asyncio
+        return asyncio.wrap_future(self).__await__()
+
+    @property
+    def r(self) -> Any:
+        """`get()`."""
+        return self.get()
+
+    @property
+    def result_dict(self) -> dict[int, Any]:
+        """`get_dict()`."""
+        return self.get_dict()
 
     # ------------------------------------------------------------------------- metadata
     @property
-    def metadata(self) -> dict[str, Any] | list[dict[str, Any]]:
-        """Per-task metadata (a dict for one task, a list otherwise); never blocks."""
-        mds = [self._client.metadata_of(m) for m in self.msg_ids]
-        return mds[0] if self._single else mds
+    def metadata(self) -> Metadata | list[Metadata]:
+        """Per-task Metadata (one for a single task, a list otherwise); never blocks."""
+        return self._metadata[0] if self._single else list(self._metadata)
 
-    def _md(self, key: str) -> Any:
-        md = self.metadata
-        return md.get(key) if isinstance(md, dict) else [m.get(key) for m in md]
-
-    def __getitem__(self, key: str) -> Any:
-        """A metadata key (str), or an element / slice of the result (waits for it)."""
+    def __getitem__(self, key: Any) -> Any:
+        """A metadata key (str; unknown keys raise KeyError), or an element / slice of the result (waits)."""
         if isinstance(key, str):
-            return self._md(key)
+            values = [md[key] for md in self._metadata]
+            return values[0] if self._single else values
         if isinstance(key, (int, slice)) and not self._single:
             return self.get()[key]
         raise TypeError("index an AsyncResult by metadata key, or a multi-result by int or slice")
 
-    @property
-    def engine_id(self) -> int | None | list[int | None]:
-        """The engine each task ran on."""
-        return self._md("engine_id")
+    def __getattr__(self, key: str) -> Any:
+        """Metadata keys as attributes: `ar.engine_id`, `ar.submitted`, `ar.stdout`, ..."""
+        if key in METADATA_KEYS and not key.startswith("_"):
+            return self[key]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | METADATA_KEYS)
+
+    def timedelta(self, start: Any, end: Any, start_key: Callable = min, end_key: Callable = max) -> float:
+        """Seconds from `start` to `end` (datetimes, or lists reduced by `start_key` / `end_key`)."""
+        if not isinstance(start, datetime):
+            start = start_key(start)
+        if not isinstance(end, datetime):
+            end = end_key(end)
+        return (end - start).total_seconds()
+
+    def _check_ready(self) -> None:
+        if not self.ready():
+            raise error.TimeoutError("result not ready")
 
     @property
     def elapsed(self) -> float:
         """Seconds since submission (the wall time once done)."""
         if self.ready():
             return self.wall_time
-        subs = [m["submitted"] for m in self._all_md() if m.get("submitted")]
-        return time.time() - min(subs) if subs else 0.0
+        subs = [md["submitted"] for md in self._metadata if md["submitted"]]
+        return (datetime.now(timezone.utc) - min(subs)).total_seconds() if subs else 0.0
 
     @property
     def wall_time(self) -> float:
-        """Last result received minus first submission. Raises TimeoutError before completion."""
-        if not self.ready():
-            raise TimeoutError("result not ready")
-        mds = self._all_md()
-        received = [m["received"] for m in mds if m.get("received")]
-        submitted = [m["submitted"] for m in mds if m.get("submitted")]
-        return max(received) - min(submitted) if received and submitted else 0.0
+        """Last `received` minus first `submitted`, in seconds. Raises error.TimeoutError before completion."""
+        self._check_ready()
+        received = [md["received"] for md in self._metadata if md["received"]]
+        submitted = [md["submitted"] for md in self._metadata if md["submitted"]]
+        return self.timedelta(submitted, received) if received and submitted else 0.0
 
     @property
     def serial_time(self) -> float:
-        """Sum of the time each task spent running. Raises TimeoutError before completion."""
-        if not self.ready():
-            raise TimeoutError("result not ready")
-        return sum(m["completed"] - m["started"] for m in self._all_md() if m.get("completed") and m.get("started"))
+        """Sum of the seconds each task ran (completed - started). Raises error.TimeoutError before completion."""
+        self._check_ready()
+        return sum((md["completed"] - md["started"]).total_seconds() for md in self._metadata
+                   if md["completed"] and md["started"])
 
     @property
     def progress(self) -> int:
@@ -188,8 +294,72 @@ class AsyncResult(Future):
             return len(self._values)
         return sum(n for m, n in zip(self.msg_ids, self._chunks) if m in self._values)
 
-    def _all_md(self) -> list[dict[str, Any]]:
-        return [self._client.metadata_of(m) for m in self.msg_ids]
+    # --------------------------------------------------------------------------- output
+    def wait_for_output(self, timeout: float | None = -1) -> bool:
+        """Wait until the tasks' output is here; it arrives with each result, so this is `wait`."""
+        return self.wait(timeout)
+
+    def display_outputs(self, groupby: str = "type") -> None:
+        """Print what the tasks wrote: stdout to sys.stdout, stderr to sys.stderr, `[stdout:ENGINE]` prefixes.
+
+        `groupby`: "type" (all stdout, then all stderr) or "engine" (each task's stdout then stderr).
+        Raises error.TimeoutError if not done, ValueError for another `groupby`.
+        """
+        if groupby not in ("type", "engine", "order"):
+            raise ValueError(f"groupby must be 'type', 'engine' or 'order', not {groupby!r}")
+        self._check_ready()
+        if self._single:
+            _show(self._metadata[0]["stdout"], "", sys.stdout)
+            _show(self._metadata[0]["stderr"], "", sys.stderr)
+            return
+        mds = self._metadata
+        if groupby == "engine":
+            for md in mds:
+                _show(md["stdout"], f"[stdout:{md['engine_id']}] ", sys.stdout)
+                _show(md["stderr"], f"[stderr:{md['engine_id']}] ", sys.stderr)
+        else:
+            for md in mds:
+                _show(md["stdout"], f"[stdout:{md['engine_id']}] ", sys.stdout)
+            for md in mds:
+                _show(md["stderr"], f"[stderr:{md['engine_id']}] ", sys.stderr)
+
+    # -------------------------------------------------------------------- split / join
+    def split(self) -> tuple[AsyncResult, ...]:
+        """One AsyncResult per task (per chunk for a map), each usable with `concurrent.futures.wait`."""
+        if len(self.msg_ids) == 1:
+            return (self,)
+        parts = []
+        for i, mid in enumerate(self.msg_ids):
+            chunks = None if self._chunks is None else [self._chunks[i]]
+            part = type(self)(self._client, [mid], self._fname, chunk_sizes=chunks,
+                              single=None if chunks else True, return_exceptions=self._return_exceptions)
+            parts.append(self._client._track(part))
+        return tuple(parts)
+
+    @classmethod
+    def join(cls, results: Iterable[AsyncResult]) -> AsyncResult:
+        """One AsyncResult over several (all from one client): `AsyncResult.join(ar.split())` is `ar` again.
+
+        Maps join into an AsyncMapResult (the elements concatenated); anything else into an
+        AsyncResult whose value is the list of each task's value. Raises ValueError for none or
+        results of different clients.
+        """
+        results = list(results)
+        if not results:
+            raise ValueError("join() needs at least one AsyncResult")
+        client = results[0]._client
+        if any(r._client is not client for r in results):
+            raise ValueError("cannot join AsyncResults of different clients")
+        ids = [m for r in results for m in r.msg_ids]
+        fname = results[0]._fname
+        if all(r._chunks is not None for r in results):
+            from .asyncmapresult import AsyncMapResult
+            sizes = [n for r in results for n in r._chunks]  # type: ignore[union-attr]
+            joined: AsyncResult = AsyncMapResult(client, ids, fname, chunk_sizes=sizes,
+                                                 ordered=all(r._ordered for r in results))
+        else:
+            joined = AsyncResult(client, ids, fname, single=False)
+        return client._track(joined)
 
     # ------------------------------------------------------------------------ iteration
     def __len__(self) -> int:
@@ -223,8 +393,17 @@ class AsyncResult(Future):
             yield from (value if self._chunks is not None else [value])
 
     def __repr__(self) -> str:
-        state = "finished" if self.ready() else "pending"
-        return f"<AsyncResult({self._fname}): {state}>"
+        state = ":finished" if self.ready() else ""
+        return f"<{type(self).__name__}: {self._fname}{state}>"
+
+
+def _show(text: str, prefix: str, file: Any) -> None:
+    if not text:
+        return
+    end = "" if text.endswith("\n") else "\n"
+    if prefix and text.count("\n") > int(text.endswith("\n")):
+        prefix += "\n"
+    print(f"{prefix}{text}", file=file, end=end)
 
 
 def _composite(fname: str, failures: list[BaseException]) -> CompositeError:

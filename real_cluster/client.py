@@ -4,13 +4,13 @@ How this works. The constructor starts one daemon thread running an asyncio loop
 connection (`aio_link.Link`, role "client"). Submitting pickles and encodes in the caller's
 thread and hands the finished frame to the IO thread (one wake-up per burst, one write per loop
 turn). The IO thread unpickles results and resolves AsyncResults; requests (queries, resubmit,
-abort, ...) wait on a `concurrent.futures.Future` answered by the controller's Reply.
+abort, ...) wait on a `concurrent.futures.Future` answered by the controller's Reply. Task-database
+queries and purges are in client_queries.py, result requests and waits in client_results.py (mixins).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import builtins
 import itertools
 import json
@@ -19,59 +19,49 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from . import protocol as proto
 from .aio_link import Link
 from .asyncresult import AsyncResult
+from .client_queries import HubQueries
+from .client_results import ResultRequests, _ids_of
 from .error import AuthenticationError, ClusterError, ConnectionFailed, remote_error
 from .messages import EnginesChanged, Reply, Request, Submit, TaskFlags, TaskResult, to_wire
+from .metadata import UTC, Metadata
 from .profile import client_file, read_connection_file, wait_for_connection_file
+from .progress import progress_bar
 from .serialize import unpack_result
 
 log = logging.getLogger("real_cluster.client")
 
-_TIMES = (("submitted", "submitted_at"), ("started", "started_at"), ("completed", "completed_at"),
-          ("received", "received_at"))
+_from_ts = datetime.fromtimestamp
 
 
-def _ids_of(jobs: Any) -> list[str]:
-    """Task ids from an id, an AsyncResult, or a list of those."""
-    if jobs is None:
-        return []
-    if isinstance(jobs, str):
-        return [jobs]
-    if isinstance(jobs, AsyncResult):
-        return list(jobs.msg_ids)
-    out: list[str] = []
-    for job in jobs:
-        if isinstance(job, str):
-            out.append(job)
-        elif isinstance(job, AsyncResult):
-            out.extend(job.msg_ids)
-        else:
-            raise TypeError(f"expected task ids or AsyncResults, got {job!r}")
-    return out
-
-
-class Client:
-    """A connection to a cluster: `Client(profile="name")` or `Client(connection_file=path)`.
+class Client(HubQueries, ResultRequests):
+    """A connection to a cluster: `Client(profile="name")` or `Client(connection_file=path)` (`url_file=`, as in
+    ipyparallel, is the same).
 
     Raises TimeoutError if no connection file appears within `timeout` seconds, ConnectionFailed
     if the controller cannot be reached, AuthenticationError if the key is wrong.
     """
 
     def __init__(self, connection_file: str | Path | None = None, *, profile: str | None = None,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, url_file: str | Path | None = None):
+        if url_file is not None and connection_file is not None and Path(url_file) != Path(connection_file):
+            raise ValueError("give the connection file once: connection_file or ipyparallel's url_file")
+        connection_file = connection_file or url_file
         path = Path(connection_file) if connection_file else client_file(profile)
         self.connection_file = path
         info = wait_for_connection_file(path, timeout) if not path.exists() else read_connection_file(path)
         self.info = info
         self.profile = profile or info.profile
         self.history: list[str] = []
+        self.block = False                               # the default `block` of get_result / resubmit
         self.outstanding: set[str] = set()
-        self._meta: dict[str, dict[str, Any]] = {}
+        self.metadata: dict[str, Metadata] = {}     # msg_id -> Metadata, ipyparallel's `client.metadata`
         self._done: dict[str, tuple[bool, Any]] = {}
         self._waiters: dict[str, list[AsyncResult]] = {}
         self._replies: dict[int, Future] = {}
@@ -136,12 +126,14 @@ class Client:
                 self._engines_cond.notify_all()
 
     def _on_result(self, msg: TaskResult) -> None:
-        md = self._meta.setdefault(msg.task_id, {"msg_id": msg.task_id})
-        for key, attr in _TIMES:
-            value = getattr(msg, attr)
-            if value is not None:
-                md[key] = value
-        md.update(engine_id=msg.engine_id, status=msg.status, label=msg.label)
+        md = self.metadata.get(msg.task_id) or self._metadata_for(msg.task_id)
+        started, completed, received = msg.started_at, msg.completed_at, msg.received_at
+        dict.update(md, engine_id=msg.engine_id, status=msg.status, label=msg.label, stdout=msg.stdout,
+                    stderr=msg.stderr, started=None if started is None else _from_ts(started, UTC),
+                    completed=None if completed is None else _from_ts(completed, UTC),
+                    received=None if received is None else _from_ts(received, UTC))
+        if msg.submitted_at is not None and md["submitted"] is None:
+            dict.__setitem__(md, "submitted", _from_ts(msg.submitted_at, UTC))
         if msg.status == "ok":
             try:
                 ok, value = True, unpack_result(msg.result) if msg.result is not None else None
@@ -217,17 +209,36 @@ class Client:
         """Send one task (an already packed call); returns its id. Used by views."""
         tid = f"{self._id_prefix}{next(self._id_seq):012x}"
         now = time.time()
-        self._meta[tid] = {"msg_id": tid, "submitted": now, "status": "pending", "engine_id": None,
-                           "label": flags.label, "after": flags.after, "follow": flags.follow}
+        self.metadata[tid] = Metadata.of(msg_id=tid, submitted=_from_ts(now, UTC), status="pending",
+                                         label=flags.label, after=flags.after, follow=flags.follow)
         with self._lock:
             self.outstanding.add(tid)
         self.history.append(tid)
         self._send(Submit(task_id=tid, flags=flags, submitted_at=now, payload=payload))
         return tid
 
-    def metadata_of(self, msg_id: str) -> dict[str, Any]:
-        """What is known about a task so far (keys: msg_id, submitted, started, completed, received, engine_id, status, label)."""
-        return dict(self._meta.get(msg_id) or {"msg_id": msg_id, "status": "pending"})
+    def metadata_of(self, msg_id: str) -> Metadata:
+        """What is known about a task so far (its Metadata; a fresh pending one for an unknown id)."""
+        return self.metadata.get(msg_id) or Metadata(msg_id=msg_id, status="pending")
+
+    def _ids(self, jobs: Any) -> list[str]:
+        """Task ids from ids, history indices, AsyncResults or a list of those."""
+        return _ids_of(jobs, self.history)
+
+    def _metadata_for(self, msg_id: str) -> Metadata:
+        """The task's Metadata in `self.metadata`, created (pending) if new."""
+        md = self.metadata.get(msg_id)
+        if md is None:
+            md = self.metadata[msg_id] = Metadata.of(msg_id=msg_id, status="pending")
+        return md
+
+    def _disown(self, msg_ids: list[str]) -> None:
+        """Forget finished tasks' results and metadata here (an owning AsyncResult keeps them)."""
+        with self._lock:
+            for mid in msg_ids:
+                if mid not in self.outstanding:
+                    self._done.pop(mid, None)
+                    self.metadata.pop(mid, None)
 
     # ------------------------------------------------------------------------------ engines
     @property
@@ -239,73 +250,79 @@ class Client:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def wait_for_engines(self, n: int, timeout: float | None = 30.0) -> list[int]:
-        """Wait until at least `n` engines are registered. Raises TimeoutError."""
-        with self._engines_cond:
-            if not self._engines_cond.wait_for(lambda: len(self._engines) >= n or self._lost is not None, timeout):
-                raise TimeoutError(f"{len(self._engines)} of {n} engines registered after {timeout} s")
-        if self._lost is not None:
+    def wait_for_engines(self, n: int | None = None, timeout: float | None = -1, *, block: bool = True,
+                         interactive: bool | None = None, widget: bool | None = None) -> Future | None:
+        """Wait until at least `n` engines are registered (timeout None or negative: forever).
+
+        Returns None, or with `block=False` at once a `concurrent.futures.Future` that resolves to None
+        (or raises TimeoutError) — what ipyparallel returns. `interactive` shows a progress bar
+        (default: inside a notebook kernel). Raises TimeoutError, or ConnectionFailed if the
+        controller is gone; TypeError without `n`.
+        """
+        if n is None:
+            raise TypeError("wait_for_engines needs n, the number of engines to wait for")
+        timeout = None if timeout is None or timeout < 0 else timeout
+        if not block:
+            fut: Future = Future()
+
+            def waiter() -> None:
+                try:
+                    self.wait_for_engines(n, timeout, interactive=False)
+                except BaseException as exc:
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(None)
+            threading.Thread(target=waiter, name="real_cluster-wait-for-engines", daemon=True).start()
+            return fut
+        from .progress import in_kernel
+        bar = progress_bar(n, desc="engines", unit="engine", widget=widget) \
+            if (in_kernel() if interactive is None else interactive) else None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            with self._engines_cond:
+                while True:
+                    if bar is not None:
+                        bar.update(min(n, len(self._engines)) - bar.n)
+                    if len(self._engines) >= n or self._lost is not None:
+                        break
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError(f"{len(self._engines)} of {n} engines registered after {timeout} s")
+                    self._engines_cond.wait(remaining if bar is None else min(remaining or 0.1, 0.1))
+        finally:
+            if bar is not None:
+                bar.close()
+        if self._lost is not None and len(self._engines) < n:
             raise ConnectionFailed(self._lost)
-        return self.ids
+        return None
 
     def load_balanced_view(self, targets: Any = None, **flags: Any) -> Any:
-        """A LoadBalancedView over all engines (or `targets`), with `flags` set through `set_flags`."""
+        """A LoadBalancedView over all engines (or `targets`; negative ints index `ids`), with `flags` set."""
         from .view import LoadBalancedView
         view = LoadBalancedView(self)
-        view.set_flags(targets=None if targets == "all" else targets, **flags)
+        view.set_flags(targets=None if targets == "all" else self._resolve_targets(targets), **flags)
         return view
 
-    # ------------------------------------------------------------------------------ results
-    def get_result(self, indices_or_msg_ids: Any = None, block: bool = False, timeout: float | None = None) -> Any:
-        """The result of tasks from any client (ids, AsyncResults or history indices; default the last).
+    def _resolve_targets(self, targets: Any) -> Any:
+        """Negative engine indices (`-1`: the newest engine) as real engine ids, as ipyparallel does."""
+        def one(t: Any) -> Any:
+            if isinstance(t, int) and not isinstance(t, bool) and t < 0:
+                ids = self.ids
+                try:
+                    return ids[t]
+                except IndexError:
+                    raise IndexError(f"no engine at index {t} ({len(ids)} registered)") from None
+            return t
+        if isinstance(targets, (list, tuple, range)):
+            return [one(t) for t in targets]
+        return one(targets)
 
-        Returns an AsyncResult, or its value when `block`. Raises KeyError for unknown ids.
+    def abort(self, jobs: Any = None, targets: Any = None, block: bool | None = None) -> int:
+        """Abort tasks that have not started (default: all outstanding); returns how many were still pending.
+
+        `targets` and `block` are accepted for ipyparallel's signature (aborting is always immediate).
         """
-        if indices_or_msg_ids is None:
-            indices_or_msg_ids = -1
-        single = isinstance(indices_or_msg_ids, (str, int, AsyncResult))
-        items = [indices_or_msg_ids] if single else list(indices_or_msg_ids)
-        ids: list[str] = []
-        for item in items:
-            ids.extend([self.history[item]] if isinstance(item, int) else _ids_of(item))
-        ar = AsyncResult(self, ids, "get_result", single=single and len(ids) == 1)
-        self._track(ar)
-        missing = [m for m in ids if m not in self._done]
-        if missing:
-            self._request("get_result", ids=missing)
-        return ar.get(timeout) if block else ar
-
-    def resubmit(self, indices_or_msg_ids: Any = None, block: bool = False) -> Any:
-        """Run finished tasks again (same function, arguments and flags) under new ids; returns an AsyncResult."""
-        if indices_or_msg_ids is None:
-            indices_or_msg_ids = -1
-        items = [indices_or_msg_ids] if isinstance(indices_or_msg_ids, (str, int, AsyncResult)) else indices_or_msg_ids
-        ids: list[str] = []
-        for item in items:
-            ids.extend([self.history[item]] if isinstance(item, int) else _ids_of(item))
-        mapping = self._request("resubmit", ids=ids)
-        new_ids = [mapping[i] for i in ids]
-        for nid in new_ids:
-            self._meta.setdefault(nid, {"msg_id": nid, "submitted": time.time(), "status": "pending"})
-            self.history.append(nid)
-        ar = self._track(AsyncResult(self, new_ids, "resubmit", single=len(new_ids) == 1))
-        return ar.get() if block else ar
-
-    def wait(self, jobs: Any = None, timeout: float | None = -1) -> bool:
-        """Wait for tasks (default: everything this client submitted); returns whether all finished."""
-        ids = _ids_of(jobs) if jobs is not None else list(self.outstanding)
-        if not ids:
-            return True
-        ar = AsyncResult(self, ids, "wait", single=False)
-        self._track(ar)
-        unknown = [i for i in ids if i not in self._done and i not in self._meta]
-        if unknown:
-            self._request("get_result", ids=unknown)
-        return ar.wait(timeout)
-
-    def abort(self, jobs: Any = None) -> int:
-        """Abort tasks that have not started (default: all outstanding); returns how many were still pending."""
-        ids = _ids_of(jobs) if jobs is not None else list(self.outstanding)
+        ids = _ids_of(jobs, self.history) if jobs is not None else list(self.outstanding)
         # the controller fails each one through the scheduler and the database: allow for a big batch
         return self._request("abort", timeout=30.0 + 1e-3 * len(ids), ids=ids) if ids else 0
 
@@ -321,33 +338,10 @@ class Client:
             out = {k: v for k, v in out.items() if k == "unassigned" or k in set(targets)}
         return out
 
-    def hub_history(self) -> list[str]:
-        """Every task id in the controller's database, oldest first."""
-        return self._request("hub_history")
-
-    def db_query(self, query: dict[str, Any], keys: list[str] | None = None) -> list[dict[str, Any]]:
-        """Task records matching a Mongo-style query (`$lt $gt $lte $gte $eq $ne $in $nin`)."""
-        rows = self._request("db_query", query=query, keys=keys)
-        for row in rows:
-            for k, v in row.items():
-                if isinstance(v, dict) and "$bytes" in v:
-                    row[k] = base64.b64decode(v["$bytes"])
-        return rows
-
     def records(self) -> list[Any]:
         """The core's TaskRecords of every attempt the controller has seen."""
         from sched_lab.core import TaskRecord
         return [TaskRecord.from_row(r) for r in self._request("records")]
-
-    def purge_results(self, jobs: Any = "all") -> int:
-        """Forget finished tasks here and in the controller (`"all"`, or ids); returns how many rows went."""
-        ids = None if jobs == "all" else _ids_of(jobs)
-        n = self._request("purge", timeout=120.0 if ids is None else 30.0 + 1e-3 * len(ids), ids=ids)
-        with self._lock:
-            for mid in (list(self._done) if ids is None else ids):
-                self._done.pop(mid, None)
-                self._meta.pop(mid, None)
-        return n
 
     @property
     def results(self) -> dict[str, Any]:
@@ -365,6 +359,15 @@ class Client:
                 raise
         if hub:
             self.close()
+
+    def spin(self) -> None:
+        """Nothing to do: results arrive on the client's IO thread by themselves (ipyparallel polls here)."""
+
+    def spin_thread(self, interval: float = 1) -> None:
+        """Nothing to start: the client's IO thread already delivers results as they come."""
+
+    def stop_spin_thread(self) -> None:
+        """Nothing to stop (see `spin_thread`)."""
 
     def close(self) -> None:
         """Close the connection and stop the IO thread (idempotent)."""

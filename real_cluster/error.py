@@ -1,36 +1,45 @@
 """The live cluster's exceptions: one tree, each class saying when it is raised.
 
 ```
-ClusterError
+ClusterError (= IPythonError)
 ├── ProtocolError                 a peer broke the wire protocol (bad frame, too large, bad header)
 │   └── AuthenticationError       a peer failed the HMAC challenge-response
 ├── ConnectionFailed              the controller could not be reached or the connection dropped
-├── NoEnginesRegistered           `targets` used while no engine is registered
-└── RemoteError                   a task failed: `.ename`, `.evalue`, `.traceback`, `.engine_info`
-    ├── CompositeError            several parts of one result failed (e.g. a map)
-    └── SchedulerError            failures named by the scheduler or the engine's runtime
-        ├── EngineError           the task's engine died or could not be reached
-        ├── TaskTimeout           the task waited in the scheduler longer than its `timeout`
-        ├── TaskAborted           the task was aborted before it ran
-        ├── SchemeError           the scheduling scheme raised or chose an engine that was not a candidate
-        └── UnmetDependency       a functional dependency was unmet on an engine (never reaches clients)
-            └── ImpossibleDependency   the task's dependencies can never be met
-                └── InvalidDependency  the task named unknown task ids, or itself, as dependencies
+└── KernelError                   ipyparallel's base of everything about tasks and engines
+    ├── NoEnginesRegistered       `targets` used while no engine is registered
+    ├── TimeoutError              a result was not ready in time (also a builtins.TimeoutError)
+    ├── TaskRejectError           raised by a task itself to be run elsewhere (with `retries`)
+    └── RemoteError               a task failed: `.ename`, `.evalue`, `.traceback`, `.engine_info`
+        ├── CompositeError        several parts of one result failed (e.g. a map)
+        └── SchedulerError        failures named by the scheduler or the engine's runtime
+            ├── EngineError       the task's engine died or could not be reached
+            ├── TaskTimeout       the task waited in the scheduler longer than its `timeout`
+            ├── TaskAborted       the task was aborted before it ran
+            ├── SchemeError       the scheduling scheme raised or chose an engine that was not a candidate
+            └── UnmetDependency   a functional dependency was unmet on an engine (never reaches clients)
+                └── ImpossibleDependency   the task's dependencies can never be met
+                    ├── InvalidDependency  the task named unknown task ids, or itself, as dependencies
+                    └── DependencyTimeout  ipyparallel's documented name; never raised (TaskTimeout is)
 ```
 
 Failures the scheduler makes arrive as instances of the named class, which are also
 `RemoteError`s with `.ename` set, so both `except TaskTimeout:` and code written for ipyparallel
-(`except RemoteError as e: e.ename == "TaskTimeout"`) work.
+(`except RemoteError as e: e.ename == "TaskTimeout"`) work. ipyparallel's helpers
+`collect_exceptions`, `wrap_exception` and `unwrap_exception` are here with the same meaning.
 """
 
 from __future__ import annotations
 
+import builtins
+import sys
+import traceback as _traceback
 from typing import Any
 
 __all__ = [
-    "ClusterError", "ProtocolError", "AuthenticationError", "ConnectionFailed", "NoEnginesRegistered",
-    "RemoteError", "CompositeError", "SchedulerError", "EngineError", "TaskTimeout", "TaskAborted",
-    "UnmetDependency", "ImpossibleDependency", "InvalidDependency", "SchemeError", "remote_error",
+    "ClusterError", "IPythonError", "ProtocolError", "AuthenticationError", "ConnectionFailed", "KernelError",
+    "NoEnginesRegistered", "TimeoutError", "TaskRejectError", "RemoteError", "CompositeError", "SchedulerError",
+    "EngineError", "TaskTimeout", "TaskAborted", "UnmetDependency", "ImpossibleDependency", "InvalidDependency",
+    "DependencyTimeout", "SchemeError", "remote_error", "collect_exceptions", "wrap_exception", "unwrap_exception",
 ]
 
 
@@ -50,8 +59,23 @@ class ConnectionFailed(ClusterError):
     """Raised when the controller cannot be reached, or the connection to it is lost."""
 
 
-class NoEnginesRegistered(ClusterError):
+IPythonError = ClusterError     # ipyparallel's name for the base of all its exceptions
+
+
+class KernelError(ClusterError):
+    """Base of the errors about tasks and engines (ipyparallel's `KernelError`); never raised itself."""
+
+
+class NoEnginesRegistered(KernelError):
     """Raised when a task names `targets` but no engine is registered at all."""
+
+
+class TimeoutError(KernelError, builtins.TimeoutError):  # noqa: A001 - ipyparallel's name
+    """Raised when a result is not ready within the time asked (`ar.get(timeout)`); also a builtin TimeoutError."""
+
+
+class TaskRejectError(KernelError):
+    """Raised by a task on an engine that cannot run it; with `retries` the task runs on another engine."""
 
 
 def _rebuild(cls: type, ename: str, evalue: str, traceback: str, engine_info: dict | None) -> RemoteError:
@@ -60,7 +84,7 @@ def _rebuild(cls: type, ename: str, evalue: str, traceback: str, engine_info: di
     return err
 
 
-class RemoteError(ClusterError):
+class RemoteError(KernelError):
     """Raised when a task failed: on its engine (`engine_info` set) or in the scheduler (empty).
 
     `str(err)` is ipyparallel's: `"[{engine_id}:{method}] {ename}: {evalue}"`, or
@@ -133,6 +157,10 @@ class InvalidDependency(ImpossibleDependency):
     """Raised when a task names unknown task ids, or itself, in `after`/`follow`."""
 
 
+class DependencyTimeout(ImpossibleDependency):
+    """ipyparallel's documented name for a dependency wait that timed out; never raised here (TaskTimeout is)."""
+
+
 class CompositeError(RemoteError):
     """Raised when several parts of one result failed; `elist` holds `(ename, evalue, tb, engine_info)`.
 
@@ -183,7 +211,7 @@ class CompositeError(RemoteError):
 _NAMED: dict[str, type[SchedulerError]] = {
     cls.__name__: cls
     for cls in (EngineError, TaskTimeout, TaskAborted, UnmetDependency, ImpossibleDependency, InvalidDependency,
-                SchemeError)
+                DependencyTimeout, SchemeError)
 }
 
 
@@ -193,3 +221,39 @@ def remote_error(ename: str, evalue: str = "", traceback: str = "", engine_info:
     if cls is not None:
         return cls(evalue, traceback, engine_info)
     return RemoteError(ename, evalue, traceback, engine_info)
+
+
+def collect_exceptions(rdict_or_list: dict | list, method: str = "unspecified") -> dict | list:
+    """Return the results unchanged if none is an exception; else raise one CompositeError of all of them."""
+    values = rdict_or_list.values() if isinstance(rdict_or_list, dict) else rdict_or_list
+    failures = [v for v in values if isinstance(v, BaseException)]
+    if not failures:
+        return rdict_or_list
+    elist: list[tuple[str, str, str, dict]] = []
+    for exc in failures:
+        if isinstance(exc, CompositeError):
+            elist.extend(exc.elist)
+        elif isinstance(exc, RemoteError):
+            elist.append((exc.ename, exc.evalue, exc.traceback, exc.engine_info))
+        else:
+            elist.append((type(exc).__name__, str(exc), "", {}))
+    raise CompositeError(f"one or more exceptions raised in: {method}", elist)
+
+
+def wrap_exception(engine_info: dict | None = None) -> dict[str, Any]:
+    """The exception being handled as a reply dict: `status`, `ename`, `evalue`, `traceback`, `engine_info`.
+
+    Call it inside an `except` block. Raises RuntimeError when no exception is being handled.
+    """
+    etype, evalue, tb = sys.exc_info()
+    if etype is None:
+        raise RuntimeError("wrap_exception() called outside an except block")
+    return {"status": "error", "ename": etype.__name__, "evalue": str(evalue),
+            "traceback": "".join(_traceback.format_exception(etype, evalue, tb)),
+            "engine_info": dict(engine_info or {})}
+
+
+def unwrap_exception(content: dict[str, Any]) -> RemoteError:
+    """The RemoteError (of the named class for the cluster's own failures) for a `wrap_exception` dict."""
+    return remote_error(content.get("ename", "RemoteError"), content.get("evalue", ""), content.get("traceback", ""),
+                        content.get("engine_info"))

@@ -1,4 +1,5 @@
-"""Functional dependencies: `dependent`, `@depend`, `@require`, checked on the engine before a task runs.
+"""Functional dependencies (`dependent`, `@depend`, `@require`, checked on the engine before a task runs), the
+client's `Dependency` class for `after` / `follow`, and `@interactive`.
 
 A `dependent` wraps a function with a dependency function. The engine calls
 `check_dependencies(f)` after unpickling a task and before calling it: a dependency function that
@@ -14,11 +15,108 @@ from __future__ import annotations
 import functools
 import importlib
 import types
+from collections.abc import Iterable
 from typing import Any, Callable
+
+from sched_lab.core.dependency import Dependency as CoreDependency
 
 from .error import UnmetDependency
 
-__all__ = ["dependent", "depend", "require", "check_dependencies"]
+__all__ = ["Dependency", "dependent", "depend", "require", "interactive", "check_dependencies"]
+
+
+def interactive(f: Callable) -> Callable:
+    """ipyparallel's `@interactive`, here the identity: cloudpickle already ships a function's globals.
+
+    In ipyparallel it makes a function resolve its globals in the engine's namespace; task code that
+    needs engine-side state uses `require` or the DirectView issue's namespaces instead.
+    """
+    return f
+
+
+def _dependency_ids(spec: Any) -> set[str]:
+    """Task ids from an id, an AsyncResult, a Dependency, or an iterable of ids and AsyncResults."""
+    if isinstance(spec, str):
+        return {spec}
+    if isinstance(spec, (Dependency, CoreDependency)):
+        return set(spec)
+    msg_ids = getattr(spec, "msg_ids", None)
+    if msg_ids is not None:
+        return set(msg_ids)
+    if isinstance(spec, Iterable) and not isinstance(spec, (bytes, dict)):
+        out: set[str] = set()
+        for item in spec:
+            if isinstance(item, str):
+                out.add(item)
+            elif getattr(item, "msg_ids", None) is not None:
+                out.update(item.msg_ids)
+            elif isinstance(item, (Dependency, CoreDependency)):
+                out.update(item)
+            else:
+                raise TypeError(f"invalid dependency element {item!r}: expected a task id or an AsyncResult")
+        return out
+    raise TypeError(f"invalid dependency {spec!r}: expected task ids, AsyncResults, or a list of those")
+
+
+class Dependency(set):
+    """ipyparallel's Dependency: a set of task ids with `all`, `success` and `failure` flags.
+
+    `Dependency(ids, all=True, success=True, failure=False)`; `ids` may be a task id, an
+    AsyncResult, another Dependency, a list of those, or the dict `as_dict()` makes. Being a set,
+    ids can be added and removed; the flags are plain attributes and may be changed until the task
+    is submitted (a view reads them then). Raises TypeError for other elements, ValueError when
+    both `success` and `failure` are False (also at submission, if set so later).
+    """
+
+    def __init__(self, dependencies: Any = (), all: bool = True, success: bool = True, failure: bool = False):
+        if isinstance(dependencies, dict):
+            all = dependencies.get("all", True)
+            success = dependencies.get("success", True)
+            failure = dependencies.get("failure", False)
+            dependencies = dependencies.get("dependencies", ())
+        if not (success or failure):
+            raise ValueError("a Dependency must count success, failure, or both")
+        super().__init__(_dependency_ids(dependencies))
+        self.all = all
+        self.success = success
+        self.failure = failure
+
+    def to_core(self) -> CoreDependency:
+        """The scheduler's (immutable) Dependency with these ids and flags. Raises ValueError for bad flags."""
+        return CoreDependency(set(self), all=bool(self.all), success=bool(self.success), failure=bool(self.failure))
+
+    def check(self, completed: Any, failed: Any = ()) -> bool:
+        """Whether the dependency is met, given the ids that completed and the ids that failed."""
+        return self.to_core().check(set(completed), set(failed))
+
+    def unreachable(self, completed: Any, failed: Any = ()) -> bool:
+        """Whether the dependency can never be met any more."""
+        return self.to_core().unreachable(set(completed), set(failed))
+
+    def as_dict(self) -> dict[str, Any]:
+        """`{"dependencies": [ids], "all", "success", "failure"}` (JSON-able; `Dependency(d)` reads it back)."""
+        return {"dependencies": sorted(self), "all": self.all, "success": self.success, "failure": self.failure}
+
+    def __repr__(self) -> str:
+        return (f"Dependency({sorted(self)!r}, all={self.all!r}, success={self.success!r}, "
+                f"failure={self.failure!r})")
+
+
+def as_core_dependency(value: Any) -> CoreDependency | None:
+    """What a view's `after` / `follow` flag means to the scheduler: None, or the core Dependency.
+
+    A Dependency keeps its flags; inside a list its ids count with the default flags, as in
+    ipyparallel. Raises TypeError / ValueError for anything that is not a dependency.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        value = Dependency(value)
+    if isinstance(value, Dependency):
+        return value.to_core() if value else None
+    if isinstance(value, (list, tuple, set, frozenset)) and any(isinstance(v, Dependency) for v in value):
+        value = _dependency_ids(value)
+    return CoreDependency.coerce(value)
 
 
 class dependent:  # noqa: N801 - lower-case name kept from ipyparallel

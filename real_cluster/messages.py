@@ -189,6 +189,8 @@ class TaskResult:
     engine_info: dict | None = None
     label: str | None = None
     result: bytes | None = None
+    stdout: str = ""
+    stderr: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +261,8 @@ def _to_binary(msg: Any) -> bytes | None:
             return _SUBMIT_S.pack(0, _SUBMIT, msg.submitted_at) + msg.task_id.encode()
     elif cls is TaskResult:
         if (msg.status == "ok" and msg.ename is None and msg.evalue is None and msg.traceback is None
-                and msg.engine_info is None and msg.label is None and type(msg.engine_id) is int
+                and msg.engine_info is None and msg.label is None and not msg.stdout and not msg.stderr
+                and type(msg.engine_id) is int
                 and -0x80000000 <= msg.engine_id <= 0x7FFFFFFF and msg.submitted_at is not None
                 and msg.started_at is not None and msg.completed_at is not None and msg.received_at is not None):
             return _RESULT_S.pack(0, _RESULT, msg.engine_id, msg.submitted_at, msg.started_at, msg.completed_at,

@@ -1,11 +1,11 @@
 """The controller's task database: SQLite, a file in the profile (durable) or in memory.
 
-Every task's row holds its flags, timestamps (seconds since the epoch), engine, status
+Every task's row holds its flags, timestamps (seconds since the epoch, to the microsecond), engine, status
 (`pending` | `ok` | `error`), the opaque request payload and result bytes, and the error fields.
 The core's TaskRecords (one per attempt) go to a second table. Writes are queued and committed
 in batches (`flush`), one transaction per batch; every read flushes first, so reads see all writes.
 Queries take ipyparallel's Mongo-style form: `{"label": "x", "submitted": {"$gt": t}}` with the
-operators `$lt $gt $lte $gte $eq $ne $in $nin`.
+operators `$lt $gt $lte $gte $eq $ne $in $nin $exists $mod`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS records ({", ".join(TaskRecord.fields())});
 """
 
 
+def _us(ts: float | None) -> float | None:
+    """A timestamp rounded to the microsecond, the resolution of the datetimes clients compare it with."""
+    return None if ts is None else round(ts, 6)
+
+
 class TaskDB:
     """A task database at `path` (a file, or ":memory:")."""
 
@@ -58,7 +63,7 @@ class TaskDB:
     def add_task(self, msg_id: str, client_id: str | None, flags: dict[str, Any], submitted: float | None,
                  payload: bytes, resubmit_of: str | None = None) -> None:
         """Queue a new pending task."""
-        self._inserts.append((msg_id, client_id, flags.get("label"), json.dumps(flags), submitted, None, None,
+        self._inserts.append((msg_id, client_id, flags.get("label"), json.dumps(flags), _us(submitted), None, None,
                               None, None, "pending", payload, None, None, None, None, None, None, resubmit_of))
 
     def finish_task(self, msg_id: str, status: str, engine_id: int | None, started: float | None,
@@ -66,8 +71,8 @@ class TaskDB:
                     evalue: str | None = None, traceback: str | None = None,
                     engine_info: dict | None = None) -> None:
         """Queue a task's final outcome."""
-        self._updates.append((status, engine_id, started, completed, received, result, ename, evalue, traceback,
-                              json.dumps(engine_info) if engine_info else None, msg_id))
+        self._updates.append((status, engine_id, _us(started), _us(completed), _us(received), result, ename, evalue,
+                              traceback, json.dumps(engine_info) if engine_info else None, msg_id))
 
     def set_resubmitted(self, msg_id: str, new_id: str) -> None:
         """Queue: `msg_id` was resubmitted as `new_id`."""
@@ -197,6 +202,14 @@ class TaskDB:
                     clauses.append(f"{key} {neg}IN ({','.join('?' * len(values))})" if values
                                    else ("1=1" if neg else "1=0"))
                     args.extend(values)
+                elif op == "$exists":
+                    clauses.append(f"{key} IS {'NOT ' if value else ''}NULL")
+                elif op == "$mod":
+                    if (not isinstance(value, (list, tuple)) or len(value) != 2
+                            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or not value[0]):
+                        raise ValueError(f"$mod takes [divisor, remainder] (ints, divisor not 0), not {value!r}")
+                    clauses.append(f"{key} % ? = ?")
+                    args.extend(value)
                 elif op in _OPS:
                     if value is None and op in ("$eq", "$ne"):
                         clauses.append(f"{key} IS {'NOT ' if op == '$ne' else ''}NULL")

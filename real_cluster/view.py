@@ -14,23 +14,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sched_lab.core.dependency import Dependency
 from sched_lab.core.options import check_retries, check_timeout_s
 
+from .asyncmapresult import AsyncMapResult
 from .asyncresult import AsyncResult
-from .error import NoEnginesRegistered
+from .error import NoEnginesRegistered, RemoteError
+from .functional import as_core_dependency
 from .messages import TaskFlags
 from .serialize import map_chunk, pack_call
 
 if TYPE_CHECKING:
     from .client import Client
 
-FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label")
+FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label", "track")
 
 
 def _check_flag(name: str, value: Any) -> Any:
     """The validated (normalised) value of one flag; raises KeyError/TypeError/ValueError."""
-    if name == "block":
+    if name in ("block", "track"):          # track: sends copy their arguments, so it changes nothing here
         return bool(value)
     if name == "targets":
         if value is None or value == "all":
@@ -49,7 +50,7 @@ def _check_flag(name: str, value: Any) -> Any:
         if value is None:
             return None
         try:
-            Dependency.coerce(value)
+            as_core_dependency(value)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"Invalid dependency {value!r}: {exc}") from None
         return value
@@ -82,6 +83,7 @@ class LoadBalancedView:
         self.timeout: float | None = None
         self.retries = 0
         self.label: str | None = None
+        self.track = False
         self.history: list[str] = []
         self._plain_flags: dict[tuple, TaskFlags] = {}
 
@@ -118,18 +120,37 @@ class LoadBalancedView:
         values.update({k: _check_flag(k, v) for k, v in override.items()})
         targets = values["targets"]
         if targets is not None:
+            targets = self.client._resolve_targets(targets)
             engines = self.client.ids
             if not engines:
                 raise NoEnginesRegistered("no engines are registered, so no targets can be used")
             unknown = [t for t in targets if t not in engines]
             if unknown:
                 raise IndexError(f"No such engine: {unknown}")
-        return TaskFlags(targets=tuple(targets) if targets else None, after=Dependency.coerce(values["after"]),
-                         follow=Dependency.coerce(values["follow"]), retries=values["retries"],
+        return TaskFlags(targets=tuple(targets) if targets else None, after=as_core_dependency(values["after"]),
+                         follow=as_core_dependency(values["follow"]), retries=values["retries"],
                          timeout_s=values["timeout"] or None, label=values["label"])
 
     def __len__(self) -> int:
         return len(self.targets) if self.targets is not None else len(self.client.ids)
+
+    @property
+    def outstanding(self) -> set[str]:
+        """Ids of this view's tasks not finished yet."""
+        return set(self.history) & self.client.outstanding
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """The client's finished results (exceptions for failures)."""
+        return self.client.results
+
+    @property
+    def executor(self) -> ViewExecutor:
+        """A `concurrent.futures.Executor` submitting through this view (`submit`, `map`, `shutdown`)."""
+        return ViewExecutor(self)
+
+    def spin(self) -> None:
+        """Nothing to do: results arrive on the client's IO thread by themselves."""
 
     # -------------------------------------------------------------------------------- apply
     def _submit(self, payload: bytes, flags: TaskFlags) -> str:
@@ -137,24 +158,27 @@ class LoadBalancedView:
         self.history.append(tid)
         return tid
 
-    def apply_async(self, f: Callable, *args: Any, **kwargs: Any) -> AsyncResult:
+    def apply_async(self, f: Callable, /, *args: Any, **kwargs: Any) -> AsyncResult:
         """Run `f(*args, **kwargs)` on some engine; returns an AsyncResult at once."""
         flags = self._flags()
         tid = self._submit(pack_call(f, args, kwargs), flags)
         return self.client._track(AsyncResult(self.client, [tid], getattr(f, "__name__", "unknown")))
 
-    def apply_sync(self, f: Callable, *args: Any, **kwargs: Any) -> Any:
+    def apply_sync(self, f: Callable, /, *args: Any, **kwargs: Any) -> Any:
         """Run `f(*args, **kwargs)` and return its value (raises its RemoteError)."""
         return self.apply_async(f, *args, **kwargs).get()
 
-    def apply(self, f: Callable, *args: Any, **kwargs: Any) -> Any:
+    def apply(self, f: Callable, /, *args: Any, **kwargs: Any) -> Any:
         """`apply_sync` if `view.block`, else `apply_async`."""
         return self.apply_sync(f, *args, **kwargs) if self.block else self.apply_async(f, *args, **kwargs)
 
     # ---------------------------------------------------------------------------------- map
-    def map(self, f: Callable, *sequences: Any, block: bool | None = None, chunksize: int | None = None,
+    def map(self, f: Callable, /, *sequences: Any, block: bool | None = None, chunksize: int | None = None,
             ordered: bool = True, return_exceptions: bool = False) -> Any:
-        """Parallel `map(f, *sequences)`: a list when blocking, else an AsyncResult (iterable)."""
+        """Parallel `map(f, *sequences)`: a list when blocking, else an AsyncMapResult (iterable).
+
+        With `return_exceptions` a failed element's exception takes its place instead of raising.
+        """
         if not sequences:
             raise TypeError("map() needs at least one sequence")
         block = self.block if block is None else block
@@ -169,42 +193,31 @@ class LoadBalancedView:
         for lo, hi in (_partition(n, chunksize) if n else []):
             ids.append(self._submit(pack_call(map_chunk, (f, *[s[lo:hi] for s in seqs]), {}), flags))
             sizes.append(hi - lo)
-        ar = self.client._track(AsyncResult(self.client, ids, fname, chunk_sizes=sizes, ordered=ordered,
-                                             return_exceptions=return_exceptions))
+        ar = self.client._track(AsyncMapResult(self.client, ids, fname, chunk_sizes=sizes, ordered=ordered,
+                                                return_exceptions=return_exceptions))
         return ar.get() if block else ar
 
-    def map_async(self, f: Callable, *sequences: Any, **kwargs: Any) -> AsyncResult:
+    def map_async(self, f: Callable, /, *sequences: Any, **kwargs: Any) -> AsyncMapResult:
         """`map` that returns an AsyncResult."""
         if "block" in kwargs:
             raise TypeError("map_async doesn't take a `block` keyword argument")
         return self.map(f, *sequences, block=False, **kwargs)
 
-    def map_sync(self, f: Callable, *sequences: Any, **kwargs: Any) -> list:
+    def map_sync(self, f: Callable, /, *sequences: Any, **kwargs: Any) -> list:
         """`map` that waits and returns the list."""
         if "block" in kwargs:
             raise TypeError("map_sync doesn't take a `block` keyword argument")
         return self.map(f, *sequences, block=True, **kwargs)
 
-    def imap(self, f: Callable, *sequences: Any, ordered: bool = True, max_outstanding: int | str = "auto") -> Iterator:
-        """Lazy map: one task per element, at most `max_outstanding` in flight ("auto": 2 per engine)."""
-        window = max(2 * len(self), 2) if max_outstanding == "auto" else int(max_outstanding) or 1 << 62
-        items = zip(*sequences)
-        in_flight: list[AsyncResult] = []
-        for args in items:
-            in_flight.append(self.apply_async(f, *args))
-            while len(in_flight) >= window:
-                yield self._next_done(in_flight, ordered)
-        while in_flight:
-            yield self._next_done(in_flight, ordered)
+    def imap(self, f: Callable, /, *sequences: Any, ordered: bool = True, max_outstanding: int | str = "auto",
+             return_exceptions: bool = False) -> IMapIterator:
+        """Lazy map: one task per element, at most `max_outstanding` in flight ("auto": 2 per engine).
 
-    @staticmethod
-    def _next_done(in_flight: list[AsyncResult], ordered: bool) -> Any:
-        if ordered:
-            return in_flight.pop(0).get()
-        done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-        ar = next(a for a in in_flight if a in done)
-        in_flight.remove(ar)
-        return ar.get()
+        Returns an iterator with `.cancel()` (submit no more, abort what has not started, stop
+        iterating). A failed element raises its RemoteError, or is yielded with `return_exceptions`.
+        """
+        window = max(2 * len(self), 2) if max_outstanding == "auto" else int(max_outstanding) or 1 << 62
+        return IMapIterator(self, f, sequences, ordered, window, return_exceptions)
 
     # ---------------------------------------------------------------------------- decorators
     def parallel(self, chunksize: int | None = None, ordered: bool = True, block: bool | None = None,
@@ -238,11 +251,11 @@ class LoadBalancedView:
         ids = [t for t in self.history if t in self.client.outstanding] if jobs is None else jobs
         return self.client.abort(ids)
 
-    def get_result(self, indices_or_msg_ids: Any = -1, block: bool = False) -> Any:
+    def get_result(self, indices_or_msg_ids: Any = -1, block: bool | None = None, owner: bool = False) -> Any:
         """`client.get_result`; ints index this view's history."""
         if isinstance(indices_or_msg_ids, int):
             indices_or_msg_ids = self.history[indices_or_msg_ids]
-        return self.client.get_result(indices_or_msg_ids, block=block)
+        return self.client.get_result(indices_or_msg_ids, block=block, owner=owner)
 
     def queue_status(self, verbose: bool = False) -> dict[Any, Any]:
         """The controller's queue status for this view's engines."""
@@ -254,6 +267,86 @@ class LoadBalancedView:
 
     def __repr__(self) -> str:
         return f"<LoadBalancedView targets={self.targets or 'all'}>"
+
+
+class ViewExecutor(cf.Executor):
+    """`view.executor`: submit returns the task's AsyncResult (a Future); map yields values in order."""
+
+    def __init__(self, view: LoadBalancedView):
+        self.view = view
+        self._submitted: list[AsyncResult] = []
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> AsyncResult:  # type: ignore[override]
+        ar = self.view.apply_async(fn, *args, **kwargs)
+        self._submitted.append(ar)
+        return ar
+
+    def map(self, fn: Callable, *iterables: Any, timeout: float | None = None,  # type: ignore[override]
+            chunksize: int = 1) -> Iterator:
+        amr = self.view.map_async(fn, *iterables, chunksize=chunksize)
+        self._submitted.append(amr)
+        if timeout is None:
+            return iter(amr)
+        return iter(amr.get(timeout))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            pending = [ar for ar in self._submitted if not ar.ready()]
+            if pending:
+                self.view.client.abort(pending)
+        if wait:
+            for ar in self._submitted:
+                ar.wait()
+
+
+class IMapIterator:
+    """What `imap` returns: results one by one as tasks finish, submitting lazily; `.cancel()` stops it."""
+
+    def __init__(self, view: LoadBalancedView, f: Callable, sequences: tuple, ordered: bool, window: int,
+                 return_exceptions: bool):
+        self._view = view
+        self._in_flight: list[AsyncResult] = []
+        self._cancelled = False
+        self._gen = self._run(f, sequences, ordered, window, return_exceptions)
+
+    def __iter__(self) -> IMapIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._gen)
+
+    def cancel(self) -> int:
+        """Submit nothing more, abort the tasks not started yet, end the iteration; returns how many were aborted."""
+        self._cancelled = True
+        pending = [ar for ar in self._in_flight if not ar.ready()]
+        self._in_flight.clear()
+        return self._view.client.abort(pending) if pending else 0
+
+    def _run(self, f: Callable, sequences: tuple, ordered: bool, window: int, return_exceptions: bool) -> Iterator:
+        for args in zip(*sequences):
+            if self._cancelled:
+                return
+            self._in_flight.append(self._view.apply_async(f, *args))
+            while len(self._in_flight) >= window and not self._cancelled:
+                yield self._next_done(ordered, return_exceptions)
+        while self._in_flight and not self._cancelled:
+            yield self._next_done(ordered, return_exceptions)
+
+    def _next_done(self, ordered: bool, return_exceptions: bool) -> Any:
+        if ordered:
+            ar = self._in_flight[0]
+            ar.wait()
+        else:
+            done, _ = cf.wait(self._in_flight, return_when=cf.FIRST_COMPLETED)
+            ar = next(a for a in self._in_flight if a in done)
+        if ar in self._in_flight:
+            self._in_flight.remove(ar)
+        try:
+            return ar.get()
+        except RemoteError as exc:
+            if return_exceptions:
+                return exc
+            raise
 
 
 class ParallelFunction:

@@ -78,6 +78,9 @@ def register(subparsers: Any) -> None:
     c.add_argument("--cluster", metavar="PROFILE|FILE.json",
                    help="run each point as a task on this running sched-lab cluster instead of local processes "
                         "(engines need sched-lab installed; identical results for identical seeds)")
+    c.add_argument("--executor", default="local", metavar="local|dask:ADDRESS|ray[:ADDRESS]",
+                   help="where the points run: local processes (default), an existing Dask scheduler "
+                        "(pip install 'sched-lab[dask]') or Ray (pip install 'sched-lab[ray]'); identical rows")
     c.add_argument("--out", default="compare.csv", metavar="FILE.csv", help="tidy results (default compare.csv)")
     c.add_argument("--plot", default="compare.png", metavar="FILE.png", help="figure (default compare.png; '' = none)")
     c.add_argument("--json", action="store_true", help="print the aggregated table as JSON")
@@ -205,25 +208,32 @@ def compare_main(args: argparse.Namespace) -> int:
             raise ValueError("--seeds must be >= 1 and --jobs >= 0")
         if not args.out.endswith(".csv"):
             raise ValueError(f"--out must be a .csv file, got {args.out!r}")
+        from .executors import ExecutorSpec
+
+        executor = ExecutorSpec.parse(args.executor)
+        if args.cluster and executor.kind != "local":
+            raise ValueError(f"choose --cluster or --executor {executor}, not both")
         base = _base_config(args, load=loads[0], seed=args.seed)
         configs = sweep_configs(base, schemes, loads, hwms, workloads, range(args.seed, args.seed + args.seeds))
     except ValueError as exc:
         return _error("compare", str(exc))
     from tqdm import tqdm
 
+    from .executors import ExecutorUnavailable
     from .sweep import ClusterUnavailable
 
     try:
         with tqdm(total=len(configs), file=sys.stderr, unit="run", disable=None if not args.json else True) as bar:
             tidy = run_sweep(configs, jobs=args.jobs or None, on_done=lambda n: bar.update(n - bar.n),
-                             cluster=args.cluster)
-    except ClusterUnavailable as exc:
+                             cluster=args.cluster, executor=str(executor))
+    except (ClusterUnavailable, ExecutorUnavailable) as exc:
         print(f"sched-lab compare: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        if args.cluster is None:
+        if args.cluster is None and executor.kind == "local":
             raise
-        print(f"sched-lab compare: a point failed on the cluster: {type(exc).__name__}: {exc}", file=sys.stderr)
+        where = "the cluster" if args.cluster else f"the {executor.kind} executor"
+        print(f"sched-lab compare: a point failed on {where}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     tidy.to_csv(args.out, index=False)
     table = aggregate(tidy)

@@ -1,8 +1,10 @@
 """Sweeps: run schemes × loads × hwm × workloads × seeds (in parallel processes) into a tidy table.
 
-A sweep runs in local worker processes, or — with `cluster=` — as tasks on a running sched-lab
-cluster: each point is one `run_point(config)` task (engines import this module, so they need
-sched-lab installed), and the rows are identical to a local sweep's except for `wall_s`.
+A sweep runs in local worker processes, or — with `executor="dask:ADDRESS"` / `"ray[:ADDRESS]"`
+(sched_lab.apps.executors) — on a Dask or Ray cluster, or — with `cluster=` — as tasks on a running
+sched-lab cluster: each point is one `run_point(config)` task (workers import this module, so they
+need sched-lab installed), and the rows are identical to a local sweep's except for `wall_s`.
+`map_points` does the same for any point function (experiments with their own per-point metrics).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 from ..sim.config import SimConfig
 from ..sim.distributions import Dist
 
+# Responses are end to end (client submit to client receipt); sched_* are the scheduler's view.
 METRICS = ("mean_wait", "mean_response", "p50_response", "p99_response", "makespan", "throughput",
-           "utilization", "imbalance")
+           "utilization", "imbalance", "sched_mean_response", "sched_p50_response", "sched_p99_response")
 
 
 def sweep_configs(base: SimConfig, schemes: Sequence[str], loads: Sequence[float], hwms: Sequence[int],
@@ -41,31 +44,53 @@ def run_point(config: SimConfig) -> dict[str, Any]:
 
 
 def run_sweep(configs: Sequence[SimConfig], jobs: int | None = None,
-              on_done: Callable[[int], None] | None = None, cluster: Any = None) -> Any:
+              on_done: Callable[[int], None] | None = None, cluster: Any = None,
+              executor: str | None = None) -> Any:
     """Run the points (across `jobs` processes; default: all cores) and return the tidy DataFrame.
 
     `cluster`: a profile name, a client connection file (.json) or a connected `real_cluster.Client`:
     run every point as a task on that cluster's engines instead (`jobs` is then ignored). A point
     that fails there raises its RemoteError; a missing cluster raises ClusterUnavailable.
+    `executor`: `local` (default), `dask:ADDRESS` or `ray[:ADDRESS]` (see `executors`); a missing
+    extra or an unreachable scheduler raises ExecutorUnavailable, a malformed spec ValueError.
     """
     import pandas as pd
 
-    jobs = jobs or os.cpu_count() or 1
-    rows: list[dict[str, Any]] = []
+    return pd.DataFrame(map_points(run_point, configs, jobs=jobs, on_done=on_done, cluster=cluster,
+                                   executor=executor))
+
+
+def map_points(fn: Callable[[Any], Any], points: Sequence[Any], jobs: int | None = None,
+               on_done: Callable[[int], None] | None = None, cluster: Any = None,
+               executor: str | None = None) -> list[Any]:
+    """`fn(point)` for every point, in point order, wherever `executor`/`cluster` say (see `run_sweep`).
+
+    `fn` must be a module-level function; one defined outside sched-lab is shipped by value to
+    Dask, Ray and sched-lab cluster workers. `cluster` and a non-local `executor` exclude each other.
+    """
+    from .executors import ExecutorSpec, map_remote
+
+    spec = ExecutorSpec.parse(executor)
+    if cluster is not None and spec.kind != "local":
+        raise ValueError(f"choose --cluster or --executor {spec}, not both")
     if cluster is not None:
-        rows = run_on_cluster(configs, cluster, on_done)
-    elif jobs == 1 or len(configs) == 1:
-        for i, cfg in enumerate(configs):
-            rows.append(run_point(cfg))
+        return run_on_cluster(points, cluster, on_done, fn=fn)
+    if spec.kind != "local":
+        return map_remote(fn, points, spec, on_done)
+    jobs = jobs or os.cpu_count() or 1
+    rows: list[Any] = []
+    if jobs == 1 or len(points) <= 1:
+        for i, point in enumerate(points):
+            rows.append(fn(point))
             if on_done:
                 on_done(i + 1)
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(configs))) as pool:
-            for i, row in enumerate(pool.map(run_point, configs)):
+        with ProcessPoolExecutor(max_workers=min(jobs, len(points))) as pool:
+            for i, row in enumerate(pool.map(fn, points)):
                 rows.append(row)
                 if on_done:
                     on_done(i + 1)
-    return pd.DataFrame(rows)
+    return rows
 
 
 class ClusterUnavailable(RuntimeError):
@@ -100,14 +125,17 @@ def connect(cluster: str | os.PathLike[str], engine_timeout_s: float = 30.0) -> 
     return client
 
 
-def run_on_cluster(configs: Sequence[SimConfig], cluster: Any,
-                   on_done: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-    """Rows of `run_point` for every config, each run as one task on a live cluster (see `run_sweep`)."""
+def run_on_cluster(configs: Sequence[Any], cluster: Any, on_done: Callable[[int], None] | None = None,
+                   fn: Callable[[Any], Any] = run_point) -> list[Any]:
+    """`fn` (default: `run_point`) of every config, each run as one task on a live cluster (see `run_sweep`)."""
+    from .executors import portable
+
     own = not hasattr(cluster, "load_balanced_view")
     client = connect(cluster) if own else cluster
     try:
         view = client.load_balanced_view(label="sched-lab compare")
-        pending = [view.apply_async(run_point, cfg) for cfg in configs]
+        shipped = portable(fn)
+        pending = [view.apply_async(shipped, cfg) for cfg in configs]
         rows = []
         for i, ar in enumerate(pending):
             rows.append(ar.get())

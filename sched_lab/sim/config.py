@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..core.options import SchedulingOptions
 from .distributions import Dist
+from .overheads import OverheadTrace
 from .workloads import DagSpec, RequireMix
 
 
@@ -38,8 +39,12 @@ class SimConfig:
     (`mtbf` None = never); `task_error_rate` = probability an attempt raises. Every task gets
     `retries` and `timeout_s`. `scheme` is `NAME[:key=value,..]`; `scheme_modules` are imported first
     (modules or .py files that call `sched_lab.register_scheme`; again in sweep workers). `latency` is the one-way network delay per hop and `overhead` the
-    scheduler's time per event (None = zero). `warmup` = fraction of tasks (by submission) that
-    summaries ignore.
+    scheduler's time per event (None = zero). `latency_trace` (instead of `latency`) makes each
+    hop's latency depend on when it is sent: a draw from the measured latencies within
+    ±`latency_window_s` of that time (`latency_model="modulated"`) or the one measured nearest to
+    it (`"replay"`), see sim.overheads: host contention comes in bursts. `client_latency=False`: the
+    client sits next to the scheduler, so only controller<->engine hops cost latency. `warmup` = fraction of
+    tasks (by submission) that summaries ignore.
     """
 
     scheme: str = "leastload"
@@ -62,6 +67,10 @@ class SimConfig:
     timeout_s: float | None = None
     latency: Dist | None = None
     overhead: Dist | None = None
+    latency_trace: OverheadTrace | None = None
+    latency_model: str = "modulated"
+    latency_window_s: float = 0.2
+    client_latency: bool = True
     warmup: float = 0.1
     progress: bool | None = False
     scheme_modules: tuple[str, ...] = ()
@@ -94,6 +103,16 @@ class SimConfig:
             raise ValueError(f"mttr must be >= 0, got {self.mttr!r}")
         if not 0 <= self.task_error_rate <= 1:
             raise ValueError(f"task_error_rate must be in [0, 1], got {self.task_error_rate!r}")
+        if self.latency_trace is not None:
+            if not isinstance(self.latency_trace, OverheadTrace):
+                raise ValueError("latency_trace must be a sim.overheads.OverheadTrace, "
+                                 f"got {type(self.latency_trace).__name__}")
+            if self.latency is not None:
+                raise ValueError("give latency or latency_trace, not both")
+        if self.latency_model not in ("replay", "modulated"):
+            raise ValueError(f"latency_model must be replay or modulated, got {self.latency_model!r}")
+        if not (self.latency_window_s > 0 and math.isfinite(self.latency_window_s)):
+            raise ValueError(f"latency_window_s must be a number > 0, got {self.latency_window_s!r}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -14,7 +14,11 @@ task (benchmarks/bench_sim.py: that is what makes the idiomatic model slow). Ins
 - failures are one Timeout chain per engine (up Exp(mtbf), down Exp(mttr)) reporting `EngineLost`
   and `EngineJoined`;
 - network latency (per hop) and scheduler overhead (per event) are optional: when unset, events
-  reach the core synchronously with no extra SimPy event.
+  reach the core synchronously with no extra SimPy event. They draw from separate streams
+  ("network", "overhead"), so adding one leaves the other's draws unchanged;
+- the client's receipt of each final result (`received_at`, by task id) is the Deliver/Fail time
+  plus one controller->client hop (FIFO like every connection); it is stamped without a SimPy event,
+  so end-to-end response = received_at - the workload's submit time (four hops with latency).
 
 Events go to the core through the shared EventPump (sched_lab/core/pump.py): reports the driver
 makes while carrying out an action list (an unmet requirement, a dispatch to a dead engine) are
@@ -90,6 +94,21 @@ class _Draws:
         return self._buf[self._i - 1]
 
 
+class _TraceDraws:
+    """Latencies from a measured trace, by the time they are drawn (SimConfig.latency_trace)."""
+
+    __slots__ = ("_draw", "_env", "_u", "_model", "_window")
+
+    def __init__(self, config: SimConfig, env: simpy.Environment, rng: np.random.Generator) -> None:
+        assert config.latency_trace is not None
+        self._draw, self._env = config.latency_trace.draw_at, env
+        self._u = rng
+        self._model, self._window = config.latency_model, config.latency_window_s
+
+    def __call__(self) -> float:
+        return self._draw(self._env._now, self._u.random(), self._model, self._window)
+
+
 class Simulation:
     """One run: engines, the core, the workload and the SimPy environment. `run()` returns when every task
     has a final outcome (raises SimulationStalled if that can never happen)."""
@@ -134,8 +153,11 @@ class Simulation:
         self._error_rate = rate
         self._errors = gens["errors"]
         self._first_u = self._errors.random(self._n).tolist() if rate > 0 else None
-        self._latency = _Draws(config.latency, gens["network"]) if config.latency else None
-        self._overhead = _Draws(config.overhead, gens["network"]) if config.overhead else None
+        self._latency: Callable[[], float] | None = (
+            _Draws(config.latency, gens["network"]) if config.latency else
+            _TraceDraws(config, env, gens["network"]) if config.latency_trace is not None else None)
+        self._overhead = _Draws(config.overhead, gens["overhead"]) if config.overhead else None
+        self.received_at = [math.nan] * self._n       # client receipt of each task's final result
         self._sched_free = 0.0
         self._channels: dict[Any, float] = {}
         self._fail_rng = gens["failures"]
@@ -192,11 +214,13 @@ class Simulation:
 
     def _do_deliver(self, action: Deliver) -> None:
         self.n_ok += action.ok
+        self.received_at[action.task_id] = self.env._now if self._latency is None else self._to_client()
         self.n_final = n = self.n_final + 1
         if n % 1024 == 0 or n == self._n:
             self._final_tick(n)
 
     def _do_fail(self, action: Fail) -> None:
+        self.received_at[action.task_id] = self.env._now if self._latency is None else self._to_client()
         self.n_final = n = self.n_final + 1
         if n % 1024 == 0 or n == self._n:
             self._final_tick(n)
@@ -215,6 +239,15 @@ class Simulation:
         self._channels[channel] = at
         self._after(at - now, callback, value)
 
+    def _to_client(self) -> float:
+        """When a final result sent to the client now arrives there (the controller->client hop)."""
+        now = self.env._now
+        if not self.config.client_latency:
+            return now
+        at = max(now + self._latency(), self._channels.get("to client", 0.0))  # type: ignore[misc]
+        self._channels["to client"] = at
+        return at
+
     def _report(self, make: Callable[..., Any], *args: Any, channel: Any = "client") -> None:
         """A message to the scheduler (from the client or an engine), through the network and the
         scheduler's overhead if set."""
@@ -222,11 +255,13 @@ class Simulation:
             self._handle(make(self.env._now, *args))
         elif self._latency is None:
             self._on_sched_arrival_now(make, args)
+        elif channel == "client" and not self.config.client_latency:      # the client sits by the scheduler
+            self._on_sched_arrival((make, args))
         else:
             self._send(channel, self._on_sched_arrival, (make, args))
 
-    def _on_sched_arrival(self, ev: Timeout) -> None:
-        make, args = ev._value
+    def _on_sched_arrival(self, ev: Any) -> None:
+        make, args = ev._value if isinstance(ev, Timeout) else ev
         if self._overhead is None:
             self._handle(make(self.env._now, *args))
         else:

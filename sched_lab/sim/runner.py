@@ -39,7 +39,10 @@ def build_workload(config: SimConfig, gens: dict[str, np.random.Generator]) -> W
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SimResult:
-    """A finished run: its config, the columnar records, and how long it took (simulated and wall)."""
+    """A finished run: its config, the columnar records, and how long it took (simulated and wall).
+
+    `received_at[i]`: when the client received task i's final result (NaN if never); `sim_time` is
+    the scheduler's last event (the last result's hop to the client is not waited for)."""
 
     config: SimConfig
     records: ColumnarRecords
@@ -47,6 +50,7 @@ class SimResult:
     n_ok: int
     sim_time: float
     wall_s: float
+    received_at: np.ndarray
 
     @property
     def n_tasks(self) -> int:
@@ -61,10 +65,12 @@ class SimResult:
         return self.records.to_dataframe()
 
     def summary(self) -> Any:
-        """analysis.Summary of this run (warm-up cut from the config)."""
+        """records.Summary of this run (warm-up cut from the config): response end to end (client
+        submit to client receipt), the scheduler-side figures as `sched_*`."""
         from ..records.summary import summarize
 
-        return summarize(self.records, engines=self.config.engines, warmup=self.config.warmup)
+        return summarize(self.records, engines=self.config.engines, warmup=self.config.warmup,
+                         client_times=(self.workload.submit_at, self.received_at))
 
 
 def run(config: SimConfig, workload: Workload | None = None) -> SimResult:
@@ -99,4 +105,5 @@ def run(config: SimConfig, workload: Workload | None = None) -> SimResult:
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t0
-    return SimResult(config, sim.records, wl, sim.n_ok, float(sim.env.now), wall)
+    return SimResult(config, sim.records, wl, sim.n_ok, float(sim.env.now), wall,
+                     np.asarray(sim.received_at, dtype=np.float64))

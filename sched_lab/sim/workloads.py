@@ -23,7 +23,8 @@ import numpy as np
 
 from .distributions import Dist
 
-STREAM_NAMES = ("arrivals", "lengths", "scheduler", "failures", "dag", "requires", "errors", "network")
+# Append only: a stream is the SeedSequence child at its index, so a new name leaves the others' draws alone.
+STREAM_NAMES = ("arrivals", "lengths", "scheduler", "failures", "dag", "requires", "errors", "network", "overhead")
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:

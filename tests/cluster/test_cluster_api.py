@@ -147,7 +147,7 @@ def test_second_client_gets_results_and_ids(rc, view):
         pending = other.get_result(slow.msg_ids[0])        # subscribes: arrives when done
         assert pending.get(10) is None and slow.get(10) is None      # both clients hear of it
         assert pending.metadata["engine_id"] == slow.engine_id
-        assert other.get_result(ar.msg_ids + slow.msg_ids, block=True) == ["shared", None]
+        assert other.get_result(ar.msg_ids + slow.msg_ids, block=True).get(0) == ["shared", None]
         with pytest.raises(KeyError):
             other.get_result("no-such-task")
     assert rc.get_result(-1).get(10) is None and rc.get_result(ar).get(10) == "shared"
@@ -158,7 +158,7 @@ def test_results_survive_the_submitting_client(session_cluster):
     ar = first.load_balanced_view().apply_async(lambda: time.sleep(0.3) or "orphan")
     first.close()
     with Client(profile="session") as second:
-        assert second.get_result(ar.msg_ids[0], block=True, timeout=10) == "orphan"
+        assert second.get_result(ar.msg_ids[0], block=True, timeout=10).get(0) == "orphan"
 
 
 def test_wait_queue_status_and_abort(rc, view, tmp_path):

@@ -78,7 +78,10 @@ def test_public_names_are_pinned():
     import real_cluster
     assert sorted(real_cluster.__all__) == sorted([
         "Client", "Cluster", "LoadBalancedView", "ParallelFunction", "RemoteFunction", "AsyncResult", "Dependency",
-        "require", "depend", "dependent", "RemoteError", "CompositeError", "error"])
+        "require", "depend", "dependent", "RemoteError", "CompositeError", "error",
+        "AsyncMapResult", "AsyncHubResult", "Metadata", "interactive", "TimeoutError",       # issue 12: porting
+        "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"])
     from real_cluster import Client, Cluster, Dependency, depend, dependent, require  # noqa: F401 - DESIGN §5 import
     from sched_lab.core import Dependency as CoreDependency
-    assert Dependency is CoreDependency
+    assert issubclass(Dependency, set)                    # ipyparallel's mutable set; the scheduler gets the core's
+    assert Dependency(["a"], all=False).to_core() == CoreDependency(["a"], all=False)

@@ -159,11 +159,82 @@ def test_live_vs_sim(tmp_path):
     assert (live["response_s"] > 0.0005).all() and live["response_s"].median() < 1.0
     s = pd.read_csv(out / "summary.csv")
     assert s["ks"].between(0, 1).all() and s["uncal_ks"].between(0, 1).all()
+    for model in ("iid", "replay", "modulated"):                        # every overhead model simulated
+        assert s[f"ks_{model}"].between(0, 1).all() and s[f"mean_err_{model}"].abs().lt(0.6).all()
+    assert (s["ks"] == s["ks_replay"]).all() and set(s["overhead_model"]) == {"replay"}
     assert (s["mean_err"].abs() < 0.6).all(), s                         # loose: a shared 2-core host is noisy
     cal = pd.read_csv(out / "calibration.csv")
     assert (cal["latency_s"] > 0).all() and (cal["latency_s"] < 0.05).all()
+    assert cal["hop_lag1_corr"].between(-1, 1).all() and not cal["hog"].astype(bool).any()
     assert "live vs simulated" in proc.stdout
     assert {"live_vs_sim_cdf.png", "gantt_live_leastload.png", "gantt_sim_leastload.png"} <= {p.name for p in pngs(out)}
+    # --resimulate: the saved live records give the same comparison without a live cluster
+    again = tmp_path / "lvs-again"
+    run_quick("live_vs_sim", again, tmp_path, extra=("--resimulate", str(out)))
+    r2 = pd.read_csv(again / "responses.csv")
+    pd.testing.assert_frame_equal(r2[r2["source"] == "live"].reset_index(drop=True), live.reset_index(drop=True))
+    s2 = pd.read_csv(again / "summary.csv")
+    for col in ("ks", "ks_iid", "ks_replay", "ks_modulated", "mean_err", "uncal_ks"):
+        assert s2[col].to_numpy() == pytest.approx(s[col].to_numpy(), abs=1e-9), col
+
+
+def _live_vs_sim_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import live_vs_sim
+
+    return live_vs_sim
+
+
+def test_cpu_hog_burns_a_pinned_core_and_is_always_stopped(monkeypatch):
+    import time
+
+    lvs = _live_vs_sim_module(monkeypatch)
+    with lvs.cpu_hog() as hog:
+        assert hog.poll() is None
+        assert os.sched_getaffinity(hog.pid) == {0}
+        deadline = time.monotonic() + 30
+        while lvs.cpu_seconds(hog.pid) < 0.05:             # it really burns CPU (shared host: give it time)
+            assert time.monotonic() < deadline, "the hog used no CPU in 30 s"
+            time.sleep(0.05)
+    assert hog.poll() is not None and not Path(f"/proc/{hog.pid}").exists()
+    with pytest.raises(RuntimeError, match="boom"):
+        with lvs.cpu_hog() as hog:
+            raise RuntimeError("boom")
+    assert hog.poll() is not None                           # stopped on the error path too
+    with lvs.cpu_hog(False) as none:
+        assert none is None
+
+
+def test_cpu_hog_dies_with_a_killed_script(tmp_path):
+    # kill -9 of the script skips every finally: the kernel's parent-death signal stops the hog
+    import signal
+    import time
+
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import live_vs_sim as l\n"
+            "with l.cpu_hog() as hog:\n    print(hog.pid, flush=True)\n    time.sleep(300)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code, str(EXPERIMENTS)], stdout=subprocess.PIPE, text=True)
+    hog_pid = None
+    try:
+        hog_pid = int(parent.stdout.readline())
+        assert Path(f"/proc/{hog_pid}").exists()
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(30)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{hog_pid}").exists() and "Z" not in _state(hog_pid):
+            assert time.monotonic() < deadline, "the hog outlived its killed parent"
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+        parent.wait(30)
+        if hog_pid is not None and Path(f"/proc/{hog_pid}").exists() and _state(hog_pid) != "Z":
+            os.kill(hog_pid, signal.SIGKILL)          # the test failed: still stop what it started
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
 
 
 def test_speed_aware(tmp_path):

@@ -1,0 +1,132 @@
+"""Overhead models fitted from a measured trace: iid draws lose bursts, replay and the time-modulated
+model keep them (where they happen, how large, how correlated), deterministically under a seed."""
+
+import numpy as np
+import pytest
+
+from sched_lab.sim.overheads import OVERHEAD_MODELS, OverheadTrace
+
+
+def bursty(seed: int, n: int = 4000, rate: float = 200.0) -> OverheadTrace:
+    """A two-state (quiet 0.2 ms / burst 8 ms) Markov-modulated trace: bursts last ~0.5 s, every ~3 s."""
+    rng = np.random.default_rng(seed)
+    at = np.cumsum(rng.exponential(1 / rate, n))
+    state, t_next, vals = 0, rng.exponential(2.5), np.empty(n)
+    for i, t in enumerate(at):
+        while t >= t_next:
+            state = 1 - state
+            t_next += rng.exponential(0.5 if state else 2.5)
+        vals[i] = rng.exponential(0.008 if state else 0.0002)
+    return OverheadTrace(at, vals)
+
+
+def lag1(x: np.ndarray) -> float:
+    return float(np.corrcoef(x[:-1], x[1:])[0, 1])
+
+
+def test_replay_gives_each_measured_time_its_own_value():
+    tr = bursty(1)
+    assert tr.sample("replay", tr.at_s, np.random.default_rng(0)) == pytest.approx(tr.overhead_s, abs=0)
+    # between two measurements: the nearer one
+    mid = tr.at_s[10] + 0.1 * (tr.at_s[11] - tr.at_s[10])
+    assert tr.sample("replay", np.array([mid]), np.random.default_rng(0))[0] == tr.overhead_s[10]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_modulated_keeps_the_bursts_iid_does_not(seed):
+    tr = bursty(seed)
+    rng = np.random.default_rng(100 + seed)
+    iid, mod = tr.sample("iid", tr.at_s, rng), tr.sample("modulated", tr.at_s, rng, window_s=0.1)
+    true_r = lag1(tr.overhead_s)
+    assert true_r > 0.3                                   # the trace really is bursty
+    assert abs(lag1(iid)) < 0.06                          # iid: ~0 ± 2/sqrt(4000) · 2
+    assert lag1(mod) > 0.6 * true_r                       # modulated: most of the correlation kept
+    # same marginal distribution (means within 15%: heavy bursts make the mean noisy)
+    assert mod.mean() == pytest.approx(tr.overhead_s.mean(), rel=0.15)
+    assert iid.mean() == pytest.approx(tr.overhead_s.mean(), rel=0.15)
+    # inside the busiest second, modulated is as slow as the trace was; iid is the global average
+    k = int(np.argmax(np.convolve(tr.overhead_s, np.ones(200), "same")))
+    sl = slice(max(0, k - 100), k + 100)
+    burst = tr.overhead_s[sl].mean()
+    assert burst > 2 * tr.overhead_s.mean()
+    assert mod[sl].mean() > 0.6 * burst and iid[sl].mean() < 0.5 * burst
+
+
+def test_modulated_draws_only_from_the_window():
+    tr = OverheadTrace(np.array([0.0, 1.0, 1.05, 1.1, 5.0]), np.array([9.0, 1.0, 2.0, 3.0, 7.0]))
+    vals = tr.sample("modulated", np.full(2000, 1.05), np.random.default_rng(3), window_s=0.2)
+    assert set(vals) == {1.0, 2.0, 3.0}
+    assert np.bincount(vals.astype(int))[1:4] / 2000 == pytest.approx([1 / 3] * 3, abs=0.05)
+    # no measurement within the window: the nearest one
+    assert tr.sample("modulated", np.array([4.0, -3.0]), np.random.default_rng(3), window_s=0.2).tolist() == [7.0, 9.0]
+
+
+def test_same_seed_same_draws_and_models_checked():
+    tr = bursty(5, n=500)
+    for model in OVERHEAD_MODELS:
+        a = tr.sample(model, tr.at_s, np.random.default_rng(9))
+        b = tr.sample(model, tr.at_s, np.random.default_rng(9))
+        assert (a == b).all() and (a >= 0).all()
+    with pytest.raises(ValueError, match="unknown overhead model 'gauss'; allowed: iid, replay, modulated"):
+        tr.sample("gauss", tr.at_s, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="window_s"):
+        tr.sample("modulated", tr.at_s, np.random.default_rng(0), window_s=0)
+
+
+@pytest.mark.parametrize("at, ovh, message", [
+    ([], [], "at least one"), ([0.0, 1.0], [0.1], "one length"), ([0.0], [-1.0], ">= 0"),
+    ([np.nan], [0.1], "finite"),
+])
+def test_bad_traces_are_rejected(at, ovh, message):
+    with pytest.raises(ValueError, match=message):
+        OverheadTrace(np.array(at), np.array(ovh))
+
+
+def test_unsorted_measurements_are_sorted_with_their_values():
+    tr = OverheadTrace(np.array([2.0, 0.0, 1.0]), np.array([20.0, 0.0, 10.0]))
+    assert tr.at_s.tolist() == [0.0, 1.0, 2.0] and tr.overhead_s.tolist() == [0.0, 10.0, 20.0]
+
+
+@pytest.mark.parametrize("model", ["replay", "modulated"])
+def test_scalar_draws_match_the_vector_ones(model):
+    tr = bursty(6, n=800)
+    t = np.random.default_rng(1).uniform(-1, tr.at_s[-1] + 1, 500)
+    u = np.random.default_rng(2).random(500)
+
+    class Fixed:                                   # a Generator stand-in replaying the same uniforms
+        def random(self, n):
+            return u[:n]
+
+    vec = tr.sample(model, t, Fixed(), window_s=0.05)
+    assert [tr.draw_at(ti, ui, model, 0.05) for ti, ui in zip(t, u)] == vec.tolist()
+
+
+def test_simulator_hops_take_the_latency_of_their_time():
+    from sched_lab.sim import SimConfig, Workload, run
+
+    wl = Workload(np.arange(0.0, 50.0, 5.0), np.ones(10))
+    tr = OverheadTrace(np.array([0.0, 24.0, 26.0]), np.array([0.1, 0.5, 0.5]))
+    df = run(SimConfig(engines=2, warmup=0.0, latency_trace=tr, latency_model="replay"), wl).dataframe()
+    # before t≈12 every hop is nearest the 0.1 measurement (submit, dispatch, report: 1 + 2 × 0.1 on
+    # the scheduler's clock), after it nearest the 0.5 ones (1 + 2 × 0.5)
+    assert (df["finished_at"] - df["submitted_at"]).to_numpy() == pytest.approx([1.2] * 3 + [2.0] * 7)
+    mod = run(SimConfig(engines=2, warmup=0.0, latency_trace=tr, latency_window_s=1.5), wl).dataframe()
+    assert (mod["finished_at"] - mod["submitted_at"]).to_numpy() == pytest.approx([1.2] * 3 + [2.0] * 7)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"latency_trace": "x"}, "OverheadTrace"), ({"latency_model": "iid"}, "replay or modulated"),
+    ({"latency_window_s": 0.0}, "latency_window_s"),
+])
+def test_latency_trace_config_is_validated(kw, message):
+    from sched_lab.sim import SimConfig
+
+    with pytest.raises(ValueError, match=message):
+        SimConfig(**kw)
+
+
+def test_latency_and_latency_trace_exclude_each_other():
+    from sched_lab.sim import SimConfig, parse_dist
+
+    with pytest.raises(ValueError, match="not both"):
+        SimConfig(latency=parse_dist("const:mean=0.1"), latency_trace=OverheadTrace(np.zeros(1), np.zeros(1)))
