@@ -47,7 +47,7 @@ def theory(scheme: str, load: float) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = C.parse_args("jsq_jiq_theory", DESCRIPTION, argv)
+    args = C.parse_args("jsq_jiq_theory", DESCRIPTION, argv, uses_sweep=True)
     import pandas as pd
 
     from sched_lab.records import confidence_halfwidth
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = [SimConfig(scheme=s, hwm=0, engines=n, tasks=n * per_engine, load=load, seed=seed, warmup=0.1)
                for load in loads for s in SCHEMES for seed in seeds]
     C.log(f"jsq_jiq_theory: {len(configs)} runs of {n} engines")
-    points = C.map_points(point, configs, args.jobs)
+    points = C.map_points(point, configs, args)
     rows = []
     for (scheme, load), g in points.groupby(["scheme", "load"], sort=False):
         t_mean, t_idle = theory(scheme, load)
