@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Callable
 
 from . import protocol as proto
@@ -56,6 +57,7 @@ class Link(asyncio.Protocol):
         self._later: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._close_reason = "connection closed"
+        self.last_activity = time.monotonic()        # any bytes arriving refresh it (liveness: progress, not frames)
 
     # -------------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -78,6 +80,7 @@ class Link(asyncio.Protocol):
             self._send_raw(to_wire(Hello(nonce=self._nonce, version=proto.PROTOCOL_VERSION)))
 
     def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
         if self.closed:
             return
         try:

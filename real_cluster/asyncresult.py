@@ -182,7 +182,8 @@ class AsyncResult(Future):
         return all(ok for ok, _ in self._values.values())
 
     def abort(self) -> int:
-        """Abort the parts not yet run; returns how many were still pending. Raises RuntimeError if all are done."""
+        """Abort the parts not yet finished (running ones are stopped); returns how many were still pending.
+        Raises RuntimeError if all are done."""
         if self.ready():
             raise RuntimeError("cannot abort a result that is already done")
         return self._client.abort(self)

@@ -318,7 +318,8 @@ class Client(HubQueries, ResultRequests):
         return one(targets)
 
     def abort(self, jobs: Any = None, targets: Any = None, block: bool | None = None) -> int:
-        """Abort tasks that have not started (default: all outstanding); returns how many were still pending.
+        """Abort tasks (default: all outstanding): queued ones fail at once, running ones are stopped by their
+        engine (its worker is killed); both fail with TaskAborted. Returns how many were still pending.
 
         `targets` and `block` are accepted for ipyparallel's signature (aborting is always immediate).
         """
@@ -349,16 +350,32 @@ class Client(HubQueries, ResultRequests):
         return {k: v for k, (_, v) in self._done.items()}
 
     # ---------------------------------------------------------------------------- lifecycle
-    def shutdown(self, targets: Any = "all", hub: bool = False) -> None:
-        """Stop engines (`targets`, default all) and, with `hub=True`, the controller too."""
+    def send_signal(self, sig: int, targets: Any = None) -> list[int]:
+        """Send signal `sig` (e.g. `signal.SIGINT`) to the tasks running on `targets` (default all engines).
+
+        It reaches the engine's worker process, where the task runs (SIGINT raises KeyboardInterrupt in
+        it); engines with no running task ignore it. Returns the engine ids asked."""
+        tl = None if targets in (None, "all") else ([targets] if isinstance(targets, int) else list(targets))
+        return self._request("signal", signum=int(sig), targets=tl, timeout=10)
+
+    def shutdown(self, targets: Any = "all", hub: bool = False, block: bool = False,
+                 timeout: float = 30.0) -> None:
+        """Stop engines (`targets`, default all; busy ones too: their running tasks are retried or fail with
+        EngineError) and, with `hub=True`, the controller too. `block`: wait until those engines have left."""
         tl = None if targets in (None, "all") else ([targets] if isinstance(targets, int) else list(targets))
         try:
-            self._request("shutdown", targets=tl, hub=hub, timeout=10)
+            stopped = self._request("shutdown", targets=tl, hub=hub, timeout=10)
         except ConnectionFailed:
             if not hub:
                 raise
+            stopped = []
         if hub:
             self.close()
+        elif block and stopped:
+            with self._engines_cond:
+                if not self._engines_cond.wait_for(lambda: not set(stopped) & set(self._engines), timeout):
+                    raise TimeoutError(f"engines {sorted(set(stopped) & set(self._engines))} still registered "
+                                       f"after {timeout} s")
 
     def spin(self) -> None:
         """Nothing to do: results arrive on the client's IO thread by themselves (ipyparallel polls here)."""

@@ -35,7 +35,8 @@ class Cluster:
 
     def __init__(self, n: int = 4, profile: str = "default", scheme: str = "leastload", hwm: int = 1,
                  db: str = "sqlite", controller_args: list[str] | None = None, engine_args: list[str] | None = None,
-                 detach: bool = False, scheme_modules: list[str] | tuple[str, ...] = ()):
+                 detach: bool = False, memory_limit: int | None = None,
+                 scheme_modules: list[str] | tuple[str, ...] = ()):
         if n < 0:
             raise ValueError("n must be >= 0")
         self.n = n
@@ -47,6 +48,8 @@ class Cluster:
         self.db = db
         self.controller_args = list(controller_args or [])
         self.engine_args = list(engine_args or [])
+        if memory_limit is not None:        # each engine's worker is restarted above it (its task: EngineError)
+            self.engine_args += ["--memory-limit", str(int(memory_limit))]
         self.detach = detach
         self.dir = profile_dir(profile)
         self.controller: subprocess.Popen | None = None

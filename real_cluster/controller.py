@@ -24,7 +24,7 @@ from typing import Any
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
     EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished, TaskScheduler,
-    TaskSubmitted, TimerFired,
+    TaskSubmitted, TimerFired, WorkerDied,
 )
 from sched_lab.core.model import TASK_ABORTED
 from sched_lab.core.options import check_hwm, check_scheme
@@ -206,7 +206,8 @@ class Controller:
         self._next_engine_id += 1
         link.state = EngineConn(eid, msg.uuid, msg.pid, link, time.monotonic())
         self.engines[eid] = link.state
-        link.send(Registered(engine_id=eid, hb_period_s=self.config.hb_period_s))
+        link.send(Registered(engine_id=eid, hb_period_s=self.config.hb_period_s,
+                             liveness_s=self.config.hb_period_s * self.config.hb_misses))
         log.info("engine %d registered (pid %d, uuid %s, speed %g, labels %s)", eid, msg.pid, msg.uuid,
                  msg.speed, ",".join(msg.labels) or "-")
         self._broadcast_engines()
@@ -232,8 +233,9 @@ class Controller:
             await asyncio.sleep(self.config.hb_period_s)
             now = time.monotonic()
             for eng in list(self.engines.values()):
-                if now - eng.last_seen > limit:
-                    self._engine_lost(eng.engine_id, f"no heartbeat for {now - eng.last_seen:.1f} s")
+                seen = max(eng.last_seen, eng.link.last_activity)     # bytes of a big frame count as progress
+                if now - seen > limit:
+                    self._engine_lost(eng.engine_id, f"nothing received for {now - seen:.1f} s")
 
     async def _db_flusher(self) -> None:
         delay, failing = DB_FLUSH_INTERVAL_S, False
@@ -287,9 +289,13 @@ class Controller:
             return self.feed(DependencyUnmet(now, msg.task_id, eng.engine_id, msg.attempt))
         task.reply = (msg, eng.engine_id)
         ok = msg.status == "ok"
-        outcome = Outcome.OK if ok else Outcome.ABORTED if msg.status == "aborted" else Outcome.ERROR
-        self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
-                               None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
+        if msg.status == "died":            # the engine's worker process died: the core retries or fails it
+            self.feed(WorkerDied(now, msg.task_id, eng.engine_id, msg.attempt, msg.evalue or ""))
+        else:
+            outcome = (Outcome.OK if ok else Outcome.ABORTED if msg.status == "aborted"
+                       else Outcome.TIME_LIMIT if msg.status == "time_limit" else Outcome.ERROR)
+            self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
+                                   None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
         for link in self._dispatched:       # the next task leaves now, not after this loop turn's other reads
             link.flush()                    # (bench_live.py: 1 ms tasks, an engine waits for this write)
         self._dispatched.clear()
@@ -309,7 +315,8 @@ class Controller:
         if eng is None or eng.link.closed or task is None:
             self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
         else:
-            eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload))
+            eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload,
+                                  time_limit_s=task.flags.time_limit_s))
             self._dispatched.add(eng.link)
 
     def _do_fail(self, action: Fail) -> None:
@@ -350,7 +357,8 @@ class Controller:
             task_id=action.task_id, status="ok" if action.ok else "error", engine_id=eid,
             submitted_at=task.submitted_at, started_at=msg.started_at, completed_at=msg.completed_at,
             received_at=time.time(), ename=msg.ename, evalue=msg.evalue, traceback=msg.traceback,
-            engine_info=None if action.ok else info, label=task.flags.label, result=msg.result))
+            engine_info=None if action.ok else info, label=task.flags.label, result=msg.result,
+            stdout=msg.stdout, stderr=msg.stderr))
 
     def _finish(self, task_id: str, result: TaskResult) -> None:
         task = self.pending.pop(task_id)
@@ -361,7 +369,7 @@ class Controller:
             result = replace(result, submitted_at=task.submitted_at, label=label)
         self.db.finish_task(task_id, result.status, result.engine_id, result.started_at, result.completed_at,
                             result.received_at, result.result, result.ename, result.evalue, result.traceback,
-                            result.engine_info)
+                            result.engine_info, result.stdout, result.stderr)
         owner = task.owner
         busy = owner is not None and self.pending.pending_of(owner) >= BATCH_RESULTS_IN_FLIGHT
         for link in task.subscribers:

@@ -1,185 +1,52 @@
-"""An engine process: registers with the controller, runs one task at a time, sends heartbeats.
+"""An engine: a nanny process (connection, heartbeat, engine id) and the worker process it runs tasks in.
 
-How this works. Two threads share one authenticated `SyncLink`:
-- the main thread reads every message that has arrived in one go (RunTask joins a local FIFO,
-  CancelTask is recorded, StopEngine queues a stop behind the tasks already received), then runs
-  the queued tasks in order: unpickle, check functional dependencies, call, and report a TaskDone
-  (`ok` with the pickled result, `error` with the traceback, `unmet` when a dependency was unmet,
-  `aborted` when cancelled before it started). Before each task it picks up, without waiting,
-  whatever arrived meanwhile (so a cancel is seen). Reading in the thread that runs the tasks saves
-  a thread hop per task (bench_live.py: 1 ms tasks, no-op burst);
-- the heartbeat thread sends a Heartbeat every `hb_period_s` (also while a task runs).
-If the connection drops, the engine tries to reconnect for `retry_for_s` seconds (registering
-again, under a new id), then exits cleanly.
+How this works (DESIGN §5, "An engine is a nanny and a worker"). The process started here is the
+nanny (nanny.py): it registers with the controller, sends heartbeats, queues the tasks it is sent
+and never runs user code. It starts a worker process (worker.py) and hands it one task at a time
+over a local socket pair; the worker runs the task, capturing its output, and answers with a
+TaskDone. When the worker dies or must be stopped (abort of the running task, `time_limit`,
+`--memory-limit`, stopped for longer than the liveness timeout, `shutdown`), the nanny kills it,
+reports the task and starts a fresh one; the engine keeps its id. If the controller connection
+drops, the nanny tries to reconnect for `retry_for_s` seconds (registering again, under a new id),
+then exits cleanly, and its worker with it.
 
-Run: `python -m real_cluster.engine --file CONNECTION_FILE` or `sched-lab engine --file ...`.
+Run: `python -m real_cluster.engine --file CONNECTION_FILE [--memory-limit BYTES]` or `sched-lab engine --file ...`.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import socket
 import sys
-import threading
-import time
-import uuid
-from collections import deque
 from pathlib import Path
 
-from .error import ConnectionFailed, ProtocolError, UnmetDependency
-from .functional import check_dependencies
-from .logs import configure_logging
-from .messages import CancelTask, Heartbeat, Register, Registered, RunTask, StopEngine, TaskDone
-from .profile import ConnectionInfo, read_connection_file
-from .serialize import format_exception, pack_result, unpack_call
-from .sync_link import SyncLink
+from typing import Any
 
-log = logging.getLogger("real_cluster.engine")
-_LOST = object()
-_STOP = object()
+__all__ = ["Engine", "Nanny", "execute", "add_engine_arguments", "run_engine", "main", "memory_size"]
 
 
-class Engine:
-    """One engine. `run()` returns an exit code (0 after a clean stop or giving up reconnecting)."""
-
-    def __init__(self, info: ConnectionInfo, retry_for_s: float = 20.0, speed: float = 1.0,
-                 labels: tuple[str, ...] = ()):
-        self.info = info
-        self.retry_for_s = retry_for_s
-        self.speed = speed
-        self.labels = tuple(labels)
-        self.uuid = uuid.uuid4().hex
-        self.engine_id: int | None = None
-        self._link: SyncLink | None = None
-        self._cancelled: set[tuple[str, int]] = set()
-        self._stopping = False
-
-    # --------------------------------------------------------------------------- lifecycle
-    def run(self) -> int:
-        while not self._stopping:
-            link = self._connect()
-            if link is None:
-                log.warning("could not reach the controller for %.0f s; exiting", self.retry_for_s)
-                return 0
-            self._serve(link)
-        log.info("engine %s stopped", self.engine_id)
-        return 0
-
-    def _connect(self) -> SyncLink | None:
-        deadline = time.monotonic() + self.retry_for_s
-        delay = 0.05
-        while True:
-            try:
-                link = SyncLink.connect(self.info.host, self.info.port, self.info.key, "engine")
-                link.send(Register(uuid=self.uuid, pid=os.getpid(), hostname=socket.gethostname(),
-                                   speed=self.speed, labels=self.labels))
-                reply = link.recv()
-                if not isinstance(reply, Registered):
-                    raise ProtocolError(f"expected registered, got {type(reply).__name__}")
-                self.engine_id = reply.engine_id
-                log.info("registered as engine %d with %s:%d", reply.engine_id, self.info.host, self.info.port)
-                self._hb_period = reply.hb_period_s
-                return link
-            except (ConnectionFailed, ProtocolError) as exc:
-                if time.monotonic() + delay > deadline:
-                    return None
-                log.info("controller not reachable (%s); retrying", exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-
-    def _serve(self, link: SyncLink) -> None:
-        self._link = link
-        self._cancelled.clear()
-        done = threading.Event()
-        beater = threading.Thread(target=self._heartbeat, args=(link, done), name="engine-heartbeat", daemon=True)
-        beater.start()
-        todo: deque = deque()
-        connected = True
-        try:
-            while True:
-                if connected:
-                    try:
-                        connected = self._take(link.recv_many(block=not todo), todo)
-                    except (ConnectionFailed, ProtocolError) as exc:
-                        log.info("reader stopped: %s", exc)
-                        todo.append(_LOST)
-                        connected = False
-                if not todo:
-                    continue
-                item = todo.popleft()
-                if item is _LOST:
-                    log.warning("lost the controller connection")
-                    break
-                if item is _STOP:
-                    self._stopping = True
-                    break
-                self._run_task(link, item)
-        finally:
-            done.set()
-            link.close()
-            beater.join(timeout=2)
-
-    def _take(self, msgs: list, todo: deque) -> bool:
-        """File received messages: tasks and a stop join `todo`, cancels are recorded. False after a stop."""
-        for msg in msgs:
-            if isinstance(msg, RunTask):
-                todo.append(msg)
-            elif isinstance(msg, CancelTask):
-                self._cancelled.add((msg.task_id, msg.attempt))
-            elif isinstance(msg, StopEngine):
-                todo.append(_STOP)
-                return False
-            else:
-                log.warning("ignoring unexpected %s from the controller", type(msg).__name__)
-        return True
-
-    def _heartbeat(self, link: SyncLink, done: threading.Event) -> None:
-        while not done.wait(self._hb_period):
-            try:
-                link.send(Heartbeat())
-            except ConnectionFailed:
-                return
-
-    # ---------------------------------------------------------------------------- running
-    def _run_task(self, link: SyncLink, msg: RunTask) -> None:
-        key = (msg.task_id, msg.attempt)
-        if key in self._cancelled:
-            self._cancelled.discard(key)
-            reply = TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="aborted", started_at=None,
-                             completed_at=time.time(), ename="TaskAborted", evalue="aborted before it started")
-        else:
-            reply = execute(msg)
-        try:
-            link.send(reply)
-        except ConnectionFailed:
-            log.warning("could not report task %s: connection lost", msg.task_id)
+def __getattr__(name: str) -> Any:
+    """`Engine`/`Nanny` (nanny.py) and `execute` (worker.py), imported on first use: the CLI imports this module."""
+    if name in ("Engine", "Nanny"):
+        from .nanny import Nanny
+        return Nanny
+    if name == "execute":
+        from .worker import execute
+        return execute
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def execute(msg: RunTask) -> TaskDone:
-    """Run one task and describe how it ended (never raises for anything the task does)."""
-    started = time.time()
+def memory_size(text: str) -> int:
+    """Bytes from `123`, `512M`, `2G` (K/M/G/T powers of 1024); argparse type for --memory-limit."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B")
     try:
-        f, args, kwargs = unpack_call(msg.payload)
-        check_dependencies(f)
-        value = f(*args, **kwargs)
-        result = pack_result(value)
-    except UnmetDependency as exc:
-        if type(exc) is UnmetDependency:
-            return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="unmet", started_at=started,
-                            completed_at=time.time(), ename="UnmetDependency", evalue=str(exc.evalue))
-        ename, evalue, tb = format_exception(exc)
-        return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="error", started_at=started,
-                        completed_at=time.time(), ename=ename, evalue=str(exc.evalue), traceback=tb)
-    except BaseException as exc:  # the task's own failure, including SystemExit/KeyboardInterrupt raised by it
-        if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
-            exc.__traceback__ = exc.__traceback__.tb_next          # drop this function's own frame
-        ename, evalue, tb = format_exception(exc)
-        return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="error", started_at=started,
-                        completed_at=time.time(), ename=ename, evalue=evalue, traceback=tb)
-    return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="ok", started_at=started,
-                    completed_at=time.time(), result=result)
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (e.g. 2000000000, 512M, 2G)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"the memory limit must be positive, got {text!r}")
+    return int(value)
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -187,6 +54,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", required=True, help="engine connection file (controller-engine.json)")
     parser.add_argument("--log", default=None, help="log file (default: the profile's log folder, else stderr)")
     parser.add_argument("--retry-for", type=float, default=20.0, help="seconds to keep retrying the controller")
+    parser.add_argument("--memory-limit", type=memory_size, default=None, metavar="BYTES",
+                        help="kill and restart the worker when its resident memory exceeds this (e.g. 2G); "
+                             "its task fails with EngineError")
+    parser.add_argument("--result-max", type=memory_size, default=None, metavar="BYTES",
+                        help="largest pickled result a task may return (default and most: the frame cap); "
+                             "a larger one fails the task with ResultTooLarge")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="speed factor this engine advertises to the schemes (default 1; e.g. `fastest` uses it)")
     parser.add_argument("--label", action="append", default=[], metavar="LABEL",
@@ -194,7 +67,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m real_cluster.engine --file CONNECTION_FILE [--log PATH] [--retry-for S] [--speed F] [--label L]`."""
+    """`python -m real_cluster.engine --file CONNECTION_FILE [--log PATH] [--retry-for S] [--memory-limit BYTES]
+    [--speed F] [--label L]`."""
     parser = argparse.ArgumentParser(prog="real_cluster.engine")
     add_engine_arguments(parser)
     return run_engine(parser.parse_args(argv))
@@ -202,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_engine(args: argparse.Namespace) -> int:
     """Start an engine from parsed arguments; returns the exit code."""
+    from .logs import configure_logging
+    from .nanny import Nanny
+    from .profile import read_connection_file
     if not 0 < args.speed < float("inf"):
         print(f"engine: --speed must be a number > 0, got {args.speed}", file=sys.stderr)
         return 2
@@ -219,7 +96,9 @@ def run_engine(args: argparse.Namespace) -> int:
         if log_dir.is_dir():
             log_path = log_dir / f"engine-{os.getpid()}.log"
     configure_logging(log_path, "engine")
-    return Engine(info, retry_for_s=args.retry_for, speed=args.speed, labels=tuple(args.label)).run()
+    return Nanny(info, retry_for_s=args.retry_for, memory_limit=getattr(args, "memory_limit", None),
+                 result_max=getattr(args, "result_max", None), speed=getattr(args, "speed", 1.0),
+                 labels=tuple(getattr(args, "label", ()))).run()
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ ClusterError (= IPythonError)
     └── RemoteError               a task failed: `.ename`, `.evalue`, `.traceback`, `.engine_info`
         ├── CompositeError        several parts of one result failed (e.g. a map)
         └── SchedulerError        failures named by the scheduler or the engine's runtime
-            ├── EngineError       the task's engine died or could not be reached
+            ├── EngineError       the task's engine (or its worker process) died or could not be reached
             ├── TaskTimeout       the task waited in the scheduler longer than its `timeout`
-            ├── TaskAborted       the task was aborted before it ran
+            ├── TaskAborted       the task was aborted (queued, or running: its worker was stopped)
+            ├── TimeLimitExceeded the task ran longer than its `time_limit`
             ├── SchemeError       the scheduling scheme raised or chose an engine that was not a candidate
             └── UnmetDependency   a functional dependency was unmet on an engine (never reaches clients)
                 └── ImpossibleDependency   the task's dependencies can never be met
@@ -38,8 +39,9 @@ from typing import Any
 __all__ = [
     "ClusterError", "IPythonError", "ProtocolError", "AuthenticationError", "ConnectionFailed", "KernelError",
     "NoEnginesRegistered", "TimeoutError", "TaskRejectError", "RemoteError", "CompositeError", "SchedulerError",
-    "EngineError", "TaskTimeout", "TaskAborted", "UnmetDependency", "ImpossibleDependency", "InvalidDependency",
-    "DependencyTimeout", "SchemeError", "remote_error", "collect_exceptions", "wrap_exception", "unwrap_exception",
+    "EngineError", "TaskTimeout", "TaskAborted", "TimeLimitExceeded", "UnmetDependency", "ImpossibleDependency",
+    "InvalidDependency", "DependencyTimeout", "SchemeError", "remote_error", "collect_exceptions", "wrap_exception",
+    "unwrap_exception",
 ]
 
 
@@ -138,7 +140,11 @@ class TaskTimeout(SchedulerError):
 
 
 class TaskAborted(SchedulerError):
-    """Raised when a task was aborted before it started running."""
+    """Raised when a task was aborted: before it ran, or while running (its engine stopped its worker)."""
+
+
+class TimeLimitExceeded(SchedulerError):
+    """Raised when a task ran longer than its `time_limit`; its engine stopped it (retries apply)."""
 
 
 class SchemeError(SchedulerError):
@@ -211,7 +217,7 @@ class CompositeError(RemoteError):
 _NAMED: dict[str, type[SchedulerError]] = {
     cls.__name__: cls
     for cls in (EngineError, TaskTimeout, TaskAborted, UnmetDependency, ImpossibleDependency, InvalidDependency,
-                DependencyTimeout, SchemeError)
+                DependencyTimeout, TimeLimitExceeded, SchemeError)
 }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from sched_lab.core import AbortRequested, Event, PurgeRequested, TaskResubmitted, TaskScheduler
 
 from .aio_link import Link
-from .messages import Reply, Request, StopEngine, TaskFlags, TaskResult
+from .messages import Reply, Request, SignalEngine, StopEngine, TaskFlags, TaskResult
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB
 
@@ -175,6 +175,18 @@ class RequestHandler:
         deleted = self.db.purge(ids)
         self.feed(PurgeRequested(time.time(), None if ids is None else tuple(deleted)))
         return len(deleted)
+
+    def op_signal(self, link: Link, signum: int, targets: list[int] | None = None) -> list[int]:
+        """Send `signum` to the task running on each target engine (all by default); returns the engines asked."""
+        msg = SignalEngine(signum=signum)           # ValueError (-> error reply) for a bad number
+        if targets is not None and (not isinstance(targets, list) or not all(type(t) is int for t in targets)):
+            raise RequestError("TypeError", f"targets must be a list of engine ids, got {targets!r}")
+        asked = []
+        for eid, eng in list(self.engines.items()):
+            if targets is None or eid in targets:
+                eng.link.send(msg)
+                asked.append(eid)
+        return asked
 
     def op_shutdown(self, link: Link, targets: list[int] | None = None, hub: bool = False) -> list[int]:
         stopped = []

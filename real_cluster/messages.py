@@ -14,12 +14,13 @@ other shape of those messages, and every other message, travels as JSON.
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from sched_lab.core.dependency import Dependency
-from sched_lab.core.options import check_retries, check_timeout_s
+from sched_lab.core.options import check_retries, check_time_limit_s, check_timeout_s
 
 from .error import ProtocolError
 
@@ -34,19 +35,22 @@ class TaskFlags:
     retries: int = 0
     timeout_s: float | None = None
     label: str | None = None
+    time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
         check_retries(self.retries)
         check_timeout_s(self.timeout_s)
+        object.__setattr__(self, "time_limit_s", check_time_limit_s(self.time_limit_s))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (also what the task database stores)."""
         return {"targets": list(self.targets) if self.targets is not None else None,
                 "after": self.after.as_dict() if self.after else None,
                 "follow": self.follow.as_dict() if self.follow else None,
-                "retries": self.retries, "timeout": self.timeout_s, "label": self.label}
+                "retries": self.retries, "timeout": self.timeout_s, "label": self.label,
+                **({"time_limit": self.time_limit_s} if self.time_limit_s is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskFlags:
@@ -54,7 +58,8 @@ class TaskFlags:
         return cls(targets=tuple(data["targets"]) if data.get("targets") is not None else None,
                    after=Dependency.from_dict(data["after"]) if data.get("after") else None,
                    follow=Dependency.from_dict(data["follow"]) if data.get("follow") else None,
-                   retries=data.get("retries", 0), timeout_s=data.get("timeout"), label=data.get("label"))
+                   retries=data.get("retries", 0), timeout_s=data.get("timeout"), label=data.get("label"),
+                   time_limit_s=data.get("time_limit"))
 
 
 # ---------------------------------------------------------------------------------- handshake
@@ -106,10 +111,11 @@ class Register:
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    """Controller -> engine: the engine's id and how often to send heartbeats."""
+    """Controller -> engine: the engine's id, how often to send heartbeats, and after how long silence is death."""
     TYPE: ClassVar[str] = "registered"
     engine_id: int
     hb_period_s: float
+    liveness_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,17 +126,20 @@ class Heartbeat:
 
 @dataclass(frozen=True, slots=True)
 class RunTask:
-    """Controller -> engine: run attempt `attempt` of a task (`payload` is the client's pickled call)."""
+    """Controller -> engine: run attempt `attempt` of a task (`payload` is the client's pickled call).
+
+    `time_limit_s`: seconds it may run before the engine stops it (None = no limit)."""
     TYPE: ClassVar[str] = "run"
     BUFFERS: ClassVar[tuple[str, ...]] = ("payload",)
     task_id: str
     attempt: int
     payload: bytes
+    time_limit_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CancelTask:
-    """Controller -> engine: do not run this attempt if it has not started (answer status 'aborted')."""
+    """Controller -> engine: stop this attempt, queued or running (answer status 'aborted')."""
     TYPE: ClassVar[str] = "cancel"
     task_id: str
     attempt: int
@@ -138,7 +147,9 @@ class CancelTask:
 
 @dataclass(frozen=True, slots=True)
 class TaskDone:
-    """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted; `result` pickled when ok."""
+    """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted | time_limit (its engine
+    stopped it) | died (the worker process died or was killed; `evalue` says how); `result` pickled when ok;
+    the task's captured output."""
     TYPE: ClassVar[str] = "done"
     BUFFERS: ClassVar[tuple[str, ...]] = ("result",)
     task_id: str
@@ -150,12 +161,25 @@ class TaskDone:
     evalue: str | None = None
     traceback: str | None = None
     result: bytes | None = None
+    stdout: str = ""
+    stderr: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class StopEngine:
-    """Controller -> engine: exit cleanly."""
+    """Controller -> engine: exit now (a running task is stopped; the controller retries or fails it)."""
     TYPE: ClassVar[str] = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class SignalEngine:
+    """Controller -> engine: send signal `signum` to the task running there (to its worker process)."""
+    TYPE: ClassVar[str] = "signal"
+    signum: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.signum, bool) or not isinstance(self.signum, int) or not 0 < self.signum < 65:
+            raise ValueError(f"signum must be a signal number, got {self.signum!r}")
 
 
 # ------------------------------------------------------------------------------------ clients
@@ -224,9 +248,12 @@ class EnginesChanged:
 
 
 _NO_FLAGS = TaskFlags()
+_EMPTY_OK = frozenset({"stdout", "stderr"})     # left out of a header when empty
+TEXT_IN_HEADER_MAX = 8000      # characters of text fields beyond which long texts move to a JSON buffer
 _BINARY = (RunTask, TaskDone, Submit, TaskResult)
 MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Register, Registered, Heartbeat, RunTask, CancelTask,
-                                   TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged)
+                                   TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged,
+                                   SignalEngine)
 _BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_TYPES}
 # per class: (header field names, buffer field names, required header names)
 _LAYOUT: dict[type, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {}
@@ -250,11 +277,12 @@ def _to_binary(msg: Any) -> bytes | None:
     """The binary header of a message in its common shape, or None (then it goes as JSON)."""
     cls = type(msg)
     if cls is RunTask:
-        if type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF:
+        if type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF and msg.time_limit_s is None:
             return _RUN_S.pack(0, _RUN, msg.attempt) + msg.task_id.encode()
     elif cls is TaskDone:
         if (msg.status == "ok" and msg.ename is None and msg.evalue is None and msg.traceback is None
-                and msg.started_at is not None and type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF):
+                and msg.started_at is not None and type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF
+                and not msg.stdout and not msg.stderr):
             return _DONE_S.pack(0, _DONE, msg.attempt, msg.started_at, msg.completed_at) + msg.task_id.encode()
     elif cls is Submit:
         if msg.flags == _NO_FLAGS:
@@ -264,7 +292,8 @@ def _to_binary(msg: Any) -> bytes | None:
                 and msg.engine_info is None and msg.label is None and not msg.stdout and not msg.stderr
                 and type(msg.engine_id) is int
                 and -0x80000000 <= msg.engine_id <= 0x7FFFFFFF and msg.submitted_at is not None
-                and msg.started_at is not None and msg.completed_at is not None and msg.received_at is not None):
+                and msg.started_at is not None and msg.completed_at is not None and msg.received_at is not None
+                and not msg.stdout and not msg.stderr):
             return _RESULT_S.pack(0, _RESULT, msg.engine_id, msg.submitted_at, msg.started_at, msg.completed_at,
                                   msg.received_at) + msg.task_id.encode()
     return None
@@ -307,7 +336,7 @@ def to_wire(msg: Any) -> tuple[dict[str, Any] | bytes, list[bytes]]:
     header: dict[str, Any] = {"t": cls.TYPE}
     for name in names:
         value = getattr(msg, name)
-        if value is None and name not in required:
+        if value is None and name not in required or (value == "" and name in _EMPTY_OK):
             continue
         if isinstance(value, TaskFlags):
             if value == _NO_FLAGS:      # the default flags travel as no field at all (bench_live.py, burst)
@@ -319,6 +348,12 @@ def to_wire(msg: Any) -> tuple[dict[str, Any] | bytes, list[bytes]]:
     buffers = [getattr(msg, b) for b in bufs if getattr(msg, b) is not None]
     if bufs and buffers:
         header["nb"] = len(buffers)
+    if sum(len(v) for v in header.values() if type(v) is str) > TEXT_IN_HEADER_MAX:
+        extra = {k: v for k, v in header.items() if type(v) is str and len(v) > 256 and k != "t"}
+        for k in extra:
+            del header[k]
+        header["xh"] = 1
+        buffers.append(json.dumps(extra, separators=(",", ":")).encode())
     return header, buffers
 
 
@@ -331,8 +366,18 @@ def from_wire(header: dict[str, Any] | bytes, buffers: list[bytes]) -> Any:
         raise ProtocolError(f"unknown message type {header.get('t')!r}")
     names, bufs, required = _LAYOUT[cls]
     kwargs: dict[str, Any] = {}
+    if header.get("xh") == 1 and buffers:            # long texts travel in a last JSON buffer
+        header = dict(header)
+        buffers = list(buffers)
+        try:
+            extra = json.loads(buffers.pop())
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ProtocolError(f"{cls.TYPE!r} message: its text buffer is not JSON: {exc}") from None
+        if not isinstance(extra, dict) or any(not isinstance(v, str) or k in header for k, v in extra.items()):
+            raise ProtocolError(f"{cls.TYPE!r} message: its text buffer must hold new string fields only")
+        header.update(extra)
     for key, value in header.items():
-        if key in ("t", "nb"):
+        if key in ("t", "nb", "xh"):
             continue
         if key not in names:
             raise ProtocolError(f"unexpected field {key!r} in a {cls.TYPE!r} message")

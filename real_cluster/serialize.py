@@ -6,7 +6,6 @@ Only clients and engines ever call these; the controller forwards the bytes unto
 from __future__ import annotations
 
 import pickle
-import traceback as tb_module
 from typing import Any, Callable
 
 import cloudpickle
@@ -45,9 +44,3 @@ def unpack_result(data: bytes) -> Any:
 def map_chunk(f: Callable, *chunks: Any) -> list:
     """What one task of a parallel map runs: `list(map(f, *chunks))`."""
     return list(map(f, *chunks))
-
-
-def format_exception(exc: BaseException) -> tuple[str, str, str]:
-    """(ename, evalue, traceback text) of an exception, for the wire."""
-    text = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
-    return type(exc).__name__, str(exc), text

@@ -19,7 +19,7 @@ from sched_lab.core.model import TaskRecord
 
 COLUMNS = ("msg_id", "client_id", "label", "flags", "submitted", "started", "completed", "received",
            "engine_id", "status", "payload", "result", "ename", "evalue", "traceback", "engine_info",
-           "resubmitted", "resubmit_of")
+           "resubmitted", "resubmit_of", "stdout", "stderr")
 _BLOBS = ("payload", "result")
 _JSON = ("flags", "engine_info")
 _OPS = {"$lt": "<", "$gt": ">", "$lte": "<=", "$gte": ">=", "$eq": "=", "$ne": "!="}
@@ -27,7 +27,7 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tasks (msg_id TEXT PRIMARY KEY, client_id TEXT, label TEXT, flags TEXT,
     submitted REAL, started REAL, completed REAL, received REAL, engine_id INTEGER, status TEXT,
     payload BLOB, result BLOB, ename TEXT, evalue TEXT, traceback TEXT, engine_info TEXT,
-    resubmitted TEXT, resubmit_of TEXT);
+    resubmitted TEXT, resubmit_of TEXT, stdout TEXT, stderr TEXT);
 CREATE INDEX IF NOT EXISTS tasks_label ON tasks(label);
 CREATE INDEX IF NOT EXISTS tasks_submitted ON tasks(submitted);
 CREATE TABLE IF NOT EXISTS records ({", ".join(TaskRecord.fields())});
@@ -49,6 +49,10 @@ class TaskDB:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+        for name in ("stdout", "stderr"):           # a database written before output capture
+            if name not in have:
+                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} TEXT")
         self._inserts: list[tuple] = []
         self._updates: list[tuple] = []
         self._records: list[tuple] = []
@@ -64,15 +68,17 @@ class TaskDB:
                  payload: bytes, resubmit_of: str | None = None) -> None:
         """Queue a new pending task."""
         self._inserts.append((msg_id, client_id, flags.get("label"), json.dumps(flags), _us(submitted), None, None,
-                              None, None, "pending", payload, None, None, None, None, None, None, resubmit_of))
+                              None, None, "pending", payload, None, None, None, None, None, None, resubmit_of,
+                              None, None))
 
     def finish_task(self, msg_id: str, status: str, engine_id: int | None, started: float | None,
                     completed: float | None, received: float, result: bytes | None, ename: str | None = None,
                     evalue: str | None = None, traceback: str | None = None,
-                    engine_info: dict | None = None) -> None:
-        """Queue a task's final outcome."""
+                    engine_info: dict | None = None, stdout: str = "", stderr: str = "") -> None:
+        """Queue a task's final outcome (with the output it printed, as captured by its engine)."""
         self._updates.append((status, engine_id, _us(started), _us(completed), _us(received), result, ename, evalue,
-                              traceback, json.dumps(engine_info) if engine_info else None, msg_id))
+                              traceback, json.dumps(engine_info) if engine_info else None, stdout or None,
+                              stderr or None, msg_id))
 
     def set_resubmitted(self, msg_id: str, new_id: str) -> None:
         """Queue: `msg_id` was resubmitted as `new_id`."""
@@ -108,7 +114,7 @@ class TaskDB:
                 db.executemany(f"INSERT OR REPLACE INTO tasks VALUES ({','.join('?' * len(COLUMNS))})", inserts)
             if updates:
                 db.executemany("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, "
-                               "result=?, ename=?, evalue=?, traceback=?, engine_info=? WHERE msg_id=?", updates)
+                               "result=?, ename=?, evalue=?, traceback=?, engine_info=?, stdout=?, stderr=? WHERE msg_id=?", updates)
             if records:
                 db.executemany(f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})", records)
             for sql, args in other:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sched_lab.core.options import check_retries, check_timeout_s
+from sched_lab.core.options import check_retries, check_time_limit_s, check_timeout_s
 
 from .asyncmapresult import AsyncMapResult
 from .asyncresult import AsyncResult
@@ -26,7 +26,7 @@ from .serialize import map_chunk, pack_call
 if TYPE_CHECKING:
     from .client import Client
 
-FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label", "track")
+FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label", "track", "time_limit")
 
 
 def _check_flag(name: str, value: Any) -> Any:
@@ -56,6 +56,8 @@ def _check_flag(name: str, value: Any) -> Any:
         return value
     if name == "timeout":
         return check_timeout_s(value)
+    if name == "time_limit":
+        return check_time_limit_s(value)
     if name == "retries":
         return check_retries(value)
     if name == "label":
@@ -84,6 +86,7 @@ class LoadBalancedView:
         self.retries = 0
         self.label: str | None = None
         self.track = False
+        self.time_limit: float | None = None     # seconds a task may run before its engine stops it
         self.history: list[str] = []
         self._plain_flags: dict[tuple, TaskFlags] = {}
 
@@ -107,7 +110,8 @@ class LoadBalancedView:
                 setattr(self, name, value)
 
     def _flags(self, **override: Any) -> TaskFlags:
-        if not override and self.targets is None and self.after is None and self.follow is None:
+        if not override and self.targets is None and self.after is None and self.follow is None \
+                and self.time_limit is None:
             key = (self.retries, self.timeout, self.label)     # the common case, cached (bench_live.py, burst)
             flags = self._plain_flags.get(key)
             if flags is None:
@@ -129,7 +133,8 @@ class LoadBalancedView:
                 raise IndexError(f"No such engine: {unknown}")
         return TaskFlags(targets=tuple(targets) if targets else None, after=as_core_dependency(values["after"]),
                          follow=as_core_dependency(values["follow"]), retries=values["retries"],
-                         timeout_s=values["timeout"] or None, label=values["label"])
+                         timeout_s=values["timeout"] or None, label=values["label"],
+                         time_limit_s=values["time_limit"])
 
     def __len__(self) -> int:
         return len(self.targets) if self.targets is not None else len(self.client.ids)

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from real_cluster.controller_app import add_controller_arguments
-from real_cluster.engine import add_engine_arguments
+from real_cluster.engine import add_engine_arguments, memory_size
 
 
 
@@ -34,6 +34,8 @@ def register(subparsers: Any) -> None:
     start.add_argument("--hwm", type=int, default=1)
     start.add_argument("--db", default="sqlite", choices=("sqlite", "memory"))
     start.add_argument("--daemonize", action="store_true", help="return once started; stop with `cluster stop`")
+    start.add_argument("--memory-limit", type=memory_size, default=None, metavar="BYTES",
+                       help="restart an engine's worker above this resident memory (e.g. 2G); its task fails")
     start.set_defaults(func=_cluster_start)
     stop = csub.add_parser("stop", help="stop a profile's cluster")
     stop.add_argument("--profile", default="default")
@@ -86,8 +88,12 @@ def _cluster_start(args: argparse.Namespace) -> int:
     if _running(args.profile):
         print(f"a cluster is already running in profile {args.profile!r}", file=sys.stderr)
         return 1
+    stop = threading.Event()
+    if not args.daemonize:      # before "cluster started" is printed: a stop from then on is never missed
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
     cluster = Cluster(n=args.n, profile=args.profile, scheme=args.scheme, hwm=args.hwm, db=args.db,
-                      detach=args.daemonize, scheme_modules=args.scheme_module)
+                      detach=args.daemonize, memory_limit=args.memory_limit, scheme_modules=args.scheme_module)
     try:
         client = cluster.start()
     except Exception as exc:
@@ -100,9 +106,6 @@ def _cluster_start(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if args.daemonize:
         return 0
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             if cluster.controller is None or cluster.controller.poll() is not None:

@@ -36,6 +36,10 @@ def _shared(p: argparse.ArgumentParser) -> None:
     f.add_argument("--task-error-rate", type=float, default=0.0, metavar="P", help="probability an attempt raises")
     f.add_argument("--retries", type=int, default=0, metavar="N", help="retries per task (default 0)")
     f.add_argument("--timeout", type=float, metavar="T", help="longest wait in the scheduler per task")
+    f.add_argument("--time-limit", type=float, metavar="T",
+                   help="longest run per attempt: an engine stops a longer task (TimeLimitExceeded; retries apply)")
+    f.add_argument("--worker-restart", type=float, default=0.0, metavar="T",
+                   help="time an engine needs to restart its worker after stopping a task (default 0)")
     f.add_argument("--latency", metavar="DIST", help="one-way network latency per hop, e.g. exp:mean=0.01")
     f.add_argument("--overhead", metavar="DIST", help="scheduler time per event, e.g. const:mean=0.001")
 
@@ -105,6 +109,7 @@ def _base_config(args: argparse.Namespace, **kw: Any) -> Any:
         dag=DagSpec.parse(args.dag) if args.dag else None,
         mixes=tuple(RequireMix.parse(m) for m in args.require_mix), warmup=args.warmup, mtbf=args.mtbf,
         mttr=args.mttr, task_error_rate=args.task_error_rate, retries=args.retries, timeout_s=args.timeout,
+        time_limit_s=args.time_limit, worker_restart_s=args.worker_restart,
         latency=parse_dist(args.latency) if args.latency else None,
         overhead=parse_dist(args.overhead) if args.overhead else None, scheme_modules=tuple(args.scheme_module), **kw)
 
@@ -173,7 +178,8 @@ def simulate_main(args: argparse.Namespace) -> int:
         width = max(map(len, out))
         for k, v in out.items():
             print(f"{k:<{width}}  {_fmt(v)}")
-    return 0 if summary.failed == 0 or cfg.retries or cfg.mtbf or cfg.task_error_rate or cfg.timeout_s else 1
+    return 0 if summary.failed == 0 or cfg.retries or cfg.mtbf or cfg.task_error_rate or cfg.timeout_s \
+        or cfg.time_limit_s else 1
 
 
 def _split(text: str, sep: str, conv: Any, what: str) -> list[Any]:

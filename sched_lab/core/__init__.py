@@ -3,11 +3,11 @@
 from .dependency import Dependency
 from .errors import SchedulerMisuse
 from .model import (
-    ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
+    ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT, TIME_LIMIT_EXCEEDED,
     UNMET_DEPENDENCY, AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch,
     DispatchFailed, EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList,
     RecordSink, StartTimer, TaskFinished, TaskRecord, TaskResubmitted, TaskSpec, TaskSubmitted,
-    TimerFired,
+    TimerFired, WorkerDied,
 )
 from .pump import ACTION_TYPES, EventPump
 from .scheduler import DONE, QUEUED, RUNNING, TRANSITIONS, WAITING, TaskScheduler, TaskStatus
@@ -17,9 +17,10 @@ __all__ = [
     "Dependency", "SchedulerMisuse", "TaskScheduler", "SCHEMES", "Scheme", "get_scheme",
     "TaskSpec", "TaskRecord", "Outcome", "RecordList", "RecordSink",
     "EngineJoined", "EngineLost", "TaskSubmitted", "TaskResubmitted", "TaskFinished", "DependencyUnmet",
-    "DispatchFailed", "TimerFired", "AbortRequested", "PurgeRequested", "Event",
+    "DispatchFailed", "TimerFired", "AbortRequested", "PurgeRequested", "WorkerDied", "Event",
     "Dispatch", "Deliver", "Fail", "Cancel", "StartTimer", "CancelTimer", "Action",
     "INVALID_DEPENDENCY", "IMPOSSIBLE_DEPENDENCY", "TASK_TIMEOUT", "ENGINE_ERROR", "TASK_ABORTED",
+    "TIME_LIMIT_EXCEEDED",
     "UNMET_DEPENDENCY", "WAITING", "QUEUED", "RUNNING", "DONE", "TaskStatus", "TRANSITIONS",
     "EventPump", "ACTION_TYPES",
 ]

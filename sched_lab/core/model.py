@@ -62,11 +62,14 @@ class Outcome(StrEnum):
     IMPOSSIBLE = "impossible"      # its dependencies or placement can never be satisfied
     INVALID = "invalid"            # it named unknown task ids, or itself, as dependencies
     ABORTED = "aborted"            # aborted while queued in the scheduler (or by its engine)
+    WORKER_LOST = "worker_lost"    # its engine's worker process died or was killed; the engine stays
+    TIME_LIMIT = "time_limit"      # it ran longer than its time_limit_s: its engine stopped it
     SCHEME_ERROR = "scheme_error"  # the scheme raised or chose an engine that was not a candidate
 
 
 # Module-level aliases for hot paths: looking up `Outcome.OK` on the enum class costs ~0.2 µs each time.
 _OK, _ERROR, _ABORTED = Outcome.OK, Outcome.ERROR, Outcome.ABORTED
+_TIME_LIMIT = Outcome.TIME_LIMIT
 
 # Names of the failures the scheduler itself makes; drivers raise the same-named errors.
 INVALID_DEPENDENCY = "InvalidDependency"
@@ -74,6 +77,7 @@ IMPOSSIBLE_DEPENDENCY = "ImpossibleDependency"
 TASK_TIMEOUT = "TaskTimeout"
 ENGINE_ERROR = "EngineError"
 TASK_ABORTED = "TaskAborted"
+TIME_LIMIT_EXCEEDED = "TimeLimitExceeded"
 UNMET_DEPENDENCY = "UnmetDependency"
 
 
@@ -85,7 +89,9 @@ class TaskSpec:
     `targets`: engine ids it may run on (None = any). `after`: tasks that must finish first
     (time dependency); `follow`: tasks whose engines it must run on (location dependency).
     `retries`: extra runs after a failure. `timeout_s`: longest wait in the scheduler (None or 0 =
-    no limit; never interrupts a running task). Module requirements are not the core's business:
+    no limit; never interrupts a running task). `time_limit_s`: longest run on an engine (None = no
+    limit); the engine (live: its nanny; simulated: the engine model) stops it and reports
+    Outcome.TIME_LIMIT, which retries like an error. Module requirements are not the core's business:
     engines check them and report DependencyUnmet (the simulator keeps them in its workload).
     `size_hint`: the submitter's estimate of the task's length (>= 0, None = unknown), shown to
     schemes as `choice.task.size_hint`.
@@ -98,11 +104,13 @@ class TaskSpec:
     retries: int = 0
     timeout_s: float | None = None
     label: str | None = None
+    time_limit_s: float | None = None
     size_hint: float | None = None
 
     def __post_init__(self) -> None:
         if (self.targets is None and self.after is None and self.follow is None and type(self.retries) is int
-                and self.retries >= 0 and self.timeout_s is None and self.size_hint is None):
+                and self.retries >= 0 and self.timeout_s is None and self.time_limit_s is None
+                and self.size_hint is None):
             return                                   # the common case, checked cheaply
         if self.targets is not None:
             targets = frozenset((self.targets,)) if isinstance(self.targets, (int, str)) else frozenset(self.targets)
@@ -115,9 +123,10 @@ class TaskSpec:
                 object.__setattr__(self, name, Dependency.coerce(value))
             elif value is not None and not value.ids:
                 object.__setattr__(self, name, None)
-        from .options import check_retries, check_timeout_s   # (options imports schemes, which imports model)
+        from .options import check_retries, check_time_limit_s, check_timeout_s   # (options -> schemes -> model)
 
         check_retries(self.retries)
+        object.__setattr__(self, "time_limit_s", check_time_limit_s(self.time_limit_s))
         timeout_s = check_timeout_s(self.timeout_s)
         object.__setattr__(self, "timeout_s", timeout_s or None)     # 0 = no limit
         if self.size_hint is not None and (isinstance(self.size_hint, bool) or not isinstance(self.size_hint, (int, float))
@@ -197,8 +206,9 @@ class TaskFinished:
 
     def __post_init__(self) -> None:
         outcome = self.outcome
-        if outcome is not _OK and outcome is not _ERROR and outcome is not _ABORTED:
-            raise ValueError(f"TaskFinished.outcome must be Outcome.OK, ERROR or ABORTED, got {self.outcome!r}")
+        if outcome is not _OK and outcome is not _ERROR and outcome is not _ABORTED and outcome is not _TIME_LIMIT:
+            raise ValueError(f"TaskFinished.outcome must be Outcome.OK, ERROR, ABORTED or TIME_LIMIT, "
+                             f"got {self.outcome!r}")
 
 
 @_fast_init
@@ -250,8 +260,22 @@ class PurgeRequested:
     task_ids: tuple[TaskId, ...] | None = None
 
 
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class WorkerDied:
+    """The process running an attempt on an engine died or was killed (os._exit, a signal, the memory
+    limit, stopped too long); the engine itself stays. The attempt counts as lost (EngineError; retries
+    apply); `reason` says how it ended and reaches the client."""
+
+    now: float
+    task_id: TaskId
+    engine_id: EngineId
+    attempt: int
+    reason: str = ""
+
+
 Event = (EngineJoined | EngineLost | TaskSubmitted | TaskResubmitted | TaskFinished | DependencyUnmet
-         | DispatchFailed | TimerFired | AbortRequested | PurgeRequested)
+         | DispatchFailed | TimerFired | AbortRequested | PurgeRequested | WorkerDied)
 
 
 # ---------------------------------------------------------------------------------------- actions

@@ -46,6 +46,18 @@ def check_retries(retries: object) -> int:
     return retries
 
 
+def check_time_limit_s(time_limit_s: object) -> float | None:
+    """Longest a task may run on its engine before it is stopped (seconds): None (no limit) or a number > 0."""
+    if time_limit_s is None:
+        return None
+    if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, Real):
+        raise InvalidOption(f"time_limit_s must be a number of seconds or None, got {time_limit_s!r}")
+    value = float(time_limit_s)
+    if not value > 0:                            # also rejects NaN
+        raise InvalidOption(f"time_limit_s must be > 0 (None for no limit), got {time_limit_s!r}")
+    return value
+
+
 def check_timeout_s(timeout_s: object) -> float | None:
     """Longest wait in the scheduler in seconds (or time units): None, or a real number >= 0 (inf allowed).
 
@@ -78,4 +90,5 @@ class SchedulingOptions:
         object.__setattr__(self, "timeout_s", check_timeout_s(self.timeout_s))
 
 
-__all__ = ["SchedulingOptions", "InvalidOption", "check_scheme", "check_hwm", "check_retries", "check_timeout_s"]
+__all__ = ["SchedulingOptions", "InvalidOption", "check_scheme", "check_hwm", "check_retries", "check_timeout_s",
+           "check_time_limit_s"]

@@ -28,7 +28,7 @@ from .model import (
     ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
     AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
     EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
-    TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired,
+    TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
 )
 from .options import check_hwm, check_scheme
 from .queue import ReadyQueue
@@ -82,6 +82,7 @@ class TaskScheduler:
             DependencyUnmet: self._on_unmet, DispatchFailed: self._on_dispatch_failed,
             TimerFired: self._on_timer, AbortRequested: self._on_abort,
             TaskResubmitted: self._on_resubmitted, PurgeRequested: self._on_purge,
+            WorkerDied: self._on_worker_died,
         }
 
     # ------------------------------------------------------------------------------ public API
@@ -477,9 +478,10 @@ class TaskScheduler:
             if dep_task.state == WAITING or (dep_task.state == QUEUED and dep_task.spec.follow is not None):
                 self._evaluate(dep_task)
 
-    def _retry_or_end(self, task: TaskState, engine_id: EngineId, lost: bool) -> None:
-        """An attempt failed on `engine_id` (raised, aborted, engine lost): retry or end the task."""
-        if task.attempt < task.spec.retries:
+    def _retry_or_end(self, task: TaskState, engine_id: EngineId, lost: bool, why: str = "") -> None:
+        """An attempt failed on `engine_id` (raised, aborted, timed out, engine or worker lost): retry or end
+        the task. A task the client asked to abort while it ran is never retried."""
+        if task.attempt < task.spec.retries and not task.aborting:
             task.attempt += 1
             if task.failed_on is None:
                 task.failed_on = set()
@@ -487,8 +489,8 @@ class TaskScheduler:
             self._requeue(task)
             return
         if lost:
-            self._out.append(Fail(task.id, ENGINE_ERROR,
-                                  f"engine {engine_id!r} died while running task {task.id!r}"))
+            self._out.append(Fail(task.id, ENGINE_ERROR, why or f"engine {engine_id!r} died while running task "
+                                                                f"{task.id!r}"))
         else:
             self._out.append(Deliver(task.id, engine_id, task.attempt, False))
         self._move(task, DONE)
@@ -536,12 +538,23 @@ class TaskScheduler:
         if self._count[_N_QUEUED] and ev.engine_id in self._engines:
             self._drain(ev.engine_id)
 
-    def _take_back(self, ev: DependencyUnmet | DispatchFailed) -> TaskState | None:
+    def _take_back(self, ev: DependencyUnmet | DispatchFailed | WorkerDied) -> TaskState | None:
         """The task an engine report is about, taken off that engine; None for a stale report."""
         task = self._running_on(ev.task_id, ev.engine_id, ev.attempt)
         if task is not None:
             self._release(task)
         return task
+
+    def _on_worker_died(self, ev: WorkerDied) -> None:
+        task = self._take_back(ev)
+        if task is None:
+            return
+        self._record(task, Outcome.WORKER_LOST, ENGINE_ERROR, None, ev.engine_id)
+        self._retry_or_end(task, ev.engine_id, lost=True,
+                           why=f"the worker of engine {ev.engine_id!r} died while running task {task.id!r}"
+                               + (f": {ev.reason}" if ev.reason else ""))
+        if self._count[_N_QUEUED] and ev.engine_id in self._engines:
+            self._drain(ev.engine_id)
 
     def _on_unmet(self, ev: DependencyUnmet) -> None:
         task = self._take_back(ev)
@@ -551,7 +564,10 @@ class TaskScheduler:
         if task.blacklist is None:
             task.blacklist = set()
         task.blacklist.add(ev.engine_id)
-        self._requeue(task)
+        if task.aborting:                            # aborted while out: it ends here instead of moving on
+            self._fail(task, TASK_ABORTED, Outcome.ABORTED, "aborted while its engine checked its dependencies")
+        else:
+            self._requeue(task)
         if ev.engine_id in self._engines:
             self._drain(ev.engine_id)
 
@@ -637,6 +653,7 @@ class TaskScheduler:
         if task is None:
             return
         if task.state == RUNNING:
+            task.aborting = True
             self._out.append(Cancel(task.id, task.engine, task.attempt))
         else:
             self._fail(task, TASK_ABORTED, Outcome.ABORTED, "aborted before it ran")
@@ -657,7 +674,8 @@ class TaskScheduler:
 
 def _replace_deps(spec: TaskSpec, after: Dependency | None, follow: Dependency | None) -> TaskSpec:
     return TaskSpec(spec.task_id, targets=spec.targets, after=after, follow=follow, retries=spec.retries,
-                    timeout_s=spec.timeout_s, label=spec.label, size_hint=spec.size_hint)
+                    timeout_s=spec.timeout_s, label=spec.label, time_limit_s=spec.time_limit_s,
+                    size_hint=spec.size_hint)
 
 
 __all__ = ["TaskScheduler", "SCHEMES", "TaskStatus", "TRANSITIONS", "WAITING", "QUEUED", "RUNNING", "DONE"]

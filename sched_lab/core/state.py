@@ -60,7 +60,7 @@ class TaskState:
 
     __slots__ = ("id", "spec", "state", "attempt", "engine", "blacklist", "failed_on", "submitted_at",
                  "dispatched_at", "timer", "qseq", "pending", "after_good", "after_bad", "allowed",
-                 "queue_len", "engine_load")
+                 "queue_len", "engine_load", "aborting")
 
     def __init__(self, spec: TaskSpec, now: float) -> None:
         self.id = spec.task_id
@@ -80,3 +80,4 @@ class TaskState:
         self.allowed: frozenset[EngineId] | None = None
         self.queue_len: int | None = None
         self.engine_load: int | None = None
+        self.aborting = False                 # a client asked to abort it while it ran: no retry

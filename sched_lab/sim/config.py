@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..core.options import SchedulingOptions
+from ..core.options import SchedulingOptions, check_time_limit_s
 from .distributions import Dist
 from .overheads import OverheadTrace
 from .workloads import DagSpec, RequireMix
@@ -37,8 +37,11 @@ class SimConfig:
     replayed from the CSV `trace`; optionally wired as a `dag` and with requirement `mixes`.
     Failures: each engine fails after Exp(`mtbf`) up-time and is repaired after Exp(`mttr`)
     (`mtbf` None = never); `task_error_rate` = probability an attempt raises. Every task gets
-    `retries` and `timeout_s`. `scheme` is `NAME[:key=value,..]`; `scheme_modules` are imported first
-    (modules or .py files that call `sched_lab.register_scheme`; again in sweep workers). `latency` is the one-way network delay per hop and `overhead` the
+    `retries`, `timeout_s` and `time_limit_s` (an engine stops a task that runs longer, the core
+    retries it as an error); stopping a running task (time limit, abort) restarts the engine's worker,
+    which takes `worker_restart_s`. `scheme` is `NAME[:key=value,..]`;
+    `scheme_modules` are imported first (modules or .py files that call `sched_lab.register_scheme`;
+    again in sweep workers). `latency` is the one-way network delay per hop and `overhead` the
     scheduler's time per event (None = zero). `latency_trace` (instead of `latency`) makes each
     hop's latency depend on when it is sent: a draw from the measured latencies within
     ±`latency_window_s` of that time (`latency_model="modulated"`) or the one measured nearest to
@@ -65,6 +68,8 @@ class SimConfig:
     task_error_rate: float = 0.0
     retries: int = 0
     timeout_s: float | None = None
+    time_limit_s: float | None = None
+    worker_restart_s: float = 0.0
     latency: Dist | None = None
     overhead: Dist | None = None
     latency_trace: OverheadTrace | None = None
@@ -85,6 +90,9 @@ class SimConfig:
         options = SchedulingOptions(self.scheme, self.hwm, self.retries, self.timeout_s)   # raises InvalidOption
         object.__setattr__(self, "scheme", options.scheme)                                  # canonical NAME:k=v
         object.__setattr__(self, "timeout_s", options.timeout_s)
+        object.__setattr__(self, "time_limit_s", check_time_limit_s(self.time_limit_s))
+        if isinstance(self.worker_restart_s, bool) or not self.worker_restart_s >= 0:
+            raise ValueError(f"worker_restart_s must be >= 0, got {self.worker_restart_s!r}")
         if self.speeds is not None:
             if not self.speeds or any(not (s > 0 and math.isfinite(s)) for s in self.speeds):
                 raise ValueError("speeds must be a non-empty list of positive numbers")

@@ -11,6 +11,8 @@ task (benchmarks/bench_sim.py: that is what makes the idiomatic model slow). Ins
   whose callback reports `TaskFinished`; further dispatched tasks (hwm 0 or > 1) wait in the
   engine's FIFO deque; a dead engine's pending completion is recognised as stale by identity;
 - `StartTimer` becomes a Timeout that reports `TimerFired` unless cancelled meanwhile;
+- a task longer than its `time_limit_s` runs for that long and reports Outcome.TIME_LIMIT; a running
+  task that is stopped (time limit, abort) costs its engine `worker_restart_s` before the next starts;
 - failures are one Timeout chain per engine (up Exp(mtbf), down Exp(mttr)) reporting `EngineLost`
   and `EngineJoined`;
 - network latency (per hop) and scheduler overhead (per event) are optional: when unset, events
@@ -39,7 +41,7 @@ from simpy.events import Timeout
 
 from ..core.dependency import Dependency
 from ..core.model import (
-    TASK_ABORTED, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost,
+    TASK_ABORTED, TIME_LIMIT_EXCEEDED, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost,
     Event, Fail, Outcome, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired,
 )
 from ..core.pump import EventPump
@@ -161,8 +163,13 @@ class Simulation:
         self._sched_free = 0.0
         self._channels: dict[Any, float] = {}
         self._fail_rng = gens["failures"]
-        self._spec_kw = {"retries": config.retries, "timeout_s": config.timeout_s}
-        self._plain_spec = config.retries == 0 and config.timeout_s is None
+        self._spec_kw = {"retries": config.retries, "timeout_s": config.timeout_s,
+                         "time_limit_s": config.time_limit_s}
+        self._plain_spec = config.retries == 0 and config.timeout_s is None and config.time_limit_s is None
+        self._time_limit = config.time_limit_s
+        self._restart_s = config.worker_restart_s
+        self._cut = [False] * n_eng                   # the running task is cut at its time limit
+        self._restarting = [False] * n_eng            # the engine's worker is being restarted
         self.pump = EventPump(self.core, {
             Dispatch: self._do_dispatch, Deliver: self._do_deliver, Fail: self._do_fail,
             StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer, Cancel: self._cancel,
@@ -203,7 +210,8 @@ class Simulation:
         e = action.engine_id
         if self._latency is not None:
             self._send(("to", e), self._on_dispatch_arrives, (action, self._incarnation[e]))
-        elif self._running[e] is None and not self._requires and self._up[e]:
+        elif self._running[e] is None and not self._requires and self._up[e] and self._time_limit is None \
+                and not self._restarting[e]:
             ev = Timeout(self.env, self._work[action.task_id] * self._inv_speed[e], e)   # _start, inlined
             ev.callbacks.append(self._on_complete)
             self._running[e] = action
@@ -325,7 +333,7 @@ class Simulation:
         e = action.engine_id
         if not self._up[e]:
             self._defer_report(DispatchFailed, e, action.task_id, e, action.attempt)
-        elif self._running[e] is None:
+        elif self._running[e] is None and not self._restarting[e]:
             self._start(e, action)
         else:
             self._queue[e].append(action)
@@ -346,7 +354,10 @@ class Simulation:
             if requires and tid in requires and not self._has(e, requires[tid]):
                 self._defer_report(DependencyUnmet, e, tid, e, action.attempt)
             else:
-                ev = Timeout(self.env, self._work[tid] * self._inv_speed[e], e)
+                duration = self._work[tid] * self._inv_speed[e]
+                limit = self._time_limit
+                self._cut[e] = cut = limit is not None and duration > limit
+                ev = Timeout(self.env, limit if cut else duration, e)
                 ev.callbacks.append(self._on_complete)
                 self._running[e] = action
                 self._run_ev[e] = ev
@@ -369,10 +380,13 @@ class Simulation:
         self._running[e] = None
         self._run_ev[e] = None
         queue = self._queue[e]
-        if queue:
-            self._start(e, queue.popleft())
         outcome, error = _OK, None
-        if self._error_rate:
+        if self._cut[e]:
+            outcome, error = Outcome.TIME_LIMIT, TIME_LIMIT_EXCEEDED
+            self._restart_worker(e)
+        elif queue:
+            self._start(e, queue.popleft())
+        if self._error_rate and outcome is _OK:
             tid = action.task_id
             u = self._first_u[tid] if action.attempt == 0 else self._errors.random()  # type: ignore[index]
             if u < self._error_rate:
@@ -383,8 +397,30 @@ class Simulation:
             self._report(TaskFinished, action.task_id, e, action.attempt, outcome, error, started, channel=("from", e))
             self.pump.flush()
 
+    def _restart_worker(self, e: int) -> None:
+        """Engine e stopped its running task: its worker restarts, then it takes the next queued task."""
+        self._restarting[e] = True
+        self._after(self._restart_s, self._on_worker_ready, (e, self._incarnation[e]))
+
+    def _on_worker_ready(self, ev: Timeout) -> None:
+        e, incarnation = ev._value
+        if incarnation != self._incarnation[e]:
+            return                                  # the engine died meanwhile
+        self._restarting[e] = False
+        if self._queue[e] and self._running[e] is None:
+            self._start(e, self._queue[e].popleft())
+            self.pump.flush()
+
     def _cancel(self, action: Cancel) -> None:
         e = action.engine_id
+        running = self._running[e]
+        if running is not None and running.task_id == action.task_id and running.attempt == action.attempt:
+            self._running[e] = None                 # stopped: its completion, when due, is stale
+            self._run_ev[e] = None
+            self._restart_worker(e)
+            self._defer_report(TaskFinished, e, action.task_id, e, action.attempt, Outcome.ABORTED, TASK_ABORTED,
+                               self._started[e])
+            return
         queue = self._queue[e]
         for queued in queue:
             if queued.task_id == action.task_id and queued.attempt == action.attempt:
@@ -402,6 +438,7 @@ class Simulation:
         self._running[e] = None
         self._run_ev[e] = None
         self._queue[e].clear()
+        self._restarting[e] = False                   # a repaired engine comes back with a fresh worker
         self._handle(EngineLost(self.env._now, e, "simulated failure"))
         self._after(float(self._fail_rng.exponential(self.config.mttr)) if self.config.mttr else 0.0,
                     self._on_engine_repair, e)

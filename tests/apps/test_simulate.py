@@ -122,3 +122,15 @@ def test_console_entry_in_a_fresh_process():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["tasks"] == 300
+
+
+def test_time_limit_and_worker_restart_options(capsys):
+    base = ("--engines", "2", "--tasks", "2000", "--load", "0.8", "--seed", "3", "--json", "--retries", "1")
+    rc, out, _ = simulate(capsys, *base, "--time-limit", "2")
+    cut = json.loads(out)
+    # exp(1) tasks: e^-2 of them run longer than 2 and are stopped on both attempts (same work each time)
+    assert rc == 0 and cut["failed"] == pytest.approx(0.135 * cut["measured"], rel=0.25)
+    slow = json.loads(simulate(capsys, *base, "--time-limit", "2", "--worker-restart", "0.5")[1])
+    assert slow["failed"] == cut["failed"] and slow["makespan"] > cut["makespan"]
+    rc, _, err = simulate(capsys, *base, "--time-limit", "0")
+    assert rc == 2 and "time_limit" in err

@@ -13,7 +13,7 @@ from real_cluster import protocol as proto
 from real_cluster.error import AuthenticationError, ProtocolError
 from real_cluster.messages import (
     MESSAGE_TYPES, Auth, CancelTask, EnginesChanged, Heartbeat, Hello, Register, Registered, Reply, Request,
-    RunTask, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, Welcome, from_wire, to_wire,
+    RunTask, SignalEngine, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, Welcome, from_wire, to_wire,
 )
 from sched_lab.core import Dependency
 
@@ -105,15 +105,21 @@ SAMPLES = [
     TaskDone(task_id="t", attempt=1, status="ok", started_at=1.0, completed_at=2.0, result=b"r"),
     TaskDone(task_id="t", attempt=0, status="error", started_at=None, completed_at=2.0, ename="E", evalue="v",
              traceback="tb"),
-    StopEngine(),
+    StopEngine(), SignalEngine(signum=2),
+    RunTask(task_id="t", attempt=0, payload=b"p", time_limit_s=2.5),
+    TaskDone(task_id="t", attempt=0, status="died", started_at=None, completed_at=2.0, ename="EngineError",
+             evalue="the worker process was killed by SIGKILL", stdout="out", stderr="err"),
+    TaskDone(task_id="t", attempt=0, status="ok", started_at=1.0, completed_at=2.0, result=b"r", stdout="o" * 70000),
     Submit(task_id="t", flags=TaskFlags(targets=(1, 2), after=Dependency(["a", "b"], all=False),
                                         follow=Dependency("c", success=False, failure=True), retries=2,
-                                        timeout_s=1.5, label="L"), submitted_at=3.0, payload=b"p"),
+                                        timeout_s=1.5, label="L", time_limit_s=9.0), submitted_at=3.0, payload=b"p"),
     Submit(task_id="t2", flags=TaskFlags(), submitted_at=3.0, payload=b""),
     TaskResult(task_id="t", status="error", engine_id=None, submitted_at=1.0, started_at=None, completed_at=None,
                received_at=4.0, ename="TaskTimeout", evalue="late", engine_info={"engine_id": 1}, label="x"),
     TaskResult(task_id="t", status="ok", engine_id=0, submitted_at=1.0, started_at=2.0, completed_at=3.0,
                received_at=4.0, result=b"value"),
+    TaskResult(task_id="t", status="ok", engine_id=0, submitted_at=1.0, started_at=2.0, completed_at=3.0,
+               received_at=4.0, result=b"value", stdout="printed\n", stderr="warned\n"),
     Request(rid=7, op="db_query", args={"query": {"label": "x"}}), Reply(rid=7, ok=True, value=[1, 2]),
     Reply(rid=8, ok=False, error=["KeyError", "no"]), EnginesChanged(ids=(0, 1, 5)),
 ]

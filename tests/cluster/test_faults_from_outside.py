@@ -27,11 +27,12 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def _logged_sleep(tag, seconds, log_path):
-    """Append `tag pid` to a run log (one line per start of a run), sleep, return the tag."""
+    """Append `tag pid` to a run log (one line per start of a run; pid: the engine's, the worker's parent),
+    sleep, return the tag."""
     import os
     import time
     with open(log_path, "a") as fh:
-        fh.write(f"{tag} {os.getpid()}\n")
+        fh.write(f"{tag} {os.getppid()}\n")
     time.sleep(seconds)
     return tag
 

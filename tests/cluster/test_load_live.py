@@ -128,7 +128,7 @@ def _pid_after(seconds):
     import os
     import time
     time.sleep(seconds)
-    return os.getpid()
+    return os.getppid()          # the engine (nanny) process; the task runs in its worker
 
 
 def test_sixteen_engines_on_two_cores_with_kills(make_cluster):

@@ -16,7 +16,6 @@ import pytest
 from _wait import started_then_hold
 
 import real_cluster as ipp
-from real_cluster.messages import TaskResult
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -146,20 +145,22 @@ def test_output_is_empty_for_a_silent_task(view, capsys, gate):
     assert pending.get(10) is None
 
 
-def test_captured_output_reaches_the_async_result(session_cluster, capsys):
-    """What the engines will send once they capture output (issue 10), fed to a real client's receive path."""
-    with ipp.Client(profile="session") as rc:
-        now = time.time()
-        for i, (out, err) in enumerate((("hello\n", ""), ("two\nlines\n", "warned\n"))):
-            rc._on_message(None, TaskResult(task_id=f"printed-{i}", status="ok", engine_id=i, submitted_at=now,
-                                            started_at=now, completed_at=now, received_at=now, result=None,
-                                            stdout=out, stderr=err))
-        ar = ipp.AsyncResult(rc, ["printed-0", "printed-1"], "printer", single=False)
-        rc._track(ar)
-        assert ar.stdout == ["hello\n", "two\nlines\n"] and ar.stderr == ["", "warned\n"]
-        ar.display_outputs()
-        shown = capsys.readouterr()
-        assert shown.out == "[stdout:0] hello\n[stdout:1] \ntwo\nlines\n" and shown.err == "[stderr:1] warned\n"
+def _printer(out: str, err: str) -> None:
+    import sys
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+
+
+def test_captured_output_reaches_the_async_result(view, capsys):
+    """Output a task prints on its engine comes back with its result, per task, in submission order."""
+    ar = view.map_async(_printer, ["hello\n", "two\nlines\n"], ["", "warned\n"])
+    ar.get(30)
+    assert ar.wait_for_output(10) is True
+    assert ar.stdout == ["hello\n", "two\nlines\n"] and ar.stderr == ["", "warned\n"]
+    e0, e1 = ar.engine_id
+    ar.display_outputs()
+    shown = capsys.readouterr()
+    assert shown.out == f"[stdout:{e0}] hello\n[stdout:{e1}] \ntwo\nlines\n" and shown.err == f"[stderr:{e1}] warned\n"
 
 
 # ----------------------------------------------------------- item 5: AsyncMapResult, AsyncHubResult

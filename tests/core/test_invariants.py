@@ -1,8 +1,8 @@
 """Property test: a hypothesis state machine drives TaskScheduler with random event sequences.
 
 It plays the driver: engines join, die and come back, tasks are submitted (random after/follow dependencies on
-earlier tasks, targets, retries, timeouts), running tasks finish (ok or error), report unmet
-functional dependencies or failed dispatches, timers fire at their deadlines (in deadline order, the
+earlier tasks, targets, retries, timeouts), running tasks finish (ok, error or past their time limit),
+lose their worker (the engine stays), report unmet functional dependencies or failed dispatches, timers fire at their deadlines (in deadline order, the
 clock advancing), tasks are aborted, resubmitted and purged. Every action is checked as it comes out
 and the whole state after every step:
 
@@ -12,6 +12,7 @@ and the whole state after every step:
 - attempts <= 1 + retries, numbered 0, 1, ... (an unmet report keeps the number);
 - never running on two engines at once; a running task is never failed by the scheduler;
 - a retry goes to an engine the task has not failed on whenever such a live candidate exists;
+- a task aborted while it ran is never dispatched again (it ends with its attempt);
 - FIFO among unrestricted tasks (no after/follow/targets): first dispatches in submission order;
 - one record per attempt end plus one per scheduler failure; counters agree with the driver's view;
 - same seed -> same actions (the events are replayed into a fresh scheduler at teardown);
@@ -32,7 +33,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sched_lab.core import (
     AbortRequested, Cancel, CancelTimer, Deliver, Dependency, DependencyUnmet, Dispatch, DispatchFailed,
     EngineJoined, EngineLost, Fail, Outcome, PurgeRequested, StartTimer, TaskFinished, TaskResubmitted, TaskScheduler,
-    TaskSpec, TaskSubmitted, TimerFired,
+    TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
 )
 
 SCHEMES = ["leastload", "lru", "plainrandom", "twobin", "weighted", "powerofd", "powerofd:d=3", "jiq", "fastest"]
@@ -66,6 +67,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.expect_next: dict[int, str] = {}         # "same" after unmet, "next" after a failed attempt
         self.blacklist: dict[int, set[int]] = {}
         self.failed_on: dict[int, set[int]] = {}
+        self.aborting: set[int] = set()                # aborted while running: must never run again
         self.completed: set[int] = set()
         self.failed: set[int] = set()
         self.done_on: dict[int, tuple[set[int], set[int]]] = {}   # engine -> (completed, failed) there
@@ -145,6 +147,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         spec = self.specs[t]
         assert t not in self.terminal, f"{d} after terminal {self.terminal[t]}"
         assert t not in self.running, f"{d} while already running on {self.running[t]}"
+        assert t not in self.aborting, f"{d}: the task was aborted while it ran"
         assert e in self.live, f"{d} to a dead engine (live: {self.live})"
         assert e not in self.blacklist.get(t, ()), f"{d} to a blacklisted engine {self.blacklist[t]}"
         if spec.targets is not None:
@@ -305,13 +308,29 @@ class SchedulerMachine(RuleBasedStateMachine):
         self._advance(dt)
         t = data.draw(st.sampled_from(sorted(self.running)))
         e, att = self._end_attempt(t)
+        outcome, ename = Outcome.OK, None
         if not ok:
             self.failed_on.setdefault(t, set()).add(e)
             self.expect_next[t] = "next"
-        acts = self._handle(TaskFinished(self.now, t, e, att, Outcome.OK if ok else Outcome.ERROR, None if ok else "ValueError", self.now))
+            outcome, ename = data.draw(st.sampled_from([(Outcome.ERROR, "ValueError"),
+                                                        (Outcome.TIME_LIMIT, "TimeLimitExceeded")]))
+        acts = self._handle(TaskFinished(self.now, t, e, att, outcome, ename, self.now))
         spec = self.specs[t]
-        if ok or att >= spec.retries:
+        if ok or att >= spec.retries or t in self.aborting:
             assert Deliver(t, e, att, ok) in acts, (t, acts)
+
+    @precondition(lambda self: self.running)
+    @rule(data=st.data(), dt=st.floats(0, 1.5))
+    def worker_died(self, data: st.DataObject, dt: float) -> None:
+        """The task's worker process died; its engine stays live."""
+        self._advance(dt)
+        t = data.draw(st.sampled_from(sorted(self.running)))
+        e, att = self._end_attempt(t)
+        self.failed_on.setdefault(t, set()).add(e)
+        self.expect_next[t] = "next"
+        acts = self._handle(WorkerDied(self.now, t, e, att, "killed"))
+        if att >= self.specs[t].retries or t in self.aborting:
+            assert [a for a in acts if isinstance(a, Fail) and a.task_id == t and a.error_name == "EngineError"], acts
 
     @precondition(lambda self: self.running)
     @rule(data=st.data(), dt=st.floats(0, 1.5))
@@ -366,6 +385,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         acts = self._handle(AbortRequested(self.now, t))
         if running is not None:
             assert Cancel(t, *running) in acts, acts
+            self.aborting.add(t)
         elif t not in self.terminal and not [a for a in acts if isinstance(a, Fail) and a.task_id == t]:
             raise AssertionError(f"aborting waiting task {t} gave {acts}")
 

@@ -119,7 +119,7 @@ def test_task_interface_tutorial_runs_live_and_cleans_up(sandbox):
     assert "16/16" in "".join(o.text for o in progress.outputs if o.output_type == "stream" and o.name == "stderr")
     shown = [re.sub(r"^\[stdout:\d+\] ", "", line) for line in out["output"]["stdout"].splitlines()]
     assert shown[-1] == "datetime True" and out["output"]["result"] == "[0, 1, 4, 9]"
-    assert shown[:-1] in ([], [f"working on {i}" for i in range(4)])    # [] until the engines capture output (issue 10)
+    assert shown[:-1] == [f"working on {i}" for i in range(4)]          # captured on the engines
     assert out["in9"]["result"] == "-9"
     lines = dict(line.split(": ") for line in out["impossible"]["stdout"].splitlines())
     assert lines.pop("myfunc") in ("NameError", "ImpossibleDependency")    # NameError when pyzmq is installed

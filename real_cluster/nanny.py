@@ -1,0 +1,382 @@
+"""An engine's nanny: owns the controller connection, the heartbeat and the engine id; never runs user code.
+
+How this works. One thread, one `selectors` loop over two sockets: the controller link and the
+local socket pair to the worker process (worker.py). RunTask messages queue here and go to the
+worker one at a time, so a cancel of a queued task never reaches the worker and a kill only ever
+costs the running task. Heartbeats leave on schedule whatever the task does (the worker may hold
+the GIL for minutes). While a task runs, a watchdog checks every `WATCH_PERIOD_S`:
+- its `time_limit_s` -> kill the worker, TaskDone `error` / TimeLimitExceeded;
+- the worker's resident memory against `memory_limit` -> kill, TaskDone `died` naming the limit;
+- the worker stopped (SIGSTOP, state T) for longer than the liveness timeout -> kill, `died`.
+A CancelTask for the running task kills the worker (TaskDone `aborted`); StopEngine stops at once,
+busy or not; SignalEngine forwards a signal to the worker. When the worker's pipe closes (os._exit,
+segfault, kill) the running task is reported `died` (the controller makes it an EngineError, retries
+apply), a fresh worker starts, and the engine keeps its id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from sched_lab.core import TIME_LIMIT_EXCEEDED
+
+from . import protocol as proto
+from .error import ConnectionFailed, ProtocolError
+from .messages import (
+    CancelTask, Heartbeat, Register, Registered, RunTask, SignalEngine, StopEngine, TaskDone, from_wire, to_wire,
+)
+from .profile import ConnectionInfo
+from .sync_link import SyncLink
+
+log = logging.getLogger("real_cluster.engine")
+WATCH_PERIOD_S = 0.1            # how often a running task's limits and worker state are checked
+WORKER_START_TIMEOUT_S = 60.0   # a worker that has not said ready by then is killed and replaced
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class WorkerProc:
+    """One worker process and the nanny's end of its socket pair."""
+
+    def __init__(self, result_max: int | None = None) -> None:
+        mine, theirs = socket.socketpair()
+        extra = ["--result-max", str(result_max)] if result_max is not None else []
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "real_cluster.worker", "--fd", str(theirs.fileno()),
+                                          *extra],
+                                         stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), close_fds=True)
+        finally:
+            theirs.close()
+        self.sock = mine
+        self.sock.setblocking(False)
+        self.decoder = proto.FrameDecoder(proto.DEFAULT_LIMITS)
+        self.ready = False
+        self.started = time.monotonic()
+        self.stopped_since: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, msg: Any) -> None:
+        data = proto.encode_frame(*to_wire(msg))
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):            # larger than the pair's buffer: the worker (idle) reads as we write
+            self.sock.setblocking(True)
+            try:
+                self.sock.sendall(memoryview(data)[sent:])
+            finally:
+                self.sock.setblocking(False)
+
+    def read(self) -> list[Any] | None:
+        """Messages received from the worker (one read: the selector reports the rest); None when it closed."""
+        try:
+            data = self.sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            return None
+        if not data:
+            return None
+        return [from_wire(h, b) for h, b in self.decoder.feed(data)]
+
+    def rss_bytes(self) -> int | None:
+        try:
+            with open(f"/proc/{self.pid}/statm") as fh:
+                return int(fh.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def is_stopped(self) -> bool:
+        try:
+            with open(f"/proc/{self.pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state in ("T", "t")
+
+    def kill(self) -> str:
+        """Kill the worker (SIGKILL, works on a stopped one too) and reap it; returns how it ended."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.sock.close()
+        return _exit_text(code)
+
+    def reap(self) -> str:
+        """How a worker whose pipe closed ended (waits briefly for its exit status)."""
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+        self.sock.close()
+        return _exit_text(code)
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+class Nanny:
+    """One engine. `run()` returns an exit code (0 after a clean stop or giving up reconnecting)."""
+
+    def __init__(self, info: ConnectionInfo, retry_for_s: float = 20.0, memory_limit: int | None = None,
+                 result_max: int | None = None, speed: float = 1.0, labels: tuple[str, ...] = ()):
+        if memory_limit is not None and memory_limit <= 0:
+            raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
+        self.info = info
+        self.retry_for_s = retry_for_s
+        self.memory_limit = memory_limit
+        self.result_max = result_max
+        self.speed = speed                    # advertised to the schemes in Register (DESIGN §3.1)
+        self.labels = tuple(labels)
+        self.uuid = uuid.uuid4().hex
+        self.engine_id: int | None = None
+        self.worker: WorkerProc | None = None
+        self.todo: deque[RunTask] = deque()
+        self.current: RunTask | None = None
+        self.current_since = 0.0              # monotonic, for time limits
+        self.current_started_at = 0.0         # wall clock, for the report
+        self.restarts = 0
+        self._hb_period = 1.0
+        self._liveness_s = 5.0
+        self._stopping = False
+
+    # --------------------------------------------------------------------------- lifecycle
+    def run(self) -> int:
+        self.worker = WorkerProc(self.result_max)
+        try:
+            while not self._stopping:
+                link = self._connect()
+                if link is None:
+                    log.warning("could not reach the controller for %.0f s; exiting", self.retry_for_s)
+                    return 0
+                self._serve(link)
+        finally:
+            if self.worker is not None:
+                self.worker.kill()
+        log.info("engine %s stopped", self.engine_id)
+        return 0
+
+    def _connect(self) -> SyncLink | None:
+        deadline = time.monotonic() + self.retry_for_s
+        delay = 0.05
+        while True:
+            try:
+                link = SyncLink.connect(self.info.host, self.info.port, self.info.key, "engine")
+                link.send(Register(uuid=self.uuid, pid=os.getpid(), hostname=socket.gethostname(),
+                                   speed=self.speed, labels=self.labels))
+                reply = link.recv()
+                if not isinstance(reply, Registered):
+                    raise ProtocolError(f"expected registered, got {type(reply).__name__}")
+                self.engine_id = reply.engine_id
+                self._hb_period = reply.hb_period_s
+                self._liveness_s = reply.liveness_s
+                log.info("registered as engine %d with %s:%d", reply.engine_id, self.info.host, self.info.port)
+                return link
+            except (ConnectionFailed, ProtocolError) as exc:
+                if time.monotonic() + delay > deadline:
+                    return None
+                log.info("controller not reachable (%s); retrying", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    # ------------------------------------------------------------------------------ serving
+    def _serve(self, link: SyncLink) -> None:
+        self.todo.clear()
+        self.current = None
+        sel = selectors.DefaultSelector()
+        sel.register(link.sock, selectors.EVENT_READ, "controller")
+        watched = self._watch(sel, None)
+        next_hb = time.monotonic() + self._hb_period
+        next_watch = 0.0
+        try:
+            if not self._from_controller(link, link.recv_many(block=False)):   # what came with Registered
+                return
+            while not self._stopping:
+                now = time.monotonic()
+                timeout = next_hb - now
+                if self.current is not None or not self.worker.ready:
+                    timeout = min(timeout, WATCH_PERIOD_S)
+                for key, _ in sel.select(max(0.0, timeout)):
+                    if key.data == "controller":
+                        if not self._from_controller(link, link.recv_many(block=False)):
+                            return
+                    elif not self._from_worker(link):
+                        self._worker_died(link, None)
+                if self.worker is not watched:
+                    watched = self._watch(sel, watched)
+                now = time.monotonic()
+                if now >= next_watch:               # /proc reads cost: at most every WATCH_PERIOD_S
+                    next_watch = now + WATCH_PERIOD_S
+                    self._check_worker(link, now)
+                    if self.worker is not watched:
+                        watched = self._watch(sel, watched)
+                if now >= next_hb:
+                    link.send(Heartbeat())
+                    next_hb = now + self._hb_period
+                self._start_next(link)
+        except (ConnectionFailed, ProtocolError) as exc:
+            log.warning("lost the controller connection: %s", exc)
+        except Exception:        # a bug here must not end the engine: start over with a fresh connection
+            log.exception("engine %s: internal error; reconnecting", self.engine_id)
+        finally:
+            sel.close()
+            link.close()
+            if self.current is not None and not self._stopping:   # the controller retries it; start clean
+                self._replace_worker()
+
+    def _watch(self, sel: selectors.BaseSelector, old: WorkerProc | None) -> WorkerProc | None:
+        if old is not None:
+            try:
+                sel.unregister(old.sock)
+            except (KeyError, ValueError):
+                pass
+        if self.worker is not None:
+            sel.register(self.worker.sock, selectors.EVENT_READ, "worker")
+        return self.worker
+
+    def _from_controller(self, link: SyncLink, msgs: list[Any]) -> bool:
+        """File the controller's messages; False after a stop."""
+        for msg in msgs:
+            if isinstance(msg, RunTask):
+                self.todo.append(msg)
+            elif isinstance(msg, CancelTask):
+                self._cancel(link, msg)
+            elif isinstance(msg, SignalEngine):
+                if self.worker is not None and self.current is not None:
+                    try:
+                        os.kill(self.worker.pid, msg.signum)
+                    except OSError as exc:
+                        log.warning("could not signal the worker: %s", exc)
+            elif isinstance(msg, StopEngine):
+                self._stopping = True
+                return False
+            else:
+                log.warning("ignoring unexpected %s from the controller", type(msg).__name__)
+        return True
+
+    def _cancel(self, link: SyncLink, msg: CancelTask) -> None:
+        cur = self.current
+        if cur is not None and (cur.task_id, cur.attempt) == (msg.task_id, msg.attempt):
+            self._end_current(link, "aborted", "TaskAborted", "aborted while running (its worker was stopped)")
+            return
+        for queued in list(self.todo):
+            if (queued.task_id, queued.attempt) == (msg.task_id, msg.attempt):
+                self.todo.remove(queued)
+                link.send(TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="aborted", started_at=None,
+                                   completed_at=time.time(), ename="TaskAborted", evalue="aborted before it started"))
+
+    def _from_worker(self, link: SyncLink) -> bool:
+        """Forward the worker's replies; False when its pipe closed."""
+        assert self.worker is not None
+        try:
+            msgs = self.worker.read()
+        except ProtocolError as exc:
+            log.error("worker %d sent a malformed frame (%s); replacing it", self.worker.pid, exc)
+            msgs = None
+        if msgs is None:
+            return False
+        for msg in msgs:
+            if isinstance(msg, Heartbeat):
+                self.worker.ready = True
+            elif isinstance(msg, TaskDone) and self.current is not None and msg.task_id == self.current.task_id:
+                self.current = None
+                link.send(msg)
+        return True
+
+    def _start_next(self, link: SyncLink) -> None:
+        if self.current is not None or not self.todo or self.worker is None or not self.worker.ready:
+            return
+        msg = self.todo.popleft()
+        self.current, self.current_since, self.current_started_at = msg, time.monotonic(), time.time()
+        try:
+            self.worker.send(msg)
+        except OSError:
+            self._worker_died(link, None)
+
+    # ---------------------------------------------------------------------------- the worker
+    def _check_worker(self, link: SyncLink, now: float) -> None:
+        w = self.worker
+        if w is None:
+            return
+        if not w.ready:
+            died = w.proc.poll() is not None
+            if (died and now - w.started > 1.0) or now - w.started > WORKER_START_TIMEOUT_S:   # no busy respawn loop
+                log.error("worker %d did not start (%s); replacing it", w.pid,
+                          "it exited" if died else f"not ready after {WORKER_START_TIMEOUT_S:g} s")
+                self._replace_worker()
+            return
+        if w.is_stopped():
+            w.stopped_since = w.stopped_since or now
+            if now - w.stopped_since > self._liveness_s:
+                self._worker_died(link, f"the worker was stopped for more than {self._liveness_s:g} s")
+                return
+        else:
+            w.stopped_since = None
+        cur = self.current
+        if cur is None:
+            return
+        if cur.time_limit_s is not None and now - self.current_since > cur.time_limit_s:
+            self._end_current(link, "time_limit", TIME_LIMIT_EXCEEDED,
+                              f"the task ran longer than its time limit of {cur.time_limit_s:g} s")
+            return
+        if self.memory_limit is not None:
+            rss = w.rss_bytes()
+            if rss is not None and rss > self.memory_limit:
+                self._worker_died(link, f"the worker used {rss} bytes, over the memory limit of "
+                                        f"{self.memory_limit} bytes")
+
+    def _end_current(self, link: SyncLink, status: str, ename: str, evalue: str) -> None:
+        """Stop the running task by killing the worker; report it with `status`; start a fresh worker."""
+        cur = self.current
+        self.current = None
+        self._replace_worker()
+        if cur is not None:
+            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status,
+                               started_at=self.current_started_at,
+                               completed_at=time.time(), ename=ename, evalue=evalue))
+
+    def _worker_died(self, link: SyncLink, why: str | None) -> None:
+        """The worker died (`why` None: its pipe closed) or must die: report the running task, start afresh."""
+        assert self.worker is not None
+        how = self.worker.kill() if why is not None else self.worker.reap()
+        text = why or f"the worker process {how}"
+        log.warning("engine %s: %s", self.engine_id, text)
+        self.worker = None
+        cur, self.current = self.current, None
+        self._replace_worker()
+        if cur is not None:
+            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died",
+                               started_at=self.current_started_at,
+                               completed_at=time.time(), ename="EngineError", evalue=text))
+
+    def _replace_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+        self.restarts += 1
+        self.worker = WorkerProc(self.result_max)

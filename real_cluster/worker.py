@@ -1,0 +1,222 @@
+"""An engine's worker process: runs one task at a time for its nanny, and survives anything a task returns.
+
+How this works. The nanny (nanny.py) starts `python -m real_cluster.worker --fd N`, where N is its
+end of a local socket pair. The worker announces itself with a Heartbeat, then reads RunTask frames
+and answers each with one TaskDone (same framing and messages as the cluster wire, no handshake: the
+pair is private to the two processes). Everything a task can do to its output is contained here:
+an exception whose `__str__` raises, a huge message, an unpicklable result, a result over the frame
+cap (`ResultTooLarge`): each becomes an ordinary `error` TaskDone with texts capped at `TEXT_MAX`
+(truncation marked). The task's `sys.stdout`/`sys.stderr` are captured up to `OUTPUT_MAX` each.
+Whatever the worker cannot survive (os._exit, a segfault, a kill) the nanny sees as a closed pipe.
+The worker dies with its nanny (PR_SET_PDEATHSIG on Linux), so a hung task never outlives its engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import socket
+import sys
+import time
+import traceback as tb_module
+from typing import Any
+
+from . import protocol as proto
+from .error import UnmetDependency
+from .functional import check_dependencies
+from .messages import Heartbeat, RunTask, TaskDone, from_wire, to_wire
+from .serialize import pack_result, unpack_call
+
+TEXT_MAX = 64 * 1024            # characters of an error message or traceback sent to the client
+OUTPUT_MAX = 1024 * 1024        # characters of captured stdout / stderr per task
+RESULT_MAX = proto.DEFAULT_LIMITS.max_frame - 1024 * 1024   # room for the header and the captured output
+RESULT_TOO_LARGE = "ResultTooLarge"
+
+
+def cap(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, the cut marked with how much was dropped.
+
+    Lone surrogates (which cannot travel as UTF-8) come back as backslash escapes."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode()
+    if len(text) <= limit:
+        return text
+    kept = max(0, limit - len(f"\n... [truncated: {len(text)} more characters]"))
+    return text[:kept] + f"\n... [truncated: {len(text) - kept} more characters]"
+
+
+def _safe(fn: Any, *args: Any) -> str | None:
+    try:
+        out = fn(*args)
+        return out if isinstance(out, str) else None
+    except BaseException:       # noqa: BLE001 - a hostile __str__ may raise anything
+        return None
+
+
+def describe_exception(exc: BaseException) -> tuple[str, str, str]:
+    """(ename, evalue, traceback) of any exception, never raising, each capped at TEXT_MAX characters."""
+    ename = _safe(lambda: type(exc).__name__) or "Exception"
+    evalue = _safe(str, exc)
+    if evalue is None:
+        evalue = _safe(repr, exc) or f"<unprintable {ename} object>"
+    text = _safe(lambda: "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__)))
+    if text is None:        # the formatter itself called the hostile __str__: frames only, then our line
+        frames = _safe(lambda: "".join(tb_module.format_tb(exc.__traceback__))) or ""
+        text = f"Traceback (most recent call last):\n{frames}{ename}: {evalue}\n"
+    return cap(ename, 256), cap(evalue, TEXT_MAX), cap(text, TEXT_MAX)
+
+
+class CappedText(io.TextIOBase):
+    """A write-only text stream that keeps the first `limit` characters and counts the rest."""
+
+    def __init__(self, limit: int = OUTPUT_MAX):
+        self.limit = limit
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: Any) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(s[:room])
+            self.kept += min(room, len(s))
+        self.dropped += max(0, len(s) - max(room, 0))
+        return len(s)
+
+    def text(self) -> str:
+        out = cap("".join(self.parts), self.limit)
+        if self.dropped:
+            out += f"\n... [output truncated: {self.dropped} more characters]\n"
+        return out
+
+
+def _done(msg: RunTask, status: str, started: float, **kw: Any) -> TaskDone:
+    return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status=status, started_at=started,
+                    completed_at=time.time(), **kw)
+
+
+def execute(msg: RunTask, result_max: int = RESULT_MAX) -> TaskDone:
+    """Run one task and describe how it ended (never raises for anything the task does).
+
+    A pickled result over `result_max` bytes becomes a `ResultTooLarge` error naming both sizes."""
+    started = time.time()
+    out, err = CappedText(), CappedText()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        reply = _run(msg, started, result_max)
+    finally:
+        sys.stdout, sys.stderr = saved
+    if out.kept or out.dropped or err.kept or err.dropped:
+        reply = TaskDone(task_id=reply.task_id, attempt=reply.attempt, status=reply.status,
+                         started_at=reply.started_at, completed_at=reply.completed_at, ename=reply.ename,
+                         evalue=reply.evalue, traceback=reply.traceback, result=reply.result,
+                         stdout=out.text(), stderr=err.text())
+    return reply
+
+
+def _run(msg: RunTask, started: float, result_max: int) -> TaskDone:
+    try:
+        f, args, kwargs = unpack_call(msg.payload)
+        check_dependencies(f)
+        value = f(*args, **kwargs)
+    except UnmetDependency as exc:
+        ename, evalue, tb = describe_exception(exc)
+        if type(exc) is UnmetDependency:
+            return _done(msg, "unmet", started, ename="UnmetDependency", evalue=cap(str(exc.evalue), TEXT_MAX))
+        return _done(msg, "error", started, ename=ename, evalue=cap(str(exc.evalue), TEXT_MAX), traceback=tb)
+    except BaseException as exc:  # noqa: BLE001 - the task's own failure, SystemExit/KeyboardInterrupt included
+        if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+            exc.__traceback__ = exc.__traceback__.tb_next          # drop this function's own frame
+        ename, evalue, tb = describe_exception(exc)
+        return _done(msg, "error", started, ename=ename, evalue=evalue, traceback=tb)
+    try:
+        result = pack_result(value)
+    except BaseException as exc:  # noqa: BLE001 - unpicklable, or a __reduce__ that raises
+        ename, evalue, tb = describe_exception(exc)
+        kind = _safe(lambda: type(value).__name__) or "object"
+        return _done(msg, "error", started, ename=ename, traceback=tb,
+                     evalue=cap(f"the result (a {kind}) could not be pickled: {evalue}", TEXT_MAX))
+    if len(result) > result_max:
+        return _done(msg, "error", started, ename=RESULT_TOO_LARGE,
+                     evalue=f"the pickled result is {len(result)} bytes, over the cap of {result_max} bytes")
+    return _done(msg, "ok", started, result=result)
+
+
+class _Pipe:
+    """The worker's end of the socket pair: blocking reads of whole messages, framed writes."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.decoder = proto.FrameDecoder(proto.DEFAULT_LIMITS)
+        self.pending: list[Any] = []
+
+    def recv(self) -> Any | None:
+        while not self.pending:
+            try:
+                data = self.sock.recv(1 << 20)
+            except InterruptedError:
+                continue
+            if not data:
+                return None
+            self.pending.extend(from_wire(h, b) for h, b in self.decoder.feed(data))
+        return self.pending.pop(0)
+
+    def send(self, msg: Any) -> None:
+        self.sock.sendall(proto.encode_frame(*to_wire(msg)))
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when the nanny dies (Linux; elsewhere the pipe's EOF does it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)          # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:       # the nanny died before the call above took effect
+        os._exit(0)
+
+
+def serve(sock: socket.socket, result_max: int = RESULT_MAX) -> int:
+    """Run tasks from the nanny until it closes the pipe; returns the exit code."""
+    pipe = _Pipe(sock)
+    pipe.send(Heartbeat())      # ready
+    while True:
+        try:
+            msg = pipe.recv()
+            if msg is None:
+                return 0
+            if isinstance(msg, RunTask):
+                pipe.send(execute(msg, result_max))
+        except KeyboardInterrupt:       # a signal meant for a task that had just ended: keep serving
+            continue
+        except (OSError, proto.ProtocolError):
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m real_cluster.worker --fd N` (started by the nanny, not by hand)."""
+    parser = argparse.ArgumentParser(prog="real_cluster.worker")
+    parser.add_argument("--fd", type=int, required=True, help="the nanny's socket pair end")
+    parser.add_argument("--result-max", type=int, default=RESULT_MAX, help="largest pickled result, bytes")
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    sock = socket.socket(fileno=args.fd)
+    sock.setblocking(True)
+    return serve(sock, min(args.result_max, RESULT_MAX))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

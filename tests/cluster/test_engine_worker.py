@@ -1,0 +1,229 @@
+"""An engine is a nanny and a worker (DESIGN §5), end to end on real processes: a task holding the GIL runs
+exactly once and its engine stays; a worker killed by os._exit, by SIGKILL, by the memory limit, or stopped
+past the liveness timeout fails its task with EngineError and the same engine id serves the next task;
+`time_limit` (TimeLimitExceeded, retries apply); abort of a running task; shutdown of a busy engine;
+send_signal to the running task."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from real_cluster.error import EngineError, RemoteError, TaskAborted, TimeLimitExceeded
+
+pytestmark = pytest.mark.timeout(120)
+FAST_HB = ["--hb-period", "0.2", "--hb-misses", "5"]       # an engine silent for 1 s is lost
+
+
+def _wait_until(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def _mark_and(marker, action, arg=None):
+    """Append this worker's pid to `marker`, then do `action` (what a hostile or long task does)."""
+    import os
+    import time
+    with open(marker, "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    if action == "sleep":
+        time.sleep(arg)
+    elif action == "exit":
+        os._exit(7)
+    elif action == "gil":
+        return sum(range(arg))              # one C call: holds the GIL throughout
+    elif action == "alloc":
+        block = bytearray(arg)              # resident: bytearray zero-fills
+        time.sleep(30)
+        return len(block)
+    return os.getpid()
+
+
+def _runs(marker: Path) -> list[int]:
+    return [int(x) for x in marker.read_text().split()] if marker.exists() else []
+
+
+def _gil_n_for(seconds: float) -> int:
+    """How many integers `sum(range(n))` needs to take about `seconds` here."""
+    n, t0 = 2_000_000, time.perf_counter()
+    sum(range(n))
+    return int(n * seconds / max(time.perf_counter() - t0, 1e-6))
+
+
+def _serves_on(view, eid: int) -> int:
+    """The pid of the worker now serving engine `eid` (a task pinned there runs)."""
+    with view.temp_flags(targets=eid):
+        return view.apply_sync(os.getpid)
+
+
+# --------------------------------------------------------------------------------- worker death
+
+def test_gil_holding_task_runs_once_and_its_engine_stays(make_cluster, tmp_path):
+    cluster = make_cluster(1, controller_args=FAST_HB)
+    rc = cluster.client
+    v = rc.load_balanced_view(retries=1)        # a false death would run it a second time
+    marker = tmp_path / "runs"
+    n = _gil_n_for(3.0)                         # three times the liveness timeout
+    t0 = time.monotonic()
+    ar = v.apply_async(_mark_and, str(marker), "gil", n)
+    assert ar.get(60) == n * (n - 1) // 2
+    assert time.monotonic() - t0 > 1.0          # it did outlast the liveness timeout
+    assert len(_runs(marker)) == 1 and rc.ids == [0]
+    assert [str(r.outcome) for r in rc.records() if r.task_id == ar.msg_ids[0]] == ["ok"]
+
+
+@pytest.mark.parametrize("how", ["os._exit", "SIGKILL"])
+def test_dead_worker_fails_its_task_with_engine_error_and_the_engine_serves_on(make_cluster, tmp_path, how):
+    cluster = make_cluster(1)
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    marker = tmp_path / "runs"
+    if how == "os._exit":
+        ar = v.apply_async(_mark_and, str(marker), "exit")
+    else:
+        ar = v.apply_async(_mark_and, str(marker), "sleep", 60)
+        _wait_until(lambda: _runs(marker), 15, "the task to start")
+        os.kill(_runs(marker)[0], signal.SIGKILL)
+    with pytest.raises(EngineError) as info:
+        ar.get(15)
+    assert "worker" in info.value.evalue and info.value.ename == "EngineError"
+    assert rc.ids == [0]                                       # the engine kept its id
+    new_pid = _serves_on(v, 0)
+    assert new_pid != _runs(marker)[0]                         # ... with a fresh worker
+    assert len(_runs(marker)) == 1
+
+
+def test_dead_worker_with_retries_runs_the_task_again(make_cluster, tmp_path):
+    cluster = make_cluster(1)
+    v = cluster.client.load_balanced_view(retries=1)
+    marker = tmp_path / "runs"
+
+    def exit_first(marker):
+        import os
+        with open(marker, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        if len(open(marker).read().split()) == 1:
+            os._exit(3)
+        return "second"
+
+    assert v.apply_sync(exit_first, str(marker)) == "second"
+    assert len(_runs(marker)) == 2
+
+
+def test_worker_stopped_past_the_liveness_timeout_counts_as_dead(make_cluster, tmp_path):
+    cluster = make_cluster(1, controller_args=FAST_HB)
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    marker = tmp_path / "runs"
+    ar = v.apply_async(_mark_and, str(marker), "sleep", 60)
+    _wait_until(lambda: _runs(marker), 15, "the task to start")
+    pid = _runs(marker)[0]
+    os.kill(pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(EngineError, match="stopped"):
+            ar.get(15)
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass                                               # killed by its nanny, as it should be
+    assert time.monotonic() - t0 < 5 * 1.0                     # liveness 1 s, checked every 0.1 s
+    assert rc.ids == [0] and _serves_on(v, 0) != pid
+
+
+def test_memory_limit_kills_the_worker_and_names_the_limit(make_cluster, tmp_path):
+    limit = 150 * 2**20
+    cluster = make_cluster(1, memory_limit=limit)
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    with pytest.raises(EngineError, match=f"memory limit of {limit} bytes"):
+        v.apply_sync(_mark_and, str(tmp_path / "runs"), "alloc", 300 * 2**20)
+    assert rc.ids == [0] and v.apply_sync(len, [1, 2]) == 2
+
+
+# ------------------------------------------------------------------------------ stopping tasks
+
+def test_time_limit_stops_a_running_task_and_retries_apply(make_cluster, tmp_path):
+    cluster = make_cluster(1)
+    rc = cluster.client
+    v = rc.load_balanced_view(time_limit=0.5, retries=1)
+    marker = tmp_path / "runs"
+    t0 = time.monotonic()
+    ar = v.apply_async(_mark_and, str(marker), "sleep", 1e9)
+    with pytest.raises(TimeLimitExceeded) as info:
+        ar.get(30)
+    assert time.monotonic() - t0 < 5 * 2 * 0.5 + 5              # two attempts of 0.5 s (+ worker restarts)
+    assert isinstance(info.value, RemoteError) and info.value.ename == "TimeLimitExceeded"
+    assert "0.5 s" in info.value.evalue
+    assert len(_runs(marker)) == 2                             # retried once
+    assert [str(r.outcome) for r in rc.records() if r.task_id == ar.msg_ids[0]] == ["time_limit", "time_limit"]
+    v.set_flags(time_limit=None, retries=0)
+    assert v.apply_sync(abs, -2) == 2 and rc.ids == [0]
+    with v.temp_flags(time_limit=30):
+        assert v.apply_sync(abs, -3) == 3                      # a task within its limit is untouched
+    with pytest.raises(ValueError):
+        v.set_flags(time_limit=0)
+
+
+def test_abort_of_a_running_task_stops_it_within_two_seconds(make_cluster, tmp_path):
+    cluster = make_cluster(1, hwm=0)
+    rc = cluster.client
+    v = rc.load_balanced_view(retries=2)                       # an aborted task is not retried
+    marker = tmp_path / "runs"
+    hung = v.apply_async(_mark_and, str(marker), "sleep", 1e9)
+    behind = v.apply_async(abs, -5)                            # queued behind it on the same engine (hwm=0)
+    _wait_until(lambda: _runs(marker), 15, "the task to start")
+    t0 = time.monotonic()
+    assert rc.abort(hung) == 1
+    with pytest.raises(TaskAborted):
+        hung.get(5)
+    assert time.monotonic() - t0 < 2.0
+    assert behind.get(15) == 5                                 # not stranded
+    assert rc.ids == [0] and len(_runs(marker)) == 1
+
+
+def test_shutdown_stops_a_busy_engine(make_cluster, tmp_path):
+    cluster = make_cluster(2)
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    marker = tmp_path / "runs"
+    with v.temp_flags(targets=0):
+        hung = v.apply_async(_mark_and, str(marker), "sleep", 1e9)
+    _wait_until(lambda: _runs(marker), 15, "the task to start")
+    worker_pid = _runs(marker)[0]
+    nanny_pid = int(Path(f"/proc/{worker_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    engine = next(p for p in cluster.engines if p.pid == nanny_pid)
+    t0 = time.monotonic()
+    rc.shutdown(targets=[0], block=True, timeout=10)
+    assert time.monotonic() - t0 < 5 and rc.ids == [1]
+    with pytest.raises(EngineError):
+        hung.get(10)
+    _wait_until(lambda: engine.poll() is not None, 10, "the engine process to exit")
+    _wait_until(lambda: not Path(f"/proc/{worker_pid}").exists()
+                or "Z" in Path(f"/proc/{worker_pid}/stat").read_text().rsplit(")", 1)[1].split()[0],
+                10, "its worker to exit")
+    assert v.apply_sync(abs, -1) == 1                          # the other engine serves on
+
+
+def test_send_signal_reaches_the_running_task(make_cluster, tmp_path):
+    cluster = make_cluster(1)
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    marker = tmp_path / "runs"
+    ar = v.apply_async(_mark_and, str(marker), "sleep", 60)
+    _wait_until(lambda: _runs(marker), 15, "the task to start")
+    assert rc.send_signal(signal.SIGINT, targets=[0]) == [0]
+    with pytest.raises(RemoteError) as info:
+        ar.get(10)
+    assert info.value.ename == "KeyboardInterrupt"
+    assert v.apply_sync(os.getpid) == _runs(marker)[0]         # the same worker serves on
+    with pytest.raises(ValueError):
+        rc.send_signal(0)
