@@ -29,11 +29,13 @@ PNG_DPI = 75
 
 def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
                extra: Callable[[argparse.ArgumentParser], None] | None = None,
-               uses_sweep: bool = False) -> argparse.Namespace:
+               uses_sweep: bool = False, takes_schemes: bool = False) -> argparse.Namespace:
     """The common options (plus `extra`'s); sets `args.out` (created) and `args.name`.
 
     `uses_sweep`: the study runs its points through `sweep` or `map_points`, so it offers
-    `--cluster PROFILE` and `--executor SPEC`."""
+    `--cluster PROFILE` and `--executor SPEC`. `takes_schemes`: it offers `--scheme
+    NAME[:k=v,..]` (repeatable; replaces the study's own list) and `--scheme-module M` (repeatable);
+    `args.schemes` is then the validated list or None, `args.scheme_modules` a tuple."""
     p = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description)
     p.add_argument("--quick", action="store_true", help="the small version (CI): well under a minute on 2 cores")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
@@ -46,9 +48,23 @@ def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
         from sched_lab.apps.executors import EXECUTOR_HELP
 
         p.add_argument("--executor", metavar="SPEC", default="local", help=EXECUTOR_HELP)
+    if takes_schemes:
+        p.add_argument("--scheme", action="append", default=[], metavar="NAME[:k=v,..]",
+                       help="run this scheme instead of the study's list (repeatable), e.g. powerofd:d=3")
+        p.add_argument("--scheme-module", action="append", default=[], metavar="MODULE|FILE.py",
+                       help="import this module or file first: it registers schemes (repeatable)")
     if extra:
         extra(p)
     args = p.parse_args(argv)
+    if takes_schemes:
+        from sched_lab.core.scheme_api import check_scheme_spec, load_scheme_modules, scheme_module_path
+
+        try:
+            args.scheme_modules = tuple(scheme_module_path(m) for m in args.scheme_module)
+            load_scheme_modules(args.scheme_modules)
+            args.schemes = [check_scheme_spec(s) for s in args.scheme] or None
+        except ValueError as exc:
+            p.error(str(exc))
     if args.jobs is not None and args.jobs < 1:
         p.error("--jobs must be >= 1")
     if uses_sweep:

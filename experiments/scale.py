@@ -10,6 +10,7 @@ Writes `points.csv` and `scale.png`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import _common as C
@@ -17,7 +18,8 @@ import _common as C
 DESCRIPTION = "Response and simulator cost of every scheme from 10 to 10,000 engines."
 
 
-def plan(quick: bool, seed: int) -> list[Any]:
+def plan(quick: bool, seed: int, schemes: Sequence[str] | None = None, modules: tuple[str, ...] = ()) -> list[Any]:
+    """Every size x hwm x scheme (`schemes`, default every registered scheme)."""
     from sched_lab.core import SCHEMES
     from sched_lab.sim import SimConfig
 
@@ -26,8 +28,9 @@ def plan(quick: bool, seed: int) -> list[Any]:
     for n in sizes:
         tasks = max(3_000, 5 * n) if quick else max(20_000, 30 * n)
         for hwm in (0, 1):
-            for scheme in sorted(SCHEMES):
-                out.append(SimConfig(scheme=scheme, hwm=hwm, engines=n, tasks=tasks, load=0.9, seed=seed, warmup=0.1))
+            for scheme in schemes or sorted(SCHEMES):
+                out.append(SimConfig(scheme=scheme, hwm=hwm, engines=n, tasks=tasks, load=0.9, seed=seed, warmup=0.1,
+                                     scheme_modules=modules))
     return out
 
 
@@ -54,8 +57,8 @@ def figure(points: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = C.parse_args("scale", DESCRIPTION, argv, uses_sweep=True)
-    configs = plan(args.quick, args.seed)
+    args = C.parse_args("scale", DESCRIPTION, argv, uses_sweep=True, takes_schemes=True)
+    configs = plan(args.quick, args.seed, args.schemes, args.scheme_modules)
     C.log(f"scale: {len(configs)} simulation runs")
     points = C.sweep(configs, args)
     points["sim_tasks_per_s"] = points["tasks"] / points["wall_s"]

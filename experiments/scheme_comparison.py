@@ -10,6 +10,7 @@ the identical workload. Writes `points.csv`, `summary.csv` (mean over seeds with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,19 +28,21 @@ CASES = (  # (case name, distribution text, speeds or None)
 STABLE_LIMIT = 50.0   # a mean response above this many mean task lengths is reported as overloaded
 
 
-def plan(quick: bool, seed0: int) -> list[tuple[str, Any]]:
+def plan(quick: bool, seed0: int, schemes: Sequence[str] | None = None,
+         modules: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """(case, config) for every point; `schemes` default to every registered scheme."""
     from sched_lab.core import SCHEMES
     from sched_lab.sim import SimConfig, parse_dist, parse_speeds
 
     loads = (0.5, 0.9) if quick else (0.5, 0.7, 0.9, 0.95)
     seeds = range(seed0, seed0 + (1 if quick else 3))
-    base = SimConfig(engines=20, tasks=2_000 if quick else 20_000, warmup=0.1)
+    base = SimConfig(engines=20, tasks=2_000 if quick else 20_000, warmup=0.1, scheme_modules=modules)
     out = []
     for case, dist, speeds in CASES:
         cfg = replace(base, length=parse_dist(dist), speeds=parse_speeds(speeds) if speeds else None)
         for hwm in (0, 1, 2):
             for load in loads:
-                for scheme in sorted(SCHEMES):
+                for scheme in schemes or sorted(SCHEMES):
                     for s in seeds:
                         out.append((case, replace(cfg, scheme=scheme, hwm=hwm, load=load, seed=s)))
     return out
@@ -63,7 +66,7 @@ def spread(summary: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = C.parse_args("scheme_comparison", DESCRIPTION, argv, uses_sweep=True, extra=lambda p: p.add_argument(
+    args = C.parse_args("scheme_comparison", DESCRIPTION, argv, uses_sweep=True, takes_schemes=True, extra=lambda p: p.add_argument(
         "--replot", action="store_true", help="redraw the tables and figures from the points.csv already in --out"))
     import pandas as pd
 
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.replot:
         points = pd.read_csv(args.out / "points.csv")
     else:
-        runs = plan(args.quick, args.seed)
+        runs = plan(args.quick, args.seed, args.schemes, args.scheme_modules)
         C.log(f"scheme_comparison: {len(runs)} simulation runs")
         points = C.sweep([cfg for _, cfg in runs], args)
         points.insert(0, "case", [case for case, _ in runs])

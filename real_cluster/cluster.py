@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sched_lab.core.scheme_api import check_scheme_spec, load_scheme_modules, scheme_module_path
+
 from .client import Client
 from .error import ClusterError
 from .profile import (
@@ -33,16 +35,20 @@ START_TIMEOUT_S = 30.0
 
 
 class Cluster:
-    """A local cluster. `scheme`/`hwm` go to the controller; `db` is "sqlite" (the profile's tasks.db) or "memory"."""
+    """A local cluster. `scheme` (`NAME[:k=v,..]`), `scheme_modules` and `hwm` go to the controller; `db` is
+    "sqlite" (the profile's tasks.db) or "memory"; `engine_args` to every engine (e.g. ["--speed", "2"])."""
 
     def __init__(self, n: int = 4, profile: str = "default", scheme: str = "leastload", hwm: int = 1,
                  db: str = "sqlite", controller_args: list[str] | None = None, engine_args: list[str] | None = None,
-                 detach: bool = False, memory_limit: int | None = None):
+                 detach: bool = False, memory_limit: int | None = None,
+                 scheme_modules: list[str] | tuple[str, ...] = ()):
         if n < 0:
             raise ValueError("n must be >= 0")
         self.n = n
         self.profile = profile
-        self.scheme = scheme
+        self.scheme_modules = [scheme_module_path(m) for m in scheme_modules]
+        load_scheme_modules(self.scheme_modules)      # a bad scheme or module fails here, not in the controller
+        self.scheme = check_scheme_spec(scheme)
         self.hwm = hwm
         self.db = db
         self.controller_args = list(controller_args or [])
@@ -72,7 +78,9 @@ class Cluster:
         if self.controller is not None and self.controller.poll() is None:
             raise RuntimeError("the controller is already running")
         self.controller = self._spawn(["real_cluster.controller_app", "--profile", self.profile, "--scheme",
-                                       self.scheme, "--hwm", str(self.hwm), "--db", self.db, *self.controller_args],
+                                       self.scheme, "--hwm", str(self.hwm), "--db", self.db,
+                                       *[a for m in self.scheme_modules for a in ("--scheme-module", m)],
+                                       *self.controller_args],
                                       "controller.out")
         try:
             self._wait_for_controller(START_TIMEOUT_S)

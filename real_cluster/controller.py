@@ -31,6 +31,7 @@ from sched_lab.core import (
 from sched_lab.core.model import ENGINE_ERROR, TASK_ABORTED
 from sched_lab.core.options import check_hwm, check_scheme
 from sched_lab.core.pump import EventPump
+from sched_lab.core.scheme_api import load_scheme_modules
 
 from . import protocol as proto
 from . import tls
@@ -82,15 +83,18 @@ class ControllerConfig:
     incomplete_frames_cap_bytes: int = 320 * 2**20  # unfinished frames of all connections together (> one frame)
     tls_cert: str | None = None                     # with tls_key: serve TLS only (tls.py)
     tls_key: str | None = None
+    scheme_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "scheme_modules", tuple(self.scheme_modules))
         if not self.key or not self.engine_key or self.key == self.engine_key:
             raise ValueError("the client key and the engine key must be set and differ")
         if self.client_out_cap_bytes < 1 or self.partial_frame_timeout_s <= 0 or self.incomplete_frames_cap_bytes < 1:
             raise ValueError("memory caps and the partial frame timeout must be positive")
         if self.hb_period_s <= 0 or self.hb_misses < 1:
             raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
-        check_scheme(self.scheme)
+        load_scheme_modules(self.scheme_modules)     # the same files the simulator loads, before the check
+        object.__setattr__(self, "scheme", check_scheme(self.scheme))
         check_hwm(self.hwm)
 
 
@@ -333,9 +337,10 @@ class Controller:
         self.engines[eid] = link.state
         link.send(Registered(engine_id=eid, hb_period_s=self.config.hb_period_s,
                              liveness_s=self.config.hb_period_s * self.config.hb_misses))
-        log.info("engine %d registered (pid %d, uuid %s)", eid, msg.pid, msg.uuid)
+        log.info("engine %d registered (pid %d, uuid %s, speed %g, labels %s)", eid, msg.pid, msg.uuid,
+                 msg.speed, ",".join(msg.labels) or "-")
         self._broadcast_engines()
-        self.feed(EngineJoined(time.time(), eid))
+        self.feed(EngineJoined(time.time(), eid, float(msg.speed), frozenset(msg.labels)))
 
     def _engine_lost(self, eid: int, reason: str) -> None:
         eng = self.engines.pop(eid, None)

@@ -1,6 +1,7 @@
 """Running a controller as a process: options, profile files, logging, signals.
 
-`python -m real_cluster.controller_app --profile NAME [--scheme S] [--hwm H] [--db sqlite|memory]`
+`python -m real_cluster.controller_app --profile NAME [--scheme S[:k=v,..]] [--scheme-module M] [--hwm H]
+[--db sqlite|memory]`
 (also `sched-lab controller ...`). It first takes the profile's lock (one controller per profile:
 a second one exits with an error and touches nothing), binds 127.0.0.1 unless `--ip` says otherwise,
 writes the client and engine connection files (mode 0600, one fresh random key each: the client key
@@ -23,7 +24,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from sched_lab.core.options import InvalidOption, check_hwm, check_scheme
+from sched_lab.core.options import check_hwm, check_scheme
+from sched_lab.core.scheme_api import load_scheme_modules
 
 from . import protocol as proto
 from . import tls
@@ -41,8 +43,11 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="default", help="profile name (under $SCHED_LAB_DIR)")
     parser.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
-    parser.add_argument("--scheme", default="leastload",
-                        help="leastload (default), lru, plainrandom, twobin, weighted, powerofd")
+    parser.add_argument("--scheme", default="leastload", metavar="NAME[:k=v,..]",
+                        help="leastload (default), lru, plainrandom, twobin, weighted, powerofd[:d=N], jiq, fastest, "
+                             "or one registered by --scheme-module")
+    parser.add_argument("--scheme-module", action="append", default=[], metavar="MODULE|FILE.py",
+                        help="import this module or file first (it calls sched_lab.register_scheme); repeatable")
     parser.add_argument("--hwm", type=int, default=1, help="max outstanding tasks per engine (0 = unlimited)")
     parser.add_argument("--db", default="sqlite", choices=("sqlite", "memory"), help="task database backend")
     parser.add_argument("--hb-period", type=float, default=1.0, help="engine heartbeat period, seconds")
@@ -66,8 +71,9 @@ def run_controller(args: argparse.Namespace) -> int:
     """Run a controller until it is stopped; returns the exit code."""
     try:
         check_hwm(args.hwm)
-        check_scheme(args.scheme)
-    except InvalidOption as exc:
+        load_scheme_modules(args.scheme_module)
+        scheme = check_scheme(args.scheme)
+    except ValueError as exc:                    # InvalidOption is a ValueError too
         print(f"controller: {exc}", file=sys.stderr)
         return 2
     if args.partial_frame_timeout <= 0 or args.incomplete_frames_cap_mb <= 0 or args.client_out_cap_mb <= 0:
@@ -102,7 +108,7 @@ def run_controller(args: argparse.Namespace) -> int:
             return 1
         tls_cert, tls_key = str(cert), str(tkey)
     config = ControllerConfig(key=key, engine_key=engine_key, tls_cert=tls_cert, tls_key=tls_key, host=args.ip,
-                              port=port, scheme=args.scheme, hwm=args.hwm,
+                              port=port, scheme=scheme, hwm=args.hwm, scheme_modules=tuple(args.scheme_module),
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",
                               hb_period_s=args.hb_period, hb_misses=args.hb_misses, seed=args.seed,
                               journal_path=args.journal, partial_frame_timeout_s=args.partial_frame_timeout,

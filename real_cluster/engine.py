@@ -60,10 +60,15 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--result-max", type=memory_size, default=None, metavar="BYTES",
                         help="largest pickled result a task may return (default and most: the frame cap); "
                              "a larger one fails the task with ResultTooLarge")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="speed factor this engine advertises to the schemes (default 1; e.g. `fastest` uses it)")
+    parser.add_argument("--label", action="append", default=[], metavar="LABEL",
+                        help="a label this engine advertises to the schemes (repeatable)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m real_cluster.engine --file CONNECTION_FILE [--log PATH] [--retry-for S] [--memory-limit BYTES]`."""
+    """`python -m real_cluster.engine --file CONNECTION_FILE [--log PATH] [--retry-for S] [--memory-limit BYTES]
+    [--speed F] [--label L]`."""
     parser = argparse.ArgumentParser(prog="real_cluster.engine")
     add_engine_arguments(parser)
     return run_engine(parser.parse_args(argv))
@@ -74,6 +79,12 @@ def run_engine(args: argparse.Namespace) -> int:
     from .logs import configure_logging
     from .nanny import Nanny
     from .profile import read_connection_file
+    if not 0 < args.speed < float("inf"):
+        print(f"engine: --speed must be a number > 0, got {args.speed}", file=sys.stderr)
+        return 2
+    if any(not label for label in args.label):
+        print("engine: --label must not be empty", file=sys.stderr)
+        return 2
     try:
         info = read_connection_file(args.file)
     except (OSError, ValueError) as exc:
@@ -86,7 +97,8 @@ def run_engine(args: argparse.Namespace) -> int:
             log_path = log_dir / f"engine-{os.getpid()}.log"
     configure_logging(log_path, "engine")
     return Nanny(info, retry_for_s=args.retry_for, memory_limit=getattr(args, "memory_limit", None),
-                 result_max=getattr(args, "result_max", None)).run()
+                 result_max=getattr(args, "result_max", None), speed=getattr(args, "speed", 1.0),
+                 labels=tuple(getattr(args, "label", ()))).run()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ ClusterError (= IPythonError)
             ├── TaskTimeout       the task waited in the scheduler longer than its `timeout`
             ├── TaskAborted       the task was aborted (queued, or running: its worker was stopped)
             ├── TimeLimitExceeded the task ran longer than its `time_limit`
+            ├── SchemeError       the scheduling scheme raised or chose an engine that was not a candidate
             └── UnmetDependency   a functional dependency was unmet on an engine (never reaches clients)
                 └── ImpossibleDependency   the task's dependencies can never be met
                     ├── InvalidDependency  the task named unknown task ids, or itself, as dependencies
@@ -42,7 +43,7 @@ __all__ = [
     "ControllerBusy", "KernelError",
     "NoEnginesRegistered", "TimeoutError", "TaskRejectError", "RemoteError", "CompositeError", "SchedulerError",
     "EngineError", "TaskTimeout", "TaskAborted", "TimeLimitExceeded", "UnmetDependency", "ImpossibleDependency",
-    "InvalidDependency", "DependencyTimeout", "remote_error", "collect_exceptions", "wrap_exception",
+    "InvalidDependency", "DependencyTimeout", "SchemeError", "remote_error", "collect_exceptions", "wrap_exception",
     "unwrap_exception",
 ]
 
@@ -168,6 +169,10 @@ class TimeLimitExceeded(SchedulerError):
     """Raised when a task ran longer than its `time_limit`; its engine stopped it (retries apply)."""
 
 
+class SchemeError(SchedulerError):
+    """Raised when the scheme (e.g. a user's `--scheme-module` law) raised or chose a non-candidate for the task."""
+
+
 class UnmetDependency(SchedulerError):
     """Raised on an engine when a functional dependency is unmet; the scheduler then tries another engine."""
 
@@ -234,7 +239,7 @@ class CompositeError(RemoteError):
 _NAMED: dict[str, type[SchedulerError]] = {
     cls.__name__: cls
     for cls in (EngineError, TaskTimeout, TaskAborted, UnmetDependency, ImpossibleDependency, InvalidDependency,
-                DependencyTimeout, TimeLimitExceeded)
+                DependencyTimeout, TimeLimitExceeded, SchemeError)
 }
 
 

@@ -102,11 +102,21 @@ class Refused:
 
 @dataclass(frozen=True, slots=True)
 class Register:
-    """Engine -> controller: join the cluster."""
+    """Engine -> controller: join the cluster, advertising a `speed` factor (> 0) and `labels` (for schemes)."""
     TYPE: ClassVar[str] = "register"
     uuid: str
     pid: int
     hostname: str
+    speed: float = 1.0
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.speed, bool) or not isinstance(self.speed, (int, float)) or not 0 < self.speed < 1e300:
+            raise ValueError(f"speed must be a finite number > 0, got {self.speed!r}")
+        if isinstance(self.labels, str) or not isinstance(self.labels, (list, tuple)) or len(self.labels) > 64 \
+                or not all(isinstance(x, str) and 0 < len(x) <= 200 for x in self.labels):
+            raise ValueError(f"labels must be a list of at most 64 non-empty strings, got {self.labels!r}")
+        object.__setattr__(self, "labels", tuple(self.labels))
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,13 +145,15 @@ class Nanny:
     """One engine. `run()` returns an exit code (0 after a clean stop or giving up reconnecting)."""
 
     def __init__(self, info: ConnectionInfo, retry_for_s: float = 20.0, memory_limit: int | None = None,
-                 result_max: int | None = None):
+                 result_max: int | None = None, speed: float = 1.0, labels: tuple[str, ...] = ()):
         if memory_limit is not None and memory_limit <= 0:
             raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
         self.info = info
         self.retry_for_s = retry_for_s
         self.memory_limit = memory_limit
         self.result_max = result_max
+        self.speed = speed                    # advertised to the schemes in Register (DESIGN §3.1)
+        self.labels = tuple(labels)
         self.uuid = uuid.uuid4().hex
         self.engine_id: int | None = None
         self.worker: WorkerProc | None = None
@@ -187,7 +189,8 @@ class Nanny:
             try:
                 link = SyncLink.connect(self.info.host, self.info.port, self.info.key, "engine",
                                         tls_fingerprint=self.info.tls_fingerprint)
-                link.send(Register(uuid=self.uuid, pid=os.getpid(), hostname=socket.gethostname()))
+                link.send(Register(uuid=self.uuid, pid=os.getpid(), hostname=socket.gethostname(),
+                                   speed=self.speed, labels=self.labels))
                 reply = link.recv()
                 if not isinstance(reply, Registered):
                     raise ProtocolError(f"expected registered, got {type(reply).__name__}")

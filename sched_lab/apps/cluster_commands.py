@@ -28,7 +28,11 @@ def register(subparsers: Any) -> None:
     start = csub.add_parser("start", help="start a controller and N engines")
     start.add_argument("-n", "--n", type=int, default=4, help="number of engines (default 4)")
     start.add_argument("--profile", default="default")
-    start.add_argument("--scheme", default="leastload")
+    start.add_argument("--scheme", default="leastload", metavar="NAME[:k=v,..]",
+                       help="scheme and its parameters, e.g. powerofd:d=3 (default leastload)")
+    start.add_argument("--scheme-module", action="append", default=[], metavar="MODULE|FILE.py",
+                       help="import this module or file (it calls sched_lab.register_scheme), here and in the "
+                            "controller; repeatable")
     start.add_argument("--hwm", type=int, default=1)
     start.add_argument("--db", default="sqlite", choices=("sqlite", "memory"))
     start.add_argument("--daemonize", action="store_true", help="return once started; stop with `cluster stop`")
@@ -74,6 +78,13 @@ def _cluster_start(args: argparse.Namespace) -> int:
     if args.n < 0 or args.hwm < 0:
         print("cluster start: -n and --hwm must be >= 0", file=sys.stderr)
         return 2
+    from sched_lab.core.scheme_api import check_scheme_spec, load_scheme_modules
+    try:
+        load_scheme_modules(args.scheme_module)
+        args.scheme = check_scheme_spec(args.scheme)
+    except ValueError as exc:
+        print(f"cluster start: {exc}", file=sys.stderr)
+        return 2
     if _running(args.profile):
         print(f"a cluster is already running in profile {args.profile!r}", file=sys.stderr)
         return 1
@@ -82,7 +93,7 @@ def _cluster_start(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
     cluster = Cluster(n=args.n, profile=args.profile, scheme=args.scheme, hwm=args.hwm, db=args.db,
-                      detach=args.daemonize, memory_limit=args.memory_limit)
+                      detach=args.daemonize, memory_limit=args.memory_limit, scheme_modules=args.scheme_module)
     try:
         client = cluster.start()
     except Exception as exc:

@@ -27,6 +27,9 @@ def _shared(p: argparse.ArgumentParser) -> None:
     g.add_argument("--require-mix", action="append", default=[], metavar="MOD:TASKS:ENGINES",
                    help="a fraction of tasks need module MOD, which a fraction of engines have (repeatable)")
     g.add_argument("--warmup", type=float, default=0.1, metavar="F", help="fraction of tasks ignored by summaries (0.1)")
+    g.add_argument("--scheme-module", action="append", default=[], metavar="MODULE|FILE.py",
+                   help="import this module or file first: it registers schemes with sched_lab.register_scheme "
+                        "(repeatable; sweep workers import it too)")
     f = p.add_argument_group("failures, network, overhead")
     f.add_argument("--mtbf", type=float, metavar="T", help="mean time between engine failures (default: none)")
     f.add_argument("--mttr", type=float, default=1.0, metavar="T", help="mean time to repair an engine (1)")
@@ -45,7 +48,9 @@ def register(subparsers: Any) -> None:
     """Add the `simulate` and `compare` subcommands to the sched-lab parser."""
     p = subparsers.add_parser("simulate", help="simulate one scheme on a workload",
                               description="Simulate one scheme (decisions by sched_lab.core) on a synthetic or traced workload.")
-    p.add_argument("--scheme", default="leastload", help="leastload, lru, plainrandom, twobin, weighted, powerofd")
+    p.add_argument("--scheme", default="leastload", metavar="NAME[:k=v,..]",
+                   help="leastload, lru, plainrandom, twobin, weighted, powerofd[:d=N], jiq, fastest, "
+                        "or one registered by --scheme-module (default leastload)")
     p.add_argument("--hwm", type=int, default=1, help="max outstanding tasks per engine, 0 = unlimited (default 1)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--load", type=float, default=0.9, help="per-engine load of Poisson arrivals (default 0.9)")
@@ -64,7 +69,10 @@ def register(subparsers: Any) -> None:
 
     c = subparsers.add_parser("compare", help="sweep schemes x loads over seeds, in parallel",
                               description="Sweep schemes x loads (x hwm x workloads) over seeds; tidy CSV, figure, table.")
-    c.add_argument("--schemes", default="leastload,lru,plainrandom,twobin,weighted,powerofd", metavar="S,..")
+    c.add_argument("--schemes", default=None, metavar="S,..",
+                   help="plain scheme names, comma-separated (default: the six original schemes when no --scheme)")
+    c.add_argument("--scheme", action="append", default=[], metavar="NAME[:k=v,..]",
+                   help="one scheme with parameters, e.g. powerofd:d=3 (repeatable; adds to --schemes)")
     c.add_argument("--loads", default="0.5,0.7,0.8,0.9", metavar="L,..")
     c.add_argument("--hwm", default="1", metavar="H,..", help="high-water marks (default 1)")
     c.add_argument("--workloads", default="exp", metavar="W;..", help="';'-separated length distributions")
@@ -103,7 +111,7 @@ def _base_config(args: argparse.Namespace, **kw: Any) -> Any:
         mttr=args.mttr, task_error_rate=args.task_error_rate, retries=args.retries, timeout_s=args.timeout,
         time_limit_s=args.time_limit, worker_restart_s=args.worker_restart,
         latency=parse_dist(args.latency) if args.latency else None,
-        overhead=parse_dist(args.overhead) if args.overhead else None, **kw)
+        overhead=parse_dist(args.overhead) if args.overhead else None, scheme_modules=tuple(args.scheme_module), **kw)
 
 
 def _check_export(path: str | None) -> None:
@@ -187,11 +195,16 @@ def _split(text: str, sep: str, conv: Any, what: str) -> list[Any]:
 def compare_main(args: argparse.Namespace) -> int:
     """`sched-lab compare`: sweep, write the tidy CSV and the figure, print the aggregated table."""
     from .sweep import aggregate, run_sweep, sweep_configs
-    from ..core.options import check_scheme
+    from ..core.schemes import ORIGINAL_SCHEMES
+    from ..sim.config import validate_scheme
     from ..sim.distributions import parse_dist
 
     try:
-        schemes = [check_scheme(s) for s in _split(args.schemes, ",", str, "--schemes")]
+        schemes = _split(args.schemes, ",", str, "--schemes") if args.schemes is not None else []
+        schemes += args.scheme
+        if not schemes:
+            schemes = list(ORIGINAL_SCHEMES)
+        schemes = list(dict.fromkeys(validate_scheme(s, tuple(args.scheme_module)) for s in schemes))
         loads = _split(args.loads, ",", float, "--loads")
         if any(not 0 < x < 1 for x in loads):
             raise ValueError(f"--loads must be in (0, 1) for a stable system, got {args.loads!r}")

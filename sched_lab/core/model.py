@@ -8,6 +8,7 @@ the driver to do. Times are floats in the driver's clock (seconds live, time uni
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -63,6 +64,7 @@ class Outcome(StrEnum):
     ABORTED = "aborted"            # aborted while queued in the scheduler (or by its engine)
     WORKER_LOST = "worker_lost"    # its engine's worker process died or was killed; the engine stays
     TIME_LIMIT = "time_limit"      # it ran longer than its time_limit_s: its engine stopped it
+    SCHEME_ERROR = "scheme_error"  # the scheme raised or chose an engine that was not a candidate
 
 
 # Module-level aliases for hot paths: looking up `Outcome.OK` on the enum class costs ~0.2 µs each time.
@@ -91,6 +93,8 @@ class TaskSpec:
     limit); the engine (live: its nanny; simulated: the engine model) stops it and reports
     Outcome.TIME_LIMIT, which retries like an error. Module requirements are not the core's business:
     engines check them and report DependencyUnmet (the simulator keeps them in its workload).
+    `size_hint`: the submitter's estimate of the task's length (>= 0, None = unknown), shown to
+    schemes as `choice.task.size_hint`.
     """
 
     task_id: TaskId
@@ -101,10 +105,12 @@ class TaskSpec:
     timeout_s: float | None = None
     label: str | None = None
     time_limit_s: float | None = None
+    size_hint: float | None = None
 
     def __post_init__(self) -> None:
         if (self.targets is None and self.after is None and self.follow is None and type(self.retries) is int
-                and self.retries >= 0 and self.timeout_s is None and self.time_limit_s is None):
+                and self.retries >= 0 and self.timeout_s is None and self.time_limit_s is None
+                and self.size_hint is None):
             return                                   # the common case, checked cheaply
         if self.targets is not None:
             targets = frozenset((self.targets,)) if isinstance(self.targets, (int, str)) else frozenset(self.targets)
@@ -123,6 +129,9 @@ class TaskSpec:
         object.__setattr__(self, "time_limit_s", check_time_limit_s(self.time_limit_s))
         timeout_s = check_timeout_s(self.timeout_s)
         object.__setattr__(self, "timeout_s", timeout_s or None)     # 0 = no limit
+        if self.size_hint is not None and (isinstance(self.size_hint, bool) or not isinstance(self.size_hint, (int, float))
+                                           or not self.size_hint >= 0):
+            raise ValueError(f"size_hint must be a number >= 0 or None, got {self.size_hint!r}")
 
 
 # ----------------------------------------------------------------------------------------- events
@@ -130,10 +139,21 @@ class TaskSpec:
 @_fast_init
 @dataclass(frozen=True, slots=True)
 class EngineJoined:
-    """An engine registered and can take tasks."""
+    """An engine registered and can take tasks; `speed` (a factor > 0) and `labels` are what it advertises."""
 
     now: float
     engine_id: EngineId
+    speed: float = 1.0
+    labels: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if type(self.speed) is float and self.speed == 1.0 and type(self.labels) is frozenset and not self.labels:
+            return
+        if isinstance(self.speed, bool) or not isinstance(self.speed, (int, float)) or not 0 < self.speed < math.inf:
+            raise ValueError(f"engine speed must be a finite number > 0, got {self.speed!r}")
+        if isinstance(self.labels, str) or not all(isinstance(x, str) for x in self.labels):
+            raise ValueError(f"engine labels must be a collection of strings, got {self.labels!r}")
+        object.__setattr__(self, "labels", frozenset(self.labels))
 
 
 @_fast_init

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from numbers import Real
 
-from .schemes import SCHEMES
+from . import schemes as _schemes  # noqa: F401  (registers the built-in schemes)
+from .scheme_api import check_scheme_spec
 
 
 class InvalidOption(TypeError, ValueError):
@@ -19,10 +20,16 @@ class InvalidOption(TypeError, ValueError):
 
 
 def check_scheme(scheme: object) -> str:
-    """A registered scheme name."""
-    if not isinstance(scheme, str) or scheme not in SCHEMES:
-        raise InvalidOption(f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
-    return scheme
+    """A scheme spec `NAME[:key=value,..]` of a registered scheme; returns its canonical form (`powerofd:d=3`).
+
+    The message of a bad name or parameter lists the choices (scheme_api.parse_scheme).
+    """
+    if not isinstance(scheme, str):
+        raise InvalidOption(f"a scheme is a string NAME[:key=value,..], got {scheme!r}")
+    try:
+        return check_scheme_spec(scheme)
+    except ValueError as exc:
+        raise InvalidOption(str(exc)) from None
 
 
 def check_hwm(hwm: object) -> int:
@@ -77,7 +84,7 @@ class SchedulingOptions:
     timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        check_scheme(self.scheme)
+        object.__setattr__(self, "scheme", check_scheme(self.scheme))
         check_hwm(self.hwm)
         check_retries(self.retries)
         object.__setattr__(self, "timeout_s", check_timeout_s(self.timeout_s))

@@ -10,8 +10,9 @@ task only touches its own dependents. Ready tasks that cannot be placed wait in 
 (queue.py), indexed by the engines they may use: when capacity appears on engine e, the oldest task
 that can use e is placed, and so on while e has room; a completion never rescans the whole queue.
 Rare events (losing an engine, the first engine joining) rescan it.
-The scheme only chooses among candidates: the fast pool (see schemes.py) for unrestricted tasks, the
-reference law over an explicit list for restricted ones.
+The scheme only chooses among candidates: the fast pool (see pools.py) for unrestricted tasks, the
+law over an explicit list for restricted ones (scheme_api.py). A scheme that raises or chooses a
+non-candidate fails that task with SchemeError; the scheduler goes on.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from .model import (
 )
 from .options import check_hwm, check_scheme
 from .queue import ReadyQueue
-from .schemes import SCHEMES, get_scheme
+from .scheme_api import SCHEME_ERROR, EngineDirectory, SchemeFailure, parse_scheme
+from .schemes import SCHEMES
 from .state import COUNT_SLOT, DONE, MOVES, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, TaskState, TaskStatus
 
 TaskId = Hashable
@@ -42,7 +44,7 @@ _N_WAITING, _N_QUEUED, _N_RUNNING = COUNT_SLOT[WAITING], COUNT_SLOT[QUEUED], COU
 class TaskScheduler:
     """Schedules tasks on engines with one of the registered schemes (see docs/core-api.md for the rules).
 
-    `scheme`: a name in SCHEMES. `hwm`: at most this many outstanding tasks per engine (0 =
+    `scheme`: `NAME[:key=value,..]`, NAME registered in SCHEMES (InvalidOption listing the choices). `hwm`: at most this many outstanding tasks per engine (0 =
     unlimited). `rng`: the scheduler's own seeded generator (random.Random). `records`: where one
     record per attempt goes (default: a RecordList). `forget_finished`: drop finished tasks at once
     (as if purged) — for large simulations of independent tasks, where nothing depends on them.
@@ -50,13 +52,14 @@ class TaskScheduler:
 
     def __init__(self, scheme: str = "leastload", hwm: int = 1, rng: Random | None = None,
                  records: RecordSink | None = None, forget_finished: bool = False) -> None:
-        self.scheme_name = check_scheme(scheme)
-        self._scheme = get_scheme(scheme)
+        self.scheme_name = check_scheme(scheme)            # canonical NAME:k=v
+        self._scheme = parse_scheme(self.scheme_name)
+        self._directory = EngineDirectory()                # what each engine advertises (speed, labels)
         self.hwm = check_hwm(hwm)
         self._rng = rng if rng is not None else Random(0)
         self.records: RecordSink = records if records is not None else RecordList()
         self._forget = forget_finished
-        self._pool = self._scheme.pool()
+        self._pool = self._scheme.new_pool(self._directory)
         self._engines: dict[EngineId, EngineState] = {}
         self._join_count = 0
         self._assign_count = 0
@@ -152,7 +155,11 @@ class TaskScheduler:
         task = TaskState(spec, self._now)
         self._tasks[tid] = task
         self._move(task, QUEUED)
-        engine = self._pool.choose(self._rng) if self._pool.load else None
+        try:
+            engine = self._pool.choose(self._rng, None, spec) if self._pool.load else None
+        except SchemeFailure as exc:
+            self._fail(task, SCHEME_ERROR, Outcome.SCHEME_ERROR, str(exc))
+            return
         if engine is not None:
             self._dispatch(task, engine)
         else:
@@ -310,20 +317,26 @@ class TaskScheduler:
         return avoid
 
     def _choose(self, task: TaskState) -> EngineId | None:
+        """The scheme's choice among the task's candidates (None: no candidate); SchemeFailure if the scheme errs."""
         exclude = self._exclusions(task) if (task.blacklist or task.failed_on) else None
         if task.allowed is None:
-            return self._pool.choose(self._rng, exclude)
+            return self._pool.choose(self._rng, exclude, task.spec)
         pool = self._pool
         cands = sorted((self._engines[e].seq, e) for e in task.allowed
                        if e in pool and not (exclude and e in exclude))
         if not cands:
             return None
-        idx = self._scheme.reference([self._engines[e].load for _, e in cands], self._rng)
-        return cands[idx][1]
+        ids = [e for _, e in cands]
+        return self._scheme.choose_among(ids, [self._engines[e].load for e in ids], self._directory, task.spec,
+                                         self._rng)
 
     def _place_or_queue(self, task: TaskState) -> None:
         """Dispatch a ready (queued-state) task now if a candidate exists, else enqueue it."""
-        engine = self._choose(task)
+        try:
+            engine = self._choose(task)
+        except SchemeFailure as exc:
+            self._fail(task, SCHEME_ERROR, Outcome.SCHEME_ERROR, str(exc))
+            return
         if engine is not None:
             self._dispatch(task, engine)
             return
@@ -395,7 +408,11 @@ class TaskScheduler:
                 return
             entry, source = found
             task = entry[1]
-            chosen = self._choose(task)
+            try:
+                chosen = self._choose(task)
+            except SchemeFailure as exc:             # this task fails; its entry dies with it
+                self._fail(task, SCHEME_ERROR, Outcome.SCHEME_ERROR, str(exc))
+                continue
             if chosen is None:                       # cannot happen while engine_id qualifies
                 raise AssertionError(f"queued task {task.id!r} could not be placed on a free engine")
             queue.remove(entry, source)
@@ -587,6 +604,7 @@ class TaskScheduler:
         eng = EngineState(ev.engine_id, -self._join_count)   # newest joined = least recently used
         first = not self._engines
         self._engines[ev.engine_id] = eng
+        self._directory.join(ev.engine_id, ev.speed, ev.labels)
         self._pool.add(ev.engine_id, 0, eng.seq)
         if first:       # tasks that queued with no engine at all: place them, or find them impossible
             self._drain_all()
@@ -598,6 +616,7 @@ class TaskScheduler:
         if eng is None:
             return
         self._pool.discard(ev.engine_id)
+        self._directory.leave(ev.engine_id)
         stranded = list(eng.running.values())
         eng.running.clear()
         for task in stranded:
@@ -655,7 +674,8 @@ class TaskScheduler:
 
 def _replace_deps(spec: TaskSpec, after: Dependency | None, follow: Dependency | None) -> TaskSpec:
     return TaskSpec(spec.task_id, targets=spec.targets, after=after, follow=follow, retries=spec.retries,
-                    timeout_s=spec.timeout_s, label=spec.label, time_limit_s=spec.time_limit_s)
+                    timeout_s=spec.timeout_s, label=spec.label, time_limit_s=spec.time_limit_s,
+                    size_hint=spec.size_hint)
 
 
 __all__ = ["TaskScheduler", "SCHEMES", "TaskStatus", "TRANSITIONS", "WAITING", "QUEUED", "RUNNING", "DONE"]

@@ -18,6 +18,15 @@ def scheme_names() -> tuple[str, ...]:
     return tuple(SCHEMES)
 
 
+def validate_scheme(spec: str, modules: tuple[str, ...] = ()) -> str:
+    """Load `modules`, then validate `spec` (`NAME[:k=v,..]`); its canonical form, or ValueError with the choices."""
+    from ..core.options import check_scheme
+    from ..core.scheme_api import load_scheme_modules
+
+    load_scheme_modules(modules)
+    return check_scheme(spec)
+
+
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     """Everything that defines one run; the same config and seed give the same records.
@@ -30,7 +39,9 @@ class SimConfig:
     (`mtbf` None = never); `task_error_rate` = probability an attempt raises. Every task gets
     `retries`, `timeout_s` and `time_limit_s` (an engine stops a task that runs longer, the core
     retries it as an error); stopping a running task (time limit, abort) restarts the engine's worker,
-    which takes `worker_restart_s`. `latency` is the one-way network delay per hop and `overhead` the
+    which takes `worker_restart_s`. `scheme` is `NAME[:key=value,..]`;
+    `scheme_modules` are imported first (modules or .py files that call `sched_lab.register_scheme`;
+    again in sweep workers). `latency` is the one-way network delay per hop and `overhead` the
     scheduler's time per event (None = zero). `latency_trace` (instead of `latency`) makes each
     hop's latency depend on when it is sent: a draw from the measured latencies within
     ±`latency_window_s` of that time (`latency_model="modulated"`) or the one measured nearest to
@@ -67,9 +78,17 @@ class SimConfig:
     client_latency: bool = True
     warmup: float = 0.1
     progress: bool | None = False
+    scheme_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.scheme_modules, str):
+            raise ValueError("scheme_modules must be a sequence of module names or .py paths, not one string")
+        from ..core.scheme_api import load_scheme_modules, scheme_module_path
+
+        object.__setattr__(self, "scheme_modules", tuple(scheme_module_path(m) for m in self.scheme_modules))
+        load_scheme_modules(self.scheme_modules)       # before the scheme is checked: they may define it
         options = SchedulingOptions(self.scheme, self.hwm, self.retries, self.timeout_s)   # raises InvalidOption
+        object.__setattr__(self, "scheme", options.scheme)                                  # canonical NAME:k=v
         object.__setattr__(self, "timeout_s", options.timeout_s)
         object.__setattr__(self, "time_limit_s", check_time_limit_s(self.time_limit_s))
         if isinstance(self.worker_restart_s, bool) or not self.worker_restart_s >= 0:

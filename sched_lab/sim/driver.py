@@ -119,7 +119,9 @@ class Simulation:
                  modules: Sequence[frozenset[str]] | None = None,
                  on_progress: Callable[[int], None] | None = None) -> None:
         from ..core import TaskScheduler
+        from ..core.scheme_api import load_scheme_modules
 
+        load_scheme_modules(config.scheme_modules)    # a config unpickled in a sweep worker: its schemes too
         self.config = config
         self.workload = workload
         self.env = env = _ArrivalEnvironment()
@@ -178,7 +180,7 @@ class Simulation:
     def run(self) -> None:
         env = self.env
         for e in range(len(self._up)):
-            self._handle(EngineJoined(0.0, e))
+            self._handle(EngineJoined(0.0, e, self.config.engine_speeds[e]))
         if self.config.mtbf is not None:
             for e in range(len(self._up)):
                 self._after(float(self._fail_rng.exponential(self.config.mtbf)), self._on_engine_fail, e)
@@ -444,7 +446,7 @@ class Simulation:
     def _on_engine_repair(self, ev: Timeout) -> None:
         e = ev._value
         self._up[e] = True
-        self._handle(EngineJoined(self.env._now, e))
+        self._handle(EngineJoined(self.env._now, e, self.config.engine_speeds[e]))
         self._after(float(self._fail_rng.exponential(self.config.mtbf)), self._on_engine_fail, e)
 
     def _on_timer(self, ev: Timeout) -> None:

@@ -84,7 +84,10 @@ def test_parquet_without_pyarrow_is_a_clear_usage_error(capsys, tmp_path, monkey
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--scheme", "fastest"], "unknown scheme 'fastest'; allowed: leastload"),
+    (["--scheme", "fastestest"], "unknown scheme 'fastestest'; allowed: leastload"),
+    (["--scheme", "powerofd:d=x"], "parameter d='x' is not a valid int"),
+    (["--scheme", "powerofd:d=0"], "powerofd needs an integer d >= 1"),
+    (["--scheme-module", "no_such_scheme_module"], "scheme module 'no_such_scheme_module' not found"),
     (["--load", "-0.5"], "--load must be > 0"),
     (["--workload", "pareto"], "unknown distribution 'pareto'"),
     (["--workload", "h2:c2"], "malformed parameter"),

@@ -100,7 +100,8 @@ def test_proofs_need_the_key_and_differ_per_session():
 SAMPLES = [
     Hello(nonce="n1", version=1), Auth(role="client", nonce="n2", mac="m"), Welcome(mac="m2"),
     Refused(reason="overloaded", retry=True),
-    Register(uuid="u", pid=12, hostname="h"), Registered(engine_id=3, hb_period_s=0.5), Heartbeat(),
+    Register(uuid="u", pid=12, hostname="h"), Register(uuid="u", pid=12, hostname="h", speed=4.0, labels=("gpu", "x")),
+    Registered(engine_id=3, hb_period_s=0.5), Heartbeat(),
     RunTask(task_id="t", attempt=2, payload=b"\x80pickle"), CancelTask(task_id="t", attempt=0),
     TaskDone(task_id="t", attempt=1, status="ok", started_at=1.0, completed_at=2.0, result=b"r"),
     TaskDone(task_id="t", attempt=0, status="error", started_at=None, completed_at=2.0, ename="E", evalue="v",
@@ -142,6 +143,10 @@ def test_message_round_trip_through_a_frame(msg):
     ({"t": "registered", "engine_id": 1}, []),                                         # missing field
     ({"t": "submit", "task_id": "x", "flags": {"retries": -1}, "submitted_at": 1, "nb": 1}, [b""]),  # invalid flags
     ({"t": "hb", "nb": 1}, [b"x"]),                                                    # buffer where none belongs
+    ({"t": "register", "uuid": "u", "pid": 1, "hostname": "h", "speed": 0}, []),        # speed must be > 0
+    ({"t": "register", "uuid": "u", "pid": 1, "hostname": "h", "speed": "fast"}, []),
+    ({"t": "register", "uuid": "u", "pid": 1, "hostname": "h", "labels": "gpu"}, []),   # labels: a list of strings
+    ({"t": "register", "uuid": "u", "pid": 1, "hostname": "h", "labels": [1]}, []),
 ])
 def test_malformed_messages_raise_protocol_error(header, buffers):
     with pytest.raises(ProtocolError):

@@ -36,7 +36,7 @@ from sched_lab.core import (
     TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
 )
 
-SCHEMES = ["leastload", "lru", "plainrandom", "twobin", "weighted", "powerofd"]
+SCHEMES = ["leastload", "lru", "plainrandom", "twobin", "weighted", "powerofd", "powerofd:d=3", "jiq", "fastest"]
 SCHEDULER_FAILURES = {"TaskTimeout", "ImpossibleDependency", "InvalidDependency", "TaskAborted"}
 DEP_FLAGS = [dict(), dict(all=False), dict(success=False, failure=True), dict(success=True, failure=True),
              dict(all=False, success=True, failure=True)]
@@ -191,7 +191,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.next_engine += 1
         self.live.append(e)
         self.ever.append(e)
-        return self._handle(EngineJoined(self.now, e))
+        return self._handle(EngineJoined(self.now, e, float(1 + e % 3)))   # speeds 1, 2, 3 (for fastest)
 
     def _advance(self, dt: float) -> None:
         """Move the clock; timers due on the way fire at their deadlines, in deadline order."""
@@ -238,7 +238,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self._advance(dt)
         e = data.draw(st.sampled_from([x for x in self.ever if x not in self.live]))
         self.live.append(e)
-        self._handle(EngineJoined(self.now, e))
+        self._handle(EngineJoined(self.now, e, float(1 + e % 3)))
 
     @precondition(lambda self: self.live)
     @rule(data=st.data(), dt=st.floats(0, 1.5))

@@ -19,7 +19,7 @@ def test_valid_options_are_normalised() -> None:
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"scheme": "fastest"}, "unknown scheme 'fastest'; allowed: leastload"),
+    ({"scheme": "fastestest"}, "unknown scheme 'fastestest'; allowed: leastload"),
     ({"hwm": -1}, "hwm must be an integer >= 0"), ({"hwm": True}, "hwm must"), ({"hwm": 1.0}, "hwm must"),
     ({"retries": -1}, "retries must"), ({"retries": 1.5}, "retries must"), ({"retries": False}, "retries must"),
     ({"timeout_s": -0.1}, "timeout_s must be >= 0"), ({"timeout_s": math.nan}, "timeout_s must be >= 0"),

@@ -235,3 +235,39 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "Z"
+
+
+def test_speed_aware(tmp_path):
+    """Speed-aware placement at hwm=1 on speeds 1x5,4x5: speed-blind leastload is ~48% slower than fastest."""
+    out = tmp_path / "out"
+    proc = run_quick("speed_aware", out, tmp_path)
+    assert "relative to fastest at load 0.5" in proc.stdout
+    pen = pd.read_csv(out / "penalty.csv").set_index("scheme")
+    assert 0.35 < pen.loc["leastload", "slower_than_fastest"] < 0.60, pen
+    assert (pen.drop(index="fastest")["slower_than_fastest"] > 0.2).all(), pen
+    assert pen.loc["leastload", "slower_than_fastest"] == pen.loc["lru", "slower_than_fastest"]  # same decisions
+    pngs(out)
+
+
+def test_speed_aware_with_a_user_scheme_module(tmp_path):
+    """Experiments take --scheme-module and repeated --scheme NAME:k=v (the example user scheme here)."""
+    out = tmp_path / "out"
+    example = ROOT / "examples" / "schemes" / "sampled_delay.py"
+    run_quick("speed_aware", out, tmp_path, extra=("--scheme-module", str(example), "--scheme", "sampleddelay:d=3",
+                                                   "--scheme", "leastload"))
+    pen = pd.read_csv(out / "penalty.csv").set_index("scheme")
+    assert list(pen.index) == ["fastest", "sampleddelay:d=3", "leastload"]
+    assert pen.loc["sampleddelay:d=3", "slower_than_fastest"] < pen.loc["leastload", "slower_than_fastest"]
+
+
+def test_jsq_jiq_theory(tmp_path):
+    """JSQ(3)/JSQ(2) near the supermarket model, JIQ near its many-server limit (small n: loose bounds)."""
+    out = tmp_path / "out"
+    proc = run_quick("jsq_jiq_theory", out, tmp_path)
+    assert "simulated vs theory" in proc.stdout
+    t = pd.read_csv(out / "table.csv").set_index("scheme")
+    for scheme in ("powerofd:d=3", "powerofd"):
+        assert abs(t.loc[scheme, "rel_err"]) < 0.10, t
+        assert abs(t.loc[scheme, "found_idle"] - t.loc[scheme, "theory_idle"]) < 0.05, t
+    assert t.loc["powerofd:d=3", "mean_response"] < t.loc["powerofd", "mean_response"]
+    assert t.loc["jiq", "found_idle"] > 0.95 and abs(t.loc["jiq", "rel_err"]) < 0.06, t
