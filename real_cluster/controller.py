@@ -50,6 +50,7 @@ from .taskdb import TaskDB, TaskIdInUse
 
 log = logging.getLogger("real_cluster.controller")
 DB_FLUSH_INTERVAL_S = 0.05          # records and unanswered writes are committed at least this often
+DB_BACKLOG_PAUSE_BYTES = 64 << 20   # uncommitted result bytes beyond this: stop reading engines until commits catch up
 BATCH_RESULTS_IN_FLIGHT = 16       # a client with this many tasks still pending gets its results batched
 CLIENT_READ_BYTES = 8192            # a client's burst is read in slices, engines' replies go between (bench_live.py, 1 ms tasks)
 MAX_UNAUTHENTICATED = 128           # half-open handshakes in total; beyond this the busiest source loses its oldest
@@ -115,6 +116,7 @@ class Controller:
         self.config = config
         self._loop: asyncio.AbstractEventLoop | None = None
         self._commit_signalled = False
+        self._engines_paused = False       # reads from engines paused while the database backlog is large
         self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
                          schedule=lambda delay_s, f: asyncio.get_running_loop().call_later(delay_s, f))
         self.gate = CommitGate(self.db)     # a client hears nothing before the writes made before it commit
@@ -340,6 +342,8 @@ class Controller:
         log.info("engine %d registered (pid %d, uuid %s, speed %g, labels %s)", eid, msg.pid, msg.uuid,
                  msg.speed, ",".join(msg.labels) or "-")
         self._broadcast_engines()
+        if self._engines_paused and link.transport is not None:     # database backpressure applies to it too
+            link.transport.pause_reading()
         self.feed(EngineJoined(time.time(), eid, float(msg.speed), frozenset(msg.labels)))
 
     def _engine_lost(self, eid: int, reason: str) -> None:
@@ -361,6 +365,8 @@ class Controller:
         while True:
             await asyncio.sleep(self.config.hb_period_s)
             now = time.monotonic()
+            if self._engines_paused:        # we are not reading them (database backpressure): not their silence
+                continue
             for eng in list(self.engines.values()):
                 seen = max(eng.last_seen, eng.link.last_activity)     # bytes of a big frame count as progress
                 if now - seen > limit:
@@ -390,6 +396,8 @@ class Controller:
             self.gate.failing = False
         self.db.forget_committed()
         self.gate.release()
+        if self._engines_paused and self.db.queued_bytes <= DB_BACKLOG_PAUSE_BYTES // 2:
+            self._resume_engines()
 
     def _db_failed(self, exc: BaseException) -> None:
         """The writer could not commit: a lock only delays answers; anything else also refuses new submissions."""
@@ -464,6 +472,26 @@ class Controller:
         for link in self._dispatched:       # the next task leaves now, not after this loop turn's other reads
             link.flush()                    # (bench_live.py: 1 ms tasks, an engine waits for this write)
         self._dispatched.clear()
+        if self.db.queued_bytes > DB_BACKLOG_PAUSE_BYTES and not self._engines_paused:
+            self._pause_engines()
+
+    def _pause_engines(self) -> None:
+        """Results arrive faster than the disk takes them: stop reading engines (memory stays bounded)."""
+        log.info("task database backlog %d MiB: reading from engines paused until it commits",
+                 self.db.queued_bytes >> 20)
+        self._engines_paused = True
+        self.db.request_commit()
+        for eng in self.engines.values():
+            if eng.link.transport is not None:
+                eng.link.transport.pause_reading()
+
+    def _resume_engines(self) -> None:
+        self._engines_paused = False
+        now = time.monotonic()
+        for eng in self.engines.values():
+            eng.last_seen = max(eng.last_seen, now)      # silence while we did not read is not theirs
+            if eng.link.transport is not None and not eng.link.transport.is_closing():
+                eng.link.transport.resume_reading()
 
     # ------------------------------------------------------------------- core: events/actions
     def feed(self, event: Event) -> None:

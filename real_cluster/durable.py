@@ -51,6 +51,8 @@ class CommitGate:
         else:
             frame = proto.encode_frame(*to_wire(msg))   # encoded now: a message too large fails its sender at once
             self._held.append((seq, link, frame, batched))
+            if isinstance(link, GatedLink):
+                link.held_bytes += len(frame)             # counted in its backlog (the MemoryGuard's cap)
             self.db.request_commit(lazy=batched)      # a batched answer may wait a little anyway
 
     def later(self, link: Link, run: Callable[[], None]) -> None:
@@ -76,8 +78,11 @@ class CommitGate:
                     run()
                 except Exception:       # one failing request must not hold up the answers behind it
                     log.exception("error answering a deferred request from %s", link.peer)
-            elif not link.closed:
-                link.send_encoded(frame)
+            else:
+                if isinstance(link, GatedLink):
+                    link.held_bytes -= len(frame)
+                if not link.closed:
+                    link.send_encoded(frame)
 
 
 class GatedLink(Link):
@@ -86,6 +91,11 @@ class GatedLink(Link):
     def __init__(self, gate: CommitGate, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.gate = gate
+        self.held_bytes = 0             # frames for this peer the gate holds until their writes commit
+
+    def write_backlog(self) -> int:
+        """Bytes queued to this peer: those waiting for a commit as well as those the kernel has not taken."""
+        return super().write_backlog() + self.held_bytes
 
     def send(self, msg: Any) -> None:
         if self.role == "client":

@@ -31,7 +31,8 @@ PUMP_PERIOD_S = 0.05
 SWEEP_PERIOD_S = 1.0
 RESEND_CHUNK = 64
 _ROW_KEYS = ["status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue", "traceback",
-             "engine_info", "label", "result"]
+             "engine_info", "label", "result", "stdout", "stderr"]
+_FINAL = ("ok", "error")
 
 
 @dataclass(slots=True)
@@ -47,7 +48,7 @@ def result_from_row(task_id: str, r: dict[str, Any]) -> TaskResult:
     return TaskResult(task_id=task_id, status=r["status"], engine_id=r["engine_id"], submitted_at=r["submitted"],
                       started_at=r["started"], completed_at=r["completed"], received_at=r["received"],
                       ename=r["ename"], evalue=r["evalue"], traceback=r["traceback"], engine_info=r["engine_info"],
-                      label=r["label"], result=r["result"])
+                      label=r["label"], result=r["result"], stdout=r["stdout"] or "", stderr=r["stderr"] or "")
 
 
 class MemoryGuard:
@@ -73,6 +74,7 @@ class MemoryGuard:
                              link.peer, link.write_backlog())
                     self.unsent[link] = deque()
                 self.unsent[link].append(result.task_id)
+                self.db.request_commit()           # nobody waits for this row: commit it now, not at the next tick
             return
         if batched:
             link.send_batched(result)
@@ -102,10 +104,11 @@ class MemoryGuard:
                     ids.extendleft(reversed(chunk))
                     break
                 self._db_failing = False
-                missing = next((i for i, tid in enumerate(chunk) if tid not in rows), len(chunk))
+                missing = next((i for i, tid in enumerate(chunk)            # or its final write not committed yet
+                                if tid not in rows or rows[tid]["status"] not in _FINAL), len(chunk))
                 for tid in chunk[:missing]:
                     link.send(result_from_row(tid, rows[tid]))
-                if missing < len(chunk):           # not in the database (yet): from there on, next time
+                if missing < len(chunk):           # not final in the database (yet): from there on, next time
                     ids.extendleft(reversed(chunk[missing:]))
                     break
             if not ids:

@@ -129,6 +129,7 @@ class TaskDB:
         self._on_commit = on_commit
         self._on_error = on_error
         self._ops: list[tuple[int, str, tuple, int]] = []      # (seq, sql, args, payload/result bytes)
+        self.queued_bytes = 0             # payload/result bytes queued and not yet committed (backpressure)
         self._new_ids: deque[tuple[int, str]] = deque()     # inserts not committed yet (for is_id_used)
         self._new_set: set[str] = set()
         self._unsaved: dict[str, tuple[int, Any]] = {}   # outcomes queued, not committed (oldest first)
@@ -162,6 +163,7 @@ class TaskDB:
         with self._cond:
             self.queued_seq += 1
             self._ops.append((self.queued_seq, sql, args, nbytes))
+            self.queued_bytes += nbytes
             if self._writer_idle and self._schedule is None:
                 self._writer_idle = False
                 self._cond.notify()
@@ -327,6 +329,7 @@ class TaskDB:
                 delay = 0.0
                 with self._cond:
                     del self._ops[:len(chunk)]
+                    self.queued_bytes -= sum(op[3] for op in chunk)
                     self.committed_seq = chunk[-1][0]
                 self.commits += 1
                 if self.error is not None:
