@@ -65,3 +65,19 @@ def run_on_every_engine(rc, timeout_s: float) -> None:
     ars = [rc.load_balanced_view(targets=eid).apply_async(int) for eid in rc.ids]
     for ar in ars:
         ar.get(timeout_s)
+
+
+class Gate:
+    """Tasks that run until the test opens the gate (`started_then_hold`): no timing guesses."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.release = str(path / "release")
+        self.n = 0
+
+    def hold(self, view, value=None):
+        self.n += 1
+        return view.apply_async(started_then_hold, str(self.path / f"started-{self.n}"), self.release, 60.0, value)
+
+    def open(self) -> None:
+        Path(self.release).touch()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from _wait import Gate
+
 from real_cluster import Client, Cluster
 
 
@@ -74,3 +76,11 @@ def make_cluster(lab_dir: Path) -> Iterator:
     yield make
     for cluster in started:
         cluster.stop()
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    """Tasks held until the test opens the gate; opened at teardown even when the test failed."""
+    g = Gate(tmp_path)
+    yield g
+    g.open()

@@ -12,39 +12,14 @@ import os
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
-from _wait import started_then_hold
 
 import real_cluster as ipp
 from real_cluster import error
 from real_cluster.error import CompositeError, RemoteError
 
 pytestmark = pytest.mark.timeout(90)
-
-
-class Gate:
-    """Tasks that run until the test opens the gate (tests/_wait.py's started_then_hold): no timing guesses."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.release = str(path / "release")
-        self.n = 0
-
-    def hold(self, view, value=None):
-        self.n += 1
-        return view.apply_async(started_then_hold, str(self.path / f"started-{self.n}"), self.release, 60.0, value)
-
-    def open(self) -> None:
-        Path(self.release).touch()
-
-
-@pytest.fixture
-def gate(tmp_path):
-    g = Gate(tmp_path)
-    yield g
-    g.open()                     # never leave a held task behind, even when the test failed
 
 
 # ----------------------------------------------------------------------- item 6: metadata, purges

@@ -10,7 +10,6 @@ import concurrent.futures as cf
 import os
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from _wait import started_then_hold
@@ -18,29 +17,6 @@ from _wait import started_then_hold
 import real_cluster as ipp
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class Gate:
-    """Tasks that run until the test opens the gate (tests/_wait.py's started_then_hold): no timing guesses."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.release = str(path / "release")
-        self.n = 0
-
-    def hold(self, view, value=None):
-        self.n += 1
-        return view.apply_async(started_then_hold, str(self.path / f"started-{self.n}"), self.release, 60.0, value)
-
-    def open(self) -> None:
-        Path(self.release).touch()
-
-
-@pytest.fixture
-def gate(tmp_path):
-    g = Gate(tmp_path)
-    yield g
-    g.open()                     # never leave a held task behind, even when the test failed
 
 
 # ------------------------------------------------------------------------------ item 1: metadata
