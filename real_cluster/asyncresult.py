@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import error
-from .error import CompositeError, RemoteError
+from .error import composite_error
 from .metadata import METADATA_KEYS, Metadata
 from .progress import progress_bar
 
@@ -84,7 +84,7 @@ class AsyncResult(Future):
             else:
                 failures = [v for ok, v in parts if not ok]
                 if failures:
-                    self.set_exception(_composite(self._fname, failures))
+                    self.set_exception(composite_error(self._fname, failures))
                 elif self._chunks is not None:
                     self.set_result([x for _, chunk in parts for x in chunk])
                 else:
@@ -390,7 +390,7 @@ class AsyncResult(Future):
                 if self._return_exceptions:
                     yield from ([value] * self._chunks[index[mid]] if self._chunks else [value])
                     continue
-                raise _composite(self._fname, [value])
+                raise composite_error(self._fname, [value])
             yield from (value if self._chunks is not None else [value])
 
     def __repr__(self) -> str:
@@ -405,15 +405,3 @@ def _show(text: str, prefix: str, file: Any) -> None:
     if prefix and text.count("\n") > int(text.endswith("\n")):
         prefix += "\n"
     print(f"{prefix}{text}", file=file, end=end)
-
-
-def _composite(fname: str, failures: list[BaseException]) -> CompositeError:
-    elist = []
-    for exc in failures:
-        if isinstance(exc, CompositeError):
-            elist.extend(exc.elist)
-        elif isinstance(exc, RemoteError):
-            elist.append((exc.ename, exc.evalue, exc.traceback, exc.engine_info))
-        else:
-            elist.append((type(exc).__name__, str(exc), "", {}))
-    return CompositeError(f"one or more exceptions raised in: {fname}", elist)

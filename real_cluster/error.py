@@ -251,12 +251,8 @@ def remote_error(ename: str, evalue: str = "", traceback: str = "", engine_info:
     return RemoteError(ename, evalue, traceback, engine_info)
 
 
-def collect_exceptions(rdict_or_list: dict | list, method: str = "unspecified") -> dict | list:
-    """Return the results unchanged if none is an exception; else raise one CompositeError of all of them."""
-    values = rdict_or_list.values() if isinstance(rdict_or_list, dict) else rdict_or_list
-    failures = [v for v in values if isinstance(v, BaseException)]
-    if not failures:
-        return rdict_or_list
+def composite_error(method: str, failures: list[BaseException]) -> CompositeError:
+    """One CompositeError holding every failure (nested CompositeErrors flattened), as ipyparallel reports a map."""
     elist: list[tuple[str, str, str, dict]] = []
     for exc in failures:
         if isinstance(exc, CompositeError):
@@ -265,7 +261,16 @@ def collect_exceptions(rdict_or_list: dict | list, method: str = "unspecified") 
             elist.append((exc.ename, exc.evalue, exc.traceback, exc.engine_info))
         else:
             elist.append((type(exc).__name__, str(exc), "", {}))
-    raise CompositeError(f"one or more exceptions raised in: {method}", elist)
+    return CompositeError(f"one or more exceptions raised in: {method}", elist)
+
+
+def collect_exceptions(rdict_or_list: dict | list, method: str = "unspecified") -> dict | list:
+    """Return the results unchanged if none is an exception; else raise one CompositeError of all of them."""
+    values = rdict_or_list.values() if isinstance(rdict_or_list, dict) else rdict_or_list
+    failures = [v for v in values if isinstance(v, BaseException)]
+    if not failures:
+        return rdict_or_list
+    raise composite_error(method, failures)
 
 
 def wrap_exception(engine_info: dict | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pickle
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -67,6 +67,16 @@ def map_remote(fn: Callable[[Any], Any], points: Sequence[Any], spec: ExecutorSp
     if spec.kind == "ray":
         return _map_ray(fn, points, spec.address, on_done)
     raise ValueError(f"map_remote runs dask or ray points, not {spec.kind!r}")
+
+
+def gather(results: Iterable[Any], on_done: Callable[[int], None] | None = None) -> list[Any]:
+    """The results in order, calling `on_done(n)` after the n-th (every sweep runner's progress)."""
+    rows: list[Any] = []
+    for row in results:
+        rows.append(row)
+        if on_done:
+            on_done(len(rows))
+    return rows
 
 
 def _missing(kind: str, package: str) -> ExecutorUnavailable:
@@ -123,12 +133,7 @@ def _map_dask(fn: Callable[[Any], Any], points: Sequence[Any], address: str,
         raise ExecutorUnavailable(f"cannot reach the Dask scheduler at {address!r}: {exc}") from exc
     try:
         futures = client.map(portable(fn), list(points), pure=False)
-        rows = []
-        for i, fut in enumerate(futures):
-            rows.append(fut.result())
-            if on_done:
-                on_done(i + 1)
-        return rows
+        return gather((fut.result() for fut in futures), on_done)
     finally:
         client.close()
 
@@ -150,15 +155,14 @@ def _map_ray(fn: Callable[[Any], Any], points: Sequence[Any], address: str | Non
         remote = ray.remote(apply_to)
         shipped = portable(fn)
         refs = [remote.remote(shipped, p) for p in points]
-        rows = []
-        for i, ref in enumerate(refs):
-            try:
-                rows.append(ray.get(ref))
-            except ray.exceptions.RayTaskError as exc:
-                raise exc.as_instanceof_cause() from None
-            if on_done:
-                on_done(i + 1)
-        return rows
+
+        def results() -> Iterable[Any]:
+            for ref in refs:
+                try:
+                    yield ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    raise exc.as_instanceof_cause() from None
+        return gather(results(), on_done)
     finally:
         if started:
             ray.shutdown()

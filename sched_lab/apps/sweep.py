@@ -68,7 +68,7 @@ def map_points(fn: Callable[[Any], Any], points: Sequence[Any], jobs: int | None
     `fn` must be a module-level function; one defined outside sched-lab is shipped by value to
     Dask, Ray and sched-lab cluster workers. `cluster` and a non-local `executor` exclude each other.
     """
-    from .executors import ExecutorSpec, map_remote
+    from .executors import ExecutorSpec, gather, map_remote
 
     spec = ExecutorSpec.parse(executor)
     if cluster is not None and spec.kind != "local":
@@ -78,19 +78,10 @@ def map_points(fn: Callable[[Any], Any], points: Sequence[Any], jobs: int | None
     if spec.kind != "local":
         return map_remote(fn, points, spec, on_done)
     jobs = jobs or os.cpu_count() or 1
-    rows: list[Any] = []
     if jobs == 1 or len(points) <= 1:
-        for i, point in enumerate(points):
-            rows.append(fn(point))
-            if on_done:
-                on_done(i + 1)
-    else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(points))) as pool:
-            for i, row in enumerate(pool.map(fn, points)):
-                rows.append(row)
-                if on_done:
-                    on_done(i + 1)
-    return rows
+        return gather((fn(point) for point in points), on_done)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(points))) as pool:
+        return gather(pool.map(fn, points), on_done)
 
 
 class ClusterUnavailable(RuntimeError):
@@ -128,7 +119,7 @@ def connect(cluster: str | os.PathLike[str], engine_timeout_s: float = 30.0) -> 
 def run_on_cluster(configs: Sequence[Any], cluster: Any, on_done: Callable[[int], None] | None = None,
                    fn: Callable[[Any], Any] = run_point) -> list[Any]:
     """`fn` (default: `run_point`) of every config, each run as one task on a live cluster (see `run_sweep`)."""
-    from .executors import portable
+    from .executors import gather, portable
 
     own = not hasattr(cluster, "load_balanced_view")
     client = connect(cluster) if own else cluster
@@ -136,12 +127,7 @@ def run_on_cluster(configs: Sequence[Any], cluster: Any, on_done: Callable[[int]
         view = client.load_balanced_view(label="sched-lab compare")
         shipped = portable(fn)
         pending = [view.apply_async(shipped, cfg) for cfg in configs]
-        rows = []
-        for i, ar in enumerate(pending):
-            rows.append(ar.get())
-            if on_done:
-                on_done(i + 1)
-        return rows
+        return gather((ar.get() for ar in pending), on_done)
     finally:
         if own:
             client.close()
