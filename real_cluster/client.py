@@ -73,11 +73,11 @@ async def _connect_retrying(loop: asyncio.AbstractEventLoop, factory: Any, host:
             raise ConnectionFailed(f"no handshake with {host}:{port} within {timeout} s") from None
         except (ControllerBusy, ConnectionFailed) as exc:
             retriable = isinstance(exc, ControllerBusy) or attempt.done()     # refused as busy, or cut short
-            if not retriable or loop.time() + delay >= deadline:
+            if not retriable or loop.time() >= deadline:
                 raise
         except ProtocolError:
             raise
-        await asyncio.sleep(delay * (0.5 + _JITTER.random()))
+        await asyncio.sleep(min(delay * (0.5 + _JITTER.random()), deadline - loop.time()))   # the last try at the deadline
         delay = min(delay * 2, 1.0)
 
 
