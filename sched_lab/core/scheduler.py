@@ -17,6 +17,7 @@ non-candidate fails that task with SchemeError; the scheduler goes on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Hashable
 from random import Random
@@ -32,6 +33,7 @@ from .model import (
 )
 from .options import check_hwm, check_scheme
 from .queue import ReadyQueue
+from .readiness import follow_engines, invalid_ids, known_only
 from .scheme_api import SCHEME_ERROR, EngineDirectory, SchemeFailure, parse_scheme
 from .schemes import SCHEMES
 from .state import COUNT_SLOT, DONE, MOVES, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, TaskState, TaskStatus
@@ -176,11 +178,12 @@ class TaskScheduler:
         after, follow = spec.after, spec.follow
         if after is not None or follow is not None:
             if purged_deps_met:                 # a resubmission: purged deps were met already
-                after, follow = self._known_only(after), self._known_only(follow)
+                tables = (self._tasks, self._completed, self._failed)
+                after, follow = known_only(after, *tables), known_only(follow, *tables)
                 spec_deps_dropped = (after is not spec.after) or (follow is not spec.follow)
                 if spec_deps_dropped:
-                    task.spec = spec = _replace_deps(spec, after, follow)
-            bad = self._invalid_ids(tid, after, follow)
+                    task.spec = spec = dataclasses.replace(spec, after=after, follow=follow)
+            bad = invalid_ids(tid, (after, follow), self._tasks, self._completed, self._failed)
             if bad:
                 self._tasks[tid] = task
                 self._move(task, WAITING)
@@ -192,24 +195,6 @@ class TaskScheduler:
         if after is not None or follow is not None:
             self._count_deps(task)
         self._evaluate(task)
-
-    def _known_only(self, dep: Dependency | None) -> Dependency | None:
-        if dep is None:
-            return None
-        known = [i for i in dep.ids if i in self._tasks or i in self._completed or i in self._failed]
-        if len(known) == len(dep.ids):
-            return dep
-        return Dependency(known, all=dep.all, success=dep.success, failure=dep.failure) if known else None
-
-    def _invalid_ids(self, tid: TaskId, *deps: Dependency | None) -> list[TaskId]:
-        bad = []
-        for dep in deps:
-            if dep is None:
-                continue
-            for i in dep.ids:
-                if i == tid or not (i in self._tasks or i in self._completed or i in self._failed):
-                    bad.append(i)
-        return bad
 
     def _count_deps(self, task: TaskState) -> None:
         """Count finished after-deps, and register the task as a waiter on every unfinished dep."""
@@ -253,7 +238,7 @@ class TaskScheduler:
                 return
         allowed = spec.targets
         if spec.follow is not None:
-            where, why = self._follow_engines(task)
+            where, why = follow_engines(spec.follow, self._completed, self._failed)
             if why:
                 self._fail(task, IMPOSSIBLE_DEPENDENCY, Outcome.IMPOSSIBLE, why)
                 return
@@ -271,38 +256,6 @@ class TaskScheduler:
     def _wait(self, task: TaskState) -> None:
         if task.timer is None and task.spec.timeout_s is not None:
             self._start_timer(task)
-
-    def _follow_engines(self, task: TaskState) -> tuple[frozenset[EngineId] | None, str]:
-        """Engines satisfying `follow` now (None: not yet decidable), or a reason it never can be."""
-        follow = task.spec.follow
-        assert follow is not None
-        where: set[EngineId | None] = set()
-        n_good = n_bad = 0
-        for i in follow.ids:
-            if i in self._completed:
-                ok, engine = True, self._completed[i]
-            elif i in self._failed:
-                ok, engine = False, self._failed[i]
-            else:
-                continue
-            if follow.counts_as_met(ok):
-                n_good += 1
-                where.add(engine)
-            else:
-                n_bad += 1
-        n = len(follow.ids)
-        if (n_bad >= 1) if follow.all else (n_bad == n):
-            return None, "a `follow` dependency can no longer be met"
-        if follow.all:
-            if None in where:
-                return None, "a `follow` dependency never ran on an engine"
-            if len(where) > 1:
-                return None, f"`follow` dependencies ran on different engines {sorted(map(str, where))}"
-            return (frozenset(where) if n_good == n else None), ""
-        where.discard(None)
-        if where:
-            return frozenset(where), ""
-        return None, ("" if n_good + n_bad < n else "no `follow` dependency ran on an engine")
 
     def _exclusions(self, task: TaskState) -> set[EngineId] | None:
         """Engines this task must avoid now: its blacklist, plus engines it failed on while others exist."""
@@ -670,12 +623,6 @@ class TaskScheduler:
             self._failed = {}
         if self._queue.has_dead:
             self._queue.compact()
-
-
-def _replace_deps(spec: TaskSpec, after: Dependency | None, follow: Dependency | None) -> TaskSpec:
-    return TaskSpec(spec.task_id, targets=spec.targets, after=after, follow=follow, retries=spec.retries,
-                    timeout_s=spec.timeout_s, label=spec.label, time_limit_s=spec.time_limit_s,
-                    size_hint=spec.size_hint)
 
 
 __all__ = ["TaskScheduler", "SCHEMES", "TaskStatus", "TRANSITIONS", "WAITING", "QUEUED", "RUNNING", "DONE"]
