@@ -42,7 +42,8 @@ from simpy.events import Timeout
 from ..core.dependency import Dependency
 from ..core.model import (
     TASK_ABORTED, TIME_LIMIT_EXCEEDED, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost,
-    Event, Fail, Outcome, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired,
+    Event, Fail, Outcome, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired, DropActor, WorkerDied,
+    WorkerRestarted,
 )
 from ..core.pump import EventPump
 from .config import SimConfig
@@ -163,6 +164,8 @@ class Simulation:
         self._sched_free = 0.0
         self._channels: dict[Any, float] = {}
         self._fail_rng = gens["failures"]
+        self._gens_worker = gens["worker_failures"]
+        self.worker_crashes = 0                       # worker crashes while the engine was up (worker_mtbf)
         self._spec_kw = {"retries": config.retries, "timeout_s": config.timeout_s,
                          "time_limit_s": config.time_limit_s}
         self._plain_spec = config.retries == 0 and config.timeout_s is None and config.time_limit_s is None
@@ -173,6 +176,7 @@ class Simulation:
         self.pump = EventPump(self.core, {
             Dispatch: self._do_dispatch, Deliver: self._do_deliver, Fail: self._do_fail,
             StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer, Cancel: self._cancel,
+            DropActor: lambda action: None,           # (the workloads never kill actors; an instance is only state)
         })
 
     # ------------------------------------------------------------------------------- running
@@ -184,6 +188,10 @@ class Simulation:
         if self.config.mtbf is not None:
             for e in range(len(self._up)):
                 self._after(float(self._fail_rng.exponential(self.config.mtbf)), self._on_engine_fail, e)
+        if self.config.worker_mtbf is not None:
+            self._worker_rng = self._gens_worker
+            for e in range(len(self._up)):
+                self._after(float(self._worker_rng.exponential(self.config.worker_mtbf)), self._on_worker_crash, e)
         env.on_arrival = self._on_arrival
         env.next_arrival = self._submit_at[0]
         try:
@@ -299,6 +307,10 @@ class Simulation:
         ex = self.workload.extras.get(tid)
         if ex is None:
             return TaskSpec(tid) if self._plain_spec else TaskSpec(tid, **self._spec_kw)
+        if ex.creates is not None or ex.actor is not None:
+            from .actors import actor_spec
+
+            return actor_spec(tid, ex, self.config, self._spec_kw)
         return TaskSpec(tid, targets=frozenset(ex.targets) if ex.targets else None,
                         after=Dependency(ex.after) if ex.after else None,
                         follow=Dependency(ex.follow) if ex.follow else None, **self._spec_kw)
@@ -442,6 +454,28 @@ class Simulation:
         self._handle(EngineLost(self.env._now, e, "simulated failure"))
         self._after(float(self._fail_rng.exponential(self.config.mttr)) if self.config.mttr else 0.0,
                     self._on_engine_repair, e)
+
+    def _on_worker_crash(self, ev: Timeout) -> None:
+        """Engine e's worker dies (sim/actors.py): its running task is lost (WorkerDied), calls queued for
+        the actor instances it held are dropped (the core takes them back), the worker restarts."""
+        e = ev._value
+        self._after(float(self._worker_rng.exponential(self.config.worker_mtbf)), self._on_worker_crash, e)
+        if not self._up[e]:
+            return
+        self.worker_crashes += 1
+        running = self._running[e]
+        self._running[e] = None
+        self._run_ev[e] = None
+        extras = self.workload.extras
+        queue = self._queue[e]
+        kept = [a for a in queue if not ((ex := extras.get(a.task_id)) is not None and ex.actor is not None)]
+        queue.clear()
+        queue.extend(kept)
+        if not self._restarting[e]:
+            self._restart_worker(e)
+        if running is not None:
+            self._handle(WorkerDied(self.env._now, running.task_id, e, running.attempt, "simulated worker crash"))
+        self._handle(WorkerRestarted(self.env._now, e, "simulated worker crash"))
 
     def _on_engine_repair(self, ev: Timeout) -> None:
         e = ev._value
