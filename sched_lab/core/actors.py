@@ -171,6 +171,7 @@ class ActorBook:
         tid = spec.task_id
         if tid in s._tasks or tid in s._completed or tid in s._failed:
             raise SchedulerMisuse(f"task id {tid!r} was submitted already")
+        spec._check_kind()            # (again: a spec built without __post_init__ must not slip through)
         if spec.creates_actor is not None:
             aid = spec.creates_actor.actor_id
             if aid in self._actors:
