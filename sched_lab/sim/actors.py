@@ -46,6 +46,9 @@ def check_actor_options(cfg: SimConfig) -> None:
         raise ValueError(f"actor_call_rate must be a number >= 0 (calls per time unit per actor), got {rate!r}")
     if cfg.worker_mtbf is not None and not (cfg.worker_mtbf > 0 and math.isfinite(cfg.worker_mtbf)):
         raise ValueError(f"worker_mtbf must be > 0 (or None for no worker crashes), got {cfg.worker_mtbf!r}")
+    if cfg.actors and cfg.hwm and cfg.actors >= cfg.engines * cfg.hwm:
+        raise ValueError(f"{cfg.actors} actors would pin every slot of {cfg.engines} engines at hwm={cfg.hwm}: "
+                         "the stateless tasks could never run (use fewer actors, more engines or a higher hwm)")
 
 
 def actor_name(i: int) -> str:
