@@ -7,9 +7,10 @@ task (benchmarks/bench_sim.py: that is what makes the idiomatic model slow). Ins
 - arrivals are pre-drawn, so they need no SimPy event: `_ArrivalEnvironment.step` (overridden the
   way `simpy.rt` overrides it) delivers the next arrival when it is due before the heap's head event;
   arrivals tie-break after events of the same time (departures before arrivals);
-- an engine runs one task at a time; starting a task schedules one `Timeout(duration, value=e)`
-  whose callback reports `TaskFinished`; further dispatched tasks (hwm 0 or > 1) wait in the
-  engine's FIFO deque; a dead engine's pending completion is recognised as stale by identity;
+- an engine runs one task at a time; starting a task schedules one bare completion entry in
+  SimPy's queue (`_ArrivalEnvironment.complete_at`, ordered as a Timeout would be), which reports
+  `TaskFinished`; further dispatched tasks (hwm 0 or > 1) wait in the
+  engine's FIFO deque; a dead engine's pending completion is recognised as stale by its event id;
 - `StartTimer` becomes a Timeout that reports `TimerFired` unless cancelled meanwhile;
 - a task longer than its `time_limit_s` runs for that long and reports Outcome.TIME_LIMIT; a running
   task that is stopped (time limit, abort) costs its engine `worker_restart_s` before the next starts;
@@ -32,12 +33,14 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from heapq import heappop, heappush
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import Timeout
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import NORMAL, Timeout
 
 from ..core.dependency import Dependency
 from ..core.model import (
@@ -60,25 +63,71 @@ class SimulationStalled(RuntimeError):
 
 
 class _ArrivalEnvironment(simpy.Environment):
-    """A SimPy Environment that also delivers a sorted stream of arrivals without heap events.
+    """A SimPy Environment that also delivers pre-drawn arrivals and bare task completions.
 
     `next_arrival` is the time of the next arrival (inf when none); `on_arrival()` handles it and
-    must advance `next_arrival`. Saves a Timeout, a heap push/pop and a step per task
-    (benchmarks/bench_sim.py).
+    must advance `next_arrival`. `complete_at(t, engine)` schedules a task completion as a bare heap
+    entry `(t, NORMAL, eid, engine)` in SimPy's own queue (no Timeout object, no callback list): it is
+    ordered exactly as a Timeout scheduled at the same moment would be, and `run` hands it to
+    `on_complete(engine, eid)`. Saves, per task, a Timeout object, its callback list and two calls
+    (benchmarks/bench_sim.py). `run` replaces
+    SimPy's step loop the way `simpy.rt` overrides `step`; every other event is processed as
+    `Environment.step` does.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.next_arrival = math.inf
         self.on_arrival: Callable[[], None] = lambda: None
+        self.on_complete: Callable[[int, int], None] = lambda engine, eid: None
+
+    def complete_at(self, at: float, engine: int) -> int:
+        """Schedule engine `engine`'s completion at time `at`; returns its event id (to tell stale ones)."""
+        eid = next(self._eid)
+        heappush(self._queue, (at, NORMAL, eid, engine))
+        return eid
 
     def step(self) -> None:
         queue = self._queue
         if self.next_arrival < (queue[0][0] if queue else math.inf):
             self._now = self.next_arrival
             self.on_arrival()
+        elif queue and queue[0][3].__class__ is int:
+            self._now, _, eid, engine = heappop(queue)
+            self.on_complete(engine, eid)
         else:
             super().step()
+
+    def run(self, until: Any = None) -> Any:
+        """Process events until the event `until` is processed (as Environment.run with an Event)."""
+        if not isinstance(until, simpy.Event):
+            raise TypeError("_ArrivalEnvironment.run needs an Event to stop at")
+        if until.callbacks is None:
+            return until.value
+        until.callbacks.append(StopSimulation.callback)
+        queue = self._queue
+        on_complete = self.on_complete
+        try:
+            while True:
+                if queue:
+                    at = queue[0][0]
+                    if self.next_arrival < at:
+                        self._now = self.next_arrival
+                        self.on_arrival()
+                    elif queue[0][3].__class__ is int:
+                        self._now, _, eid, engine = heappop(queue)
+                        on_complete(engine, eid)
+                    else:
+                        simpy.Environment.step(self)
+                elif self.next_arrival < math.inf:
+                    self._now = self.next_arrival
+                    self.on_arrival()
+                else:
+                    raise EmptySchedule()
+        except StopSimulation as exc:
+            return exc.args[0]
+        except EmptySchedule:
+            raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {until}') from None
 
 
 class _Draws:
@@ -134,7 +183,7 @@ class Simulation:
         n_eng = len(speeds)
         self._inv_speed = [1.0 / s for s in speeds]
         self._running: list[Dispatch | None] = [None] * n_eng
-        self._run_ev: list[Timeout | None] = [None] * n_eng
+        self._run_ev: list[int | None] = [None] * n_eng   # the event id of each engine's pending completion
         self._started = [0.0] * n_eng
         self._queue: list[deque[Dispatch]] = [deque() for _ in range(n_eng)]
         self._up = [True] * n_eng
@@ -185,6 +234,7 @@ class Simulation:
             for e in range(len(self._up)):
                 self._after(float(self._fail_rng.exponential(self.config.mtbf)), self._on_engine_fail, e)
         env.on_arrival = self._on_arrival
+        env.on_complete = self._on_complete
         env.next_arrival = self._submit_at[0]
         try:
             env.run(until=self._done)
@@ -212,11 +262,10 @@ class Simulation:
             self._send(("to", e), self._on_dispatch_arrives, (action, self._incarnation[e]))
         elif self._running[e] is None and not self._requires and self._up[e] and self._time_limit is None \
                 and not self._restarting[e]:
-            ev = Timeout(self.env, self._work[action.task_id] * self._inv_speed[e], e)   # _start, inlined
-            ev.callbacks.append(self._on_complete)
+            env = self.env                                                           # _start, inlined
+            self._run_ev[e] = env.complete_at(env._now + self._work[action.task_id] * self._inv_speed[e], e)
             self._running[e] = action
-            self._run_ev[e] = ev
-            self._started[e] = self.env._now
+            self._started[e] = env._now
         else:
             self._engine_receive(action)
 
@@ -357,11 +406,10 @@ class Simulation:
                 duration = self._work[tid] * self._inv_speed[e]
                 limit = self._time_limit
                 self._cut[e] = cut = limit is not None and duration > limit
-                ev = Timeout(self.env, limit if cut else duration, e)
-                ev.callbacks.append(self._on_complete)
+                env = self.env
+                self._run_ev[e] = env.complete_at(env._now + (limit if cut else duration), e)  # type: ignore[operator]
                 self._running[e] = action
-                self._run_ev[e] = ev
-                self._started[e] = self.env._now
+                self._started[e] = env._now
                 return
             if not queue:
                 return
@@ -371,10 +419,9 @@ class Simulation:
         mods = self._modules[e]
         return all(m in mods or m == self._platform for m in needed)
 
-    def _on_complete(self, ev: Timeout) -> None:
-        e = ev._value
-        if self._run_ev[e] is not ev:
-            return                                  # the engine died meanwhile
+    def _on_complete(self, e: int, eid: int) -> None:
+        if self._run_ev[e] != eid:
+            return                                  # the engine died (or its task was stopped) meanwhile
         action = self._running[e]
         started = self._started[e]
         self._running[e] = None
