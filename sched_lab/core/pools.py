@@ -406,14 +406,26 @@ class WeightedPool(_BasePool):
             del self._levels[load]
 
     def add(self, engine: EngineId, load: int, seq: int) -> None:
-        old = self.load.get(engine)
-        if old is not None and old != load:
-            self._level_remove(engine, old)
-        if old is None or old != load:
-            items, pos = self._levels.setdefault(load, ([], {}))
+        loads = self.load
+        old = loads.get(engine)
+        if old != load:                          # (_level_remove and the level add, inlined: twice per task)
+            levels = self._levels
+            if old is not None:
+                items, pos = levels[old]
+                i = pos.pop(engine)
+                last = items.pop()
+                if i < len(items):
+                    items[i] = last
+                    pos[last] = i
+                elif not items:
+                    del levels[old]
+            level = levels.get(load)
+            if level is None:
+                level = levels[load] = ([], {})
+            items, pos = level
             pos[engine] = len(items)
             items.append(engine)
-        self.load[engine] = load
+            loads[engine] = load
         self.seq[engine] = seq
 
     update = add
@@ -427,12 +439,10 @@ class WeightedPool(_BasePool):
 
     def _masses(self) -> tuple[list[tuple[float, list[EngineId]]], float]:
         """Each load level's total weight (heaviest first, so a draw usually stops at once) and the sum."""
-        masses = []
+        masses = [(len(items) / (WEIGHT_EPSILON + load), items) for load, (items, _) in self._levels.items()]
         total = 0.0
-        for load, (items, _) in self._levels.items():
-            mass = len(items) / (WEIGHT_EPSILON + load)
+        for mass, _ in masses:                   # summed in level order, as before (not sum(): 3.12 compensates)
             total += mass
-            masses.append((mass, items))
         if len(masses) > 1:
             masses.sort(key=itemgetter(0), reverse=True)
         return masses, total
@@ -462,9 +472,29 @@ class WeightedPool(_BasePool):
             items = next(iter(self._levels.values()))[0]
             return items[int(rng.random() * len(items))]
         masses, total = self._masses()
-        a = self._draw(rng, masses, total, exclude)
-        b = self._draw(rng, masses, total, exclude)
-        return b if self.load[b] < self.load[a] else a
+        if exclude:
+            a = self._draw(rng, masses, total, exclude)
+            b = self._draw(rng, masses, total, exclude)
+        else:                                    # _draw twice, inlined (the same draws in the same order)
+            rnd = rng.random
+            r = rnd() * total
+            chosen = masses[-1][1]
+            for mass, items in masses:
+                r -= mass
+                if r < 0:
+                    chosen = items
+                    break
+            a = chosen[int(rnd() * len(chosen))]
+            r = rnd() * total
+            chosen = masses[-1][1]
+            for mass, items in masses:
+                r -= mass
+                if r < 0:
+                    chosen = items
+                    break
+            b = chosen[int(rnd() * len(chosen))]
+        load = self.load
+        return b if load[b] < load[a] else a
 
 
 
