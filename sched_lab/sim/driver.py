@@ -66,13 +66,15 @@ class _ArrivalEnvironment(simpy.Environment):
     """A SimPy Environment that also delivers pre-drawn arrivals and bare task completions.
 
     `next_arrival` is the time of the next arrival (inf when none); `on_arrival()` handles it and
-    must advance `next_arrival`. `complete_at(t, engine)` schedules a task completion as a bare heap
-    entry `(t, NORMAL, eid, engine)` in SimPy's own queue (no Timeout object, no callback list): it is
-    ordered exactly as a Timeout scheduled at the same moment would be, and `run` hands it to
-    `on_complete(engine, eid)`. Saves, per task, a Timeout object, its callback list and two calls
-    (benchmarks/bench_sim.py). `run` replaces
-    SimPy's step loop the way `simpy.rt` overrides `step`; every other event is processed as
-    `Environment.step` does.
+    must advance `next_arrival`. `complete_at(t, engine)` schedules a task completion without a
+    SimPy event: its time goes on a heap of plain floats and its (event id, engine) in a dict by
+    time (a list when times tie, in event-id order), and `run` hands it to `on_complete(engine, eid)`.
+    It takes an event id from SimPy's own counter and is ordered against SimPy's events by
+    (time, NORMAL priority, event id), exactly as a Timeout scheduled at the same moment would be;
+    arrivals come after events of the same time. Saves, per task, a Timeout object, its callback
+    list and two calls, and halves the heap's cost (floats compare in one step, 4-tuples in three;
+    benchmarks/bench_sim.py). `run` replaces SimPy's step loop the way `simpy.rt` overrides `step`;
+    every other event is processed as `Environment.step` does.
     """
 
     def __init__(self) -> None:
@@ -80,23 +82,57 @@ class _ArrivalEnvironment(simpy.Environment):
         self.next_arrival = math.inf
         self.on_arrival: Callable[[], None] = lambda: None
         self.on_complete: Callable[[int, int], None] = lambda engine, eid: None
+        self._done_times: list[float] = []                      # heap of pending completion times
+        self._done_ids: dict[float, Any] = {}                   # time -> (eid, engine) or a list of them
 
     def complete_at(self, at: float, engine: int) -> int:
         """Schedule engine `engine`'s completion at time `at`; returns its event id (to tell stale ones)."""
         eid = next(self._eid)
-        heappush(self._queue, (at, NORMAL, eid, engine))
+        heappush(self._done_times, at)
+        ids = self._done_ids
+        entry = ids.get(at)
+        if entry is None:
+            ids[at] = (eid, engine)
+        elif entry.__class__ is tuple:
+            ids[at] = [entry, (eid, engine)]
+        else:
+            entry.append((eid, engine))
         return eid
 
+    def _completion_first(self, at: float) -> bool:
+        """Whether the completion due at `at` comes before SimPy's head event (due at the same time)."""
+        entry = self._done_ids[at]
+        eid = entry[0] if entry.__class__ is tuple else entry[0][0]
+        return (NORMAL, eid) < self._queue[0][1:3]
+
+    def _complete_next(self) -> None:
+        at = heappop(self._done_times)
+        ids = self._done_ids
+        entry = ids.pop(at)
+        if entry.__class__ is list:
+            first = entry.pop(0)
+            ids[at] = entry[0] if len(entry) == 1 else entry
+            entry = first
+        self._now = at
+        self.on_complete(entry[1], entry[0])
+
     def step(self) -> None:
-        queue = self._queue
-        if self.next_arrival < (queue[0][0] if queue else math.inf):
+        """Process the next arrival, completion or SimPy event (EmptySchedule when there is none)."""
+        times, queue = self._done_times, self._queue
+        at = times[0] if times else math.inf
+        if queue and (queue[0][0] < at or (queue[0][0] == at and not self._completion_first(at))):
+            if self.next_arrival < queue[0][0]:
+                self._now = self.next_arrival
+                self.on_arrival()
+            else:
+                super().step()
+        elif self.next_arrival < at:
             self._now = self.next_arrival
             self.on_arrival()
-        elif queue and queue[0][3].__class__ is int:
-            self._now, _, eid, engine = heappop(queue)
-            self.on_complete(engine, eid)
+        elif times:
+            self._complete_next()
         else:
-            super().step()
+            raise EmptySchedule()
 
     def run(self, until: Any = None) -> Any:
         """Process events until the event `until` is processed (as Environment.run with an Event)."""
@@ -105,23 +141,30 @@ class _ArrivalEnvironment(simpy.Environment):
         if until.callbacks is None:
             return until.value
         until.callbacks.append(StopSimulation.callback)
-        queue = self._queue
+        times, queue, ids = self._done_times, self._queue, self._done_ids
         on_complete = self.on_complete
+        inf = math.inf
         try:
             while True:
-                if queue:
-                    at = queue[0][0]
-                    if self.next_arrival < at:
+                at = times[0] if times else inf
+                if queue and (queue[0][0] < at or (queue[0][0] == at and not self._completion_first(at))):
+                    if self.next_arrival < queue[0][0]:
                         self._now = self.next_arrival
                         self.on_arrival()
-                    elif queue[0][3].__class__ is int:
-                        self._now, _, eid, engine = heappop(queue)
-                        on_complete(engine, eid)
                     else:
                         simpy.Environment.step(self)
-                elif self.next_arrival < math.inf:
+                elif self.next_arrival < at:
                     self._now = self.next_arrival
                     self.on_arrival()
+                elif times:
+                    heappop(times)                              # _complete_next, inlined
+                    entry = ids.pop(at)
+                    if entry.__class__ is list:
+                        first = entry.pop(0)
+                        ids[at] = entry[0] if len(entry) == 1 else entry
+                        entry = first
+                    self._now = at
+                    on_complete(entry[1], entry[0])
                 else:
                     raise EmptySchedule()
         except StopSimulation as exc:
