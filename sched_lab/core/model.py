@@ -30,13 +30,14 @@ def _fast_init(cls: type[_T] | None = None, *, plain_if: str | None = None) -> A
     hashable as before (a subclass instance is filled through the slot descriptors instead). About
     3x cheaper than the generated frozen `__init__`, which calls `object.__setattr__` per field;
     events and actions are built once or twice per task (benchmarks/bench_sim.py, bench_core.py).
-    `plain_if`: an expression over the parameters under which `__post_init__` has nothing to
-    check or convert (it is then not called; `__post_init__` must still accept that case).
+    `plain_if`: an expression over the parameters (and this module's globals) under which
+    `__post_init__` has nothing to check or convert (it is then not called; `__post_init__` must
+    still accept that case).
     """
     if cls is None:
         return lambda c: _fast_init(c, plain_if=plain_if)
     twin = type(f"_{cls.__name__}Fill", (), {"__slots__": cls.__slots__})  # type: ignore[attr-defined]
-    namespace: dict[str, Any] = {"_cls": cls, "_twin": twin, "_set_class": object.__setattr__}
+    namespace: dict[str, Any] = {**globals(), "_cls": cls, "_twin": twin, "_set_class": object.__setattr__}
     params, fill, slow = [], [], []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         namespace[f"_set_{f.name}"] = getattr(cls, f.name).__set__
@@ -200,7 +201,7 @@ class TaskResubmitted:
     spec: TaskSpec
 
 
-@_fast_init
+@_fast_init(plain_if="outcome is _OK")
 @dataclass(frozen=True, slots=True)
 class TaskFinished:
     """An engine finished one attempt of a task: `outcome` is Outcome.OK, ERROR (it raised) or ABORTED.
