@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import resource
 import statistics
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     hwms = [int(h) for h in args.hwm.split(",")]
     print(f"# bench_sim: {n} engines, {tasks} tasks, load {load}, exp lengths, medians of {args.repeats} runs; "
           "tasks/s over the whole run (workload generation included), by wall and by CPU time", flush=True)
-    report: dict[str, Any] = {"engines": n, "tasks": tasks, "load": load, "repeats": args.repeats, "seed": args.seed,
+    load_before = os.getloadavg()[0]
+    report: dict[str, Any] = {"load_average_before": load_before, "engines": n, "tasks": tasks, "load": load, "repeats": args.repeats, "seed": args.seed,
                               "goal_tasks_per_s": GOAL_TASKS_PER_S, "goal_rss_mb": GOAL_RSS_MB, "peer": {}, "ours": []}
 
     peers: dict[bool, tuple[float, float]] = {}
@@ -173,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
     rss = peak_rss_mb()
     report["peak_rss_mb"] = rss
+    report["load_average_after"] = os.getloadavg()[0]
+    print(f"load average (1 min) before {load_before:.1f}, after {report['load_average_after']:.1f}")
     print(f"peak RSS of the whole benchmark process: {rss:,.0f} MB (goal <= {GOAL_RSS_MB} MB)")
     print(f"ours: min {min(rates):,.0f}, median {statistics.median(rates):,.0f} tasks/s "
           f"(goal >= {GOAL_TASKS_PER_S:,}: {'met' if min(rates) >= GOAL_TASKS_PER_S else 'not met'} by the slowest)")
