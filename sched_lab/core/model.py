@@ -122,7 +122,8 @@ class ActorSpec:
 
 
 @_fast_init(plain_if="targets is None and after is None and follow is None and retries.__class__ is int "
-                     "and retries >= 0 and timeout_s is None and time_limit_s is None and size_hint is None")
+                     "and retries >= 0 and timeout_s is None and time_limit_s is None and size_hint is None "
+                     "and direct is False and creates_actor is None and actor_id is None")
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """What the scheduler needs to know about one task (never its function or arguments).
