@@ -25,10 +25,10 @@ from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished, TaskResubmitted,
-    TaskScheduler, TaskSubmitted, TimerFired, WorkerDied,
+    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished,
+    TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
 )
-from sched_lab.core.model import ENGINE_ERROR, TASK_ABORTED
+from sched_lab.core.model import TASK_ABORTED
 from sched_lab.core.options import check_hwm, check_scheme
 from sched_lab.core.pump import EventPump
 from sched_lab.core.scheme_api import load_scheme_modules
@@ -169,26 +169,25 @@ class Controller:
     def _recover(self) -> None:
         """Take over what a previous controller left unfinished (it was killed): none of it is lost or aborted.
 
-        A task never dispatched queues again; one that was running gets the attempts its retries leave (the
-        core counts them afresh) or, with none left, fails with EngineError. Its dependencies on tasks the
-        core no longer knows (finished before the restart) count as met, as for a resubmission.
+        Only translation: the finished tasks the unfinished ones depend on, then the unfinished ones (in the
+        order they arrived, with the attempts they had used), are replayed into the core as TaskRestored;
+        the core decides (core/restore.py): queue again, or fail EngineError when the attempt that was out
+        at the stop was the last one its retries allowed; dependents of failed tasks fail as without a stop.
         """
         now = time.time()
-        requeued = failed = 0
-        for row in self.db.pending_rows():
-            tid, flags, used = row["msg_id"], TaskFlags.from_dict(row["flags"]), row["attempts"] or 0
-            if used > flags.retries:
-                self.db.finish_task(tid, "error", None, None, None, now, None, ENGINE_ERROR,
-                                    f"the controller stopped while attempt {used} of this task ran, and it has "
-                                    f"no retries left")
-                failed += 1
-                continue
-            self.pending.add(PendingTask(tid, row["payload"], flags, row["submitted"]))
-            self.feed(TaskResubmitted(now, spec_for(tid, replace(flags, retries=flags.retries - used))))
-            requeued += 1
-        if requeued or failed:
-            log.warning("recovered the tasks a previous controller left: %d queued again, %d failed (EngineError: "
-                        "running at the stop, no retries left)", requeued, failed)
+        rows = self.db.pending_rows()
+        if not rows:
+            return
+        flags = {row["msg_id"]: TaskFlags.from_dict(row["flags"]) for row in rows}
+        dep_ids = {i for f in flags.values() for dep in (f.after, f.follow) if dep is not None for i in dep.ids}
+        for tid, (succeeded, engine_id) in self.db.outcomes(dep_ids - flags.keys()).items():
+            self.feed(TaskRestored(now, TaskSpec(tid), succeeded, engine_id=engine_id))
+        for row in rows:
+            tid = row["msg_id"]
+            self.pending.add(PendingTask(tid, row["payload"], flags[tid], row["submitted"]))
+            self.feed(TaskRestored(now, spec_for(tid, flags[tid]), None, row["attempts"] or 0))
+        log.warning("recovered %d unfinished tasks a previous controller left (%d finished ones they depend on)",
+                    len(rows), len(dep_ids - flags.keys()))
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None

@@ -384,10 +384,21 @@ class TaskDB:
             raise sqlite3.OperationalError(f"{self.error} ({self.queued_seq - self.committed_seq} writes waiting)")
 
     def pending_rows(self) -> list[dict[str, Any]]:
-        """Tasks not final (left by a controller that died), oldest submission first, with payload and attempts."""
+        """Tasks not final (left by a controller that died) in the order they arrived (a dependency before its
+        dependents), with payload and attempts."""
         cols = ("msg_id", "client_id", "flags", "submitted", "payload", "attempts")
-        rows = self._db.execute(f"SELECT {', '.join(cols)} FROM tasks WHERE status='pending' ORDER BY submitted, rowid")
+        rows = self._db.execute(f"SELECT {', '.join(cols)} FROM tasks WHERE status='pending' ORDER BY rowid")
         return [dict(zip(cols, row), flags=json.loads(row[2])) for row in rows]
+
+    def outcomes(self, msg_ids: Iterable[str]) -> dict[str, tuple[bool, int | None]]:
+        """Of these ids, the finished tasks': id -> (succeeded, engine id). Pending, purged or unknown ids are left out."""
+        ids, out = list(msg_ids), {}
+        for lo in range(0, len(ids), 500):               # SQLite caps the number of variables per statement
+            part = ids[lo:lo + 500]
+            out.update((r[0], (r[1] == "ok", r[2])) for r in self._db.execute(
+                f"SELECT msg_id, status, engine_id FROM tasks WHERE status != 'pending' AND msg_id IN "
+                f"({','.join('?' * len(part))})", part))
+        return out
 
     def get(self, msg_id: str) -> dict[str, Any] | None:
         """One task's row as a dict (None when unknown)."""

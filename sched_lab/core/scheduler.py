@@ -28,10 +28,11 @@ from .model import (
     ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
     AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
     EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
-    TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
+    TaskFinished, TaskResubmitted, TaskRestored, TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
 )
 from .options import check_hwm, check_scheme
 from .queue import ReadyQueue
+from .restore import RestoreRules
 from .scheme_api import SCHEME_ERROR, EngineDirectory, SchemeFailure, parse_scheme
 from .schemes import SCHEMES
 from .state import COUNT_SLOT, DONE, MOVES, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, TaskState, TaskStatus
@@ -41,7 +42,7 @@ EngineId = Hashable
 _OK = Outcome.OK                     # (a module global: `Outcome.OK` is a slow class-attribute lookup)
 _N_WAITING, _N_QUEUED, _N_RUNNING = COUNT_SLOT[WAITING], COUNT_SLOT[QUEUED], COUNT_SLOT[RUNNING]
 
-class TaskScheduler:
+class TaskScheduler(RestoreRules):
     """Schedules tasks on engines with one of the registered schemes (see docs/core-api.md for the rules).
 
     `scheme`: `NAME[:key=value,..]`, NAME registered in SCHEMES (InvalidOption listing the choices). `hwm`: at most this many outstanding tasks per engine (0 =
@@ -82,7 +83,7 @@ class TaskScheduler:
             DependencyUnmet: self._on_unmet, DispatchFailed: self._on_dispatch_failed,
             TimerFired: self._on_timer, AbortRequested: self._on_abort,
             TaskResubmitted: self._on_resubmitted, PurgeRequested: self._on_purge,
-            WorkerDied: self._on_worker_died,
+            WorkerDied: self._on_worker_died, TaskRestored: self._on_restored,
         }
 
     # ------------------------------------------------------------------------------ public API
@@ -168,11 +169,12 @@ class TaskScheduler:
     def _on_resubmitted(self, ev: TaskResubmitted) -> None:
         self._submit(ev.spec, purged_deps_met=True)
 
-    def _submit(self, spec: TaskSpec, purged_deps_met: bool) -> None:
+    def _submit(self, spec: TaskSpec, purged_deps_met: bool, attempt: int = 0) -> None:
         tid = spec.task_id
         if tid in self._tasks or tid in self._completed or tid in self._failed:
             raise SchedulerMisuse(f"task id {tid!r} was submitted already")
         task = TaskState(spec, self._now)
+        task.attempt = attempt                  # > 0: restored after a restart (restore.py)
         after, follow = spec.after, spec.follow
         if after is not None or follow is not None:
             if purged_deps_met:                 # a resubmission: purged deps were met already
