@@ -311,11 +311,17 @@ class Controller:
                 raise proto.ProtocolError(f"unexpected {type(msg).__name__} from engine {eng.engine_id}")
         elif isinstance(msg, Submit):
             self._submit(link, msg)
+            self.memory.check_reads(link)   # a client that does not read: its answers are capped at the source
         elif isinstance(msg, Request):      # it reads what was written before it arrived (core records included)
             self.save_records()
-            self.gate.later(link, lambda: self.requests.handle(link, msg))
+            self.gate.later(link, lambda: self._answer(link, msg))
+            self.memory.check_reads(link)
         else:
             raise proto.ProtocolError(f"unexpected {type(msg).__name__} from a client")
+
+    def _answer(self, link: Link, msg: Request) -> None:
+        self.requests.handle(link, msg)
+        self.memory.check_reads(link)       # replies cannot wait in the database: past the cap, stop reading
 
     def _on_invalid(self, link: Link, exc: InvalidField) -> bool:
         """A client's message with one bad field: its task or request fails naming the field (True); else close."""

@@ -8,6 +8,10 @@ the task database (its query API; the row was written when the task finished) as
 Every connection's frame decoder reports the bytes it holds in an unfinished frame to one
 `FrameBudget`; the connection that pushes the total past its cap is closed (aio_link.Link). `sweep`
 closes an authenticated connection whose unfinished frame has not grown for `partial_frame_timeout_s`.
+Everything else a client is sent (request replies, refusals, engine lists) cannot be fetched again later,
+so it is bounded at its source: `check_reads` stops reading a client's requests once more than
+`client_out_cap_bytes` are queued to it (its requests wait in its own socket buffers, not here), and
+`pump` resumes reading once it has drained below half the cap.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class MemoryGuard:
         self.unsent: dict[Link, deque[str]] = {}
         self._partial: dict[Link, tuple[int, float]] = {}
         self._db_failing = False
+        self.reads_paused: set[Link] = set()    # clients whose requests we stopped reading (see check_reads)
 
     # ------------------------------------------------------------------------------ results
     def send_result(self, link: Link, result: TaskResult, batched: bool = False) -> None:
@@ -85,6 +90,26 @@ class MemoryGuard:
         """The connection closed: drop what was kept for it (a new connection asks with get_result)."""
         self.unsent.pop(link, None)
         self._partial.pop(link, None)
+        self.reads_paused.discard(link)
+
+    # ----------------------------------------------------------------- replies (not results)
+    def check_reads(self, link: Link) -> None:
+        """After a client's message: past the cap of bytes queued to it, stop reading it until it drains."""
+        if link.write_backlog() < self.client_out_cap or link in self.reads_paused or link.transport is None:
+            return
+        log.info("client %s is not reading (%d bytes queued): its requests are not read until it drains",
+                 link.peer, link.write_backlog())
+        self.reads_paused.add(link)
+        link.transport.pause_reading()
+
+    def resume_reads(self) -> None:
+        """Read again from paused clients that have drained below half the cap."""
+        for link in list(self.reads_paused):
+            if link.closed or link.transport is None or link.transport.is_closing():
+                self.reads_paused.discard(link)
+            elif link.write_backlog() < self.client_out_cap // 2:
+                self.reads_paused.discard(link)
+                link.transport.resume_reading()
 
     def pump(self) -> None:
         """Send waiting results to every client that has room again."""
@@ -140,6 +165,8 @@ class MemoryGuard:
             try:
                 if self.unsent:
                     self.pump()
+                if self.reads_paused:
+                    self.resume_reads()
                 now = time.monotonic()
                 if now >= next_sweep:
                     self.sweep(links(), now)

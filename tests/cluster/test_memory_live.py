@@ -188,3 +188,69 @@ def test_a_client_asking_for_results_it_never_reads_is_bounded(make_cluster):
           f"replies of 4 MB")
     assert rc.load_balanced_view().apply_sync(abs, -3) == 3
     assert grown < 120 * MiB, grown / MiB              # without the spill: +480 MB
+
+
+_FLOODING_CLIENT = r"""
+import json, os, signal, sys
+from real_cluster.messages import Reply, Request
+from real_cluster.profile import read_connection_file
+from real_cluster.sync_link import SyncLink
+info, n = read_connection_file(sys.argv[1]), int(sys.argv[2])
+link = SyncLink.connect(info.host, info.port, info.key, "client", 10)
+for rid in range(1, n + 1):
+    link.send(Request(rid=rid, op="hub_history", args={}))
+print("sent", flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)          # Ctrl-Z: it reads none of the replies (yet)
+got = 0
+while got < n:
+    for msg in link.recv_many():
+        if isinstance(msg, Reply) and msg.ok:
+            got += len(msg.value if msg.value_json is None else json.loads(msg.value_json)) >= int(sys.argv[3])
+print(got, flush=True)
+"""
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_replies_to_a_stopped_client_flooding_requests_are_capped(make_cluster):
+    """Small replies (not results) cannot wait in the database: past the per-client cap the controller stops
+    reading that client's requests. 3,000 hub_history requests answered with ~70 KB each (210 MB) for a
+    client stopped with SIGSTOP: the controller holds about the cap (16 MiB), then every reply arrives."""
+    n_tasks, n_requests = 2000, 3000
+    cluster = make_cluster(1)
+    rc = cluster.client
+    assert rc.load_balanced_view().map_sync(abs, range(n_tasks)) == list(range(n_tasks))
+    assert len(rc.hub_history()) == n_tasks
+    pid = cluster.controller.pid
+    log = cluster.dir / "log" / "controller.log"
+    base = _rss(pid)
+    peak = _PeakRSS(pid)
+    proc = subprocess.Popen([sys.executable, "-c", _FLOODING_CLIENT, str(cluster.dir / "security" / CLIENT_FILE),
+                             str(n_requests), str(n_tasks)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "sent"
+        deadline = time.monotonic() + 30
+        while _state(proc.pid) != "T":
+            assert time.monotonic() < deadline, "the flooding client did not stop itself"
+            time.sleep(0.02)
+        deadline = time.monotonic() + 60
+        while "its requests are not read until it drains" not in log.read_text():
+            assert time.monotonic() < deadline, "the controller kept reading a client that reads nothing"
+            time.sleep(0.05)
+        time.sleep(1.0)                                   # measuring: the peak while it holds what it answered
+        grown = peak.stop() - base
+        assert rc.load_balanced_view().apply_sync(abs, -3) == 3      # everyone else is served meanwhile
+        os.kill(proc.pid, signal.SIGCONT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait(10)
+    print(f"\ncontroller RSS {base / MiB:.0f} MiB at start, +{grown / MiB:.0f} MiB with {n_requests} unread "
+          f"hub_history replies of ~{n_tasks * 35 // 1000} KB")
+    assert out.strip().splitlines()[-1] == str(n_requests)           # every reply arrived once it read
+    assert grown < 64 * MiB, grown / MiB                              # uncapped: ~+200 MiB
