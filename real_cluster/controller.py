@@ -34,7 +34,7 @@ from sched_lab.core.pump import EventPump
 from sched_lab.core.scheme_api import load_scheme_modules
 
 from . import protocol as proto
-from . import tls
+from . import tcp_state, tls
 from .admission import HandshakeGate
 from .aio_link import HANDSHAKE_TIMEOUT_S, Link
 from .durable import CommitGate, GatedLink
@@ -370,12 +370,27 @@ class Controller:
         while True:
             await asyncio.sleep(self.config.hb_period_s)
             now = time.monotonic()
-            if self._engines_paused:        # we are not reading them (database backpressure): not their silence
+            if self._engines_paused:        # we are not reading them (database backpressure): ask the kernel
+                self._check_paused_engines(limit)
                 continue
             for eng in list(self.engines.values()):
                 seen = max(eng.last_seen, eng.link.last_activity)     # bytes of a big frame count as progress
                 if now - seen > limit:
                     self._engine_lost(eng.engine_id, f"nothing received for {now - seen:.1f} s")
+
+    def _check_paused_engines(self, limit: float) -> None:
+        """While engine reads are paused: one that closed is read again (its end is handled as usual), one the
+        kernel heard nothing from though we had room to receive is lost (tcp_state.py)."""
+        for eng in list(self.engines.values()):
+            transport = eng.link.transport
+            if transport is None or transport.is_closing():
+                continue
+            verdict = tcp_state.verdict(transport.get_extra_info("socket"), limit)
+            if verdict == "closed":
+                transport.resume_reading()
+            elif verdict == "silent":
+                self._engine_lost(eng.engine_id, f"nothing received for over {limit:.1f} s (reads were paused, "
+                                                 f"but the kernel received nothing either)")
 
     async def _db_flusher(self) -> None:
         while True:                       # the writer thread commits; this hands it the core's records and
