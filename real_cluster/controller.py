@@ -574,6 +574,8 @@ class Controller:
             received_at=time.time(), ename=msg.ename, evalue=msg.evalue, traceback=msg.traceback,
             engine_info=None if action.ok else info, label=task.flags.label, result=msg.result,
             stdout=msg.stdout, stderr=msg.stderr))
+        if msg.error_full is not None:       # the whole error text, kept in the database only (taskdb.py)
+            self.db.keep_error_text(action.task_id, msg.error_full)
 
     def _finish(self, task_id: str, result: TaskResult) -> None:
         task = self.pending.pop(task_id)

@@ -159,7 +159,8 @@ class CancelTask:
 class TaskDone:
     """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted | time_limit (its engine
     stopped it) | died (the worker process died or was killed; `evalue` says how); `result` pickled when ok;
-    the task's captured output."""
+    the task's captured output; `error_full`: the whole error text when evalue/traceback were cut (kept in
+    the task database, never sent to clients)."""
     TYPE: ClassVar[str] = "done"
     BUFFERS: ClassVar[tuple[str, ...]] = ("result",)
     task_id: str
@@ -173,6 +174,7 @@ class TaskDone:
     result: bytes | None = None
     stdout: str = ""
     stderr: str = ""
+    error_full: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

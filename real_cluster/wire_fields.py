@@ -185,7 +185,7 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "done": {"task_id": TASK_ID, "attempt": ATTEMPT,
              "status": string(choices=("ok", "error", "unmet", "aborted", "died", "time_limit")),
              "started_at": OPT_TIME, "completed_at": TIME, "ename": OPT_NAME, "evalue": OPT_TEXT,
-             "traceback": OPT_TEXT, "stdout": OPT_TEXT, "stderr": OPT_TEXT},
+             "traceback": OPT_TEXT, "stdout": OPT_TEXT, "stderr": OPT_TEXT, "error_full": OPT_TEXT},
     "stop": {},
     "submit": {"task_id": TASK_ID, "flags": FLAGS, "submitted_at": TIME},
     "result": {"task_id": TASK_ID, "status": string(choices=("ok", "error")),
