@@ -42,6 +42,9 @@ def _shared(p: argparse.ArgumentParser) -> None:
                    help="time an engine needs to restart its worker after stopping a task (default 0)")
     f.add_argument("--latency", metavar="DIST", help="one-way network latency per hop, e.g. exp:mean=0.01")
     f.add_argument("--overhead", metavar="DIST", help="scheduler time per event, e.g. const:mean=0.001")
+    f.add_argument("--size-hints", metavar="exact|noisy:SIGMA",
+                   help="give tasks size hints that schemes see as choice.task.size_hint: their true length "
+                        "(exact) or it times a mean-1 log-normal factor of log-sd SIGMA (default: none)")
 
 
 def register(subparsers: Any) -> None:
@@ -111,7 +114,8 @@ def _base_config(args: argparse.Namespace, **kw: Any) -> Any:
         mttr=args.mttr, task_error_rate=args.task_error_rate, retries=args.retries, timeout_s=args.timeout,
         time_limit_s=args.time_limit, worker_restart_s=args.worker_restart,
         latency=parse_dist(args.latency) if args.latency else None,
-        overhead=parse_dist(args.overhead) if args.overhead else None, scheme_modules=tuple(args.scheme_module), **kw)
+        overhead=parse_dist(args.overhead) if args.overhead else None, scheme_modules=tuple(args.scheme_module),
+        size_hints=args.size_hints, **kw)
 
 
 def _check_export(path: str | None) -> None:

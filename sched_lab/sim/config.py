@@ -47,7 +47,8 @@ class SimConfig:
     ±`latency_window_s` of that time (`latency_model="modulated"`) or the one measured nearest to
     it (`"replay"`), see sim.overheads: host contention comes in bursts. `client_latency=False`: the
     client sits next to the scheduler, so only controller<->engine hops cost latency. `warmup` = fraction of
-    tasks (by submission) that summaries ignore.
+    tasks (by submission) that summaries ignore. `size_hints` ("exact" | "noisy:SIGMA", None = none) gives
+    every task a size hint that schemes see as `choice.task.size_hint` (workloads.size_hints).
     """
 
     scheme: str = "leastload"
@@ -79,6 +80,7 @@ class SimConfig:
     warmup: float = 0.1
     progress: bool | None = False
     scheme_modules: tuple[str, ...] = ()
+    size_hints: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.scheme_modules, str):
@@ -125,6 +127,10 @@ class SimConfig:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.size_hints is not None:
+            from .workloads import parse_size_hints
+
+            parse_size_hints(self.size_hints)
 
     @property
     def engine_speeds(self) -> tuple[float, ...]:
