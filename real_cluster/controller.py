@@ -314,12 +314,14 @@ class Controller:
             self.memory.check_reads(link)   # a client that does not read: its answers are capped at the source
         elif isinstance(msg, Request):      # it reads what was written before it arrived (core records included)
             self.save_records()
+            self.memory.request_read(link)
             self.gate.later(link, lambda: self._answer(link, msg))
             self.memory.check_reads(link)
         else:
             raise proto.ProtocolError(f"unexpected {type(msg).__name__} from a client")
 
     def _answer(self, link: Link, msg: Request) -> None:
+        self.memory.request_answered(link)
         self.requests.handle(link, msg)
         self.memory.check_reads(link)       # replies cannot wait in the database: past the cap, stop reading
 
