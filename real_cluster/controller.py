@@ -179,7 +179,7 @@ class Controller:
         if not rows:
             return
         flags = {row["msg_id"]: TaskFlags.from_dict(row["flags"]) for row in rows}
-        dep_ids = {i for f in flags.values() for dep in (f.after, f.follow) if dep is not None for i in dep.ids}
+        dep_ids = {str(i) for f in flags.values() for dep in (f.after, f.follow) if dep is not None for i in dep.ids}
         for tid, (succeeded, engine_id) in self.db.outcomes(dep_ids - flags.keys()).items():
             self.feed(TaskRestored(now, TaskSpec(tid), succeeded, engine_id=engine_id))
         for row in rows:
@@ -577,7 +577,7 @@ class Controller:
             engine_info=None if action.ok else info, label=task.flags.label, result=msg.result,
             stdout=msg.stdout, stderr=msg.stderr))
         if msg.error_full is not None:       # the whole error text, kept in the database only (taskdb.py)
-            self.db.keep_error_text(action.task_id, msg.error_full)
+            self.db.keep_error_text(str(action.task_id), msg.error_full)
 
     def _finish(self, task_id: str, result: TaskResult) -> None:
         task = self.pending.pop(task_id)

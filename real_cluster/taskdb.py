@@ -400,7 +400,8 @@ class TaskDB:
 
     def outcomes(self, msg_ids: Iterable[str]) -> dict[str, tuple[bool, int | None]]:
         """Of these ids, the finished tasks': id -> (succeeded, engine id). Pending, purged or unknown ids are left out."""
-        ids, out = list(msg_ids), {}
+        ids = list(msg_ids)
+        out: dict[str, tuple[bool, int | None]] = {}
         for lo in range(0, len(ids), 500):               # SQLite caps the number of variables per statement
             part = ids[lo:lo + 500]
             out.update((r[0], (r[1] == "ok", r[2])) for r in self._db.execute(
