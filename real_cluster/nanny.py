@@ -59,6 +59,7 @@ class WorkerProc:
         self.sock = mine
         self.sock.setblocking(False)
         self.decoder = proto.FrameDecoder(proto.DEFAULT_LIMITS)
+        self.scratch = bytearray(proto.RECV_CHUNK)
         self.ready = False
         self.started = time.monotonic()
         self.stopped_since: float | None = None
@@ -83,7 +84,7 @@ class WorkerProc:
     def read(self) -> list[Any] | None:
         """Messages received from the worker (one read: the selector reports the rest); None when it closed."""
         try:
-            data = self.sock.recv(1 << 20)
+            data = proto.recv_into(self.sock, self.scratch)
         except (BlockingIOError, InterruptedError):
             return []
         except OSError:

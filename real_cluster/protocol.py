@@ -74,6 +74,19 @@ def encode_frame(header: dict[str, Any] | bytes, buffers: tuple[bytes, ...] | li
     return b"".join((_PREFIX.pack(body_len), _HEAD.pack(len(head), len(buffers)), lens, head, *buffers))
 
 
+RECV_CHUNK = 256 * 1024        # bytes one blocking-socket read takes at most (into a reused buffer, see recv_into)
+
+
+def recv_into(sock: Any, scratch: bytearray, flags: int = 0) -> memoryview:
+    """One `recv` into the caller's reusable `scratch` buffer; the bytes read, as a view (empty at EOF).
+
+    A fresh `recv(1 MiB)` costs an mmap, an mremap and a munmap per call (strace of a worker: three of
+    its five syscalls per no-op task, bench_live.py); reading into one buffer costs none.
+    """
+    n = sock.recv_into(scratch, len(scratch), flags)
+    return memoryview(scratch)[:n]
+
+
 class FrameDecoder:
     """Sans-IO decoder: `feed(data)` returns the complete frames so far as `(header, buffers)` pairs.
 

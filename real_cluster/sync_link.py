@@ -37,6 +37,7 @@ class SyncLink:
         self._limits = limits
         self._pending: list[Any] = []
         self._lock = threading.Lock()
+        self._scratch = bytearray(proto.RECV_CHUNK)
 
     @classmethod
     def connect(cls, host: str, port: int, key: str, role: str, timeout_s: float = 5.0,
@@ -120,7 +121,7 @@ class SyncLink:
                 if not self.sock.pending() and not select.select([self.sock], [], [], 0)[0]:
                     return
                 flags = 0
-            data = self.sock.recv(1 << 20, flags)
+            data = proto.recv_into(self.sock, self._scratch, flags)
         except BlockingIOError:
             return
         except socket.timeout:      # only the handshake has a timeout: the controller is there but slow to answer

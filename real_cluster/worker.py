@@ -159,11 +159,12 @@ class _Pipe:
         self.sock = sock
         self.decoder = proto.FrameDecoder(proto.DEFAULT_LIMITS)
         self.pending: list[Any] = []
+        self.scratch = bytearray(proto.RECV_CHUNK)
 
     def recv(self) -> Any | None:
         while not self.pending:
             try:
-                data = self.sock.recv(1 << 20)
+                data = proto.recv_into(self.sock, self.scratch)
             except InterruptedError:
                 continue
             if not data:
