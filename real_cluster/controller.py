@@ -19,6 +19,7 @@ import random
 import socket
 import sqlite3
 import ssl
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -115,6 +116,7 @@ class Controller:
     def __init__(self, config: ControllerConfig):
         self.config = config
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._commit_signalled = False
         self._engines_paused = False       # reads from engines paused while the database backlog is large
         self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
@@ -152,6 +154,7 @@ class Controller:
         """Bind the listening socket and start housekeeping; returns the port."""
         self._stopped = asyncio.Event()
         loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._recover()
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
         self._listener = socket.create_server((self.config.host, self.config.port), family=family,
@@ -379,6 +382,8 @@ class Controller:
             self.db.request_commit()
 
     def _db_committed_threadsafe(self, seq: int) -> None:
+        if threading.get_ident() == self._loop_thread:     # an inline commit (taskdb.py): no hand-off needed
+            return self._db_committed()
         if self._commit_signalled:          # one wake-up of the loop covers every commit until it runs
             return
         if self._loop is not None and not self._loop.is_closed():
