@@ -43,7 +43,7 @@ from .error import InvalidField
 from .hub_requests import RequestHandler
 from .memory_guard import MemoryGuard
 from .messages import (
-    CancelTask, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask, StopEngine,
+    AttachWorker, CancelTask, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask, StopEngine,
     Submit, TaskDone, TaskFlags, TaskResult, to_wire,
 )
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for
@@ -60,6 +60,15 @@ LISTEN_BACKLOG = 4096               # accepted-but-not-yet-seen connections the 
 ACCEPT_BATCH = 512                  # connections accepted per event-loop turn (other work goes between batches)
 _OVERLOADED_FRAME = proto.encode_frame(*to_wire(Refused(reason="the controller is overloaded with handshakes; retry",
                                                        retry=True)))
+
+
+class WorkerLink:
+    """`Link.state` of a worker's direct connection (worker.py): tasks for `eng` go straight to its worker."""
+
+    __slots__ = ("eng",)
+
+    def __init__(self, eng: EngineConn):
+        self.eng = eng
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +242,8 @@ class Controller:
             asyncio.get_running_loop().add_reader(self._listener.fileno(), self._accept_ready)
 
     def _peers(self) -> list[Link]:
-        return [*self.clients, *(eng.link for eng in self.engines.values())]
+        return [*self.clients, *(eng.link for eng in self.engines.values()),
+                *(eng.direct for eng in self.engines.values() if eng.direct is not None)]
 
     def _accept_ready(self) -> None:
         """Accept waiting connections. A source over its handshake cap is told "overloaded" and closed right
@@ -300,14 +310,22 @@ class Controller:
             self.pending.client_gone(link)
         elif isinstance(link.state, EngineConn):
             self._engine_lost(link.state.engine_id, reason)
+        elif isinstance(link.state, WorkerLink):
+            self._direct_closed(link, reason)
 
     def _on_message(self, link: Link, msg: Any) -> None:
         if link.role == "engine":
             eng = link.state
             if eng is None:
+                if isinstance(msg, AttachWorker):
+                    return self._attach(link, msg)
                 if not isinstance(msg, Register):
                     raise proto.ProtocolError(f"engine sent {type(msg).__name__} before registering")
                 return self._register(link, msg)
+            if type(eng) is WorkerLink:            # a worker's direct link: task answers only
+                if not isinstance(msg, TaskDone):
+                    raise proto.ProtocolError(f"unexpected {type(msg).__name__} on a worker's direct link")
+                return self._task_done(eng.eng, msg)
             eng.last_seen = time.monotonic()
             if isinstance(msg, TaskDone):
                 self._task_done(eng, msg)
@@ -349,12 +367,50 @@ class Controller:
             link.transport.pause_reading()
         self.feed(EngineJoined(time.time(), eid, float(msg.speed), frozenset(msg.labels)))
 
+    def _attach(self, link: Link, msg: AttachWorker) -> None:
+        """A worker's own connection: tasks for its engine go straight to it from now on (worker.py)."""
+        eng = next((e for e in self.engines.values() if e.uuid == msg.uuid), None)
+        if eng is None:
+            raise proto.ProtocolError(f"no engine with uuid {msg.uuid[:64]!r} to attach a worker to")
+        old, eng.direct = eng.direct, link
+        link.state = WorkerLink(eng)
+        if old is not None:
+            old.close("replaced by a newer direct link")
+        if self._engines_paused and link.transport is not None:     # database backpressure applies to it too
+            link.transport.pause_reading()
+        log.info("engine %d: its worker attached a direct link from %s", eng.engine_id, link.peer)
+
+    def _direct_closed(self, link: Link, reason: str) -> None:
+        """A worker's direct link closed. The attempt it carried is the nanny's to report (it saw the worker die or
+        killed it); if no report came within the liveness time, it counts as the worker's death (retries apply)."""
+        eng = link.state.eng
+        if eng.direct is link:
+            eng.direct = None
+        sent = eng.direct_task
+        if sent is not None and sent in eng.given and self.engines.get(eng.engine_id) is eng:
+            delay = self.config.hb_period_s * self.config.hb_misses
+            asyncio.get_running_loop().call_later(delay, self._direct_orphan, eng, sent, reason)
+
+    def _direct_orphan(self, eng: EngineConn, sent: tuple[str, int], reason: str) -> None:
+        if self.engines.get(eng.engine_id) is not eng or sent not in eng.given:
+            return                          # reported meanwhile, or the engine was lost (the core has it)
+        eng.given.discard(sent)
+        if eng.direct_task == sent:
+            eng.direct_task = None
+        log.warning("engine %d: task %s attempt %d was on its worker's direct link, which closed (%s), and the "
+                    "nanny never reported it: counted as the worker's death", eng.engine_id, sent[0][:64], sent[1],
+                    reason)
+        self.feed(WorkerDied(time.time(), sent[0], eng.engine_id, sent[1],
+                             f"the worker's connection closed while it had the task ({reason})"))
+
     def _engine_lost(self, eid: int, reason: str) -> None:
         eng = self.engines.pop(eid, None)
         if eng is None:
             return
         log.warning("engine %d lost: %s", eid, reason)
         eng.link.close(reason)
+        if eng.direct is not None:
+            eng.direct.close(reason)
         self._broadcast_engines()
         self.feed(EngineLost(time.time(), eid, reason))
 
@@ -455,6 +511,8 @@ class Controller:
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
         try:
             eng.given.remove((msg.task_id, msg.attempt))
+            if eng.direct_task is not None and eng.direct_task == (msg.task_id, msg.attempt):
+                eng.direct_task = None
         except KeyError:                # not sent to this engine: a forged or confused report changes nothing
             log.warning("engine %d reported task %r attempt %d, which it was not given; ignored",
                         eng.engine_id, msg.task_id[:64], msg.attempt)
@@ -487,16 +545,18 @@ class Controller:
         self._engines_paused = True
         self.db.request_commit()
         for eng in self.engines.values():
-            if eng.link.transport is not None:
-                eng.link.transport.pause_reading()
+            for link in (eng.link, eng.direct):
+                if link is not None and link.transport is not None and not link.transport.is_closing():
+                    link.transport.pause_reading()
 
     def _resume_engines(self) -> None:
         self._engines_paused = False
         now = time.monotonic()
         for eng in self.engines.values():
             eng.last_seen = max(eng.last_seen, now)      # silence while we did not read is not theirs
-            if eng.link.transport is not None and not eng.link.transport.is_closing():
-                eng.link.transport.resume_reading()
+            for link in (eng.link, eng.direct):
+                if link is not None and link.transport is not None and not link.transport.is_closing():
+                    link.transport.resume_reading()
 
     # ------------------------------------------------------------------- core: events/actions
     def feed(self, event: Event) -> None:
@@ -513,10 +573,14 @@ class Controller:
         if eng is None or eng.link.closed or task is None:
             self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
         else:
-            eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload,
-                                  time_limit_s=task.flags.time_limit_s))
+            link = eng.link
+            if eng.direct is not None and not eng.given and not eng.direct.closed:
+                link = eng.direct           # nothing else out there: straight to the worker (no nanny hop)
+                eng.direct_task = (action.task_id, action.attempt)
+            link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload,
+                              time_limit_s=task.flags.time_limit_s))
             eng.given.add((action.task_id, action.attempt))
-            self._dispatched.add(eng.link)
+            self._dispatched.add(link)
             self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
 
     def _do_fail(self, action: Fail) -> None:

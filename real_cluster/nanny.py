@@ -16,6 +16,7 @@ apply), a fresh worker starts, and the engine keeps its id.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import selectors
@@ -37,6 +38,7 @@ from .messages import (
 )
 from .profile import ConnectionInfo
 from .sync_link import SyncLink
+from .worker_slot import Running, TaskSlot
 
 log = logging.getLogger("real_cluster.engine")
 WATCH_PERIOD_S = 0.1            # how often a running task's limits and worker state are checked
@@ -47,13 +49,17 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 class WorkerProc:
     """One worker process and the nanny's end of its socket pair."""
 
-    def __init__(self, result_max: int | None = None) -> None:
+    def __init__(self, result_max: int | None = None, attach: dict[str, Any] | None = None) -> None:
+        from .worker import ATTACH_ENV
         mine, theirs = socket.socketpair()
+        self.slot = TaskSlot()              # what the worker runs (worker_slot.py); a fresh one per worker
         extra = ["--result-max", str(result_max)] if result_max is not None else []
+        env = dict(os.environ, **{ATTACH_ENV: json.dumps(attach)}) if attach else None
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "real_cluster.worker", "--fd", str(theirs.fileno()),
-                                          *extra],
-                                         stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), close_fds=True)
+                                          "--slot-fd", str(self.slot.fd), *extra], env=env,
+                                         stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), self.slot.fd),
+                                         close_fds=True)
         finally:
             theirs.close()
         self.sock = mine
@@ -119,6 +125,7 @@ class WorkerProc:
         except subprocess.TimeoutExpired:
             code = None
         self.sock.close()
+        self.slot.close_fd()
         return _exit_text(code)
 
     def reap(self) -> str:
@@ -128,6 +135,7 @@ class WorkerProc:
         except subprocess.TimeoutExpired:
             return self.kill()
         self.sock.close()
+        self.slot.close_fd()
         return _exit_text(code)
 
 
@@ -166,10 +174,13 @@ class Nanny:
         self._hb_period = 1.0
         self._liveness_s = 5.0
         self._stopping = False
+        # the worker's direct link (worker.py): not over TLS (a TLS session cannot be shared with it)
+        self._attach = None if info.tls_fingerprint is not None else {
+            "host": info.host, "port": info.port, "key": info.key, "uuid": self.uuid}
 
     # --------------------------------------------------------------------------- lifecycle
     def run(self) -> int:
-        self.worker = WorkerProc(self.result_max)
+        self.worker = WorkerProc(self.result_max, self._attach)
         try:
             while not self._stopping:
                 link = self._connect()
@@ -219,13 +230,14 @@ class Nanny:
         next_hb = time.monotonic() + self._hb_period
         next_watch = 0.0
         try:
+            self._ask_attach()                      # registered: the worker may take tasks straight now
             if not self._from_controller(link, link.recv_many(block=False)):   # what came with Registered
                 return
             while not self._stopping:
                 now = time.monotonic()
                 timeout = next_hb - now
-                if self.current is not None or not self.worker.ready:
-                    timeout = min(timeout, WATCH_PERIOD_S)
+                if self._attach is not None or self.current is not None or not self.worker.ready:
+                    timeout = min(timeout, WATCH_PERIOD_S)      # (a direct task is seen in the slot only)
                 for key, _ in sel.select(max(0.0, timeout)):
                     if key.data == "controller":
                         if not self._from_controller(link, link.recv_many(block=False)):
@@ -272,7 +284,7 @@ class Nanny:
             elif isinstance(msg, CancelTask):
                 self._cancel(link, msg)
             elif isinstance(msg, SignalEngine):
-                if self.worker is not None and self.current is not None:
+                if self.worker is not None and self._running() is not None:
                     try:
                         os.kill(self.worker.pid, msg.signum)
                     except OSError as exc:
@@ -284,8 +296,23 @@ class Nanny:
                 log.warning("ignoring unexpected %s from the controller", type(msg).__name__)
         return True
 
-    def _cancel(self, link: SyncLink, msg: CancelTask) -> None:
+    def _running(self) -> Running | None:
+        """The task the worker runs: the one this nanny handed it, else one it took from its direct link."""
         cur = self.current
+        if cur is not None:
+            return Running(cur.task_id, cur.attempt, cur.time_limit_s, self.current_started_at, self.current_since)
+        return self.worker.slot.running() if self.worker is not None else None
+
+    def _ask_attach(self) -> None:
+        """Have the worker (re)connect its direct link (a Heartbeat on the pipe; worker.py)."""
+        if self._attach is not None and self.worker is not None:
+            try:
+                self.worker.send(Heartbeat())
+            except OSError:
+                pass                # a dead worker: the pipe's end is seen by the loop
+
+    def _cancel(self, link: SyncLink, msg: CancelTask) -> None:
+        cur = self._running()
         if cur is not None and (cur.task_id, cur.attempt) == (msg.task_id, msg.attempt):
             self._end_current(link, "aborted", "TaskAborted", "aborted while running (its worker was stopped)")
             return
@@ -316,6 +343,10 @@ class Nanny:
     def _start_next(self, link: SyncLink) -> None:
         if self.current is not None or not self.todo or self.worker is None or not self.worker.ready:
             return
+        if self.worker.slot.running() is not None:     # a direct task runs: the worker wakes us when it ends
+            self.worker.slot.ask_wakeup()
+            if self.worker.slot.running() is not None:
+                return
         msg = self.todo.popleft()
         self.current, self.current_since, self.current_started_at = msg, time.monotonic(), time.time()
         try:
@@ -342,10 +373,10 @@ class Nanny:
                 return
         else:
             w.stopped_since = None
-        cur = self.current
+        cur = self._running()
         if cur is None:
             return
-        if cur.time_limit_s is not None and now - self.current_since > cur.time_limit_s:
+        if cur.time_limit_s is not None and now - cur.started_mono > cur.time_limit_s:
             self._end_current(link, "time_limit", TIME_LIMIT_EXCEEDED,
                               f"the task ran longer than its time limit of {cur.time_limit_s:g} s")
             return
@@ -357,12 +388,12 @@ class Nanny:
 
     def _end_current(self, link: SyncLink, status: str, ename: str, evalue: str) -> None:
         """Stop the running task by killing the worker; report it with `status`; start a fresh worker."""
-        cur = self.current
+        cur = self._running()
         self.current = None
         self._replace_worker()
         if cur is not None:
             link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status,
-                               started_at=self.current_started_at,
+                               started_at=cur.started_at,
                                completed_at=time.time(), ename=ename, evalue=evalue))
 
     def _worker_died(self, link: SyncLink, why: str | None) -> None:
@@ -371,16 +402,18 @@ class Nanny:
         how = self.worker.kill() if why is not None else self.worker.reap()
         text = why or f"the worker process {how}"
         log.warning("engine %s: %s", self.engine_id, text)
+        cur = self._running()                   # (the dead worker's slot is still readable)
         self.worker = None
-        cur, self.current = self.current, None
+        self.current = None
         self._replace_worker()
         if cur is not None:
             link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died",
-                               started_at=self.current_started_at,
+                               started_at=cur.started_at,
                                completed_at=time.time(), ename="EngineError", evalue=text))
 
     def _replace_worker(self) -> None:
         if self.worker is not None:
             self.worker.kill()
         self.restarts += 1
-        self.worker = WorkerProc(self.result_max)
+        self.worker = WorkerProc(self.result_max, self._attach)
+        self._ask_attach()
