@@ -214,6 +214,7 @@ class Client(HubQueries, ResultRequests):
         if self._link is not None and not self._link.closed:
             for frame in frames:
                 self._link.send_encoded(frame)
+            self._link.flush()          # now, not one loop turn later (bench_live.py: round trip)
 
     # ----------------------------------------------------------------------- caller side
     def _send(self, msg: Any) -> None:

@@ -38,6 +38,7 @@ from . import protocol as proto
 from . import tls
 from .admission import HandshakeGate
 from .aio_link import HANDSHAKE_TIMEOUT_S, Link
+from .direct_links import DirectLinks, WorkerLink
 from .durable import CommitGate, GatedLink
 from .error import InvalidField
 from .hub_requests import RequestHandler
@@ -60,15 +61,6 @@ LISTEN_BACKLOG = 4096               # accepted-but-not-yet-seen connections the 
 ACCEPT_BATCH = 512                  # connections accepted per event-loop turn (other work goes between batches)
 _OVERLOADED_FRAME = proto.encode_frame(*to_wire(Refused(reason="the controller is overloaded with handshakes; retry",
                                                        retry=True)))
-
-
-class WorkerLink:
-    """`Link.state` of a worker's direct connection (worker.py): tasks for `eng` go straight to its worker."""
-
-    __slots__ = ("eng",)
-
-    def __init__(self, eng: EngineConn):
-        self.eng = eng
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +111,7 @@ def _guarded(handler: Any) -> Any:
     return carry_out
 
 
-class Controller:
+class Controller(DirectLinks):
     """One controller. `await start()` binds and returns; `await wait_stopped()`; `stop()` ends it."""
 
     def __init__(self, config: ControllerConfig):
@@ -367,42 +359,6 @@ class Controller:
             link.transport.pause_reading()
         self.feed(EngineJoined(time.time(), eid, float(msg.speed), frozenset(msg.labels)))
 
-    def _attach(self, link: Link, msg: AttachWorker) -> None:
-        """A worker's own connection: tasks for its engine go straight to it from now on (worker.py)."""
-        eng = next((e for e in self.engines.values() if e.uuid == msg.uuid), None)
-        if eng is None:
-            raise proto.ProtocolError(f"no engine with uuid {msg.uuid[:64]!r} to attach a worker to")
-        old, eng.direct = eng.direct, link
-        link.state = WorkerLink(eng)
-        if old is not None:
-            old.close("replaced by a newer direct link")
-        if self._engines_paused and link.transport is not None:     # database backpressure applies to it too
-            link.transport.pause_reading()
-        log.info("engine %d: its worker attached a direct link from %s", eng.engine_id, link.peer)
-
-    def _direct_closed(self, link: Link, reason: str) -> None:
-        """A worker's direct link closed. The attempt it carried is the nanny's to report (it saw the worker die or
-        killed it); if no report came within the liveness time, it counts as the worker's death (retries apply)."""
-        eng = link.state.eng
-        if eng.direct is link:
-            eng.direct = None
-        sent = eng.direct_task
-        if sent is not None and sent in eng.given and self.engines.get(eng.engine_id) is eng:
-            delay = self.config.hb_period_s * self.config.hb_misses
-            asyncio.get_running_loop().call_later(delay, self._direct_orphan, eng, sent, reason)
-
-    def _direct_orphan(self, eng: EngineConn, sent: tuple[str, int], reason: str) -> None:
-        if self.engines.get(eng.engine_id) is not eng or sent not in eng.given:
-            return                          # reported meanwhile, or the engine was lost (the core has it)
-        eng.given.discard(sent)
-        if eng.direct_task == sent:
-            eng.direct_task = None
-        log.warning("engine %d: task %s attempt %d was on its worker's direct link, which closed (%s), and the "
-                    "nanny never reported it: counted as the worker's death", eng.engine_id, sent[0][:64], sent[1],
-                    reason)
-        self.feed(WorkerDied(time.time(), sent[0], eng.engine_id, sent[1],
-                             f"the worker's connection closed while it had the task ({reason})"))
-
     def _engine_lost(self, eid: int, reason: str) -> None:
         eng = self.engines.pop(eid, None)
         if eng is None:
@@ -439,7 +395,7 @@ class Controller:
 
     def _db_committed_threadsafe(self, seq: int) -> None:
         if threading.get_ident() == self._loop_thread:     # an inline commit (taskdb.py): no hand-off needed
-            return self._db_committed()
+            return self._db_committed(flush=True)
         if self._commit_signalled:          # one wake-up of the loop covers every commit until it runs
             return
         if self._loop is not None and not self._loop.is_closed():
@@ -450,13 +406,13 @@ class Controller:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._db_failed, exc)
 
-    def _db_committed(self) -> None:
+    def _db_committed(self, flush: bool = False) -> None:
         self._commit_signalled = False
         if self.gate.failing and self.db.error is None:
             log.warning("task database writes succeed again; accepting submissions")
             self.gate.failing = False
         self.db.forget_committed()
-        self.gate.release()
+        self.gate.release(flush)
         if self._engines_paused and self.db.queued_bytes <= DB_BACKLOG_PAUSE_BYTES // 2:
             self._resume_engines()
 

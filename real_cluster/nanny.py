@@ -1,9 +1,12 @@
 """An engine's nanny: owns the controller connection, the heartbeat and the engine id; never runs user code.
 
 How this works. One thread, one `selectors` loop over two sockets: the controller link and the
-local socket pair to the worker process (worker.py). RunTask messages queue here and go to the
-worker one at a time, so a cancel of a queued task never reaches the worker and a kill only ever
-costs the running task. Heartbeats leave on schedule whatever the task does (the worker may hold
+local socket pair to the worker process (worker.py). The worker also has a direct link of its own
+to the controller (not over TLS): a task sent while its engine has nothing else out goes straight
+there and its answer straight back, without waking the nanny; the nanny sees it in the page it
+shares with the worker (worker_slot.py). Any other RunTask queues here and goes to the worker one
+at a time (after a direct one ends: the worker wakes the nanny), so a cancel of a queued task never
+reaches the worker and a kill only ever costs the running task. Heartbeats leave on schedule whatever the task does (the worker may hold
 the GIL for minutes). While a task runs, a watchdog checks every `WATCH_PERIOD_S`:
 - its `time_limit_s` -> kill the worker, TaskDone `error` / TimeLimitExceeded;
 - the worker's resident memory against `memory_limit` -> kill, TaskDone `died` naming the limit;

@@ -3,7 +3,10 @@
 How this works. The nanny (nanny.py) starts `python -m real_cluster.worker --fd N`, where N is its
 end of a local socket pair. The worker announces itself with a Heartbeat, then reads RunTask frames
 and answers each with one TaskDone (same framing and messages as the cluster wire, no handshake: the
-pair is private to the two processes). Everything a task can do to its output is contained here:
+pair is private to the two processes). Given the nanny's address of the controller (ATTACH_ENV), it also
+attaches a direct link of its own (engine key, `AttachWorker`): tasks sent there are answered there, each
+recorded in the page shared with the nanny while it runs (worker_slot.py), so the nanny still enforces
+limits, aborts and reports deaths. Everything a task can do to its output is contained here:
 an exception whose `__str__` raises, a huge message, an unpicklable result, a result over the frame
 cap (`ResultTooLarge`): each becomes an ordinary `error` TaskDone with texts capped at `TEXT_MAX`
 (truncation marked). The task's `sys.stdout`/`sys.stderr` are captured up to `OUTPUT_MAX` each.
