@@ -393,11 +393,16 @@ class Nanny:
         """Stop the running task by killing the worker; report it with `status`; start a fresh worker."""
         cur = self._running()
         self.current = None
-        self._replace_worker()
-        if cur is not None:
-            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status,
-                               started_at=cur.started_at,
-                               completed_at=time.time(), ename=ename, evalue=evalue))
+        if self.worker is not None:
+            self.worker.kill()                  # stopped before it is reported; the fresh worker starts after
+            self.worker = None
+        try:
+            if cur is not None:
+                link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status,
+                                   started_at=cur.started_at,
+                                   completed_at=time.time(), ename=ename, evalue=evalue))
+        finally:
+            self._replace_worker()
 
     def _worker_died(self, link: SyncLink, why: str | None) -> None:
         """The worker died (`why` None: its pipe closed) or must die: report the running task, start afresh."""
@@ -408,11 +413,13 @@ class Nanny:
         cur = self._running()                   # (the dead worker's slot is still readable)
         self.worker = None
         self.current = None
-        self._replace_worker()
-        if cur is not None:
-            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died",
-                               started_at=cur.started_at,
-                               completed_at=time.time(), ename="EngineError", evalue=text))
+        try:
+            if cur is not None:                 # reported before a fresh worker starts (that takes a while)
+                link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died",
+                                   started_at=cur.started_at,
+                                   completed_at=time.time(), ename="EngineError", evalue=text))
+        finally:
+            self._replace_worker()
 
     def _replace_worker(self) -> None:
         if self.worker is not None:
