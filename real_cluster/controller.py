@@ -146,6 +146,7 @@ class Controller(DirectLinks):
                                        save_records=self.save_records, stop=self.stop,
                                        send_result=self.memory.send_result)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
+        self._delivers: list[Deliver] | None = None     # Delivers held while an engine's report is handled
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
         self._keys = {"client": config.key, "engine": config.engine_key}
         self._gate_logged_at = 0.0
@@ -481,16 +482,24 @@ class Controller(DirectLinks):
             return self.feed(DependencyUnmet(now, msg.task_id, eng.engine_id, msg.attempt))
         task.reply = (msg, eng.engine_id)
         ok = msg.status == "ok"
+        delivers: list[Deliver] | None = None
         if msg.status == "died":            # the engine's worker process died: the core retries or fails it
             self.feed(WorkerDied(now, msg.task_id, eng.engine_id, msg.attempt, msg.evalue or ""))
         else:
             outcome = (Outcome.OK if ok else Outcome.ABORTED if msg.status == "aborted"
                        else Outcome.TIME_LIMIT if msg.status == "time_limit" else Outcome.ERROR)
-            self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
-                                   None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
+            self._delivers = []             # the engine's next task first, this one's result after (below)
+            try:
+                self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
+                                       None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
+            finally:
+                delivers, self._delivers = self._delivers, None
         for link in self._dispatched:       # the next task leaves now, not after this loop turn's other reads
             link.flush()                    # (bench_live.py: 1 ms tasks, an engine waits for this write)
         self._dispatched.clear()
+        if delivers:
+            for action in delivers:
+                self._pump.handlers[Deliver](action)
         if self.db.queued_bytes > DB_BACKLOG_PAUSE_BYTES and not self._engines_paused:
             self._pause_engines()
 
@@ -564,6 +573,8 @@ class Controller(DirectLinks):
         self.feed(TimerFired(time.time(), token))
 
     def _deliver(self, action: Deliver) -> None:
+        if self._delivers is not None:      # during an engine's report: carried out once its next task is out
+            return self._delivers.append(action)
         task = self.pending.get(action.task_id)
         if task is None or task.reply is None:
             log.error("core delivered task %s but no reply is held", action.task_id)
