@@ -166,3 +166,34 @@ def test_the_task_slot_reads_what_the_worker_wrote_and_wakes_the_nanny_once():
     assert nanny.running().task_id == "x" * len(nanny.running().task_id) and len(nanny.running().task_id) > 1000
     nanny.close_fd()
     worker.close_fd()
+
+
+def test_attaching_to_an_unknown_engine_or_with_the_client_key_closes_only_that_connection(make_cluster):
+    from real_cluster.error import AuthenticationError, ConnectionFailed
+    from real_cluster.messages import AttachWorker
+    from real_cluster.profile import CLIENT_FILE, ENGINE_FILE, read_connection_file
+    from real_cluster.sync_link import SyncLink
+    cluster = make_cluster(1)
+    rc = cluster.client
+    engine = read_connection_file(cluster.dir / "security" / ENGINE_FILE)
+    link = SyncLink.connect(engine.host, engine.port, engine.key, "engine")
+    try:
+        link.send(AttachWorker(uuid="no-such-engine"))
+        with pytest.raises(ConnectionFailed):
+            link.recv()                                        # the controller closed it
+    finally:
+        link.close()
+    client = read_connection_file(cluster.dir / "security" / CLIENT_FILE)
+    with pytest.raises(AuthenticationError):                   # the client key does not open the engine role
+        SyncLink.connect(client.host, client.port, client.key, "engine")
+    link = SyncLink.connect(client.host, client.port, client.key, "client")
+    try:
+        link.send(AttachWorker(uuid="whatever"))               # a client cannot attach either
+        with pytest.raises(ConnectionFailed):
+            for _ in range(10):                                # (a client is told the engine ids first)
+                link.recv()
+    finally:
+        link.close()
+    assert rc.load_balanced_view().apply_sync(abs, -2) == 2 and rc.ids == [0]
+    log = (cluster.dir / "log" / "controller.log").read_text()
+    assert "no engine with uuid 'no-such-engine'" in log
