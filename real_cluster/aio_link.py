@@ -94,7 +94,7 @@ class Link(asyncio.BufferedProtocol):
             transport.close()
             return
         peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else (str(peer or "") or "a local socket")
         if self._tls_fingerprint is not None:        # peer side over TLS: is it the pinned certificate?
             ssl_object = transport.get_extra_info("ssl_object")
             try:

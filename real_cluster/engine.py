@@ -97,9 +97,11 @@ def run_engine(args: argparse.Namespace) -> int:
         if log_dir.is_dir():
             log_path = log_dir / f"engine-{os.getpid()}.log"
     configure_logging(log_path, "engine")
+    from .protocol import UNIX_SOCKET_NAME
+    unix = Path(args.file).resolve().parent / UNIX_SOCKET_NAME      # a controller on this host listens there too
     return Nanny(info, retry_for_s=args.retry_for, memory_limit=getattr(args, "memory_limit", None),
                  result_max=getattr(args, "result_max", None), speed=getattr(args, "speed", 1.0),
-                 labels=tuple(getattr(args, "label", ()))).run()
+                 labels=tuple(getattr(args, "label", ())), unix_path=str(unix) if unix.exists() else None).run()
 
 
 if __name__ == "__main__":

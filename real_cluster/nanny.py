@@ -157,7 +157,8 @@ class Nanny:
     """One engine. `run()` returns an exit code (0 after a clean stop or giving up reconnecting)."""
 
     def __init__(self, info: ConnectionInfo, retry_for_s: float = 20.0, memory_limit: int | None = None,
-                 result_max: int | None = None, speed: float = 1.0, labels: tuple[str, ...] = ()):
+                 result_max: int | None = None, speed: float = 1.0, labels: tuple[str, ...] = (),
+                 unix_path: str | None = None):
         if memory_limit is not None and memory_limit <= 0:
             raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
         self.info = info
@@ -179,7 +180,8 @@ class Nanny:
         self._stopping = False
         # the worker's direct link (worker.py): not over TLS (a TLS session cannot be shared with it)
         self._attach = None if info.tls_fingerprint is not None else {
-            "host": info.host, "port": info.port, "key": info.key, "uuid": self.uuid}
+            "host": info.host, "port": info.port, "key": info.key, "uuid": self.uuid,
+            **({"unix": unix_path} if unix_path else {})}
 
     # --------------------------------------------------------------------------- lifecycle
     def run(self) -> int:

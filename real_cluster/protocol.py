@@ -35,6 +35,7 @@ from typing import Any
 from .error import AuthenticationError, ProtocolError
 
 PROTOCOL_VERSION = 1
+UNIX_SOCKET_NAME = "controller.sock"    # the controller's Unix-domain socket, beside the connection files (0600)
 _PREFIX = struct.Struct("!I")
 _HEAD = struct.Struct("!HB")
 _LEN = struct.Struct("!I")

@@ -40,7 +40,7 @@ TEXT_MAX = 64 * 1024            # characters of an error message or traceback se
 OUTPUT_MAX = 1024 * 1024        # characters of captured stdout / stderr per task
 RESULT_MAX = proto.DEFAULT_LIMITS.max_frame - 1024 * 1024   # room for the header and the captured output
 RESULT_TOO_LARGE = "ResultTooLarge"
-ATTACH_ENV = "SCHED_LAB_WORKER_ATTACH"     # JSON {host, port, key, uuid} from the nanny: the direct link's address
+ATTACH_ENV = "SCHED_LAB_WORKER_ATTACH"     # JSON {host, port, key, uuid[, unix]} from the nanny: the direct link
 ATTACH_TIMEOUT_S = 2.0
 log = logging.getLogger("real_cluster.engine")
 
@@ -212,8 +212,14 @@ class _Direct:
         self.queue = []
         link = None
         try:
-            link = SyncLink.connect(self.info["host"], int(self.info["port"]), self.info["key"], "engine",
-                                    timeout_s=ATTACH_TIMEOUT_S)
+            try:                # the controller's Unix-domain socket when it is on this host, else TCP
+                link = SyncLink.connect(self.info["host"], int(self.info["port"]), self.info["key"], "engine",
+                                        timeout_s=ATTACH_TIMEOUT_S, unix_path=self.info.get("unix"))
+            except ConnectionFailed:
+                if not self.info.get("unix"):
+                    raise
+                link = SyncLink.connect(self.info["host"], int(self.info["port"]), self.info["key"], "engine",
+                                        timeout_s=ATTACH_TIMEOUT_S)
             link.send(AttachWorker(uuid=self.info["uuid"]))
         except (ConnectionFailed, ProtocolError, OSError) as exc:
             if link is not None:

@@ -1,5 +1,6 @@
 """A worker's direct link (worker.py, worker_slot.py): tasks go straight from the controller to the worker and back,
-so a task completes while its nanny is stopped (for less than the liveness timeout); after the worker is killed,
+so a task completes while its nanny is stopped (for less than the liveness timeout), over the controller's Unix
+socket when it is on this host; after the worker is killed,
 the fresh worker attaches again and the same engine serves straight on; an answer lost with the link (the nanny
 never saw the task end) counts as the worker's death after the liveness timeout, retries apply; with tasks both
 straight and held by the nanny (hwm 2) all arrive and a held one can still be aborted before it starts.
@@ -68,8 +69,9 @@ def _cut_my_direct_link(marker, times=1):
             s = socket.socket(fileno=os.dup(fd))
         except OSError:
             continue
-        try:
-            if s.family in (socket.AF_INET, socket.AF_INET6) and s.type == socket.SOCK_STREAM:
+        try:                    # TCP, or the controller's Unix socket (not the nanny's unnamed socket pair)
+            if s.type == socket.SOCK_STREAM and (s.family in (socket.AF_INET, socket.AF_INET6)
+                                                 or (s.family == socket.AF_UNIX and s.getpeername())):
                 s.shutdown(socket.SHUT_RDWR)
                 cut += 1
         except OSError:
@@ -106,6 +108,8 @@ def test_a_task_completes_while_its_nanny_is_stopped_and_a_new_worker_attaches_a
     with _stopped(nanny):
         assert v.apply_async(_pids).get(2.0) == (new_worker, nanny)
     assert rc.ids == [0]                                       # the same engine all along
+    log = (cluster.dir / "log" / "controller.log").read_text()
+    assert log.count("its worker attached a direct link from a local socket") == 2      # the Unix socket, not TCP
 
 
 def test_an_answer_lost_with_the_direct_link_counts_as_the_workers_death(make_cluster, tmp_path):
