@@ -500,6 +500,10 @@ class Controller(DirectLinks):
             self._send_result(link, TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
+        if self._dispatched:                # an idle engine got it: on its way now, not a loop turn later
+            for eng_link in self._dispatched:   # (bench_live.py: round trip)
+                eng_link.flush()
+            self._dispatched.clear()
 
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
         try:
