@@ -17,13 +17,14 @@ with backoff; the backlog lands chunk by chunk once it can. Reads run on the cal
 and see committed rows only: the controller reads once the writes before a request have committed.
 An in-memory database has no writer thread: writes run at once and are committed when they return.
 
-Inline commits. Handing a small batch to the writer thread costs two thread wake-ups and a GIL tug of war
+Inline commits. Handing a batch to the writer thread costs two thread wake-ups and a GIL tug of war
 (futex storms: strace of the controller in bench_live.py), more than the commit itself (~0.06 ms, WAL,
 synchronous=NORMAL). So when the caller's loop asks for a commit (`request_commit`) while the writer is
-idle and the batch is small, the commit runs right there on a connection of its own that never waits for a
-lock (busy timeout 0) and never checkpoints (the writer does, every INLINE_CHECKPOINT_EVERY inline commits).
-Anything else — a lock held by another process, a full disk, a large batch — falls back to the writer
-thread, which waits, retries and reports as described above; `on_commit` is called the same way.
+idle, the commit runs right there on a connection of its own that never waits for a lock (busy timeout 0)
+and never checkpoints (the writer does, every INLINE_CHECKPOINT_EVERY inline commits), one bounded chunk
+per loop turn (a backlog goes in several turns, other I/O between them). Anything else — a lock held by
+another process, a full disk, one write too big for a chunk — falls back to the writer thread, which
+waits, retries and reports as described above; `on_commit` is called the same way.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ WRITE_CHUNK_BYTES = 8 << 20        # ... or about this many payload/result bytes
 GROUP_COMMIT_WAIT_S = 0.005        # a lazy commit request (answers already batched) waits this long for company
 WRITE_RETRY_MAX_S = 2.0            # while the database refuses writes, retry at most this far apart
 WRITER_BUSY_TIMEOUT_S = 1.0        # the writer waits this long for another process's lock per attempt
-INLINE_MAX_ROWS = 512              # a batch up to this many writes ... (bench_live.py: round trip, burst)
-INLINE_MAX_BYTES = 256 << 10  # ... and payload/result bytes is committed on the caller's loop (inline)
+INLINE_MAX_ROWS = 256              # one inline commit takes at most this many writes ... (a loop turn stays short:
+INLINE_MAX_BYTES = 256 << 10       # ... and payload/result bytes   bench_live.py, 1 ms tasks while a burst arrives)
 INLINE_CHECKPOINT_EVERY = 256      # inline commits between two WAL checkpoints by the writer thread
 
 
@@ -219,7 +220,8 @@ class TaskDB:
                 self._cond.notify()
 
     def _commit_inline(self) -> bool:
-        """Commit every queued write here and now (see "Inline commits"); False if it must go to the writer.
+        """Commit the queued writes here and now, at most one chunk per call (see "Inline commits"); a backlog
+        left over is scheduled for the next loop turn. False if the writer must take it.
 
         Runs under the writer's lock while the writer is idle, so the two never commit at once; a lock held
         by anyone else fails at once (busy timeout 0) and leaves the batch to the writer.
@@ -227,18 +229,28 @@ class TaskDB:
         with self._cond:
             self._wake_scheduled = self._lazy_scheduled = False
             ops = self._ops
-            if (self._inline is None or not self._writer_idle or not ops or self._closing or self.error is not None
-                    or len(ops) > INLINE_MAX_ROWS or self.queued_bytes > INLINE_MAX_BYTES):
+            if self._inline is None or not self._writer_idle or not ops or self._closing or self.error is not None:
                 return False
+            n = size = 0
+            for op in ops:
+                if n >= INLINE_MAX_ROWS or size + op[3] > INLINE_MAX_BYTES:
+                    break
+                n, size = n + 1, size + op[3]
+            if not n:                       # one write too big to commit on the loop
+                return False
+            chunk = ops[:n]
             try:
-                self._commit(self._inline, ops)
+                self._commit(self._inline, chunk)
             except sqlite3.Error as exc:
                 log.debug("inline commit failed, the writer thread takes the batch: %s", exc)
                 return False
-            seq = ops[-1][0]
-            self._ops = []
-            self.queued_bytes = 0
+            seq = chunk[-1][0]
+            del ops[:n]
+            self.queued_bytes -= size
             self.committed_seq = seq
+            if ops and self._schedule is not None:      # the rest next turn: I/O goes in between
+                self._wake_scheduled = True
+                self._schedule(0, self._commit_soon)
             self.commits += 1
             self.inline_commits += 1
             if self.inline_commits % INLINE_CHECKPOINT_EVERY == 0:

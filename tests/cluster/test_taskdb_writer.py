@@ -14,7 +14,7 @@ import pytest
 import os
 
 from real_cluster.taskdb import (
-    INLINE_CHECKPOINT_EVERY, INLINE_MAX_ROWS, WRITE_CHUNK_BYTES, WRITE_CHUNK_ROWS, TaskDB, TaskIdInUse,
+    INLINE_CHECKPOINT_EVERY, INLINE_MAX_BYTES, INLINE_MAX_ROWS, WRITE_CHUNK_BYTES, WRITE_CHUNK_ROWS, TaskDB, TaskIdInUse,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -150,19 +150,36 @@ def test_a_small_batch_commits_inline_on_the_callers_thread_and_is_on_disk(tmp_p
     db.close()
 
 
-def test_a_batch_too_big_for_inline_goes_to_the_writer_thread(tmp_path):
+def test_a_backlog_commits_inline_one_bounded_chunk_per_loop_turn(tmp_path):
+    path = str(tmp_path / "tasks.db")
+    seqs: list[int] = []
+    loop = _Loop()
+    db = TaskDB(path, on_commit=seqs.append, schedule=loop.schedule)
+    _wait_idle(db)
+    n = INLINE_MAX_ROWS * 2 + 10
+    for i in range(n):
+        db.add_task(f"t{i}", "c", {}, float(i), b"p")
+    db.request_commit()
+    for turn in range(1, 4):
+        loop.turn()
+        assert db.committed_seq == min(n, turn * INLINE_MAX_ROWS) and db.inline_commits == turn
+        assert _count(path, "SELECT count(*) FROM tasks") == db.committed_seq
+    assert not db.dirty and not loop.due and seqs == [INLINE_MAX_ROWS, 2 * INLINE_MAX_ROWS, n]
+    db.close()
+
+
+def test_a_write_too_big_for_inline_goes_to_the_writer_thread(tmp_path):
     path = str(tmp_path / "tasks.db")
     threads: list[int] = []
     loop = _Loop()
     db = TaskDB(path, on_commit=lambda seq: threads.append(threading.get_ident()), schedule=loop.schedule)
     _wait_idle(db)
-    for i in range(INLINE_MAX_ROWS + 1):
-        db.add_task(f"t{i}", "c", {}, float(i), b"p")
+    db.add_task("big", "c", {}, 0.0, bytes(INLINE_MAX_BYTES + 1))
     db.request_commit()
     loop.turn()
     assert db.wait_committed(timeout_s=30)
     assert db.inline_commits == 0 and threads and threading.get_ident() not in threads
-    assert _count(path, "SELECT count(*) FROM tasks") == INLINE_MAX_ROWS + 1
+    assert _count(path, "SELECT count(*) FROM tasks") == 1
     db.close()
 
 
