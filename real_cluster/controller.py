@@ -45,7 +45,8 @@ from .error import InvalidField
 from .hub_requests import RequestHandler
 from .memory_guard import MemoryGuard
 from .messages import (
-    AttachWorker, CancelTask, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask, StopEngine,
+    AttachWorker, CancelTask, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask,
+    StopEngine,
     Submit, TaskDone, TaskFlags, TaskResult, to_wire,
 )
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for

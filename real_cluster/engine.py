@@ -5,7 +5,8 @@ nanny (nanny.py): it registers with the controller, sends heartbeats, queues the
 and never runs user code. It starts a worker process (worker.py) and hands it one task at a time
 over a local socket pair; the worker runs the task, capturing its output, and answers with a
 TaskDone. (A worker also attaches a direct link to the controller, so that a task its engine gets
-while nothing else is out skips the nanny both ways; the nanny still sees and controls it.) When the worker dies or must be stopped (abort of the running task, `time_limit`,
+while nothing else is out skips the nanny both ways; the nanny still sees and controls it.)
+When the worker dies or must be stopped (abort of the running task, `time_limit`,
 `--memory-limit`, stopped for longer than the liveness timeout, `shutdown`), the nanny kills it,
 reports the task and starts a fresh one; the engine keeps its id. If the controller connection
 drops, the nanny tries to reconnect for `retry_for_s` seconds (registering again, under a new id),

@@ -6,8 +6,8 @@ to the controller (not over TLS): a task sent while its engine has nothing else 
 there and its answer straight back, without waking the nanny; the nanny sees it in the page it
 shares with the worker (worker_slot.py). Any other RunTask queues here and goes to the worker one
 at a time (after a direct one ends: the worker wakes the nanny), so a cancel of a queued task never
-reaches the worker and a kill only ever costs the running task. Heartbeats leave on schedule whatever the task does (the worker may hold
-the GIL for minutes). While a task runs, a watchdog checks every `WATCH_PERIOD_S`:
+reaches the worker and a kill only ever costs the running task. Heartbeats leave on schedule
+whatever the task does (the worker may hold the GIL for minutes). While a task runs, a watchdog checks every `WATCH_PERIOD_S`:
 - its `time_limit_s` -> kill the worker, TaskDone `error` / TimeLimitExceeded;
 - the worker's resident memory against `memory_limit` -> kill, TaskDone `died` naming the limit;
 - the worker stopped (SIGSTOP, state T) for longer than the liveness timeout -> kill, `died`.

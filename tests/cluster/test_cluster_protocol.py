@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from real_cluster import protocol as proto
 from real_cluster.error import AuthenticationError, ProtocolError
 from real_cluster.messages import (
-    MESSAGE_TYPES, AttachWorker, Auth, CancelTask, EnginesChanged, Heartbeat, Hello, Refused, Register, Registered, Reply, Request,
+    MESSAGE_TYPES, AttachWorker, Auth, CancelTask, EnginesChanged, Heartbeat, Hello, Refused, Register, Registered,
+    Reply, Request,
     RunTask, SignalEngine, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, Welcome, from_wire, to_wire,
 )
 from sched_lab.core import Dependency

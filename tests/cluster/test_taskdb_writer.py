@@ -14,7 +14,8 @@ import pytest
 import os
 
 from real_cluster.taskdb import (
-    INLINE_CHECKPOINT_EVERY, INLINE_MAX_BYTES, INLINE_MAX_ROWS, WRITE_CHUNK_BYTES, WRITE_CHUNK_ROWS, TaskDB, TaskIdInUse,
+    INLINE_CHECKPOINT_EVERY, INLINE_MAX_BYTES, INLINE_MAX_ROWS, WRITE_CHUNK_BYTES, WRITE_CHUNK_ROWS, TaskDB,
+    TaskIdInUse,
 )
 
 pytestmark = pytest.mark.timeout(60)
