@@ -358,6 +358,8 @@ class Controller(DirectLinks):
                 return self._task_done(eng.eng, msg)
             eng.last_seen = time.monotonic()
             if isinstance(msg, TaskDone):
+                if eng.direct is not None:
+                    self._nanny_reported(eng, msg)
                 self._task_done(eng, msg)
             elif not isinstance(msg, Heartbeat):
                 raise proto.ProtocolError(f"unexpected {type(msg).__name__} from engine {eng.engine_id}")

@@ -56,6 +56,14 @@ class DirectLinks:
             link.transport.pause_reading()
         log.info("engine %d: its worker attached a direct link from %s", eng.engine_id, link.peer)
 
+    def _nanny_reported(self, eng: EngineConn, msg: Any) -> None:
+        """A nanny's TaskDone: if it killed or lost its worker, that worker's direct link is dead even if its
+        close has not been read yet, so nothing more (a retry of this very task) may go over it."""
+        if msg.status in ("died", "time_limit") or (msg.status == "aborted" and msg.started_at is not None):
+            link, eng.direct = eng.direct, None
+            if link is not None:
+                link.close(f"its worker is gone ({msg.status})")
+
     def _direct_closed(self, link: Link, reason: str) -> None:
         """A worker's direct link closed. The attempt it carried is the nanny's to report (it saw the worker die or
         killed it); if no report came within the liveness time, it counts as the worker's death (retries apply)."""
