@@ -204,7 +204,7 @@ class _Direct:
         self.info = info
         self.link: Any = None
         self.queue: list[Any] = []          # messages read from the link, not yet handled
-        self.lost = False                   # the link broke: try once to attach again, when idle
+        self.lost = False                   # (re)attach once, when idle: the link broke or the nanny asked
 
     def attach(self) -> bool:
         """Connect and attach (the caller has dropped any previous link); False if the controller refused."""
@@ -264,8 +264,9 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
     try:
         while True:
             try:
-                if direct is not None and direct.lost and not pipe.pending:
-                    _attach(direct, sel)            # once; else at the nanny's next Heartbeat (it re-registered)
+                if direct is not None and direct.lost and not pipe.pending and not direct.queue \
+                        and not sel.select(0):      # only when idle: a task already sent runs first
+                    _attach(direct, sel)            # once; again at the nanny's next Heartbeat (it re-registered)
                 if not pipe.pending and (direct is None or not direct.queue):
                     for key, _ in sel.select():
                         if key.data is None:
@@ -278,7 +279,7 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
                     if isinstance(msg, RunTask):
                         _run_one(msg, result_max, slot, pipe, pipe.send)
                     elif isinstance(msg, Heartbeat) and direct is not None and direct.link is None:
-                        _attach(direct, sel)            # the nanny has registered: come straight from now on
+                        direct.lost = True              # the nanny has registered: attach (when idle, above)
                 elif direct is not None and direct.queue:
                     msg = direct.queue.pop(0)
                     if isinstance(msg, RunTask):
