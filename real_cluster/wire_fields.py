@@ -180,6 +180,7 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "registered": {"engine_id": ENGINE_ID, "hb_period_s": number(0.0, 3600.0, above=True),
                    "liveness_s": number(0.0, 86400.0, above=True)},
     "hb": {},
+    "attach": {"uuid": string(1, MAX_NAME_CHARS)},
     "run": {"task_id": TASK_ID, "attempt": ATTEMPT, "time_limit_s": number(0.0, 1e9, optional=True)},
     "cancel": {"task_id": TASK_ID, "attempt": ATTEMPT},
     "done": {"task_id": TASK_ID, "attempt": ATTEMPT,
