@@ -39,6 +39,7 @@ from .admission import HandshakeGate
 from .aio_link import HANDSHAKE_TIMEOUT_S, Link
 from .durable import CommitGate, GatedLink
 from .error import InvalidField
+from .fncache import FN_UNKNOWN, FunctionRouter, check_submitted
 from .hub_requests import RequestHandler
 from .memory_guard import MemoryGuard
 from .messages import (
@@ -125,6 +126,7 @@ class Controller:
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
         self.pending = TaskTable()         # shared with the request handlers
+        self.functions = FunctionRouter()  # which functions each engine's worker holds (fncache.py)
         self.port: int | None = None
         self._next_engine_id = 0
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -141,7 +143,7 @@ class Controller:
                                   config.incomplete_frames_cap_bytes)
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
                                        save_records=self.save_records, stop=self.stop,
-                                       send_result=self.memory.send_result)
+                                       send_result=self.memory.send_result, functions=self.functions)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
         self._keys = {"client": config.key, "engine": config.engine_key}
@@ -351,6 +353,7 @@ class Controller:
         if eng is None:
             return
         log.warning("engine %d lost: %s", eid, reason)
+        self.functions.drop(eid)
         eng.link.close(reason)
         self._broadcast_engines()
         self.feed(EngineLost(time.time(), eid, reason))
@@ -423,6 +426,10 @@ class Controller:
                                            "accepted; retry once the database accepts writes again")
             elif msg.task_id in self.pending or self.db.is_id_used(msg.task_id):
                 refusal = ("ValueError", f"task id {msg.task_id!r} is already in use; a task id is never reused")
+            else:
+                check_submitted(msg.payload)        # a framed call's function bytes match their digest
+        except ValueError as exc:
+            refusal = ("ValueError", str(exc))
         except sqlite3.Error as exc:
             refusal = ("ClusterError", f"task database unavailable ({exc}): the submission was not accepted")
         if refusal is not None:         # a refusal promises nothing: it need not wait for the database
@@ -457,6 +464,13 @@ class Controller:
         task = self.pending.get(msg.task_id)
         if task is None:
             return
+        if msg.status == FN_UNKNOWN:        # its worker lacks the function: the same attempt again, with it
+            eng.link.send(RunTask(task_id=msg.task_id, attempt=msg.attempt, time_limit_s=task.flags.time_limit_s,
+                                  payload=self.functions.payload_for(eng.engine_id, task.payload, resend=True)))
+            eng.given.add((msg.task_id, msg.attempt))
+            return eng.link.flush()
+        if msg.status in ("died", "time_limit", "aborted"):     # its worker may be a fresh one: it holds nothing
+            self.functions.forget(eng.engine_id)
         now = time.time()
         if msg.status == "unmet":
             return self.feed(DependencyUnmet(now, msg.task_id, eng.engine_id, msg.attempt))
@@ -508,8 +522,8 @@ class Controller:
         if eng is None or eng.link.closed or task is None:
             self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
         else:
-            eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload,
-                                  time_limit_s=task.flags.time_limit_s))
+            eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=task.flags.time_limit_s,
+                                  payload=self.functions.payload_for(action.engine_id, task.payload)))
             eng.given.add((action.task_id, action.attempt))
             self._dispatched.add(eng.link)
             self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it

@@ -158,7 +158,8 @@ class CancelTask:
 @dataclass(frozen=True, slots=True)
 class TaskDone:
     """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted | time_limit (its engine
-    stopped it) | died (the worker process died or was killed; `evalue` says how); `result` pickled when ok;
+    stopped it) | died (the worker process died or was killed; `evalue` says how) | fn_unknown (the worker lacks
+    the function the payload names by digest: the controller resends it, fncache.py); `result` pickled when ok;
     the task's captured output."""
     TYPE: ClassVar[str] = "done"
     BUFFERS: ClassVar[tuple[str, ...]] = ("result",)

@@ -27,7 +27,8 @@ from . import protocol as proto
 from .error import UnmetDependency
 from .functional import check_dependencies
 from .messages import Heartbeat, RunTask, TaskDone, from_wire, to_wire
-from .serialize import pack_result, unpack_call
+from .fncache import FN_UNKNOWN
+from .serialize import lacks_function, pack_result, unpack_call
 
 TEXT_MAX = 64 * 1024            # characters of an error message or traceback sent to the client
 OUTPUT_MAX = 1024 * 1024        # characters of captured stdout / stderr per task
@@ -126,6 +127,8 @@ def execute(msg: RunTask, result_max: int = RESULT_MAX) -> TaskDone:
 
 def _run(msg: RunTask, started: float, result_max: int) -> TaskDone:
     try:
+        if lacks_function(msg.payload):     # restarted or evicted: the controller resends it with the function
+            return _done(msg, FN_UNKNOWN, started)
         f, args, kwargs = unpack_call(msg.payload)
         check_dependencies(f)
         value = f(*args, **kwargs)
