@@ -39,7 +39,7 @@ from .admission import HandshakeGate
 from .aio_link import HANDSHAKE_TIMEOUT_S, Link
 from .durable import CommitGate, GatedLink
 from .error import InvalidField
-from .fncache import FN_UNKNOWN, FunctionRouter, check_submitted
+from .fncache import FN_UNKNOWN, FunctionRouter
 from .hub_requests import RequestHandler
 from .memory_guard import MemoryGuard
 from .messages import (
@@ -427,7 +427,7 @@ class Controller:
             elif msg.task_id in self.pending or self.db.is_id_used(msg.task_id):
                 refusal = ("ValueError", f"task id {msg.task_id!r} is already in use; a task id is never reused")
             else:
-                check_submitted(msg.payload)        # a framed call's function bytes match their digest
+                self.functions.check_submitted(msg.payload)     # a framed call's function bytes match their digest
         except ValueError as exc:
             refusal = ("ValueError", str(exc))
         except sqlite3.Error as exc:

@@ -25,6 +25,7 @@ Both caches are LRU, bounded in function bytes. Speed: benchmarks/bench_live.py 
 from __future__ import annotations
 
 import hashlib
+import operator
 import pickle
 import struct
 import threading
@@ -112,6 +113,8 @@ def _pack_args(args: tuple, kwargs: dict) -> bytes:
 
 def _by_reference(obj: Any) -> bool:
     """Whether cloudpickle pickles `obj` (a function or class) by its importable name."""
+    if getattr(obj, "__module__", None) == "__main__":     # the common case, decided as cloudpickle does
+        return False
     try:
         return bool(cloudpickle.cloudpickle._should_pickle_by_reference(obj))
     except (AttributeError, TypeError, ImportError):     # another cloudpickle: treat it as by value
@@ -204,14 +207,15 @@ def snapshot(f: Callable) -> tuple | None:
 
 
 def _same(a: tuple, b: tuple) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+    return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
 class FunctionCache:
     """A client's pickled functions, by function object, re-pickled whenever their snapshot changes.
 
     `pack_call` / `pack_map` return the payload of one task. Thread-safe. `stats()` counts hits,
-    misses (pickled afresh) and uncacheable calls."""
+    misses (pickled afresh) and uncacheable calls. `max_bytes=0` turns caching and framing off: every
+    call is one plain cloudpickle, as before issue 15 (benchmarks/bench_live.py --by-value measures both)."""
 
     def __init__(self, max_bytes: int = CLIENT_CACHE_BYTES):
         if max_bytes < 0:
@@ -224,7 +228,7 @@ class FunctionCache:
 
     def function_bytes(self, f: Callable) -> tuple[bytes, bytes] | None:
         """(digest, cloudpickled bytes) of `f`, from the cache while valid; None if `f` is uncacheable."""
-        snap = snapshot(f)
+        snap = snapshot(f) if self.max_bytes else None
         if snap is None:
             self.uncacheable += 1
             return None
@@ -339,11 +343,30 @@ class FunctionRouter:
     `payload_for` strips the function bytes for an engine that has them; `forget` after the worker
     was replaced; `counts` for queue_status (shipped with bytes, by digest alone, misses resent)."""
 
-    def __init__(self, engine_bytes: int = ENGINE_CACHE_BYTES):
+    def __init__(self, engine_bytes: int = ENGINE_CACHE_BYTES, verified_bytes: int = CLIENT_CACHE_BYTES):
         self.engine_bytes = engine_bytes
+        self.verified_bytes = verified_bytes
+        self._verified: OrderedDict[bytes, bytes] = OrderedDict()     # digest -> function bytes that match it
+        self._verified_size = 0
         self._held: dict[int, OrderedDict[bytes, int]] = {}
         self._sizes: dict[int, int] = {}
         self._counts: dict[int, list[int]] = {}
+
+    def check_submitted(self, payload: bytes) -> None:
+        """`check_submitted` (module function), comparing bytes instead of hashing them for digests seen before."""
+        if payload[:4] != MAGIC:
+            return
+        _, digest, n = parse(payload)  # type: ignore[misc]
+        fn_bytes = payload[HEADER.size:HEADER.size + n]
+        if n and self._verified.get(digest) == fn_bytes:
+            self._verified.move_to_end(digest)
+            return
+        check_submitted(payload)
+        if n <= self.verified_bytes:
+            self._verified[digest] = fn_bytes
+            self._verified_size += n
+            while self._verified_size > self.verified_bytes:
+                self._verified_size -= len(self._verified.popitem(last=False)[1])
 
     def payload_for(self, engine_id: int, payload: bytes, *, resend: bool = False) -> bytes:
         """What to send engine `engine_id` for this (whole) payload; `resend` after its worker missed."""

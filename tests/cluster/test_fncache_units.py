@@ -251,3 +251,17 @@ def test_fn_unknown_status_crosses_the_wire():
 
 def test_digest_names_the_bytes():
     assert digest_of(b"abc") != digest_of(b"abd") and len(digest_of(b"")) == 16
+
+
+def test_router_checks_every_submission_also_when_it_remembers_the_digest():
+    router = FunctionRouter(verified_bytes=10_000)
+    good = _framed()
+    router.check_submitted(good)
+    router.check_submitted(good)                            # remembered: compared, not hashed
+    forged = bytearray(good)
+    forged[HEADER.size] ^= 0xFF
+    with pytest.raises(ValueError, match="do not match their digest"):
+        router.check_submitted(bytes(forged))
+    with pytest.raises(ValueError, match="must carry its function"):
+        router.check_submitted(strip_function(good))
+    router.check_submitted(pickle.dumps((abs, (1,), {})))
