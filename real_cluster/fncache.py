@@ -41,6 +41,7 @@ MODE_APPLY, MODE_MAP = b"A", b"M"
 HEADER = struct.Struct("!4sc16sI")          # magic, mode, digest, length of the function bytes
 DIGEST_BYTES = 16
 CLIENT_CACHE_BYTES = 64 << 20               # function bytes a client keeps pickled
+CLIENT_CACHE_ENTRIES = 1024                 # functions a client keeps (a fresh lambda per call must not pile up)
 ENGINE_CACHE_BYTES = 64 << 20               # function bytes (pickled size) a worker keeps unpickled
 SNAPSHOT_MAX_ITEMS = 4096                   # a function reaching more values than this is not cached
 FN_UNKNOWN = "fn_unknown"                   # TaskDone status: the worker lacks the payload's function
@@ -217,10 +218,11 @@ class FunctionCache:
     misses (pickled afresh) and uncacheable calls. `max_bytes=0` turns caching and framing off: every
     call is one plain cloudpickle, as before issue 15 (benchmarks/bench_live.py --by-value measures both)."""
 
-    def __init__(self, max_bytes: int = CLIENT_CACHE_BYTES):
-        if max_bytes < 0:
-            raise ValueError(f"max_bytes must be >= 0, got {max_bytes!r}")
+    def __init__(self, max_bytes: int = CLIENT_CACHE_BYTES, max_entries: int = CLIENT_CACHE_ENTRIES):
+        if max_bytes < 0 or max_entries < 1:
+            raise ValueError(f"max_bytes must be >= 0 and max_entries >= 1, got {max_bytes!r}, {max_entries!r}")
         self.max_bytes = max_bytes
+        self.max_entries = max_entries
         self._entries: OrderedDict[Any, tuple[tuple, bytes, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -248,7 +250,7 @@ class FunctionCache:
             if len(fn_bytes) <= self.max_bytes:
                 self._entries[f] = (snap, digest, fn_bytes)
                 self._bytes += len(fn_bytes)
-                while self._bytes > self.max_bytes:
+                while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
                     _, (_, _, dropped) = self._entries.popitem(last=False)
                     self._bytes -= len(dropped)
         return digest, fn_bytes

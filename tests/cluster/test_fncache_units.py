@@ -161,6 +161,10 @@ def test_client_cache_is_bounded_in_bytes():
     assert cache.stats()["entries"] <= 5 and cache.stats()["bytes"] <= one * 5
     cache.function_bytes(fs[-1])
     assert cache.hits == 1
+    few = FunctionCache(max_entries=3)
+    for i in range(10):
+        few.pack_call(lambda i=i: i, (), {})           # a fresh lambda per call: nothing piles up
+    assert few.stats()["entries"] == 3
 
 
 def test_map_payload_runs_the_chunk():
