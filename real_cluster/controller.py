@@ -464,6 +464,9 @@ class Controller:
         task = self.pending.get(msg.task_id)
         if task is None:
             return
+        if msg.status == FN_UNKNOWN and not self.functions.first_miss(eng.engine_id, msg.task_id, msg.attempt):
+            msg = replace(msg, status="died", ename="EngineError",      # it had the bytes: a broken engine
+                          evalue=f"engine {eng.engine_id} did not run a call that carried its function")
         if msg.status == FN_UNKNOWN:        # its worker lacks the function: the same attempt again, with it
             eng.link.send(RunTask(task_id=msg.task_id, attempt=msg.attempt, time_limit_s=task.flags.time_limit_s,
                                   payload=self.functions.payload_for(eng.engine_id, task.payload, resend=True)))

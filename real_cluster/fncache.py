@@ -353,6 +353,7 @@ class FunctionRouter:
         self._held: dict[int, OrderedDict[bytes, int]] = {}
         self._sizes: dict[int, int] = {}
         self._counts: dict[int, list[int]] = {}
+        self._resent: set[tuple[int, str, int]] = set()     # (engine, task, attempt) resent with the bytes
 
     def check_submitted(self, payload: bytes) -> None:
         """`check_submitted` (module function), comparing bytes instead of hashing them for digests seen before."""
@@ -392,6 +393,17 @@ class FunctionRouter:
                 size -= held.popitem(last=False)[1]
             self._sizes[engine_id] = size
         return payload
+
+    def first_miss(self, engine_id: int, task_id: str, attempt: int) -> bool:
+        """True the first time this attempt misses on this engine; a second miss (after a resend that
+        carried the function) is a broken engine, never a cache miss."""
+        key = (engine_id, task_id, attempt)
+        if key in self._resent:
+            return False
+        if len(self._resent) >= 100_000:        # stale entries (attempts that ended) only: start afresh
+            self._resent.clear()
+        self._resent.add(key)
+        return True
 
     def forget(self, engine_id: int) -> None:
         """The engine's worker was replaced: it holds nothing."""

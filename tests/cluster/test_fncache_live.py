@@ -121,3 +121,42 @@ def test_forged_digest_is_refused_and_the_cluster_keeps_serving(rc, view):
     with pytest.raises(Exception, match="must carry its function"):
         rc.get_result(rc.submit_task(bare, TaskFlags())).get(timeout=30)
     assert view.apply_sync(abs, -4) == 4
+
+
+def test_an_engine_missing_a_call_that_carried_its_function_is_a_broken_engine(make_cluster):
+    """A fake engine (the engine key, the real protocol) answers fn_unknown twice: the first gets a resend
+    with the function's bytes, the second fails the attempt as the engine's (EngineError), nothing loops."""
+    from real_cluster.error import EngineError
+    from real_cluster.fncache import parse
+    from real_cluster.messages import Register, Registered, RunTask, TaskDone
+    from real_cluster.profile import ENGINE_FILE, read_connection_file
+    from real_cluster.sync_link import SyncLink
+
+    cluster = make_cluster(1)
+    rc = cluster.client
+    info = read_connection_file(cluster.dir / "security" / ENGINE_FILE)
+    link = SyncLink.connect(info.host, info.port, info.key, "engine", tls_fingerprint=info.tls_fingerprint)
+    try:
+        link.send(Register(uuid="fake", pid=os.getpid(), hostname="fake"))
+        reg = link.recv()
+        assert isinstance(reg, Registered)
+        rc.wait_for_engines(2, timeout=30)
+        view = rc.load_balanced_view()
+        ns = _cell("def one():\n    return 1\n")
+        with view.temp_flags(targets=[reg.engine_id]):
+            ar = view.apply_async(ns["one"])
+        payloads = []
+        for _ in range(2):
+            msg = link.recv()
+            while not isinstance(msg, RunTask):
+                msg = link.recv()
+            payloads.append(msg.payload)
+            link.send(TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="fn_unknown", started_at=None,
+                               completed_at=time.time()))
+        assert parse(payloads[0])[2] > 0 and parse(payloads[1])[2] > 0     # first use, then the resend: bytes
+        with pytest.raises(EngineError, match="did not run a call that carried its function"):
+            ar.get(timeout=30)
+        assert _counts(rc)[reg.engine_id]["fn_missed"] == 1
+    finally:
+        link.close()
+    assert rc.load_balanced_view().apply_sync(ns["one"]) == 1          # the real engine still serves

@@ -248,6 +248,12 @@ def test_router_mirrors_the_worker():
     assert router.payload_for(1, plain) is plain
 
 
+def test_router_allows_one_miss_per_attempt():
+    router = FunctionRouter()
+    assert router.first_miss(0, "t", 0) and router.first_miss(1, "t", 0) and router.first_miss(0, "t", 1)
+    assert not router.first_miss(0, "t", 0)
+
+
 def test_fn_unknown_status_crosses_the_wire():
     msg = TaskDone(task_id="t1", attempt=0, status="fn_unknown", started_at=1.0, completed_at=2.0)
     assert from_wire(*to_wire(msg)) == msg
