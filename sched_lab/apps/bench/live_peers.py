@@ -12,6 +12,7 @@ brings its workers up and `stop` always takes them down.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import sys
@@ -247,7 +248,7 @@ class Ray(Peer):
     def start(self) -> None:
         import ray
         self.ray = ray
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                  configure_logging=False)
         self._remote: dict[int, tuple[Callable, Any]] = {}
 
