@@ -5,7 +5,8 @@ How this works. A call whose function is a plain Python function travels as a *f
     MAGIC (4) | mode (1: A apply, M map) | digest (16: blake2b of the function bytes) | n (u32)
     | n bytes: the cloudpickled function (n = 0: "the engine has it") | the pickled (args, kwargs)
 
-Every other callable travels as before (one cloudpickle of (f, args, kwargs); its first byte is
+Every other callable, and a function cloudpickle pickles by reference (importable from a module: a
+few bytes naming it), travels as before (one cloudpickle of (f, args, kwargs); its first byte is
 pickle's 0x80, never MAGIC's 0x00). Client side, `FunctionCache` pickles a function once and reuses
 the bytes while a *snapshot* of everything cloudpickle would capture is unchanged: the code object,
 defaults and keyword defaults, closure cell contents, the globals the code names (recursively for
@@ -226,10 +227,14 @@ class FunctionCache:
         self._entries: OrderedDict[Any, tuple[tuple, bytes, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = self.misses = self.uncacheable = 0
+        self.hits = self.misses = self.uncacheable = self.by_reference = 0
 
     def function_bytes(self, f: Callable) -> tuple[bytes, bytes] | None:
-        """(digest, cloudpickled bytes) of `f`, from the cache while valid; None if `f` is uncacheable."""
+        """(digest, cloudpickled bytes) of `f`, from the cache while valid; None if `f` is uncacheable or
+        pickled by reference (its name is all that travels: nothing to save)."""
+        if type(f) is FunctionType and _by_reference(f):
+            self.by_reference += 1
+            return None
         snap = snapshot(f) if self.max_bytes else None
         if snap is None:
             self.uncacheable += 1
@@ -272,6 +277,7 @@ class FunctionCache:
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "uncacheable": self.uncacheable,
+                "by_reference": self.by_reference,
                 "entries": len(self._entries), "bytes": self._bytes}
 
 

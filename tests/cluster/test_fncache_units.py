@@ -143,9 +143,13 @@ def test_recursive_and_builtin_names():
     assert _run(cache, ns["m"], "abc") == -1
 
 
-def test_other_callables_travel_plain():
+def test_other_callables_and_importable_functions_travel_plain():
     import functools
+    import textwrap
     cache = FunctionCache()
+    payload = cache.pack_call(textwrap.dedent, ("  x",), {})        # by reference: a name, nothing to cache
+    assert parse(payload) is None and cache.by_reference == 1
+    assert pickle.loads(payload) == (textwrap.dedent, ("  x",), {})
     payload = cache.pack_call(functools.partial(pow, 2), (10,), {})
     assert parse(payload) is None
     fn, a, kw = EngineFunctionCache().unpack(payload)
