@@ -169,7 +169,7 @@ def _dependency(value: Any) -> None:
 FLAGS = record({"targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True), "after": _dependency,
                 "follow": _dependency, "retries": integer(0, 1_000_000),
                 "timeout": number(0.0, 1e9, optional=True), "label": string(0, MAX_LABEL_CHARS, optional=True),
-                "time_limit": number(0.0, 1e9, optional=True)})
+                "time_limit": number(0.0, 1e9, optional=True), "size_hint": number(0.0, 1e300, optional=True)})
 
 FIELD_RULES: dict[str, dict[str, Check]] = {
     "hello": {"nonce": string(1, 64), "version": integer(0, 0xFFFF)},
@@ -186,7 +186,7 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "done": {"task_id": TASK_ID, "attempt": ATTEMPT,
              "status": string(choices=("ok", "error", "unmet", "aborted", "died", "time_limit", "fn_unknown")),
              "started_at": OPT_TIME, "completed_at": TIME, "ename": OPT_NAME, "evalue": OPT_TEXT,
-             "traceback": OPT_TEXT, "stdout": TEXT, "stderr": TEXT},
+             "traceback": OPT_TEXT, "stdout": TEXT, "stderr": TEXT, "error_full": OPT_TEXT},
     "stop": {},
     "submit": {"task_id": TASK_ID, "flags": FLAGS, "submitted_at": TIME},
     "result": {"task_id": TASK_ID, "status": string(choices=("ok", "error")),

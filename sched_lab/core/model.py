@@ -21,16 +21,24 @@ EngineId = Hashable
 _T = TypeVar("_T")
 
 
-def _fast_init(cls: type[_T]) -> type[_T]:
-    """Give a frozen slotted dataclass an `__init__` that fills its slots through their descriptors.
+def _fast_init(cls: type[_T] | None = None, *, plain_if: str | None = None) -> Any:
+    """Give a frozen slotted dataclass a faster `__init__` with the same signature, defaults and `__post_init__`.
 
-    Same signature, defaults and `__post_init__` as the generated one, and the instances stay
-    frozen; construction costs about 30% fewer instructions (the generated frozen `__init__` looks
-    up `object.__setattr__` once per field). Events and actions are built once or twice per task,
-    so this shows in benchmarks/bench_core.py and benchmarks/bench_sim.py.
+    How: the instance is switched for the duration of `__init__` to a plain twin class with the same
+    slots (a documented, layout-checked `__class__` assignment), filled with ordinary attribute
+    stores, and switched back; instances are always of the dataclass itself, frozen, equal and
+    hashable as before (a subclass instance is filled through the slot descriptors instead). About
+    3x cheaper than the generated frozen `__init__`, which calls `object.__setattr__` per field;
+    events and actions are built once or twice per task (benchmarks/bench_sim.py, bench_core.py).
+    `plain_if`: an expression over the parameters (and this module's globals) under which
+    `__post_init__` has nothing to check or convert (it is then not called; `__post_init__` must
+    still accept that case).
     """
-    namespace: dict[str, Any] = {}
-    params, body = [], []
+    if cls is None:
+        return lambda c: _fast_init(c, plain_if=plain_if)
+    twin = type(f"_{cls.__name__}Fill", (), {"__slots__": cls.__slots__})  # type: ignore[attr-defined]
+    namespace: dict[str, Any] = {**globals(), "_cls": cls, "_twin": twin, "_set_class": object.__setattr__}
+    params, fill, slow = [], [], []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         namespace[f"_set_{f.name}"] = getattr(cls, f.name).__set__
         if f.default is not dataclasses.MISSING:
@@ -40,9 +48,13 @@ def _fast_init(cls: type[_T]) -> type[_T]:
             raise TypeError(f"{cls.__name__}.{f.name}: default factories are not supported here")
         else:
             params.append(f.name)
-        body.append(f"_set_{f.name}(self, {f.name})")
+        fill.append(f"self.{f.name} = {f.name}")
+        slow.append(f"_set_{f.name}(self, {f.name})")
+    body = ["if self.__class__ is _cls:", "    _set_class(self, '__class__', _twin)",
+            *("    " + line for line in fill), "    self.__class__ = _cls", "else:",
+            *("    " + line for line in slow)]
     if hasattr(cls, "__post_init__"):
-        body.append("self.__post_init__()")
+        body.append(f"if not ({plain_if}): self.__post_init__()" if plain_if else "self.__post_init__()")
     exec(f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body), namespace)
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
@@ -65,6 +77,7 @@ class Outcome(StrEnum):
     WORKER_LOST = "worker_lost"    # its engine's worker process died or was killed; the engine stays
     TIME_LIMIT = "time_limit"      # it ran longer than its time_limit_s: its engine stopped it
     SCHEME_ERROR = "scheme_error"  # the scheme raised or chose an engine that was not a candidate
+    ACTOR_DIED = "actor_died"      # an actor call failed in the scheduler: its actor is dead or was killed
 
 
 # Module-level aliases for hot paths: looking up `Outcome.OK` on the enum class costs ~0.2 µs each time.
@@ -79,9 +92,38 @@ ENGINE_ERROR = "EngineError"
 TASK_ABORTED = "TaskAborted"
 TIME_LIMIT_EXCEEDED = "TimeLimitExceeded"
 UNMET_DEPENDENCY = "UnmetDependency"
+ACTOR_DIED_ERROR = "ActorDiedError"
 
 
 @_fast_init
+@dataclass(frozen=True, slots=True)
+class ActorSpec:
+    """What the scheduler needs to know about one actor (carried by the TaskSpec that creates it).
+
+    `actor_id`: unique among the scheduler's actors (hashable, not None). `max_restarts`: how many
+    times the instance is re-created after its engine or worker dies. `max_task_retries`: how many
+    times each call is re-run when the instance dies while the call is out. `max_concurrency`: at
+    most this many calls of the actor out at once (>= 1). See docs/core-api.md, "Actors and direct tasks".
+    """
+
+    actor_id: Hashable
+    max_restarts: int = 0
+    max_task_retries: int = 0
+    max_concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if self.actor_id is None:
+            raise ValueError("actor_id must not be None")
+        hash(self.actor_id)                                   # TypeError for an unhashable id
+        for name, low in (("max_restarts", 0), ("max_task_retries", 0), ("max_concurrency", 1)):
+            value = getattr(self, name)
+            if type(value) is not int or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+@_fast_init(plain_if="targets is None and after is None and follow is None and retries.__class__ is int "
+                     "and retries >= 0 and timeout_s is None and time_limit_s is None and size_hint is None "
+                     "and direct is False and creates_actor is None and actor_id is None")
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """What the scheduler needs to know about one task (never its function or arguments).
@@ -95,6 +137,11 @@ class TaskSpec:
     engines check them and report DependencyUnmet (the simulator keeps them in its workload).
     `size_hint`: the submitter's estimate of the task's length (>= 0, None = unknown), shown to
     schemes as `choice.task.size_hint`.
+    `direct`: a DirectView task: `targets` names exactly one engine; it goes there at once, in
+    submission order, not held by the hwm (no `after`/`follow`). `creates_actor`: this task runs an
+    actor's constructor (an ActorSpec). `actor_id`: this task is a method call of that actor (no
+    targets/after/follow/retries/time_limit_s: use the actor's max_task_retries). At most one of the
+    three. Rules: docs/core-api.md, "Actors and direct tasks".
     """
 
     task_id: TaskId
@@ -106,11 +153,15 @@ class TaskSpec:
     label: str | None = None
     time_limit_s: float | None = None
     size_hint: float | None = None
+    direct: bool = False
+    creates_actor: ActorSpec | None = None
+    actor_id: Hashable | None = None
 
     def __post_init__(self) -> None:
         if (self.targets is None and self.after is None and self.follow is None and type(self.retries) is int
                 and self.retries >= 0 and self.timeout_s is None and self.time_limit_s is None
-                and self.size_hint is None):
+                and self.size_hint is None and self.direct is False and self.creates_actor is None
+                and self.actor_id is None):
             return                                   # the common case, checked cheaply
         if self.targets is not None:
             targets = frozenset((self.targets,)) if isinstance(self.targets, (int, str)) else frozenset(self.targets)
@@ -132,6 +183,33 @@ class TaskSpec:
         if self.size_hint is not None and (isinstance(self.size_hint, bool) or not isinstance(self.size_hint, (int, float))
                                            or not self.size_hint >= 0):
             raise ValueError(f"size_hint must be a number >= 0 or None, got {self.size_hint!r}")
+        if self.direct is not False or self.creates_actor is not None or self.actor_id is not None:
+            self._check_kind()
+
+    def _check_kind(self) -> None:
+        """Validate the direct / creates_actor / actor_id flags (rare specs; see the class docstring)."""
+        if type(self.direct) is not bool:
+            raise ValueError(f"direct must be a bool, got {self.direct!r}")
+        kinds = [name for name, on in (("direct", self.direct), ("creates_actor", self.creates_actor is not None),
+                                       ("actor_id", self.actor_id is not None)) if on]
+        if len(kinds) > 1:
+            raise ValueError(f"a task is at most one of direct, creates_actor, actor_id; got {kinds}")
+        if self.direct:
+            if self.targets is None or len(self.targets) != 1:
+                raise ValueError(f"a direct task needs exactly one target engine, got targets={self.targets!r}")
+            if self.after is not None or self.follow is not None:
+                raise ValueError("a direct task takes no after/follow dependencies (it goes to its engine at once)")
+        elif self.creates_actor is not None:
+            if not isinstance(self.creates_actor, ActorSpec):
+                raise ValueError(f"creates_actor must be an ActorSpec, got {self.creates_actor!r}")
+        else:
+            hash(self.actor_id)
+            bad = [name for name in ("targets", "after", "follow", "time_limit_s") if getattr(self, name) is not None]
+            if self.retries:
+                bad.append("retries")
+            if bad:
+                raise ValueError(f"an actor call takes no {', '.join(bad)} (it runs on its actor's engine; "
+                                 "re-runs come from the actor's max_task_retries)")
 
 
 # ----------------------------------------------------------------------------------------- events
@@ -188,7 +266,7 @@ class TaskResubmitted:
     spec: TaskSpec
 
 
-@_fast_init
+@_fast_init(plain_if="outcome is _OK")
 @dataclass(frozen=True, slots=True)
 class TaskFinished:
     """An engine finished one attempt of a task: `outcome` is Outcome.OK, ERROR (it raised) or ABORTED.
@@ -274,8 +352,58 @@ class WorkerDied:
     reason: str = ""
 
 
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class WorkerRestarted:
+    """An engine's worker process was replaced (with or without a task running); the engine stays.
+
+    Every actor alive on that engine dies (its instance lived in the old worker). A task that was
+    running in the old worker is reported separately (WorkerDied).
+    """
+
+    now: float
+    engine_id: EngineId
+    reason: str = ""
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class ActorKillRequested:
+    """A client asked to kill an actor: it is never restarted; its queued calls fail, calls out are cancelled."""
+
+    now: float
+    actor_id: Hashable
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class TaskRestored:
+    """A task a previous run of the driver knew, replayed into a fresh scheduler after a restart (restore.py).
+
+    `succeeded` True/False: it had finished (ok / failed) on `engine_id` (None: on no engine); it is only
+    remembered, for its dependents. `succeeded` None: it had not finished; `attempts_used` attempts of it
+    had been dispatched (the last one is lost with the old run). Replay finished tasks first, then the
+    unfinished ones in their original submission order.
+    """
+
+    now: float
+    spec: TaskSpec
+    succeeded: bool | None = None
+    attempts_used: int = 0
+    engine_id: EngineId | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, TaskSpec):
+            raise TypeError(f"spec must be a TaskSpec, got {self.spec!r}")
+        if not (self.succeeded is None or self.succeeded is True or self.succeeded is False):
+            raise ValueError(f"succeeded must be None, True or False, got {self.succeeded!r}")
+        if type(self.attempts_used) is not int or self.attempts_used < 0:
+            raise ValueError(f"attempts_used must be an int >= 0, got {self.attempts_used!r}")
+
+
 Event = (EngineJoined | EngineLost | TaskSubmitted | TaskResubmitted | TaskFinished | DependencyUnmet
-         | DispatchFailed | TimerFired | AbortRequested | PurgeRequested | WorkerDied)
+         | DispatchFailed | TimerFired | AbortRequested | PurgeRequested | WorkerDied | WorkerRestarted
+         | ActorKillRequested | TaskRestored)
 
 
 # ---------------------------------------------------------------------------------------- actions
@@ -338,7 +466,16 @@ class CancelTimer:
     token: int
 
 
-Action = Dispatch | Deliver | Fail | Cancel | StartTimer | CancelTimer
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class DropActor:
+    """Delete actor `actor_id`'s instance on engine `engine_id` (it was killed; its slot is free again)."""
+
+    actor_id: Hashable
+    engine_id: EngineId
+
+
+Action = Dispatch | Deliver | Fail | Cancel | StartTimer | CancelTimer | DropActor
 
 
 # ---------------------------------------------------------------------------------------- records
