@@ -10,8 +10,7 @@ them as `TaskRestored` events; the rules for what each becomes live here, not in
   `attempts_used` (the attempt that was out when the old run ended counts as lost, like an engine
   death), or, when that was its last allowed attempt (`attempts_used > retries`), fails with
   EngineError. Dependencies the scheduler does not know (purged before the restart) count as met, as
-  for a resubmission. Actor and direct tasks are submitted again as a resubmission (actors.py's rules;
-  their used attempts are not carried over).
+  for a resubmission.
 
 `RestoreRules` is a part of TaskScheduler kept in its own file (scheduler.py is near the size cap).
 """
@@ -35,7 +34,6 @@ EngineId = Hashable
 class RestoreRules:
     """TaskScheduler's handling of `TaskRestored` (a mixin; see the module docstring for the rules)."""
 
-    _actors: ActorBook
     _tasks: dict[TaskId, TaskState]
     _completed: dict[TaskId, EngineId | None]
     _failed: dict[TaskId, EngineId | None]
@@ -54,9 +52,6 @@ class RestoreRules:
             raise SchedulerMisuse(f"task id {tid!r} is known already; restore a task once, into a fresh scheduler")
         if ev.succeeded is not None:
             (self._completed if ev.succeeded else self._failed)[tid] = ev.engine_id
-            return
-        if spec.actor_id is not None or spec.creates_actor is not None or spec.direct:
-            self._actors.submit(spec, resubmitted=True)   # actors keep their own rules: as a resubmission
             return
         used = ev.attempts_used
         if spec.actor_id is not None or spec.creates_actor is not None or spec.direct:

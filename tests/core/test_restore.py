@@ -194,14 +194,3 @@ def test_a_restored_scheduler_ends_every_task_as_if_its_engines_had_died(seed):
     assert restored == oracle
     assert set(restored) == {s.task_id for s in specs}
 
-
-def test_actor_creations_and_calls_are_restored_as_resubmissions():
-    from sched_lab.core import ActorSpec
-    h = Harness()
-    assert h.handle(TaskRestored(h.now, TaskSpec("c", creates_actor=ActorSpec("A")), None, 1)) == []
-    assert h.s.actor_role("c").role == "create"                  # the actor rules own it, not the plain path
-    h.handle(TaskRestored(h.now, TaskSpec("x", actor_id="A"), None, 0))
-    acts = h.join("e")
-    assert Dispatch("c", "e", 0) in acts                          # created again; the call waits for it
-    h.finish("c", "e")
-    assert h.s.actor("A").engine_id == "e"
