@@ -35,6 +35,7 @@ from .messages import EnginesChanged, Reply, Request, Submit, TaskFlags, TaskRes
 from .metadata import UTC, Metadata
 from .profile import client_file, read_connection_file, wait_for_connection_file
 from .progress import progress_bar
+from .fncache import FunctionCache
 from .serialize import unpack_result
 
 log = logging.getLogger("real_cluster.client")
@@ -117,6 +118,7 @@ class Client(HubQueries, ResultRequests):
         self._rids = itertools.count(1)
         self._id_prefix = uuid.uuid4().hex[:20]        # task ids: 80 random bits per client + a counter
         self._id_seq = itertools.count()
+        self.functions = FunctionCache()        # each function pickled once while unchanged (fncache.py)
         self._lock = threading.Lock()
         self._outbox: list[bytes] = []
         self._engines: list[int] = []
@@ -390,6 +392,14 @@ class Client(HubQueries, ResultRequests):
             return out[targets]
         if targets not in (None, "all"):
             out = {k: v for k, v in out.items() if k == "unassigned" or k in set(targets)}
+        return out
+
+    def function_stats(self) -> dict[Any, dict[str, int]]:
+        """How functions travelled (fncache.py): per engine id, calls sent with the function's bytes
+        (`fn_shipped`), by digest alone (`fn_by_digest`), resent after a worker's miss (`fn_missed`);
+        under "client", this client's cache (hits, misses, uncacheable, entries, bytes)."""
+        out: dict[Any, dict[str, int]] = {int(k): v for k, v in self._request("function_stats").items()}
+        out["client"] = self.functions.stats()
         return out
 
     def records(self) -> list[Any]:

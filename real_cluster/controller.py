@@ -42,6 +42,7 @@ from .aio_link import HANDSHAKE_TIMEOUT_S, Link
 from .direct_links import DirectLinks, WorkerLink
 from .durable import CommitGate, GatedLink
 from .error import InvalidField
+from .fncache import FN_UNKNOWN, FunctionRouter
 from .hub_requests import RequestHandler
 from .memory_guard import MemoryGuard
 from .messages import (
@@ -131,6 +132,7 @@ class Controller(DirectLinks):
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
         self.pending = TaskTable()         # shared with the request handlers
+        self.functions = FunctionRouter()  # which functions each engine's worker holds (fncache.py)
         self.port: int | None = None
         self._next_engine_id = 0
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -148,7 +150,7 @@ class Controller(DirectLinks):
                                   config.incomplete_frames_cap_bytes)
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
                                        save_records=self.save_records, stop=self.stop,
-                                       send_result=self.memory.send_result)
+                                       send_result=self.memory.send_result, functions=self.functions)
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._delivers: list[Deliver] | None = None     # Delivers held while an engine's report is handled
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
@@ -411,6 +413,7 @@ class Controller(DirectLinks):
         if eng is None:
             return
         log.warning("engine %d lost: %s", eid, reason)
+        self.functions.drop(eid)
         eng.link.close(reason)
         if eng.direct is not None:
             eng.direct.close(reason)
@@ -502,6 +505,10 @@ class Controller(DirectLinks):
                                            "accepted; retry once the database accepts writes again")
             elif msg.task_id in self.pending or self.db.is_id_used(msg.task_id):
                 refusal = ("ValueError", f"task id {msg.task_id!r} is already in use; a task id is never reused")
+            else:
+                self.functions.check_submitted(msg.payload)     # a framed call's function bytes match their digest
+        except ValueError as exc:
+            refusal = ("ValueError", str(exc))
         except sqlite3.Error as exc:
             refusal = ("ClusterError", f"task database unavailable ({exc}): the submission was not accepted")
         if refusal is not None:         # a refusal promises nothing: it need not wait for the database
@@ -542,6 +549,16 @@ class Controller(DirectLinks):
         task = self.pending.get(msg.task_id)
         if task is None:
             return
+        if msg.status == FN_UNKNOWN and not self.functions.first_miss(eng.engine_id, msg.task_id, msg.attempt):
+            msg = replace(msg, status="died", ename="EngineError",      # it had the bytes: a broken engine
+                          evalue=f"engine {eng.engine_id} did not run a call that carried its function")
+        if msg.status == FN_UNKNOWN:        # its worker lacks the function: the same attempt again, with it
+            eng.link.send(RunTask(task_id=msg.task_id, attempt=msg.attempt, time_limit_s=task.flags.time_limit_s,
+                                  payload=self.functions.payload_for(eng.engine_id, task.payload, resend=True)))
+            eng.given.add((msg.task_id, msg.attempt))
+            return eng.link.flush()
+        if msg.status in ("died", "time_limit", "aborted"):     # its worker may be a fresh one: it holds nothing
+            self.functions.forget(eng.engine_id)
         now = time.time()
         if msg.status == "unmet":
             return self.feed(DependencyUnmet(now, msg.task_id, eng.engine_id, msg.attempt))
@@ -607,8 +624,8 @@ class Controller(DirectLinks):
             if eng.direct is not None and not eng.given and not eng.direct.closed:
                 link = eng.direct           # nothing else out there: straight to the worker (no nanny hop)
                 eng.direct_task = (action.task_id, action.attempt)
-            link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload,
-                              time_limit_s=task.flags.time_limit_s))
+            link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=task.flags.time_limit_s,
+                              payload=self.functions.payload_for(action.engine_id, task.payload)))
             eng.given.add((action.task_id, action.attempt))
             self._dispatched.add(link)
             self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it

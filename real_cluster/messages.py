@@ -170,7 +170,8 @@ class CancelTask:
 @dataclass(frozen=True, slots=True)
 class TaskDone:
     """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted | time_limit (its engine
-    stopped it) | died (the worker process died or was killed; `evalue` says how); `result` pickled when ok;
+    stopped it) | died (the worker process died or was killed; `evalue` says how) | fn_unknown (the worker lacks
+    the function the payload names by digest: the controller resends it, fncache.py); `result` pickled when ok;
     the task's captured output; `error_full`: the whole error text when evalue/traceback were cut (kept in
     the task database, never sent to clients)."""
     TYPE: ClassVar[str] = "done"

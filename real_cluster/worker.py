@@ -33,8 +33,9 @@ from typing import Any
 from . import protocol as proto
 from .error import ConnectionFailed, ProtocolError, UnmetDependency
 from .functional import check_dependencies
+from .fncache import FN_UNKNOWN
 from .messages import AttachWorker, Heartbeat, RunTask, TaskDone, from_wire, to_wire
-from .serialize import pack_result, unpack_call
+from .serialize import lacks_function, pack_result, unpack_call
 from .worker_slot import TaskSlot
 
 TEXT_MAX = 64 * 1024            # characters of an error message or traceback sent to the client
@@ -238,6 +239,8 @@ def execute(msg: RunTask, result_max: int = RESULT_MAX, fds: FdCapture | None = 
 
 def _run(msg: RunTask, started: float, result_max: int) -> TaskDone:
     try:
+        if lacks_function(msg.payload):     # restarted or evicted: the controller resends it with the function
+            return _done(msg, FN_UNKNOWN, started)
         f, args, kwargs = unpack_call(msg.payload)
         check_dependencies(f)
         value = f(*args, **kwargs)
