@@ -21,7 +21,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from sched_lab.core.dependency import Dependency
-from sched_lab.core.options import check_retries, check_time_limit_s, check_timeout_s
+from sched_lab.core.options import check_retries, check_size_hint, check_time_limit_s, check_timeout_s
 
 from .error import ProtocolError
 from .wire_fields import MAX_ID_CHARS, MAX_TIME, check_binary, check_fields
@@ -38,6 +38,7 @@ class TaskFlags:
     timeout_s: float | None = None
     label: str | None = None
     time_limit_s: float | None = None
+    size_hint: float | None = None        # the submitter's estimate of its length, for schemes (None = unknown)
 
     def __post_init__(self) -> None:
         if self.targets is not None:
@@ -45,6 +46,8 @@ class TaskFlags:
         check_retries(self.retries)
         check_timeout_s(self.timeout_s)
         object.__setattr__(self, "time_limit_s", check_time_limit_s(self.time_limit_s))
+        if self.size_hint is not None:
+            object.__setattr__(self, "size_hint", check_size_hint(self.size_hint))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (also what the task database stores)."""
@@ -52,7 +55,8 @@ class TaskFlags:
                 "after": self.after.as_dict() if self.after else None,
                 "follow": self.follow.as_dict() if self.follow else None,
                 "retries": self.retries, "timeout": self.timeout_s, "label": self.label,
-                **({"time_limit": self.time_limit_s} if self.time_limit_s is not None else {})}
+                **({"time_limit": self.time_limit_s} if self.time_limit_s is not None else {}),
+                **({"size_hint": self.size_hint} if self.size_hint is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskFlags:
@@ -61,7 +65,7 @@ class TaskFlags:
                    after=Dependency.from_dict(data["after"]) if data.get("after") else None,
                    follow=Dependency.from_dict(data["follow"]) if data.get("follow") else None,
                    retries=data.get("retries", 0), timeout_s=data.get("timeout"), label=data.get("label"),
-                   time_limit_s=data.get("time_limit"))
+                   time_limit_s=data.get("time_limit"), size_hint=data.get("size_hint"))
 
 
 # ---------------------------------------------------------------------------------- handshake
@@ -135,6 +139,14 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachWorker:
+    """Worker -> controller, first on the worker's own engine-key connection: tasks for the engine registered
+    with this `uuid` may come here straight (its nanny keeps the heartbeat and the control; worker.py)."""
+    TYPE: ClassVar[str] = "attach"
+    uuid: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunTask:
     """Controller -> engine: run attempt `attempt` of a task (`payload` is the client's pickled call).
 
@@ -158,8 +170,10 @@ class CancelTask:
 @dataclass(frozen=True, slots=True)
 class TaskDone:
     """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted | time_limit (its engine
-    stopped it) | died (the worker process died or was killed; `evalue` says how); `result` pickled when ok;
-    the task's captured output."""
+    stopped it) | died (the worker process died or was killed; `evalue` says how) | fn_unknown (the worker lacks
+    the function the payload names by digest: the controller resends it, fncache.py); `result` pickled when ok;
+    the task's captured output; `error_full`: the whole error text when evalue/traceback were cut (kept in
+    the task database, never sent to clients)."""
     TYPE: ClassVar[str] = "done"
     BUFFERS: ClassVar[tuple[str, ...]] = ("result",)
     task_id: str
@@ -173,6 +187,7 @@ class TaskDone:
     result: bytes | None = None
     stdout: str = ""
     stderr: str = ""
+    error_full: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +278,7 @@ TEXT_IN_HEADER_MAX = 8000      # characters of text fields beyond which long tex
 _BINARY = (RunTask, TaskDone, Submit, TaskResult)
 MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Refused, Register, Registered, Heartbeat, RunTask, CancelTask,
                                    TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged,
-                                   SignalEngine)
+                                   SignalEngine, AttachWorker)
 _BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_TYPES}
 # per class: (header field names, buffer field names, required header names)
 _LAYOUT: dict[type, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {}

@@ -29,6 +29,8 @@ class EngineConn:
     last_seen: float
     completed: int = 0
     given: set[tuple[str, int]] = field(default_factory=set)    # (task id, attempt) sent and not yet reported
+    direct: Link | None = None                  # its worker's own connection (tasks go straight to the worker)
+    direct_task: tuple[str, int] | None = None  # the attempt last sent over it
 
 
 @dataclass(slots=True)
@@ -48,7 +50,7 @@ def spec_for(task_id: str, flags: TaskFlags) -> TaskSpec:
     """The core's view of a task."""
     return TaskSpec(task_id, targets=frozenset(flags.targets) if flags.targets else None, after=flags.after,
                     follow=flags.follow, retries=flags.retries, timeout_s=flags.timeout_s, label=flags.label,
-                    time_limit_s=flags.time_limit_s)
+                    time_limit_s=flags.time_limit_s, size_hint=flags.size_hint)
 
 
 class TaskTable:
