@@ -47,9 +47,10 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 class WorkerProc:
     """One worker process and the nanny's end of its socket pair."""
 
-    def __init__(self, result_max: int | None = None) -> None:
+    def __init__(self, result_max: int | None = None, generation: int = 0) -> None:
         mine, theirs = socket.socketpair()
         extra = ["--result-max", str(result_max)] if result_max is not None else []
+        extra += ["--generation", str(generation)] if generation else []
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "real_cluster.worker", "--fd", str(theirs.fileno()),
                                           *extra],
@@ -382,4 +383,4 @@ class Nanny:
         if self.worker is not None:
             self.worker.kill()
         self.restarts += 1
-        self.worker = WorkerProc(self.result_max)
+        self.worker = WorkerProc(self.result_max, self.restarts)

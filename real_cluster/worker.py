@@ -27,6 +27,7 @@ from . import protocol as proto
 from .error import UnmetDependency
 from .functional import check_dependencies
 from .messages import Heartbeat, RunTask, TaskDone, from_wire, to_wire
+from .namespace import bind_call, set_generation
 from .serialize import pack_result, unpack_call
 
 TEXT_MAX = 64 * 1024            # characters of an error message or traceback sent to the client
@@ -126,7 +127,7 @@ def execute(msg: RunTask, result_max: int = RESULT_MAX) -> TaskDone:
 
 def _run(msg: RunTask, started: float, result_max: int) -> TaskDone:
     try:
-        f, args, kwargs = unpack_call(msg.payload)
+        f, args, kwargs = bind_call(*unpack_call(msg.payload))     # `__main__` code sees the namespace
         check_dependencies(f)
         value = f(*args, **kwargs)
     except UnmetDependency as exc:
@@ -211,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="real_cluster.worker")
     parser.add_argument("--fd", type=int, required=True, help="the nanny's socket pair end")
     parser.add_argument("--result-max", type=int, default=RESULT_MAX, help="largest pickled result, bytes")
+    parser.add_argument("--generation", type=int, default=0, help="workers this engine had before (namespace.py)")
     args = parser.parse_args(argv)
+    set_generation(args.generation)
     _die_with_parent()
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
