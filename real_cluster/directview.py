@@ -191,7 +191,7 @@ class DirectView:
     def _submit(self, payload: bytes, eid: int) -> str:
         flags = self._flags_for.get(eid)
         if flags is None:
-            flags = self._flags_for[eid] = TaskFlags(targets=(eid,))
+            flags = self._flags_for[eid] = TaskFlags(targets=(eid,), direct=True)
         tid = self.client.submit_task(payload, flags)
         self.history.append(tid)
         return tid
