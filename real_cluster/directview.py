@@ -93,8 +93,8 @@ def join_partitions(parts: list[Any], dist: str = "b") -> Any:
 class GatherResult(AsyncResult):
     """What `gather(block=False)` returns: `get()` joins the engines' parts into one sequence."""
 
-    def __init__(self, client: Client, msg_ids: list[str], dist: str):
-        super().__init__(client, msg_ids, "gather", single=False)
+    def __init__(self, client: Client, msg_ids: list[str], dist: str, fname: str = "gather"):
+        super().__init__(client, msg_ids, fname, single=False)
         self._dist = dist
 
     def _resolve(self) -> None:
@@ -344,6 +344,27 @@ class DirectView:
         """The values of `map_async` as they arrive, in order."""
         return iter(self.map_async(f, *sequences, **kwargs))
 
+    # ---------------------------------------------------------------------------- decorators
+    def remote(self, block: bool | None = None, **flags: Any) -> Callable[[Callable], Any]:
+        """Decorator: calling the function runs it on every target engine (`apply`, with these flags)."""
+        from .view import RemoteFunction
+        self._check_flag_names(flags)
+        return lambda f: RemoteFunction(self, f, block, flags)       # type: ignore[arg-type]
+
+    def parallel(self, dist: str = "b", block: bool | None = None, **flags: Any) -> Callable[[Callable], Any]:
+        """Decorator: `f.map(*seqs)` is this view's static `map`; `f(*seqs)` gives engine i the i-th part of
+        each sequence as arguments and joins the engines' returned parts."""
+        if dist not in DISTS:
+            raise ValueError(f"dist must be one of {DISTS}, got {dist!r}")
+        self._check_flag_names(flags)
+        return lambda f: DirectParallelFunction(self, f, dist, block, flags)
+
+    @staticmethod
+    def _check_flag_names(flags: dict[str, Any]) -> None:
+        for name in flags:
+            if name not in FLAG_NAMES:
+                raise KeyError(f"Invalid name: {name!r}")
+
     # ------------------------------------------------------------------------------ helpers
     @property
     def outstanding(self) -> set[str]:
@@ -395,3 +416,32 @@ class DirectView:
     def __repr__(self) -> str:
         text = str(self.targets)
         return f"<DirectView {text[:12] + '...]' if len(text) > 16 else text}>"
+
+
+class DirectParallelFunction:
+    """What `DirectView.parallel` makes: `.map` maps element-wise; calling it runs `f` on each engine's part."""
+
+    def __init__(self, view: DirectView, f: Callable, dist: str, block: bool | None, flags: dict[str, Any]):
+        self.view, self.func, self.dist, self.block, self.flags = view, f, dist, block, flags
+        self.__name__ = getattr(f, "__name__", "parallel")
+        self.__doc__ = getattr(f, "__doc__", None)
+
+    def map(self, *sequences: Any) -> Any:
+        """Element-wise parallel map of the function (the view's static partition)."""
+        with self.view.temp_flags(**self.flags):
+            return self.view.map(self.func, *sequences, block=self.block)
+
+    def __call__(self, *sequences: Any) -> Any:
+        view = self.view
+        with view.temp_flags(**self.flags):
+            eids, _ = view._engines()
+            n = min(len(s) for s in sequences) if sequences else 0
+            ids = []
+            for index, eid in enumerate(eids):
+                parts = [partition(s, index, len(eids), self.dist, n) for s in sequences]
+                if sequences and len(parts[0]) == 0:
+                    continue
+                ids.append(view._submit(pack_call(self.func, tuple(parts), {}), eid))
+            block = view.block if self.block is None else self.block
+        ar = view.client._track(GatherResult(view.client, ids, self.dist, self.__name__))
+        return ar.get() if block else ar

@@ -224,3 +224,23 @@ def test_worker_restart_empties_the_namespace_and_says_so(make_cluster):
     assert dv.pull("a", block=True) == [3, 3]
     dv.clear(block=True)
     assert dv.apply_sync(interactive(_user_names)) == [[], []]
+
+
+def test_remote_and_parallel_decorators(rc):
+    dv = rc[rc.ids[:2]]
+
+    @dv.remote(block=True)
+    def engine_pid():
+        import os
+        return os.getpid()
+
+    assert engine_pid() == dv.apply_sync(os.getpid)
+
+    @dv.parallel(block=True)
+    def doubled(part):
+        return [2 * v for v in part]
+
+    assert doubled(list(range(5))) == [0, 2, 4, 6, 8]             # engine i got the i-th part
+    assert doubled.map([[1], [2, 3], [4]]) == [[2], [4, 6], [8]]     # element-wise: doubled(v) per element
+    with pytest.raises(KeyError):
+        dv.remote(retries=1)
