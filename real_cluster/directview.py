@@ -25,7 +25,7 @@ from .asyncmapresult import AsyncMapResult
 from .asyncresult import AsyncResult
 from .error import NoEnginesRegistered
 from .messages import TaskFlags
-from .namespace import _clear, _execute, _pull, _push
+from .namespace import _clear, _execute, _import, _pull, _push
 from .serialize import map_chunk, pack_call
 
 if TYPE_CHECKING:
@@ -343,6 +343,47 @@ class DirectView:
     def imap(self, f: Callable, /, *sequences: Any, **kwargs: Any) -> Iterator:
         """The values of `map_async` as they arrive, in order."""
         return iter(self.map_async(f, *sequences, **kwargs))
+
+    @contextmanager
+    def sync_imports(self, local: bool = True, quiet: bool = False) -> Iterator[None]:
+        """Imports made in the `with` block run here and on every target engine (`as` names are ignored:
+        the engines bind the module's own name, as in ipyparallel). Raises the engines' ImportErrors at the end."""
+        if not local:
+            raise NotImplementedError("remote-only imports not yet implemented")
+        import builtins
+        import threading
+        real_import = builtins.__import__
+        me, busy, seen, pending = threading.get_ident(), [False], set(), []
+
+        def view_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+            if busy[0] or threading.get_ident() != me:       # nested imports, other threads: untouched
+                return real_import(name, globals, locals, fromlist, level)
+            busy[0] = True
+            try:
+                module = real_import(name, globals, locals, fromlist, level)
+                key = f"{name}:{','.join(fromlist or ())}"
+                if level <= 0 and key not in seen:
+                    seen.add(key)
+                    if not quiet:
+                        print(f"importing {','.join(fromlist)} from {name} on engine(s)" if fromlist
+                              else f"importing {name} on engine(s)")
+                    pending.append(self.apply_async(_import, name, tuple(fromlist or ())))
+            finally:
+                busy[0] = False
+            return module
+
+        builtins.__import__ = view_import
+        try:
+            yield
+        finally:
+            builtins.__import__ = real_import
+        for ar in pending:
+            ar.get()
+
+    @property
+    def importer(self) -> Any:
+        """`sync_imports(local=True)`: `with dview.importer: import numpy`."""
+        return self.sync_imports(True)
 
     # ---------------------------------------------------------------------------- decorators
     def remote(self, block: bool | None = None, **flags: Any) -> Callable[[Callable], Any]:

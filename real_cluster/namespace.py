@@ -110,6 +110,19 @@ def _execute(code: str) -> None:
         raise NameError(f"{exc}{_restart_note()}").with_traceback(exc.__traceback__) from None
 
 
+def _import(name: str, fromlist: tuple[str, ...]) -> None:
+    """Task body of `sync_imports`: `import name` (the top package is bound) or `from name import *fromlist`."""
+    module = __import__(name, NAMESPACE, None, fromlist, 0)
+    if not fromlist:
+        NAMESPACE[name.partition(".")[0]] = module
+    for key in fromlist:
+        if key == "*":
+            public = getattr(module, "__all__", None) or [k for k in vars(module) if not k.startswith("_")]
+            NAMESPACE.update({k: getattr(module, k) for k in public})
+        else:
+            NAMESPACE[key] = getattr(module, key)
+
+
 def _clear() -> None:
     """Task body of `clear`: empty the namespace (back to a fresh worker's)."""
     NAMESPACE.clear()

@@ -244,3 +244,19 @@ def test_remote_and_parallel_decorators(rc):
     assert doubled.map([[1], [2, 3], [4]]) == [[2], [4, 6], [8]]     # element-wise: doubled(v) per element
     with pytest.raises(KeyError):
         dv.remote(retries=1)
+
+
+def test_sync_imports_imports_here_and_on_the_engines(rc, capsys):
+    import builtins
+    real_import = builtins.__import__
+    dv = rc[rc.ids[:2]]
+    with dv.sync_imports():
+        import colorsys
+        from textwrap import dedent as _unused_alias       # noqa: F401 - `as` is ignored on the engines
+    assert colorsys.__name__ == "colorsys"                  # imported here too
+    assert capsys.readouterr().out == "importing colorsys on engine(s)\nimporting dedent from textwrap on engine(s)\n"
+    assert dv.pull(["colorsys.__name__", "dedent.__module__"], block=True) == [["colorsys", "textwrap"]] * 2
+    with pytest.raises(ImportError):
+        with dv.importer:
+            import no_such_module_here          # noqa: F401
+    assert builtins.__import__ is real_import               # restored after a failure too
