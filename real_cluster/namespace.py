@@ -8,11 +8,11 @@ one. The nanny tells each worker its `generation` (0 for the first worker of an 
 engine); they are imported on the engine by reference, never shipped by value.
 
 Globals, as in ipyparallel: a function defined in `__main__` (a notebook, a script, `@interactive`)
-runs with the namespace as its globals (`bind_call`), wherever it is passed (the function or an
+runs with the namespace as its globals (`lend`), wherever it is passed (the function or an
 argument of a task; load-balanced tasks too: an engine has one namespace). It reads names pushed or
 executed there, and its `global` assignments land there. The values cloudpickle shipped with it
-(the client's globals it refers to) fill in the names the namespace lacks; functions and classes
-defined in the client's `__main__` replace an older definition (the client's latest code wins).
+(the client's globals it refers to, as they were at submission) stand in, for that call only, for
+the names the namespace lacks: the engine's own names win, and nothing shipped stays behind.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ def _is_main(obj: Any) -> bool:
     return getattr(obj, "__module__", None) == "__main__"
 
 
+def _is_main_function(obj: Any) -> bool:
+    return isinstance(obj, types.FunctionType) and obj.__module__ == "__main__"
+
+
 def _rebound(f: types.FunctionType) -> types.FunctionType:
     """`f` with the namespace as its globals (its code, name, defaults, closure and attributes kept)."""
     g = types.FunctionType(f.__code__, NAMESPACE, f.__name__, f.__defaults__, f.__closure__)
@@ -46,31 +50,52 @@ def _rebound(f: types.FunctionType) -> types.FunctionType:
     return g
 
 
-def _bind(f: types.FunctionType) -> types.FunctionType:
-    shipped = f.__globals__
-    if shipped is NAMESPACE:
-        return f
-    for name, value in list(shipped.items()):
-        if name.startswith("__") and name.endswith("__"):
-            continue
-        if isinstance(value, types.FunctionType) and _is_main(value) and value.__globals__ is shipped:
-            NAMESPACE[name] = _rebound(value)            # the client's latest definition wins
-        elif isinstance(value, type) and _is_main(value):
-            NAMESPACE[name] = value
-        else:
-            NAMESPACE.setdefault(name, value)            # data: the engine's own value wins
-    return _rebound(f)
+class lend:           # noqa: N801 - used as `with lend(f, args, kwargs) as (f, args, kwargs):`
+    """Run a call with its `__main__` functions bound to the namespace (see the module docstring).
 
+    Entering binds the function and any top-level function argument, and lends the namespace the
+    client's values shipped with them (cloudpickle's globals) for the names it lacks; leaving takes
+    back the lent names the call did not rebind. So the engine's own names win, the client's values
+    are current at every call, and nothing the client shipped stays behind in the engine.
+    """
 
-def bind_call(f: Any, args: tuple, kwargs: dict) -> tuple[Any, tuple, dict]:
-    """The call with every `__main__` function (itself or a top-level argument) bound to the namespace."""
-    if isinstance(f, types.FunctionType) and _is_main(f):
-        f = _bind(f)
-    if any(isinstance(a, types.FunctionType) and _is_main(a) for a in args):
-        args = tuple(_bind(a) if isinstance(a, types.FunctionType) and _is_main(a) else a for a in args)
-    if any(isinstance(v, types.FunctionType) and _is_main(v) for v in kwargs.values()):
-        kwargs = {k: _bind(v) if isinstance(v, types.FunctionType) and _is_main(v) else v for k, v in kwargs.items()}
-    return f, args, kwargs
+    __slots__ = ("call", "lent")
+
+    def __init__(self, f: Any, args: tuple, kwargs: dict):
+        self.call = (f, args, kwargs)
+        self.lent: dict[str, Any] | None = None
+
+    def __enter__(self) -> tuple[Any, tuple, dict]:
+        f, args, kwargs = self.call
+        main_args = any(_is_main_function(a) for a in args) or any(_is_main_function(v) for v in kwargs.values())
+        if not (_is_main_function(f) or main_args):
+            return self.call                                 # the common case: nothing to bind
+        self.lent = {}
+        if _is_main_function(f):
+            f = self._bind(f)
+        if main_args:
+            args = tuple(self._bind(a) if _is_main_function(a) else a for a in args)
+            kwargs = {k: self._bind(v) if _is_main_function(v) else v for k, v in kwargs.items()}
+        return f, args, kwargs
+
+    def _bind(self, f: types.FunctionType) -> types.FunctionType:
+        shipped = f.__globals__
+        if shipped is NAMESPACE:
+            return f
+        assert self.lent is not None
+        for name, value in shipped.items():
+            if (name.startswith("__") and name.endswith("__")) or name in NAMESPACE:
+                continue                                     # the engine's own value wins
+            if _is_main_function(value) and value.__globals__ is shipped:
+                value = _rebound(value)                      # a helper from the same `__main__`: bound too
+            NAMESPACE[name] = self.lent[name] = value
+        return _rebound(f)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.lent:
+            for name, value in self.lent.items():
+                if NAMESPACE.get(name, lend) is value:       # not rebound by the call: taken back
+                    del NAMESPACE[name]
 
 
 def _restart_note() -> str:

@@ -27,7 +27,7 @@ from . import protocol as proto
 from .error import UnmetDependency
 from .functional import check_dependencies
 from .messages import Heartbeat, RunTask, TaskDone, from_wire, to_wire
-from .namespace import bind_call, set_generation
+from .namespace import lend, set_generation
 from .serialize import pack_result, unpack_call
 
 TEXT_MAX = 64 * 1024            # characters of an error message or traceback sent to the client
@@ -127,9 +127,9 @@ def execute(msg: RunTask, result_max: int = RESULT_MAX) -> TaskDone:
 
 def _run(msg: RunTask, started: float, result_max: int) -> TaskDone:
     try:
-        f, args, kwargs = bind_call(*unpack_call(msg.payload))     # `__main__` code sees the namespace
-        check_dependencies(f)
-        value = f(*args, **kwargs)
+        with lend(*unpack_call(msg.payload)) as (f, args, kwargs):   # `__main__` code sees the namespace
+            check_dependencies(f)
+            value = f(*args, **kwargs)
     except UnmetDependency as exc:
         ename, evalue, tb = describe_exception(exc)
         if type(exc) is UnmetDependency:

@@ -110,6 +110,22 @@ def test_main_and_interactive_functions_see_the_namespace(rc):
     assert dv.map_sync(interactive(lambda i: i + 1), range(3)) == [1, 2, 3]   # also as map's function
 
 
+def test_shipped_globals_stand_in_for_one_call_and_the_engines_names_win(rc):
+    e0 = rc.ids[0]
+    name = _name("threshold")
+    exec(f"def over(v):\n    return v > {name}\n", globals())
+    over = interactive(globals()["over"])
+    globals()[name] = 5
+    assert rc[e0].apply_sync(over, 6) is True
+    globals()[name] = 7                                          # changed on the client: the next call sees it
+    assert rc[e0].apply_sync(over, 6) is False
+    assert rc.load_balanced_view(targets=e0).apply_sync(over, 6) is False     # load-balanced tasks alike
+    assert name not in rc[e0].apply_sync(interactive(_user_names))            # nothing shipped stayed behind
+    rc[e0].push({name: 0}, block=True)
+    assert rc[e0].apply_sync(over, 6) is True                   # the engine's own value wins
+    del globals()[name]
+
+
 # ---------------------------------------------------------------------------- scatter / gather
 def test_partition_and_join_follow_ipyparallel():
     seq = list(range(10))
