@@ -276,3 +276,20 @@ def test_sync_imports_imports_here_and_on_the_engines(rc, capsys):
         with dv.importer:
             import no_such_module_here          # noqa: F401
     assert builtins.__import__ is real_import               # restored after a failure too
+
+
+def test_bad_input_is_a_clear_error_and_the_engines_serve_on(rc):
+    import threading
+    dv = rc[rc.ids[:2]]
+    before = list(dv.history)
+    with pytest.raises(TypeError, match="pickle"):
+        dv.push({"lock": threading.Lock()})                  # refused on the client: nothing was sent
+    assert dv.history == before
+    lk = _name("lock")
+    dv.execute(f"import threading\n{lk} = threading.Lock()", block=True)
+    with pytest.raises(CompositeError) as info:
+        dv.pull(lk, block=True)
+    assert all("could not be pickled" in e[1] for e in info.value.elist)
+    with pytest.raises(TypeError):
+        dv.scatter("x", iter([1, 2]))                         # ipyparallel's partition needs a sized sequence
+    assert dv.apply_sync(abs, -4) == [4, 4]
