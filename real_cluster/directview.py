@@ -200,7 +200,7 @@ class DirectView:
         eids, single = self._engines(targets)
         payload = pack_call(f, args, kwargs)            # pickled once, the same bytes to every engine
         ids = [self._submit(payload, eid) for eid in eids]
-        name = fname or getattr(f, "__name__", "unknown")
+        name = fname or str(getattr(f, "__name__", "unknown"))
         return self.client._track(AsyncResult(self.client, ids, name, single=single))
 
     # -------------------------------------------------------------------------------- apply
