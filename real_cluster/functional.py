@@ -39,7 +39,10 @@ def interactive(f: Callable) -> Callable:
         g.__doc__ = f.__doc__
         g.__dict__.update(f.__dict__)
         f = g
-    f.__module__ = "__main__"
+    try:
+        f.__module__ = "__main__"
+    except (AttributeError, TypeError):     # a builtin or a C type: it has no globals to rebind
+        pass
     return f
 
 

@@ -73,3 +73,14 @@ def test_lend_binds_function_arguments_and_leaves_module_functions_alone():
     with ns.lend(rebinding, (), {}) as (g, _, _):
         g()
     assert ns.NAMESPACE["lent"] == "mine"                       # rebound by the call: kept
+
+
+def test_interactive_marks_functions_and_leaves_builtins_alone():
+    from real_cluster import interactive
+
+    def local(v):
+        return v + 1
+
+    g = interactive(local)
+    assert g is not local and g.__module__ == "__main__" and g(1) == 2 and local.__module__ != "__main__"
+    assert interactive(abs) is abs
