@@ -360,6 +360,10 @@ class Client(HubQueries, ResultRequests):
         from .directview import view_for_key
         return view_for_key(self, key)
 
+    def clear(self, targets: Any = None, block: bool | None = None) -> Any:
+        """Empty the namespaces of `targets` (default: every engine), as `direct_view(targets).clear()`."""
+        return self.direct_view("all" if targets is None else targets).clear(block=block)
+
     def _resolve_targets(self, targets: Any) -> Any:
         """Negative engine indices (`-1`: the newest engine) as real engine ids, as ipyparallel does."""
         def one(t: Any) -> Any:

@@ -240,6 +240,9 @@ def test_worker_restart_empties_the_namespace_and_says_so(make_cluster):
     assert dv.pull("a", block=True) == [3, 3]
     dv.clear(block=True)
     assert dv.apply_sync(interactive(_user_names)) == [[], []]
+    dv.push({"c": 1}, block=True)
+    rc.clear(targets=e1, block=True)                             # the client's clear, one engine
+    assert dv.apply_sync(interactive(_user_names)) == [["c"], []]
 
 
 def test_remote_and_parallel_decorators(rc):
