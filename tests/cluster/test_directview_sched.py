@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from _wait import Gate, wait_for_file, wait_until
-from real_cluster.error import EngineError
+from real_cluster.error import EngineError, TaskAborted
 
 T = 60      # seconds: the deadline of every wait (5x headroom on a loaded 2-core machine)
 
@@ -86,7 +86,8 @@ def test_a_direct_task_to_an_engine_that_left_fails_engine_error(make_cluster):
     rc.wait_for_engines(2, timeout=T)
     e0, e1 = rc.ids
     dv = rc[[e0, e1]]
-    rc.shutdown(targets=e1, block=True)
+    rc[e1].shutdown(block=True)                                    # the view's shutdown: its engine only
+    assert rc.ids == [e0]
     with pytest.raises(IndexError, match="No such engine"):      # the client knows it left: refused at once
         dv.apply_async(os.getpid)
     assert rc[e0].apply_sync(os.getpid) > 0                         # the other engine serves on
@@ -108,3 +109,23 @@ def test_direct_tasks_on_an_engine_that_dies_fail_engine_error(make_cluster, tmp
             ar.get(T)
     wait_until(lambda: rc.ids == [e1], T, "engine 0 to leave")
     assert rc[e1].apply_sync(abs, -2) == 2
+
+
+def test_abort_a_direct_task_queued_on_its_engine(make_cluster, tmp_path: Path):
+    cluster = make_cluster(1)
+    rc = cluster.client
+    rc.wait_for_engines(1, timeout=T)
+    [e0] = rc.ids
+    dv = rc[e0]
+    dv.push({"kept": 1}, block=True)
+    gate = Gate(tmp_path)
+    held = gate.hold(dv)
+    wait_for_file(tmp_path / "started-1", T)
+    queued = dv.apply_async(os.getpid)
+    wait_until(lambda: rc.queue_status()[e0]["queue"] == 2, T, "both direct tasks on the engine")
+    assert dv.abort(jobs=queued) == 1
+    with pytest.raises(TaskAborted):
+        queued.get(T)
+    gate.open()
+    assert held.get(T) is None
+    assert dv.pull("kept", block=True) == 1                        # a queued abort leaves the worker alone
