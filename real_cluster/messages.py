@@ -21,7 +21,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from sched_lab.core.dependency import Dependency
-from sched_lab.core.options import check_retries, check_time_limit_s, check_timeout_s
+from sched_lab.core.options import check_retries, check_size_hint, check_time_limit_s, check_timeout_s
 
 from .error import ProtocolError
 from .wire_fields import MAX_ID_CHARS, MAX_TIME, check_binary, check_fields, direct_problem
@@ -38,6 +38,7 @@ class TaskFlags:
     timeout_s: float | None = None
     label: str | None = None
     time_limit_s: float | None = None
+    size_hint: float | None = None        # the submitter's estimate of its length, for schemes (None = unknown)
     direct: bool = False            # a DirectView task: one target, no after/follow (core: TaskSpec.direct)
 
     def __post_init__(self) -> None:
@@ -46,6 +47,8 @@ class TaskFlags:
         check_retries(self.retries)
         check_timeout_s(self.timeout_s)
         object.__setattr__(self, "time_limit_s", check_time_limit_s(self.time_limit_s))
+        if self.size_hint is not None:
+            object.__setattr__(self, "size_hint", check_size_hint(self.size_hint))
         if self.direct is not False:
             problem = direct_problem(self.direct, self.targets, self.after, self.follow)
             if problem:
@@ -58,6 +61,7 @@ class TaskFlags:
                 "follow": self.follow.as_dict() if self.follow else None,
                 "retries": self.retries, "timeout": self.timeout_s, "label": self.label,
                 **({"time_limit": self.time_limit_s} if self.time_limit_s is not None else {}),
+                **({"size_hint": self.size_hint} if self.size_hint is not None else {}),
                 **({"direct": True} if self.direct else {})}
 
     @classmethod
@@ -67,7 +71,8 @@ class TaskFlags:
                    after=Dependency.from_dict(data["after"]) if data.get("after") else None,
                    follow=Dependency.from_dict(data["follow"]) if data.get("follow") else None,
                    retries=data.get("retries", 0), timeout_s=data.get("timeout"), label=data.get("label"),
-                   time_limit_s=data.get("time_limit"), direct=data.get("direct", False))
+                   time_limit_s=data.get("time_limit"), size_hint=data.get("size_hint"),
+                   direct=data.get("direct", False))
 
 
 # ---------------------------------------------------------------------------------- handshake
@@ -165,7 +170,8 @@ class CancelTask:
 class TaskDone:
     """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted | time_limit (its engine
     stopped it) | died (the worker process died or was killed; `evalue` says how); `result` pickled when ok;
-    the task's captured output."""
+    the task's captured output; `error_full`: the whole error text when evalue/traceback were cut (kept in
+    the task database, never sent to clients)."""
     TYPE: ClassVar[str] = "done"
     BUFFERS: ClassVar[tuple[str, ...]] = ("result",)
     task_id: str
@@ -179,6 +185,7 @@ class TaskDone:
     result: bytes | None = None
     stdout: str = ""
     stderr: str = ""
+    error_full: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,7 +168,8 @@ def _dependency(value: Any) -> None:
 _FLAG_FIELDS = record({"targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True), "after": _dependency,
                        "follow": _dependency, "retries": integer(0, 1_000_000),
                        "timeout": number(0.0, 1e9, optional=True), "label": string(0, MAX_LABEL_CHARS, optional=True),
-                       "time_limit": number(0.0, 1e9, optional=True), "direct": boolean})
+                       "time_limit": number(0.0, 1e9, optional=True),
+                       "size_hint": number(0.0, 1e300, optional=True), "direct": boolean})
 
 
 def direct_problem(direct: Any, targets: Any, after: Any, follow: Any) -> str | None:
@@ -204,7 +205,7 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "done": {"task_id": TASK_ID, "attempt": ATTEMPT,
              "status": string(choices=("ok", "error", "unmet", "aborted", "died", "time_limit")),
              "started_at": OPT_TIME, "completed_at": TIME, "ename": OPT_NAME, "evalue": OPT_TEXT,
-             "traceback": OPT_TEXT, "stdout": OPT_TEXT, "stderr": OPT_TEXT},
+             "traceback": OPT_TEXT, "stdout": OPT_TEXT, "stderr": OPT_TEXT, "error_full": OPT_TEXT},
     "stop": {},
     "submit": {"task_id": TASK_ID, "flags": FLAGS, "submitted_at": TIME},
     "result": {"task_id": TASK_ID, "status": string(choices=("ok", "error")),
