@@ -32,18 +32,15 @@ def interactive(f: Callable) -> Callable:
     to its namespace (real_cluster/namespace.py) as it does any function defined in a notebook or
     script: names pushed or executed there resolve, and `global` assignments land there.
     """
-    if isinstance(f, types.FunctionType):
-        g = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
-        g.__kwdefaults__ = f.__kwdefaults__
-        g.__qualname__ = f.__qualname__
-        g.__doc__ = f.__doc__
-        g.__dict__.update(f.__dict__)
-        f = g
-    try:
-        f.__module__ = "__main__"
-    except (AttributeError, TypeError):     # a builtin or a C type: it has no globals to rebind
-        pass
-    return f
+    if not isinstance(f, types.FunctionType):
+        return f                # a builtin, a class, ...: no globals to rebind (and never mutated)
+    g = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    g.__kwdefaults__ = f.__kwdefaults__
+    g.__qualname__ = f.__qualname__
+    g.__doc__ = f.__doc__
+    g.__dict__.update(f.__dict__)
+    g.__module__ = "__main__"
+    return g
 
 
 def _dependency_ids(spec: Any) -> set[str]:

@@ -83,4 +83,4 @@ def test_interactive_marks_functions_and_leaves_builtins_alone():
 
     g = interactive(local)
     assert g is not local and g.__module__ == "__main__" and g(1) == 2 and local.__module__ != "__main__"
-    assert interactive(abs) is abs
+    assert interactive(abs) is abs and abs.__module__ == "builtins"          # returned as is, never mutated
