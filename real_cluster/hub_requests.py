@@ -50,7 +50,7 @@ class RequestHandler:
 
     def __init__(self, tasks: TaskTable, engines: dict[int, EngineConn], scheduler: TaskScheduler, db: TaskDB, *,
                  feed: Callable[[Event], None], save_records: Callable[[], None], stop: Callable[[], None],
-                 send_result: Callable[[Link, TaskResult], None] | None = None):
+                 send_result: Callable[[Link, TaskResult], None] | None = None, functions: Any = None):
         self.tasks = tasks
         self.engines = engines
         self.scheduler = scheduler
@@ -59,6 +59,7 @@ class RequestHandler:
         self.save_records = save_records
         self.stop = stop
         self.send_result = send_result or (lambda link, result: link.send(result))
+        self.functions = functions          # fncache.FunctionRouter: per engine, functions shipped / by digest
 
     def handle(self, link: Link, req: Request) -> None:
         method = getattr(self, f"op_{req.op}", None)
@@ -112,6 +113,10 @@ class RequestHandler:
             if task is not None and task.flags.direct:
                 out.append(tid)
         return out
+
+    def op_function_stats(self, link: Link) -> dict[str, dict[str, int]]:
+        """Per engine: calls sent with their function's bytes, by digest alone, and resent after a miss."""
+        return {str(eid): self.functions.counts(eid) for eid in sorted(self.engines)} if self.functions else {}
 
     def op_hub_history(self, link: Link) -> list[str]:
         return self.db.hub_history()

@@ -1,11 +1,15 @@
 """An engine's nanny: owns the controller connection, the heartbeat and the engine id; never runs user code.
 
 How this works. One thread, one `selectors` loop over two sockets: the controller link and the
-local socket pair to the worker process (worker.py). RunTask messages queue here and go to the
-worker one at a time, so a cancel of a queued task never reaches the worker and a kill only ever
-costs the running task. Heartbeats leave on schedule whatever the task does (the worker may hold
-the GIL for minutes). While a task runs, a watchdog checks every `WATCH_PERIOD_S` (with a memory limit
-every `MEMORY_WATCH_PERIOD_S`; each check is one pread of /proc/<pid>/statm and stat, kept open):
+local socket pair to the worker process (worker.py). The worker also has a direct link of its own
+to the controller (not over TLS): a task sent while its engine has nothing else out goes straight
+there and its answer straight back, without waking the nanny; the nanny sees it in the page it
+shares with the worker (worker_slot.py). Any other RunTask queues here and goes to the worker one
+at a time (after a direct one ends: the worker wakes the nanny), so a cancel of a queued task never
+reaches the worker and a kill only ever costs the running task. Heartbeats leave on schedule
+whatever the task does (the worker may hold the GIL for minutes). While a task runs, a watchdog
+checks every `WATCH_PERIOD_S` (with a memory limit every `MEMORY_WATCH_PERIOD_S`; each check is one
+pread of /proc/<pid>/statm and stat, kept open):
 - its `time_limit_s` -> kill the worker, TaskDone `error` / TimeLimitExceeded;
 - the worker's resident memory against `memory_limit` -> kill, TaskDone `died` naming the limit;
 - the worker stopped (SIGSTOP, state T) for longer than the liveness timeout -> kill, `died`.
@@ -17,6 +21,7 @@ apply), a fresh worker starts, and the engine keeps its id.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import selectors
@@ -38,6 +43,7 @@ from .messages import (
 )
 from .profile import ConnectionInfo
 from .sync_link import SyncLink
+from .worker_slot import Running, TaskSlot
 
 log = logging.getLogger("real_cluster.engine")
 WATCH_PERIOD_S = 0.1            # how often a running task's limits and worker state are checked
@@ -49,19 +55,25 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 class WorkerProc:
     """One worker process and the nanny's end of its socket pair."""
 
-    def __init__(self, result_max: int | None = None, generation: int = 0) -> None:
+    def __init__(self, result_max: int | None = None, attach: dict[str, Any] | None = None,
+                 generation: int = 0) -> None:
+        from .worker import ATTACH_ENV
         mine, theirs = socket.socketpair()
+        self.slot = TaskSlot()              # what the worker runs (worker_slot.py); a fresh one per worker
         extra = ["--result-max", str(result_max)] if result_max is not None else []
         extra += ["--generation", str(generation)] if generation else []
+        env = dict(os.environ, **{ATTACH_ENV: json.dumps(attach)}) if attach else None
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "real_cluster.worker", "--fd", str(theirs.fileno()),
-                                          *extra],
-                                         stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), close_fds=True)
+                                          "--slot-fd", str(self.slot.fd), *extra], env=env,
+                                         stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), self.slot.fd),
+                                         close_fds=True)
         finally:
             theirs.close()
         self.sock = mine
         self.sock.setblocking(False)
         self.decoder = proto.FrameDecoder(proto.DEFAULT_LIMITS)
+        self.scratch = bytearray(proto.RECV_CHUNK)
         self.ready = False
         self.started = time.monotonic()
         self.stopped_since: float | None = None
@@ -87,7 +99,7 @@ class WorkerProc:
     def read(self) -> list[Any] | None:
         """Messages received from the worker (one read: the selector reports the rest); None when it closed."""
         try:
-            data = self.sock.recv(1 << 20)
+            data = proto.recv_into(self.sock, self.scratch)
         except (BlockingIOError, InterruptedError):
             return []
         except OSError:
@@ -132,6 +144,7 @@ class WorkerProc:
         except subprocess.TimeoutExpired:
             code = None
         self.sock.close()
+        self.slot.close_fd()
         self._close_proc_fds()
         return _exit_text(code)
 
@@ -142,6 +155,7 @@ class WorkerProc:
         except subprocess.TimeoutExpired:
             return self.kill()
         self.sock.close()
+        self.slot.close_fd()
         self._close_proc_fds()
         return _exit_text(code)
 
@@ -161,7 +175,8 @@ class Nanny:
     """One engine. `run()` returns an exit code (0 after a clean stop or giving up reconnecting)."""
 
     def __init__(self, info: ConnectionInfo, retry_for_s: float = 20.0, memory_limit: int | None = None,
-                 result_max: int | None = None, speed: float = 1.0, labels: tuple[str, ...] = ()):
+                 result_max: int | None = None, speed: float = 1.0, labels: tuple[str, ...] = (),
+                 unix_path: str | None = None):
         if memory_limit is not None and memory_limit <= 0:
             raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
         self.info = info
@@ -182,10 +197,14 @@ class Nanny:
         self._hb_period = 1.0
         self._liveness_s = 5.0
         self._stopping = False
+        # the worker's direct link (worker.py): not over TLS (a TLS session cannot be shared with it)
+        self._attach = None if info.tls_fingerprint is not None else {
+            "host": info.host, "port": info.port, "key": info.key, "uuid": self.uuid,
+            **({"unix": unix_path} if unix_path else {})}
 
     # --------------------------------------------------------------------------- lifecycle
     def run(self) -> int:
-        self.worker = WorkerProc(self.result_max)
+        self.worker = WorkerProc(self.result_max, self._attach)
         try:
             while not self._stopping:
                 link = self._connect()
@@ -235,13 +254,14 @@ class Nanny:
         next_hb = time.monotonic() + self._hb_period
         next_watch = 0.0
         try:
+            self._ask_attach()                      # registered: the worker may take tasks straight now
             if not self._from_controller(link, link.recv_many(block=False)):   # what came with Registered
                 return
             while not self._stopping:
                 now = time.monotonic()
                 timeout = next_hb - now
-                if self.current is not None or not self.worker.ready:
-                    timeout = min(timeout, self.watch_period_s)
+                if self._attach is not None or self.current is not None or not self.worker.ready:
+                    timeout = min(timeout, self.watch_period_s)     # (a direct task is seen in the slot only)
                 for key, _ in sel.select(max(0.0, timeout)):
                     if key.data == "controller":
                         if not self._from_controller(link, link.recv_many(block=False)):
@@ -288,7 +308,7 @@ class Nanny:
             elif isinstance(msg, CancelTask):
                 self._cancel(link, msg)
             elif isinstance(msg, SignalEngine):
-                if self.worker is not None and self.current is not None:
+                if self.worker is not None and self._running() is not None:
                     try:
                         os.kill(self.worker.pid, msg.signum)
                     except OSError as exc:
@@ -300,8 +320,23 @@ class Nanny:
                 log.warning("ignoring unexpected %s from the controller", type(msg).__name__)
         return True
 
-    def _cancel(self, link: SyncLink, msg: CancelTask) -> None:
+    def _running(self) -> Running | None:
+        """The task the worker runs: the one this nanny handed it, else one it took from its direct link."""
         cur = self.current
+        if cur is not None:
+            return Running(cur.task_id, cur.attempt, cur.time_limit_s, self.current_started_at, self.current_since)
+        return self.worker.slot.running() if self.worker is not None else None
+
+    def _ask_attach(self) -> None:
+        """Have the worker (re)connect its direct link (a Heartbeat on the pipe; worker.py)."""
+        if self._attach is not None and self.worker is not None:
+            try:
+                self.worker.send(Heartbeat())
+            except OSError:
+                pass                # a dead worker: the pipe's end is seen by the loop
+
+    def _cancel(self, link: SyncLink, msg: CancelTask) -> None:
+        cur = self._running()
         if cur is not None and (cur.task_id, cur.attempt) == (msg.task_id, msg.attempt):
             self._end_current(link, "aborted", "TaskAborted", "aborted while running (its worker was stopped)")
             return
@@ -332,6 +367,10 @@ class Nanny:
     def _start_next(self, link: SyncLink) -> None:
         if self.current is not None or not self.todo or self.worker is None or not self.worker.ready:
             return
+        if self.worker.slot.running() is not None:     # a direct task runs: the worker wakes us when it ends
+            self.worker.slot.ask_wakeup()
+            if self.worker.slot.running() is not None:
+                return
         msg = self.todo.popleft()
         self.current, self.current_since, self.current_started_at = msg, time.monotonic(), time.time()
         try:
@@ -358,10 +397,10 @@ class Nanny:
                 return
         else:
             w.stopped_since = None
-        cur = self.current
+        cur = self._running()
         if cur is None:
             return
-        if cur.time_limit_s is not None and now - self.current_since > cur.time_limit_s:
+        if cur.time_limit_s is not None and now - cur.started_mono > cur.time_limit_s:
             self._end_current(link, "time_limit", TIME_LIMIT_EXCEEDED,
                               f"the task ran longer than its time limit of {cur.time_limit_s:g} s")
             return
@@ -373,13 +412,18 @@ class Nanny:
 
     def _end_current(self, link: SyncLink, status: str, ename: str, evalue: str) -> None:
         """Stop the running task by killing the worker; report it with `status`; start a fresh worker."""
-        cur = self.current
+        cur = self._running()
         self.current = None
-        self._replace_worker()
-        if cur is not None:
-            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status,
-                               started_at=self.current_started_at,
-                               completed_at=time.time(), ename=ename, evalue=evalue))
+        if self.worker is not None:
+            self.worker.kill()                  # stopped before it is reported; the fresh worker starts after
+            self.worker = None
+        try:
+            if cur is not None:
+                link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status,
+                                   started_at=cur.started_at,
+                                   completed_at=time.time(), ename=ename, evalue=evalue))
+        finally:
+            self._replace_worker()
 
     def _worker_died(self, link: SyncLink, why: str | None) -> None:
         """The worker died (`why` None: its pipe closed) or must die: report the running task, start afresh."""
@@ -387,16 +431,20 @@ class Nanny:
         how = self.worker.kill() if why is not None else self.worker.reap()
         text = why or f"the worker process {how}"
         log.warning("engine %s: %s", self.engine_id, text)
+        cur = self._running()                   # (the dead worker's slot is still readable)
         self.worker = None
-        cur, self.current = self.current, None
-        self._replace_worker()
-        if cur is not None:
-            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died",
-                               started_at=self.current_started_at,
-                               completed_at=time.time(), ename="EngineError", evalue=text))
+        self.current = None
+        try:
+            if cur is not None:                 # reported before a fresh worker starts (that takes a while)
+                link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died",
+                                   started_at=cur.started_at,
+                                   completed_at=time.time(), ename="EngineError", evalue=text))
+        finally:
+            self._replace_worker()
 
     def _replace_worker(self) -> None:
         if self.worker is not None:
             self.worker.kill()
         self.restarts += 1
-        self.worker = WorkerProc(self.result_max, self.restarts)
+        self.worker = WorkerProc(self.result_max, self._attach, self.restarts)
+        self._ask_attach()
