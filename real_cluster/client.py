@@ -358,6 +358,24 @@ class Client(HubQueries, ResultRequests):
         view.set_flags(targets=None if targets == "all" else self._resolve_targets(targets), **flags)
         return view
 
+    def direct_view(self, targets: Any = "all", **flags: Any) -> Any:
+        """A DirectView (directview.py) of `targets`: "all" (every engine at each call), an engine id, or a list."""
+        from .directview import DirectView
+        view = DirectView(self, targets=targets, **flags)
+        if view.targets != "all":
+            eids, single = view._engines()      # unknown engines are refused now, negative indices resolved
+            view.targets = eids[0] if single else eids
+        return view
+
+    def __getitem__(self, key: Any) -> Any:
+        """`rc[0]`, `rc[:]`, `rc[::2]`, `rc[[0, 2]]`: a DirectView of those engines."""
+        from .directview import view_for_key
+        return view_for_key(self, key)
+
+    def clear(self, targets: Any = None, block: bool | None = None) -> Any:
+        """Empty the namespaces of `targets` (default: every engine), as `direct_view(targets).clear()`."""
+        return self.direct_view("all" if targets is None else targets).clear(block=block)
+
     def _resolve_targets(self, targets: Any) -> Any:
         """Negative engine indices (`-1`: the newest engine) as real engine ids, as ipyparallel does."""
         def one(t: Any) -> Any:

@@ -26,12 +26,21 @@ __all__ = ["Dependency", "dependent", "depend", "require", "interactive", "check
 
 
 def interactive(f: Callable) -> Callable:
-    """ipyparallel's `@interactive`, here the identity: cloudpickle already ships a function's globals.
+    """ipyparallel's `@interactive`: the function runs on the engine with the engine's namespace as its globals.
 
-    In ipyparallel it makes a function resolve its globals in the engine's namespace; task code that
-    needs engine-side state uses `require` or the DirectView issue's namespaces instead.
+    It returns a copy of `f` that belongs to `__main__`, so it ships by value and the engine binds it
+    to its namespace (real_cluster/namespace.py) as it does any function defined in a notebook or
+    script: names pushed or executed there resolve, and `global` assignments land there.
     """
-    return f
+    if not isinstance(f, types.FunctionType):
+        return f                # a builtin, a class, ...: no globals to rebind (and never mutated)
+    g = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    g.__kwdefaults__ = f.__kwdefaults__
+    g.__qualname__ = f.__qualname__
+    g.__doc__ = f.__doc__
+    g.__dict__.update(f.__dict__)
+    g.__module__ = "__main__"
+    return g
 
 
 def _dependency_ids(spec: Any) -> set[str]:

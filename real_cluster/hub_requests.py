@@ -91,14 +91,27 @@ class RequestHandler:
         if verbose:                        # ids instead of counts (completed ones from the database)
             for eid in sorted(self.engines):
                 done = self.db.query({"engine_id": eid, "status": {"$in": ["ok", "error"]}}, ["msg_id"])
-                out[str(eid)] = {"queue": [], "completed": [row["msg_id"] for row in done],
-                                 "tasks": scheduler.running_on(eid) if eid in scheduler.engine_ids else []}
+                running = scheduler.running_on(eid) if eid in scheduler.engine_ids else []
+                direct = set(self._direct(running))
+                out[str(eid)] = {"queue": [t for t in running if t in direct],
+                                 "completed": [row["msg_id"] for row in done],
+                                 "tasks": [t for t in running if t not in direct]}
             out["unassigned"] = scheduler.unassigned_ids()
             return out
         core = scheduler.queue_status()
-        for eid, eng in sorted(self.engines.items()):
-            out[str(eid)] = {"queue": 0, "completed": eng.completed, "tasks": core.get(eid, 0)}
+        for eid, eng in sorted(self.engines.items()):     # 'queue': direct (DirectView) tasks, as ipyparallel's MUX
+            direct = len(self._direct(scheduler.running_on(eid))) if eid in scheduler.engine_ids else 0
+            out[str(eid)] = {"queue": direct, "completed": eng.completed, "tasks": core.get(eid, 0) - direct}
         out["unassigned"] = core.get("unassigned", 0)
+        return out
+
+    def _direct(self, task_ids: list[str]) -> list[str]:
+        """The direct (DirectView) tasks among `task_ids`."""
+        out = []
+        for tid in task_ids:
+            task = self.tasks.get(tid)
+            if task is not None and task.flags.direct:
+                out.append(tid)
         return out
 
     def op_function_stats(self, link: Link) -> dict[str, dict[str, int]]:

@@ -24,7 +24,7 @@ from sched_lab.core.dependency import Dependency
 from sched_lab.core.options import check_retries, check_size_hint, check_time_limit_s, check_timeout_s
 
 from .error import ProtocolError
-from .wire_fields import MAX_ID_CHARS, MAX_TIME, check_binary, check_fields
+from .wire_fields import MAX_ID_CHARS, MAX_TIME, check_binary, check_fields, direct_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,7 @@ class TaskFlags:
     label: str | None = None
     time_limit_s: float | None = None
     size_hint: float | None = None        # the submitter's estimate of its length, for schemes (None = unknown)
+    direct: bool = False            # a DirectView task: one target, no after/follow (core: TaskSpec.direct)
 
     def __post_init__(self) -> None:
         if self.targets is not None:
@@ -48,6 +49,10 @@ class TaskFlags:
         object.__setattr__(self, "time_limit_s", check_time_limit_s(self.time_limit_s))
         if self.size_hint is not None:
             object.__setattr__(self, "size_hint", check_size_hint(self.size_hint))
+        if self.direct is not False:
+            problem = direct_problem(self.direct, self.targets, self.after, self.follow)
+            if problem:
+                raise ValueError(f"direct {problem}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (also what the task database stores)."""
@@ -56,7 +61,8 @@ class TaskFlags:
                 "follow": self.follow.as_dict() if self.follow else None,
                 "retries": self.retries, "timeout": self.timeout_s, "label": self.label,
                 **({"time_limit": self.time_limit_s} if self.time_limit_s is not None else {}),
-                **({"size_hint": self.size_hint} if self.size_hint is not None else {})}
+                **({"size_hint": self.size_hint} if self.size_hint is not None else {}),
+                **({"direct": True} if self.direct else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskFlags:
@@ -65,7 +71,8 @@ class TaskFlags:
                    after=Dependency.from_dict(data["after"]) if data.get("after") else None,
                    follow=Dependency.from_dict(data["follow"]) if data.get("follow") else None,
                    retries=data.get("retries", 0), timeout_s=data.get("timeout"), label=data.get("label"),
-                   time_limit_s=data.get("time_limit"), size_hint=data.get("size_hint"))
+                   time_limit_s=data.get("time_limit"), size_hint=data.get("size_hint"),
+                   direct=data.get("direct", False))
 
 
 # ---------------------------------------------------------------------------------- handshake

@@ -55,11 +55,13 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 class WorkerProc:
     """One worker process and the nanny's end of its socket pair."""
 
-    def __init__(self, result_max: int | None = None, attach: dict[str, Any] | None = None) -> None:
+    def __init__(self, result_max: int | None = None, attach: dict[str, Any] | None = None,
+                 generation: int = 0) -> None:
         from .worker import ATTACH_ENV
         mine, theirs = socket.socketpair()
         self.slot = TaskSlot()              # what the worker runs (worker_slot.py); a fresh one per worker
         extra = ["--result-max", str(result_max)] if result_max is not None else []
+        extra += ["--generation", str(generation)] if generation else []
         env = dict(os.environ, **{ATTACH_ENV: json.dumps(attach)}) if attach else None
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "real_cluster.worker", "--fd", str(theirs.fileno()),
@@ -444,5 +446,5 @@ class Nanny:
         if self.worker is not None:
             self.worker.kill()
         self.restarts += 1
-        self.worker = WorkerProc(self.result_max, self._attach)
+        self.worker = WorkerProc(self.result_max, self._attach, self.restarts)
         self._ask_attach()

@@ -166,10 +166,30 @@ def _dependency(value: Any) -> None:
         raise _Bad("must count success, failure, or both")
 
 
-FLAGS = record({"targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True), "after": _dependency,
-                "follow": _dependency, "retries": integer(0, 1_000_000),
-                "timeout": number(0.0, 1e9, optional=True), "label": string(0, MAX_LABEL_CHARS, optional=True),
-                "time_limit": number(0.0, 1e9, optional=True), "size_hint": number(0.0, 1e300, optional=True)})
+_FLAG_FIELDS = record({"targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True), "after": _dependency,
+                       "follow": _dependency, "retries": integer(0, 1_000_000),
+                       "timeout": number(0.0, 1e9, optional=True), "label": string(0, MAX_LABEL_CHARS, optional=True),
+                       "time_limit": number(0.0, 1e9, optional=True),
+                       "size_hint": number(0.0, 1e300, optional=True), "direct": boolean})
+
+
+def direct_problem(direct: Any, targets: Any, after: Any, follow: Any) -> str | None:
+    """What is wrong with a task's `direct` flag given its other flags (None: nothing)."""
+    if type(direct) is not bool:
+        return f"must be true or false, got {type(direct).__name__}"
+    if direct and (targets is None or len(targets) != 1):
+        return f"needs exactly one engine in targets, got {targets!r}"
+    if direct and (after or follow):
+        return "takes no after/follow dependencies (a direct task goes to its engine at once)"
+    return None
+
+
+def FLAGS(value: Any) -> None:          # noqa: N802 - a rule, named like the others
+    _FLAG_FIELDS(value)
+    if isinstance(value, dict) and "direct" in value:
+        problem = direct_problem(value["direct"], value.get("targets"), value.get("after"), value.get("follow"))
+        if problem:
+            raise _Bad(problem, "direct")
 
 FIELD_RULES: dict[str, dict[str, Check]] = {
     "hello": {"nonce": string(1, 64), "version": integer(0, 0xFFFF)},

@@ -35,6 +35,7 @@ from .error import ConnectionFailed, ProtocolError, UnmetDependency
 from .functional import check_dependencies
 from .fncache import FN_UNKNOWN
 from .messages import AttachWorker, Heartbeat, RunTask, TaskDone, from_wire, to_wire
+from .namespace import lend, set_generation
 from .serialize import lacks_function, pack_result, unpack_call
 from .worker_slot import TaskSlot
 
@@ -241,9 +242,9 @@ def _run(msg: RunTask, started: float, result_max: int) -> TaskDone:
     try:
         if lacks_function(msg.payload):     # restarted or evicted: the controller resends it with the function
             return _done(msg, FN_UNKNOWN, started)
-        f, args, kwargs = unpack_call(msg.payload)
-        check_dependencies(f)
-        value = f(*args, **kwargs)
+        with lend(*unpack_call(msg.payload)) as (f, args, kwargs):   # `__main__` code sees the namespace
+            check_dependencies(f)
+            value = f(*args, **kwargs)
     except UnmetDependency as exc:
         ename, evalue, tb = describe_exception(exc)
         if type(exc) is UnmetDependency:
@@ -454,7 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="the nanny's socket pair end")
     parser.add_argument("--result-max", type=int, default=RESULT_MAX, help="largest pickled result, bytes")
     parser.add_argument("--slot-fd", type=int, default=None, help="the shared TaskSlot (worker_slot.py)")
+    parser.add_argument("--generation", type=int, default=0, help="workers this engine had before (namespace.py)")
     args = parser.parse_args(argv)
+    set_generation(args.generation)
     _die_with_parent()
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)

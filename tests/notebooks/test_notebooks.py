@@ -2,7 +2,8 @@
 what they promise: task_interface.ipynb the seed tutorial's outputs on a live cluster (True, the 32
 values of f.map, -9) plus dependencies, retries and resubmit, and leaves no cluster process or
 temporary directory behind — also when a cell fails; compare_schemes.ipynb its tables, figures and
-theory checks. Each runs on a temp copy of the notebook with a private TMPDIR, IPYTHONDIR and Jupyter
+theory checks; actors.ipynb its DirectView example (push/pull, scatter, compute, gather, map, both views
+at once) and the same clean-up. Each runs on a temp copy of the notebook with a private TMPDIR, IPYTHONDIR and Jupyter
 runtime dir."""
 
 from __future__ import annotations
@@ -158,3 +159,19 @@ def test_compare_schemes_notebook(sandbox):
     table = out["compare"]["result"]
     assert all(s in table for s in ("leastload", "plainrandom", "twobin", "weighted", "mean_ci"))
     assert out["finding"]["result"] == "True" and "plainrandom / leastload" in out["finding"]["stdout"]
+
+
+def test_actors_notebook_directview(sandbox):
+    nb, left, error = _execute("actors.ipynb", sandbox)
+    assert error is None and left == []
+    assert list((sandbox / "tmp").iterdir()) == []
+    out = _outputs(nb)
+    assert out["start"]["stdout"] == "4 engines registered\n"
+    assert out["dview"]["result"] == "(True, [0, 1, 2, 3])"
+    assert out["push"]["result"] == "([[10, 1], [10, 1], [10, 1], [10, 1]], 'hello')"
+    assert ast.literal_eval(out["scatter"]["result"]) == [list(range(i, i + 4)) for i in range(0, 16, 4)]
+    assert ast.literal_eval(out["compute"]["result"]) == [10 * v + 1 for v in range(16)]
+    assert out["apply"]["result"] == "([64, 224, 384, 544], True)"
+    assert ast.literal_eval(out["map"]["result"]) == [v ** 2 for v in range(10)]
+    assert "direct: [4, 4, 4, 4] load-balanced: 8" in out["both"]["stdout"] and out["both"]["result"] == "True"
+    assert out["stop"]["stdout"] == "cluster stopped\n"
