@@ -28,6 +28,46 @@ from .wire_fields import MAX_ID_CHARS, MAX_TIME, check_binary, check_fields
 
 
 @dataclass(frozen=True, slots=True)
+class ActorOptions:
+    """What an actor-creating task says about its actor (`view.actor(...)`): its id, class, name and options.
+
+    `name` None: anonymous. `max_restarts` / `max_task_retries` >= 0 (Ray's -1, unlimited, is not offered);
+    `max_concurrency` >= 1 calls of it may run at once (in threads of its worker)."""
+
+    actor_id: str
+    class_name: str = "Actor"
+    name: str | None = None
+    max_restarts: int = 0
+    max_task_retries: int = 0
+    max_concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.actor_id, str) or not 0 < len(self.actor_id) <= 256:
+            raise ValueError(f"actor_id must be a non-empty string, got {self.actor_id!r}")
+        if self.name is not None and (not isinstance(self.name, str) or not 0 < len(self.name) <= 256):
+            raise ValueError(f"an actor's name must be a non-empty string of at most 256 characters, got {self.name!r}")
+        for opt in ("max_restarts", "max_task_retries"):
+            value = getattr(self, opt)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+                raise ValueError(f"{opt} must be an int in 0..1000000, got {value!r}")
+        if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int) \
+                or not 1 <= self.max_concurrency <= 1024:
+            raise ValueError(f"max_concurrency must be an int in 1..1024, got {self.max_concurrency!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form."""
+        return {"id": self.actor_id, "class": self.class_name, "name": self.name, "max_restarts": self.max_restarts,
+                "max_task_retries": self.max_task_retries, "max_concurrency": self.max_concurrency}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ActorOptions:
+        """Inverse of `to_dict`."""
+        return cls(actor_id=data["id"], class_name=data.get("class", "Actor"), name=data.get("name"),
+                   max_restarts=data.get("max_restarts", 0), max_task_retries=data.get("max_task_retries", 0),
+                   max_concurrency=data.get("max_concurrency", 1))
+
+
+@dataclass(frozen=True, slots=True)
 class TaskFlags:
     """The per-task flags a client submits (what the scheduler sees of a task, minus its id)."""
 
@@ -38,8 +78,12 @@ class TaskFlags:
     timeout_s: float | None = None
     label: str | None = None
     time_limit_s: float | None = None
+    actor: ActorOptions | None = None     # this task creates that actor (view.actor)
+    actor_id: str | None = None           # this task is a method call of that actor (ActorHandle)
 
     def __post_init__(self) -> None:
+        if self.actor is not None and self.actor_id is not None:
+            raise ValueError("a task either creates an actor or calls one, not both")
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
         check_retries(self.retries)
@@ -52,7 +96,9 @@ class TaskFlags:
                 "after": self.after.as_dict() if self.after else None,
                 "follow": self.follow.as_dict() if self.follow else None,
                 "retries": self.retries, "timeout": self.timeout_s, "label": self.label,
-                **({"time_limit": self.time_limit_s} if self.time_limit_s is not None else {})}
+                **({"time_limit": self.time_limit_s} if self.time_limit_s is not None else {}),
+                **({"actor": self.actor.to_dict()} if self.actor is not None else {}),
+                **({"actor_id": self.actor_id} if self.actor_id is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskFlags:
@@ -61,7 +107,9 @@ class TaskFlags:
                    after=Dependency.from_dict(data["after"]) if data.get("after") else None,
                    follow=Dependency.from_dict(data["follow"]) if data.get("follow") else None,
                    retries=data.get("retries", 0), timeout_s=data.get("timeout"), label=data.get("label"),
-                   time_limit_s=data.get("time_limit"))
+                   time_limit_s=data.get("time_limit"),
+                   actor=ActorOptions.from_dict(data["actor"]) if data.get("actor") else None,
+                   actor_id=data.get("actor_id"))
 
 
 # ---------------------------------------------------------------------------------- handshake
@@ -145,6 +193,10 @@ class RunTask:
     attempt: int
     payload: bytes
     time_limit_s: float | None = None
+    actor_id: str | None = None           # an actor's task: `actor_role` "create" (payload: class, args) or
+    actor_role: str | None = None         # "call" (payload: method name, args) on instance `incarnation`
+    incarnation: int | None = None
+    max_concurrency: int | None = None    # calls of that actor that may run at once (threads of the worker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +242,21 @@ class SignalEngine:
     def __post_init__(self) -> None:
         if isinstance(self.signum, bool) or not isinstance(self.signum, int) or not 0 < self.signum < 65:
             raise ValueError(f"signum must be a signal number, got {self.signum!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReplaced:
+    """Engine -> controller: its worker process was replaced (it died or was stopped), with every actor in it."""
+    TYPE: ClassVar[str] = "wreplaced"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteActor:
+    """Controller -> engine (-> its worker): forget this actor's instance (`incarnation` None: every one)."""
+    TYPE: ClassVar[str] = "delactor"
+    actor_id: str
+    incarnation: int | None = None
 
 
 # ------------------------------------------------------------------------------------ clients
@@ -263,7 +330,7 @@ TEXT_IN_HEADER_MAX = 8000      # characters of text fields beyond which long tex
 _BINARY = (RunTask, TaskDone, Submit, TaskResult)
 MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Refused, Register, Registered, Heartbeat, RunTask, CancelTask,
                                    TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged,
-                                   SignalEngine)
+                                   SignalEngine, WorkerReplaced, DeleteActor)
 _BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_TYPES}
 # per class: (header field names, buffer field names, required header names)
 _LAYOUT: dict[type, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {}
@@ -287,7 +354,8 @@ def _to_binary(msg: Any) -> bytes | None:
     """The binary header of a message in its common shape, or None (then it goes as JSON)."""
     cls = type(msg)
     if cls is RunTask:
-        if type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF and msg.time_limit_s is None:
+        if type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF and msg.time_limit_s is None \
+                and msg.actor_id is None:
             return _RUN_S.pack(0, _RUN, msg.attempt) + msg.task_id.encode()
     elif cls is TaskDone:
         if (msg.status == "ok" and msg.ename is None and msg.evalue is None and msg.traceback is None

@@ -9,6 +9,8 @@ cap (`ResultTooLarge`): each becomes an ordinary `error` TaskDone with texts cap
 (truncation marked). The task's `sys.stdout`/`sys.stderr` are captured up to `OUTPUT_MAX` each.
 Whatever the worker cannot survive (os._exit, a segfault, a kill) the nanny sees as a closed pipe.
 The worker dies with its nanny (PR_SET_PDEATHSIG on Linux), so a hung task never outlives its engine.
+Actors live here too (worker_actors.py): an actor task runs on its instance; calls of an actor with
+`max_concurrency` > 1 run in that actor's threads while this loop reads on.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback as tb_module
 from typing import Any
@@ -26,8 +29,9 @@ from typing import Any
 from . import protocol as proto
 from .error import UnmetDependency
 from .functional import check_dependencies
-from .messages import Heartbeat, RunTask, TaskDone, from_wire, to_wire
+from .messages import DeleteActor, Heartbeat, RunTask, TaskDone, from_wire, to_wire
 from .serialize import pack_result, unpack_call
+from .worker_actors import ACTORS, redirect
 
 TEXT_MAX = 64 * 1024            # characters of an error message or traceback sent to the client
 OUTPUT_MAX = 1024 * 1024        # characters of captured stdout / stderr per task
@@ -110,12 +114,8 @@ def execute(msg: RunTask, result_max: int = RESULT_MAX) -> TaskDone:
     A pickled result over `result_max` bytes becomes a `ResultTooLarge` error naming both sizes."""
     started = time.time()
     out, err = CappedText(), CappedText()
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
+    with redirect(out, err):
         reply = _run(msg, started, result_max)
-    finally:
-        sys.stdout, sys.stderr = saved
     if out.kept or out.dropped or err.kept or err.dropped:
         reply = TaskDone(task_id=reply.task_id, attempt=reply.attempt, status=reply.status,
                          started_at=reply.started_at, completed_at=reply.completed_at, ename=reply.ename,
@@ -128,7 +128,7 @@ def _run(msg: RunTask, started: float, result_max: int) -> TaskDone:
     try:
         f, args, kwargs = unpack_call(msg.payload)
         check_dependencies(f)
-        value = f(*args, **kwargs)
+        value = f(*args, **kwargs) if msg.actor_id is None else ACTORS.run(msg, f, args, kwargs)
     except UnmetDependency as exc:
         ename, evalue, tb = describe_exception(exc)
         if type(exc) is UnmetDependency:
@@ -159,6 +159,7 @@ class _Pipe:
         self.sock = sock
         self.decoder = proto.FrameDecoder(proto.DEFAULT_LIMITS)
         self.pending: list[Any] = []
+        self.lock = threading.Lock()        # threaded actor calls answer from their own threads
 
     def recv(self) -> Any | None:
         while not self.pending:
@@ -172,7 +173,9 @@ class _Pipe:
         return self.pending.pop(0)
 
     def send(self, msg: Any) -> None:
-        self.sock.sendall(proto.encode_frame(*to_wire(msg)))
+        frame = proto.encode_frame(*to_wire(msg))
+        with self.lock:
+            self.sock.sendall(frame)
 
 
 def _die_with_parent() -> None:
@@ -199,7 +202,12 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX) -> int:
             if msg is None:
                 return 0
             if isinstance(msg, RunTask):
-                pipe.send(execute(msg, result_max))
+                if ACTORS.is_threaded(msg):
+                    ACTORS.submit(msg, lambda m: execute(m, result_max), pipe.send)
+                else:
+                    pipe.send(execute(msg, result_max))
+            elif isinstance(msg, DeleteActor):
+                ACTORS.delete(msg.actor_id, msg.incarnation)
         except KeyboardInterrupt:       # a signal meant for a task that had just ended: keep serving
             continue
         except (OSError, proto.ProtocolError):
