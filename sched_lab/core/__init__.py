@@ -1,15 +1,16 @@
 """The pure scheduling core: sans-IO, no clocks, no sockets, no simpy (see docs/core-api.md)."""
 
+from .actors import ActorInfo, ActorRole, ActorState
 from .dependency import Dependency
 from .errors import SchedulerMisuse
 from .model import (
-    ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT, TIME_LIMIT_EXCEEDED,
+    ACTOR_DIED_ERROR, ActorKillRequested, ActorSpec, DropActor, WorkerRestarted, ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT, TIME_LIMIT_EXCEEDED,
     UNMET_DEPENDENCY, AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch,
     DispatchFailed, EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList,
     RecordSink, StartTimer, TaskFinished, TaskRecord, TaskResubmitted, TaskSpec, TaskSubmitted,
     TimerFired, WorkerDied,
 )
-from .pump import ACTION_TYPES, EventPump
+from .pump import ACTION_TYPES, OPTIONAL_ACTION_TYPES, EventPump
 from .scheduler import DONE, QUEUED, RUNNING, TRANSITIONS, WAITING, TaskScheduler, TaskStatus
 from .schemes import SCHEMES, Scheme, get_scheme
 
@@ -22,5 +23,7 @@ __all__ = [
     "INVALID_DEPENDENCY", "IMPOSSIBLE_DEPENDENCY", "TASK_TIMEOUT", "ENGINE_ERROR", "TASK_ABORTED",
     "TIME_LIMIT_EXCEEDED",
     "UNMET_DEPENDENCY", "WAITING", "QUEUED", "RUNNING", "DONE", "TaskStatus", "TRANSITIONS",
-    "EventPump", "ACTION_TYPES",
+    "EventPump", "ACTION_TYPES", "OPTIONAL_ACTION_TYPES",
+    "ActorSpec", "ActorInfo", "ActorRole", "ActorState", "WorkerRestarted", "ActorKillRequested", "DropActor",
+    "ACTOR_DIED_ERROR",
 ]

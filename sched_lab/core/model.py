@@ -65,6 +65,7 @@ class Outcome(StrEnum):
     WORKER_LOST = "worker_lost"    # its engine's worker process died or was killed; the engine stays
     TIME_LIMIT = "time_limit"      # it ran longer than its time_limit_s: its engine stopped it
     SCHEME_ERROR = "scheme_error"  # the scheme raised or chose an engine that was not a candidate
+    ACTOR_DIED = "actor_died"      # an actor call failed in the scheduler: its actor is dead or was killed
 
 
 # Module-level aliases for hot paths: looking up `Outcome.OK` on the enum class costs ~0.2 µs each time.
@@ -79,6 +80,33 @@ ENGINE_ERROR = "EngineError"
 TASK_ABORTED = "TaskAborted"
 TIME_LIMIT_EXCEEDED = "TimeLimitExceeded"
 UNMET_DEPENDENCY = "UnmetDependency"
+ACTOR_DIED_ERROR = "ActorDiedError"
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class ActorSpec:
+    """What the scheduler needs to know about one actor (carried by the TaskSpec that creates it).
+
+    `actor_id`: unique among the scheduler's actors (hashable, not None). `max_restarts`: how many
+    times the instance is re-created after its engine or worker dies. `max_task_retries`: how many
+    times each call is re-run when the instance dies while the call is out. `max_concurrency`: at
+    most this many calls of the actor out at once (>= 1). See docs/core-api.md, "Actors and direct tasks".
+    """
+
+    actor_id: Hashable
+    max_restarts: int = 0
+    max_task_retries: int = 0
+    max_concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if self.actor_id is None:
+            raise ValueError("actor_id must not be None")
+        hash(self.actor_id)                                   # TypeError for an unhashable id
+        for name, low in (("max_restarts", 0), ("max_task_retries", 0), ("max_concurrency", 1)):
+            value = getattr(self, name)
+            if type(value) is not int or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 @_fast_init
@@ -95,6 +123,11 @@ class TaskSpec:
     engines check them and report DependencyUnmet (the simulator keeps them in its workload).
     `size_hint`: the submitter's estimate of the task's length (>= 0, None = unknown), shown to
     schemes as `choice.task.size_hint`.
+    `direct`: a DirectView task: `targets` names exactly one engine; it goes there at once, in
+    submission order, not held by the hwm (no `after`/`follow`). `creates_actor`: this task runs an
+    actor's constructor (an ActorSpec). `actor_id`: this task is a method call of that actor (no
+    targets/after/follow/retries/time_limit_s: use the actor's max_task_retries). At most one of the
+    three. Rules: docs/core-api.md, "Actors and direct tasks".
     """
 
     task_id: TaskId
@@ -106,11 +139,15 @@ class TaskSpec:
     label: str | None = None
     time_limit_s: float | None = None
     size_hint: float | None = None
+    direct: bool = False
+    creates_actor: ActorSpec | None = None
+    actor_id: Hashable | None = None
 
     def __post_init__(self) -> None:
         if (self.targets is None and self.after is None and self.follow is None and type(self.retries) is int
                 and self.retries >= 0 and self.timeout_s is None and self.time_limit_s is None
-                and self.size_hint is None):
+                and self.size_hint is None and self.direct is False and self.creates_actor is None
+                and self.actor_id is None):
             return                                   # the common case, checked cheaply
         if self.targets is not None:
             targets = frozenset((self.targets,)) if isinstance(self.targets, (int, str)) else frozenset(self.targets)
@@ -132,6 +169,33 @@ class TaskSpec:
         if self.size_hint is not None and (isinstance(self.size_hint, bool) or not isinstance(self.size_hint, (int, float))
                                            or not self.size_hint >= 0):
             raise ValueError(f"size_hint must be a number >= 0 or None, got {self.size_hint!r}")
+        if self.direct is not False or self.creates_actor is not None or self.actor_id is not None:
+            self._check_kind()
+
+    def _check_kind(self) -> None:
+        """Validate the direct / creates_actor / actor_id flags (rare specs; see the class docstring)."""
+        if type(self.direct) is not bool:
+            raise ValueError(f"direct must be a bool, got {self.direct!r}")
+        kinds = [name for name, on in (("direct", self.direct), ("creates_actor", self.creates_actor is not None),
+                                       ("actor_id", self.actor_id is not None)) if on]
+        if len(kinds) > 1:
+            raise ValueError(f"a task is at most one of direct, creates_actor, actor_id; got {kinds}")
+        if self.direct:
+            if self.targets is None or len(self.targets) != 1:
+                raise ValueError(f"a direct task needs exactly one target engine, got targets={self.targets!r}")
+            if self.after is not None or self.follow is not None:
+                raise ValueError("a direct task takes no after/follow dependencies (it goes to its engine at once)")
+        elif self.creates_actor is not None:
+            if not isinstance(self.creates_actor, ActorSpec):
+                raise ValueError(f"creates_actor must be an ActorSpec, got {self.creates_actor!r}")
+        else:
+            hash(self.actor_id)
+            bad = [name for name in ("targets", "after", "follow", "time_limit_s") if getattr(self, name) is not None]
+            if self.retries:
+                bad.append("retries")
+            if bad:
+                raise ValueError(f"an actor call takes no {', '.join(bad)} (it runs on its actor's engine; "
+                                 "re-runs come from the actor's max_task_retries)")
 
 
 # ----------------------------------------------------------------------------------------- events
@@ -274,8 +338,32 @@ class WorkerDied:
     reason: str = ""
 
 
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class WorkerRestarted:
+    """An engine's worker process was replaced (with or without a task running); the engine stays.
+
+    Every actor alive on that engine dies (its instance lived in the old worker). A task that was
+    running in the old worker is reported separately (WorkerDied).
+    """
+
+    now: float
+    engine_id: EngineId
+    reason: str = ""
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class ActorKillRequested:
+    """A client asked to kill an actor: it is never restarted; its queued calls fail, calls out are cancelled."""
+
+    now: float
+    actor_id: Hashable
+
+
 Event = (EngineJoined | EngineLost | TaskSubmitted | TaskResubmitted | TaskFinished | DependencyUnmet
-         | DispatchFailed | TimerFired | AbortRequested | PurgeRequested | WorkerDied)
+         | DispatchFailed | TimerFired | AbortRequested | PurgeRequested | WorkerDied | WorkerRestarted
+         | ActorKillRequested)
 
 
 # ---------------------------------------------------------------------------------------- actions
@@ -338,7 +426,16 @@ class CancelTimer:
     token: int
 
 
-Action = Dispatch | Deliver | Fail | Cancel | StartTimer | CancelTimer
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class DropActor:
+    """Delete actor `actor_id`'s instance on engine `engine_id` (it was killed; its slot is free again)."""
+
+    actor_id: Hashable
+    engine_id: EngineId
+
+
+Action = Dispatch | Deliver | Fail | Cancel | StartTimer | CancelTimer | DropActor
 
 
 # ---------------------------------------------------------------------------------------- records

@@ -14,9 +14,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from .model import Action, Cancel, CancelTimer, Deliver, Dispatch, Event, Fail, StartTimer
+from .model import Action, Cancel, CancelTimer, Deliver, Dispatch, DropActor, Event, Fail, StartTimer
 
 ACTION_TYPES: tuple[type, ...] = (Dispatch, Deliver, Fail, Cancel, StartTimer, CancelTimer)
+# Actions only a scheduler given actors emits: a driver may leave them out; one that comes anyway is an error.
+OPTIONAL_ACTION_TYPES: tuple[type, ...] = (DropActor,)
 
 
 class _Handles(Protocol):
@@ -36,11 +38,13 @@ class EventPump:
     def __init__(self, scheduler: _Handles, handlers: Mapping[type, Callable[[Any], None]],
                  on_handled: Callable[[Event, list[Action]], None] | None = None) -> None:
         missing = [t.__name__ for t in ACTION_TYPES if t not in handlers]
-        extra = [getattr(t, "__name__", repr(t)) for t in handlers if t not in ACTION_TYPES]
+        extra = [getattr(t, "__name__", repr(t)) for t in handlers
+                 if t not in ACTION_TYPES and t not in OPTIONAL_ACTION_TYPES]
         if missing or extra:
             raise ValueError(f"EventPump needs one handler per action type; missing {missing}, unknown {extra}")
         self._handle = scheduler.handle
-        self.handlers: dict[type, Callable[[Any], None]] = dict(handlers)
+        self.handlers: dict[type, Callable[[Any], None]] = {t: _unsupported for t in OPTIONAL_ACTION_TYPES}
+        self.handlers.update(handlers)
         self._queue: deque[Event] = deque()
         self._pumping = False
         self.on_handled = on_handled
@@ -89,4 +93,9 @@ class EventPump:
             handlers[action.__class__](action)
 
 
-__all__ = ["EventPump", "ACTION_TYPES"]
+def _unsupported(action: Action) -> None:
+    raise ValueError(f"this driver gave the EventPump no handler for {type(action).__name__} "
+                     f"(it submitted actors without supporting them): {action!r}")
+
+
+__all__ = ["EventPump", "ACTION_TYPES", "OPTIONAL_ACTION_TYPES"]

@@ -17,21 +17,24 @@ non-candidate fails that task with SchemeError; the scheduler goes on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Hashable
 from random import Random
 from typing import Any
 
+from .actors import ActorBook, ActorInfo, ActorRole
 from .dependency import Dependency
 from .errors import SchedulerMisuse
 from .model import (
     ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
-    AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
+    AbortRequested, Action, ActorKillRequested, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
     EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
-    TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
+    TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted,
 )
 from .options import check_hwm, check_scheme
 from .queue import ReadyQueue
+from .readiness import follow_engines, invalid_ids, known_only
 from .scheme_api import SCHEME_ERROR, EngineDirectory, SchemeFailure, parse_scheme
 from .schemes import SCHEMES
 from .state import COUNT_SLOT, DONE, MOVES, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, TaskState, TaskStatus
@@ -76,13 +79,15 @@ class TaskScheduler:
         self._notifying = False
         self._out: list[Action] = []
         self._now = 0.0
+        self._actors = ActorBook(self)                     # actors and direct tasks (actors.py)
         self._handlers: dict[type, Any] = {
             TaskSubmitted: self._on_submitted, TaskFinished: self._on_finished,
             EngineJoined: self._on_engine_joined, EngineLost: self._on_engine_lost,
             DependencyUnmet: self._on_unmet, DispatchFailed: self._on_dispatch_failed,
             TimerFired: self._on_timer, AbortRequested: self._on_abort,
             TaskResubmitted: self._on_resubmitted, PurgeRequested: self._on_purge,
-            WorkerDied: self._on_worker_died,
+            WorkerDied: self._on_worker_died, WorkerRestarted: self._actors.on_worker_restarted,
+            ActorKillRequested: self._actors.on_kill,
         }
 
     # ------------------------------------------------------------------------------ public API
@@ -136,6 +141,18 @@ class TaskScheduler:
         """Ids of the tasks waiting in the scheduler (for dependencies or for an engine)."""
         return [t.id for t in self._tasks.values() if t.state == WAITING or t.state == QUEUED]
 
+    def actors(self) -> list[ActorInfo]:
+        """Every actor the scheduler knows (alive, pending, restarting or dead), in creation order."""
+        return self._actors.infos()
+
+    def actor(self, actor_id: Hashable) -> ActorInfo | None:
+        return self._actors.info(actor_id)
+
+    def actor_role(self, task_id: TaskId) -> ActorRole | None:
+        """What a tracked task is to an actor (create / recreate / call, and the incarnation), or None."""
+        task = self._tasks.get(task_id)
+        return None if task is None else self._actors.role(task)
+
     def queue_status(self) -> dict[Any, int]:
         status: dict[Any, int] = {e.id: e.load for e in self._engines.values()}
         status["unassigned"] = self.waiting_count
@@ -145,6 +162,9 @@ class TaskScheduler:
 
     def _on_submitted(self, ev: TaskSubmitted) -> None:
         spec = ev.spec
+        if spec.actor_id is not None or spec.creates_actor is not None or spec.direct:
+            self._actors.submit(spec, resubmitted=False)
+            return
         if spec.after is not None or spec.follow is not None or spec.targets is not None:
             self._submit(spec, purged_deps_met=False)
             return
@@ -166,21 +186,27 @@ class TaskScheduler:
             self._place_or_queue(task)
 
     def _on_resubmitted(self, ev: TaskResubmitted) -> None:
-        self._submit(ev.spec, purged_deps_met=True)
+        spec = ev.spec
+        if spec.actor_id is not None or spec.creates_actor is not None or spec.direct:
+            self._actors.submit(spec, resubmitted=True)
+            return
+        self._submit(spec, purged_deps_met=True)
 
-    def _submit(self, spec: TaskSpec, purged_deps_met: bool) -> None:
+    def _submit(self, spec: TaskSpec, purged_deps_met: bool, role: Any = None) -> None:
         tid = spec.task_id
         if tid in self._tasks or tid in self._completed or tid in self._failed:
             raise SchedulerMisuse(f"task id {tid!r} was submitted already")
         task = TaskState(spec, self._now)
+        task.actor = role
         after, follow = spec.after, spec.follow
         if after is not None or follow is not None:
             if purged_deps_met:                 # a resubmission: purged deps were met already
-                after, follow = self._known_only(after), self._known_only(follow)
+                tables = (self._tasks, self._completed, self._failed)
+                after, follow = known_only(after, *tables), known_only(follow, *tables)
                 spec_deps_dropped = (after is not spec.after) or (follow is not spec.follow)
                 if spec_deps_dropped:
-                    task.spec = spec = _replace_deps(spec, after, follow)
-            bad = self._invalid_ids(tid, after, follow)
+                    task.spec = spec = dataclasses.replace(spec, after=after, follow=follow)
+            bad = invalid_ids(tid, (after, follow), self._tasks, self._completed, self._failed)
             if bad:
                 self._tasks[tid] = task
                 self._move(task, WAITING)
@@ -192,24 +218,6 @@ class TaskScheduler:
         if after is not None or follow is not None:
             self._count_deps(task)
         self._evaluate(task)
-
-    def _known_only(self, dep: Dependency | None) -> Dependency | None:
-        if dep is None:
-            return None
-        known = [i for i in dep.ids if i in self._tasks or i in self._completed or i in self._failed]
-        if len(known) == len(dep.ids):
-            return dep
-        return Dependency(known, all=dep.all, success=dep.success, failure=dep.failure) if known else None
-
-    def _invalid_ids(self, tid: TaskId, *deps: Dependency | None) -> list[TaskId]:
-        bad = []
-        for dep in deps:
-            if dep is None:
-                continue
-            for i in dep.ids:
-                if i == tid or not (i in self._tasks or i in self._completed or i in self._failed):
-                    bad.append(i)
-        return bad
 
     def _count_deps(self, task: TaskState) -> None:
         """Count finished after-deps, and register the task as a waiter on every unfinished dep."""
@@ -253,7 +261,7 @@ class TaskScheduler:
                 return
         allowed = spec.targets
         if spec.follow is not None:
-            where, why = self._follow_engines(task)
+            where, why = follow_engines(spec.follow, self._completed, self._failed)
             if why:
                 self._fail(task, IMPOSSIBLE_DEPENDENCY, Outcome.IMPOSSIBLE, why)
                 return
@@ -271,38 +279,6 @@ class TaskScheduler:
     def _wait(self, task: TaskState) -> None:
         if task.timer is None and task.spec.timeout_s is not None:
             self._start_timer(task)
-
-    def _follow_engines(self, task: TaskState) -> tuple[frozenset[EngineId] | None, str]:
-        """Engines satisfying `follow` now (None: not yet decidable), or a reason it never can be."""
-        follow = task.spec.follow
-        assert follow is not None
-        where: set[EngineId | None] = set()
-        n_good = n_bad = 0
-        for i in follow.ids:
-            if i in self._completed:
-                ok, engine = True, self._completed[i]
-            elif i in self._failed:
-                ok, engine = False, self._failed[i]
-            else:
-                continue
-            if follow.counts_as_met(ok):
-                n_good += 1
-                where.add(engine)
-            else:
-                n_bad += 1
-        n = len(follow.ids)
-        if (n_bad >= 1) if follow.all else (n_bad == n):
-            return None, "a `follow` dependency can no longer be met"
-        if follow.all:
-            if None in where:
-                return None, "a `follow` dependency never ran on an engine"
-            if len(where) > 1:
-                return None, f"`follow` dependencies ran on different engines {sorted(map(str, where))}"
-            return (frozenset(where) if n_good == n else None), ""
-        where.discard(None)
-        if where:
-            return frozenset(where), ""
-        return None, ("" if n_good + n_bad < n else "no `follow` dependency ran on an engine")
 
     def _exclusions(self, task: TaskState) -> set[EngineId] | None:
         """Engines this task must avoid now: its blacklist, plus engines it failed on while others exist."""
@@ -394,7 +370,15 @@ class TaskScheduler:
         eng = self._engines[task.engine]
         del eng.running[task.id]
         eng.load -= 1
-        self._pool.update(eng.id, eng.load, eng.seq)
+        self._sync_pool(eng)
+
+    def _sync_pool(self, eng: EngineState) -> None:
+        """Tell the pool an engine's load changed: available below hwm, else out (direct tasks and actors
+        can hold an engine at or above hwm)."""
+        if self.hwm and eng.load >= self.hwm:
+            self._pool.discard(eng.id)
+        else:
+            self._pool.update(eng.id, eng.load, eng.seq)
 
     def _drain(self, engine_id: EngineId) -> None:
         """Capacity appeared on `engine_id`: place the oldest queued tasks that can use it."""
@@ -441,12 +425,15 @@ class TaskScheduler:
             task.qseq = 0
             self._queue.entry_died(self._count[_N_QUEUED])
         self._record(task, outcome, error_name, None, None)
-        self._out.append(Fail(task.id, error_name, message))
+        if task.actor is None or not task.actor.silent:      # a re-creation answers no one (actors.py)
+            self._out.append(Fail(task.id, error_name, message))
         task.engine = None               # failed in the scheduler: it failed on no engine (for `follow`)
         self._finish(task, ok=False)
 
     def _finish(self, task: TaskState, ok: bool) -> None:
         """Forget a task just moved to DONE; its dependents react in FIFO order, iteratively (chains can be long)."""
+        if task.actor is not None and self._actors.ended(task, ok):
+            return
         task.qseq = 0
         if task.timer is not None:
             self._cancel_timer(task)
@@ -481,6 +468,8 @@ class TaskScheduler:
     def _retry_or_end(self, task: TaskState, engine_id: EngineId, lost: bool, why: str = "") -> None:
         """An attempt failed on `engine_id` (raised, aborted, timed out, engine or worker lost): retry or end
         the task. A task the client asked to abort while it ran is never retried."""
+        if task.actor is not None and self._actors.attempt_failed(task, engine_id, lost, why):
+            return
         if task.attempt < task.spec.retries and not task.aborting:
             task.attempt += 1
             if task.failed_on is None:
@@ -514,10 +503,15 @@ class TaskScheduler:
         task = self._tasks.get(ev.task_id)
         if task is None or task.state != RUNNING or task.engine != ev.engine_id or task.attempt != ev.attempt:
             return                                       # stale report: ignore
+        if task.actor is not None and self._actors.finished(task, ev):
+            return
         eng = self._engines[ev.engine_id]                # release the engine (inline _release: hot path)
         del eng.running[task.id]
         eng.load -= 1
-        self._pool.update(eng.id, eng.load, eng.seq)
+        if self.hwm and eng.load >= self.hwm:            # held there by direct tasks or actors
+            self._pool.discard(eng.id)
+        else:
+            self._pool.update(eng.id, eng.load, eng.seq)
         if ev.outcome is _OK:
             self.records.add(task.id, task.attempt, ev.engine_id, task.submitted_at, task.dispatched_at,
                              ev.started_at, self._now, _OK, None, task.queue_len, task.engine_load,
@@ -542,6 +536,8 @@ class TaskScheduler:
         """The task an engine report is about, taken off that engine; None for a stale report."""
         task = self._running_on(ev.task_id, ev.engine_id, ev.attempt)
         if task is not None:
+            if task.actor is not None and self._actors.taken_back(task, ev):
+                return None                              # an actor call: handled there
             self._release(task)
         return task
 
@@ -617,6 +613,7 @@ class TaskScheduler:
             return
         self._pool.discard(ev.engine_id)
         self._directory.leave(ev.engine_id)
+        self._actors.engine_lost(eng)                    # its actors die (their calls leave eng.running)
         stranded = list(eng.running.values())
         eng.running.clear()
         for task in stranded:
@@ -650,7 +647,7 @@ class TaskScheduler:
 
     def _on_abort(self, ev: AbortRequested) -> None:
         task = self._tasks.get(ev.task_id)
-        if task is None:
+        if task is None or (task.actor is not None and task.actor.silent):   # a re-creation: kill the actor
             return
         if task.state == RUNNING:
             task.aborting = True
@@ -670,12 +667,6 @@ class TaskScheduler:
             self._failed = {}
         if self._queue.has_dead:
             self._queue.compact()
-
-
-def _replace_deps(spec: TaskSpec, after: Dependency | None, follow: Dependency | None) -> TaskSpec:
-    return TaskSpec(spec.task_id, targets=spec.targets, after=after, follow=follow, retries=spec.retries,
-                    timeout_s=spec.timeout_s, label=spec.label, time_limit_s=spec.time_limit_s,
-                    size_hint=spec.size_hint)
 
 
 __all__ = ["TaskScheduler", "SCHEMES", "TaskStatus", "TRANSITIONS", "WAITING", "QUEUED", "RUNNING", "DONE"]

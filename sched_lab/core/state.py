@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from enum import StrEnum
+from typing import Any
 
 from .model import TaskSpec
 
@@ -60,7 +61,7 @@ class TaskState:
 
     __slots__ = ("id", "spec", "state", "attempt", "engine", "blacklist", "failed_on", "submitted_at",
                  "dispatched_at", "timer", "qseq", "pending", "after_good", "after_bad", "allowed",
-                 "queue_len", "engine_load", "aborting")
+                 "queue_len", "engine_load", "aborting", "actor")
 
     def __init__(self, spec: TaskSpec, now: float) -> None:
         self.id = spec.task_id
@@ -81,3 +82,4 @@ class TaskState:
         self.queue_len: int | None = None
         self.engine_load: int | None = None
         self.aborting = False                 # a client asked to abort it while it ran: no retry
+        self.actor: Any = None                # actors.py's link for actor creations, calls and direct tasks
