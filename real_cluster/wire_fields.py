@@ -155,6 +155,7 @@ TIME = number(0.0, MAX_TIME)
 OPT_TIME = number(0.0, MAX_TIME, optional=True)
 OPT_NAME = string(0, MAX_NAME_CHARS, optional=True)
 OPT_TEXT = string(0, MAX_TEXT_CHARS, optional=True)
+OUTPUT = string(0, MAX_TEXT_CHARS)      # captured output: "" when none (None would not survive a round trip)
 TASK_IDS = list_of(TASK_ID, MAX_DEPENDENCIES)
 
 
@@ -187,7 +188,7 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "hb": {},
     "run": {"task_id": TASK_ID, "attempt": ATTEMPT, "time_limit_s": number(0.0, 1e9, optional=True),
             "actor_id": string(1, MAX_ID_CHARS, optional=True),
-            "actor_role": string(choices=("create", "call"), optional=True),
+            "actor_role": string(choices=("create", "recreate", "call"), optional=True),
             "incarnation": integer(0, 0xFFFFFFFF, optional=True), "max_concurrency": integer(1, 1024, optional=True)},
     "wreplaced": {"reason": string(0, 4096)},
     "delactor": {"actor_id": string(1, MAX_ID_CHARS), "incarnation": integer(0, 0xFFFFFFFF, optional=True)},
@@ -195,14 +196,14 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "done": {"task_id": TASK_ID, "attempt": ATTEMPT,
              "status": string(choices=("ok", "error", "unmet", "aborted", "died", "time_limit")),
              "started_at": OPT_TIME, "completed_at": TIME, "ename": OPT_NAME, "evalue": OPT_TEXT,
-             "traceback": OPT_TEXT, "stdout": OPT_TEXT, "stderr": OPT_TEXT},
+             "traceback": OPT_TEXT, "stdout": OUTPUT, "stderr": OUTPUT},
     "stop": {},
     "submit": {"task_id": TASK_ID, "flags": FLAGS, "submitted_at": TIME},
     "result": {"task_id": TASK_ID, "status": string(choices=("ok", "error")),
                "engine_id": integer(0, 0x7FFFFFFF, optional=True), "submitted_at": OPT_TIME, "started_at": OPT_TIME,
                "completed_at": OPT_TIME, "received_at": OPT_TIME, "ename": OPT_NAME, "evalue": OPT_TEXT,
                "traceback": OPT_TEXT, "engine_info": mapping(optional=True),
-               "label": string(0, MAX_LABEL_CHARS, optional=True), "stdout": OPT_TEXT, "stderr": OPT_TEXT},
+               "label": string(0, MAX_LABEL_CHARS, optional=True), "stdout": OUTPUT, "stderr": OUTPUT},
     "req": {"rid": integer(0, 2**53), "op": string(1, 64), "args": mapping()},
     "rep": {"rid": integer(0, 2**53), "ok": boolean, "value": anything,
             "error": list_of(string(0, MAX_TEXT_CHARS), 2, optional=True)},
