@@ -129,6 +129,7 @@ class ActorHandle:
         self._name = name
         self._client = client
         self.creation = creation
+        self._flags = TaskFlags(actor_id=actor_id)     # every call's (validated once)
 
     @property
     def actor_id(self) -> str:
@@ -151,7 +152,7 @@ class ActorHandle:
         client = self._client
         if client is None or client._closed or client._lost is not None:
             client = self._client = _client_here()
-        tid = client.submit_task(pack_call(method, args, kwargs), TaskFlags(actor_id=self._actor_id))
+        tid = client.submit_task(pack_call(method, args, kwargs), self._flags)
         return client._track(AsyncResult(client, [tid], f"{self._class_name}.{method}"))
 
     def __reduce__(self) -> tuple:

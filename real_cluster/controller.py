@@ -5,7 +5,8 @@ How this works. The controller only translates. Socket messages become core even
 a dropped engine connection or missed heartbeats -> EngineLost, abort -> AbortRequested, ...);
 the actions the core returns become messages (Dispatch -> RunTask to that engine, Deliver and
 Fail -> TaskResult to every subscribed client, Cancel -> CancelTask, StartTimer/CancelTimer ->
-`loop.call_later` whose firing is fed back as TimerFired). No scheduling, dependency, retry or
+`loop.call_later` whose firing is fed back as TimerFired; WorkerReplaced -> WorkerRestarted, DropActor ->
+DeleteActor; actor names and re-creation payloads: actor_hub.py). No scheduling, dependency, retry or
 timeout rule lives here. Task payloads and results are forwarded as opaque bytes, never unpickled.
 Every task's row goes to the task database (batched writes), and the core's records too.
 """
@@ -26,15 +27,16 @@ from typing import Any
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
     EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished, TaskResubmitted,
-    TaskScheduler, TaskSubmitted, TimerFired, WorkerDied,
+    TaskScheduler, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted, DropActor,
 )
-from sched_lab.core.model import ENGINE_ERROR, TASK_ABORTED
+from sched_lab.core.model import ACTOR_DIED_ERROR, ENGINE_ERROR, TASK_ABORTED
 from sched_lab.core.options import check_hwm, check_scheme
 from sched_lab.core.pump import EventPump
 from sched_lab.core.scheme_api import load_scheme_modules
 
 from . import protocol as proto
 from . import tls
+from .actor_hub import ActorDirectory
 from .admission import HandshakeGate
 from .aio_link import HANDSHAKE_TIMEOUT_S, Link
 from .durable import CommitGate, GatedLink
@@ -42,8 +44,8 @@ from .error import InvalidField
 from .hub_requests import RequestHandler
 from .memory_guard import MemoryGuard
 from .messages import (
-    CancelTask, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask, StopEngine,
-    Submit, TaskDone, TaskFlags, TaskResult, to_wire,
+    CancelTask, DeleteActor, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask,
+    StopEngine, Submit, TaskDone, TaskFlags, TaskResult, WorkerReplaced, to_wire,
 )
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB, TaskIdInUse
@@ -135,13 +137,14 @@ class Controller:
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
         self._pump = EventPump(self.scheduler, {action_type: _guarded(handler) for action_type, handler in {
             Dispatch: self._do_dispatch, Deliver: self._deliver, Fail: self._do_fail, Cancel: self._do_cancel,
-            StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer,
+            StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer, DropActor: self._do_drop_actor,
         }.items()}, on_handled=self._write_journal if self._journal else None)
         self.memory = MemoryGuard(self.db, config.client_out_cap_bytes, config.partial_frame_timeout_s,
                                   config.incomplete_frames_cap_bytes)
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
                                        save_records=self.save_records, stop=self.stop,
                                        send_result=self.memory.send_result)
+        self.actor_dir = self.requests.actor_dir = ActorDirectory(self.scheduler)    # names, incarnations
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
         self._keys = {"client": config.key, "engine": config.engine_key}
@@ -177,6 +180,11 @@ class Controller:
         requeued = failed = 0
         for row in self.db.pending_rows():
             tid, flags, used = row["msg_id"], TaskFlags.from_dict(row["flags"]), row["attempts"] or 0
+            if flags.actor is not None or flags.actor_id is not None:      # actors die with their controller
+                self.db.finish_task(tid, "error", None, None, None, now, None, ACTOR_DIED_ERROR,
+                                    "the controller stopped: actors (and their calls) do not survive it")
+                failed += 1
+                continue
             if used > flags.retries:
                 self.db.finish_task(tid, "error", None, None, None, now, None, ENGINE_ERROR,
                                     f"the controller stopped while attempt {used} of this task ran, and it has "
@@ -308,6 +316,8 @@ class Controller:
             eng.last_seen = time.monotonic()
             if isinstance(msg, TaskDone):
                 self._task_done(eng, msg)
+            elif isinstance(msg, WorkerReplaced):        # its actors died with the old worker
+                self.feed(WorkerRestarted(time.time(), eng.engine_id, msg.reason))
             elif not isinstance(msg, Heartbeat):
                 raise proto.ProtocolError(f"unexpected {type(msg).__name__} from engine {eng.engine_id}")
         elif isinstance(msg, Submit):
@@ -423,6 +433,8 @@ class Controller:
                                            "accepted; retry once the database accepts writes again")
             elif msg.task_id in self.pending or self.db.is_id_used(msg.task_id):
                 refusal = ("ValueError", f"task id {msg.task_id!r} is already in use; a task id is never reused")
+            elif msg.flags.actor is not None or msg.flags.actor_id is not None:
+                refusal = self.actor_dir.refusal(msg.flags)
         except sqlite3.Error as exc:
             refusal = ("ClusterError", f"task database unavailable ({exc}): the submission was not accepted")
         if refusal is not None:         # a refusal promises nothing: it need not wait for the database
@@ -437,6 +449,7 @@ class Controller:
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
         self.pending.add(PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link))
+        self.actor_dir.add(msg.task_id, msg.payload, flags)
         spec = spec_for(msg.task_id, flags)
         try:
             self.feed(TaskSubmitted(time.time(), spec))
@@ -455,12 +468,13 @@ class Controller:
                         eng.engine_id, msg.task_id[:64], msg.attempt)
             return
         task = self.pending.get(msg.task_id)
-        if task is None:
+        if task is None and msg.task_id not in self.actor_dir.creations:    # (an actor's re-creation goes on)
             return
         now = time.time()
         if msg.status == "unmet":
             return self.feed(DependencyUnmet(now, msg.task_id, eng.engine_id, msg.attempt))
-        task.reply = (msg, eng.engine_id)
+        if task is not None:
+            task.reply = (msg, eng.engine_id)
         ok = msg.status == "ok"
         if msg.status == "died":            # the engine's worker process died: the core retries or fails it
             self.feed(WorkerDied(now, msg.task_id, eng.engine_id, msg.attempt, msg.evalue or ""))
@@ -505,11 +519,15 @@ class Controller:
     def _do_dispatch(self, action: Dispatch) -> None:
         eng = self.engines.get(action.engine_id)
         task = self.pending.get(action.task_id)
-        if eng is None or eng.link.closed or task is None:
+        payload, flags = (task.payload, task.flags) if task is not None else \
+            self.actor_dir.creations.get(action.task_id, (None, None))     # an actor's re-creation
+        if eng is None or eng.link.closed or flags is None:
             self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
         else:
-            eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=task.payload,
-                                  time_limit_s=task.flags.time_limit_s))
+            eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=payload,
+                                  time_limit_s=flags.time_limit_s,
+                                  **(self.actor_dir.run_fields(action.task_id)
+                                     if flags.actor is not None or flags.actor_id is not None else {})))
             eng.given.add((action.task_id, action.attempt))
             self._dispatched.add(eng.link)
             self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
@@ -523,6 +541,11 @@ class Controller:
         eng = self.engines.get(action.engine_id)
         if eng is not None:
             eng.link.send(CancelTask(task_id=action.task_id, attempt=action.attempt))
+
+    def _do_drop_actor(self, action: DropActor) -> None:
+        eng = self.engines.get(action.engine_id)
+        if eng is not None:
+            eng.link.send(DeleteActor(actor_id=action.actor_id))
 
     def _do_start_timer(self, action: StartTimer) -> None:
         loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from typing import Any
 
 from sched_lab.core import AbortRequested, Event, PurgeRequested, TaskResubmitted, TaskScheduler
 
+from .actor_hub import ActorDirectory, ActorRequests
 from .aio_link import Link
 from .error import InvalidField
 from .messages import Reply, Request, SignalEngine, StopEngine, TaskFlags, TaskResult
@@ -39,7 +40,7 @@ class RequestError(Exception):
         self.evalue = evalue
 
 
-class RequestHandler:
+class RequestHandler(ActorRequests):
     """Dispatches Request ops to methods named `op_<op>`.
 
     It shares the controller's tables (pending tasks, engines), scheduler and task database, and
@@ -59,6 +60,7 @@ class RequestHandler:
         self.save_records = save_records
         self.stop = stop
         self.send_result = send_result or (lambda link, result: link.send(result))
+        self.actor_dir = ActorDirectory(scheduler)     # the controller shares its own (actor_hub.py)
 
     def handle(self, link: Link, req: Request) -> None:
         method = getattr(self, f"op_{req.op}", None)
@@ -95,8 +97,10 @@ class RequestHandler:
             out["unassigned"] = scheduler.unassigned_ids()
             return out
         core = scheduler.queue_status()
+        actors = self.actor_dir.live_on()
         for eid, eng in sorted(self.engines.items()):
-            out[str(eid)] = {"queue": 0, "completed": eng.completed, "tasks": core.get(eid, 0)}
+            out[str(eid)] = {"queue": 0, "completed": eng.completed, "tasks": core.get(eid, 0),
+                             "actors": actors.get(eid, 0)}
         out["unassigned"] = core.get("unassigned", 0)
         return out
 

@@ -193,8 +193,8 @@ class RunTask:
     attempt: int
     payload: bytes
     time_limit_s: float | None = None
-    actor_id: str | None = None           # an actor's task: `actor_role` "create" (payload: class, args) or
-    actor_role: str | None = None         # "call" (payload: method name, args) on instance `incarnation`
+    actor_id: str | None = None           # an actor's task: `actor_role` "create"/"recreate" (payload: class,
+    actor_role: str | None = None         # args) or "call" (payload: method name, args) on instance `incarnation`
     incarnation: int | None = None
     max_concurrency: int | None = None    # calls of that actor that may run at once (threads of the worker)
 
@@ -355,7 +355,8 @@ def _to_binary(msg: Any) -> bytes | None:
     cls = type(msg)
     if cls is RunTask:
         if type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF and msg.time_limit_s is None \
-                and msg.actor_id is None:
+                and msg.actor_id is None and msg.actor_role is None and msg.incarnation is None \
+                and msg.max_concurrency is None:
             return _RUN_S.pack(0, _RUN, msg.attempt) + msg.task_id.encode()
     elif cls is TaskDone:
         if (msg.status == "ok" and msg.ename is None and msg.evalue is None and msg.traceback is None

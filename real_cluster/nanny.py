@@ -11,7 +11,10 @@ the GIL for minutes). While a task runs, a watchdog checks every `WATCH_PERIOD_S
 A CancelTask for the running task kills the worker (TaskDone `aborted`); StopEngine stops at once,
 busy or not; SignalEngine forwards a signal to the worker. When the worker's pipe closes (os._exit,
 segfault, kill) the running task is reported `died` (the controller makes it an EngineError, retries
-apply), a fresh worker starts, and the engine keeps its id.
+apply), a fresh worker starts, and the engine keeps its id; every replacement is reported (WorkerReplaced:
+the actors in that worker are gone). Actor calls are the exception to "one at a time": the core bounds
+them per actor (max_concurrency), so they go to the worker at once (`side`) and run in its actors'
+threads (worker_actors.py); killing the worker for one of them (abort, time limit) reports the others `died`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from sched_lab.core import TIME_LIMIT_EXCEEDED
 from . import protocol as proto
 from .error import ConnectionFailed, ControllerBusy, ProtocolError
 from .messages import (
-    CancelTask, Heartbeat, Register, Registered, RunTask, SignalEngine, StopEngine, TaskDone, from_wire, to_wire,
+    CancelTask, DeleteActor, Heartbeat, Register, Registered, RunTask, SignalEngine, StopEngine, TaskDone,
+    WorkerReplaced, from_wire, to_wire,
 )
 from .profile import ConnectionInfo
 from .sync_link import SyncLink
@@ -159,6 +163,8 @@ class Nanny:
         self.worker: WorkerProc | None = None
         self.todo: deque[RunTask] = deque()
         self.current: RunTask | None = None
+        self.side: dict[tuple[str, int], tuple[RunTask, float, float]] = {}   # threaded actor calls out: msg,
+        # monotonic and wall-clock start (worker_actors.py); they run beside `current`, killed with the worker
         self.current_since = 0.0              # monotonic, for time limits
         self.current_started_at = 0.0         # wall clock, for the report
         self.restarts = 0
@@ -212,6 +218,7 @@ class Nanny:
     def _serve(self, link: SyncLink) -> None:
         self.todo.clear()
         self.current = None
+        self.side.clear()
         sel = selectors.DefaultSelector()
         sel.register(link.sock, selectors.EVENT_READ, "controller")
         watched = self._watch(sel, None)
@@ -223,7 +230,7 @@ class Nanny:
             while not self._stopping:
                 now = time.monotonic()
                 timeout = next_hb - now
-                if self.current is not None or not self.worker.ready:
+                if self.current is not None or self.side or not self.worker.ready:
                     timeout = min(timeout, WATCH_PERIOD_S)
                 for key, _ in sel.select(max(0.0, timeout)):
                     if key.data == "controller":
@@ -250,7 +257,7 @@ class Nanny:
         finally:
             sel.close()
             link.close()
-            if self.current is not None and not self._stopping:   # the controller retries it; start clean
+            if (self.current is not None or self.side) and not self._stopping:   # the controller retries; start clean
                 self._replace_worker()
 
     def _watch(self, sel: selectors.BaseSelector, old: WorkerProc | None) -> WorkerProc | None:
@@ -271,7 +278,7 @@ class Nanny:
             elif isinstance(msg, CancelTask):
                 self._cancel(link, msg)
             elif isinstance(msg, SignalEngine):
-                if self.worker is not None and self.current is not None:
+                if self.worker is not None and (self.current is not None or self.side):
                     try:
                         os.kill(self.worker.pid, msg.signum)
                     except OSError as exc:
@@ -279,14 +286,22 @@ class Nanny:
             elif isinstance(msg, StopEngine):
                 self._stopping = True
                 return False
+            elif isinstance(msg, DeleteActor):
+                if self.worker is not None and self.worker.ready:
+                    try:
+                        self.worker.send(msg)
+                    except OSError:
+                        pass                # its pipe closed: the selector reports the death
             else:
                 log.warning("ignoring unexpected %s from the controller", type(msg).__name__)
         return True
 
     def _cancel(self, link: SyncLink, msg: CancelTask) -> None:
         cur = self.current
-        if cur is not None and (cur.task_id, cur.attempt) == (msg.task_id, msg.attempt):
-            self._end_current(link, "aborted", "TaskAborted", "aborted while running (its worker was stopped)")
+        if cur is not None and (cur.task_id, cur.attempt) == (msg.task_id, msg.attempt) \
+                or (msg.task_id, msg.attempt) in self.side:
+            self._end_current(link, "aborted", "TaskAborted", "aborted while running (its worker was stopped)",
+                              (msg.task_id, msg.attempt))
             return
         for queued in list(self.todo):
             if (queued.task_id, queued.attempt) == (msg.task_id, msg.attempt):
@@ -310,9 +325,19 @@ class Nanny:
             elif isinstance(msg, TaskDone) and self.current is not None and msg.task_id == self.current.task_id:
                 self.current = None
                 link.send(msg)
+            elif isinstance(msg, TaskDone) and self.side.pop((msg.task_id, msg.attempt), None) is not None:
+                link.send(msg)
         return True
 
     def _start_next(self, link: SyncLink) -> None:
+        while self.todo and self.worker is not None and self.worker.ready and _threaded(self.todo[0]):
+            msg = self.todo.popleft()       # a threaded actor call goes at once (the core bounds how many)
+            self.side[(msg.task_id, msg.attempt)] = (msg, time.monotonic(), time.time())
+            try:
+                self.worker.send(msg)
+            except OSError:
+                self._worker_died(link, None)
+                return
         if self.current is not None or not self.todo or self.worker is None or not self.worker.ready:
             return
         msg = self.todo.popleft()
@@ -341,6 +366,11 @@ class Nanny:
                 return
         else:
             w.stopped_since = None
+        for (tid, attempt), (side, since, _) in list(self.side.items()):
+            if side.time_limit_s is not None and now - since > side.time_limit_s:
+                self._end_current(link, "time_limit", TIME_LIMIT_EXCEEDED,
+                                  f"the task ran longer than its time limit of {side.time_limit_s:g} s", (tid, attempt))
+                return
         cur = self.current
         if cur is None:
             return
@@ -354,14 +384,23 @@ class Nanny:
                 self._worker_died(link, f"the worker used {rss} bytes, over the memory limit of "
                                         f"{self.memory_limit} bytes")
 
-    def _end_current(self, link: SyncLink, status: str, ename: str, evalue: str) -> None:
-        """Stop the running task by killing the worker; report it with `status`; start a fresh worker."""
-        cur = self.current
-        self.current = None
+    def _end_current(self, link: SyncLink, status: str, ename: str, evalue: str,
+                     which: tuple[str, int] | None = None) -> None:
+        """Stop the running task (`which`: that one of several) by killing the worker; report it with `status`, the
+        others running in that worker `died`; start a fresh worker."""
+        cur, started = self.current, self.current_started_at
+        if which is None or cur is not None and (cur.task_id, cur.attempt) == which:
+            self.current = None
+        else:
+            cur = None
+        side = self.side.pop(which, None) if which is not None else None
+        if side is not None:
+            cur, started = side[0], side[2]
         self._replace_worker()
+        link.send(WorkerReplaced(reason=f"{ename}: {evalue}"[:4096]))
+        self._report_died(link, f"its worker was stopped because another task in it ended ({ename})")
         if cur is not None:
-            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status,
-                               started_at=self.current_started_at,
+            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status, started_at=started,
                                completed_at=time.time(), ename=ename, evalue=evalue))
 
     def _worker_died(self, link: SyncLink, why: str | None) -> None:
@@ -371,11 +410,18 @@ class Nanny:
         text = why or f"the worker process {how}"
         log.warning("engine %s: %s", self.engine_id, text)
         self.worker = None
-        cur, self.current = self.current, None
         self._replace_worker()
-        if cur is not None:
-            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died",
-                               started_at=self.current_started_at,
+        link.send(WorkerReplaced(reason=text[:4096]))
+        self._report_died(link, text)
+
+    def _report_died(self, link: SyncLink, text: str) -> None:
+        """Report every task still out in the worker just replaced as `died` (the controller retries or fails it)."""
+        cur, self.current = self.current, None
+        done = [(cur, self.current_started_at)] if cur is not None else []
+        done += [(msg, started) for msg, _, started in self.side.values()]
+        self.side.clear()
+        for msg, started in done:
+            link.send(TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="died", started_at=started,
                                completed_at=time.time(), ename="EngineError", evalue=text))
 
     def _replace_worker(self) -> None:
@@ -383,3 +429,8 @@ class Nanny:
             self.worker.kill()
         self.restarts += 1
         self.worker = WorkerProc(self.result_max)
+
+
+def _threaded(msg: RunTask) -> bool:
+    """An actor call: it runs in its actor's threads, beside other tasks (worker_actors.py)."""
+    return msg.actor_role == "call"

@@ -7,10 +7,13 @@ restart is a new incarnation). A "call" carries (method name, args, kwargs) and 
 the instance of its incarnation; if this worker has no such instance (the worker was replaced, or
 the actor deleted) the call fails with ActorDiedError. A method that raises fails that call only.
 
-Calls of an actor created with `max_concurrency` N > 1 run in that actor's own pool of N threads, so
-the worker's main loop goes on reading; the scheduler never has more than N of them out. Output is
-captured per task: once a threaded actor exists, `sys.stdout`/`sys.stderr` become a router that
-writes to the capture of the thread that prints (`redirect`).
+Calls run in their actor's own pool of `max_concurrency` threads (the scheduler never has more out),
+so the worker's main loop goes on reading while they run: an actor method may call another actor of
+the same engine, and a task may wait for one. (A task running in the main thread blocks reading, so a
+task or constructor that waits for an actor of its own engine deadlocks; with hwm=1 no task shares an
+engine with an actor, whose slot is pinned.) Output is captured per task: once an actor exists,
+`sys.stdout`/`sys.stderr` become a router writing to the capture of the thread that prints (`redirect`).
+Signals (`send_signal`) reach the main thread only, not actor calls.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class ActorDiedError(Exception):
 class _Instance:
     incarnation: int
     obj: Any
-    pool: ThreadPoolExecutor | None
+    pool: ThreadPoolExecutor
 
 
 class _Router(io.TextIOBase):
@@ -106,25 +109,23 @@ class ActorTable:
 
     @staticmethod
     def is_threaded(msg: RunTask) -> bool:
-        """Whether this task runs in its actor's thread pool (a call of an actor with max_concurrency > 1)."""
-        return msg.actor_role == "call" and (msg.max_concurrency or 1) > 1
+        """Whether this task runs in its actor's thread pool (every actor call does)."""
+        return msg.actor_role == "call"
 
     def run(self, msg: RunTask, f: Any, args: tuple, kwargs: dict) -> Any:
         """Create the actor (`f` is the class) or call its method (`f` is the method's name); returns the value.
 
         Raises ActorDiedError for a call whose instance is not here; anything the constructor or the method
         raises propagates (it fails this task only)."""
-        if msg.actor_role == "create":
+        if msg.actor_role in ("create", "recreate"):
             obj = f(*args, **kwargs)
-            pool = None
-            if (msg.max_concurrency or 1) > 1:
-                _install_routers()
-                pool = ThreadPoolExecutor(max_workers=msg.max_concurrency,
-                                          thread_name_prefix=f"actor-{msg.actor_id[:8]}")
+            _install_routers()
+            pool = ThreadPoolExecutor(max_workers=msg.max_concurrency or 1,
+                                      thread_name_prefix=f"actor-{(msg.actor_id or '')[:8]}")
             with self._lock:
-                old = self._instances.pop(msg.actor_id, None)
-                self._instances[msg.actor_id] = _Instance(msg.incarnation or 0, obj, pool)
-            if old is not None and old.pool is not None:
+                old = self._instances.pop(msg.actor_id or "", None)
+                self._instances[msg.actor_id or ""] = _Instance(msg.incarnation or 0, obj, pool)
+            if old is not None:
                 old.pool.shutdown(wait=False)
             return None
         if msg.actor_role != "call" or not isinstance(f, str):
@@ -139,7 +140,7 @@ class ActorTable:
         return method(*args, **kwargs)
 
     def submit(self, msg: RunTask, execute: Callable[[RunTask], Any], send: Callable[[Any], None]) -> None:
-        """Run a threaded call in its actor's pool; `send(execute(msg))` from that thread (never raises here)."""
+        """Run a call in its actor's pool; `send(execute(msg))` from that thread (never raises here)."""
         inst = self._instances.get(msg.actor_id or "")
         pool = inst.pool if inst is not None and inst.incarnation == (msg.incarnation or 0) else None
 
@@ -153,7 +154,10 @@ class ActorTable:
         if pool is None:                # no such instance: execute() answers ActorDiedError at once
             work()
             return
-        pool.submit(work)
+        try:
+            pool.submit(work)
+        except RuntimeError:            # deleted meanwhile (its pool shut down): answered as above
+            work()
 
     def delete(self, actor_id: str, incarnation: int | None = None) -> bool:
         """Forget an actor's instance (only that incarnation if given); True if one was deleted."""
@@ -162,8 +166,7 @@ class ActorTable:
             if inst is None or (incarnation is not None and inst.incarnation != incarnation):
                 return False
             del self._instances[actor_id]
-        if inst.pool is not None:
-            inst.pool.shutdown(wait=False)
+        inst.pool.shutdown(wait=False)
         return True
 
 
