@@ -397,11 +397,11 @@ class Nanny:
         if side is not None:
             cur, started = side[0], side[2]
         self._replace_worker()
-        link.send(WorkerReplaced(reason=f"{ename}: {evalue}"[:4096]))
-        self._report_died(link, f"its worker was stopped because another task in it ended ({ename})")
-        if cur is not None:
+        if cur is not None:             # first: it ended as asked (aborted, time limit), not by the actor's death
             link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status, started_at=started,
                                completed_at=time.time(), ename=ename, evalue=evalue))
+        link.send(WorkerReplaced(reason=f"{ename}: {evalue}"[:4096]))
+        self._report_died(link, f"its worker was stopped because another task in it ended ({ename})")
 
     def _worker_died(self, link: SyncLink, why: str | None) -> None:
         """The worker died (`why` None: its pipe closed) or must die: report the running task, start afresh."""

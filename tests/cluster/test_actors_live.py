@@ -19,7 +19,7 @@ import pytest
 from _wait import wait_for_file, wait_until
 
 from real_cluster import Client, RemoteError, require
-from real_cluster.error import ActorDiedError, ImpossibleDependency
+from real_cluster.error import ActorDiedError, ClusterError, ImpossibleDependency, TaskAborted
 from real_cluster.messages import RunTask
 from real_cluster.serialize import pack_call, unpack_result
 from real_cluster.worker import execute
@@ -389,3 +389,55 @@ def test_restart_after_sigkill_of_the_actors_engine(make_cluster, tmp_path):
     assert len(_lines(built)) == 2 and h.engine_pid().get(WAIT_S) != nanny
     row = [a for a in rc.actors() if a["actor_id"] == h.actor_id][0]
     assert row["engine_id"] != engine and row["restarts"] == 1 and row["state"] == "alive"
+
+
+def test_a_handle_on_an_engine_needs_the_client_file_and_says_which(tmp_path, monkeypatch):
+    from real_cluster import actors
+    engine_file = tmp_path / "security" / "controller-engine.json"
+    engine_file.parent.mkdir()
+    engine_file.write_text("{}")
+    monkeypatch.delenv(actors.CLIENT_FILE_ENV, raising=False)
+    monkeypatch.setenv(actors.ENGINE_FILE_ENV, str(engine_file))
+    with pytest.raises(ClusterError, match="controller-client.json is not readable.*engine key grants no client"):
+        actors.client_file_for_worker()
+    (tmp_path / "security" / "controller-client.json").write_text("{}")
+    assert actors.client_file_for_worker() == tmp_path / "security" / "controller-client.json"
+    monkeypatch.setenv(actors.CLIENT_FILE_ENV, str(tmp_path / "elsewhere.json"))
+    with pytest.raises(ClusterError, match="elsewhere.json"):
+        actors.client_file_for_worker()
+    monkeypatch.delenv(actors.ENGINE_FILE_ENV)
+    monkeypatch.delenv(actors.CLIENT_FILE_ENV)
+    with pytest.raises(ClusterError, match="no client in this process"):
+        actors.client_file_for_worker()
+
+
+def test_creation_honours_the_views_targets_and_after(rc, view, tmp_path, gate):
+    target = rc.ids[-1]
+    with view.temp_flags(targets=[target]):
+        h = view.actor(Counter)
+    assert h.creation.get(WAIT_S) is None
+    assert [a for a in rc.actors() if a["actor_id"] == h.actor_id][0]["engine_id"] == target
+    rc.kill_actor(h)
+    marker = tmp_path / "built"
+    first = gate.hold(view)
+    wait_for_file(gate.path / "started-1", WAIT_S)
+    with view.temp_flags(after=[first]):
+        late = view.actor(Counter, 0, marker=str(marker))
+    call = late.incr()
+    assert not call.wait(0.5) and not marker.exists()         # neither built nor called before `first` ends
+    gate.open()
+    assert call.get(WAIT_S) == 1 and len(_lines(marker)) == 1
+
+
+def test_abort_of_a_running_call_stops_it_and_its_actor_restarts(rc, view, tmp_path):
+    built, ran, release = tmp_path / "built", tmp_path / "ran", tmp_path / "release"
+    h = view.actor(Counter, 3, marker=str(built), max_restarts=1)
+    assert h.incr(4).get(WAIT_S) == 7
+    held = h.hold(str(ran), str(release))
+    wait_until(lambda: len(_lines(ran)) == 1, WAIT_S, "the held call running")
+    assert rc.abort(held) == 1
+    with pytest.raises(TaskAborted):
+        held.get(WAIT_S)
+    assert h.get().get(WAIT_S) == 3                  # its worker was stopped: a fresh instance
+    assert len(_lines(built)) == 2 and len(_lines(ran)) == 1
+    release.touch()
