@@ -9,7 +9,7 @@ The runs are interleaved (ours, Ray, ours, Ray, ...), each starting and stopping
 peer: without it installed the table says "not installed". The actor class lives in this module,
 imported by every peer's workers.
 
-    python benchmarks/bench_actors.py [--quick] [--runs 3] [--json PATH] [--markdown PATH]
+    python benchmarks/bench_actors.py [--quick] [--runs 3] [--peers sched-lab,ray] [--json PATH] [--markdown PATH]
 """
 
 from __future__ import annotations
@@ -138,9 +138,10 @@ def ray_available() -> bool:
     return True
 
 
-def run(sizes: Sizes, runs: int) -> dict[str, Any]:
-    """Interleaved runs of every available peer; medians per figure."""
-    peers: list[Any] = [OursPeer()] + ([RayPeer()] if ray_available() else [])
+def run(sizes: Sizes, runs: int, with_ray: bool = True) -> dict[str, Any]:
+    """Interleaved runs of sched-lab and (if installed and wanted) Ray; medians per figure."""
+    ray_state = ("installed" if ray_available() else "not installed") if with_ray else "not run"
+    peers: list[Any] = [OursPeer()] + ([RayPeer()] if ray_state == "installed" else [])
     samples: dict[str, list[dict[str, float]]] = {p.name: [] for p in peers}
     for i in range(runs):
         for peer in peers:
@@ -152,11 +153,11 @@ def run(sizes: Sizes, runs: int) -> dict[str, Any]:
                 peer.stop()
     medians = {name: {k: statistics.median(s[k] for s in runs_) for k in runs_[0]} for name, runs_ in samples.items()}
     versions = {"sched-lab": "this tree"}
-    if ray_available():
+    if ray_state == "installed":
         import ray
         versions["Ray"] = ray.__version__
     return {"sizes": asdict(sizes), "runs": runs, "medians": medians, "samples": samples, "versions": versions,
-            "ray": "installed" if ray_available() else "not installed", "cpus": os.cpu_count(),
+            "ray": ray_state, "cpus": os.cpu_count(),
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
@@ -169,7 +170,7 @@ def markdown(result: dict[str, Any]) -> str:
              f"sizes {result['sizes']}.", "",
              "| what | sched-lab | Ray | ours / Ray |", "|---|---|---|---|"]
     for key, label, unit, _ in METRICS:
-        theirs = f"{ray[key]:,.2f}" if ray else "not installed"
+        theirs = f"{ray[key]:,.2f}" if ray else result["ray"]
         ratio = f"{ours[key] / ray[key]:.2f}" if ray and ray[key] else "-"
         lines.append(f"| {label} ({unit}) | {ours[key]:,.2f} | {theirs} | {ratio} |")
     return "\n".join(lines) + "\n"
@@ -180,15 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_actors", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs per peer (medians reported)")
+    parser.add_argument("--peers", default="sched-lab,ray", help="comma-separated: sched-lab (always run), ray")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the whole result as JSON")
     parser.add_argument("--markdown", default=None, metavar="PATH", help="also write the table to this file")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be >= 1")
+    peers = {p.strip().lower() for p in args.peers.split(",") if p.strip()}
+    if not peers <= {"sched-lab", "ray"}:
+        parser.error(f"unknown peers {sorted(peers - {'sched-lab', 'ray'})}: choose from sched-lab, ray")
     if "SCHED_LAB_DIR" not in os.environ:
         import tempfile
         os.environ["SCHED_LAB_DIR"] = tempfile.mkdtemp(prefix="bench-actors-")
-    result = run(QUICK if args.quick else FULL, args.runs)
+    result = run(QUICK if args.quick else FULL, args.runs, with_ray="ray" in peers)
     table = markdown(result)
     print(table)
     if args.json:
