@@ -52,9 +52,10 @@ class ActorDirectory:
                 self.by_name[opts.name] = opts.actor_id
 
     def owner_of(self, name: str) -> str | None:
-        """The id of the actor holding `name`, None if none (a dead actor's name is free)."""
+        """The id of the actor holding `name`, None if none (a dead actor's name is free, and so is the name of
+        one the core refused)."""
         aid = self.by_name.get(name)
-        if aid is None or self.state_of(aid) == DEAD:
+        if aid is None or self.state_of(aid) in (DEAD, None):
             return None
         return aid
 
@@ -73,7 +74,8 @@ class ActorDirectory:
         return {a.actor_id: a for a in self.scheduler.actors()}
 
     def state_of(self, actor_id: str) -> str | None:
-        info = self._core().get(actor_id)
+        """The core's state of the actor ("pending", "alive", "restarting", "dead"), None if it does not know it."""
+        info = self.scheduler.actor(actor_id)
         return None if info is None else str(getattr(info.state, "value", info.state))
 
     def describe(self, actor_id: str, core: Any = None) -> dict[str, Any]:
@@ -117,7 +119,7 @@ class ActorRequests:
         if aid is None:
             from .hub_requests import RequestError
             raise RequestError("ValueError", f"no live actor named {name!r}")
-        return self.actor_dir.describe(aid, self.actor_dir._core().get(aid))
+        return self.actor_dir.describe(aid, self.actor_dir.scheduler.actor(aid))
 
     def op_kill_actor(self, link: Any, actor_id: str) -> None:
         if actor_id not in self.actor_dir.options:

@@ -96,7 +96,7 @@ def run_engine(args: argparse.Namespace) -> int:
         if log_dir.is_dir():
             log_path = log_dir / f"engine-{os.getpid()}.log"
     configure_logging(log_path, "engine")
-    os.environ.setdefault("SCHED_LAB_ENGINE_FILE", str(Path(args.file).resolve()))   # for handles in tasks (actors.py)
+    os.environ["SCHED_LAB_ENGINE_FILE"] = str(Path(args.file).resolve())     # for handles in tasks (actors.py)
     return Nanny(info, retry_for_s=args.retry_for, memory_limit=getattr(args, "memory_limit", None),
                  result_max=getattr(args, "result_max", None), speed=getattr(args, "speed", 1.0),
                  labels=tuple(getattr(args, "label", ()))).run()
