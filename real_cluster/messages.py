@@ -9,7 +9,8 @@ field for a value of the wrong type, range or size (every field's rule: wire_fie
 
 The four messages every task sends (Submit, RunTask, TaskDone, TaskResult) have a binary header
 in their common shape (default flags, a success): a NUL byte, a type code, fixed struct fields,
-then the task id in UTF-8. It costs a fraction of the JSON (bench_live.py: the no-op burst); any
+then the task id in UTF-8; so do an actor's RunTask and an actor call's Submit (then the task id's
+length, the task id and the actor id). It costs a fraction of the JSON (bench_live.py: the no-op burst); any
 other shape of those messages, and every other message, travels as JSON.
 """
 
@@ -23,7 +24,7 @@ from typing import Any, ClassVar
 from sched_lab.core.dependency import Dependency
 from sched_lab.core.options import check_retries, check_time_limit_s, check_timeout_s
 
-from .error import ProtocolError
+from .error import InvalidField, ProtocolError
 from .wire_fields import MAX_ID_CHARS, MAX_TIME, check_binary, check_fields
 
 
@@ -347,6 +348,10 @@ _RUN, _DONE, _SUBMIT, _RESULT = 1, 2, 3, 4
 _RUN_S = struct.Struct("!BBI")             # NUL, code, attempt
 _DONE_S = struct.Struct("!BBIdd")          # NUL, code, attempt, started_at, completed_at
 _SUBMIT_S = struct.Struct("!BBd")          # NUL, code, submitted_at
+_RUN_ACTOR, _CALL = 5, 6                    # an actor's RunTask; the Submit of an actor call (bench_actors.py)
+_RUN_ACTOR_S = struct.Struct("!BBIIHBH")    # NUL, code, attempt, incarnation, max_concurrency, role, len(task id)
+_CALL_S = struct.Struct("!BBdH")            # NUL, code, submitted_at, len(task id); then task id, actor id
+_ROLES = ("create", "recreate", "call")
 _RESULT_S = struct.Struct("!BBidddd")      # NUL, code, engine_id, submitted/started/completed/received_at
 
 
@@ -358,6 +363,14 @@ def _to_binary(msg: Any) -> bytes | None:
                 and msg.actor_id is None and msg.actor_role is None and msg.incarnation is None \
                 and msg.max_concurrency is None:
             return _RUN_S.pack(0, _RUN, msg.attempt) + msg.task_id.encode()
+        if (type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF and msg.time_limit_s is None
+                and msg.actor_role in _ROLES and type(msg.actor_id) is str and type(msg.incarnation) is int
+                and 0 <= msg.incarnation <= 0xFFFFFFFF and type(msg.max_concurrency) is int
+                and 0 < msg.max_concurrency <= 1024):
+            tid = msg.task_id.encode()
+            if len(tid) <= 0xFFFF:
+                return _RUN_ACTOR_S.pack(0, _RUN_ACTOR, msg.attempt, msg.incarnation, msg.max_concurrency,
+                                         _ROLES.index(msg.actor_role), len(tid)) + tid + msg.actor_id.encode()
     elif cls is TaskDone:
         if (msg.status == "ok" and msg.ename is None and msg.evalue is None and msg.traceback is None
                 and msg.started_at is not None and type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF
@@ -366,6 +379,11 @@ def _to_binary(msg: Any) -> bytes | None:
     elif cls is Submit:
         if msg.flags == _NO_FLAGS:
             return _SUBMIT_S.pack(0, _SUBMIT, msg.submitted_at) + msg.task_id.encode()
+        flags = msg.flags
+        if type(flags.actor_id) is str and flags == TaskFlags(actor_id=flags.actor_id):
+            tid = msg.task_id.encode()
+            if len(tid) <= 0xFFFF:
+                return _CALL_S.pack(0, _CALL, msg.submitted_at, len(tid)) + tid + flags.actor_id.encode()
     elif cls is TaskResult:
         if (msg.status == "ok" and msg.ename is None and msg.evalue is None and msg.traceback is None
                 and msg.engine_info is None and msg.label is None and not msg.stdout and not msg.stderr
@@ -395,6 +413,29 @@ def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
                 check_binary("done", tid, (("started_at", started), ("completed_at", completed)))
             return TaskDone(task_id=tid, attempt=attempt, status="ok", started_at=started,
                             completed_at=completed, result=buffers[0] if buffers else None)
+        if code == _RUN_ACTOR and len(buffers) == 1:
+            _, _, attempt, incarnation, max_conc, role, n = _RUN_ACTOR_S.unpack_from(header)
+            tid = header[_RUN_ACTOR_S.size:_RUN_ACTOR_S.size + n].decode()
+            aid = header[_RUN_ACTOR_S.size + n:].decode()
+            if not 0 < len(tid) <= MAX_ID_CHARS:
+                check_binary("run", tid, ())
+            if role >= len(_ROLES):
+                raise InvalidField("run", "actor_role", f"must be one of {list(_ROLES)}, got code {role}", tid)
+            if not 0 < max_conc <= 1024:
+                raise InvalidField("run", "max_concurrency", f"must be in 1..1024, got {max_conc}", tid)
+            if not 0 < len(aid) <= MAX_ID_CHARS:
+                raise InvalidField("run", "actor_id", f"must be 1..{MAX_ID_CHARS} characters, got {len(aid)}", tid)
+            return RunTask(task_id=tid, attempt=attempt, payload=buffers[0], actor_id=aid, actor_role=_ROLES[role],
+                           incarnation=incarnation, max_concurrency=max_conc)
+        if code == _CALL and len(buffers) == 1:
+            _, _, submitted, n = _CALL_S.unpack_from(header)
+            tid = header[_CALL_S.size:_CALL_S.size + n].decode()
+            aid = header[_CALL_S.size + n:].decode()
+            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME):
+                check_binary("submit", tid, (("submitted_at", submitted),))
+            if not 0 < len(aid) <= MAX_ID_CHARS:
+                raise InvalidField("submit", "flags.actor_id", f"must be 1..{MAX_ID_CHARS} characters", tid)
+            return Submit(task_id=tid, flags=TaskFlags(actor_id=aid), submitted_at=submitted, payload=buffers[0])
         if code == _SUBMIT and len(buffers) == 1:
             _, _, submitted = _SUBMIT_S.unpack_from(header)
             tid = header[_SUBMIT_S.size:].decode()
