@@ -441,3 +441,24 @@ def test_abort_of_a_running_call_stops_it_and_its_actor_restarts(rc, view, tmp_p
     assert h.get().get(WAIT_S) == 3                  # its worker was stopped: a fresh instance
     assert len(_lines(built)) == 2 and len(_lines(ran)) == 1
     release.touch()
+
+
+def test_actor_messages_travel_in_binary_headers_and_bad_ones_name_the_field():
+    import struct
+
+    from real_cluster.error import InvalidField
+    from real_cluster.messages import Submit, TaskFlags, from_wire, to_wire
+    run = RunTask(task_id="t1", attempt=3, payload=b"p", actor_id="a1", actor_role="recreate", incarnation=2,
+                  max_concurrency=5)
+    call = Submit(task_id="t2", flags=TaskFlags(actor_id="a1"), submitted_at=5.0, payload=b"p")
+    for msg in (run, call):
+        header, buffers = to_wire(msg)
+        assert type(header) is bytes and from_wire(header, buffers) == msg
+    labelled = Submit(task_id="t3", flags=TaskFlags(actor_id="a1", label="L"), submitted_at=5.0, payload=b"p")
+    assert type(to_wire(labelled)[0]) is dict and from_wire(*to_wire(labelled)) == labelled    # other flags: JSON
+    for role, conc, aid, field in ((9, 1, b"a", "actor_role"), (2, 0, b"a", "max_concurrency"),
+                                   (2, 1, b"", "actor_id")):
+        bad = struct.pack("!BBIIHBH", 0, 5, 0, 1, conc, role, 2) + b"t9" + aid
+        with pytest.raises(InvalidField) as info:
+            from_wire(bad, [b"p"])
+        assert info.value.field == field and info.value.task_id == "t9"
