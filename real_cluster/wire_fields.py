@@ -172,7 +172,8 @@ FLAGS = record({"targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True), "afte
                 "time_limit": number(0.0, 1e9, optional=True),
                 "actor": record({"id": TASK_ID, "class": string(0, MAX_NAME_CHARS),
                                  "name": string(1, MAX_NAME_CHARS, optional=True),
-                                 "max_restarts": integer(0, 1_000_000), "max_task_retries": integer(0, 1_000_000),
+                                 "max_restarts": integer(0, 1_000_000),
+                                 "max_task_retries": integer(0, 1_000_000),
                                  "max_concurrency": integer(1, 1024)}, optional=True, required=("id",)),
                 "actor_id": string(1, MAX_ID_CHARS, optional=True)})
 
