@@ -99,8 +99,9 @@ class RequestHandler(ActorRequests):
         core = scheduler.queue_status()
         actors = self.actor_dir.live_on()
         for eid, eng in sorted(self.engines.items()):
-            out[str(eid)] = {"queue": 0, "completed": eng.completed, "tasks": core.get(eid, 0),
-                             "actors": actors.get(eid, 0)}
+            out[str(eid)] = {"queue": 0, "completed": eng.completed, "tasks": core.get(eid, 0)}
+            if actors.get(eid):             # ours: live actors on it (ipyparallel's three keys otherwise)
+                out[str(eid)]["actors"] = actors[eid]
         out["unassigned"] = core.get("unassigned", 0)
         return out
 
