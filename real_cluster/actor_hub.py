@@ -65,7 +65,7 @@ class ActorDirectory:
         role = self.scheduler.actor_role(task_id)
         if role is None or role.role not in ("create", "recreate", "call"):
             return {}
-        opts = self.options[role.actor_id]
+        opts = self.options[str(role.actor_id)]
         return {"actor_id": opts.actor_id, "actor_role": role.role, "incarnation": role.incarnation,
                 "max_concurrency": opts.max_concurrency}
 
@@ -98,7 +98,7 @@ class ActorDirectory:
 
     def live_on(self) -> dict[int, int]:
         """Live actors per engine id (for queue_status)."""
-        out: dict[int, int] = {}
+        out: dict[Any, int] = {}
         for info in self.scheduler.actors():
             if info.engine_id is not None and str(getattr(info.state, "value", info.state)) != DEAD:
                 out[info.engine_id] = out.get(info.engine_id, 0) + 1

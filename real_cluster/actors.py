@@ -152,7 +152,7 @@ class ActorHandle:
         client = self._client
         if client is None or client._closed or client._lost is not None:
             client = self._client = _client_here()
-        tid = client.submit_task(pack_call(method, args, kwargs), self._flags)
+        tid = client.submit_task(pack_call(method, args, kwargs), self._flags)  # type: ignore[arg-type] # a name
         return client._track(AsyncResult(client, [tid], f"{self._class_name}.{method}"))
 
     def __reduce__(self) -> tuple:

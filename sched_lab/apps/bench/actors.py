@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
@@ -90,8 +91,8 @@ class RayPeer:
     def start(self) -> None:
         import ray
         self.ray = ray
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        self.cls = ray.remote(BenchCounter)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        self.cls: Any = ray.remote(BenchCounter)
 
     def stop(self) -> None:
         self.ray.shutdown()
