@@ -30,6 +30,17 @@ def _shared(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheme-module", action="append", default=[], metavar="MODULE|FILE.py",
                    help="import this module or file first: it registers schemes with sched_lab.register_scheme "
                         "(repeatable; sweep workers import it too)")
+    a = p.add_argument_group("actors (sim/actors.py)")
+    a.add_argument("--actors", type=int, default=0, metavar="N", help="actors created at t=0 (default 0)")
+    a.add_argument("--actor-calls", type=float, default=0.0, metavar="RATE",
+                   help="Poisson calls per time unit per actor (default 0)")
+    a.add_argument("--actor-call-length", default="exp", metavar="DIST", help="call lengths (default exp, mean 1)")
+    a.add_argument("--actor-max-restarts", type=int, default=0, metavar="N", help="restarts per actor (default 0)")
+    a.add_argument("--actor-max-task-retries", type=int, default=0, metavar="N",
+                   help="re-runs per call whose actor died while it ran (default 0)")
+    a.add_argument("--actor-max-concurrency", type=int, default=1, metavar="N", help="calls out per actor (default 1)")
+    a.add_argument("--worker-mtbf", type=float, metavar="T",
+                   help="mean up-time between worker crashes per engine (kills its actors; default: none)")
     f = p.add_argument_group("failures, network, overhead")
     f.add_argument("--mtbf", type=float, metavar="T", help="mean time between engine failures (default: none)")
     f.add_argument("--mttr", type=float, default=1.0, metavar="T", help="mean time to repair an engine (1)")
@@ -111,7 +122,10 @@ def _base_config(args: argparse.Namespace, **kw: Any) -> Any:
         mttr=args.mttr, task_error_rate=args.task_error_rate, retries=args.retries, timeout_s=args.timeout,
         time_limit_s=args.time_limit, worker_restart_s=args.worker_restart,
         latency=parse_dist(args.latency) if args.latency else None,
-        overhead=parse_dist(args.overhead) if args.overhead else None, scheme_modules=tuple(args.scheme_module), **kw)
+        overhead=parse_dist(args.overhead) if args.overhead else None, scheme_modules=tuple(args.scheme_module),
+        actors=args.actors, actor_call_rate=args.actor_calls, actor_call_length=parse_dist(args.actor_call_length),
+        actor_max_restarts=args.actor_max_restarts, actor_max_task_retries=args.actor_max_task_retries,
+        actor_max_concurrency=args.actor_max_concurrency, worker_mtbf=args.worker_mtbf, **kw)
 
 
 def _check_export(path: str | None) -> None:
@@ -165,6 +179,13 @@ def simulate_main(args: argparse.Namespace) -> int:
         "source": cfg.source, "warmup": cfg.warmup, **summary.as_dict(), "sim_time": result.sim_time,
         "wall_s": result.wall_s, "sim_tasks_per_s": result.sim_tasks_per_s,
     }
+    if cfg.actors:
+        from ..sim.actors import actor_engines, actor_restarts, response_by_kind
+
+        for kind, figures in response_by_kind(result).items():
+            out.update({f"{kind.replace('-', '_')}_{k}": v for k, v in figures.items()})
+        out["actor_restarts"] = actor_restarts(result)
+        out["actors_per_engine_max"] = max(actor_engines(result).values(), default=0)
     if args.out:
         df = result.dataframe()
         df.to_csv(args.out, index=False) if args.out.endswith(".csv") else df.to_parquet(args.out, index=False)
@@ -179,7 +200,7 @@ def simulate_main(args: argparse.Namespace) -> int:
         for k, v in out.items():
             print(f"{k:<{width}}  {_fmt(v)}")
     return 0 if summary.failed == 0 or cfg.retries or cfg.mtbf or cfg.task_error_rate or cfg.timeout_s \
-        or cfg.time_limit_s else 1
+        or cfg.time_limit_s or cfg.worker_mtbf else 1
 
 
 def _split(text: str, sep: str, conv: Any, what: str) -> list[Any]:

@@ -171,12 +171,12 @@ class ActorBook:
         tid = spec.task_id
         if tid in s._tasks or tid in s._completed or tid in s._failed:
             raise SchedulerMisuse(f"task id {tid!r} was submitted already")
+        spec._check_kind()            # (again: a spec built without __post_init__ must not slip through)
         if spec.creates_actor is not None:
             aid = spec.creates_actor.actor_id
             if aid in self._actors:
                 raise SchedulerMisuse(f"actor id {aid!r} exists already (a creation cannot be resubmitted)")
             rec = self._actors[aid] = _Actor(spec)
-            rec.next_attempt = 1
             s._submit(spec, purged_deps_met=resubmitted, role=_Link(CREATE, rec))
             task = s._tasks.get(tid)
             if task is not None and rec.state == ActorState.PENDING:
@@ -270,6 +270,7 @@ class ActorBook:
         rec.incarnation += 1
         self._on_engine.setdefault(ev.engine_id, {})[rec.spec.actor_id] = rec
         if link.role == CREATE:
+            rec.next_attempt = task.attempt + 1
             rec.allowed = task.allowed
             rec.blacklist = set(task.blacklist) if task.blacklist else None
             s._out.append(Deliver(task.id, ev.engine_id, task.attempt, True))

@@ -9,7 +9,8 @@ A *pool* is the fast form: it holds the engines that are currently available (be
 with its load and `seq` (its last-assignment sequence number; smaller = less recently assigned),
 and answers `choose(rng, exclude)` in O(1) or O(log n) with the same decision law:
 
-- leastload / lru: a binary heap keyed by (load, seq) / (seq,) with lazy invalidation;
+- leastload / lru: a binary heap keyed by (load, seq) / (seq,), packed into one int, with lazy
+  invalidation;
 - plainrandom / twobin / powerofd: an indexable set (list + position map) for O(1) uniform draws;
 - jiq: the same, plus an indexable set of the idle engines;
 - fastest: a heap keyed by ((load + 1) / speed, seq), speeds from the scheduler's EngineDirectory;
@@ -205,13 +206,92 @@ class _HeapPool(_BasePool):
         return found
 
 
-class LeastLoadPool(_HeapPool):
+_SEQ_BITS = 40
+_SEQ_OFFSET = 1 << (_SEQ_BITS - 1)
+
+
+class _IntKeyHeapPool(_BasePool):
+    """_HeapPool's law with each entry packed into one int: `load << 40 | (seq + 2**39)` (or the seq alone).
+
+    A seq names one engine (the scheduler's join and assignment counters never repeat, |seq| < 2**39),
+    so a key does too: `_owner` maps the current keys to their engines and a heap key not in it is
+    stale. Ints compare in one step where (load, seq, engine) tuples take three, which roughly halves
+    the cost of the heap pushes and pops done twice per task (benchmarks/bench_sim.py).
+    """
+
+    _by_load = True                      # key (load, seq) for leastload, (seq,) for lru
+
+    def __init__(self, engines: EngineDirectory | None = None) -> None:
+        super().__init__()
+        self._heap: list[int] = []
+        self._key: dict[EngineId, int] = {}          # each available engine's current key
+        self._owner: dict[int, EngineId] = {}        # current key -> its engine
+
+    def add(self, engine: EngineId, load: int, seq: int) -> None:
+        self.load[engine] = load
+        key = ((load << _SEQ_BITS) if self._by_load else 0) + seq + _SEQ_OFFSET
+        old = self._key.get(engine)
+        if old == key:
+            return                               # same (load, seq), or lru and only the load changed
+        self.seq[engine] = seq
+        if old is not None:
+            del self._owner[old]
+        self._key[engine] = key
+        self._owner[key] = engine
+        heap = self._heap
+        heapq.heappush(heap, key)
+        if len(heap) > 2 * len(self._key) + 64:
+            self._heap = heap = list(self._key.values())
+            heapq.heapify(heap)
+
+    update = add
+
+    def discard(self, engine: EngineId) -> None:
+        key = self._key.pop(engine, None)
+        if key is not None:
+            del self._owner[key]
+            del self.load[engine]
+            del self.seq[engine]
+
+    def choose(self, rng: Random, exclude: Collection[EngineId] | None = None,
+               task: Any = None) -> EngineId | None:
+        heap = self._heap
+        owner = self._owner
+        if not exclude:                          # the common case
+            while heap:
+                engine = owner.get(heap[0])
+                if engine is not None:
+                    return engine
+                heapq.heappop(heap)
+            return None
+        skipped: list[int] = []
+        found = None
+        while heap:
+            engine = owner.get(heap[0])
+            if engine is None:
+                heapq.heappop(heap)
+                continue
+            if engine in exclude:
+                skipped.append(heapq.heappop(heap))
+                if len(skipped) > 32:      # mostly excluded: the explicit list is cheaper
+                    for key in skipped:
+                        heapq.heappush(heap, key)
+                    return self._choose_by_reference(rng, exclude)
+                continue
+            found = engine
+            break
+        for key in skipped:
+            heapq.heappush(heap, key)
+        return found
+
+
+class LeastLoadPool(_IntKeyHeapPool):
     """leastload: the lowest (load, seq)."""
 
     reference = staticmethod(leastload_ref)
 
 
-class LRUPool(_HeapPool):
+class LRUPool(_IntKeyHeapPool):
     """lru: the lowest seq."""
 
     reference = staticmethod(lru_ref)
@@ -326,14 +406,26 @@ class WeightedPool(_BasePool):
             del self._levels[load]
 
     def add(self, engine: EngineId, load: int, seq: int) -> None:
-        old = self.load.get(engine)
-        if old is not None and old != load:
-            self._level_remove(engine, old)
-        if old is None or old != load:
-            items, pos = self._levels.setdefault(load, ([], {}))
+        loads = self.load
+        old = loads.get(engine)
+        if old != load:                          # (_level_remove and the level add, inlined: twice per task)
+            levels = self._levels
+            if old is not None:
+                items, pos = levels[old]
+                i = pos.pop(engine)
+                last = items.pop()
+                if i < len(items):
+                    items[i] = last
+                    pos[last] = i
+                elif not items:
+                    del levels[old]
+            level = levels.get(load)
+            if level is None:
+                level = levels[load] = ([], {})
+            items, pos = level
             pos[engine] = len(items)
             items.append(engine)
-        self.load[engine] = load
+            loads[engine] = load
         self.seq[engine] = seq
 
     update = add
@@ -347,12 +439,10 @@ class WeightedPool(_BasePool):
 
     def _masses(self) -> tuple[list[tuple[float, list[EngineId]]], float]:
         """Each load level's total weight (heaviest first, so a draw usually stops at once) and the sum."""
-        masses = []
+        masses = [(len(items) / (WEIGHT_EPSILON + load), items) for load, (items, _) in self._levels.items()]
         total = 0.0
-        for load, (items, _) in self._levels.items():
-            mass = len(items) / (WEIGHT_EPSILON + load)
+        for mass, _ in masses:                   # summed in level order, as before (not sum(): 3.12 compensates)
             total += mass
-            masses.append((mass, items))
         if len(masses) > 1:
             masses.sort(key=itemgetter(0), reverse=True)
         return masses, total
@@ -382,9 +472,29 @@ class WeightedPool(_BasePool):
             items = next(iter(self._levels.values()))[0]
             return items[int(rng.random() * len(items))]
         masses, total = self._masses()
-        a = self._draw(rng, masses, total, exclude)
-        b = self._draw(rng, masses, total, exclude)
-        return b if self.load[b] < self.load[a] else a
+        if exclude:
+            a = self._draw(rng, masses, total, exclude)
+            b = self._draw(rng, masses, total, exclude)
+        else:                                    # _draw twice, inlined (the same draws in the same order)
+            rnd = rng.random
+            r = rnd() * total
+            chosen = masses[-1][1]
+            for mass, items in masses:
+                r -= mass
+                if r < 0:
+                    chosen = items
+                    break
+            a = chosen[int(rnd() * len(chosen))]
+            r = rnd() * total
+            chosen = masses[-1][1]
+            for mass, items in masses:
+                r -= mass
+                if r < 0:
+                    chosen = items
+                    break
+            b = chosen[int(rnd() * len(chosen))]
+        load = self.load
+        return b if load[b] < load[a] else a
 
 
 

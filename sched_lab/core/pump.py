@@ -65,7 +65,12 @@ class EventPump:
             return
         self._pumping = True
         try:
-            self._run(event)
+            actions = self._handle(event)                # _run(event), inlined: once or twice per task
+            if self.on_handled is not None:
+                self.on_handled(event, actions)
+            handlers = self.handlers
+            for action in actions:
+                handlers[action.__class__](action)
             queue = self._queue
             while queue:
                 self._run(queue.popleft())

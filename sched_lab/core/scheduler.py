@@ -162,11 +162,12 @@ class TaskScheduler:
 
     def _on_submitted(self, ev: TaskSubmitted) -> None:
         spec = ev.spec
-        if spec.actor_id is not None or spec.creates_actor is not None or spec.direct:
-            self._actors.submit(spec, resubmitted=False)
-            return
-        if spec.after is not None or spec.follow is not None or spec.targets is not None:
-            self._submit(spec, purged_deps_met=False)
+        if spec.after is not None or spec.follow is not None or spec.targets is not None \
+                or spec.actor_id is not None or spec.creates_actor is not None:      # (a direct task has targets)
+            if spec.actor_id is not None or spec.creates_actor is not None or spec.direct:
+                self._actors.submit(spec, resubmitted=False)
+            else:
+                self._submit(spec, purged_deps_met=False)
             return
         # The common case, kept short (benchmarks/bench_core.py): no dependencies, no targets.
         tid = spec.task_id

@@ -48,6 +48,11 @@ class SimConfig:
     it (`"replay"`), see sim.overheads: host contention comes in bursts. `client_latency=False`: the
     client sits next to the scheduler, so only controller<->engine hops cost latency. `warmup` = fraction of
     tasks (by submission) that summaries ignore.
+    Actors (sim/actors.py): `actors` actors created at t=0, each called as a Poisson process at
+    `actor_call_rate` calls per time unit with lengths from `actor_call_length`, with the ActorSpec
+    options `actor_max_restarts`, `actor_max_task_retries`, `actor_max_concurrency`; `worker_mtbf`:
+    each engine's worker crashes after Exp(worker_mtbf) up-time (None = never), killing its running
+    task and the actor instances on that engine, and restarts in `worker_restart_s`.
     """
 
     scheme: str = "leastload"
@@ -79,6 +84,13 @@ class SimConfig:
     warmup: float = 0.1
     progress: bool | None = False
     scheme_modules: tuple[str, ...] = ()
+    actors: int = 0
+    actor_call_rate: float = 0.0
+    actor_call_length: Dist = Dist("exp")
+    actor_max_restarts: int = 0
+    actor_max_task_retries: int = 0
+    actor_max_concurrency: int = 1
+    worker_mtbf: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.scheme_modules, str):
@@ -125,6 +137,9 @@ class SimConfig:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        from .actors import check_actor_options
+
+        check_actor_options(self)
 
     @property
     def engine_speeds(self) -> tuple[float, ...]:

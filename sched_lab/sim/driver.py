@@ -7,9 +7,10 @@ task (benchmarks/bench_sim.py: that is what makes the idiomatic model slow). Ins
 - arrivals are pre-drawn, so they need no SimPy event: `_ArrivalEnvironment.step` (overridden the
   way `simpy.rt` overrides it) delivers the next arrival when it is due before the heap's head event;
   arrivals tie-break after events of the same time (departures before arrivals);
-- an engine runs one task at a time; starting a task schedules one `Timeout(duration, value=e)`
-  whose callback reports `TaskFinished`; further dispatched tasks (hwm 0 or > 1) wait in the
-  engine's FIFO deque; a dead engine's pending completion is recognised as stale by identity;
+- an engine runs one task at a time; starting a task schedules one bare completion entry in
+  SimPy's queue (`_ArrivalEnvironment.complete_at`, ordered as a Timeout would be), which reports
+  `TaskFinished`; further dispatched tasks (hwm 0 or > 1) wait in the
+  engine's FIFO deque; a dead engine's pending completion is recognised as stale by its event id;
 - `StartTimer` becomes a Timeout that reports `TimerFired` unless cancelled meanwhile;
 - a task longer than its `time_limit_s` runs for that long and reports Outcome.TIME_LIMIT; a running
   task that is stopped (time limit, abort) costs its engine `worker_restart_s` before the next starts;
@@ -32,17 +33,20 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from heapq import heappop, heappush
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import Timeout
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import NORMAL, Timeout
 
 from ..core.dependency import Dependency
 from ..core.model import (
     TASK_ABORTED, TIME_LIMIT_EXCEEDED, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost,
-    Event, Fail, Outcome, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired,
+    Event, Fail, Outcome, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired, DropActor, WorkerDied,
+    WorkerRestarted,
 )
 from ..core.pump import EventPump
 from .config import SimConfig
@@ -60,25 +64,114 @@ class SimulationStalled(RuntimeError):
 
 
 class _ArrivalEnvironment(simpy.Environment):
-    """A SimPy Environment that also delivers a sorted stream of arrivals without heap events.
+    """A SimPy Environment that also delivers pre-drawn arrivals and bare task completions.
 
     `next_arrival` is the time of the next arrival (inf when none); `on_arrival()` handles it and
-    must advance `next_arrival`. Saves a Timeout, a heap push/pop and a step per task
-    (benchmarks/bench_sim.py).
+    must advance `next_arrival`. `complete_at(t, engine)` schedules a task completion without a
+    SimPy event: its time goes on a heap of plain floats and its (event id, engine) in a dict by
+    time (a list when times tie, in event-id order), and `run` hands it to `on_complete(engine, eid)`.
+    It takes an event id from SimPy's own counter and is ordered against SimPy's events by
+    (time, NORMAL priority, event id), exactly as a Timeout scheduled at the same moment would be;
+    arrivals come after events of the same time. Saves, per task, a Timeout object, its callback
+    list and two calls, and halves the heap's cost (floats compare in one step, 4-tuples in three;
+    benchmarks/bench_sim.py). `run` replaces SimPy's step loop the way `simpy.rt` overrides `step`;
+    every other event is processed as `Environment.step` does.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.next_arrival = math.inf
         self.on_arrival: Callable[[], None] = lambda: None
+        self.on_complete: Callable[[int, int], None] = lambda engine, eid: None
+        self._done_times: list[float] = []                      # heap of pending completion times
+        self._done_ids: dict[float, Any] = {}                   # time -> (eid, engine) or a list of them
+
+    def complete_at(self, at: float, engine: int) -> int:
+        """Schedule engine `engine`'s completion at time `at`; returns its event id (to tell stale ones)."""
+        eid = next(self._eid)
+        heappush(self._done_times, at)
+        ids = self._done_ids
+        entry = ids.get(at)
+        if entry is None:
+            ids[at] = (eid, engine)
+        elif entry.__class__ is tuple:
+            ids[at] = [entry, (eid, engine)]
+        else:
+            entry.append((eid, engine))
+        return eid
+
+    def _completion_first(self, at: float) -> bool:
+        """Whether the completion due at `at` comes before SimPy's head event (due at the same time)."""
+        entry = self._done_ids[at]
+        eid = entry[0] if entry.__class__ is tuple else entry[0][0]
+        return (NORMAL, eid) < self._queue[0][1:3]
+
+    def _complete_next(self) -> None:
+        at = heappop(self._done_times)
+        ids = self._done_ids
+        entry = ids.pop(at)
+        if entry.__class__ is list:
+            first = entry.pop(0)
+            ids[at] = entry[0] if len(entry) == 1 else entry
+            entry = first
+        self._now = at
+        self.on_complete(entry[1], entry[0])
 
     def step(self) -> None:
-        queue = self._queue
-        if self.next_arrival < (queue[0][0] if queue else math.inf):
+        """Process the next arrival, completion or SimPy event (EmptySchedule when there is none)."""
+        times, queue = self._done_times, self._queue
+        at = times[0] if times else math.inf
+        if queue and (queue[0][0] < at or (queue[0][0] == at and not self._completion_first(at))):
+            if self.next_arrival < queue[0][0]:
+                self._now = self.next_arrival
+                self.on_arrival()
+            else:
+                super().step()
+        elif self.next_arrival < at:
             self._now = self.next_arrival
             self.on_arrival()
+        elif times:
+            self._complete_next()
         else:
-            super().step()
+            raise EmptySchedule()
+
+    def run(self, until: Any = None) -> Any:
+        """Process events until the event `until` is processed (as Environment.run with an Event)."""
+        if not isinstance(until, simpy.Event):
+            raise TypeError("_ArrivalEnvironment.run needs an Event to stop at")
+        if until.callbacks is None:
+            return until.value
+        until.callbacks.append(StopSimulation.callback)
+        times, queue, ids = self._done_times, self._queue, self._done_ids
+        on_complete = self.on_complete
+        inf = math.inf
+        try:
+            while True:
+                at = times[0] if times else inf
+                if queue and (queue[0][0] < at or (queue[0][0] == at and not self._completion_first(at))):
+                    if self.next_arrival < queue[0][0]:
+                        self._now = self.next_arrival
+                        self.on_arrival()
+                    else:
+                        simpy.Environment.step(self)
+                elif self.next_arrival < at:
+                    self._now = self.next_arrival
+                    self.on_arrival()
+                elif times:
+                    heappop(times)                              # _complete_next, inlined
+                    entry = ids.pop(at)
+                    if entry.__class__ is list:
+                        first = entry.pop(0)
+                        ids[at] = entry[0] if len(entry) == 1 else entry
+                        entry = first
+                    self._now = at
+                    on_complete(entry[1], entry[0])
+                else:
+                    raise EmptySchedule()
+        except StopSimulation as exc:
+            return exc.args[0]
+        except EmptySchedule:
+            raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {until}') from None
 
 
 class _Draws:
@@ -130,11 +223,11 @@ class Simulation:
         # Independent tasks: nothing can depend on a finished task, so the core forgets it at once.
         self.core = TaskScheduler(config.scheme, config.hwm, random.Random(seed), self.records,
                                   forget_finished=not workload.has_dependencies)
-        speeds = config.engine_speeds
+        self._speeds = speeds = config.engine_speeds      # (a property building a new tuple: read once)
         n_eng = len(speeds)
         self._inv_speed = [1.0 / s for s in speeds]
         self._running: list[Dispatch | None] = [None] * n_eng
-        self._run_ev: list[Timeout | None] = [None] * n_eng
+        self._run_ev: list[int | None] = [None] * n_eng   # the event id of each engine's pending completion
         self._started = [0.0] * n_eng
         self._queue: list[deque[Dispatch]] = [deque() for _ in range(n_eng)]
         self._up = [True] * n_eng
@@ -163,6 +256,8 @@ class Simulation:
         self._sched_free = 0.0
         self._channels: dict[Any, float] = {}
         self._fail_rng = gens["failures"]
+        self._gens_worker = gens["worker_failures"]
+        self.worker_crashes = 0                       # worker crashes while the engine was up (worker_mtbf)
         self._spec_kw = {"retries": config.retries, "timeout_s": config.timeout_s,
                          "time_limit_s": config.time_limit_s}
         self._plain_spec = config.retries == 0 and config.timeout_s is None and config.time_limit_s is None
@@ -173,6 +268,7 @@ class Simulation:
         self.pump = EventPump(self.core, {
             Dispatch: self._do_dispatch, Deliver: self._do_deliver, Fail: self._do_fail,
             StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer, Cancel: self._cancel,
+            DropActor: lambda action: None,           # (the workloads never kill actors; an instance is only state)
         })
 
     # ------------------------------------------------------------------------------- running
@@ -180,11 +276,16 @@ class Simulation:
     def run(self) -> None:
         env = self.env
         for e in range(len(self._up)):
-            self._handle(EngineJoined(0.0, e, self.config.engine_speeds[e]))
+            self._handle(EngineJoined(0.0, e, self._speeds[e]))
         if self.config.mtbf is not None:
             for e in range(len(self._up)):
                 self._after(float(self._fail_rng.exponential(self.config.mtbf)), self._on_engine_fail, e)
+        if self.config.worker_mtbf is not None:
+            self._worker_rng = self._gens_worker
+            for e in range(len(self._up)):
+                self._after(float(self._worker_rng.exponential(self.config.worker_mtbf)), self._on_worker_crash, e)
         env.on_arrival = self._on_arrival
+        env.on_complete = self._on_complete
         env.next_arrival = self._submit_at[0]
         try:
             env.run(until=self._done)
@@ -212,11 +313,10 @@ class Simulation:
             self._send(("to", e), self._on_dispatch_arrives, (action, self._incarnation[e]))
         elif self._running[e] is None and not self._requires and self._up[e] and self._time_limit is None \
                 and not self._restarting[e]:
-            ev = Timeout(self.env, self._work[action.task_id] * self._inv_speed[e], e)   # _start, inlined
-            ev.callbacks.append(self._on_complete)
+            env = self.env                                                           # _start, inlined
+            self._run_ev[e] = env.complete_at(env._now + self._work[action.task_id] * self._inv_speed[e], e)
             self._running[e] = action
-            self._run_ev[e] = ev
-            self._started[e] = self.env._now
+            self._started[e] = env._now
         else:
             self._engine_receive(action)
 
@@ -286,7 +386,7 @@ class Simulation:
 
     def _final_tick(self, n: int) -> None:
         """Every 1024 final outcomes (and at the last): flush records, progress, finish."""
-        if n % 65536 == 0:
+        if n % 4096 == 0:       # while the rows are still in the CPU's cache: half the cost of every 65536
             self.records.flush()
         if self._on_progress is not None:
             self._on_progress(n)
@@ -299,6 +399,10 @@ class Simulation:
         ex = self.workload.extras.get(tid)
         if ex is None:
             return TaskSpec(tid) if self._plain_spec else TaskSpec(tid, **self._spec_kw)
+        if ex.creates is not None or ex.actor is not None:
+            from .actors import actor_spec
+
+            return actor_spec(tid, ex, self.config, self._spec_kw)
         return TaskSpec(tid, targets=frozenset(ex.targets) if ex.targets else None,
                         after=Dependency(ex.after) if ex.after else None,
                         follow=Dependency(ex.follow) if ex.follow else None, **self._spec_kw)
@@ -357,11 +461,10 @@ class Simulation:
                 duration = self._work[tid] * self._inv_speed[e]
                 limit = self._time_limit
                 self._cut[e] = cut = limit is not None and duration > limit
-                ev = Timeout(self.env, limit if cut else duration, e)
-                ev.callbacks.append(self._on_complete)
+                env = self.env
+                self._run_ev[e] = env.complete_at(env._now + (limit if cut else duration), e)  # type: ignore[operator]
                 self._running[e] = action
-                self._run_ev[e] = ev
-                self._started[e] = self.env._now
+                self._started[e] = env._now
                 return
             if not queue:
                 return
@@ -371,10 +474,9 @@ class Simulation:
         mods = self._modules[e]
         return all(m in mods or m == self._platform for m in needed)
 
-    def _on_complete(self, ev: Timeout) -> None:
-        e = ev._value
-        if self._run_ev[e] is not ev:
-            return                                  # the engine died meanwhile
+    def _on_complete(self, e: int, eid: int) -> None:
+        if self._run_ev[e] != eid:
+            return                                  # the engine died (or its task was stopped) meanwhile
         action = self._running[e]
         started = self._started[e]
         self._running[e] = None
@@ -443,10 +545,32 @@ class Simulation:
         self._after(float(self._fail_rng.exponential(self.config.mttr)) if self.config.mttr else 0.0,
                     self._on_engine_repair, e)
 
+    def _on_worker_crash(self, ev: Timeout) -> None:
+        """Engine e's worker dies (sim/actors.py): its running task is lost (WorkerDied), calls queued for
+        the actor instances it held are dropped (the core takes them back), the worker restarts."""
+        e = ev._value
+        self._after(float(self._worker_rng.exponential(self.config.worker_mtbf)), self._on_worker_crash, e)
+        if not self._up[e]:
+            return
+        self.worker_crashes += 1
+        running = self._running[e]
+        self._running[e] = None
+        self._run_ev[e] = None
+        extras = self.workload.extras
+        queue = self._queue[e]
+        kept = [a for a in queue if not ((ex := extras.get(a.task_id)) is not None and ex.actor is not None)]
+        queue.clear()
+        queue.extend(kept)
+        if not self._restarting[e]:
+            self._restart_worker(e)
+        if running is not None:
+            self._handle(WorkerDied(self.env._now, running.task_id, e, running.attempt, "simulated worker crash"))
+        self._handle(WorkerRestarted(self.env._now, e, "simulated worker crash"))
+
     def _on_engine_repair(self, ev: Timeout) -> None:
         e = ev._value
         self._up[e] = True
-        self._handle(EngineJoined(self.env._now, e, self.config.engine_speeds[e]))
+        self._handle(EngineJoined(self.env._now, e, self._speeds[e]))
         self._after(float(self._fail_rng.exponential(self.config.mtbf)), self._on_engine_fail, e)
 
     def _on_timer(self, ev: Timeout) -> None:

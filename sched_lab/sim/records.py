@@ -3,7 +3,7 @@
 How this works. `add(...)` (the core's positional RecordSink signature) appends one tuple to a
 small buffer; every `chunk` records the buffer is converted to numpy columns and dropped, so at rest
 a record costs ~90 bytes (10^6 records ≈ 90 MB) and no per-task Python object survives. `add` does
-not check the buffer size (the simulator calls `flush()` every 65536 final outcomes). Task and
+not check the buffer size (the simulator calls `flush()` every 4096 final outcomes). Task and
 engine ids must be integers (the simulator's ids are); `None` becomes NaN in float columns.
 Justified by benchmarks/bench_sim.py (a TaskRecord per attempt costs ~4x the memory and time).
 """
@@ -57,10 +57,19 @@ class ColumnarRecords:
             part[name] = np.array(by_name[name], dtype=np.int64)
         for name in _FLOAT_COLS:
             part[name] = np.array(by_name[name], dtype=np.float64)
-        part["outcome"] = np.array([_OUTCOME_CODE[o] for o in by_name["outcome"]], dtype=np.int8)
+        n = len(buf)
+        outcomes = by_name["outcome"]
+        if outcomes.count(outcomes[0]) == n:          # one value (e.g. all OK, the common case): no per-row lookup
+            part["outcome"] = np.full(n, _OUTCOME_CODE[outcomes[0]], dtype=np.int8)
+        else:
+            part["outcome"] = np.array([_OUTCOME_CODE[o] for o in outcomes], dtype=np.int8)
         for name in _CODED_COLS:
             codes = self._codes[name]
-            part[name] = np.array([codes.setdefault(v, len(codes) - 1) for v in by_name[name]], dtype=np.int32)
+            values = by_name[name]
+            if values.count(values[0]) == n:
+                part[name] = np.full(n, codes.setdefault(values[0], len(codes) - 1), dtype=np.int32)
+            else:
+                part[name] = np.array([codes.setdefault(v, len(codes) - 1) for v in values], dtype=np.int32)
         self._parts.append(part)
         self._n += len(buf)
 

@@ -34,7 +34,12 @@ def build_workload(config: SimConfig, gens: dict[str, np.random.Generator]) -> W
         layers.append(dag_edges(config.dag, len(wl), gens["dag"]))
     if config.mixes:
         layers.append(requirement_extras(config.mixes, len(wl), gens["requires"]))
-    return with_extras(wl, *layers) if layers else wl
+    wl = with_extras(wl, *layers) if layers else wl
+    if config.actors:
+        from .actors import with_actors
+
+        wl = with_actors(wl, config, gens["actors"])
+    return wl
 
 
 @dataclass(frozen=True, slots=True, eq=False)

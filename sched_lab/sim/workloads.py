@@ -7,7 +7,9 @@ the same seed gives every scheme the identical workload.
 
 Sources: Poisson arrivals at a per-engine load, a batch (every task at t=0), or a CSV trace with
 columns `submit_time,duration` and optionally `after`, `follow` (';'-separated row numbers of earlier
-rows), `targets` (';'-separated engine indices) and `requires` (';'-separated module names).
+rows), `targets` (';'-separated engine indices), `requires` (';'-separated module names),
+`creates_actor` (this row creates the actor of that name) and `actor` (this row calls that actor,
+created by an earlier row; sim/actors.py).
 DAG shapes (`chains`, `forkjoin`, `random`) and requirement mixes are overlaid on any source.
 """
 
@@ -24,7 +26,8 @@ import numpy as np
 from .distributions import Dist
 
 # Append only: a stream is the SeedSequence child at its index, so a new name leaves the others' draws alone.
-STREAM_NAMES = ("arrivals", "lengths", "scheduler", "failures", "dag", "requires", "errors", "network", "overhead")
+STREAM_NAMES = ("arrivals", "lengths", "scheduler", "failures", "dag", "requires", "errors", "network", "overhead",
+                "actors", "worker_failures")
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
@@ -35,17 +38,21 @@ def streams(seed: int) -> dict[str, np.random.Generator]:
 
 @dataclass(frozen=True, slots=True)
 class TaskExtras:
-    """Per-task flags beyond submission time and work: dependencies (task ids), targets, modules."""
+    """Per-task flags beyond submission time and work: dependencies (task ids), targets, modules, and
+    actors: `creates` names the actor this task creates, `actor` the actor it calls (sim/actors.py)."""
 
     after: tuple[int, ...] = ()
     follow: tuple[int, ...] = ()
     targets: tuple[int, ...] | None = None
     requires: frozenset[str] = frozenset()
+    creates: str | None = None
+    actor: str | None = None
 
     def merged(self, other: TaskExtras) -> TaskExtras:
         targets = self.targets if other.targets is None else other.targets
         return TaskExtras(tuple(sorted({*self.after, *other.after})), tuple(sorted({*self.follow, *other.follow})),
-                          targets, self.requires | other.requires)
+                          targets, self.requires | other.requires, other.creates or self.creates,
+                          other.actor or self.actor)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -71,6 +78,15 @@ class Workload:
         if np.any(work < 0):
             raise ValueError("task durations must be >= 0")
         n = len(sub)
+        created: dict[str, int] = {}
+        for tid in sorted(tid for tid, ex in self.extras.items() if ex.creates or ex.actor):
+            ex = self.extras[tid]
+            if ex.creates and ex.actor:
+                raise ValueError(f"task {tid} both creates actor {ex.creates!r} and calls {ex.actor!r}")
+            if ex.creates and created.setdefault(ex.creates, tid) != tid:
+                raise ValueError(f"actor {ex.creates!r} is created twice (tasks {created[ex.creates]} and {tid})")
+            if ex.actor and ex.actor not in created:
+                raise ValueError(f"task {tid} calls actor {ex.actor!r}, which no earlier task creates")
         for tid, ex in self.extras.items():
             if not 0 <= tid < n:
                 raise ValueError(f"extras for unknown task {tid}")
@@ -134,7 +150,7 @@ def trace_workload(path: str, n_engines: int) -> Workload:
         cols = set(reader.fieldnames or ())
         if not {"submit_time", "duration"} <= cols:
             raise ValueError(f"trace {path!r} needs a header with columns submit_time,duration "
-                             f"(optional: after, follow, targets, requires); got {sorted(cols)}")
+                             f"(optional: after, follow, targets, requires, creates_actor, actor); got {sorted(cols)}")
         sub: list[float] = []
         work: list[float] = []
         extras: dict[int, TaskExtras] = {}
@@ -150,8 +166,9 @@ def trace_workload(path: str, n_engines: int) -> Workload:
             if any(not 0 <= e < n_engines for e in tg):
                 raise ValueError(f"trace row {row}: targets {tg} outside engines 0..{n_engines - 1}")
             req = frozenset(m.strip() for m in (rec.get("requires") or "").split(";") if m.strip())
-            if after or follow or tg or req:
-                extras[row] = TaskExtras(after, follow, tg or None, req)
+            creates, actor = (rec.get("creates_actor") or "").strip() or None, (rec.get("actor") or "").strip() or None
+            if after or follow or tg or req or creates or actor:
+                extras[row] = TaskExtras(after, follow, tg or None, req, creates, actor)
     if not sub:
         raise ValueError(f"trace {path!r} has no rows")
     try:

@@ -378,3 +378,12 @@ def test_actors_listing():
             info.restarts_used, info.max_restarts, info.calls_queued, info.calls_out, info.killed) == \
         ("A", "c", "alive", "a", 1, 0, 2, 0, 0, False)
     assert h.s.actor("nobody") is None and h.s.actor_role("unknown") is None
+
+
+def test_a_restart_numbers_its_attempt_after_every_creation_attempt():
+    h = Harness()
+    h.join("a")
+    h.submit("c", creates_actor=ActorSpec("A", max_restarts=1), retries=2)
+    h.finish("c", "a", 0, ok=False)
+    h.finish("c", "a", 1)                                # created by attempt 1
+    assert restarted(h, "a") == [Dispatch("c", "a", 2)]
