@@ -26,16 +26,16 @@ from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished, TaskResubmitted,
-    TaskScheduler, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted, DropActor,
+    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished,
+    TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted, DropActor,
 )
-from sched_lab.core.model import ACTOR_DIED_ERROR, ENGINE_ERROR, TASK_ABORTED
+from sched_lab.core.model import ACTOR_DIED_ERROR, TASK_ABORTED
 from sched_lab.core.options import check_hwm, check_scheme
 from sched_lab.core.pump import EventPump
 from sched_lab.core.scheme_api import load_scheme_modules
 
 from . import protocol as proto
-from . import tls
+from . import tcp_state, tls
 from .actor_hub import ActorDirectory
 from .admission import HandshakeGate
 from .aio_link import HANDSHAKE_TIMEOUT_S, Link
@@ -172,31 +172,32 @@ class Controller:
     def _recover(self) -> None:
         """Take over what a previous controller left unfinished (it was killed): none of it is lost or aborted.
 
-        A task never dispatched queues again; one that was running gets the attempts its retries leave (the
-        core counts them afresh) or, with none left, fails with EngineError. Its dependencies on tasks the
-        core no longer knows (finished before the restart) count as met, as for a resubmission.
+        Only translation: the finished tasks the unfinished ones depend on, then the unfinished ones (in the
+        order they arrived, with the attempts they had used), are replayed into the core as TaskRestored;
+        the core decides (core/restore.py): queue again, or fail EngineError when the attempt that was out
+        at the stop was the last one its retries allowed; dependents of failed tasks fail as without a stop.
         """
         now = time.time()
-        requeued = failed = 0
+        rows = []
         for row in self.db.pending_rows():
-            tid, flags, used = row["msg_id"], TaskFlags.from_dict(row["flags"]), row["attempts"] or 0
-            if flags.actor is not None or flags.actor_id is not None:      # actors die with their controller
-                self.db.finish_task(tid, "error", None, None, None, now, None, ACTOR_DIED_ERROR,
+            flags_ = TaskFlags.from_dict(row["flags"])
+            if flags_.actor is not None or flags_.actor_id is not None:     # actors die with their controller
+                self.db.finish_task(row["msg_id"], "error", None, None, None, now, None, ACTOR_DIED_ERROR,
                                     "the controller stopped: actors (and their calls) do not survive it")
-                failed += 1
-                continue
-            if used > flags.retries:
-                self.db.finish_task(tid, "error", None, None, None, now, None, ENGINE_ERROR,
-                                    f"the controller stopped while attempt {used} of this task ran, and it has "
-                                    f"no retries left")
-                failed += 1
-                continue
-            self.pending.add(PendingTask(tid, row["payload"], flags, row["submitted"]))
-            self.feed(TaskResubmitted(now, spec_for(tid, replace(flags, retries=flags.retries - used))))
-            requeued += 1
-        if requeued or failed:
-            log.warning("recovered the tasks a previous controller left: %d queued again, %d failed (EngineError: "
-                        "running at the stop, no retries left)", requeued, failed)
+            else:
+                rows.append(row)
+        if not rows:
+            return
+        flags = {row["msg_id"]: TaskFlags.from_dict(row["flags"]) for row in rows}
+        dep_ids = {str(i) for f in flags.values() for dep in (f.after, f.follow) if dep is not None for i in dep.ids}
+        for tid, (succeeded, engine_id) in self.db.outcomes(dep_ids - flags.keys()).items():
+            self.feed(TaskRestored(now, TaskSpec(tid), succeeded, engine_id=engine_id))
+        for row in rows:
+            tid = row["msg_id"]
+            self.pending.add(PendingTask(tid, row["payload"], flags[tid], row["submitted"]))
+            self.feed(TaskRestored(now, spec_for(tid, flags[tid]), None, row["attempts"] or 0))
+        log.warning("recovered %d unfinished tasks a previous controller left (%d finished ones they depend on)",
+                    len(rows), len(dep_ids - flags.keys()))
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None
@@ -322,11 +323,19 @@ class Controller:
                 raise proto.ProtocolError(f"unexpected {type(msg).__name__} from engine {eng.engine_id}")
         elif isinstance(msg, Submit):
             self._submit(link, msg)
+            self.memory.check_reads(link)   # a client that does not read: its answers are capped at the source
         elif isinstance(msg, Request):      # it reads what was written before it arrived (core records included)
             self.save_records()
-            self.gate.later(link, lambda: self.requests.handle(link, msg))
+            self.memory.request_read(link)
+            self.gate.later(link, lambda: self._answer(link, msg))
+            self.memory.check_reads(link)
         else:
             raise proto.ProtocolError(f"unexpected {type(msg).__name__} from a client")
+
+    def _answer(self, link: Link, msg: Request) -> None:
+        self.memory.request_answered(link)
+        self.requests.handle(link, msg)
+        self.memory.check_reads(link)       # replies cannot wait in the database: past the cap, stop reading
 
     def _on_invalid(self, link: Link, exc: InvalidField) -> bool:
         """A client's message with one bad field: its task or request fails naming the field (True); else close."""
@@ -375,12 +384,27 @@ class Controller:
         while True:
             await asyncio.sleep(self.config.hb_period_s)
             now = time.monotonic()
-            if self._engines_paused:        # we are not reading them (database backpressure): not their silence
+            if self._engines_paused:        # we are not reading them (database backpressure): ask the kernel
+                self._check_paused_engines(limit)
                 continue
             for eng in list(self.engines.values()):
                 seen = max(eng.last_seen, eng.link.last_activity)     # bytes of a big frame count as progress
                 if now - seen > limit:
                     self._engine_lost(eng.engine_id, f"nothing received for {now - seen:.1f} s")
+
+    def _check_paused_engines(self, limit: float) -> None:
+        """While engine reads are paused: one that closed is read again (its end is handled as usual), one the
+        kernel heard nothing from though we had room to receive is lost (tcp_state.py)."""
+        for eng in list(self.engines.values()):
+            transport = eng.link.transport
+            if transport is None or transport.is_closing():
+                continue
+            verdict = tcp_state.verdict(transport.get_extra_info("socket"), limit)
+            if verdict == "closed":
+                transport.resume_reading()
+            elif verdict == "silent":
+                self._engine_lost(eng.engine_id, f"nothing received for over {limit:.1f} s (reads were paused, "
+                                                 f"but the kernel received nothing either)")
 
     async def _db_flusher(self) -> None:
         while True:                       # the writer thread commits; this hands it the core's records and
@@ -577,6 +601,8 @@ class Controller:
             received_at=time.time(), ename=msg.ename, evalue=msg.evalue, traceback=msg.traceback,
             engine_info=None if action.ok else info, label=task.flags.label, result=msg.result,
             stdout=msg.stdout, stderr=msg.stderr))
+        if msg.error_full is not None:       # the whole error text, kept in the database only (taskdb.py)
+            self.db.keep_error_text(str(action.task_id), msg.error_full)
 
     def _finish(self, task_id: str, result: TaskResult) -> None:
         task = self.pending.pop(task_id)

@@ -8,6 +8,13 @@ the task database (its query API; the row was written when the task finished) as
 Every connection's frame decoder reports the bytes it holds in an unfinished frame to one
 `FrameBudget`; the connection that pushes the total past its cap is closed (aio_link.Link). `sweep`
 closes an authenticated connection whose unfinished frame has not grown for `partial_frame_timeout_s`.
+Everything else a client is sent (request replies, refusals, engine lists) cannot be fetched again later,
+so it is bounded at its source: `check_reads` stops reading a client's requests once more than
+`client_out_cap_bytes` are queued to it (its requests wait in its own socket buffers, not here), and
+`pump` resumes reading once it has drained below half the cap. Requests that wait for a commit (the
+controller answers only after the writes before them are durable) are counted per client too: past
+MAX_DEFERRED_REQUESTS it is not read until they are answered (a locked or full disk cannot make a
+flood of requests pile up here).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("real_cluster.controller")
 PUMP_PERIOD_S = 0.05
+MAX_DEFERRED_REQUESTS = 1024    # a client's requests waiting for a commit (a locked disk) beyond this: stop reading it
 SWEEP_PERIOD_S = 1.0
 RESEND_CHUNK = 64
 _ROW_KEYS = ["status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue", "traceback",
@@ -63,6 +71,8 @@ class MemoryGuard:
         self.unsent: dict[Link, deque[str]] = {}
         self._partial: dict[Link, tuple[int, float]] = {}
         self._db_failing = False
+        self.reads_paused: set[Link] = set()    # clients whose requests we stopped reading (see check_reads)
+        self.deferred: dict[Link, int] = {}      # per client: requests read, not answered yet (waiting for a commit)
 
     # ------------------------------------------------------------------------------ results
     def send_result(self, link: Link, result: TaskResult, batched: bool = False) -> None:
@@ -85,6 +95,47 @@ class MemoryGuard:
         """The connection closed: drop what was kept for it (a new connection asks with get_result)."""
         self.unsent.pop(link, None)
         self._partial.pop(link, None)
+        self.reads_paused.discard(link)
+        self.deferred.pop(link, None)
+
+    # ----------------------------------------------------------------- replies (not results)
+    def request_read(self, link: Link) -> None:
+        """A client's request is waiting to be answered (check_reads counts it)."""
+        self.deferred[link] = self.deferred.get(link, 0) + 1
+
+    def request_answered(self, link: Link) -> None:
+        left = self.deferred.get(link, 0) - 1
+        if left > 0:
+            self.deferred[link] = left
+        else:
+            self.deferred.pop(link, None)
+
+    def check_reads(self, link: Link) -> None:
+        """After a client's message: past the cap of bytes queued to it (or of requests waiting for a commit),
+        stop reading it until it drains."""
+        if link in self.reads_paused or link.transport is None:
+            return
+        backlog, waiting = link.write_backlog(), self.deferred.get(link, 0)
+        if backlog < self.client_out_cap and waiting <= MAX_DEFERRED_REQUESTS:
+            return
+        if backlog >= self.client_out_cap:
+            log.info("client %s is not reading (%d bytes queued): its requests are not read until it drains",
+                     link.peer, backlog)
+        else:
+            log.info("client %s has %d requests waiting for the database: its requests are not read until they "
+                     "are answered", link.peer, waiting)
+        self.reads_paused.add(link)
+        link.transport.pause_reading()
+
+    def resume_reads(self) -> None:
+        """Read again from paused clients that have drained below half the cap."""
+        for link in list(self.reads_paused):
+            if link.closed or link.transport is None or link.transport.is_closing():
+                self.reads_paused.discard(link)
+            elif (link.write_backlog() < self.client_out_cap // 2
+                  and self.deferred.get(link, 0) <= MAX_DEFERRED_REQUESTS // 2):
+                self.reads_paused.discard(link)
+                link.transport.resume_reading()
 
     def pump(self) -> None:
         """Send waiting results to every client that has room again."""
@@ -140,6 +191,8 @@ class MemoryGuard:
             try:
                 if self.unsent:
                     self.pump()
+                if self.reads_paused:
+                    self.resume_reads()
                 now = time.monotonic()
                 if now >= next_sweep:
                     self.sweep(links(), now)

@@ -22,7 +22,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from sched_lab.core.dependency import Dependency
-from sched_lab.core.options import check_retries, check_time_limit_s, check_timeout_s
+from sched_lab.core.options import check_retries, check_size_hint, check_time_limit_s, check_timeout_s
 
 from .error import InvalidField, ProtocolError
 from .wire_fields import MAX_ID_CHARS, MAX_TIME, check_binary, check_fields
@@ -79,6 +79,7 @@ class TaskFlags:
     timeout_s: float | None = None
     label: str | None = None
     time_limit_s: float | None = None
+    size_hint: float | None = None        # the submitter's estimate of its length, for schemes (None = unknown)
     actor: ActorOptions | None = None     # this task creates that actor (view.actor)
     actor_id: str | None = None           # this task is a method call of that actor (ActorHandle)
 
@@ -90,6 +91,8 @@ class TaskFlags:
         check_retries(self.retries)
         check_timeout_s(self.timeout_s)
         object.__setattr__(self, "time_limit_s", check_time_limit_s(self.time_limit_s))
+        if self.size_hint is not None:
+            object.__setattr__(self, "size_hint", check_size_hint(self.size_hint))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (also what the task database stores)."""
@@ -99,7 +102,8 @@ class TaskFlags:
                 "retries": self.retries, "timeout": self.timeout_s, "label": self.label,
                 **({"time_limit": self.time_limit_s} if self.time_limit_s is not None else {}),
                 **({"actor": self.actor.to_dict()} if self.actor is not None else {}),
-                **({"actor_id": self.actor_id} if self.actor_id is not None else {})}
+                **({"actor_id": self.actor_id} if self.actor_id is not None else {}),
+                **({"size_hint": self.size_hint} if self.size_hint is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskFlags:
@@ -110,7 +114,7 @@ class TaskFlags:
                    retries=data.get("retries", 0), timeout_s=data.get("timeout"), label=data.get("label"),
                    time_limit_s=data.get("time_limit"),
                    actor=ActorOptions.from_dict(data["actor"]) if data.get("actor") else None,
-                   actor_id=data.get("actor_id"))
+                   actor_id=data.get("actor_id"), size_hint=data.get("size_hint"))
 
 
 # ---------------------------------------------------------------------------------- handshake
@@ -212,7 +216,8 @@ class CancelTask:
 class TaskDone:
     """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted | time_limit (its engine
     stopped it) | died (the worker process died or was killed; `evalue` says how); `result` pickled when ok;
-    the task's captured output."""
+    the task's captured output; `error_full`: the whole error text when evalue/traceback were cut (kept in
+    the task database, never sent to clients)."""
     TYPE: ClassVar[str] = "done"
     BUFFERS: ClassVar[tuple[str, ...]] = ("result",)
     task_id: str
@@ -226,6 +231,7 @@ class TaskDone:
     result: bytes | None = None
     stdout: str = ""
     stderr: str = ""
+    error_full: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

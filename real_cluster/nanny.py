@@ -4,7 +4,8 @@ How this works. One thread, one `selectors` loop over two sockets: the controlle
 local socket pair to the worker process (worker.py). RunTask messages queue here and go to the
 worker one at a time, so a cancel of a queued task never reaches the worker and a kill only ever
 costs the running task. Heartbeats leave on schedule whatever the task does (the worker may hold
-the GIL for minutes). While a task runs, a watchdog checks every `WATCH_PERIOD_S`:
+the GIL for minutes). While a task runs, a watchdog checks every `WATCH_PERIOD_S` (with a memory limit
+every `MEMORY_WATCH_PERIOD_S`; each check is one pread of /proc/<pid>/statm and stat, kept open):
 - its `time_limit_s` -> kill the worker, TaskDone `error` / TimeLimitExceeded;
 - the worker's resident memory against `memory_limit` -> kill, TaskDone `died` naming the limit;
 - the worker stopped (SIGSTOP, state T) for longer than the liveness timeout -> kill, `died`.
@@ -44,6 +45,7 @@ from .sync_link import SyncLink
 
 log = logging.getLogger("real_cluster.engine")
 WATCH_PERIOD_S = 0.1            # how often a running task's limits and worker state are checked
+MEMORY_WATCH_PERIOD_S = 0.02    # ... with a memory limit: a worker over it is killed within this (+ a loop turn)
 WORKER_START_TIMEOUT_S = 60.0   # a worker that has not said ready by then is killed and replaced
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -66,6 +68,7 @@ class WorkerProc:
         self.ready = False
         self.started = time.monotonic()
         self.stopped_since: float | None = None
+        self._proc_fds: dict[str, int] = {}    # /proc/<pid>/statm and stat, kept open: one pread per check
 
     @property
     def pid(self) -> int:
@@ -96,20 +99,30 @@ class WorkerProc:
             return None
         return [from_wire(h, b) for h, b in self.decoder.feed(data)]
 
+    def _proc(self, name: str) -> bytes:
+        """The worker's /proc/<pid>/<name>, read with one pread on a descriptor opened once (OSError if gone)."""
+        fd = self._proc_fds.get(name)
+        if fd is None:
+            fd = self._proc_fds[name] = os.open(f"/proc/{self.pid}/{name}", os.O_RDONLY)
+        return os.pread(fd, 512, 0)
+
     def rss_bytes(self) -> int | None:
         try:
-            with open(f"/proc/{self.pid}/statm") as fh:
-                return int(fh.read().split()[1]) * _PAGE
+            return int(self._proc("statm").split()[1]) * _PAGE
         except (OSError, ValueError, IndexError):
             return None
 
     def is_stopped(self) -> bool:
         try:
-            with open(f"/proc/{self.pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
+            state = self._proc("stat").rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError):
             return False
-        return state in ("T", "t")
+        return state in (b"T", b"t")
+
+    def _close_proc_fds(self) -> None:
+        for fd in self._proc_fds.values():
+            os.close(fd)
+        self._proc_fds.clear()
 
     def kill(self) -> str:
         """Kill the worker (SIGKILL, works on a stopped one too) and reap it; returns how it ended."""
@@ -122,6 +135,7 @@ class WorkerProc:
         except subprocess.TimeoutExpired:
             code = None
         self.sock.close()
+        self._close_proc_fds()
         return _exit_text(code)
 
     def reap(self) -> str:
@@ -131,6 +145,7 @@ class WorkerProc:
         except subprocess.TimeoutExpired:
             return self.kill()
         self.sock.close()
+        self._close_proc_fds()
         return _exit_text(code)
 
 
@@ -155,6 +170,7 @@ class Nanny:
         self.info = info
         self.retry_for_s = retry_for_s
         self.memory_limit = memory_limit
+        self.watch_period_s = WATCH_PERIOD_S if memory_limit is None else MEMORY_WATCH_PERIOD_S
         self.result_max = result_max
         self.speed = speed                    # advertised to the schemes in Register (DESIGN §3.1)
         self.labels = tuple(labels)
@@ -231,7 +247,7 @@ class Nanny:
                 now = time.monotonic()
                 timeout = next_hb - now
                 if self.current is not None or self.side or not self.worker.ready:
-                    timeout = min(timeout, WATCH_PERIOD_S)
+                    timeout = min(timeout, self.watch_period_s)
                 for key, _ in sel.select(max(0.0, timeout)):
                     if key.data == "controller":
                         if not self._from_controller(link, link.recv_many(block=False)):
@@ -241,8 +257,8 @@ class Nanny:
                 if self.worker is not watched:
                     watched = self._watch(sel, watched)
                 now = time.monotonic()
-                if now >= next_watch:               # /proc reads cost: at most every WATCH_PERIOD_S
-                    next_watch = now + WATCH_PERIOD_S
+                if now >= next_watch:               # /proc reads cost: at most every watch_period_s
+                    next_watch = now + self.watch_period_s
                     self._check_worker(link, now)
                     if self.worker is not watched:
                         watched = self._watch(sel, watched)

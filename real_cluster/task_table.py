@@ -50,7 +50,7 @@ def spec_for(task_id: str, flags: TaskFlags) -> TaskSpec:
         return _actor_spec(task_id, flags)
     return TaskSpec(task_id, targets=frozenset(flags.targets) if flags.targets else None, after=flags.after,
                     follow=flags.follow, retries=flags.retries, timeout_s=flags.timeout_s, label=flags.label,
-                    time_limit_s=flags.time_limit_s)
+                    time_limit_s=flags.time_limit_s, size_hint=flags.size_hint)
 
 
 def _actor_spec(task_id: str, flags: TaskFlags) -> TaskSpec:

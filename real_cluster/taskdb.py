@@ -36,13 +36,15 @@ COLUMNS = ("msg_id", "client_id", "label", "flags", "submitted", "started", "com
            "engine_id", "status", "payload", "result", "ename", "evalue", "traceback", "engine_info",
            "resubmitted", "resubmit_of", "stdout", "stderr", "attempts")
 _BLOBS = ("payload", "result")
+ON_REQUEST = ("error_full",)    # columns a query returns only when asked for by name (not in COLUMNS: not inserted)
 _JSON = ("flags", "engine_info")
 _OPS = {"$lt": "<", "$gt": ">", "$lte": "<=", "$gte": ">=", "$eq": "=", "$ne": "!="}
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tasks (msg_id TEXT PRIMARY KEY, client_id TEXT, label TEXT, flags TEXT,
     submitted REAL, started REAL, completed REAL, received REAL, engine_id INTEGER, status TEXT,
     payload BLOB, result BLOB, ename TEXT, evalue TEXT, traceback TEXT, engine_info TEXT,
-    resubmitted TEXT, resubmit_of TEXT, stdout TEXT, stderr TEXT, attempts INTEGER DEFAULT 0);
+    resubmitted TEXT, resubmit_of TEXT, stdout TEXT, stderr TEXT, attempts INTEGER DEFAULT 0,
+    error_full TEXT);   -- error_full: the whole error text (<= 1 MiB characters) when evalue/traceback were cut
 CREATE INDEX IF NOT EXISTS tasks_label ON tasks(label);
 CREATE INDEX IF NOT EXISTS tasks_submitted ON tasks(submitted);
 CREATE TABLE IF NOT EXISTS records ({", ".join(TaskRecord.fields())});
@@ -54,6 +56,7 @@ _FINISH = ("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, rece
 _FINISH_PENDING = _FINISH.replace("WHERE msg_id=?", "WHERE msg_id=? AND status='pending'")
 _RECORD = f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})"
 _ATTEMPTS = "UPDATE tasks SET attempts=? WHERE msg_id=? AND status='pending'"
+_ERROR_FULL = "UPDATE tasks SET error_full=? WHERE msg_id=? AND error_full IS NULL"
 _KIND_ORDER = {_INSERT: 0, _ATTEMPTS: 1, _FINISH_PENDING: 2, _RECORD: 3}
 WRITE_CHUNK_ROWS = 2000            # one transaction holds at most this many queued writes ...
 WRITE_CHUNK_BYTES = 8 << 20        # ... or about this many payload/result bytes (a backlog lands in bounded bites)
@@ -120,7 +123,8 @@ class TaskDB:
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         have = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
-        for name, kind in (("stdout", "TEXT"), ("stderr", "TEXT"), ("attempts", "INTEGER DEFAULT 0")):
+        for name, kind in (("stdout", "TEXT"), ("stderr", "TEXT"), ("attempts", "INTEGER DEFAULT 0"),
+                           ("error_full", "TEXT")):
             if name not in have:                    # a database written by an older version
                 self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
         self.queued_seq = 0                  # writes queued so far
@@ -245,6 +249,10 @@ class TaskDB:
         if answer is not None and self.dirty:
             self._unsaved[msg_id] = (seq, answer)
         return seq
+
+    def keep_error_text(self, msg_id: str, text: str) -> int:
+        """Queue the whole error text of a finished task (column error_full, written once; callers cap it: 1 MiB)."""
+        return self._queue(_ERROR_FULL, (text, msg_id), len(text))
 
     def unsaved_answer(self, msg_id: str) -> Any:
         """The `answer` given with a task's outcome whose row has not committed yet, else None."""
@@ -384,10 +392,22 @@ class TaskDB:
             raise sqlite3.OperationalError(f"{self.error} ({self.queued_seq - self.committed_seq} writes waiting)")
 
     def pending_rows(self) -> list[dict[str, Any]]:
-        """Tasks not final (left by a controller that died), oldest submission first, with payload and attempts."""
+        """Tasks not final (left by a controller that died) in the order they arrived (a dependency before its
+        dependents), with payload and attempts."""
         cols = ("msg_id", "client_id", "flags", "submitted", "payload", "attempts")
-        rows = self._db.execute(f"SELECT {', '.join(cols)} FROM tasks WHERE status='pending' ORDER BY submitted, rowid")
+        rows = self._db.execute(f"SELECT {', '.join(cols)} FROM tasks WHERE status='pending' ORDER BY rowid")
         return [dict(zip(cols, row), flags=json.loads(row[2])) for row in rows]
+
+    def outcomes(self, msg_ids: Iterable[str]) -> dict[str, tuple[bool, int | None]]:
+        """Of these ids, the finished tasks': id -> (succeeded, engine id). Pending, purged or unknown ids are left out."""
+        ids = list(msg_ids)
+        out: dict[str, tuple[bool, int | None]] = {}
+        for lo in range(0, len(ids), 500):               # SQLite caps the number of variables per statement
+            part = ids[lo:lo + 500]
+            out.update((r[0], (r[1] == "ok", r[2])) for r in self._db.execute(
+                f"SELECT msg_id, status, engine_id FROM tasks WHERE status != 'pending' AND msg_id IN "
+                f"({','.join('?' * len(part))})", part))
+        return out
 
     def get(self, msg_id: str) -> dict[str, Any] | None:
         """One task's row as a dict (None when unknown)."""
@@ -405,7 +425,7 @@ class TaskDB:
         if keys is None:
             cols = [c for c in COLUMNS if c not in _BLOBS]
         else:
-            bad = [k for k in keys if k not in COLUMNS]
+            bad = [k for k in keys if k not in COLUMNS and k not in ON_REQUEST]
             if bad:
                 raise KeyError(f"unknown task fields {bad}")
             cols = ["msg_id"] + [k for k in keys if k != "msg_id"]

@@ -1,6 +1,7 @@
 """LoadBalancedView, with parallel map, `@parallel` and `@remote` (ipyparallel's task interface).
 
-Flags: `block, targets, after, follow, timeout, retries, label`. `set_flags` validates every
+Flags: `block, targets, after, follow, timeout, retries, label` (+ ours: `time_limit`, `size_hint` — the
+task's estimated length, which the controller's scheme sees as `choice.task.size_hint`). `set_flags` validates every
 value before assigning any (an invalid call changes nothing) and returns the view; `temp_flags`
 sets them for a `with` block. `map` follows Python's `map`: unequal lengths stop at the shortest,
 and no empty task is ever sent; `chunksize` elements go in each task.
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sched_lab.core.options import check_retries, check_time_limit_s, check_timeout_s
+from sched_lab.core.options import check_retries, check_size_hint, check_time_limit_s, check_timeout_s
 
 from .asyncmapresult import AsyncMapResult
 from .asyncresult import AsyncResult
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from .actors import ActorHandle
     from .client import Client
 
-FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label", "track", "time_limit")
+FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label", "track", "time_limit",
+              "size_hint")
 
 
 def _check_flag(name: str, value: Any) -> Any:
@@ -59,6 +61,8 @@ def _check_flag(name: str, value: Any) -> Any:
         return check_timeout_s(value)
     if name == "time_limit":
         return check_time_limit_s(value)
+    if name == "size_hint":
+        return check_size_hint(value)
     if name == "retries":
         return check_retries(value)
     if name == "label":
@@ -88,6 +92,7 @@ class LoadBalancedView:
         self.label: str | None = None
         self.track = False
         self.time_limit: float | None = None     # seconds a task may run before its engine stops it
+        self.size_hint: float | None = None      # the tasks' estimated length, shown to the scheme
         self.history: list[str] = []
         self._plain_flags: dict[tuple, TaskFlags] = {}
 
@@ -112,7 +117,7 @@ class LoadBalancedView:
 
     def _flags(self, **override: Any) -> TaskFlags:
         if not override and self.targets is None and self.after is None and self.follow is None \
-                and self.time_limit is None:
+                and self.time_limit is None and self.size_hint is None:
             key = (self.retries, self.timeout, self.label)     # the common case, cached (bench_live.py, burst)
             flags = self._plain_flags.get(key)
             if flags is None:
@@ -135,7 +140,7 @@ class LoadBalancedView:
         return TaskFlags(targets=tuple(targets) if targets else None, after=as_core_dependency(values["after"]),
                          follow=as_core_dependency(values["follow"]), retries=values["retries"],
                          timeout_s=values["timeout"] or None, label=values["label"],
-                         time_limit_s=values["time_limit"])
+                         time_limit_s=values["time_limit"], size_hint=values["size_hint"])
 
     def __len__(self) -> int:
         return len(self.targets) if self.targets is not None else len(self.client.ids)

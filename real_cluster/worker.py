@@ -6,7 +6,8 @@ and answers each with one TaskDone (same framing and messages as the cluster wir
 pair is private to the two processes). Everything a task can do to its output is contained here:
 an exception whose `__str__` raises, a huge message, an unpicklable result, a result over the frame
 cap (`ResultTooLarge`): each becomes an ordinary `error` TaskDone with texts capped at `TEXT_MAX`
-(truncation marked). The task's `sys.stdout`/`sys.stderr` are captured up to `OUTPUT_MAX` each.
+(truncation marked); the whole text, up to `ERROR_TEXT_MAX`, travels beside them for the task database only.
+The task's `sys.stdout`/`sys.stderr` are captured up to `OUTPUT_MAX` each.
 Whatever the worker cannot survive (os._exit, a segfault, a kill) the nanny sees as a closed pipe.
 The worker dies with its nanny (PR_SET_PDEATHSIG on Linux), so a hung task never outlives its engine.
 Actors live here too (worker_actors.py): an actor task runs on its instance; calls of an actor with
@@ -34,6 +35,7 @@ from .serialize import pack_result, unpack_call
 from .worker_actors import ACTORS, redirect
 
 TEXT_MAX = 64 * 1024            # characters of an error message or traceback sent to the client
+ERROR_TEXT_MAX = 1024 * 1024    # characters of the whole error text kept in the task database (column error_full)
 OUTPUT_MAX = 1024 * 1024        # characters of captured stdout / stderr per task
 RESULT_MAX = proto.DEFAULT_LIMITS.max_frame - 1024 * 1024   # room for the header and the captured output
 RESULT_TOO_LARGE = "ResultTooLarge"
@@ -63,6 +65,12 @@ def _safe(fn: Any, *args: Any) -> str | None:
 
 def describe_exception(exc: BaseException) -> tuple[str, str, str]:
     """(ename, evalue, traceback) of any exception, never raising, each capped at TEXT_MAX characters."""
+    return describe_exception_full(exc)[:3]
+
+
+def describe_exception_full(exc: BaseException) -> tuple[str, str, str, str | None]:
+    """`describe_exception`, plus the whole traceback text (message included) capped at ERROR_TEXT_MAX when the
+    evalue or traceback sent to the client was cut (None when nothing was: the capped texts are whole)."""
     ename = _safe(lambda: type(exc).__name__) or "Exception"
     evalue = _safe(str, exc)
     if evalue is None:
@@ -71,7 +79,8 @@ def describe_exception(exc: BaseException) -> tuple[str, str, str]:
     if text is None:        # the formatter itself called the hostile __str__: frames only, then our line
         frames = _safe(lambda: "".join(tb_module.format_tb(exc.__traceback__))) or ""
         text = f"Traceback (most recent call last):\n{frames}{ename}: {evalue}\n"
-    return cap(ename, 256), cap(evalue, TEXT_MAX), cap(text, TEXT_MAX)
+    full = cap(text, ERROR_TEXT_MAX) if len(evalue) > TEXT_MAX or len(text) > TEXT_MAX else None
+    return cap(ename, 256), cap(evalue, TEXT_MAX), cap(text, TEXT_MAX), full
 
 
 class CappedText(io.TextIOBase):
@@ -103,24 +112,119 @@ class CappedText(io.TextIOBase):
         return out
 
 
+class FdCapture:
+    """Captures what a task writes straight to file descriptors 1 and 2 (C code, `os.write`, child processes).
+
+    How this works. Each of fds 1 and 2 is pointed, while a task runs, at the write end of its own pipe,
+    sized to OUTPUT_MAX bytes (F_SETPIPE_SZ; the system's pipe-max-size may make it smaller) and set
+    non-blocking: the first bytes stay in the pipe, and once it is full further writes fail (EAGAIN) and are
+    lost instead of blocking the task, so capture is bounded in memory with no reader thread (a task holding
+    the GIL while C code writes cannot deadlock against one). `end()` flushes C stdio, restores the fds and
+    drains the pipes; a pipe found full (within two pages) is reported as truncated. Without pipes (not POSIX) it captures nothing.
+    """
+
+    def __init__(self, limit: int = OUTPUT_MAX):
+        self.pipes: list[tuple[int, int, int, int]] = []      # (fd, read end, write end, capacity)
+        self.saved: list[int] = []
+        self._fflush: Any = None
+        try:
+            import ctypes
+            self._fflush = ctypes.CDLL(None).fflush
+        except (OSError, AttributeError):
+            pass
+        for fd in (1, 2):
+            try:
+                r, w = os.pipe()
+            except (OSError, AttributeError):
+                self.pipes.clear()
+                return
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            size = 65536
+            try:
+                import fcntl
+                size = fcntl.fcntl(w, 1031, limit)                # F_SETPIPE_SZ (Linux); returns the size set
+            except (OSError, ImportError):
+                try:
+                    import fcntl
+                    size = fcntl.fcntl(w, 1032)                    # F_GETPIPE_SZ
+                except (OSError, ImportError):
+                    pass
+            self.pipes.append((fd, r, w, size))
+
+    def _flush_c(self) -> None:
+        if self._fflush is not None:
+            self._fflush(None)
+
+    def begin(self) -> None:
+        """Point fds 1 and 2 at the pipes (what C stdio buffered before goes out first)."""
+        self._flush_c()
+        self.saved = [os.dup(fd) for fd, _, _, _ in self.pipes]
+        for fd, _, w, _ in self.pipes:
+            os.dup2(w, fd)
+
+    def end(self) -> tuple[str, str]:
+        """Restore fds 1 and 2; return what the task wrote to each (decoded, truncation marked)."""
+        if not self.saved:
+            return "", ""
+        self._flush_c()
+        for (fd, _, _, _), old in zip(self.pipes, self.saved):
+            os.dup2(old, fd)
+            os.close(old)
+        self.saved = []
+        texts = []
+        for _, r, _, size in self.pipes:
+            chunks = []
+            while True:
+                try:
+                    data = os.read(r, 1 << 20)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            raw = b"".join(chunks)
+            text = raw.decode("utf-8", "backslashreplace")
+            if len(raw) > size - _PIPE_SLACK:     # (a pipe fills page by page: "full" is within a page or two)
+                text += (f"\n... [output truncated: the pipe of {size} bytes for this file descriptor filled up; "
+                         f"what was written after that was dropped]\n")
+            texts.append(text)
+        return (texts + ["", ""])[0], (texts + ["", ""])[1]
+
+
+_PIPE_SLACK = 2 * 4096
+
+
+def _joined(python_text: str, fd_text: str) -> str:
+    """The output a task printed through sys.stdout/err, then what it wrote straight to the fd."""
+    return python_text + fd_text if fd_text else python_text
+
+
 def _done(msg: RunTask, status: str, started: float, **kw: Any) -> TaskDone:
     return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status=status, started_at=started,
                     completed_at=time.time(), **kw)
 
 
-def execute(msg: RunTask, result_max: int = RESULT_MAX) -> TaskDone:
+def execute(msg: RunTask, result_max: int = RESULT_MAX, fds: FdCapture | None = None) -> TaskDone:
     """Run one task and describe how it ended (never raises for anything the task does).
 
-    A pickled result over `result_max` bytes becomes a `ResultTooLarge` error naming both sizes."""
+    A pickled result over `result_max` bytes becomes a `ResultTooLarge` error naming both sizes. With
+    `fds`, what the task writes straight to fds 1/2 is captured too (after its sys.stdout/err text)."""
     started = time.time()
     out, err = CappedText(), CappedText()
     with redirect(out, err):
-        reply = _run(msg, started, result_max)
-    if out.kept or out.dropped or err.kept or err.dropped:
+        if fds is not None:
+            fds.begin()
+        try:
+            reply = _run(msg, started, result_max)
+        finally:
+            fd_out, fd_err = fds.end() if fds is not None else ("", "")
+    if out.kept or out.dropped or err.kept or err.dropped or fd_out or fd_err:
         reply = TaskDone(task_id=reply.task_id, attempt=reply.attempt, status=reply.status,
                          started_at=reply.started_at, completed_at=reply.completed_at, ename=reply.ename,
                          evalue=reply.evalue, traceback=reply.traceback, result=reply.result,
-                         stdout=out.text(), stderr=err.text())
+                         stdout=_joined(out.text(), fd_out), stderr=_joined(err.text(), fd_err),
+                         error_full=reply.error_full)
     return reply
 
 
@@ -137,8 +241,8 @@ def _run(msg: RunTask, started: float, result_max: int) -> TaskDone:
     except BaseException as exc:  # noqa: BLE001 - the task's own failure, SystemExit/KeyboardInterrupt included
         if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
             exc.__traceback__ = exc.__traceback__.tb_next          # drop this function's own frame
-        ename, evalue, tb = describe_exception(exc)
-        return _done(msg, "error", started, ename=ename, evalue=evalue, traceback=tb)
+        ename, evalue, tb, full = describe_exception_full(exc)
+        return _done(msg, "error", started, ename=ename, evalue=evalue, traceback=tb, error_full=full)
     try:
         result = pack_result(value)
     except BaseException as exc:  # noqa: BLE001 - unpicklable, or a __reduce__ that raises
@@ -195,6 +299,7 @@ def _die_with_parent() -> None:
 def serve(sock: socket.socket, result_max: int = RESULT_MAX) -> int:
     """Run tasks from the nanny until it closes the pipe; returns the exit code."""
     pipe = _Pipe(sock)
+    fds = FdCapture()
     pipe.send(Heartbeat())      # ready
     while True:
         try:
@@ -202,10 +307,10 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX) -> int:
             if msg is None:
                 return 0
             if isinstance(msg, RunTask):
-                if ACTORS.is_threaded(msg):
+                if ACTORS.is_threaded(msg):     # in its actor's threads; fds 1/2 are the process's: not captured
                     ACTORS.submit(msg, lambda m: execute(m, result_max), pipe.send)
                 else:
-                    pipe.send(execute(msg, result_max))
+                    pipe.send(execute(msg, result_max, fds))
             elif isinstance(msg, DeleteActor):
                 ACTORS.delete(msg.actor_id, msg.incarnation)
         except KeyboardInterrupt:       # a signal meant for a task that had just ended: keep serving

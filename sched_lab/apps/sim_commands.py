@@ -53,6 +53,9 @@ def _shared(p: argparse.ArgumentParser) -> None:
                    help="time an engine needs to restart its worker after stopping a task (default 0)")
     f.add_argument("--latency", metavar="DIST", help="one-way network latency per hop, e.g. exp:mean=0.01")
     f.add_argument("--overhead", metavar="DIST", help="scheduler time per event, e.g. const:mean=0.001")
+    f.add_argument("--size-hints", metavar="exact|noisy:SIGMA",
+                   help="give tasks size hints that schemes see as choice.task.size_hint: their true length "
+                        "(exact) or it times a mean-1 log-normal factor of log-sd SIGMA (default: none)")
 
 
 def register(subparsers: Any) -> None:
@@ -125,7 +128,8 @@ def _base_config(args: argparse.Namespace, **kw: Any) -> Any:
         overhead=parse_dist(args.overhead) if args.overhead else None, scheme_modules=tuple(args.scheme_module),
         actors=args.actors, actor_call_rate=args.actor_calls, actor_call_length=parse_dist(args.actor_call_length),
         actor_max_restarts=args.actor_max_restarts, actor_max_task_retries=args.actor_max_task_retries,
-        actor_max_concurrency=args.actor_max_concurrency, worker_mtbf=args.worker_mtbf, **kw)
+        actor_max_concurrency=args.actor_max_concurrency, worker_mtbf=args.worker_mtbf,
+        size_hints=args.size_hints, **kw)
 
 
 def _check_export(path: str | None) -> None:

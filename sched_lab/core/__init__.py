@@ -7,7 +7,7 @@ from .model import (
     ACTOR_DIED_ERROR, ActorKillRequested, ActorSpec, DropActor, WorkerRestarted, ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT, TIME_LIMIT_EXCEEDED,
     UNMET_DEPENDENCY, AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch,
     DispatchFailed, EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList,
-    RecordSink, StartTimer, TaskFinished, TaskRecord, TaskResubmitted, TaskSpec, TaskSubmitted,
+    RecordSink, StartTimer, TaskFinished, TaskRecord, TaskResubmitted, TaskRestored, TaskSpec, TaskSubmitted,
     TimerFired, WorkerDied,
 )
 from .pump import ACTION_TYPES, OPTIONAL_ACTION_TYPES, EventPump
@@ -18,7 +18,7 @@ __all__ = [
     "Dependency", "SchedulerMisuse", "TaskScheduler", "SCHEMES", "Scheme", "get_scheme",
     "TaskSpec", "TaskRecord", "Outcome", "RecordList", "RecordSink",
     "EngineJoined", "EngineLost", "TaskSubmitted", "TaskResubmitted", "TaskFinished", "DependencyUnmet",
-    "DispatchFailed", "TimerFired", "AbortRequested", "PurgeRequested", "WorkerDied", "Event",
+    "DispatchFailed", "TimerFired", "AbortRequested", "PurgeRequested", "WorkerDied", "TaskRestored", "Event",
     "Dispatch", "Deliver", "Fail", "Cancel", "StartTimer", "CancelTimer", "Action",
     "INVALID_DEPENDENCY", "IMPOSSIBLE_DEPENDENCY", "TASK_TIMEOUT", "ENGINE_ERROR", "TASK_ABORTED",
     "TIME_LIMIT_EXCEEDED",

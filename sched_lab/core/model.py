@@ -375,9 +375,35 @@ class ActorKillRequested:
     actor_id: Hashable
 
 
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class TaskRestored:
+    """A task a previous run of the driver knew, replayed into a fresh scheduler after a restart (restore.py).
+
+    `succeeded` True/False: it had finished (ok / failed) on `engine_id` (None: on no engine); it is only
+    remembered, for its dependents. `succeeded` None: it had not finished; `attempts_used` attempts of it
+    had been dispatched (the last one is lost with the old run). Replay finished tasks first, then the
+    unfinished ones in their original submission order.
+    """
+
+    now: float
+    spec: TaskSpec
+    succeeded: bool | None = None
+    attempts_used: int = 0
+    engine_id: EngineId | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, TaskSpec):
+            raise TypeError(f"spec must be a TaskSpec, got {self.spec!r}")
+        if not (self.succeeded is None or self.succeeded is True or self.succeeded is False):
+            raise ValueError(f"succeeded must be None, True or False, got {self.succeeded!r}")
+        if type(self.attempts_used) is not int or self.attempts_used < 0:
+            raise ValueError(f"attempts_used must be an int >= 0, got {self.attempts_used!r}")
+
+
 Event = (EngineJoined | EngineLost | TaskSubmitted | TaskResubmitted | TaskFinished | DependencyUnmet
          | DispatchFailed | TimerFired | AbortRequested | PurgeRequested | WorkerDied | WorkerRestarted
-         | ActorKillRequested)
+         | ActorKillRequested | TaskRestored)
 
 
 # ---------------------------------------------------------------------------------------- actions

@@ -58,6 +58,19 @@ def check_time_limit_s(time_limit_s: object) -> float | None:
     return value
 
 
+def check_size_hint(size_hint: object) -> float | None:
+    """A submitter's estimate of a task's length (shown to schemes as `choice.task.size_hint`): None or a finite
+    number >= 0."""
+    if size_hint is None:
+        return None
+    if isinstance(size_hint, bool) or not isinstance(size_hint, Real):
+        raise InvalidOption(f"size_hint must be a number >= 0 or None, got {size_hint!r}")
+    value = float(size_hint)
+    if not 0 <= value < float("inf"):            # also rejects NaN
+        raise InvalidOption(f"size_hint must be a finite number >= 0 or None, got {size_hint!r}")
+    return value
+
+
 def check_timeout_s(timeout_s: object) -> float | None:
     """Longest wait in the scheduler in seconds (or time units): None, or a real number >= 0 (inf allowed).
 

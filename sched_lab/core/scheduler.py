@@ -30,11 +30,13 @@ from .model import (
     ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
     AbortRequested, Action, ActorKillRequested, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
     EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
-    TaskFinished, TaskResubmitted, TaskSpec, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted,
+    TaskFinished, TaskResubmitted, TaskRestored, TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
+    WorkerRestarted,
 )
 from .options import check_hwm, check_scheme
 from .queue import ReadyQueue
 from .readiness import follow_engines, invalid_ids, known_only
+from .restore import RestoreRules
 from .scheme_api import SCHEME_ERROR, EngineDirectory, SchemeFailure, parse_scheme
 from .schemes import SCHEMES
 from .state import COUNT_SLOT, DONE, MOVES, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, TaskState, TaskStatus
@@ -44,7 +46,7 @@ EngineId = Hashable
 _OK = Outcome.OK                     # (a module global: `Outcome.OK` is a slow class-attribute lookup)
 _N_WAITING, _N_QUEUED, _N_RUNNING = COUNT_SLOT[WAITING], COUNT_SLOT[QUEUED], COUNT_SLOT[RUNNING]
 
-class TaskScheduler:
+class TaskScheduler(RestoreRules):
     """Schedules tasks on engines with one of the registered schemes (see docs/core-api.md for the rules).
 
     `scheme`: `NAME[:key=value,..]`, NAME registered in SCHEMES (InvalidOption listing the choices). `hwm`: at most this many outstanding tasks per engine (0 =
@@ -87,7 +89,7 @@ class TaskScheduler:
             TimerFired: self._on_timer, AbortRequested: self._on_abort,
             TaskResubmitted: self._on_resubmitted, PurgeRequested: self._on_purge,
             WorkerDied: self._on_worker_died, WorkerRestarted: self._actors.on_worker_restarted,
-            ActorKillRequested: self._actors.on_kill,
+            ActorKillRequested: self._actors.on_kill, TaskRestored: self._on_restored,
         }
 
     # ------------------------------------------------------------------------------ public API
@@ -193,12 +195,13 @@ class TaskScheduler:
             return
         self._submit(spec, purged_deps_met=True)
 
-    def _submit(self, spec: TaskSpec, purged_deps_met: bool, role: Any = None) -> None:
+    def _submit(self, spec: TaskSpec, purged_deps_met: bool, role: Any = None, attempt: int = 0) -> None:
         tid = spec.task_id
         if tid in self._tasks or tid in self._completed or tid in self._failed:
             raise SchedulerMisuse(f"task id {tid!r} was submitted already")
         task = TaskState(spec, self._now)
         task.actor = role
+        task.attempt = attempt                  # > 0: restored after a restart (restore.py)
         after, follow = spec.after, spec.follow
         if after is not None or follow is not None:
             if purged_deps_met:                 # a resubmission: purged deps were met already

@@ -1,7 +1,7 @@
 """`check_scheme`: the checks every built-in scheme passes, for users to run on their own (DESIGN §3.1).
 
-Importable as `from sched_lab.testing import check_scheme` (sched_lab/__init__.py makes
-`sched_lab.testing` this module). Standard library only: the chi-square tail is computed here.
+Importable as `from sched_lab.testing import check_scheme` (sched_lab/__init__.py passes a clock, so its
+report includes the time per call). Standard library only: the chi-square tail is computed here.
 
 How this works. Random engine states are drawn (loads, least-recently-assigned order, speeds,
 labels, an exclusion set, a task with a label and a size hint). On each state:
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from random import Random
 from typing import Any
 
@@ -150,12 +150,16 @@ def _violation(what: str, state: _State, detail: str) -> AssertionError:
 
 
 def check_scheme(name: str, *, params: Mapping[str, Any] | None = None, states: int = 60, engines: int = 8,
-                 draws: int = 4000, seed: int = 0, p_threshold: float = 1e-4) -> str:
+                 draws: int = 4000, seed: int = 0, p_threshold: float = 1e-4,
+                 clock: Callable[[], float] | None = None) -> str:
     """Hold a registered scheme to the rules; AssertionError on the first violation, else a short report.
 
     `name`: a registered name or a spec `NAME:key=value,...`; `params` are added to the spec's.
     `states` random situations of up to `engines` engines; `draws` choices per state for the
     chi-square comparison of a random scheme's pool with its law (`p_threshold` per state).
+    `clock` (seconds, e.g. time.perf_counter; the core reads none itself): the report then gives the
+    law's (and pool's) mean time per call — `sched_lab.testing.check_scheme` passes one. A law runs on
+    the driver's own thread: one that takes long, or never returns, stalls the controller's loop.
     """
     bound = parse_scheme(name)
     if params:
@@ -201,19 +205,29 @@ def check_scheme(name: str, *, params: Mapping[str, Any] | None = None, states: 
                                  f"chi-square {stat:.1f} on {df} df, p={p:.2e} < {p_threshold:g}; "
                                  f"law {dict(law_counts)}, pool {dict(pool_counts)}")
         report.append(f"pool ~ law by chi-square on {tested} states ({draws} draws each, min p={worst:.3g})")
+    timings = []
     for who in (("law", "pool") if has_pool else ("law",)):
         runs = []
         for _ in range(2):
             rng = Random(seed)
             if who == "law":
+                started = clock() if clock is not None else 0.0
                 runs.append([st.law_choice(bound, rng) for st in situations])
+                if clock is not None:
+                    timings.append(f"law {1e6 * (clock() - started) / len(situations):.1f} µs per call")
             else:
-                runs.append([st.pool_choice(st.new_pool(bound), rng) for st in situations])
+                pools = [st.new_pool(bound) for st in situations]
+                started = clock() if clock is not None else 0.0
+                runs.append([st.pool_choice(pool, rng) for st, pool in zip(situations, pools)])
+                if clock is not None:
+                    timings.append(f"pool {1e6 * (clock() - started) / len(situations):.1f} µs per call")
         if runs[0] != runs[1]:
             k = next(i for i, (a, b) in enumerate(zip(*runs)) if a != b)
             raise _violation(f"the {who} is not deterministic under a seed", situations[k],
                              f"{runs[0][k]!r} then {runs[1][k]!r} with seed {seed}")
     report.append(f"same seed, same choices ({'law and pool' if has_pool else 'law'})")
+    if timings:                             # the second run of each (the first warms caches), 1-`engines` engines
+        report.append(f"time on 1-{engines} engines: " + ", ".join(timings[1::2]))
     steps = _drive_scheduler(bound, seed)
     report.append(f"{steps} scheduler events at hwm 0/1/2 without a rule broken")
     return "; ".join(report)

@@ -53,6 +53,8 @@ class SimConfig:
     options `actor_max_restarts`, `actor_max_task_retries`, `actor_max_concurrency`; `worker_mtbf`:
     each engine's worker crashes after Exp(worker_mtbf) up-time (None = never), killing its running
     task and the actor instances on that engine, and restarts in `worker_restart_s`.
+    `size_hints` ("exact" | "noisy:SIGMA", None = none) gives
+    every task a size hint that schemes see as `choice.task.size_hint` (workloads.size_hints).
     """
 
     scheme: str = "leastload"
@@ -91,6 +93,7 @@ class SimConfig:
     actor_max_task_retries: int = 0
     actor_max_concurrency: int = 1
     worker_mtbf: float | None = None
+    size_hints: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.scheme_modules, str):
@@ -140,6 +143,10 @@ class SimConfig:
         from .actors import check_actor_options
 
         check_actor_options(self)
+        if self.size_hints is not None:
+            from .workloads import parse_size_hints
+
+            parse_size_hints(self.size_hints)
 
     @property
     def engine_speeds(self) -> tuple[float, ...]:

@@ -52,7 +52,7 @@ from ..core.pump import EventPump
 from .config import SimConfig
 from .distributions import Dist
 from .records import ColumnarRecords
-from .workloads import Workload
+from .workloads import Workload, size_hints
 
 SIMULATED_ERROR = "SimulatedError"
 _OK = Outcome.OK                     # (a module global: `Outcome.OK` is a slow class-attribute lookup)
@@ -260,7 +260,10 @@ class Simulation:
         self.worker_crashes = 0                       # worker crashes while the engine was up (worker_mtbf)
         self._spec_kw = {"retries": config.retries, "timeout_s": config.timeout_s,
                          "time_limit_s": config.time_limit_s}
-        self._plain_spec = config.retries == 0 and config.timeout_s is None and config.time_limit_s is None
+        self._plain_spec = config.retries == 0 and config.timeout_s is None and config.time_limit_s is None \
+            and config.size_hints is None
+        self._hints = (size_hints(config.size_hints, workload.work, gens["hints"]).tolist()
+                       if config.size_hints is not None else None)
         self._time_limit = config.time_limit_s
         self._restart_s = config.worker_restart_s
         self._cut = [False] * n_eng                   # the running task is cut at its time limit
@@ -397,15 +400,16 @@ class Simulation:
 
     def _spec(self, tid: int) -> TaskSpec:
         ex = self.workload.extras.get(tid)
+        hint = self._hints[tid] if self._hints is not None else None
         if ex is None:
-            return TaskSpec(tid) if self._plain_spec else TaskSpec(tid, **self._spec_kw)
+            return TaskSpec(tid) if self._plain_spec else TaskSpec(tid, size_hint=hint, **self._spec_kw)
         if ex.creates is not None or ex.actor is not None:
             from .actors import actor_spec
 
             return actor_spec(tid, ex, self.config, self._spec_kw)
         return TaskSpec(tid, targets=frozenset(ex.targets) if ex.targets else None,
                         after=Dependency(ex.after) if ex.after else None,
-                        follow=Dependency(ex.follow) if ex.follow else None, **self._spec_kw)
+                        follow=Dependency(ex.follow) if ex.follow else None, size_hint=hint, **self._spec_kw)
 
     def _on_arrival(self) -> None:
         now = self.env._now

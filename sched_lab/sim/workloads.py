@@ -27,7 +27,7 @@ from .distributions import Dist
 
 # Append only: a stream is the SeedSequence child at its index, so a new name leaves the others' draws alone.
 STREAM_NAMES = ("arrivals", "lengths", "scheduler", "failures", "dag", "requires", "errors", "network", "overhead",
-                "actors", "worker_failures")
+                "actors", "worker_failures", "hints")   # (appended last: earlier children, hence streams, stay the same)
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
@@ -103,6 +103,34 @@ class Workload:
     @property
     def has_dependencies(self) -> bool:
         return any(ex.after or ex.follow for ex in self.extras.values())
+
+
+def parse_size_hints(spec: str) -> tuple[str, float]:
+    """`exact` or `noisy:SIGMA` (SIGMA >= 0) -> (kind, sigma); ValueError naming the choices otherwise."""
+    kind, _, arg = spec.partition(":")
+    if kind == "exact" and not arg:
+        return "exact", 0.0
+    if kind == "noisy":
+        try:
+            sigma = float(arg)
+        except ValueError:
+            sigma = math.nan
+        if sigma >= 0 and math.isfinite(sigma):
+            return "noisy", sigma
+    raise ValueError(f"size hints must be exact or noisy:SIGMA (SIGMA >= 0), got {spec!r}")
+
+
+def size_hints(spec: str, work: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each task's size hint (what the submitter tells the scheme, `choice.task.size_hint`) from its true work.
+
+    `exact`: the work itself. `noisy:SIGMA`: the work times an independent log-normal factor with
+    log-sd SIGMA and mean 1 (exp(N(-SIGMA²/2, SIGMA²))): unbiased, off by a factor e^SIGMA at one sd.
+    Drawn from its own stream (`hints`), so adding hints changes no other draw.
+    """
+    kind, sigma = parse_size_hints(spec)
+    if kind == "exact" or sigma == 0:
+        return np.array(work, dtype=np.float64)
+    return work * rng.lognormal(-sigma * sigma / 2, sigma, len(work))
 
 
 # ---------------------------------------------------------------------------------- sources

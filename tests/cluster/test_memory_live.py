@@ -188,3 +188,117 @@ def test_a_client_asking_for_results_it_never_reads_is_bounded(make_cluster):
           f"replies of 4 MB")
     assert rc.load_balanced_view().apply_sync(abs, -3) == 3
     assert grown < 120 * MiB, grown / MiB              # without the spill: +480 MB
+
+
+_FLOODING_CLIENT = r"""
+import json, os, signal, sys
+from real_cluster.messages import Reply, Request
+from real_cluster.profile import read_connection_file
+from real_cluster.sync_link import SyncLink
+info, n = read_connection_file(sys.argv[1]), int(sys.argv[2])
+link = SyncLink.connect(info.host, info.port, info.key, "client", 10)
+for rid in range(1, n + 1):
+    link.send(Request(rid=rid, op="hub_history", args={}))
+print("sent", flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)          # Ctrl-Z: it reads none of the replies (yet)
+got = 0
+while got < n:
+    for msg in link.recv_many():
+        if isinstance(msg, Reply) and msg.ok:
+            got += len(msg.value if msg.value_json is None else json.loads(msg.value_json)) >= int(sys.argv[3])
+print(got, flush=True)
+"""
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_replies_to_a_stopped_client_flooding_requests_are_capped(make_cluster):
+    """Small replies (not results) cannot wait in the database: past the per-client cap the controller stops
+    reading that client's requests. 3,000 hub_history requests answered with ~70 KB each (210 MB) for a
+    client stopped with SIGSTOP: the controller holds about the cap (16 MiB), then every reply arrives."""
+    n_tasks, n_requests = 2000, 3000
+    cluster = make_cluster(1)
+    rc = cluster.client
+    assert rc.load_balanced_view().map_sync(abs, range(n_tasks)) == list(range(n_tasks))
+    assert len(rc.hub_history()) == n_tasks
+    pid = cluster.controller.pid
+    log = cluster.dir / "log" / "controller.log"
+    base = _rss(pid)
+    peak = _PeakRSS(pid)
+    proc = subprocess.Popen([sys.executable, "-c", _FLOODING_CLIENT, str(cluster.dir / "security" / CLIENT_FILE),
+                             str(n_requests), str(n_tasks)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "sent"
+        deadline = time.monotonic() + 30
+        while _state(proc.pid) != "T":
+            assert time.monotonic() < deadline, "the flooding client did not stop itself"
+            time.sleep(0.02)
+        deadline = time.monotonic() + 60
+        while "its requests are not read until it drains" not in log.read_text():
+            assert time.monotonic() < deadline, "the controller kept reading a client that reads nothing"
+            time.sleep(0.05)
+        time.sleep(1.0)                                   # measuring: the peak while it holds what it answered
+        grown = peak.stop() - base
+        assert rc.load_balanced_view().apply_sync(abs, -3) == 3      # everyone else is served meanwhile
+        os.kill(proc.pid, signal.SIGCONT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait(10)
+    print(f"\ncontroller RSS {base / MiB:.0f} MiB at start, +{grown / MiB:.0f} MiB with {n_requests} unread "
+          f"hub_history replies of ~{n_tasks * 35 // 1000} KB")
+    assert out.strip().splitlines()[-1] == str(n_requests)           # every reply arrived once it read
+    assert grown < 64 * MiB, grown / MiB                              # uncapped: ~+200 MiB
+
+
+_LOCKER = r"""
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+con.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+con.execute("ROLLBACK")
+"""
+
+
+def test_requests_waiting_for_a_locked_database_are_capped_per_client(make_cluster):
+    """A request is answered only after the writes before it commit; with the database locked by another
+    process they wait. A peer sending 5,000 requests meanwhile: past 1,024 waiting the controller stops reading
+    it (they stay in its socket), others are still served, and every request is answered once the lock goes."""
+    from real_cluster.messages import Reply
+    cluster = make_cluster(1)
+    rc = cluster.client
+    assert rc.load_balanced_view().apply_sync(abs, -1) == 1
+    info = read_connection_file(cluster.dir / "security" / CLIENT_FILE)
+    log = cluster.dir / "log" / "controller.log"
+    locker = subprocess.Popen([sys.executable, "-c", _LOCKER, str(cluster.dir / "tasks.db")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    s = _authenticated(info)
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        rc.load_balanced_view().apply_async(abs, -2)             # a write that cannot commit: answers wait
+        frames = b"".join(proto.encode_frame({"t": "req", "rid": rid, "op": "queue_status", "args": {}})
+                          for rid in range(1, 5001))
+        s.sendall(frames)
+        deadline = time.monotonic() + 30
+        while "requests waiting for the database" not in log.read_text():
+            assert time.monotonic() < deadline, "the controller kept reading requests it could not answer"
+            time.sleep(0.05)
+        assert cluster.controller.poll() is None
+    finally:
+        locker.stdin.close()
+        locker.wait(10)
+    dec, got = proto.FrameDecoder(proto.RESULT_LIMITS), set()
+    s.settimeout(60)
+    while len(got) < 5000:                                      # the lock is gone: every request is answered
+        data = s.recv(1 << 20)
+        assert data, "closed"
+        got.update(m.rid for m in (from_wire(h, b) for h, b in dec.feed(data)) if isinstance(m, Reply) and m.ok)
+    s.close()
+    assert got == set(range(1, 5001))
+    assert rc.load_balanced_view().apply_sync(abs, -3) == 3
