@@ -18,7 +18,7 @@ them as `TaskRestored` events; the rules for what each becomes live here, not in
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import SchedulerMisuse
 from .model import ENGINE_ERROR, Outcome, TaskRestored, TaskSpec
