@@ -1,6 +1,8 @@
 """An authenticated, framed asyncio connection with batched writes (used by the controller and clients).
 
-How this works. `Link` is an `asyncio.Protocol`. Until the HMAC handshake (see protocol.py) has
+How this works. `Link` is an `asyncio.BufferedProtocol`: the transport reads into one buffer per
+connection (a plain Protocol gets a fresh 256 KiB bytes object per read: an mmap, an mremap and a
+munmap each time, per strace of the controller in bench_live.py). Until the HMAC handshake (see protocol.py) has
 succeeded, incoming frames are held to the tiny handshake limits and only handshake messages are
 accepted; afterwards every frame is decoded into a message and handed to `on_message`.
 Outgoing messages are encoded at once but written in one `transport.write` per event-loop turn,
@@ -24,9 +26,10 @@ from .messages import Auth, Hello, Refused, Welcome, from_wire, to_wire
 HANDSHAKE_TIMEOUT_S = 5.0
 BATCH_DELAY_S = 0.002       # `send_batched`: the longest a message waits for company (bench_live.py, burst)
 BATCH_MAX_FRAMES = 256      # ... or until this many are queued
+READ_BUFFER_BYTES = 256 * 1024      # what one read takes at most (limit_reads lowers it per connection)
 
 
-class Link(asyncio.Protocol):
+class Link(asyncio.BufferedProtocol):
     """One connection. Server side: `Link(keys, server=True, ...)`; peer side: `Link(key, role=..., ...)`.
 
     A server's `key` is a dict role -> key (each role proves its own key; one str serves every role).
@@ -80,15 +83,18 @@ class Link(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._close_reason = "connection closed"
         self.last_activity = time.monotonic()        # any bytes arriving refresh it (liveness: progress, not frames)
+        self._rbuf = memoryview(bytearray(READ_BUFFER_BYTES))
+        self._loop: asyncio.AbstractEventLoop | None = None     # (get_running_loop costs a getpid per call)
 
     # -------------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
         if self.closed:             # closed by its owner before the connection was set up (e.g. a flood)
             transport.close()
             return
         peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else (str(peer or "") or "a local socket")
         if self._tls_fingerprint is not None:        # peer side over TLS: is it the pinned certificate?
             ssl_object = transport.get_extra_info("ssl_object")
             try:
@@ -111,7 +117,16 @@ class Link(asyncio.Protocol):
         if self.server:
             self._send_raw(to_wire(Hello(nonce=self._nonce, version=proto.PROTOCOL_VERSION)))
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._rbuf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._rbuf[:nbytes])
+
+    def eof_received(self) -> bool | None:
+        return None                 # close the transport (as a plain Protocol's default does)
+
+    def data_received(self, data: bytes | memoryview) -> None:
         self.last_activity = time.monotonic()
         if self.closed:
             return
@@ -223,8 +238,7 @@ class Link(asyncio.Protocol):
 
     def limit_reads(self, max_bytes: int) -> None:
         """Read at most `max_bytes` per event-loop turn, so one busy peer cannot hold up the others."""
-        if self.transport is not None and hasattr(self.transport, "max_size"):
-            self.transport.max_size = max_bytes  # type: ignore[attr-defined]
+        self._rbuf = memoryview(bytearray(max_bytes))
 
     def send_batched(self, msg: Any) -> None:
         """Queue a message that may wait up to BATCH_DELAY_S for others, so that they share one write."""
@@ -237,9 +251,9 @@ class Link(asyncio.Protocol):
             return
         if len(self._out) >= BATCH_MAX_FRAMES:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            (self._loop or asyncio.get_running_loop()).call_soon(self.flush)
         elif self._later is None:
-            self._later = asyncio.get_running_loop().call_later(BATCH_DELAY_S, self.flush)
+            self._later = (self._loop or asyncio.get_running_loop()).call_later(BATCH_DELAY_S, self.flush)
 
     def _send_raw(self, wire: tuple[dict, list[bytes]]) -> None:
         frame = proto.encode_frame(*wire)
@@ -247,7 +261,7 @@ class Link(asyncio.Protocol):
         self._out_bytes += len(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            (self._loop or asyncio.get_running_loop()).call_soon(self.flush)
 
     def send_encoded(self, frame: bytes) -> None:
         """Queue an already encoded frame (used by the client's thread-safe submit path)."""
@@ -257,7 +271,7 @@ class Link(asyncio.Protocol):
         self._out_bytes += len(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            (self._loop or asyncio.get_running_loop()).call_soon(self.flush)
 
     def flush(self) -> None:
         """Write everything queued, now."""

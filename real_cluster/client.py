@@ -35,6 +35,7 @@ from .messages import EnginesChanged, Reply, Request, Submit, TaskFlags, TaskRes
 from .metadata import UTC, Metadata
 from .profile import client_file, read_connection_file, wait_for_connection_file
 from .progress import progress_bar
+from .fncache import FunctionCache
 from .serialize import unpack_result
 
 log = logging.getLogger("real_cluster.client")
@@ -53,9 +54,10 @@ def _handshake_failure(link: Link, reason: str) -> Exception:
 
 
 async def _connect_retrying(loop: asyncio.AbstractEventLoop, factory: Any, host: str, port: int,
-                            timeout: float, tls_fingerprint: str | None = None) -> Link:
+                            timeout: float, tls_fingerprint: str | None = None, unix_path: str | None = None) -> Link:
     """Connect and authenticate; "overloaded" answers and handshakes cut short are retried with backoff until
-    `timeout`. Raises AuthenticationError (wrong key), ControllerBusy or ConnectionFailed."""
+    `timeout`. With `unix_path` (and no TLS) the controller's Unix-domain socket is tried first, then TCP.
+    Raises AuthenticationError (wrong key), ControllerBusy or ConnectionFailed."""
     deadline = loop.time() + timeout
     delay = 0.02
     while True:
@@ -65,7 +67,14 @@ async def _connect_retrying(loop: asyncio.AbstractEventLoop, factory: Any, host:
                 left = max(0.01, deadline - loop.time())
                 tls_args: dict[str, Any] = {} if tls_fingerprint is None else {
                     "ssl": tls.client_context(), "ssl_handshake_timeout": left}
-                await asyncio.wait_for(loop.create_connection(lambda: factory(attempt), host, port, **tls_args), left)
+                if unix_path is not None and tls_fingerprint is None:     # same host: cheaper than TCP loopback
+                    try:
+                        await asyncio.wait_for(loop.create_unix_connection(lambda: factory(attempt), unix_path), left)
+                    except OSError:
+                        unix_path = None
+                if unix_path is None or tls_fingerprint is not None:
+                    await asyncio.wait_for(loop.create_connection(lambda: factory(attempt), host, port, **tls_args),
+                                           left)
             except (OSError, asyncio.TimeoutError) as exc:
                 raise ConnectionFailed(f"cannot connect to {host}:{port}: {exc!r}") from None
             return await asyncio.wait_for(attempt, max(0.01, deadline - loop.time()))
@@ -109,6 +118,7 @@ class Client(HubQueries, ResultRequests):
         self._rids = itertools.count(1)
         self._id_prefix = uuid.uuid4().hex[:20]        # task ids: 80 random bits per client + a counter
         self._id_seq = itertools.count()
+        self.functions = FunctionCache()        # each function pickled once while unchanged (fncache.py)
         self._lock = threading.Lock()
         self._outbox: list[bytes] = []
         self._engines: list[int] = []
@@ -134,8 +144,9 @@ class Client(HubQueries, ResultRequests):
                 return Link(info.key, server=False, role="client", on_message=self._on_message, on_ready=on_ready,
                             on_close=on_close, limits=proto.RESULT_LIMITS, tls_fingerprint=info.tls_fingerprint)
 
+            unix = path.resolve().parent / proto.UNIX_SOCKET_NAME      # the controller is on this host
             task = asyncio.ensure_future(_connect_retrying(self._loop, factory, info.host, info.port, timeout,
-                                                           info.tls_fingerprint))
+                                                           info.tls_fingerprint, str(unix) if unix.exists() else None))
             task.add_done_callback(lambda t: ready.set_exception(t.exception()) if t.exception()
                                    else ready.set_result(t.result()))
         self._loop.call_soon_threadsafe(connect)
@@ -214,6 +225,7 @@ class Client(HubQueries, ResultRequests):
         if self._link is not None and not self._link.closed:
             for frame in frames:
                 self._link.send_encoded(frame)
+            self._link.flush()          # now, not one loop turn later (bench_live.py: round trip)
 
     # ----------------------------------------------------------------------- caller side
     def _send(self, msg: Any) -> None:
@@ -380,6 +392,14 @@ class Client(HubQueries, ResultRequests):
             return out[targets]
         if targets not in (None, "all"):
             out = {k: v for k, v in out.items() if k == "unassigned" or k in set(targets)}
+        return out
+
+    def function_stats(self) -> dict[Any, dict[str, int]]:
+        """How functions travelled (fncache.py): per engine id, calls sent with the function's bytes
+        (`fn_shipped`), by digest alone (`fn_by_digest`), resent after a worker's miss (`fn_missed`);
+        under "client", this client's cache (hits, misses, uncacheable, entries, bytes)."""
+        out: dict[Any, dict[str, int]] = {int(k): v for k, v in self._request("function_stats").items()}
+        out["client"] = self.functions.stats()
         return out
 
     def records(self) -> list[Any]:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import random
 import socket
 import sqlite3
 import ssl
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,13 +41,15 @@ from . import tcp_state, tls
 from .actor_hub import ActorDirectory
 from .admission import HandshakeGate
 from .aio_link import HANDSHAKE_TIMEOUT_S, Link
+from .direct_links import DirectLinks, WorkerLink
 from .durable import CommitGate, GatedLink
 from .error import InvalidField
+from .fncache import FN_UNKNOWN, FunctionRouter
 from .hub_requests import RequestHandler
 from .memory_guard import MemoryGuard
 from .messages import (
-    CancelTask, DeleteActor, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask,
-    StopEngine, Submit, TaskDone, TaskFlags, TaskResult, WorkerReplaced, to_wire,
+    AttachWorker, CancelTask, DeleteActor, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply,
+    Request, RunTask, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, WorkerReplaced, to_wire,
 )
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB, TaskIdInUse
@@ -87,6 +91,7 @@ class ControllerConfig:
     tls_cert: str | None = None                     # with tls_key: serve TLS only (tls.py)
     tls_key: str | None = None
     scheme_modules: tuple[str, ...] = ()
+    unix_path: str | None = None                    # also listen here (0600): local workers' direct links
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheme_modules", tuple(self.scheme_modules))
@@ -111,12 +116,13 @@ def _guarded(handler: Any) -> Any:
     return carry_out
 
 
-class Controller:
+class Controller(DirectLinks):
     """One controller. `await start()` binds and returns; `await wait_stopped()`; `stop()` ends it."""
 
     def __init__(self, config: ControllerConfig):
         self.config = config
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._commit_signalled = False
         self._engines_paused = False       # reads from engines paused while the database backlog is large
         self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
@@ -127,10 +133,12 @@ class Controller:
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
         self.pending = TaskTable()         # shared with the request handlers
+        self.functions = FunctionRouter()  # which functions each engine's worker holds (fncache.py)
         self.port: int | None = None
         self._next_engine_id = 0
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._listener: socket.socket | None = None
+        self._unix: socket.socket | None = None     # the Unix-domain listener (config.unix_path)
         self._tls: ssl.SSLContext | None = None
         self._stopped: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
@@ -143,9 +151,10 @@ class Controller:
                                   config.incomplete_frames_cap_bytes)
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
                                        save_records=self.save_records, stop=self.stop,
-                                       send_result=self.memory.send_result)
+                                       send_result=self.memory.send_result, functions=self.functions)
         self.actor_dir = self.requests.actor_dir = ActorDirectory(self.scheduler)    # names, incarnations
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
+        self._delivers: list[Deliver] | None = None     # Delivers held while an engine's report is handled
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
         self._keys = {"client": config.key, "engine": config.engine_key}
         self._gate_logged_at = 0.0
@@ -155,6 +164,7 @@ class Controller:
         """Bind the listening socket and start housekeeping; returns the port."""
         self._stopped = asyncio.Event()
         loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._recover()
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
         self._listener = socket.create_server((self.config.host, self.config.port), family=family,
@@ -163,6 +173,8 @@ class Controller:
         self._tls = tls.server_context(self.config.tls_cert, self.config.tls_key) if self.config.tls_cert else None
         loop.add_reader(self._listener.fileno(), self._accept_ready)
         self.port = self._listener.getsockname()[1]
+        if self.config.unix_path:
+            self._listen_unix(self.config.unix_path)
         self._tasks = [asyncio.ensure_future(self._heartbeat_monitor()), asyncio.ensure_future(self._db_flusher()),
                        asyncio.ensure_future(self.memory.run(self._peers))]
         log.info("controller listening on %s:%d (scheme=%s hwm=%d db=%s)", self.config.host, self.port,
@@ -217,6 +229,14 @@ class Controller:
             asyncio.get_running_loop().remove_reader(self._listener.fileno())
             self._listener.close()
             self._listener = None
+        if self._unix is not None:
+            asyncio.get_running_loop().remove_reader(self._unix.fileno())
+            self._unix.close()
+            self._unix = None
+            try:
+                os.unlink(self.config.unix_path)        # type: ignore[arg-type]
+            except OSError:
+                pass
         for task in self._tasks:
             task.cancel()
         for handle in self._timers.values():
@@ -234,29 +254,53 @@ class Controller:
         return GatedLink(self.gate, self._keys, server=True, on_message=self._on_message, on_ready=self._on_ready,
                          on_close=self._on_close, log=log, on_invalid=self._on_invalid, budget=self.memory.budget)
 
-    def _resume_accepting(self) -> None:
-        if self._listener is not None:
-            asyncio.get_running_loop().add_reader(self._listener.fileno(), self._accept_ready)
+    def _resume_accepting(self, listener: socket.socket | None = None) -> None:
+        listener = listener or self._listener
+        if listener is not None and listener.fileno() >= 0:
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept_ready, listener)
+
+    def _listen_unix(self, path: str) -> None:
+        """Listen on a Unix-domain socket too (only this user may connect; the handshake is the same): a frame
+        costs far less than over TCP loopback (bench_live.py: a send was ~78 µs of the controller's CPU)."""
+        try:
+            os.unlink(path)                     # a stale one (the profile lock says no controller owns it)
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o600)
+            sock.listen(LISTEN_BACKLOG)
+        except OSError as exc:
+            sock.close()
+            log.warning("not listening on %s (workers connect over TCP): %s", path, exc)
+            return
+        sock.setblocking(False)
+        self._unix = sock
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._accept_ready, sock)
 
     def _peers(self) -> list[Link]:
-        return [*self.clients, *(eng.link for eng in self.engines.values())]
+        return [*self.clients, *(eng.link for eng in self.engines.values()),
+                *(eng.direct for eng in self.engines.values() if eng.direct is not None)]
 
-    def _accept_ready(self) -> None:
+    def _accept_ready(self, listener: socket.socket | None = None) -> None:
         """Accept waiting connections. A source over its handshake cap is told "overloaded" and closed right
         here, before asyncio builds anything for it (so a flood costs little); see admission.py."""
         loop = asyncio.get_running_loop()
-        assert self._listener is not None
+        listener = listener or self._listener
+        assert listener is not None
+        local = listener is self._unix
         for _ in range(ACCEPT_BATCH):
             try:
-                conn, addr = self._listener.accept()
+                conn, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:          # out of file descriptors, ...: the connection waits in the queue
                 log.error("cannot accept a connection (trying again in 0.1 s): %s", exc)
-                loop.remove_reader(self._listener.fileno())         # no busy loop while it lasts
-                loop.call_later(0.1, self._resume_accepting)
+                loop.remove_reader(listener.fileno())         # no busy loop while it lasts
+                loop.call_later(0.1, self._resume_accepting, listener)
                 break
-            source = addr[0] if isinstance(addr, tuple) else ""
+            source = addr[0] if isinstance(addr, tuple) else "unix"
             link = None
             if self._gate.held(source) >= MAX_UNAUTHENTICATED_PER_SOURCE:      # the flood's fast path
                 self._gate.refused[source] += 1
@@ -268,14 +312,14 @@ class Controller:
                     victim.refuse("the controller is overloaded with handshakes; retry", retry=True)  # type: ignore
             if not ok:
                 try:
-                    if self._tls is None:       # (under TLS a peer could not read it before the TLS handshake)
+                    if self._tls is None or local:  # (under TLS a peer could not read it before the TLS handshake)
                         conn.send(_OVERLOADED_FRAME, socket.MSG_DONTWAIT)
                 except OSError:
                     pass
                 conn.close()
                 continue
             task = asyncio.ensure_future(loop.connect_accepted_socket(
-                lambda link=link: link, conn, **({} if self._tls is None else {
+                lambda link=link: link, conn, **({} if self._tls is None or local else {
                     "ssl": self._tls, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT_S})))
             task.add_done_callback(lambda t, link=link, conn=conn: t.cancelled() or t.exception() is None or (
                 self._gate.done(link), conn.close()))
@@ -306,16 +350,26 @@ class Controller:
             self.pending.client_gone(link)
         elif isinstance(link.state, EngineConn):
             self._engine_lost(link.state.engine_id, reason)
+        elif isinstance(link.state, WorkerLink):
+            self._direct_closed(link, reason)
 
     def _on_message(self, link: Link, msg: Any) -> None:
         if link.role == "engine":
             eng = link.state
             if eng is None:
+                if isinstance(msg, AttachWorker):
+                    return self._attach(link, msg)
                 if not isinstance(msg, Register):
                     raise proto.ProtocolError(f"engine sent {type(msg).__name__} before registering")
                 return self._register(link, msg)
+            if type(eng) is WorkerLink:            # a worker's direct link: task answers only
+                if not isinstance(msg, TaskDone):
+                    raise proto.ProtocolError(f"unexpected {type(msg).__name__} on a worker's direct link")
+                return self._task_done(eng.eng, msg)
             eng.last_seen = time.monotonic()
             if isinstance(msg, TaskDone):
+                if eng.direct is not None:
+                    self._nanny_reported(eng, msg)
                 self._task_done(eng, msg)
             elif isinstance(msg, WorkerReplaced):        # its actors died with the old worker
                 self.feed(WorkerRestarted(time.time(), eng.engine_id, msg.reason))
@@ -370,7 +424,10 @@ class Controller:
         if eng is None:
             return
         log.warning("engine %d lost: %s", eid, reason)
+        self.functions.drop(eid)
         eng.link.close(reason)
+        if eng.direct is not None:
+            eng.direct.close(reason)
         self._broadcast_engines()
         self.feed(EngineLost(time.time(), eid, reason))
 
@@ -413,6 +470,8 @@ class Controller:
             self.db.request_commit()
 
     def _db_committed_threadsafe(self, seq: int) -> None:
+        if threading.get_ident() == self._loop_thread:     # an inline commit (taskdb.py): no hand-off needed
+            return self._db_committed(flush=True)
         if self._commit_signalled:          # one wake-up of the loop covers every commit until it runs
             return
         if self._loop is not None and not self._loop.is_closed():
@@ -423,13 +482,13 @@ class Controller:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._db_failed, exc)
 
-    def _db_committed(self) -> None:
+    def _db_committed(self, flush: bool = False) -> None:
         self._commit_signalled = False
         if self.gate.failing and self.db.error is None:
             log.warning("task database writes succeed again; accepting submissions")
             self.gate.failing = False
         self.db.forget_committed()
-        self.gate.release()
+        self.gate.release(flush)
         if self._engines_paused and self.db.queued_bytes <= DB_BACKLOG_PAUSE_BYTES // 2:
             self._resume_engines()
 
@@ -459,6 +518,10 @@ class Controller:
                 refusal = ("ValueError", f"task id {msg.task_id!r} is already in use; a task id is never reused")
             elif msg.flags.actor is not None or msg.flags.actor_id is not None:
                 refusal = self.actor_dir.refusal(msg.flags)
+            if refusal is None:
+                self.functions.check_submitted(msg.payload)     # a framed call's function bytes match their digest
+        except ValueError as exc:
+            refusal = ("ValueError", str(exc))
         except sqlite3.Error as exc:
             refusal = ("ClusterError", f"task database unavailable ({exc}): the submission was not accepted")
         if refusal is not None:         # a refusal promises nothing: it need not wait for the database
@@ -483,10 +546,16 @@ class Controller:
             self._send_result(link, TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
+        if self._dispatched:                # an idle engine got it: on its way now, not a loop turn later
+            for eng_link in self._dispatched:   # (bench_live.py: round trip)
+                eng_link.flush()
+            self._dispatched.clear()
 
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
         try:
             eng.given.remove((msg.task_id, msg.attempt))
+            if eng.direct_task is not None and eng.direct_task == (msg.task_id, msg.attempt):
+                eng.direct_task = None
         except KeyError:                # not sent to this engine: a forged or confused report changes nothing
             log.warning("engine %d reported task %r attempt %d, which it was not given; ignored",
                         eng.engine_id, msg.task_id[:64], msg.attempt)
@@ -494,22 +563,40 @@ class Controller:
         task = self.pending.get(msg.task_id)
         if task is None and msg.task_id not in self.actor_dir.creations:    # (an actor's re-creation goes on)
             return
+        if msg.status == FN_UNKNOWN and not self.functions.first_miss(eng.engine_id, msg.task_id, msg.attempt):
+            msg = replace(msg, status="died", ename="EngineError",      # it had the bytes: a broken engine
+                          evalue=f"engine {eng.engine_id} did not run a call that carried its function")
+        if msg.status == FN_UNKNOWN:        # its worker lacks the function: the same attempt again, with it
+            eng.link.send(RunTask(task_id=msg.task_id, attempt=msg.attempt, time_limit_s=task.flags.time_limit_s,
+                                  payload=self.functions.payload_for(eng.engine_id, task.payload, resend=True)))
+            eng.given.add((msg.task_id, msg.attempt))
+            return eng.link.flush()
+        if msg.status in ("died", "time_limit", "aborted"):     # its worker may be a fresh one: it holds nothing
+            self.functions.forget(eng.engine_id)
         now = time.time()
         if msg.status == "unmet":
             return self.feed(DependencyUnmet(now, msg.task_id, eng.engine_id, msg.attempt))
         if task is not None:
             task.reply = (msg, eng.engine_id)
         ok = msg.status == "ok"
+        delivers: list[Deliver] | None = None
         if msg.status == "died":            # the engine's worker process died: the core retries or fails it
             self.feed(WorkerDied(now, msg.task_id, eng.engine_id, msg.attempt, msg.evalue or ""))
         else:
             outcome = (Outcome.OK if ok else Outcome.ABORTED if msg.status == "aborted"
                        else Outcome.TIME_LIMIT if msg.status == "time_limit" else Outcome.ERROR)
-            self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
-                                   None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
+            self._delivers = []             # the engine's next task first, this one's result after (below)
+            try:
+                self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
+                                       None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
+            finally:
+                delivers, self._delivers = self._delivers, None
         for link in self._dispatched:       # the next task leaves now, not after this loop turn's other reads
             link.flush()                    # (bench_live.py: 1 ms tasks, an engine waits for this write)
         self._dispatched.clear()
+        if delivers:
+            for action in delivers:
+                self._pump.handlers[Deliver](action)
         if self.db.queued_bytes > DB_BACKLOG_PAUSE_BYTES and not self._engines_paused:
             self._pause_engines()
 
@@ -520,16 +607,18 @@ class Controller:
         self._engines_paused = True
         self.db.request_commit()
         for eng in self.engines.values():
-            if eng.link.transport is not None:
-                eng.link.transport.pause_reading()
+            for link in (eng.link, eng.direct):
+                if link is not None and link.transport is not None and not link.transport.is_closing():
+                    link.transport.pause_reading()
 
     def _resume_engines(self) -> None:
         self._engines_paused = False
         now = time.monotonic()
         for eng in self.engines.values():
             eng.last_seen = max(eng.last_seen, now)      # silence while we did not read is not theirs
-            if eng.link.transport is not None and not eng.link.transport.is_closing():
-                eng.link.transport.resume_reading()
+            for link in (eng.link, eng.direct):
+                if link is not None and link.transport is not None and not link.transport.is_closing():
+                    link.transport.resume_reading()
 
     # ------------------------------------------------------------------- core: events/actions
     def feed(self, event: Event) -> None:
@@ -548,12 +637,16 @@ class Controller:
         if eng is None or eng.link.closed or flags is None:
             self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
         else:
-            eng.link.send(RunTask(task_id=action.task_id, attempt=action.attempt, payload=payload,
-                                  time_limit_s=flags.time_limit_s,
-                                  **(self.actor_dir.run_fields(action.task_id)
-                                     if flags.actor is not None or flags.actor_id is not None else {})))
+            link = eng.link
+            if eng.direct is not None and not eng.given and not eng.direct.closed and flags.actor_id is None:
+                link = eng.direct           # nothing else out there: straight to the worker (no nanny hop; an actor
+                eng.direct_task = (action.task_id, action.attempt)     # call goes via the nanny to its threads)
+            link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=flags.time_limit_s,
+                              payload=self.functions.payload_for(action.engine_id, payload),
+                              **(self.actor_dir.run_fields(action.task_id)
+                                 if flags.actor is not None or flags.actor_id is not None else {})))
             eng.given.add((action.task_id, action.attempt))
-            self._dispatched.add(eng.link)
+            self._dispatched.add(link)
             self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
 
     def _do_fail(self, action: Fail) -> None:
@@ -586,6 +679,8 @@ class Controller:
         self.feed(TimerFired(time.time(), token))
 
     def _deliver(self, action: Deliver) -> None:
+        if self._delivers is not None:      # during an engine's report: carried out once its next task is out
+            return self._delivers.append(action)
         task = self.pending.get(action.task_id)
         if task is None or task.reply is None:
             log.error("core delivered task %s but no reply is held", action.task_id)

@@ -113,7 +113,8 @@ def run_controller(args: argparse.Namespace) -> int:
                               hb_period_s=args.hb_period, hb_misses=args.hb_misses, seed=args.seed,
                               journal_path=args.journal, partial_frame_timeout_s=args.partial_frame_timeout,
                               incomplete_frames_cap_bytes=int(args.incomplete_frames_cap_mb * 2**20),
-                              client_out_cap_bytes=int(args.client_out_cap_mb * 2**20))
+                              client_out_cap_bytes=int(args.client_out_cap_mb * 2**20),
+                              unix_path=str(pdir / "security" / proto.UNIX_SOCKET_NAME))
     try:
         asyncio.run(_serve(config, pdir, args))
     except sqlite3.Error as exc:                 # a damaged or unusable task database

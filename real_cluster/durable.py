@@ -63,9 +63,13 @@ class CommitGate:
             self._held.append((self.db.queued_seq, link, None, run))
             self.db.request_commit()
 
-    def release(self) -> None:
-        """Send/run everything whose writes have committed; while failing, run every deferred request too."""
+    def release(self, flush: bool = False) -> None:
+        """Send/run everything whose writes have committed; while failing, run every deferred request too.
+
+        `flush`: write what was released at once rather than at the end of this loop turn (after an inline
+        commit, when nothing else is coming: bench_live.py, round trip)."""
         held = self._held
+        released: set[Link] = set()
         if self.failing and any(item[2] is None for item in held):
             requests = [item[3] for item in held if item[2] is None]
             self._held = held = deque(item for item in held if item[2] is not None)
@@ -83,6 +87,10 @@ class CommitGate:
                     link.held_bytes -= len(frame)
                 if not link.closed:
                     link.send_encoded(frame)
+                    released.add(link)
+        if flush:
+            for link in released:
+                link.flush()
 
 
 class GatedLink(Link):

@@ -4,7 +4,9 @@ How this works (DESIGN §5, "An engine is a nanny and a worker"). The process st
 nanny (nanny.py): it registers with the controller, sends heartbeats, queues the tasks it is sent
 and never runs user code. It starts a worker process (worker.py) and hands it one task at a time
 over a local socket pair; the worker runs the task, capturing its output, and answers with a
-TaskDone. When the worker dies or must be stopped (abort of the running task, `time_limit`,
+TaskDone. (A worker also attaches a direct link to the controller, so that a task its engine gets
+while nothing else is out skips the nanny both ways; the nanny still sees and controls it.)
+When the worker dies or must be stopped (abort of the running task, `time_limit`,
 `--memory-limit`, stopped for longer than the liveness timeout, `shutdown`), the nanny kills it,
 reports the task and starts a fresh one; the engine keeps its id. If the controller connection
 drops, the nanny tries to reconnect for `retry_for_s` seconds (registering again, under a new id),
@@ -97,9 +99,11 @@ def run_engine(args: argparse.Namespace) -> int:
             log_path = log_dir / f"engine-{os.getpid()}.log"
     configure_logging(log_path, "engine")
     os.environ["SCHED_LAB_ENGINE_FILE"] = str(Path(args.file).resolve())     # for handles in tasks (actors.py)
+    from .protocol import UNIX_SOCKET_NAME
+    unix = Path(args.file).resolve().parent / UNIX_SOCKET_NAME      # a controller on this host listens there too
     return Nanny(info, retry_for_s=args.retry_for, memory_limit=getattr(args, "memory_limit", None),
                  result_max=getattr(args, "result_max", None), speed=getattr(args, "speed", 1.0),
-                 labels=tuple(getattr(args, "label", ()))).run()
+                 labels=tuple(getattr(args, "label", ())), unix_path=str(unix) if unix.exists() else None).run()
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class RequestHandler(ActorRequests):
 
     def __init__(self, tasks: TaskTable, engines: dict[int, EngineConn], scheduler: TaskScheduler, db: TaskDB, *,
                  feed: Callable[[Event], None], save_records: Callable[[], None], stop: Callable[[], None],
-                 send_result: Callable[[Link, TaskResult], None] | None = None):
+                 send_result: Callable[[Link, TaskResult], None] | None = None, functions: Any = None):
         self.tasks = tasks
         self.engines = engines
         self.scheduler = scheduler
@@ -60,6 +60,7 @@ class RequestHandler(ActorRequests):
         self.save_records = save_records
         self.stop = stop
         self.send_result = send_result or (lambda link, result: link.send(result))
+        self.functions = functions          # fncache.FunctionRouter: per engine, functions shipped / by digest
         self.actor_dir = ActorDirectory(scheduler)     # the controller shares its own (actor_hub.py)
 
     def handle(self, link: Link, req: Request) -> None:
@@ -104,6 +105,10 @@ class RequestHandler(ActorRequests):
                 out[str(eid)]["actors"] = actors[eid]
         out["unassigned"] = core.get("unassigned", 0)
         return out
+
+    def op_function_stats(self, link: Link) -> dict[str, dict[str, int]]:
+        """Per engine: calls sent with their function's bytes, by digest alone, and resent after a miss."""
+        return {str(eid): self.functions.counts(eid) for eid in sorted(self.engines)} if self.functions else {}
 
     def op_hub_history(self, link: Link) -> list[str]:
         return self.db.hub_history()

@@ -188,6 +188,14 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachWorker:
+    """Worker -> controller, first on the worker's own engine-key connection: tasks for the engine registered
+    with this `uuid` may come here straight (its nanny keeps the heartbeat and the control; worker.py)."""
+    TYPE: ClassVar[str] = "attach"
+    uuid: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunTask:
     """Controller -> engine: run attempt `attempt` of a task (`payload` is the client's pickled call).
 
@@ -215,7 +223,8 @@ class CancelTask:
 @dataclass(frozen=True, slots=True)
 class TaskDone:
     """Engine -> controller: an attempt ended. `status`: ok | error | unmet | aborted | time_limit (its engine
-    stopped it) | died (the worker process died or was killed; `evalue` says how); `result` pickled when ok;
+    stopped it) | died (the worker process died or was killed; `evalue` says how) | fn_unknown (the worker lacks
+    the function the payload names by digest: the controller resends it, fncache.py); `result` pickled when ok;
     the task's captured output; `error_full`: the whole error text when evalue/traceback were cut (kept in
     the task database, never sent to clients)."""
     TYPE: ClassVar[str] = "done"
@@ -337,7 +346,7 @@ TEXT_IN_HEADER_MAX = 8000      # characters of text fields beyond which long tex
 _BINARY = (RunTask, TaskDone, Submit, TaskResult)
 MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Refused, Register, Registered, Heartbeat, RunTask, CancelTask,
                                    TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged,
-                                   SignalEngine, WorkerReplaced, DeleteActor)
+                                   SignalEngine, AttachWorker, WorkerReplaced, DeleteActor)
 _BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_TYPES}
 # per class: (header field names, buffer field names, required header names)
 _LAYOUT: dict[type, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {}

@@ -1,11 +1,15 @@
 """An engine's nanny: owns the controller connection, the heartbeat and the engine id; never runs user code.
 
 How this works. One thread, one `selectors` loop over two sockets: the controller link and the
-local socket pair to the worker process (worker.py). RunTask messages queue here and go to the
-worker one at a time, so a cancel of a queued task never reaches the worker and a kill only ever
-costs the running task. Heartbeats leave on schedule whatever the task does (the worker may hold
-the GIL for minutes). While a task runs, a watchdog checks every `WATCH_PERIOD_S` (with a memory limit
-every `MEMORY_WATCH_PERIOD_S`; each check is one pread of /proc/<pid>/statm and stat, kept open):
+local socket pair to the worker process (worker.py). The worker also has a direct link of its own
+to the controller (not over TLS): a task sent while its engine has nothing else out goes straight
+there and its answer straight back, without waking the nanny; the nanny sees it in the page it
+shares with the worker (worker_slot.py). Any other RunTask queues here and goes to the worker one
+at a time (after a direct one ends: the worker wakes the nanny), so a cancel of a queued task never
+reaches the worker and a kill only ever costs the running task. Heartbeats leave on schedule
+whatever the task does (the worker may hold the GIL for minutes). While a task runs, a watchdog
+checks every `WATCH_PERIOD_S` (with a memory limit every `MEMORY_WATCH_PERIOD_S`; each check is one
+pread of /proc/<pid>/statm and stat, kept open):
 - its `time_limit_s` -> kill the worker, TaskDone `error` / TimeLimitExceeded;
 - the worker's resident memory against `memory_limit` -> kill, TaskDone `died` naming the limit;
 - the worker stopped (SIGSTOP, state T) for longer than the liveness timeout -> kill, `died`.
@@ -20,6 +24,7 @@ threads (worker_actors.py); killing the worker for one of them (abort, time limi
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import selectors
@@ -42,6 +47,7 @@ from .messages import (
 )
 from .profile import ConnectionInfo
 from .sync_link import SyncLink
+from .worker_slot import Running, TaskSlot
 
 log = logging.getLogger("real_cluster.engine")
 WATCH_PERIOD_S = 0.1            # how often a running task's limits and worker state are checked
@@ -53,18 +59,23 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 class WorkerProc:
     """One worker process and the nanny's end of its socket pair."""
 
-    def __init__(self, result_max: int | None = None) -> None:
+    def __init__(self, result_max: int | None = None, attach: dict[str, Any] | None = None) -> None:
+        from .worker import ATTACH_ENV
         mine, theirs = socket.socketpair()
+        self.slot = TaskSlot()              # what the worker runs (worker_slot.py); a fresh one per worker
         extra = ["--result-max", str(result_max)] if result_max is not None else []
+        env = dict(os.environ, **{ATTACH_ENV: json.dumps(attach)}) if attach else None
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "real_cluster.worker", "--fd", str(theirs.fileno()),
-                                          *extra],
-                                         stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), close_fds=True)
+                                          "--slot-fd", str(self.slot.fd), *extra], env=env,
+                                         stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), self.slot.fd),
+                                         close_fds=True)
         finally:
             theirs.close()
         self.sock = mine
         self.sock.setblocking(False)
         self.decoder = proto.FrameDecoder(proto.DEFAULT_LIMITS)
+        self.scratch = bytearray(proto.RECV_CHUNK)
         self.ready = False
         self.started = time.monotonic()
         self.stopped_since: float | None = None
@@ -90,7 +101,7 @@ class WorkerProc:
     def read(self) -> list[Any] | None:
         """Messages received from the worker (one read: the selector reports the rest); None when it closed."""
         try:
-            data = self.sock.recv(1 << 20)
+            data = proto.recv_into(self.sock, self.scratch)
         except (BlockingIOError, InterruptedError):
             return []
         except OSError:
@@ -135,6 +146,7 @@ class WorkerProc:
         except subprocess.TimeoutExpired:
             code = None
         self.sock.close()
+        self.slot.close_fd()
         self._close_proc_fds()
         return _exit_text(code)
 
@@ -145,6 +157,7 @@ class WorkerProc:
         except subprocess.TimeoutExpired:
             return self.kill()
         self.sock.close()
+        self.slot.close_fd()
         self._close_proc_fds()
         return _exit_text(code)
 
@@ -164,7 +177,8 @@ class Nanny:
     """One engine. `run()` returns an exit code (0 after a clean stop or giving up reconnecting)."""
 
     def __init__(self, info: ConnectionInfo, retry_for_s: float = 20.0, memory_limit: int | None = None,
-                 result_max: int | None = None, speed: float = 1.0, labels: tuple[str, ...] = ()):
+                 result_max: int | None = None, speed: float = 1.0, labels: tuple[str, ...] = (),
+                 unix_path: str | None = None):
         if memory_limit is not None and memory_limit <= 0:
             raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
         self.info = info
@@ -187,10 +201,14 @@ class Nanny:
         self._hb_period = 1.0
         self._liveness_s = 5.0
         self._stopping = False
+        # the worker's direct link (worker.py): not over TLS (a TLS session cannot be shared with it)
+        self._attach = None if info.tls_fingerprint is not None else {
+            "host": info.host, "port": info.port, "key": info.key, "uuid": self.uuid,
+            **({"unix": unix_path} if unix_path else {})}
 
     # --------------------------------------------------------------------------- lifecycle
     def run(self) -> int:
-        self.worker = WorkerProc(self.result_max)
+        self.worker = WorkerProc(self.result_max, self._attach)
         try:
             while not self._stopping:
                 link = self._connect()
@@ -241,13 +259,14 @@ class Nanny:
         next_hb = time.monotonic() + self._hb_period
         next_watch = 0.0
         try:
+            self._ask_attach()                      # registered: the worker may take tasks straight now
             if not self._from_controller(link, link.recv_many(block=False)):   # what came with Registered
                 return
             while not self._stopping:
                 now = time.monotonic()
                 timeout = next_hb - now
-                if self.current is not None or self.side or not self.worker.ready:
-                    timeout = min(timeout, self.watch_period_s)
+                if self._attach is not None or self.current is not None or self.side or not self.worker.ready:
+                    timeout = min(timeout, self.watch_period_s)     # (a direct task is seen in the slot only)
                 for key, _ in sel.select(max(0.0, timeout)):
                     if key.data == "controller":
                         if not self._from_controller(link, link.recv_many(block=False)):
@@ -294,7 +313,7 @@ class Nanny:
             elif isinstance(msg, CancelTask):
                 self._cancel(link, msg)
             elif isinstance(msg, SignalEngine):
-                if self.worker is not None and (self.current is not None or self.side):
+                if self.worker is not None and (self._running() is not None or self.side):
                     try:
                         os.kill(self.worker.pid, msg.signum)
                     except OSError as exc:
@@ -312,8 +331,23 @@ class Nanny:
                 log.warning("ignoring unexpected %s from the controller", type(msg).__name__)
         return True
 
-    def _cancel(self, link: SyncLink, msg: CancelTask) -> None:
+    def _running(self) -> Running | None:
+        """The task the worker runs: the one this nanny handed it, else one it took from its direct link."""
         cur = self.current
+        if cur is not None:
+            return Running(cur.task_id, cur.attempt, cur.time_limit_s, self.current_started_at, self.current_since)
+        return self.worker.slot.running() if self.worker is not None else None
+
+    def _ask_attach(self) -> None:
+        """Have the worker (re)connect its direct link (a Heartbeat on the pipe; worker.py)."""
+        if self._attach is not None and self.worker is not None:
+            try:
+                self.worker.send(Heartbeat())
+            except OSError:
+                pass                # a dead worker: the pipe's end is seen by the loop
+
+    def _cancel(self, link: SyncLink, msg: CancelTask) -> None:
+        cur = self._running()
         if cur is not None and (cur.task_id, cur.attempt) == (msg.task_id, msg.attempt) \
                 or (msg.task_id, msg.attempt) in self.side:
             self._end_current(link, "aborted", "TaskAborted", "aborted while running (its worker was stopped)",
@@ -356,6 +390,10 @@ class Nanny:
                 return
         if self.current is not None or not self.todo or self.worker is None or not self.worker.ready:
             return
+        if self.worker.slot.running() is not None:     # a direct task runs: the worker wakes us when it ends
+            self.worker.slot.ask_wakeup()
+            if self.worker.slot.running() is not None:
+                return
         msg = self.todo.popleft()
         self.current, self.current_since, self.current_started_at = msg, time.monotonic(), time.time()
         try:
@@ -387,10 +425,10 @@ class Nanny:
                 self._end_current(link, "time_limit", TIME_LIMIT_EXCEEDED,
                                   f"the task ran longer than its time limit of {side.time_limit_s:g} s", (tid, attempt))
                 return
-        cur = self.current
+        cur = self._running()
         if cur is None:
             return
-        if cur.time_limit_s is not None and now - self.current_since > cur.time_limit_s:
+        if cur.time_limit_s is not None and now - cur.started_mono > cur.time_limit_s:
             self._end_current(link, "time_limit", TIME_LIMIT_EXCEEDED,
                               f"the task ran longer than its time limit of {cur.time_limit_s:g} s")
             return
@@ -403,21 +441,26 @@ class Nanny:
     def _end_current(self, link: SyncLink, status: str, ename: str, evalue: str,
                      which: tuple[str, int] | None = None) -> None:
         """Stop the running task (`which`: that one of several) by killing the worker; report it with `status`, the
-        others running in that worker `died`; start a fresh worker."""
-        cur, started = self.current, self.current_started_at
-        if which is None or cur is not None and (cur.task_id, cur.attempt) == which:
-            self.current = None
-        else:
-            cur = None
-        side = self.side.pop(which, None) if which is not None else None
-        if side is not None:
-            cur, started = side[0], side[2]
-        self._replace_worker()
-        if cur is not None:             # first: it ended as asked (aborted, time limit), not by the actor's death
-            link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status, started_at=started,
-                               completed_at=time.time(), ename=ename, evalue=evalue))
-        link.send(WorkerReplaced(reason=f"{ename}: {evalue}"[:4096]))
-        self._report_died(link, f"its worker was stopped because another task in it ended ({ename})")
+        others running in that worker `died`, and the worker's replacement; start a fresh worker."""
+        run = self._running()
+        ended: tuple[str, int, float | None] | None = None
+        if run is not None and (which is None or (run.task_id, run.attempt) == which):
+            ended, run = (run.task_id, run.attempt, run.started_at), None
+        elif which is not None and which in self.side:
+            side, _, started = self.side.pop(which)
+            ended = (side.task_id, side.attempt, started)
+        self.current = None
+        if self.worker is not None:
+            self.worker.kill()                  # stopped before it is reported; the fresh worker starts after
+            self.worker = None
+        try:
+            if ended is not None:               # first: it ended as asked (aborted, time limit), not by an actor's death
+                link.send(TaskDone(task_id=ended[0], attempt=ended[1], status=status, started_at=ended[2],
+                                   completed_at=time.time(), ename=ename, evalue=evalue))
+            link.send(WorkerReplaced(reason=f"{ename}: {evalue}"[:4096]))
+            self._report_died(link, run, f"its worker was stopped because another task in it ended ({ename})")
+        finally:
+            self._replace_worker()
 
     def _worker_died(self, link: SyncLink, why: str | None) -> None:
         """The worker died (`why` None: its pipe closed) or must die: report the running task, start afresh."""
@@ -425,26 +468,30 @@ class Nanny:
         how = self.worker.kill() if why is not None else self.worker.reap()
         text = why or f"the worker process {how}"
         log.warning("engine %s: %s", self.engine_id, text)
+        cur = self._running()                   # (the dead worker's slot is still readable)
         self.worker = None
-        self._replace_worker()
-        link.send(WorkerReplaced(reason=text[:4096]))
-        self._report_died(link, text)
+        self.current = None
+        try:                                    # reported before a fresh worker starts (that takes a while)
+            link.send(WorkerReplaced(reason=text[:4096]))
+            self._report_died(link, cur, text)
+        finally:
+            self._replace_worker()
 
-    def _report_died(self, link: SyncLink, text: str) -> None:
-        """Report every task still out in the worker just replaced as `died` (the controller retries or fails it)."""
-        cur, self.current = self.current, None
-        done = [(cur, self.current_started_at)] if cur is not None else []
-        done += [(msg, started) for msg, _, started in self.side.values()]
+    def _report_died(self, link: SyncLink, run: Running | None, text: str) -> None:
+        """Report every task still out in the worker just stopped as `died` (the controller retries or fails it)."""
+        done = [(run.task_id, run.attempt, run.started_at)] if run is not None else []
+        done += [(msg.task_id, msg.attempt, started) for msg, _, started in self.side.values()]
         self.side.clear()
-        for msg, started in done:
-            link.send(TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="died", started_at=started,
+        for tid, attempt, started in done:
+            link.send(TaskDone(task_id=tid, attempt=attempt, status="died", started_at=started,
                                completed_at=time.time(), ename="EngineError", evalue=text))
 
     def _replace_worker(self) -> None:
         if self.worker is not None:
             self.worker.kill()
         self.restarts += 1
-        self.worker = WorkerProc(self.result_max)
+        self.worker = WorkerProc(self.result_max, self._attach)
+        self._ask_attach()
 
 
 def _threaded(msg: RunTask) -> bool:

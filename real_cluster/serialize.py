@@ -1,6 +1,8 @@
 """Serialization of calls and results with cloudpickle (by value for lambdas and `__main__` code).
 
-Only clients and engines ever call these; the controller forwards the bytes untouched.
+Plain functions travel framed, their pickled bytes cached on both ends: fncache.py.
+
+Only clients and engines ever call these; the controller never unpickles a payload.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import pickle
 from typing import Any, Callable
 
 import cloudpickle
+
+from .fncache import WORKER_FUNCTIONS
 
 PICKLE_PROTOCOL = 5
 
@@ -19,9 +23,15 @@ def pack_call(f: Callable, args: tuple, kwargs: dict) -> bytes:
 
 
 def unpack_call(payload: bytes) -> tuple[Callable, tuple, dict]:
-    """Inverse of `pack_call` (engines only: it runs code from the pickle)."""
-    f, args, kwargs = pickle.loads(payload)
-    return f, args, kwargs
+    """Inverse of `pack_call`, and of fncache's framed payloads (engines only: it runs code from the pickle).
+
+    A framed payload's function comes from this process's cache (fncache.WORKER_FUNCTIONS)."""
+    return WORKER_FUNCTIONS.unpack(payload)
+
+
+def lacks_function(payload: bytes) -> bool:
+    """True when `payload` names by digest alone a function this process was never sent (or evicted)."""
+    return WORKER_FUNCTIONS.lacks(payload)
 
 
 _SIMPLE = (type(None), bool, int, float, str, bytes)

@@ -37,20 +37,31 @@ class SyncLink:
         self._limits = limits
         self._pending: list[Any] = []
         self._lock = threading.Lock()
+        self._scratch = bytearray(proto.RECV_CHUNK)
 
     @classmethod
     def connect(cls, host: str, port: int, key: str, role: str, timeout_s: float = 5.0,
-                tls_fingerprint: str | None = None) -> SyncLink:
+                tls_fingerprint: str | None = None, unix_path: str | None = None) -> SyncLink:
         """Connect and run the handshake; the returned link is proven both ways.
 
+        With `unix_path` (no TLS), connect to the controller's Unix-domain socket instead of host:port.
         Raises ControllerBusy when the controller answers "overloaded, retry", AuthenticationError for a
         wrong key, ConnectionFailed when it cannot be reached or closes the connection.
         """
         try:
-            sock = socket.create_connection((host, port), timeout=timeout_s)
+            if unix_path is not None and tls_fingerprint is None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(timeout_s)
+                    sock.connect(unix_path)
+                except OSError:
+                    sock.close()
+                    raise
+            else:
+                sock = socket.create_connection((host, port), timeout=timeout_s)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
-            raise ConnectionFailed(f"cannot connect to {host}:{port}: {exc}") from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raise ConnectionFailed(f"cannot connect to {unix_path or f'{host}:{port}'}: {exc}") from None
         if tls_fingerprint is not None:     # TLS, accepting only the pinned certificate (tls.py)
             try:
                 sock = tls.client_context().wrap_socket(sock)
@@ -120,7 +131,7 @@ class SyncLink:
                 if not self.sock.pending() and not select.select([self.sock], [], [], 0)[0]:
                     return
                 flags = 0
-            data = self.sock.recv(1 << 20, flags)
+            data = proto.recv_into(self.sock, self._scratch, flags)
         except BlockingIOError:
             return
         except socket.timeout:      # only the handshake has a timeout: the controller is there but slow to answer

@@ -29,6 +29,8 @@ class EngineConn:
     last_seen: float
     completed: int = 0
     given: set[tuple[str, int]] = field(default_factory=set)    # (task id, attempt) sent and not yet reported
+    direct: Link | None = None                  # its worker's own connection (tasks go straight to the worker)
+    direct_task: tuple[str, int] | None = None  # the attempt last sent over it
 
 
 @dataclass(slots=True)

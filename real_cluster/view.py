@@ -22,7 +22,6 @@ from .asyncresult import AsyncResult
 from .error import NoEnginesRegistered, RemoteError
 from .functional import as_core_dependency
 from .messages import TaskFlags
-from .serialize import map_chunk, pack_call
 
 if TYPE_CHECKING:
     from .actors import ActorHandle
@@ -172,7 +171,7 @@ class LoadBalancedView:
     def apply_async(self, f: Callable, /, *args: Any, **kwargs: Any) -> AsyncResult:
         """Run `f(*args, **kwargs)` on some engine; returns an AsyncResult at once."""
         flags = self._flags()
-        tid = self._submit(pack_call(f, args, kwargs), flags)
+        tid = self._submit(self.client.functions.pack_call(f, args, kwargs), flags)
         return self.client._track(AsyncResult(self.client, [tid], getattr(f, "__name__", "unknown")))
 
     def apply_sync(self, f: Callable, /, *args: Any, **kwargs: Any) -> Any:
@@ -217,7 +216,7 @@ class LoadBalancedView:
         fname = getattr(f, "__name__", "unknown")
         ids, sizes = [], []
         for lo, hi in (_partition(n, chunksize) if n else []):
-            ids.append(self._submit(pack_call(map_chunk, (f, *[s[lo:hi] for s in seqs]), {}), flags))
+            ids.append(self._submit(self.client.functions.pack_map(f, [s[lo:hi] for s in seqs]), flags))
             sizes.append(hi - lo)
         ar = self.client._track(AsyncMapResult(self.client, ids, fname, chunk_sizes=sizes, ordered=ordered,
                                                 return_exceptions=return_exceptions))

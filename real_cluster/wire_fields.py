@@ -155,7 +155,7 @@ TIME = number(0.0, MAX_TIME)
 OPT_TIME = number(0.0, MAX_TIME, optional=True)
 OPT_NAME = string(0, MAX_NAME_CHARS, optional=True)
 OPT_TEXT = string(0, MAX_TEXT_CHARS, optional=True)
-OUTPUT = string(0, MAX_TEXT_CHARS)      # captured output: "" when none (None would not survive a round trip)
+TEXT = string(0, MAX_TEXT_CHARS)       # captured output: "" when none (None would not survive a round trip)
 TASK_IDS = list_of(TASK_ID, MAX_DEPENDENCIES)
 
 
@@ -187,6 +187,7 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "registered": {"engine_id": ENGINE_ID, "hb_period_s": number(0.0, 3600.0, above=True),
                    "liveness_s": number(0.0, 86400.0, above=True)},
     "hb": {},
+    "attach": {"uuid": string(1, MAX_NAME_CHARS)},
     "run": {"task_id": TASK_ID, "attempt": ATTEMPT, "time_limit_s": number(0.0, 1e9, optional=True),
             "actor_id": string(1, MAX_ID_CHARS, optional=True),
             "actor_role": string(choices=("create", "recreate", "call"), optional=True),
@@ -195,16 +196,16 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "delactor": {"actor_id": string(1, MAX_ID_CHARS), "incarnation": integer(0, 0xFFFFFFFF, optional=True)},
     "cancel": {"task_id": TASK_ID, "attempt": ATTEMPT},
     "done": {"task_id": TASK_ID, "attempt": ATTEMPT,
-             "status": string(choices=("ok", "error", "unmet", "aborted", "died", "time_limit")),
+             "status": string(choices=("ok", "error", "unmet", "aborted", "died", "time_limit", "fn_unknown")),
              "started_at": OPT_TIME, "completed_at": TIME, "ename": OPT_NAME, "evalue": OPT_TEXT,
-             "traceback": OPT_TEXT, "stdout": OUTPUT, "stderr": OUTPUT, "error_full": OPT_TEXT},
+             "traceback": OPT_TEXT, "stdout": TEXT, "stderr": TEXT, "error_full": OPT_TEXT},
     "stop": {},
     "submit": {"task_id": TASK_ID, "flags": FLAGS, "submitted_at": TIME},
     "result": {"task_id": TASK_ID, "status": string(choices=("ok", "error")),
                "engine_id": integer(0, 0x7FFFFFFF, optional=True), "submitted_at": OPT_TIME, "started_at": OPT_TIME,
                "completed_at": OPT_TIME, "received_at": OPT_TIME, "ename": OPT_NAME, "evalue": OPT_TEXT,
                "traceback": OPT_TEXT, "engine_info": mapping(optional=True),
-               "label": string(0, MAX_LABEL_CHARS, optional=True), "stdout": OUTPUT, "stderr": OUTPUT},
+               "label": string(0, MAX_LABEL_CHARS, optional=True), "stdout": TEXT, "stderr": TEXT},
     "req": {"rid": integer(0, 2**53), "op": string(1, 64), "args": mapping()},
     "rep": {"rid": integer(0, 2**53), "ok": boolean, "value": anything,
             "error": list_of(string(0, MAX_TEXT_CHARS), 2, optional=True)},
@@ -213,7 +214,7 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
 }
 
 REQUEST_ARGS: dict[str, Check] = {
-    "engines": record({}), "hub_history": record({}), "records": record({}),
+    "engines": record({}), "hub_history": record({}), "records": record({}), "function_stats": record({}),
     "queue_status": record({"verbose": boolean}),
     "db_query": record({"query": mapping(), "keys": list_of(string(1, 64), 64, optional=True)}, required=("query",)),
     "get_result": record({"ids": TASK_IDS}, required=("ids",)),

@@ -3,7 +3,10 @@
 How this works. The nanny (nanny.py) starts `python -m real_cluster.worker --fd N`, where N is its
 end of a local socket pair. The worker announces itself with a Heartbeat, then reads RunTask frames
 and answers each with one TaskDone (same framing and messages as the cluster wire, no handshake: the
-pair is private to the two processes). Everything a task can do to its output is contained here:
+pair is private to the two processes). Given the nanny's address of the controller (ATTACH_ENV), it also
+attaches a direct link of its own (engine key, `AttachWorker`): tasks sent there are answered there, each
+recorded in the page shared with the nanny while it runs (worker_slot.py), so the nanny still enforces
+limits, aborts and reports deaths. Everything a task can do to its output is contained here:
 an exception whose `__str__` raises, a huge message, an unpicklable result, a result over the frame
 cap (`ResultTooLarge`): each becomes an ordinary `error` TaskDone with texts capped at `TEXT_MAX`
 (truncation marked); the whole text, up to `ERROR_TEXT_MAX`, travels beside them for the task database only.
@@ -18,7 +21,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import logging
 import os
+import selectors
 import signal
 import socket
 import sys
@@ -28,17 +34,22 @@ import traceback as tb_module
 from typing import Any
 
 from . import protocol as proto
-from .error import UnmetDependency
+from .error import ConnectionFailed, ProtocolError, UnmetDependency
 from .functional import check_dependencies
-from .messages import DeleteActor, Heartbeat, RunTask, TaskDone, from_wire, to_wire
-from .serialize import pack_result, unpack_call
+from .fncache import FN_UNKNOWN
+from .messages import AttachWorker, DeleteActor, Heartbeat, RunTask, TaskDone, from_wire, to_wire
+from .serialize import lacks_function, pack_result, unpack_call
 from .worker_actors import ACTORS, redirect
+from .worker_slot import TaskSlot
 
 TEXT_MAX = 64 * 1024            # characters of an error message or traceback sent to the client
 ERROR_TEXT_MAX = 1024 * 1024    # characters of the whole error text kept in the task database (column error_full)
 OUTPUT_MAX = 1024 * 1024        # characters of captured stdout / stderr per task
 RESULT_MAX = proto.DEFAULT_LIMITS.max_frame - 1024 * 1024   # room for the header and the captured output
 RESULT_TOO_LARGE = "ResultTooLarge"
+ATTACH_ENV = "SCHED_LAB_WORKER_ATTACH"     # JSON {host, port, key, uuid[, unix]} from the nanny: the direct link
+ATTACH_TIMEOUT_S = 2.0
+log = logging.getLogger("real_cluster.engine")
 
 
 def cap(text: str, limit: int) -> str:
@@ -230,6 +241,8 @@ def execute(msg: RunTask, result_max: int = RESULT_MAX, fds: FdCapture | None = 
 
 def _run(msg: RunTask, started: float, result_max: int) -> TaskDone:
     try:
+        if lacks_function(msg.payload):     # restarted or evicted: the controller resends it with the function
+            return _done(msg, FN_UNKNOWN, started)
         f, args, kwargs = unpack_call(msg.payload)
         check_dependencies(f)
         value = f(*args, **kwargs) if msg.actor_id is None else ACTORS.run(msg, f, args, kwargs)
@@ -263,23 +276,73 @@ class _Pipe:
         self.sock = sock
         self.decoder = proto.FrameDecoder(proto.DEFAULT_LIMITS)
         self.pending: list[Any] = []
+        self.scratch = bytearray(proto.RECV_CHUNK)
         self.lock = threading.Lock()        # threaded actor calls answer from their own threads
 
     def recv(self) -> Any | None:
         while not self.pending:
-            try:
-                data = self.sock.recv(1 << 20)
-            except InterruptedError:
-                continue
-            if not data:
+            if not self.fill():
                 return None
-            self.pending.extend(from_wire(h, b) for h, b in self.decoder.feed(data))
         return self.pending.pop(0)
+
+    def fill(self) -> bool:
+        """One read into `pending` (it may end inside a frame); False when the nanny closed the pipe."""
+        try:
+            data = proto.recv_into(self.sock, self.scratch)
+        except InterruptedError:
+            return True
+        if not data:
+            return False
+        self.pending.extend(from_wire(h, b) for h, b in self.decoder.feed(data))
+        return True
 
     def send(self, msg: Any) -> None:
         frame = proto.encode_frame(*to_wire(msg))
         with self.lock:
             self.sock.sendall(frame)
+
+
+class _Direct:
+    """The worker's own connection to the controller: tasks come straight from it and answers go straight back.
+
+    The nanny keeps registration, heartbeats and control (abort, limits, restarts); it learns what runs from
+    the shared TaskSlot. Attaching is tried whenever the nanny says so (a Heartbeat on the pipe: it has just
+    registered, or started this worker); a failure only means tasks keep coming through the nanny.
+    """
+
+    def __init__(self, info: dict[str, Any]):
+        self.info = info
+        self.link: Any = None
+        self.queue: list[Any] = []          # messages read from the link, not yet handled
+        self.lost = False                   # (re)attach once, when idle: the link broke or the nanny asked
+
+    def attach(self) -> bool:
+        """Connect and attach (the caller has dropped any previous link); False if the controller refused."""
+        from .sync_link import SyncLink
+        self.queue = []
+        link = None
+        try:
+            try:                # the controller's Unix-domain socket when it is on this host, else TCP
+                link = SyncLink.connect(self.info["host"], int(self.info["port"]), self.info["key"], "engine",
+                                        timeout_s=ATTACH_TIMEOUT_S, unix_path=self.info.get("unix"))
+            except ConnectionFailed:
+                if not self.info.get("unix"):
+                    raise
+                link = SyncLink.connect(self.info["host"], int(self.info["port"]), self.info["key"], "engine",
+                                        timeout_s=ATTACH_TIMEOUT_S)
+            link.send(AttachWorker(uuid=self.info["uuid"]))
+        except (ConnectionFailed, ProtocolError, OSError) as exc:
+            if link is not None:
+                link.close()
+            log.info("worker %d: no direct link to the controller (tasks come through the nanny): %s", os.getpid(), exc)
+            return False
+        self.link = link
+        return True
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
+            self.link = None
 
 
 def _die_with_parent() -> None:
@@ -296,27 +359,103 @@ def _die_with_parent() -> None:
         os._exit(0)
 
 
-def serve(sock: socket.socket, result_max: int = RESULT_MAX) -> int:
-    """Run tasks from the nanny until it closes the pipe; returns the exit code."""
+def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | None = None,
+          attach: dict[str, Any] | None = None) -> int:
+    """Run tasks from the nanny (and from the direct link, given `attach`) until the nanny closes the pipe.
+
+    Every task is recorded in `slot` while it runs (the nanny's view of it); an answer goes back the way
+    its task came. Returns the exit code.
+    """
     pipe = _Pipe(sock)
     fds = FdCapture()
+    direct = _Direct(attach) if attach else None
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ, None)
     pipe.send(Heartbeat())      # ready
-    while True:
-        try:
-            msg = pipe.recv()
-            if msg is None:
+    try:
+        while True:
+            try:
+                if direct is not None and direct.lost and not pipe.pending and not direct.queue \
+                        and not sel.select(0):      # only when idle: a task already sent runs first
+                    _attach(direct, sel)            # once; again at the nanny's next Heartbeat (it re-registered)
+                if not pipe.pending and (direct is None or not direct.queue):
+                    for key, _ in sel.select():
+                        if key.data is None:
+                            if not pipe.fill():
+                                return 0
+                        else:
+                            _read_direct(direct, sel)
+                if pipe.pending:
+                    msg = pipe.pending.pop(0)
+                    if isinstance(msg, RunTask):
+                        if ACTORS.is_threaded(msg):     # an actor call: in its actor's threads (fds 1/2 not captured)
+                            ACTORS.submit(msg, lambda m: execute(m, result_max), pipe.send)
+                        else:
+                            _run_one(msg, result_max, slot, pipe, pipe.send, fds)
+                    elif isinstance(msg, DeleteActor):
+                        ACTORS.delete(msg.actor_id, msg.incarnation)
+                    elif isinstance(msg, Heartbeat) and direct is not None and direct.link is None:
+                        direct.lost = True              # the nanny has registered: attach (when idle, above)
+                elif direct is not None and direct.queue:
+                    msg = direct.queue.pop(0)
+                    if isinstance(msg, RunTask):
+                        _run_one(msg, result_max, slot, pipe, lambda done: _answer_direct(direct, sel, done), fds)
+            except KeyboardInterrupt:       # a signal meant for a task that had just ended: keep serving
+                continue
+            except (OSError, proto.ProtocolError):
                 return 0
-            if isinstance(msg, RunTask):
-                if ACTORS.is_threaded(msg):     # in its actor's threads; fds 1/2 are the process's: not captured
-                    ACTORS.submit(msg, lambda m: execute(m, result_max), pipe.send)
-                else:
-                    pipe.send(execute(msg, result_max, fds))
-            elif isinstance(msg, DeleteActor):
-                ACTORS.delete(msg.actor_id, msg.incarnation)
-        except KeyboardInterrupt:       # a signal meant for a task that had just ended: keep serving
-            continue
-        except (OSError, proto.ProtocolError):
-            return 0
+    finally:
+        sel.close()
+        if direct is not None:
+            direct.close()
+
+
+def _run_one(msg: RunTask, result_max: int, slot: TaskSlot | None, pipe: _Pipe, answer: Any,
+             fds: FdCapture | None = None) -> None:
+    if slot is not None:
+        slot.started(msg.task_id, msg.attempt, msg.time_limit_s, time.time(), time.monotonic())
+    done = execute(msg, result_max, fds)
+    answer(done)
+    if slot is not None and slot.ended():
+        pipe.send(Heartbeat())              # the nanny holds a task for us: it may send it now
+
+
+def _attach(direct: Any, sel: selectors.BaseSelector) -> None:
+    """(Re)connect the direct link and watch it (any previous one is dropped first)."""
+    _drop_direct(direct, sel)
+    direct.lost = False
+    if direct.attach():
+        sel.register(direct.link.sock, selectors.EVENT_READ, direct)
+
+
+def _read_direct(direct: Any, sel: selectors.BaseSelector) -> None:
+    """Queue what the direct link has; drop the link when it closed or broke."""
+    try:
+        direct.queue.extend(direct.link.recv_many(block=False))
+    except (ConnectionFailed, ProtocolError) as exc:
+        log.info("worker %d: the direct link closed (%s); tasks come through the nanny", os.getpid(), exc)
+        _drop_direct(direct, sel)
+
+
+def _answer_direct(direct: Any, sel: selectors.BaseSelector, done: TaskDone) -> None:
+    if direct.link is None:
+        return
+    try:
+        direct.link.send(done)
+    except ConnectionFailed as exc:     # the controller reports the task's loss: the nanny's TaskDone or the link's
+        log.info("worker %d: could not answer over the direct link: %s", os.getpid(), exc)
+        _drop_direct(direct, sel)
+
+
+def _drop_direct(direct: Any, sel: selectors.BaseSelector) -> None:
+    if direct.link is not None:
+        try:
+            sel.unregister(direct.link.sock)
+        except (KeyError, ValueError):
+            pass
+        direct.close()
+        direct.lost = True
+    direct.queue = []               # tasks it brought are the controller's to account for (the link closed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,11 +463,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="real_cluster.worker")
     parser.add_argument("--fd", type=int, required=True, help="the nanny's socket pair end")
     parser.add_argument("--result-max", type=int, default=RESULT_MAX, help="largest pickled result, bytes")
+    parser.add_argument("--slot-fd", type=int, default=None, help="the shared TaskSlot (worker_slot.py)")
     args = parser.parse_args(argv)
     _die_with_parent()
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
-    return serve(sock, min(args.result_max, RESULT_MAX))
+    attach = os.environ.pop(ATTACH_ENV, None)       # (not left for the tasks to read)
+    slot = TaskSlot(fd=args.slot_fd) if args.slot_fd is not None else None
+    return serve(sock, min(args.result_max, RESULT_MAX), slot, json.loads(attach) if attach and slot else None)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,10 @@ def bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small workloads, 1 run, no ipyparallel (a smoke run)")
     parser.add_argument("--runs", type=int, default=None, help="runs per peer (median taken; default 3, quick 1)")
     parser.add_argument("--peers", default=None,
-                        help="comma-separated: ppe, ipyparallel (default both if installed; quick: ppe)")
+                        help="comma-separated: ppe, mp, ipyparallel, dask, ray (default: all that are installed; "
+                             "quick: ppe)")
+    parser.add_argument("--by-value", action="store_true",
+                        help="also run every peer with the task functions defined in __main__ (shipped by value)")
     parser.add_argument("--db", choices=("sqlite", "memory"), default="sqlite", help="sched-lab task database")
     parser.add_argument("--hwm", type=int, default=1, help="sched-lab high-water mark (default 1, the default)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the lognormal durations")

@@ -138,6 +138,7 @@ class ActorBook:
         self._s = scheduler
         self._actors: dict[ActorId, _Actor] = {}
         self._on_engine: dict[EngineId, dict[ActorId, _Actor]] = {}
+        self.silent_ids: set[TaskId] = set()     # creation ids in the scheduler's tasks only as re-creations
 
     # ------------------------------------------------------------------------------ queries
 
@@ -352,6 +353,8 @@ class ActorBook:
                 return True
             return False
         rec = link.rec                           # a re-creation failed: it ends silently; restart again or die
+        if task.blacklist:                       # engines that refused the class stay refused for the next try
+            rec.blacklist = set(task.blacklist)
         self._end_silently(task)
         self._restart_or_die(rec, prefer=None, avoid=engine_id)
         return True
@@ -446,6 +449,7 @@ class ActorBook:
             task.failed_on = {avoid}
         rec.creating = task
         s._tasks[c.task_id] = task
+        self.silent_ids.add(c.task_id)
         s._move(task, QUEUED)
         if prefer is not None and prefer in s._pool and (task.allowed is None or prefer in task.allowed) \
                 and not (task.blacklist and prefer in task.blacklist):
@@ -480,6 +484,7 @@ class ActorBook:
             s._cancel_timer(task)
         if s._tasks.get(task.id) is task:
             del s._tasks[task.id]
+            self.silent_ids.discard(task.id)
         rec = task.actor.rec
         if rec.creating is task:
             rec.creating = None

@@ -204,13 +204,16 @@ class TaskScheduler(RestoreRules):
         task.attempt = attempt                  # > 0: restored after a restart (restore.py)
         after, follow = spec.after, spec.follow
         if after is not None or follow is not None:
+            known, silent = self._tasks, self._actors.silent_ids   # (an actor's re-creation is not its
+            if silent and any(d is not None and not silent.isdisjoint(d.ids) for d in (after, follow)):
+                known = {i: t for i, t in known.items() if i not in silent}  # creation: purged = unknown)
             if purged_deps_met:                 # a resubmission: purged deps were met already
-                tables = (self._tasks, self._completed, self._failed)
+                tables = (known, self._completed, self._failed)
                 after, follow = known_only(after, *tables), known_only(follow, *tables)
                 spec_deps_dropped = (after is not spec.after) or (follow is not spec.follow)
                 if spec_deps_dropped:
                     task.spec = spec = dataclasses.replace(spec, after=after, follow=follow)
-            bad = invalid_ids(tid, (after, follow), self._tasks, self._completed, self._failed)
+            bad = invalid_ids(tid, (after, follow), known, self._completed, self._failed)
             if bad:
                 self._tasks[tid] = task
                 self._move(task, WAITING)

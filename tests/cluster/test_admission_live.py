@@ -30,6 +30,7 @@ from real_cluster.controller import MAX_UNAUTHENTICATED_PER_SOURCE
 from real_cluster.error import AuthenticationError, ControllerBusy
 from real_cluster.messages import Auth, Refused, from_wire, to_wire
 from real_cluster.profile import CLIENT_FILE, ENGINE_FILE, read_connection_file
+from real_cluster.protocol import UNIX_SOCKET_NAME
 from test_hostile_live import _raw
 
 pytestmark = pytest.mark.timeout(180)
@@ -84,12 +85,26 @@ def test_each_connection_file_only_serves_its_role(make_cluster, tmp_path):
     assert cluster.client.load_balanced_view().apply_sync(abs, -2) == 2
 
 
-def test_overloaded_is_told_apart_from_a_wrong_key_and_retried(make_cluster):
+def _connect_unix(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(str(path))
+    return s
+
+
+@pytest.mark.parametrize("way", ["tcp", "unix"])
+def test_overloaded_is_told_apart_from_a_wrong_key_and_retried(make_cluster, tmp_path, way):
     cluster = make_cluster(1, db="memory")
     path = cluster.dir / "security" / CLIENT_FILE
     info = read_connection_file(path)
-    held = [socket.create_connection((info.host, info.port), timeout=5)
-            for _ in range(MAX_UNAUTHENTICATED_PER_SOURCE)]                 # this source's every handshake slot
+    if way == "tcp":                        # a copy of the file away from the controller's Unix socket: over TCP
+        path = tmp_path / CLIENT_FILE
+        path.write_bytes((cluster.dir / "security" / CLIENT_FILE).read_bytes())
+        held = [socket.create_connection((info.host, info.port), timeout=5)
+                for _ in range(MAX_UNAUTHENTICATED_PER_SOURCE)]             # this source's every handshake slot
+    else:                                   # beside the socket, a client connects there: one source for all of it
+        held = [_connect_unix(cluster.dir / "security" / UNIX_SOCKET_NAME)
+                for _ in range(MAX_UNAUTHENTICATED_PER_SOURCE)]
     try:
         for s in held:                                                      # each got its challenge
             s.settimeout(5)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from real_cluster import protocol as proto
 from real_cluster.error import AuthenticationError, ProtocolError
 from real_cluster.messages import (
-    MESSAGE_TYPES, Auth, CancelTask, EnginesChanged, Heartbeat, Hello, Refused, Register, Registered, Reply, Request,
+    MESSAGE_TYPES, AttachWorker, Auth, CancelTask, EnginesChanged, Heartbeat, Hello, Refused, Register, Registered,
+    Reply, Request,
     RunTask, SignalEngine, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, Welcome, from_wire, to_wire,
 )
 from real_cluster.messages import ActorOptions, DeleteActor, WorkerReplaced
@@ -102,7 +103,7 @@ SAMPLES = [
     Hello(nonce="n1", version=1), Auth(role="client", nonce="n2", mac="m"), Welcome(mac="m2"),
     Refused(reason="overloaded", retry=True),
     Register(uuid="u", pid=12, hostname="h"), Register(uuid="u", pid=12, hostname="h", speed=4.0, labels=("gpu", "x")),
-    Registered(engine_id=3, hb_period_s=0.5), Heartbeat(),
+    Registered(engine_id=3, hb_period_s=0.5), Heartbeat(), AttachWorker(uuid="u"),
     RunTask(task_id="t", attempt=2, payload=b"\x80pickle"), CancelTask(task_id="t", attempt=0),
     TaskDone(task_id="t", attempt=1, status="ok", started_at=1.0, completed_at=2.0, result=b"r"),
     TaskDone(task_id="t", attempt=0, status="error", started_at=None, completed_at=2.0, ename="E", evalue="v",

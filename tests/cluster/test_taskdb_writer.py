@@ -1,6 +1,7 @@
 """The task database's writer thread, on real SQLite files: queued writes commit in bounded group commits (rows and
 bytes), a lock held by another connection delays them without blocking the caller, a final row is never rewritten,
-and a task id is never used twice (queued, stored or purged)."""
+and a task id is never used twice (queued, stored or purged). Small batches asked for by the loop commit inline (on
+the caller's thread), yet a lock held elsewhere still never blocks the caller, and the WAL is still checkpointed."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import time
 
 import pytest
 
-from real_cluster.taskdb import WRITE_CHUNK_BYTES, WRITE_CHUNK_ROWS, TaskDB, TaskIdInUse
+import os
+
+from real_cluster.taskdb import (
+    INLINE_CHECKPOINT_EVERY, INLINE_MAX_BYTES, INLINE_MAX_ROWS, WRITE_CHUNK_BYTES, WRITE_CHUNK_ROWS, TaskDB,
+    TaskIdInUse,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -95,3 +101,148 @@ def test_a_final_row_is_never_rewritten_and_ids_are_never_reused(tmp_path):
         mem.add_task("a", "c", {}, 1.0, b"other")
     assert mem.query({"msg_id": "a"}, keys=["payload"]) == [{"msg_id": "a", "payload": b"p"}]
     mem.close()
+
+
+class _Loop:
+    """The event loop's `call_later`, run by hand: `turn()` runs what is due, as one loop turn would."""
+
+    def __init__(self) -> None:
+        self.due: list = []
+
+    def schedule(self, delay_s: float, fn) -> None:
+        self.due.append(fn)
+
+    def turn(self) -> None:
+        due, self.due = self.due, []
+        for fn in due:
+            fn()
+
+
+def _count(path: str, sql: str) -> int:
+    con = sqlite3.connect(path, timeout=10)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+def _wait_idle(db: TaskDB) -> None:
+    deadline = time.monotonic() + 10
+    while not db._writer_idle:             # the writer thread has parked (it starts idle, after its connect)
+        assert time.monotonic() < deadline, "the writer thread never became idle"
+        time.sleep(0.005)
+
+
+def test_a_small_batch_commits_inline_on_the_callers_thread_and_is_on_disk(tmp_path):
+    path = str(tmp_path / "tasks.db")
+    threads: list[int] = []
+    loop = _Loop()
+    db = TaskDB(path, on_commit=lambda seq: threads.append(threading.get_ident()), schedule=loop.schedule)
+    _wait_idle(db)
+    for i in range(10):
+        db.add_task(f"t{i}", "c", {}, float(i), b"p")
+    db.finish_task("t0", "ok", 0, 1.0, 2.0, 3.0, b"r")
+    db.request_commit()
+    assert db.dirty and _count(path, "SELECT count(*) FROM tasks") == 0      # nothing before the loop turn
+    loop.turn()
+    assert not db.dirty and db.inline_commits == 1 and threads == [threading.get_ident()]
+    assert _count(path, "SELECT count(*) FROM tasks") == 10                   # another connection sees it
+    assert _count(path, "SELECT count(*) FROM tasks WHERE status='ok'") == 1
+    db.close()
+
+
+def test_a_backlog_commits_inline_one_bounded_chunk_per_loop_turn(tmp_path):
+    path = str(tmp_path / "tasks.db")
+    seqs: list[int] = []
+    loop = _Loop()
+    db = TaskDB(path, on_commit=seqs.append, schedule=loop.schedule)
+    _wait_idle(db)
+    n = INLINE_MAX_ROWS * 2 + 10
+    for i in range(n):
+        db.add_task(f"t{i}", "c", {}, float(i), b"p")
+    db.request_commit()
+    for turn in range(1, 4):
+        loop.turn()
+        assert db.committed_seq == min(n, turn * INLINE_MAX_ROWS) and db.inline_commits == turn
+        assert _count(path, "SELECT count(*) FROM tasks") == db.committed_seq
+    assert not db.dirty and not loop.due and seqs == [INLINE_MAX_ROWS, 2 * INLINE_MAX_ROWS, n]
+    db.close()
+
+
+def test_a_write_too_big_for_inline_goes_to_the_writer_thread(tmp_path):
+    path = str(tmp_path / "tasks.db")
+    threads: list[int] = []
+    loop = _Loop()
+    db = TaskDB(path, on_commit=lambda seq: threads.append(threading.get_ident()), schedule=loop.schedule)
+    _wait_idle(db)
+    db.add_task("big", "c", {}, 0.0, bytes(INLINE_MAX_BYTES + 1))
+    db.request_commit()
+    loop.turn()
+    assert db.wait_committed(timeout_s=30)
+    assert db.inline_commits == 0 and threads and threading.get_ident() not in threads
+    assert _count(path, "SELECT count(*) FROM tasks") == 1
+    db.close()
+
+
+def test_a_lock_held_elsewhere_fails_the_inline_commit_at_once_and_the_writer_lands_it_later(tmp_path):
+    path = str(tmp_path / "tasks.db")
+    seen = _Commits()
+    loop = _Loop()
+    db = TaskDB(path, on_commit=seen.commit, on_error=seen.error, schedule=loop.schedule)
+    _wait_idle(db)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")                      # another process's lock, as far as SQLite can tell
+    try:
+        db.add_task("t0", "c", {}, 0.0, b"p")
+        db.request_commit()
+        started = time.monotonic()
+        loop.turn()                                       # the inline try: busy timeout 0, then the writer's turn
+        assert time.monotonic() - started < 0.5, "the caller waited for another connection's lock"
+        assert db.inline_commits == 0 and db.dirty
+        deadline = time.monotonic() + 20
+        while not seen.errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen.errors and seen.errors[0].sqlite_errorname.startswith("SQLITE_BUSY")
+        db.add_task("t1", "c", {}, 1.0, b"p")             # while the writer retries, nothing commits inline
+        db.request_commit()
+        loop.turn()
+        assert db.inline_commits == 0 and db.committed_seq == 0
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert db.wait_committed(timeout_s=30)
+    assert _count(path, "SELECT count(*) FROM tasks") == 2 and db.inline_commits == 0
+    db.close()
+
+
+def test_inline_commits_never_checkpoint_but_the_writer_does(tmp_path):
+    path = str(tmp_path / "tasks.db")
+    loop = _Loop()
+    db = TaskDB(path, on_commit=lambda seq: None, schedule=loop.schedule)
+    _wait_idle(db)
+    wal = tmp_path / "tasks.db-wal"
+    payload = bytes(16 << 10)
+    for i in range(INLINE_CHECKPOINT_EVERY - 1):
+        db.add_task(f"t{i}", "c", {}, float(i), payload)
+        db.request_commit()
+        loop.turn()
+        _wait_idle(db)
+    assert db.inline_commits == INLINE_CHECKPOINT_EVERY - 1
+    grown = os.path.getsize(wal)
+    assert grown > 4 << 20                                # past SQLite's own autocheckpoint (1000 pages): none ran
+    db.add_task("last", "c", {}, 0.0, payload)
+    db.request_commit()
+    loop.turn()
+    _wait_idle(db)                                        # the writer checkpointed: the next commit restarts the WAL
+    db.add_task("after", "c", {}, 0.0, b"p")
+    db.request_commit()
+    loop.turn()
+    assert db.inline_commits == INLINE_CHECKPOINT_EVERY + 1
+    assert _count(path, "SELECT count(*) FROM tasks") == INLINE_CHECKPOINT_EVERY + 1
+    con = sqlite3.connect(path)
+    try:
+        busy, log_frames, checkpointed = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        con.close()
+    assert log_frames < 50, f"the WAL was not checkpointed and restarted: {log_frames} frames"
+    db.close()

@@ -1,4 +1,4 @@
-"""Live-cluster benchmark (issue 5): sched-lab vs ProcessPoolExecutor(2) vs ipyparallel, in the same run.
+"""Live-cluster benchmark (issues 5, 15): sched-lab vs ProcessPoolExecutor, multiprocessing.Pool, ipyparallel, Dask, Ray.
 
 With 2 workers on this host, for every peer: the median and p99 of sequential `apply_sync` no-op
 round trips; tasks/s for a burst of no-op `apply_async` (submit all, then wait for all); `map` of
@@ -11,13 +11,18 @@ interleaved (ours, theirs, ..., ours, theirs, ...), so a change in the machine's
 peer alike, and each run starts and stops its own cluster, so only one peer's processes are alive
 (and counted in the process tree's CPU) at a time.
 
-    python benchmarks/bench_live.py [--quick] [--runs 3] [--json] [--markdown] [--peers ppe,ipyparallel]
+    python benchmarks/bench_live.py [--quick] [--runs 3] [--json] [--markdown] [--peers ppe,mp,ipyparallel,dask,ray]
+    python benchmarks/bench_live.py --by-value ...     (both modes: functions imported, and defined in __main__)
     python benchmarks/bench_live.py --from-json RUN.json --markdown      (the table of a saved --json run)
     sched-lab bench ...               (the same)
 
-ipyparallel runs when it is installed (`pip install 'sched-lab[peers]'`); its cluster (2 engines) is
-started and always stopped here. It is slow, so its two largest workloads use fewer items (shown in
-the table); rates stay comparable. Task functions live in sched_lab.apps.bench.tasks, imported by every peer.
+Task functions are imported from sched_lab.apps.bench.tasks by every peer (module mode); with `--by-value`
+every peer also runs them defined in `__main__`, as in a notebook (live_peers.py), each peer started once
+per run for both modes (their order alternating run by run), and "sched-lab, no fn cache" (every call
+pickled whole: the path before issue 15) joins the by-value table, so its ratio is what the function cache
+buys. ipyparallel (`pip install 'sched-lab[peers]'`), Dask (`[dask]`) and Ray (`[ray]`) run when
+installed and are named as skipped otherwise; their clusters are started and always stopped here. They are
+slow, so their two largest workloads use fewer items (shown in the table); rates stay comparable.
 """
 
 from __future__ import annotations
@@ -26,16 +31,18 @@ import argparse
 import gc
 import json
 import math
+import multiprocessing
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 from typing import Any, Callable
 
+from .live_peers import MODES, PEER_NAMES, Peer, make_peers, task_functions
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +60,6 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(roundtrips=50, burst=500, map_items=5000, sleep_tasks=300, lognormal_tasks=40)
-# ipyparallel does ~400 tasks/s: its chunksize-1 map and its burst use at most this many items
-IPP_CAP = {"map_items_c1": 10_000, "burst": 5000}
 
 # (key, label, unit, higher_is_better, goal text, goal test)
 METRICS: list[tuple[str, str, str, bool, str, Callable[[float], bool] | None]] = [
@@ -100,109 +105,6 @@ def _tree_cpu_s() -> float:
     return total
 
 
-# ------------------------------------------------------------------------------------- peers
-
-class Peer:
-    """What each peer implements; futures need only what `wait_all` uses."""
-
-    name = "?"
-    caps: dict[str, int] = {}
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def apply_sync(self, f: Callable, *args: Any) -> Any: ...
-    def apply_async(self, f: Callable, *args: Any) -> Any: ...
-    def wait_all(self, futures: list[Any]) -> None: ...
-    def map(self, f: Callable, seq: Any, chunksize: int) -> list: ...
-
-
-class ViewPeer(Peer):
-    """A peer driven through an ipyparallel-style load-balanced view (ours and ipyparallel alike)."""
-
-    view: Any = None
-
-    def apply_sync(self, f: Callable, *args: Any) -> Any:
-        return self.view.apply_sync(f, *args)
-
-    def apply_async(self, f: Callable, *args: Any) -> Any:
-        return self.view.apply_async(f, *args)
-
-    def wait_all(self, futures: list[Any]) -> None:
-        for fut in futures:
-            fut.get()
-
-    def map(self, f: Callable, seq: Any, chunksize: int) -> list:
-        return self.view.map_sync(f, seq, chunksize=chunksize)
-
-
-class Ours(ViewPeer):
-    name = "sched-lab"
-
-    def __init__(self, db: str, hwm: int):
-        self.db, self.hwm, self.starts = db, hwm, 0
-
-    def start(self) -> None:
-        from real_cluster import Cluster
-        self.starts += 1            # a new profile each run: an empty task database
-        self.cluster = Cluster(n=2, profile=f"bench-live-{self.starts}", db=self.db, hwm=self.hwm)
-        self.view = self.cluster.start().load_balanced_view()
-
-    def stop(self) -> None:
-        self.cluster.stop()
-        self.view = None
-
-
-class Pool(Peer):
-    name = "ProcessPoolExecutor"
-
-    def start(self) -> None:
-        self.pool = ProcessPoolExecutor(2)
-        list(self.pool.map(abs, range(4)))          # workers up
-
-    def stop(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.pool = None
-
-    def apply_sync(self, f: Callable, *args: Any) -> Any:
-        return self.pool.submit(f, *args).result()
-
-    def apply_async(self, f: Callable, *args: Any) -> Any:
-        return self.pool.submit(f, *args)
-
-    def wait_all(self, futures: list[Any]) -> None:
-        for fut in futures:
-            fut.result()
-
-    def map(self, f: Callable, seq: Any, chunksize: int) -> list:
-        return list(self.pool.map(f, seq, chunksize=chunksize))
-
-
-class IPyParallel(ViewPeer):
-    name = "ipyparallel"
-    caps = IPP_CAP
-
-    def start(self) -> None:
-        import ipyparallel as ipp
-        os.environ.setdefault("IPYTHONDIR", tempfile.mkdtemp(prefix="bench-ipython-"))
-        self.cluster = ipp.Cluster(n=2, log_level=40)
-        self.rc = None
-        try:
-            self.rc = self.cluster.start_and_connect_sync()
-            self.rc.wait_for_engines(2, timeout=60)
-            self.view = self.rc.load_balanced_view()
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            if self.rc is not None:
-                self.rc.close()
-                self.rc = self.view = None
-        finally:
-            self.cluster.stop_cluster_sync()
-
-
 # --------------------------------------------------------------------------------- workloads
 
 def measured_sleep_s(nominal: float = 0.001, n: int = 200) -> float:
@@ -222,9 +124,12 @@ def lognormal_durations(sizes: Sizes, seed: int) -> list[float]:
     return [rng.lognormvariate(mu, sizes.lognormal_sigma) for _ in range(sizes.lognormal_tasks)]
 
 
-def run_once(peer: Peer, sizes: Sizes, sleep_s_real: float, durations: list[float]) -> dict[str, float]:
-    """Every workload once on a started peer; returns the figures of METRICS (and the sizes used)."""
-    from .tasks import ident, noop, sleep_s
+def run_once(peer: Peer, sizes: Sizes, sleep_s_real: float, durations: list[float],
+             fns: SimpleNamespace | None = None) -> dict[str, float]:
+    """Every workload once on a started peer with task functions `fns` (default: imported); returns the
+    figures of METRICS (and the sizes used)."""
+    fns = fns or task_functions("module")
+    ident, noop, sleep_s = fns.ident, fns.noop, fns.sleep_s
     out: dict[str, float] = {}
     for _ in range(20):
         peer.apply_sync(noop)
@@ -246,16 +151,16 @@ def run_once(peer: Peer, sizes: Sizes, sleep_s_real: float, durations: list[floa
     for chunksize, key in ((1, "map_c1"), (1000, "map_c1000")):
         n = min(sizes.map_items, peer.caps.get(f"map_items_c{chunksize}", sizes.map_items))
         t = time.perf_counter()
-        result = peer.map(ident, range(n), chunksize)
+        result = peer.map(ident, range(n), chunksize, fns)
         dt = time.perf_counter() - t
         if len(result) != n or result[-1] != n - 1:
             raise RuntimeError(f"{peer.name}: map returned a wrong result")
         out[f"{key}_per_s"], out[f"{key}_n"] = n / dt, n
 
-    n = sizes.sleep_tasks
+    n = min(sizes.sleep_tasks, peer.caps.get("sleep_tasks", sizes.sleep_tasks))
     t = time.perf_counter()
     peer.wait_all([peer.apply_async(sleep_s, 0.001) for _ in range(n)])
-    out["sleep_efficiency"] = (n * sleep_s_real / 2) / (time.perf_counter() - t)
+    out["sleep_efficiency"], out["sleep_n"] = (n * sleep_s_real / 2) / (time.perf_counter() - t), n
 
     ideal = max(sum(durations) / 2, max(durations))
     t = time.perf_counter()
@@ -265,20 +170,29 @@ def run_once(peer: Peer, sizes: Sizes, sleep_s_real: float, durations: list[floa
 
 
 def bench_peers(peers: list[Peer], sizes: Sizes, runs: int, sleep_s_real: float,
-                durations: list[float]) -> dict[str, Any]:
-    """Run all workloads `runs` times, peers interleaved, each run on a freshly started peer (always stopped)."""
-    raw: dict[str, list[dict[str, float]]] = {p.name: [] for p in peers}
+                durations: list[float], modes: tuple[str, ...] = ("module",)) -> dict[str, dict[str, Any]]:
+    """Run all workloads `runs` times in each mode, peers interleaved, each run on a freshly started peer
+    (always stopped) that runs every mode it takes, in an order alternating run by run.
+
+    Returns {mode: {peer name: {"median": {...}, "runs": [...]}}}."""
+    fns = {mode: task_functions(mode) for mode in modes}
+    raw: dict[str, dict[str, list[dict[str, float]]]] = {m: {p.name: [] for p in peers if m in p.modes} for m in modes}
     for i in range(runs):
+        order = modes if i % 2 == 0 else tuple(reversed(modes))
         for peer in peers:
+            mine = [m for m in order if m in peer.modes]
+            if not mine:
+                continue
             peer.start()
             try:
-                raw[peer.name].append(run_once(peer, sizes, sleep_s_real, durations))
+                for mode in mine:
+                    raw[mode][peer.name].append(run_once(peer, sizes, sleep_s_real, durations, fns[mode]))
             finally:
                 peer.stop()
                 gc.collect()        # the next peer's client starts without this one's garbage
-            print(f"[bench] {peer.name}: run {i + 1}/{runs} done", file=sys.stderr, flush=True)
-    return {name: {"median": {k: statistics.median(r[k] for r in rows) for k in rows[0]}, "runs": rows}
-            for name, rows in raw.items()}
+            print(f"[bench] {peer.name}: run {i + 1}/{runs} done ({', '.join(mine)})", file=sys.stderr, flush=True)
+    return {mode: {name: {"median": {k: statistics.median(r[k] for r in rows) for k in rows[0]}, "runs": rows}
+                   for name, rows in by_peer.items() if rows} for mode, by_peer in raw.items()}
 
 
 # -------------------------------------------------------------------------------------- output
@@ -304,17 +218,32 @@ def table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for key, label, unit, higher, goal, test in METRICS:
         name = f"{label} ({unit})" if unit else label
-        n_key = {"burst_per_s": "burst_n", "map_c1_per_s": "map_c1_n", "map_c1000_per_s": "map_c1000_n"}.get(key)
+        n_key = {"burst_per_s": "burst_n", "map_c1_per_s": "map_c1_n", "map_c1000_per_s": "map_c1000_n",
+                 "sleep_efficiency": "sleep_n"}.get(key)
         row = [name, _fmt(ours.get(key), unit)]
         for p in peers:
             theirs = results[p]["median"].get(key)
             cell = _fmt(theirs, unit)
-            if n_key and results[p]["median"].get(n_key) != ours.get(n_key):
+            if n_key and results[p]["median"].get(n_key, ours.get(n_key)) != ours.get(n_key):
                 cell += f" (n={results[p]['median'][n_key]:,.0f})"
             row += [cell, f"{ours[key] / theirs:.2f}" if theirs else "—"]
         row += [goal, ("yes" if test(ours[key]) else "no") if test else ""]
         rows.append(row)
     return head, rows
+
+
+MODE_TITLES = {"module": "Task functions imported from a module (every peer pickles them by reference)",
+               "by-value": "Task functions defined in __main__ (shipped by value, as from a notebook)"}
+
+
+def render_modes(modes: dict[str, dict[str, Any]], meta: dict[str, Any], markdown: bool) -> str:
+    """One table per mode, each under its title."""
+    out = []
+    for mode, results in modes.items():
+        title = MODE_TITLES.get(mode, mode)
+        out.append(f"#### {title}\n\n{render_markdown(results, meta)}" if markdown
+                   else f"{title}\n{render_text(results)}\n")
+    return "\n".join(out)
 
 
 def render_text(results: dict[str, Any]) -> str:
@@ -352,17 +281,20 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "from_json", None):
         with open(args.from_json) as fh:
             saved = json.load(fh)
-        print(render_markdown(saved["results"], saved["meta"]) if args.markdown else render_text(saved["results"]))
+        if "modes" in saved:
+            print(render_modes(saved["modes"], saved["meta"], args.markdown))
+        else:
+            print(render_markdown(saved["results"], saved["meta"]) if args.markdown else render_text(saved["results"]))
         return 0
     sizes = QUICK if args.quick else FULL
     runs = args.runs or (1 if args.quick else 3)
     if runs < 1:
         print("bench: --runs must be >= 1", file=sys.stderr)
         return 2
-    wanted = (args.peers or ("ppe" if args.quick else "ppe,ipyparallel")).split(",")
-    unknown = set(wanted) - {"ppe", "ipyparallel", ""}
+    wanted = [p for p in (args.peers or ("ppe" if args.quick else ",".join(PEER_NAMES))).split(",") if p]
+    unknown = set(wanted) - set(PEER_NAMES)
     if unknown:
-        print(f"bench: unknown peers {sorted(unknown)} (choose from ppe, ipyparallel)", file=sys.stderr)
+        print(f"bench: unknown peers {sorted(unknown)} (choose from {', '.join(PEER_NAMES)})", file=sys.stderr)
         return 2
     own_dir = None
     if "SCHED_LAB_DIR" not in os.environ:
@@ -377,25 +309,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, sizes: Sizes, runs: int, wanted: list[str]) -> int:
-    peers: list[Peer] = [Ours(args.db, args.hwm)]
-    if "ppe" in wanted:
-        peers.append(Pool())
-    if "ipyparallel" in wanted:
-        try:
-            import ipyparallel  # noqa: F401
-            peers.append(IPyParallel())
-        except ImportError:
-            print("[bench] ipyparallel is not installed (pip install 'sched-lab[peers]'); skipping it",
-                  file=sys.stderr)
+    by_value = bool(getattr(args, "by_value", False))
+    peers = make_peers(wanted, args.db, args.hwm, by_value)
     load_before = os.getloadavg()[0]
     sleep_s_real = measured_sleep_s()
     durations = lognormal_durations(sizes, args.seed)
-    results = bench_peers(peers, sizes, runs, sleep_s_real, durations)
+    modes = bench_peers(peers, sizes, runs, sleep_s_real, durations, MODES if by_value else ("module",))
     meta = {"command": "sched-lab bench " + " ".join(sys.argv[1:]) if "sched-lab" in sys.argv[0]
             else "python benchmarks/bench_live.py " + " ".join(sys.argv[1:]),
             "runs": runs, "sizes": asdict(sizes), "sleep_0.001_measured_s": sleep_s_real, "cpus": os.cpu_count(),
             "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d"), "hwm": args.hwm, "db": args.db,
-            "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0]}
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0],
+            "start_method": multiprocessing.get_start_method()}
+    if by_value:
+        if args.json:
+            print(json.dumps({"meta": meta, "modes": modes}, indent=1))
+        else:
+            print(render_modes(modes, meta, args.markdown))
+        return 0
+    results = modes["module"]
     if args.json:
         print(json.dumps({"meta": meta, "results": results}, indent=1))
     elif args.markdown:

@@ -1,6 +1,6 @@
 """The task functions of benchmarks/bench_live.py, in an importable module.
 
-Every peer (sched-lab engines, ProcessPoolExecutor workers, ipyparallel engines) imports this module
+Every peer (sched-lab engines, the pools' workers, ipyparallel, Dask and Ray) imports this module
 by name (the benchmark puts this folder on PYTHONPATH), so every peer pickles the functions by
 reference and none pays for pickling code by value.
 """
@@ -23,3 +23,8 @@ def ident(x: object) -> object:
 def sleep_s(seconds: float) -> None:
     """Sleeps `seconds`."""
     time.sleep(seconds)
+
+
+def map_chunk(f: object, chunk: list) -> list:
+    """`[f(x) for x in chunk]`: one task of a chunked map for peers without a chunksize (Dask, Ray)."""
+    return [f(x) for x in chunk]  # type: ignore[operator]

@@ -1,0 +1,429 @@
+"""Ship a task's function once per engine: a client cache by function object, an engine cache by digest.
+
+How this works. A call whose function is a plain Python function travels as a *framed payload*:
+
+    MAGIC (4) | mode (1: A apply, M map) | digest (16: blake2b of the function bytes) | n (u32)
+    | n bytes: the cloudpickled function (n = 0: "the engine has it") | the pickled (args, kwargs)
+
+Every other callable, and a function cloudpickle pickles by reference (importable from a module: a
+few bytes naming it), travels as before (one cloudpickle of (f, args, kwargs); its first byte is
+pickle's 0x80, never MAGIC's 0x00). Client side, `FunctionCache` pickles a function once and reuses
+the bytes while a *snapshot* of everything cloudpickle would capture is unchanged: the code object,
+defaults and keyword defaults, closure cell contents, the globals the code names (recursively for
+functions it reaches), the function's `__dict__`. Values are compared by identity, so a rebinding
+anywhere (a redefined helper in `__main__`, a new closure value, a new default) re-pickles. Values
+that can change in place without a rebinding (lists, dicts, instances, classes pickled by value)
+make a function *uncacheable*: it is pickled afresh every call, always correct.
+The client always sends the function bytes to the controller (its database row stays whole, so
+recovery and resubmit need nothing else); the controller's `FunctionRouter` strips them (n = 0) when
+dispatching to an engine it already sent them to, mirroring the engine's LRU. The engine's worker
+keeps the unpickled functions by digest (`EngineFunctionCache`). A worker that lacks a digest (it
+was restarted, or evicted it) answers TaskDone status `fn_unknown`; the controller then resends
+that attempt with the bytes, so a cache miss costs one round trip and never fails a task.
+Both caches are LRU, bounded in function bytes. Speed: benchmarks/bench_live.py --by-value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import pickle
+import struct
+import threading
+from collections import OrderedDict
+from types import BuiltinFunctionType, CodeType, FunctionType, MethodType, ModuleType
+from typing import Any, Callable
+
+import cloudpickle
+
+PICKLE_PROTOCOL = 5
+MAGIC = b"\x00SLF"
+MODE_APPLY, MODE_MAP = b"A", b"M"
+HEADER = struct.Struct("!4sc16sI")          # magic, mode, digest, length of the function bytes
+DIGEST_BYTES = 16
+CLIENT_CACHE_BYTES = 64 << 20               # function bytes a client keeps pickled
+CLIENT_CACHE_ENTRIES = 1024                 # functions a client keeps (a fresh lambda per call must not pile up)
+ENGINE_CACHE_BYTES = 64 << 20               # function bytes (pickled size) a worker keeps unpickled
+SNAPSHOT_MAX_ITEMS = 4096                   # a function reaching more values than this is not cached
+FN_UNKNOWN = "fn_unknown"                   # TaskDone status: the worker lacks the payload's function
+
+_MISSING = object()                         # a global name the function's module does not define
+_EMPTY_CELL = object()
+_ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis),
+                    type(NotImplemented), BuiltinFunctionType, ModuleType, CodeType})
+_SIMPLE_ARGS = frozenset({type(None), bool, int, float, str, bytes})
+
+
+class FunctionNotCached(LookupError):
+    """A framed payload names a function (by digest) this process has not been sent."""
+
+
+def digest_of(fn_bytes: bytes) -> bytes:
+    """The 16-byte blake2b digest that names a function's pickled bytes."""
+    return hashlib.blake2b(fn_bytes, digest_size=DIGEST_BYTES).digest()
+
+
+# ------------------------------------------------------------------------------------ framing
+
+def frame(mode: bytes, digest: bytes, fn_bytes: bytes, call_bytes: bytes) -> bytes:
+    """A framed payload (`fn_bytes` b"" for the digest alone)."""
+    return b"".join((HEADER.pack(MAGIC, mode, digest, len(fn_bytes)), fn_bytes, call_bytes))
+
+
+def parse(payload: bytes) -> tuple[bytes, bytes, int] | None:
+    """(mode, digest, length of the function bytes) of a framed payload; None for a plain one.
+
+    Raises ValueError naming what is wrong with a malformed frame."""
+    if payload[:4] != MAGIC:
+        return None
+    if len(payload) < HEADER.size:
+        raise ValueError(f"payload: a framed call needs a {HEADER.size}-byte header, got {len(payload)} bytes")
+    _, mode, digest, n = HEADER.unpack_from(payload)
+    if mode not in (MODE_APPLY, MODE_MAP):
+        raise ValueError(f"payload: unknown call mode {mode!r}")
+    if HEADER.size + n > len(payload):
+        raise ValueError(f"payload: function length {n} runs past the end ({len(payload)} bytes)")
+    return mode, digest, n
+
+
+def check_submitted(payload: bytes) -> None:
+    """What the controller requires of a submitted payload: plain, or framed with function bytes
+    matching their digest (so an engine cache keyed by digest is never poisoned). Raises ValueError."""
+    head = parse(payload)
+    if head is None:
+        return
+    _, digest, n = head
+    if n == 0:
+        raise ValueError("payload: a submitted call must carry its function bytes (length 0)")
+    if digest_of(payload[HEADER.size:HEADER.size + n]) != digest:
+        raise ValueError("payload: the function bytes do not match their digest")
+
+
+def strip_function(payload: bytes) -> bytes:
+    """The same framed call naming its function by digest alone."""
+    _, mode, digest, n = HEADER.unpack_from(payload)
+    return b"".join((HEADER.pack(MAGIC, mode, digest, 0), payload[HEADER.size + n:]))
+
+
+def _pack_args(args: tuple, kwargs: dict) -> bytes:
+    if not kwargs and all(type(a) in _SIMPLE_ARGS for a in args):
+        return pickle.dumps((args, kwargs), protocol=PICKLE_PROTOCOL)
+    return cloudpickle.dumps((args, kwargs), protocol=PICKLE_PROTOCOL)
+
+
+# ---------------------------------------------------------------------------- client: snapshots
+
+def _by_reference(obj: Any) -> bool:
+    """Whether cloudpickle pickles `obj` (a function or class) by its importable name."""
+    if getattr(obj, "__module__", None) == "__main__":     # the common case, decided as cloudpickle does
+        return False
+    try:
+        return bool(cloudpickle.cloudpickle._should_pickle_by_reference(obj))
+    except (AttributeError, TypeError, ImportError):     # another cloudpickle: treat it as by value
+        return False
+
+
+_NAMES: dict[CodeType, tuple[str, ...]] = {}
+
+
+def _global_names(code: CodeType) -> tuple[str, ...]:
+    """Names the code (and the code nested in it) may look up as globals: a superset of what
+    cloudpickle captures."""
+    names = _NAMES.get(code)
+    if names is None:
+        seen: dict[str, None] = {}
+        todo = [code]
+        while todo:
+            c = todo.pop()
+            seen.update(dict.fromkeys(c.co_names))
+            todo.extend(k for k in c.co_consts if type(k) is CodeType)
+        names = tuple(seen)
+        if len(_NAMES) > 4096:
+            _NAMES.clear()
+        _NAMES[code] = names
+    return names
+
+
+def _add(value: Any, out: list, seen: set[int]) -> bool:
+    """Append what identifies `value` as cloudpickle would capture it; False if it may change in place."""
+    if len(out) > SNAPSHOT_MAX_ITEMS:
+        return False
+    t = type(value)
+    out.append(value)
+    if t in _ATOMS:
+        return True
+    if t is FunctionType:
+        return _add_function(value, out, seen)
+    if t is tuple or t is frozenset:
+        return all(_add(v, out, seen) for v in value)
+    if t is MethodType:
+        return _add(value.__func__, out, seen) and _add(value.__self__, out, seen)
+    if isinstance(value, type):
+        return _by_reference(value)     # a class pickled by value has a mutable __dict__
+    return False
+
+
+def _add_function(f: FunctionType, out: list, seen: set[int]) -> bool:
+    if id(f) in seen:                   # recursion: already being captured
+        return True
+    seen.add(id(f))
+    if _by_reference(f):
+        return True
+    code = f.__code__
+    out += (code, f.__defaults__, f.__name__, f.__qualname__, f.__module__)
+    if f.__defaults__ is not None and not _add(f.__defaults__, out, seen):
+        return False
+    for mapping in (f.__kwdefaults__, f.__dict__):
+        if mapping:
+            for k, v in mapping.items():
+                out.append(k)
+                if not _add(v, out, seen):
+                    return False
+        else:
+            out.append(None)
+    for cell in f.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            out.append(_EMPTY_CELL)
+            continue
+        if not _add(value, out, seen):
+            return False
+    g = f.__globals__
+    for name in _global_names(code):
+        value = g.get(name, _MISSING)
+        if value is _MISSING:
+            out.append(_MISSING)
+        elif not _add(value, out, seen):
+            return False
+    return True
+
+
+def snapshot(f: Callable) -> tuple | None:
+    """What cloudpickle would capture of `f`, as a tuple of objects compared by identity; None when
+    `f` is not a plain function or captures a value that can change without a rebinding."""
+    if type(f) is not FunctionType:
+        return None
+    out: list = [f]
+    return tuple(out) if _add_function(f, out, set()) else None
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(map(operator.is_, a, b))
+
+
+class FunctionCache:
+    """A client's pickled functions, by function object, re-pickled whenever their snapshot changes.
+
+    `pack_call` / `pack_map` return the payload of one task. Thread-safe. `stats()` counts hits,
+    misses (pickled afresh) and uncacheable calls. `max_bytes=0` turns caching and framing off: every
+    call is one plain cloudpickle, as before issue 15 (benchmarks/bench_live.py --by-value measures both)."""
+
+    def __init__(self, max_bytes: int = CLIENT_CACHE_BYTES, max_entries: int = CLIENT_CACHE_ENTRIES):
+        if max_bytes < 0 or max_entries < 1:
+            raise ValueError(f"max_bytes must be >= 0 and max_entries >= 1, got {max_bytes!r}, {max_entries!r}")
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Any, tuple[tuple, bytes, bytes]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = self.uncacheable = self.by_reference = 0
+
+    def function_bytes(self, f: Callable) -> tuple[bytes, bytes] | None:
+        """(digest, cloudpickled bytes) of `f`, from the cache while valid; None if `f` is uncacheable or
+        pickled by reference (its name is all that travels: nothing to save)."""
+        if type(f) is FunctionType and _by_reference(f):
+            self.by_reference += 1
+            return None
+        snap = snapshot(f) if self.max_bytes else None
+        if snap is None:
+            self.uncacheable += 1
+            return None
+        with self._lock:
+            entry = self._entries.get(f)
+            if entry is not None and _same(entry[0], snap):
+                self._entries.move_to_end(f)
+                self.hits += 1
+                return entry[1], entry[2]
+        fn_bytes = cloudpickle.dumps(f, protocol=PICKLE_PROTOCOL)
+        digest = digest_of(fn_bytes)
+        with self._lock:
+            self.misses += 1
+            old = self._entries.pop(f, None)
+            if old is not None:
+                self._bytes -= len(old[2])
+            if len(fn_bytes) <= self.max_bytes:
+                self._entries[f] = (snap, digest, fn_bytes)
+                self._bytes += len(fn_bytes)
+                while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
+                    _, (_, _, dropped) = self._entries.popitem(last=False)
+                    self._bytes -= len(dropped)
+        return digest, fn_bytes
+
+    def pack_call(self, f: Callable, args: tuple, kwargs: dict) -> bytes:
+        """The payload running `f(*args, **kwargs)`."""
+        found = self.function_bytes(f)
+        if found is None:
+            return cloudpickle.dumps((f, args, kwargs), protocol=PICKLE_PROTOCOL)
+        return frame(MODE_APPLY, found[0], found[1], _pack_args(args, kwargs))
+
+    def pack_map(self, f: Callable, chunks: list) -> bytes:
+        """The payload running `list(map(f, *chunks))` (one task of a parallel map)."""
+        found = self.function_bytes(f)
+        if found is None:
+            from .serialize import map_chunk
+            return cloudpickle.dumps((map_chunk, (f, *chunks), {}), protocol=PICKLE_PROTOCOL)
+        return frame(MODE_MAP, found[0], found[1], _pack_args(tuple(chunks), {}))
+
+    def stats(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "uncacheable": self.uncacheable,
+                "by_reference": self.by_reference,
+                "entries": len(self._entries), "bytes": self._bytes}
+
+
+# -------------------------------------------------------------------------------- engine side
+
+class EngineFunctionCache:
+    """A worker's unpickled functions by digest (LRU, bounded in pickled bytes). Engines only: it
+    unpickles code."""
+
+    def __init__(self, max_bytes: int = ENGINE_CACHE_BYTES):
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, tuple[Callable, int]] = OrderedDict()
+        self._bytes = 0
+        self.loaded = self.reused = 0
+
+    def __contains__(self, digest: bytes) -> bool:
+        return digest in self._entries
+
+    def lacks(self, payload: bytes) -> bool:
+        """True for a framed payload naming, by digest alone, a function this cache does not hold."""
+        head = parse(payload)
+        return head is not None and head[2] == 0 and head[1] not in self._entries
+
+    def unpack(self, payload: bytes) -> tuple[Callable, tuple, dict]:
+        """(function, args, kwargs) of a payload, plain or framed (a map chunk runs `map_chunk`).
+
+        Raises FunctionNotCached for a digest it lacks, ValueError for bytes not matching their digest."""
+        head = parse(payload)
+        if head is None:
+            f, args, kwargs = pickle.loads(payload)
+            return f, args, kwargs
+        mode, digest, n = head
+        entry = self._entries.get(digest)
+        if entry is not None:
+            self._entries.move_to_end(digest)
+            self.reused += 1
+            f = entry[0]
+        elif n:
+            fn_bytes = payload[HEADER.size:HEADER.size + n]
+            if digest_of(fn_bytes) != digest:
+                raise ValueError("payload: the function bytes do not match their digest")
+            f = pickle.loads(fn_bytes)
+            self._store(digest, f, n)
+        else:
+            raise FunctionNotCached(f"function {digest.hex()} is not in this worker's cache")
+        args, kwargs = pickle.loads(payload[HEADER.size + n:])
+        if mode == MODE_MAP:
+            from .serialize import map_chunk
+            return map_chunk, (f, *args), {}
+        return f, args, kwargs
+
+    def _store(self, digest: bytes, f: Callable, nbytes: int) -> None:
+        self.loaded += 1
+        if nbytes > self.max_bytes:         # used for this call only
+            return
+        self._entries[digest] = (f, nbytes)
+        self._bytes += nbytes
+        while self._bytes > self.max_bytes:
+            _, (_, size) = self._entries.popitem(last=False)
+            self._bytes -= size
+
+
+WORKER_FUNCTIONS = EngineFunctionCache()        # this process's cache (a worker restart empties it)
+
+
+# ---------------------------------------------------------------------------- controller side
+
+class FunctionRouter:
+    """The controller's view of which functions each engine's worker holds (a mirror of its LRU).
+
+    `payload_for` strips the function bytes for an engine that has them; `forget` after the worker
+    was replaced; `counts` for queue_status (shipped with bytes, by digest alone, misses resent)."""
+
+    def __init__(self, engine_bytes: int = ENGINE_CACHE_BYTES, verified_bytes: int = CLIENT_CACHE_BYTES):
+        self.engine_bytes = engine_bytes
+        self.verified_bytes = verified_bytes
+        self._verified: OrderedDict[bytes, bytes] = OrderedDict()     # digest -> function bytes that match it
+        self._verified_size = 0
+        self._held: dict[int, OrderedDict[bytes, int]] = {}
+        self._sizes: dict[int, int] = {}
+        self._counts: dict[int, list[int]] = {}
+        self._resent: set[tuple[int, str, int]] = set()     # (engine, task, attempt) resent with the bytes
+
+    def check_submitted(self, payload: bytes) -> None:
+        """`check_submitted` (module function), comparing bytes instead of hashing them for digests seen before."""
+        if payload[:4] != MAGIC:
+            return
+        _, digest, n = parse(payload)  # type: ignore[misc]
+        fn_bytes = payload[HEADER.size:HEADER.size + n]
+        if n and self._verified.get(digest) == fn_bytes:
+            self._verified.move_to_end(digest)
+            return
+        check_submitted(payload)
+        if n <= self.verified_bytes:
+            self._verified[digest] = fn_bytes
+            self._verified_size += n
+            while self._verified_size > self.verified_bytes:
+                self._verified_size -= len(self._verified.popitem(last=False)[1])
+
+    def payload_for(self, engine_id: int, payload: bytes, *, resend: bool = False) -> bytes:
+        """What to send engine `engine_id` for this (whole) payload; `resend` after its worker missed."""
+        if payload[:4] != MAGIC:
+            return payload
+        _, _, digest, n = HEADER.unpack_from(payload)
+        held = self._held.setdefault(engine_id, OrderedDict())
+        counts = self._counts.setdefault(engine_id, [0, 0, 0])
+        if resend:
+            counts[2] += 1
+            self.forget(engine_id)
+        elif digest in held:
+            held.move_to_end(digest)
+            counts[1] += 1
+            return strip_function(payload)
+        counts[0] += 1
+        if n <= self.engine_bytes:
+            held[digest] = n
+            size = self._sizes.get(engine_id, 0) + n
+            while size > self.engine_bytes:
+                size -= held.popitem(last=False)[1]
+            self._sizes[engine_id] = size
+        return payload
+
+    def first_miss(self, engine_id: int, task_id: str, attempt: int) -> bool:
+        """True the first time this attempt misses on this engine; a second miss (after a resend that
+        carried the function) is a broken engine, never a cache miss."""
+        key = (engine_id, task_id, attempt)
+        if key in self._resent:
+            return False
+        if len(self._resent) >= 100_000:        # stale entries (attempts that ended) only: start afresh
+            self._resent.clear()
+        self._resent.add(key)
+        return True
+
+    def forget(self, engine_id: int) -> None:
+        """The engine's worker was replaced: it holds nothing."""
+        held = self._held.get(engine_id)
+        if held:
+            held.clear()
+        self._sizes[engine_id] = 0
+
+    def drop(self, engine_id: int) -> None:
+        """The engine is gone."""
+        self._held.pop(engine_id, None)
+        self._sizes.pop(engine_id, None)
+        self._counts.pop(engine_id, None)
+
+    def counts(self, engine_id: int) -> dict[str, int]:
+        shipped, by_digest, missed = self._counts.get(engine_id, (0, 0, 0))
+        return {"fn_shipped": shipped, "fn_by_digest": by_digest, "fn_missed": missed}

@@ -1,0 +1,124 @@
+"""What the function cache buys, paired (issue 15): the same cluster, cache on and off in alternation.
+
+A by-value task function (defined in `__main__`; `--mode module`: imported, pickled by reference, to
+check that module functions lose nothing) runs on one started sched-lab cluster (2 engines,
+the defaults: hwm=1, SQLite). Each round measures, with the client's function cache on and then off
+(off = every call pickled whole, the path before issue 15; the order alternates round by round):
+a burst of no-op `apply_async` (tasks/s and CPU µs per task of the whole process tree), sequential
+`apply_sync` round trips (median ms), and the client's own time to pack one call (µs). Pairing on one
+cluster, seconds apart, keeps a shared machine's drifting load out of the ratio; figures are medians
+over rounds, ratio = on / off.
+
+    python benchmarks/bench_fncache.py [--rounds 7] [--burst 2000] [--roundtrips 200] [--mode by-value|module] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import timeit
+from typing import Any
+
+from .live import _tree_cpu_s
+from .live_peers import task_functions
+
+
+def _round(view: Any, fns: Any, burst: int, roundtrips: int) -> dict[str, float]:
+    for _ in range(20):
+        view.apply_sync(fns.noop)
+    rts = []
+    for _ in range(roundtrips):
+        t = time.perf_counter()
+        view.apply_sync(fns.noop)
+        rts.append(time.perf_counter() - t)
+    cpu0, t = _tree_cpu_s(), time.perf_counter()
+    for ar in [view.apply_async(fns.noop) for _ in range(burst)]:
+        ar.get()
+    dt, cpu = time.perf_counter() - t, _tree_cpu_s() - cpu0
+    pack = view.client.functions
+    pack_us = min(timeit.repeat(lambda: pack.pack_call(fns.sleep_s, (0.001,), {}), number=2000, repeat=3)) / 2000 * 1e6
+    return {"rt_median_ms": statistics.median(rts) * 1e3, "burst_per_s": burst / dt,
+            "cpu_us_per_task": cpu / burst * 1e6, "pack_us": pack_us}
+
+
+def measure(rounds: int, burst: int, roundtrips: int, mode: str = "by-value") -> dict[str, Any]:
+    """{"on": [...], "off": [...]} of per-round figures, and their medians."""
+    from real_cluster import Cluster
+    from real_cluster.fncache import FunctionCache
+    fns = task_functions(mode)
+    cluster = Cluster(n=2, profile="bench-fncache", db="sqlite")
+    rows: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+    try:
+        client = cluster.start()
+        view = client.load_balanced_view()
+        caches = {"on": client.functions, "off": FunctionCache(max_bytes=0)}
+        for i in range(rounds):
+            for mode in (("on", "off") if i % 2 == 0 else ("off", "on")):
+                client.functions = caches[mode]
+                rows[mode].append(_round(view, fns, burst, roundtrips))
+            print(f"[bench] round {i + 1}/{rounds} done", file=sys.stderr, flush=True)
+        client.functions = caches["on"]
+        stats = client.function_stats()            # per engine, and the cache-on client's counters
+    finally:
+        cluster.stop()
+    medians = {m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in rows.items()}
+    return {"rounds": rows, "median": medians, "function_stats": {str(k): v for k, v in stats.items()}}
+
+
+LABELS = (("rt_median_ms", "apply_sync round trip, median (ms)", "{:.3f}"),
+          ("burst_per_s", "no-op tasks/s, async burst", "{:,.0f}"),
+          ("cpu_us_per_task", "CPU per no-op task, whole process tree (µs)", "{:,.0f}"),
+          ("pack_us", "client: pack one call of the task function (µs)", "{:.1f}"))
+
+
+def render(result: dict[str, Any], meta: dict[str, Any]) -> str:
+    on, off = result["median"]["on"], result["median"]["off"]
+    what = "by-value task functions" if meta.get("mode", "by-value") == "by-value" else "task functions imported from a module"
+    out = [f"Function cache on vs off, {what}, one sched-lab cluster (2 engines, hwm=1, sqlite); "
+           f"medians of {meta['rounds']} paired rounds (burst {meta['burst']}, {meta['roundtrips']} round trips); "
+           f"load average {meta['loadavg_before']:.1f} before, {meta['loadavg_after']:.1f} after; "
+           f"`{meta['command']}` on {meta['date']}.", "",
+           "| what | cache on | cache off (before issue 15) | ratio on/off |", "|---|---:|---:|---:|"]
+    for key, label, fmt in LABELS:
+        out.append(f"| {label} | {fmt.format(on[key])} | {fmt.format(off[key])} | {on[key] / off[key]:.2f} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench_fncache", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="paired rounds (median taken)")
+    parser.add_argument("--burst", type=int, default=2000, help="no-op tasks per burst")
+    parser.add_argument("--roundtrips", type=int, default=200, help="sequential apply_sync per round")
+    parser.add_argument("--mode", choices=("by-value", "module"), default="by-value",
+                        help="task functions defined in __main__ (default) or imported from a module")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    if min(args.rounds, args.burst, args.roundtrips) < 1:
+        print("bench_fncache: --rounds, --burst and --roundtrips must be >= 1", file=sys.stderr)
+        return 2
+    own_dir = None
+    if "SCHED_LAB_DIR" not in os.environ:
+        own_dir = os.environ["SCHED_LAB_DIR"] = tempfile.mkdtemp(prefix="bench-fncache-")
+    try:
+        load_before = os.getloadavg()[0]
+        result = measure(args.rounds, args.burst, args.roundtrips, args.mode)
+    finally:
+        if own_dir:
+            import shutil
+            shutil.rmtree(own_dir, ignore_errors=True)
+            del os.environ["SCHED_LAB_DIR"]
+    meta = {"command": "python benchmarks/bench_fncache.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "mode": args.mode, "rounds": args.rounds, "burst": args.burst, "roundtrips": args.roundtrips, "cpus": os.cpu_count(),
+            "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d"), "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg()[0]}
+    print(json.dumps({"meta": meta, **result}, indent=1) if args.json else render(result, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
