@@ -209,6 +209,22 @@ class ActorBook:
         if task.state == QUEUED and spec.timeout_s is not None:
             s._start_timer(task)
 
+    def restore_unfinished(self, spec: TaskSpec, attempts_used: int) -> None:
+        """TaskRestored of an unfinished creation, call or direct task: none survives its scheduler (the
+        instances and the engine connections were the old run's). Calls and creations fail ActorDiedError,
+        direct tasks EngineError; an actor restored as created is unknown here, so its calls fail too."""
+        s = self._s
+        task = TaskState(spec, s._now)
+        task.attempt = max(attempts_used - 1, 0)
+        s._tasks[spec.task_id] = task
+        s._move(task, QUEUED)
+        if spec.direct:
+            s._fail(task, ENGINE_ERROR, Outcome.ENGINE_LOST, "its scheduler restarted: a direct task does not "
+                                                              "survive it")
+        else:
+            s._fail(task, ACTOR_DIED_ERROR, Outcome.ACTOR_DIED, "its scheduler restarted: actors and their calls "
+                                                                "do not survive it")
+
     # ----------------------------------------------------------------------------- dispatch
 
     def _pump(self, rec: _Actor) -> None:

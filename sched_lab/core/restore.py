@@ -24,6 +24,9 @@ from .errors import SchedulerMisuse
 from .model import ENGINE_ERROR, Outcome, TaskRestored, TaskSpec
 from .state import WAITING, TaskState, TaskStatus
 
+if TYPE_CHECKING:
+    from .actors import ActorBook
+
 TaskId = Hashable
 EngineId = Hashable
 
@@ -35,6 +38,7 @@ class RestoreRules:
     _completed: dict[TaskId, EngineId | None]
     _failed: dict[TaskId, EngineId | None]
     _now: float
+    _actors: ActorBook                      # actors and direct tasks (actors.py)
 
     if TYPE_CHECKING:                       # provided by TaskScheduler
         def _submit(self, spec: TaskSpec, purged_deps_met: bool, role: Any = None, attempt: int = 0) -> None: ...
@@ -50,6 +54,9 @@ class RestoreRules:
             (self._completed if ev.succeeded else self._failed)[tid] = ev.engine_id
             return
         used = ev.attempts_used
+        if spec.actor_id is not None or spec.creates_actor is not None or spec.direct:
+            self._actors.restore_unfinished(spec, used)        # actors.py: none survives a restart
+            return
         if used <= spec.retries:
             self._submit(spec, purged_deps_met=True, attempt=used)
             return

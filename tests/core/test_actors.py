@@ -387,3 +387,18 @@ def test_a_restart_numbers_its_attempt_after_every_creation_attempt():
     h.finish("c", "a", 0, ok=False)
     h.finish("c", "a", 1)                                # created by attempt 1
     assert restarted(h, "a") == [Dispatch("c", "a", 2)]
+
+
+def test_restored_actor_tasks_do_not_survive_a_scheduler_restart():
+    from sched_lab.core import TaskRestored
+    h = Harness()
+    h.handle(TaskRestored(0.0, TaskSpec("c", creates_actor=ActorSpec("A")), succeeded=True, engine_id="a"))
+    acts = h.handle(TaskRestored(0.0, TaskSpec("m", actor_id="A"), attempts_used=1))
+    assert fails(acts, "m") == [ACTOR_DIED_ERROR]
+    acts = h.handle(TaskRestored(0.0, TaskSpec("c2", creates_actor=ActorSpec("B"))))
+    assert fails(acts, "c2") == [ACTOR_DIED_ERROR]
+    acts = h.handle(TaskRestored(0.0, TaskSpec("d", direct=True, targets="a")))
+    assert [(a.task_id, a.error_name) for a in acts] == [("d", "EngineError")]
+    h.join("a")
+    assert fails(call(h, "m2"), "m2") == [ACTOR_DIED_ERROR]          # A is unknown to this scheduler
+    assert h.s.actors() == [] and h.s.waiting_count == 0

@@ -193,3 +193,4 @@ def test_a_restored_scheduler_ends_every_task_as_if_its_engines_had_died(seed):
     restored = {**finals, **_finals(b.log[b_log_start:])}
     assert restored == oracle
     assert set(restored) == {s.task_id for s in specs}
+

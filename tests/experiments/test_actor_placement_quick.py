@@ -1,6 +1,6 @@
 """experiments/actor_placement.py --quick runs in a subprocess and writes sane results: every scheme at the
 one load, actor calls slower than stateless tasks (they queue behind them with one call out at a time),
-the load-aware schemes never stack two actors on one engine at t=0, and a figure."""
+the load-aware schemes never stack two actors on one engine at t=0, the failure table, and a figure."""
 
 from __future__ import annotations
 
@@ -19,4 +19,7 @@ def test_actor_placement(tmp_path):
     assert (points["call_mean"] > points["task_mean"]).all()
     aware = points[points["scheme"].isin(["leastload", "jiq"])]
     assert (aware["max_actors_per_engine"] == 1).all()
+    failures = pd.read_csv(out / "failures.csv")
+    assert set(failures["failure"]) == {"worker crashes"} and len(failures) == 6
+    assert failures["calls_failed_share"].between(0, 1).all() and (failures["restarts"] >= 0).all()
     pngs(out)
