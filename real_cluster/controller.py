@@ -31,7 +31,7 @@ from sched_lab.core import (
     EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished,
     TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted, DropActor,
 )
-from sched_lab.core.model import ACTOR_DIED_ERROR, TASK_ABORTED
+from sched_lab.core.model import TASK_ABORTED
 from sched_lab.core.options import check_hwm, check_scheme
 from sched_lab.core.pump import EventPump
 from sched_lab.core.scheme_api import load_scheme_modules
@@ -190,14 +190,7 @@ class Controller(DirectLinks):
         at the stop was the last one its retries allowed; dependents of failed tasks fail as without a stop.
         """
         now = time.time()
-        rows = []
-        for row in self.db.pending_rows():
-            flags_ = TaskFlags.from_dict(row["flags"])
-            if flags_.actor is not None or flags_.actor_id is not None:     # actors die with their controller
-                self.db.finish_task(row["msg_id"], "error", None, None, None, now, None, ACTOR_DIED_ERROR,
-                                    "the controller stopped: actors (and their calls) do not survive it")
-            else:
-                rows.append(row)
+        rows = self.db.pending_rows()      # (actor creations and calls: the core fails them, ActorDiedError)
         if not rows:
             return
         flags = {row["msg_id"]: TaskFlags.from_dict(row["flags"]) for row in rows}
