@@ -13,8 +13,8 @@ cap (`ResultTooLarge`): each becomes an ordinary `error` TaskDone with texts cap
 The task's `sys.stdout`/`sys.stderr` are captured up to `OUTPUT_MAX` each.
 Whatever the worker cannot survive (os._exit, a segfault, a kill) the nanny sees as a closed pipe.
 The worker dies with its nanny (PR_SET_PDEATHSIG on Linux), so a hung task never outlives its engine.
-Actors live here too (worker_actors.py): an actor task runs on its instance; calls of an actor with
-`max_concurrency` > 1 run in that actor's threads while this loop reads on.
+Actors live here too (worker_actors.py): an actor's constructor runs here like a task; its calls run in
+that actor's threads (at most `max_concurrency` at once) while this loop reads on.
 """
 
 from __future__ import annotations
