@@ -430,6 +430,21 @@ class Client(HubQueries, ResultRequests):
         """Values of the finished tasks this client knows (exceptions for failures)."""
         return {k: v for k, (_, v) in self._done.items()}
 
+    # ------------------------------------------------------------------------------- actors
+    def get_actor(self, name: str) -> Any:
+        """The ActorHandle of the live actor named `name` (ValueError if there is none)."""
+        from .actors import handle_for
+        return handle_for(self, self._request("get_actor", name=name))
+
+    def kill_actor(self, actor: Any) -> None:
+        """Kill an actor (a handle or its id) for good: its queued and later calls fail with ActorDiedError, a
+        running call is stopped (its worker is replaced), no restart."""
+        self._request("kill_actor", actor_id=getattr(actor, "actor_id", actor))
+
+    def actors(self) -> list[dict[str, Any]]:
+        """Every actor the controller knows: id, name, class, engine, state, incarnation, restarts, calls."""
+        return self._request("actors")
+
     # ---------------------------------------------------------------------------- lifecycle
     def send_signal(self, sig: int, targets: Any = None) -> list[int]:
         """Send signal `sig` (e.g. `signal.SIGINT`) to the tasks running on `targets` (default all engines).

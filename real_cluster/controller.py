@@ -5,7 +5,8 @@ How this works. The controller only translates. Socket messages become core even
 a dropped engine connection or missed heartbeats -> EngineLost, abort -> AbortRequested, ...);
 the actions the core returns become messages (Dispatch -> RunTask to that engine, Deliver and
 Fail -> TaskResult to every subscribed client, Cancel -> CancelTask, StartTimer/CancelTimer ->
-`loop.call_later` whose firing is fed back as TimerFired). No scheduling, dependency, retry or
+`loop.call_later` whose firing is fed back as TimerFired; WorkerReplaced -> WorkerRestarted, DropActor ->
+DeleteActor; actor names and re-creation payloads: actor_hub.py). No scheduling, dependency, retry or
 timeout rule lives here. Task payloads and results are forwarded as opaque bytes, never unpickled.
 Every task's row goes to the task database (batched writes), and the core's records too.
 """
@@ -28,7 +29,7 @@ from typing import Any
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
     EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished,
-    TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
+    TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted, DropActor,
 )
 from sched_lab.core.model import TASK_ABORTED
 from sched_lab.core.options import check_hwm, check_scheme
@@ -37,6 +38,7 @@ from sched_lab.core.scheme_api import load_scheme_modules
 
 from . import protocol as proto
 from . import tcp_state, tls
+from .actor_hub import ActorDirectory
 from .admission import HandshakeGate
 from .aio_link import HANDSHAKE_TIMEOUT_S, Link
 from .direct_links import DirectLinks, WorkerLink
@@ -46,9 +48,8 @@ from .fncache import FN_UNKNOWN, FunctionRouter
 from .hub_requests import RequestHandler
 from .memory_guard import MemoryGuard
 from .messages import (
-    AttachWorker, CancelTask, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply, Request, RunTask,
-    StopEngine,
-    Submit, TaskDone, TaskFlags, TaskResult, to_wire,
+    AttachWorker, CancelTask, DeleteActor, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply,
+    Request, RunTask, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, WorkerReplaced, to_wire,
 )
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB, TaskIdInUse
@@ -144,13 +145,14 @@ class Controller(DirectLinks):
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
         self._pump = EventPump(self.scheduler, {action_type: _guarded(handler) for action_type, handler in {
             Dispatch: self._do_dispatch, Deliver: self._deliver, Fail: self._do_fail, Cancel: self._do_cancel,
-            StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer,
+            StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer, DropActor: self._do_drop_actor,
         }.items()}, on_handled=self._write_journal if self._journal else None)
         self.memory = MemoryGuard(self.db, config.client_out_cap_bytes, config.partial_frame_timeout_s,
                                   config.incomplete_frames_cap_bytes)
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
                                        save_records=self.save_records, stop=self.stop,
                                        send_result=self.memory.send_result, functions=self.functions)
+        self.actor_dir = self.requests.actor_dir = ActorDirectory(self.scheduler)    # names, incarnations
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._delivers: list[Deliver] | None = None     # Delivers held while an engine's report is handled
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
@@ -188,7 +190,7 @@ class Controller(DirectLinks):
         at the stop was the last one its retries allowed; dependents of failed tasks fail as without a stop.
         """
         now = time.time()
-        rows = self.db.pending_rows()
+        rows = self.db.pending_rows()      # (actor creations and calls: the core fails them, ActorDiedError)
         if not rows:
             return
         flags = {row["msg_id"]: TaskFlags.from_dict(row["flags"]) for row in rows}
@@ -362,6 +364,8 @@ class Controller(DirectLinks):
                 if eng.direct is not None:
                     self._nanny_reported(eng, msg)
                 self._task_done(eng, msg)
+            elif isinstance(msg, WorkerReplaced):        # its actors died with the old worker
+                self.feed(WorkerRestarted(time.time(), eng.engine_id, msg.reason))
             elif not isinstance(msg, Heartbeat):
                 raise proto.ProtocolError(f"unexpected {type(msg).__name__} from engine {eng.engine_id}")
         elif isinstance(msg, Submit):
@@ -505,7 +509,9 @@ class Controller(DirectLinks):
                                            "accepted; retry once the database accepts writes again")
             elif msg.task_id in self.pending or self.db.is_id_used(msg.task_id):
                 refusal = ("ValueError", f"task id {msg.task_id!r} is already in use; a task id is never reused")
-            else:
+            elif msg.flags.actor is not None or msg.flags.actor_id is not None:
+                refusal = self.actor_dir.refusal(msg.flags)
+            if refusal is None:
                 self.functions.check_submitted(msg.payload)     # a framed call's function bytes match their digest
         except ValueError as exc:
             refusal = ("ValueError", str(exc))
@@ -523,6 +529,7 @@ class Controller(DirectLinks):
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
         self.pending.add(PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link))
+        self.actor_dir.add(msg.task_id, msg.payload, flags)
         spec = spec_for(msg.task_id, flags)
         try:
             self.feed(TaskSubmitted(time.time(), spec))
@@ -547,7 +554,7 @@ class Controller(DirectLinks):
                         eng.engine_id, msg.task_id[:64], msg.attempt)
             return
         task = self.pending.get(msg.task_id)
-        if task is None:
+        if task is None and msg.task_id not in self.actor_dir.creations:    # (an actor's re-creation goes on)
             return
         if msg.status == FN_UNKNOWN and not self.functions.first_miss(eng.engine_id, msg.task_id, msg.attempt):
             msg = replace(msg, status="died", ename="EngineError",      # it had the bytes: a broken engine
@@ -562,7 +569,8 @@ class Controller(DirectLinks):
         now = time.time()
         if msg.status == "unmet":
             return self.feed(DependencyUnmet(now, msg.task_id, eng.engine_id, msg.attempt))
-        task.reply = (msg, eng.engine_id)
+        if task is not None:
+            task.reply = (msg, eng.engine_id)
         ok = msg.status == "ok"
         delivers: list[Deliver] | None = None
         if msg.status == "died":            # the engine's worker process died: the core retries or fails it
@@ -617,15 +625,19 @@ class Controller(DirectLinks):
     def _do_dispatch(self, action: Dispatch) -> None:
         eng = self.engines.get(action.engine_id)
         task = self.pending.get(action.task_id)
-        if eng is None or eng.link.closed or task is None:
+        payload, flags = (task.payload, task.flags) if task is not None else \
+            self.actor_dir.creations.get(action.task_id, (None, None))     # an actor's re-creation
+        if eng is None or eng.link.closed or flags is None:
             self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
         else:
             link = eng.link
-            if eng.direct is not None and not eng.given and not eng.direct.closed:
-                link = eng.direct           # nothing else out there: straight to the worker (no nanny hop)
-                eng.direct_task = (action.task_id, action.attempt)
-            link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=task.flags.time_limit_s,
-                              payload=self.functions.payload_for(action.engine_id, task.payload)))
+            if eng.direct is not None and not eng.given and not eng.direct.closed and flags.actor_id is None:
+                link = eng.direct           # nothing else out there: straight to the worker (no nanny hop; an actor
+                eng.direct_task = (action.task_id, action.attempt)     # call goes via the nanny to its threads)
+            link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=flags.time_limit_s,
+                              payload=self.functions.payload_for(action.engine_id, payload),
+                              **(self.actor_dir.run_fields(action.task_id)
+                                 if flags.actor is not None or flags.actor_id is not None else {})))
             eng.given.add((action.task_id, action.attempt))
             self._dispatched.add(link)
             self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
@@ -639,6 +651,11 @@ class Controller(DirectLinks):
         eng = self.engines.get(action.engine_id)
         if eng is not None:
             eng.link.send(CancelTask(task_id=action.task_id, attempt=action.attempt))
+
+    def _do_drop_actor(self, action: DropActor) -> None:
+        eng = self.engines.get(action.engine_id)
+        if eng is not None:
+            eng.link.send(DeleteActor(actor_id=action.actor_id))
 
     def _do_start_timer(self, action: StartTimer) -> None:
         loop = asyncio.get_running_loop()

@@ -98,6 +98,7 @@ def run_engine(args: argparse.Namespace) -> int:
         if log_dir.is_dir():
             log_path = log_dir / f"engine-{os.getpid()}.log"
     configure_logging(log_path, "engine")
+    os.environ["SCHED_LAB_ENGINE_FILE"] = str(Path(args.file).resolve())     # for handles in tasks (actors.py)
     from .protocol import UNIX_SOCKET_NAME
     unix = Path(args.file).resolve().parent / UNIX_SOCKET_NAME      # a controller on this host listens there too
     return Nanny(info, retry_for_s=args.retry_for, memory_limit=getattr(args, "memory_limit", None),

@@ -18,6 +18,7 @@ ClusterError (= IPythonError)
             ├── TaskTimeout       the task waited in the scheduler longer than its `timeout`
             ├── TaskAborted       the task was aborted (queued, or running: its worker was stopped)
             ├── TimeLimitExceeded the task ran longer than its `time_limit`
+            ├── ActorDiedError    an actor call could not run: its actor died (restarts used up) or was killed
             ├── SchemeError       the scheduling scheme raised or chose an engine that was not a candidate
             └── UnmetDependency   a functional dependency was unmet on an engine (never reaches clients)
                 └── ImpossibleDependency   the task's dependencies can never be met
@@ -42,7 +43,7 @@ __all__ = [
     "ClusterError", "IPythonError", "ProtocolError", "InvalidField", "AuthenticationError", "ConnectionFailed",
     "ControllerBusy", "KernelError",
     "NoEnginesRegistered", "TimeoutError", "TaskRejectError", "RemoteError", "CompositeError", "SchedulerError",
-    "EngineError", "TaskTimeout", "TaskAborted", "TimeLimitExceeded", "UnmetDependency", "ImpossibleDependency",
+    "EngineError", "TaskTimeout", "TaskAborted", "TimeLimitExceeded", "ActorDiedError", "UnmetDependency", "ImpossibleDependency",
     "InvalidDependency", "DependencyTimeout", "SchemeError", "remote_error", "collect_exceptions", "wrap_exception",
     "unwrap_exception",
 ]
@@ -169,6 +170,11 @@ class TimeLimitExceeded(SchedulerError):
     """Raised when a task ran longer than its `time_limit`; its engine stopped it (retries apply)."""
 
 
+class ActorDiedError(SchedulerError):
+    """Raised for an actor call whose actor died: in flight beyond `max_task_retries`, after its restarts were used
+    up, or after `kill_actor` (also for calls on an actor that never existed)."""
+
+
 class SchemeError(SchedulerError):
     """Raised when the scheme (e.g. a user's `--scheme-module` law) raised or chose a non-candidate for the task."""
 
@@ -239,7 +245,7 @@ class CompositeError(RemoteError):
 _NAMED: dict[str, type[SchedulerError]] = {
     cls.__name__: cls
     for cls in (EngineError, TaskTimeout, TaskAborted, UnmetDependency, ImpossibleDependency, InvalidDependency,
-                DependencyTimeout, TimeLimitExceeded, SchemeError)
+                DependencyTimeout, TimeLimitExceeded, SchemeError, ActorDiedError)
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sched_lab.core import AbortRequested, Event, PurgeRequested, TaskResubmitted, TaskScheduler
 
+from .actor_hub import ActorDirectory, ActorRequests
 from .aio_link import Link
 from .error import InvalidField
 from .messages import Reply, Request, SignalEngine, StopEngine, TaskFlags, TaskResult
@@ -39,7 +40,7 @@ class RequestError(Exception):
         self.evalue = evalue
 
 
-class RequestHandler:
+class RequestHandler(ActorRequests):
     """Dispatches Request ops to methods named `op_<op>`.
 
     It shares the controller's tables (pending tasks, engines), scheduler and task database, and
@@ -60,6 +61,7 @@ class RequestHandler:
         self.stop = stop
         self.send_result = send_result or (lambda link, result: link.send(result))
         self.functions = functions          # fncache.FunctionRouter: per engine, functions shipped / by digest
+        self.actor_dir = ActorDirectory(scheduler)     # the controller shares its own (actor_hub.py)
 
     def handle(self, link: Link, req: Request) -> None:
         method = getattr(self, f"op_{req.op}", None)
@@ -99,9 +101,12 @@ class RequestHandler:
             out["unassigned"] = scheduler.unassigned_ids()
             return out
         core = scheduler.queue_status()
+        actors = self.actor_dir.live_on()
         for eid, eng in sorted(self.engines.items()):     # 'queue': direct (DirectView) tasks, as ipyparallel's MUX
             direct = len(self._direct(scheduler.running_on(eid))) if eid in scheduler.engine_ids else 0
             out[str(eid)] = {"queue": direct, "completed": eng.completed, "tasks": core.get(eid, 0) - direct}
+            if actors.get(eid):             # ours: live actors on it (ipyparallel's three keys otherwise)
+                out[str(eid)]["actors"] = actors[eid]
         out["unassigned"] = core.get("unassigned", 0)
         return out
 

@@ -9,7 +9,8 @@ field for a value of the wrong type, range or size (every field's rule: wire_fie
 
 The four messages every task sends (Submit, RunTask, TaskDone, TaskResult) have a binary header
 in their common shape (default flags, a success): a NUL byte, a type code, fixed struct fields,
-then the task id in UTF-8. It costs a fraction of the JSON (bench_live.py: the no-op burst); any
+then the task id in UTF-8; so do an actor's RunTask and an actor call's Submit (then the task id's
+length, the task id and the actor id). It costs a fraction of the JSON (bench_live.py: the no-op burst); any
 other shape of those messages, and every other message, travels as JSON.
 """
 
@@ -23,8 +24,48 @@ from typing import Any, ClassVar
 from sched_lab.core.dependency import Dependency
 from sched_lab.core.options import check_retries, check_size_hint, check_time_limit_s, check_timeout_s
 
-from .error import ProtocolError
+from .error import InvalidField, ProtocolError
 from .wire_fields import MAX_ID_CHARS, MAX_TIME, check_binary, check_fields, direct_problem
+
+
+@dataclass(frozen=True, slots=True)
+class ActorOptions:
+    """What an actor-creating task says about its actor (`view.actor(...)`): its id, class, name and options.
+
+    `name` None: anonymous. `max_restarts` / `max_task_retries` >= 0 (Ray's -1, unlimited, is not offered);
+    `max_concurrency` >= 1 calls of it may run at once (in threads of its worker)."""
+
+    actor_id: str
+    class_name: str = "Actor"
+    name: str | None = None
+    max_restarts: int = 0
+    max_task_retries: int = 0
+    max_concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.actor_id, str) or not 0 < len(self.actor_id) <= 256:
+            raise ValueError(f"actor_id must be a non-empty string, got {self.actor_id!r}")
+        if self.name is not None and (not isinstance(self.name, str) or not 0 < len(self.name) <= 256):
+            raise ValueError(f"an actor's name must be a non-empty string of at most 256 characters, got {self.name!r}")
+        for opt in ("max_restarts", "max_task_retries"):
+            value = getattr(self, opt)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+                raise ValueError(f"{opt} must be an int in 0..1000000, got {value!r}")
+        if isinstance(self.max_concurrency, bool) or not isinstance(self.max_concurrency, int) \
+                or not 1 <= self.max_concurrency <= 1024:
+            raise ValueError(f"max_concurrency must be an int in 1..1024, got {self.max_concurrency!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form."""
+        return {"id": self.actor_id, "class": self.class_name, "name": self.name, "max_restarts": self.max_restarts,
+                "max_task_retries": self.max_task_retries, "max_concurrency": self.max_concurrency}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ActorOptions:
+        """Inverse of `to_dict`."""
+        return cls(actor_id=data["id"], class_name=data.get("class", "Actor"), name=data.get("name"),
+                   max_restarts=data.get("max_restarts", 0), max_task_retries=data.get("max_task_retries", 0),
+                   max_concurrency=data.get("max_concurrency", 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +81,12 @@ class TaskFlags:
     time_limit_s: float | None = None
     size_hint: float | None = None        # the submitter's estimate of its length, for schemes (None = unknown)
     direct: bool = False            # a DirectView task: one target, no after/follow (core: TaskSpec.direct)
+    actor: ActorOptions | None = None     # this task creates that actor (view.actor)
+    actor_id: str | None = None           # this task is a method call of that actor (ActorHandle)
 
     def __post_init__(self) -> None:
+        if self.actor is not None and self.actor_id is not None:
+            raise ValueError("a task either creates an actor or calls one, not both")
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
         check_retries(self.retries)
@@ -61,6 +106,8 @@ class TaskFlags:
                 "follow": self.follow.as_dict() if self.follow else None,
                 "retries": self.retries, "timeout": self.timeout_s, "label": self.label,
                 **({"time_limit": self.time_limit_s} if self.time_limit_s is not None else {}),
+                **({"actor": self.actor.to_dict()} if self.actor is not None else {}),
+                **({"actor_id": self.actor_id} if self.actor_id is not None else {}),
                 **({"size_hint": self.size_hint} if self.size_hint is not None else {}),
                 **({"direct": True} if self.direct else {})}
 
@@ -72,7 +119,9 @@ class TaskFlags:
                    follow=Dependency.from_dict(data["follow"]) if data.get("follow") else None,
                    retries=data.get("retries", 0), timeout_s=data.get("timeout"), label=data.get("label"),
                    time_limit_s=data.get("time_limit"), size_hint=data.get("size_hint"),
-                   direct=data.get("direct", False))
+                   direct=data.get("direct", False),
+                   actor=ActorOptions.from_dict(data["actor"]) if data.get("actor") else None,
+                   actor_id=data.get("actor_id"))
 
 
 # ---------------------------------------------------------------------------------- handshake
@@ -164,6 +213,10 @@ class RunTask:
     attempt: int
     payload: bytes
     time_limit_s: float | None = None
+    actor_id: str | None = None           # an actor's task: `actor_role` "create"/"recreate" (payload: class,
+    actor_role: str | None = None         # args) or "call" (payload: method name, args) on instance `incarnation`
+    incarnation: int | None = None
+    max_concurrency: int | None = None    # calls of that actor that may run at once (threads of the worker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +265,21 @@ class SignalEngine:
     def __post_init__(self) -> None:
         if isinstance(self.signum, bool) or not isinstance(self.signum, int) or not 0 < self.signum < 65:
             raise ValueError(f"signum must be a signal number, got {self.signum!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReplaced:
+    """Engine -> controller: its worker process was replaced (it died or was stopped), with every actor in it."""
+    TYPE: ClassVar[str] = "wreplaced"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteActor:
+    """Controller -> engine (-> its worker): forget this actor's instance (`incarnation` None: every one)."""
+    TYPE: ClassVar[str] = "delactor"
+    actor_id: str
+    incarnation: int | None = None
 
 
 # ------------------------------------------------------------------------------------ clients
@@ -285,7 +353,7 @@ TEXT_IN_HEADER_MAX = 8000      # characters of text fields beyond which long tex
 _BINARY = (RunTask, TaskDone, Submit, TaskResult)
 MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Refused, Register, Registered, Heartbeat, RunTask, CancelTask,
                                    TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged,
-                                   SignalEngine, AttachWorker)
+                                   SignalEngine, AttachWorker, WorkerReplaced, DeleteActor)
 _BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_TYPES}
 # per class: (header field names, buffer field names, required header names)
 _LAYOUT: dict[type, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {}
@@ -302,6 +370,10 @@ _RUN, _DONE, _SUBMIT, _RESULT = 1, 2, 3, 4
 _RUN_S = struct.Struct("!BBI")             # NUL, code, attempt
 _DONE_S = struct.Struct("!BBIdd")          # NUL, code, attempt, started_at, completed_at
 _SUBMIT_S = struct.Struct("!BBd")          # NUL, code, submitted_at
+_RUN_ACTOR, _CALL = 5, 6                    # an actor's RunTask; the Submit of an actor call (bench_actors.py)
+_RUN_ACTOR_S = struct.Struct("!BBIIHBH")    # NUL, code, attempt, incarnation, max_concurrency, role, len(task id)
+_CALL_S = struct.Struct("!BBdH")            # NUL, code, submitted_at, len(task id); then task id, actor id
+_ROLES = ("create", "recreate", "call")
 _RESULT_S = struct.Struct("!BBidddd")      # NUL, code, engine_id, submitted/started/completed/received_at
 
 
@@ -309,8 +381,18 @@ def _to_binary(msg: Any) -> bytes | None:
     """The binary header of a message in its common shape, or None (then it goes as JSON)."""
     cls = type(msg)
     if cls is RunTask:
-        if type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF and msg.time_limit_s is None:
+        if type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF and msg.time_limit_s is None \
+                and msg.actor_id is None and msg.actor_role is None and msg.incarnation is None \
+                and msg.max_concurrency is None:
             return _RUN_S.pack(0, _RUN, msg.attempt) + msg.task_id.encode()
+        if (type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF and msg.time_limit_s is None
+                and msg.actor_role in _ROLES and type(msg.actor_id) is str and type(msg.incarnation) is int
+                and 0 <= msg.incarnation <= 0xFFFFFFFF and type(msg.max_concurrency) is int
+                and 0 < msg.max_concurrency <= 1024):
+            tid = msg.task_id.encode()
+            if len(tid) <= 0xFFFF:
+                return _RUN_ACTOR_S.pack(0, _RUN_ACTOR, msg.attempt, msg.incarnation, msg.max_concurrency,
+                                         _ROLES.index(msg.actor_role), len(tid)) + tid + msg.actor_id.encode()
     elif cls is TaskDone:
         if (msg.status == "ok" and msg.ename is None and msg.evalue is None and msg.traceback is None
                 and msg.started_at is not None and type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF
@@ -319,6 +401,11 @@ def _to_binary(msg: Any) -> bytes | None:
     elif cls is Submit:
         if msg.flags == _NO_FLAGS:
             return _SUBMIT_S.pack(0, _SUBMIT, msg.submitted_at) + msg.task_id.encode()
+        flags = msg.flags
+        if type(flags.actor_id) is str and flags == TaskFlags(actor_id=flags.actor_id):
+            tid = msg.task_id.encode()
+            if len(tid) <= 0xFFFF:
+                return _CALL_S.pack(0, _CALL, msg.submitted_at, len(tid)) + tid + flags.actor_id.encode()
     elif cls is TaskResult:
         if (msg.status == "ok" and msg.ename is None and msg.evalue is None and msg.traceback is None
                 and msg.engine_info is None and msg.label is None and not msg.stdout and not msg.stderr
@@ -348,6 +435,29 @@ def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
                 check_binary("done", tid, (("started_at", started), ("completed_at", completed)))
             return TaskDone(task_id=tid, attempt=attempt, status="ok", started_at=started,
                             completed_at=completed, result=buffers[0] if buffers else None)
+        if code == _RUN_ACTOR and len(buffers) == 1:
+            _, _, attempt, incarnation, max_conc, role, n = _RUN_ACTOR_S.unpack_from(header)
+            tid = header[_RUN_ACTOR_S.size:_RUN_ACTOR_S.size + n].decode()
+            aid = header[_RUN_ACTOR_S.size + n:].decode()
+            if not 0 < len(tid) <= MAX_ID_CHARS:
+                check_binary("run", tid, ())
+            if role >= len(_ROLES):
+                raise InvalidField("run", "actor_role", f"must be one of {list(_ROLES)}, got code {role}", tid)
+            if not 0 < max_conc <= 1024:
+                raise InvalidField("run", "max_concurrency", f"must be in 1..1024, got {max_conc}", tid)
+            if not 0 < len(aid) <= MAX_ID_CHARS:
+                raise InvalidField("run", "actor_id", f"must be 1..{MAX_ID_CHARS} characters, got {len(aid)}", tid)
+            return RunTask(task_id=tid, attempt=attempt, payload=buffers[0], actor_id=aid, actor_role=_ROLES[role],
+                           incarnation=incarnation, max_concurrency=max_conc)
+        if code == _CALL and len(buffers) == 1:
+            _, _, submitted, n = _CALL_S.unpack_from(header)
+            tid = header[_CALL_S.size:_CALL_S.size + n].decode()
+            aid = header[_CALL_S.size + n:].decode()
+            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME):
+                check_binary("submit", tid, (("submitted_at", submitted),))
+            if not 0 < len(aid) <= MAX_ID_CHARS:
+                raise InvalidField("submit", "flags.actor_id", f"must be 1..{MAX_ID_CHARS} characters", tid)
+            return Submit(task_id=tid, flags=TaskFlags(actor_id=aid), submitted_at=submitted, payload=buffers[0])
         if code == _SUBMIT and len(buffers) == 1:
             _, _, submitted = _SUBMIT_S.unpack_from(header)
             tid = header[_SUBMIT_S.size:].decode()

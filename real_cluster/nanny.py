@@ -16,7 +16,10 @@ pread of /proc/<pid>/statm and stat, kept open):
 A CancelTask for the running task kills the worker (TaskDone `aborted`); StopEngine stops at once,
 busy or not; SignalEngine forwards a signal to the worker. When the worker's pipe closes (os._exit,
 segfault, kill) the running task is reported `died` (the controller makes it an EngineError, retries
-apply), a fresh worker starts, and the engine keeps its id.
+apply), a fresh worker starts, and the engine keeps its id; every replacement is reported (WorkerReplaced:
+the actors in that worker are gone). Actor calls are the exception to "one at a time": the core bounds
+them per actor (max_concurrency), so they go to the worker at once (`side`) and run in its actors'
+threads (worker_actors.py); killing the worker for one of them (abort, time limit) reports the others `died`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from sched_lab.core import TIME_LIMIT_EXCEEDED
 from . import protocol as proto
 from .error import ConnectionFailed, ControllerBusy, ProtocolError
 from .messages import (
-    CancelTask, Heartbeat, Register, Registered, RunTask, SignalEngine, StopEngine, TaskDone, from_wire, to_wire,
+    CancelTask, DeleteActor, Heartbeat, Register, Registered, RunTask, SignalEngine, StopEngine, TaskDone,
+    WorkerReplaced, from_wire, to_wire,
 )
 from .profile import ConnectionInfo
 from .sync_link import SyncLink
@@ -191,6 +195,8 @@ class Nanny:
         self.worker: WorkerProc | None = None
         self.todo: deque[RunTask] = deque()
         self.current: RunTask | None = None
+        self.side: dict[tuple[str, int], tuple[RunTask, float, float]] = {}   # threaded actor calls out: msg,
+        # monotonic and wall-clock start (worker_actors.py); they run beside `current`, killed with the worker
         self.current_since = 0.0              # monotonic, for time limits
         self.current_started_at = 0.0         # wall clock, for the report
         self.restarts = 0
@@ -248,6 +254,7 @@ class Nanny:
     def _serve(self, link: SyncLink) -> None:
         self.todo.clear()
         self.current = None
+        self.side.clear()
         sel = selectors.DefaultSelector()
         sel.register(link.sock, selectors.EVENT_READ, "controller")
         watched = self._watch(sel, None)
@@ -260,7 +267,7 @@ class Nanny:
             while not self._stopping:
                 now = time.monotonic()
                 timeout = next_hb - now
-                if self._attach is not None or self.current is not None or not self.worker.ready:
+                if self._attach is not None or self.current is not None or self.side or not self.worker.ready:
                     timeout = min(timeout, self.watch_period_s)     # (a direct task is seen in the slot only)
                 for key, _ in sel.select(max(0.0, timeout)):
                     if key.data == "controller":
@@ -287,7 +294,7 @@ class Nanny:
         finally:
             sel.close()
             link.close()
-            if self.current is not None and not self._stopping:   # the controller retries it; start clean
+            if (self.current is not None or self.side) and not self._stopping:   # the controller retries; start clean
                 self._replace_worker()
 
     def _watch(self, sel: selectors.BaseSelector, old: WorkerProc | None) -> WorkerProc | None:
@@ -308,7 +315,7 @@ class Nanny:
             elif isinstance(msg, CancelTask):
                 self._cancel(link, msg)
             elif isinstance(msg, SignalEngine):
-                if self.worker is not None and self._running() is not None:
+                if self.worker is not None and (self._running() is not None or self.side):
                     try:
                         os.kill(self.worker.pid, msg.signum)
                     except OSError as exc:
@@ -316,6 +323,12 @@ class Nanny:
             elif isinstance(msg, StopEngine):
                 self._stopping = True
                 return False
+            elif isinstance(msg, DeleteActor):
+                if self.worker is not None and self.worker.ready:
+                    try:
+                        self.worker.send(msg)
+                    except OSError:
+                        pass                # its pipe closed: the selector reports the death
             else:
                 log.warning("ignoring unexpected %s from the controller", type(msg).__name__)
         return True
@@ -337,8 +350,10 @@ class Nanny:
 
     def _cancel(self, link: SyncLink, msg: CancelTask) -> None:
         cur = self._running()
-        if cur is not None and (cur.task_id, cur.attempt) == (msg.task_id, msg.attempt):
-            self._end_current(link, "aborted", "TaskAborted", "aborted while running (its worker was stopped)")
+        if cur is not None and (cur.task_id, cur.attempt) == (msg.task_id, msg.attempt) \
+                or (msg.task_id, msg.attempt) in self.side:
+            self._end_current(link, "aborted", "TaskAborted", "aborted while running (its worker was stopped)",
+                              (msg.task_id, msg.attempt))
             return
         for queued in list(self.todo):
             if (queued.task_id, queued.attempt) == (msg.task_id, msg.attempt):
@@ -362,9 +377,19 @@ class Nanny:
             elif isinstance(msg, TaskDone) and self.current is not None and msg.task_id == self.current.task_id:
                 self.current = None
                 link.send(msg)
+            elif isinstance(msg, TaskDone) and self.side.pop((msg.task_id, msg.attempt), None) is not None:
+                link.send(msg)
         return True
 
     def _start_next(self, link: SyncLink) -> None:
+        while self.todo and self.worker is not None and self.worker.ready and _threaded(self.todo[0]):
+            msg = self.todo.popleft()       # a threaded actor call goes at once (the core bounds how many)
+            self.side[(msg.task_id, msg.attempt)] = (msg, time.monotonic(), time.time())
+            try:
+                self.worker.send(msg)
+            except OSError:
+                self._worker_died(link, None)
+                return
         if self.current is not None or not self.todo or self.worker is None or not self.worker.ready:
             return
         if self.worker.slot.running() is not None:     # a direct task runs: the worker wakes us when it ends
@@ -397,6 +422,11 @@ class Nanny:
                 return
         else:
             w.stopped_since = None
+        for (tid, attempt), (side, since, _) in list(self.side.items()):
+            if side.time_limit_s is not None and now - since > side.time_limit_s:
+                self._end_current(link, "time_limit", TIME_LIMIT_EXCEEDED,
+                                  f"the task ran longer than its time limit of {side.time_limit_s:g} s", (tid, attempt))
+                return
         cur = self._running()
         if cur is None:
             return
@@ -410,18 +440,27 @@ class Nanny:
                 self._worker_died(link, f"the worker used {rss} bytes, over the memory limit of "
                                         f"{self.memory_limit} bytes")
 
-    def _end_current(self, link: SyncLink, status: str, ename: str, evalue: str) -> None:
-        """Stop the running task by killing the worker; report it with `status`; start a fresh worker."""
-        cur = self._running()
+    def _end_current(self, link: SyncLink, status: str, ename: str, evalue: str,
+                     which: tuple[str, int] | None = None) -> None:
+        """Stop the running task (`which`: that one of several) by killing the worker; report it with `status`, the
+        others running in that worker `died`, and the worker's replacement; start a fresh worker."""
+        run = self._running()
+        ended: tuple[str, int, float | None] | None = None
+        if run is not None and (which is None or (run.task_id, run.attempt) == which):
+            ended, run = (run.task_id, run.attempt, run.started_at), None
+        elif which is not None and which in self.side:
+            side, _, started = self.side.pop(which)
+            ended = (side.task_id, side.attempt, started)
         self.current = None
         if self.worker is not None:
             self.worker.kill()                  # stopped before it is reported; the fresh worker starts after
             self.worker = None
         try:
-            if cur is not None:
-                link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status=status,
-                                   started_at=cur.started_at,
+            if ended is not None:               # first: it ended as asked (aborted, time limit), not by an actor's death
+                link.send(TaskDone(task_id=ended[0], attempt=ended[1], status=status, started_at=ended[2],
                                    completed_at=time.time(), ename=ename, evalue=evalue))
+            link.send(WorkerReplaced(reason=f"{ename}: {evalue}"[:4096]))
+            self._report_died(link, run, f"its worker was stopped because another task in it ended ({ename})")
         finally:
             self._replace_worker()
 
@@ -434,13 +473,20 @@ class Nanny:
         cur = self._running()                   # (the dead worker's slot is still readable)
         self.worker = None
         self.current = None
-        try:
-            if cur is not None:                 # reported before a fresh worker starts (that takes a while)
-                link.send(TaskDone(task_id=cur.task_id, attempt=cur.attempt, status="died",
-                                   started_at=cur.started_at,
-                                   completed_at=time.time(), ename="EngineError", evalue=text))
+        try:                                    # reported before a fresh worker starts (that takes a while)
+            link.send(WorkerReplaced(reason=text[:4096]))
+            self._report_died(link, cur, text)
         finally:
             self._replace_worker()
+
+    def _report_died(self, link: SyncLink, run: Running | None, text: str) -> None:
+        """Report every task still out in the worker just stopped as `died` (the controller retries or fails it)."""
+        done = [(run.task_id, run.attempt, run.started_at)] if run is not None else []
+        done += [(msg.task_id, msg.attempt, started) for msg, _, started in self.side.values()]
+        self.side.clear()
+        for tid, attempt, started in done:
+            link.send(TaskDone(task_id=tid, attempt=attempt, status="died", started_at=started,
+                               completed_at=time.time(), ename="EngineError", evalue=text))
 
     def _replace_worker(self) -> None:
         if self.worker is not None:
@@ -448,3 +494,8 @@ class Nanny:
         self.restarts += 1
         self.worker = WorkerProc(self.result_max, self._attach, self.restarts)
         self._ask_attach()
+
+
+def _threaded(msg: RunTask) -> bool:
+    """An actor call: it runs in its actor's threads, beside other tasks (worker_actors.py)."""
+    return msg.actor_role == "call"

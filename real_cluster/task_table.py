@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sched_lab.core import TaskSpec
+from sched_lab.core import ActorSpec, TaskSpec
 
 from .aio_link import Link
 from .messages import TaskDone, TaskFlags
@@ -48,9 +48,25 @@ class PendingTask:
 
 def spec_for(task_id: str, flags: TaskFlags) -> TaskSpec:
     """The core's view of a task."""
+    if flags.actor is not None or flags.actor_id is not None:
+        return _actor_spec(task_id, flags)
     return TaskSpec(task_id, targets=frozenset(flags.targets) if flags.targets else None, after=flags.after,
                     follow=flags.follow, retries=flags.retries, timeout_s=flags.timeout_s, label=flags.label,
                     time_limit_s=flags.time_limit_s, size_hint=flags.size_hint, direct=flags.direct)
+
+
+def _actor_spec(task_id: str, flags: TaskFlags) -> TaskSpec:
+    """The core's view of an actor's creation (an ActorSpec) or method call (its actor id, nothing else)."""
+    if flags.actor_id is not None:
+        return TaskSpec(task_id, label=flags.label, actor_id=flags.actor_id)
+    opts = flags.actor
+    assert opts is not None
+    return TaskSpec(task_id, targets=frozenset(flags.targets) if flags.targets else None, after=flags.after,
+                    follow=flags.follow, retries=flags.retries, timeout_s=flags.timeout_s, label=flags.label,
+                    time_limit_s=flags.time_limit_s,
+                    creates_actor=ActorSpec(opts.actor_id, max_restarts=opts.max_restarts,
+                                            max_task_retries=opts.max_task_retries,
+                                            max_concurrency=opts.max_concurrency))
 
 
 class TaskTable:

@@ -24,6 +24,7 @@ from .functional import as_core_dependency
 from .messages import TaskFlags
 
 if TYPE_CHECKING:
+    from .actors import ActorHandle
     from .client import Client
 
 FLAG_NAMES = ("targets", "block", "after", "follow", "timeout", "retries", "label", "track", "time_limit",
@@ -180,6 +181,21 @@ class LoadBalancedView:
     def apply(self, f: Callable, /, *args: Any, **kwargs: Any) -> Any:
         """`apply_sync` if `view.block`, else `apply_async`."""
         return self.apply_sync(f, *args, **kwargs) if self.block else self.apply_async(f, *args, **kwargs)
+
+    def actor(self, cls: Any, /, *args: Any, name: str | None = None, max_restarts: int = 0,
+              max_task_retries: int = 0, max_concurrency: int = 1, init_kwargs: dict | None = None,
+              **kwargs: Any) -> ActorHandle:
+        """Create one instance of `cls` on an engine this view's scheme picks (its targets, follow, after and the
+        class's `@require` honoured); returns its ActorHandle at once (calls made meanwhile wait for it).
+
+        `args`/`kwargs` go to the constructor (`init_kwargs` for keywords named like these options). `name`:
+        findable with `client.get_actor` (ValueError if a live actor has it). `max_restarts`: times it is
+        re-created when its engine or worker dies; `max_task_retries`: times a call in flight then
+        is run again; `max_concurrency`: calls that may run at once (threads). See real_cluster/actors.py."""
+        from .actors import create_actor
+        return create_actor(self, cls, args, kwargs, name=name, max_restarts=max_restarts,
+                            max_task_retries=max_task_retries, max_concurrency=max_concurrency,
+                            init_kwargs=init_kwargs)
 
     # ---------------------------------------------------------------------------------- map
     def map(self, f: Callable, /, *sequences: Any, block: bool | None = None, chunksize: int | None = None,

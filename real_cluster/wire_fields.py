@@ -170,7 +170,13 @@ _FLAG_FIELDS = record({"targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True)
                        "follow": _dependency, "retries": integer(0, 1_000_000),
                        "timeout": number(0.0, 1e9, optional=True), "label": string(0, MAX_LABEL_CHARS, optional=True),
                        "time_limit": number(0.0, 1e9, optional=True),
-                       "size_hint": number(0.0, 1e300, optional=True), "direct": boolean})
+                       "size_hint": number(0.0, 1e300, optional=True), "direct": boolean,
+                       "actor": record({"id": TASK_ID, "class": string(0, MAX_NAME_CHARS),
+                                        "name": string(1, MAX_NAME_CHARS, optional=True),
+                                        "max_restarts": integer(0, 1_000_000),
+                                        "max_task_retries": integer(0, 1_000_000),
+                                        "max_concurrency": integer(1, 1024)}, optional=True, required=("id",)),
+                       "actor_id": string(1, MAX_ID_CHARS, optional=True)})
 
 
 def direct_problem(direct: Any, targets: Any, after: Any, follow: Any) -> str | None:
@@ -202,7 +208,12 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
                    "liveness_s": number(0.0, 86400.0, above=True)},
     "hb": {},
     "attach": {"uuid": string(1, MAX_NAME_CHARS)},
-    "run": {"task_id": TASK_ID, "attempt": ATTEMPT, "time_limit_s": number(0.0, 1e9, optional=True)},
+    "run": {"task_id": TASK_ID, "attempt": ATTEMPT, "time_limit_s": number(0.0, 1e9, optional=True),
+            "actor_id": string(1, MAX_ID_CHARS, optional=True),
+            "actor_role": string(choices=("create", "recreate", "call"), optional=True),
+            "incarnation": integer(0, 0xFFFFFFFF, optional=True), "max_concurrency": integer(1, 1024, optional=True)},
+    "wreplaced": {"reason": string(0, 4096)},
+    "delactor": {"actor_id": string(1, MAX_ID_CHARS), "incarnation": integer(0, 0xFFFFFFFF, optional=True)},
     "cancel": {"task_id": TASK_ID, "attempt": ATTEMPT},
     "done": {"task_id": TASK_ID, "attempt": ATTEMPT,
              "status": string(choices=("ok", "error", "unmet", "aborted", "died", "time_limit", "fn_unknown")),
@@ -231,6 +242,8 @@ REQUEST_ARGS: dict[str, Check] = {
     "abort": record({"ids": TASK_IDS}, required=("ids",)),
     "purge": record({"ids": list_of(TASK_ID, MAX_DEPENDENCIES, optional=True)}),
     "shutdown": record({"targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True), "hub": boolean}),
+    "actors": record({}), "get_actor": record({"name": string(1, MAX_NAME_CHARS)}, required=("name",)),
+    "kill_actor": record({"actor_id": string(1, MAX_ID_CHARS)}, required=("actor_id",)),
     "signal": record({"signum": integer(1, 64), "targets": list_of(ENGINE_ID, MAX_TARGETS, optional=True)},
                      required=("signum",)),
 }

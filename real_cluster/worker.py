@@ -13,6 +13,8 @@ cap (`ResultTooLarge`): each becomes an ordinary `error` TaskDone with texts cap
 The task's `sys.stdout`/`sys.stderr` are captured up to `OUTPUT_MAX` each.
 Whatever the worker cannot survive (os._exit, a segfault, a kill) the nanny sees as a closed pipe.
 The worker dies with its nanny (PR_SET_PDEATHSIG on Linux), so a hung task never outlives its engine.
+Actors live here too (worker_actors.py): an actor's constructor runs here like a task; its calls run in
+that actor's threads (at most `max_concurrency` at once) while this loop reads on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import selectors
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback as tb_module
 from typing import Any
@@ -34,9 +37,10 @@ from . import protocol as proto
 from .error import ConnectionFailed, ProtocolError, UnmetDependency
 from .functional import check_dependencies
 from .fncache import FN_UNKNOWN
-from .messages import AttachWorker, Heartbeat, RunTask, TaskDone, from_wire, to_wire
+from .messages import AttachWorker, DeleteActor, Heartbeat, RunTask, TaskDone, from_wire, to_wire
 from .namespace import lend, set_generation
 from .serialize import lacks_function, pack_result, unpack_call
+from .worker_actors import ACTORS, redirect
 from .worker_slot import TaskSlot
 
 TEXT_MAX = 64 * 1024            # characters of an error message or traceback sent to the client
@@ -220,15 +224,13 @@ def execute(msg: RunTask, result_max: int = RESULT_MAX, fds: FdCapture | None = 
     `fds`, what the task writes straight to fds 1/2 is captured too (after its sys.stdout/err text)."""
     started = time.time()
     out, err = CappedText(), CappedText()
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    if fds is not None:
-        fds.begin()
-    try:
-        reply = _run(msg, started, result_max)
-    finally:
-        fd_out, fd_err = fds.end() if fds is not None else ("", "")
-        sys.stdout, sys.stderr = saved
+    with redirect(out, err):
+        if fds is not None:
+            fds.begin()
+        try:
+            reply = _run(msg, started, result_max)
+        finally:
+            fd_out, fd_err = fds.end() if fds is not None else ("", "")
     if out.kept or out.dropped or err.kept or err.dropped or fd_out or fd_err:
         reply = TaskDone(task_id=reply.task_id, attempt=reply.attempt, status=reply.status,
                          started_at=reply.started_at, completed_at=reply.completed_at, ename=reply.ename,
@@ -244,7 +246,7 @@ def _run(msg: RunTask, started: float, result_max: int) -> TaskDone:
             return _done(msg, FN_UNKNOWN, started)
         with lend(*unpack_call(msg.payload)) as (f, args, kwargs):   # `__main__` code sees the namespace
             check_dependencies(f)
-            value = f(*args, **kwargs)
+            value = f(*args, **kwargs) if msg.actor_id is None else ACTORS.run(msg, f, args, kwargs)
     except UnmetDependency as exc:
         ename, evalue, tb = describe_exception(exc)
         if type(exc) is UnmetDependency:
@@ -276,6 +278,7 @@ class _Pipe:
         self.decoder = proto.FrameDecoder(proto.DEFAULT_LIMITS)
         self.pending: list[Any] = []
         self.scratch = bytearray(proto.RECV_CHUNK)
+        self.lock = threading.Lock()        # threaded actor calls answer from their own threads
 
     def recv(self) -> Any | None:
         while not self.pending:
@@ -295,7 +298,9 @@ class _Pipe:
         return True
 
     def send(self, msg: Any) -> None:
-        self.sock.sendall(proto.encode_frame(*to_wire(msg)))
+        frame = proto.encode_frame(*to_wire(msg))
+        with self.lock:
+            self.sock.sendall(frame)
 
 
 class _Direct:
@@ -384,7 +389,12 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
                 if pipe.pending:
                     msg = pipe.pending.pop(0)
                     if isinstance(msg, RunTask):
-                        _run_one(msg, result_max, slot, pipe, pipe.send, fds)
+                        if ACTORS.is_threaded(msg):     # an actor call: in its actor's threads (fds 1/2 not captured)
+                            ACTORS.submit(msg, lambda m: execute(m, result_max), pipe.send)
+                        else:
+                            _run_one(msg, result_max, slot, pipe, pipe.send, fds)
+                    elif isinstance(msg, DeleteActor):
+                        ACTORS.delete(msg.actor_id, msg.incarnation)
                     elif isinstance(msg, Heartbeat) and direct is not None and direct.link is None:
                         direct.lost = True              # the nanny has registered: attach (when idle, above)
                 elif direct is not None and direct.queue:

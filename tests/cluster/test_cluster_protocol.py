@@ -16,6 +16,7 @@ from real_cluster.messages import (
     Reply, Request,
     RunTask, SignalEngine, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, Welcome, from_wire, to_wire,
 )
+from real_cluster.messages import ActorOptions, DeleteActor, WorkerReplaced
 from sched_lab.core import Dependency
 
 
@@ -124,6 +125,13 @@ SAMPLES = [
                received_at=4.0, result=b"value", stdout="printed\n", stderr="warned\n"),
     Request(rid=7, op="db_query", args={"query": {"label": "x"}}), Reply(rid=7, ok=True, value=[1, 2]),
     Reply(rid=8, ok=False, error=["KeyError", "no"]), EnginesChanged(ids=(0, 1, 5)),
+    RunTask(task_id="a", attempt=1, payload=b"p", actor_id="x1", actor_role="call", incarnation=2, max_concurrency=4),
+    Submit(task_id="c", flags=TaskFlags(actor=ActorOptions("x1", "Counter", name="n", max_restarts=2,
+                                                           max_task_retries=1, max_concurrency=3)),
+           submitted_at=3.0, payload=b"p"),
+    Submit(task_id="m", flags=TaskFlags(actor_id="x1"), submitted_at=3.0, payload=b"p"),
+    WorkerReplaced(reason="the worker process killed by SIGKILL"), DeleteActor(actor_id="x1"),
+    DeleteActor(actor_id="x1", incarnation=3),
 ]
 
 

@@ -2,8 +2,9 @@
 what they promise: task_interface.ipynb the seed tutorial's outputs on a live cluster (True, the 32
 values of f.map, -9) plus dependencies, retries and resubmit, and leaves no cluster process or
 temporary directory behind — also when a cell fails; compare_schemes.ipynb its tables, figures and
-theory checks; actors.ipynb its DirectView example (push/pull, scatter, compute, gather, map, both views
-at once) and the same clean-up. Each runs on a temp copy of the notebook with a private TMPDIR, IPYTHONDIR and Jupyter
+theory checks; actors.ipynb its Ray-style actors (a counter's calls in order, a named actor from a second
+client, a parameter server fed by tasks holding its handle, kill) and its DirectView example (push/pull,
+scatter, compute, gather, map, both views at once). Each runs on a temp copy of the notebook with a private TMPDIR, IPYTHONDIR and Jupyter
 runtime dir."""
 
 from __future__ import annotations
@@ -161,12 +162,17 @@ def test_compare_schemes_notebook(sandbox):
     assert out["finding"]["result"] == "True" and "plainrandom / leastload" in out["finding"]["stdout"]
 
 
-def test_actors_notebook_directview(sandbox):
+def test_actors_notebook(sandbox):
     nb, left, error = _execute("actors.ipynb", sandbox)
     assert error is None and left == []
     assert list((sandbox / "tmp").iterdir()) == []
     out = _outputs(nb)
     assert out["start"]["stdout"] == "4 engines registered\n"
+    assert out["actor-counter"]["result"] == "[101, 102, 103, 104, 105]"        # in submission order
+    assert out["actor-named"]["stdout"] == "115\n"                              # the same actor, from a 2nd client
+    assert out["actor-named"]["result"] == "[('counter', 'Counter', 'alive', 1)]"
+    assert out["actor-ps"]["stdout"] == "updates: 12\n" and out["actor-ps"]["result"] == "([1.0, -2.0, 3.0], True)"
+    assert out["actor-kill"]["stdout"] == "ActorDiedError: True\n"
     assert out["dview"]["result"] == "(True, [0, 1, 2, 3])"
     assert out["push"]["result"] == "([[10, 1], [10, 1], [10, 1], [10, 1]], 'hello')"
     assert ast.literal_eval(out["scatter"]["result"]) == [list(range(i, i + 4)) for i in range(0, 16, 4)]
