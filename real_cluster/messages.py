@@ -396,7 +396,7 @@ def _to_binary(msg: Any) -> bytes | None:
     elif cls is TaskDone:
         if (msg.status == "ok" and msg.ename is None and msg.evalue is None and msg.traceback is None
                 and msg.started_at is not None and type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF
-                and not msg.stdout and not msg.stderr):
+                and not msg.stdout and not msg.stderr and msg.error_full is None):
             return _DONE_S.pack(0, _DONE, msg.attempt, msg.started_at, msg.completed_at) + msg.task_id.encode()
     elif cls is Submit:
         if msg.flags == _NO_FLAGS:
