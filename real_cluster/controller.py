@@ -23,7 +23,7 @@ import sqlite3
 import ssl
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from sched_lab.core import (
@@ -32,15 +32,14 @@ from sched_lab.core import (
     TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted, DropActor,
 )
 from sched_lab.core.model import TASK_ABORTED
-from sched_lab.core.options import check_hwm, check_scheme
 from sched_lab.core.pump import EventPump
-from sched_lab.core.scheme_api import load_scheme_modules
 
 from . import protocol as proto
 from . import tcp_state, tls
 from .actor_hub import ActorDirectory
 from .admission import HandshakeGate
 from .aio_link import HANDSHAKE_TIMEOUT_S, Link
+from .controller_config import ControllerConfig
 from .direct_links import DirectLinks, WorkerLink
 from .durable import CommitGate, GatedLink
 from .error import InvalidField
@@ -67,43 +66,7 @@ _OVERLOADED_FRAME = proto.encode_frame(*to_wire(Refused(reason="the controller i
                                                        retry=True)))
 
 
-@dataclass(frozen=True, slots=True)
-class ControllerConfig:
-    """How to run a controller. `key` is the clients' key, `engine_key` the engines' (they must differ).
-
-    `db_path` ":memory:" keeps the task database in memory.
-    """
-
-    key: str
-    engine_key: str
-    host: str = "127.0.0.1"
-    port: int = 0
-    scheme: str = "leastload"
-    hwm: int = 1
-    db_path: str = ":memory:"
-    hb_period_s: float = 1.0
-    hb_misses: int = 5
-    seed: int | None = None
-    journal_path: str | None = None
-    client_out_cap_bytes: int = 16 * 2**20          # queued to one client beyond this, its results wait in the db
-    partial_frame_timeout_s: float = 30.0           # an unfinished frame that stops growing this long: closed
-    incomplete_frames_cap_bytes: int = 320 * 2**20  # unfinished frames of all connections together (> one frame)
-    tls_cert: str | None = None                     # with tls_key: serve TLS only (tls.py)
-    tls_key: str | None = None
-    scheme_modules: tuple[str, ...] = ()
-    unix_path: str | None = None                    # also listen here (0600): local workers' direct links
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "scheme_modules", tuple(self.scheme_modules))
-        if not self.key or not self.engine_key or self.key == self.engine_key:
-            raise ValueError("the client key and the engine key must be set and differ")
-        if self.client_out_cap_bytes < 1 or self.partial_frame_timeout_s <= 0 or self.incomplete_frames_cap_bytes < 1:
-            raise ValueError("memory caps and the partial frame timeout must be positive")
-        if self.hb_period_s <= 0 or self.hb_misses < 1:
-            raise ValueError("hb_period_s must be > 0 and hb_misses >= 1")
-        load_scheme_modules(self.scheme_modules)     # the same files the simulator loads, before the check
-        object.__setattr__(self, "scheme", check_scheme(self.scheme))
-        check_hwm(self.hwm)
+from .controller_config import ControllerConfig  # noqa: E402,F401 - (re-exported: its old home)
 
 
 def _guarded(handler: Any) -> Any:
@@ -631,9 +594,10 @@ class Controller(DirectLinks):
             self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
         else:
             link = eng.link
-            if eng.direct is not None and not eng.given and not eng.direct.closed and flags.actor_id is None:
-                link = eng.direct           # nothing else out there: straight to the worker (no nanny hop; an actor
-                eng.direct_task = (action.task_id, action.attempt)     # call goes via the nanny to its threads)
+            if eng.direct is not None and not eng.given and not eng.direct.closed and flags.actor_id is None \
+                    and not flags.direct:   # nothing else out: straight to the worker (no nanny hop). Not an actor
+                link = eng.direct           # call (via the nanny to its threads), nor a DirectView task: the next
+                eng.direct_task = (action.task_id, action.attempt)     # one, via the nanny, could overtake it
             link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=flags.time_limit_s,
                               payload=self.functions.payload_for(action.engine_id, payload),
                               **(self.actor_dir.run_fields(action.task_id)
