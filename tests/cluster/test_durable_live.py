@@ -9,13 +9,13 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from _marker_db import rows as _rows, runs as _runs
 from _wait import wait_until
 
 from real_cluster import Client
@@ -33,18 +33,6 @@ def _mark(tag, marker_dir, seconds=0.0):
     open(os.path.join(marker_dir, f"{tag}.{os.getpid()}.{uuid.uuid4().hex[:8]}"), "w").close()
     time.sleep(seconds)
     return tag
-
-
-def _runs(marker_dir: Path, tag: str) -> int:
-    return sum(1 for p in marker_dir.iterdir() if p.name.split(".")[0] == tag)
-
-
-def _rows(db_path: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def _twin(rc: Client, path: Path) -> Client:

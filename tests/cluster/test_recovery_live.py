@@ -6,11 +6,11 @@ numbers. Executions are counted with marker files, attempts read from the databa
 from __future__ import annotations
 
 import signal
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from _marker_db import rows as _rows, runs as _runs
 from _wait import wait_until
 
 from real_cluster import Client
@@ -31,18 +31,6 @@ def _run(tag, marker_dir, sleep_on=(), raise_on=(), seconds=30.0):
     if n in raise_on:
         raise ValueError(f"{tag} run {n}")
     return tag
-
-
-def _runs(marker_dir: Path, tag: str) -> int:
-    return sum(1 for p in marker_dir.iterdir() if p.name.split(".")[0] == tag)
-
-
-def _rows(db_path: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def test_restart_judges_dependents_and_retries_in_the_core(make_cluster, tmp_path):
