@@ -27,6 +27,7 @@ from .error import NoEnginesRegistered
 from .messages import TaskFlags
 from .namespace import _clear, _execute, _import, _pull, _push
 from .serialize import map_chunk, pack_call
+from .view import temporary_flags
 
 if TYPE_CHECKING:
     from .client import Client
@@ -157,16 +158,9 @@ class DirectView:
             setattr(self, name, value)
         return self
 
-    @contextmanager
-    def temp_flags(self, **flags: Any) -> Iterator[DirectView]:
+    def temp_flags(self, **flags: Any) -> Any:
         """Set flags for the duration of a `with` block."""
-        saved = {name: getattr(self, name) for name in FLAG_NAMES}
-        self.set_flags(**flags)
-        try:
-            yield self
-        finally:
-            for name, value in saved.items():
-                setattr(self, name, value)
+        return temporary_flags(self, FLAG_NAMES, flags)
 
     def _engines(self, targets: Any = None) -> tuple[list[int], bool]:
         """(engine ids in target order, whether results are single values); IndexError for unknown engines."""

@@ -71,6 +71,18 @@ def _check_flag(name: str, value: Any) -> Any:
     raise KeyError(f"Invalid name: {name!r}")
 
 
+@contextmanager
+def temporary_flags(view: Any, names: tuple[str, ...], flags: dict[str, Any]) -> Iterator[Any]:
+    """`view.set_flags(**flags)` for a `with` block, then every flag in `names` as it was (both views' temp_flags)."""
+    saved = {name: getattr(view, name) for name in names}
+    view.set_flags(**flags)
+    try:
+        yield view
+    finally:
+        for name, value in saved.items():
+            setattr(view, name, value)
+
+
 def _partition(n: int, chunksize: int) -> list[tuple[int, int]]:
     """Balanced contiguous [lo, hi) slices: ceil(n / chunksize) of them, none empty."""
     parts = math.ceil(n / chunksize)
@@ -103,16 +115,9 @@ class LoadBalancedView:
             setattr(self, name, value)
         return self
 
-    @contextmanager
-    def temp_flags(self, **flags: Any) -> Iterator[LoadBalancedView]:
+    def temp_flags(self, **flags: Any) -> Any:
         """Set flags for the duration of a `with` block."""
-        saved = {name: getattr(self, name) for name in FLAG_NAMES}
-        self.set_flags(**flags)
-        try:
-            yield self
-        finally:
-            for name, value in saved.items():
-                setattr(self, name, value)
+        return temporary_flags(self, FLAG_NAMES, flags)
 
     def _flags(self, **override: Any) -> TaskFlags:
         if not override and self.targets is None and self.after is None and self.follow is None \
