@@ -165,8 +165,9 @@ class AsyncResult(Future):
             while True:
                 step = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
                 self.wait(step, return_when=return_when)
-                bar.update(self.progress - bar.n)
-                if self._condition_met(return_when) or (deadline is not None and time.monotonic() >= deadline):
+                met = self._condition_met(return_when)       # before reading progress: a result landing
+                bar.update(self.progress - bar.n)             # in between must not leave the bar one short
+                if met or (deadline is not None and time.monotonic() >= deadline):
                     break
         finally:
             bar.close()

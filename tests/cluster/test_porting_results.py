@@ -70,6 +70,35 @@ def test_wait_interactive_draws_a_bar_until_done(rc, view, capsys, gate):
     assert slow.ready() and "1/1" in capsys.readouterr().err
 
 
+def test_wait_interactive_bar_is_full_when_the_last_result_lands_while_it_reads_progress(rc, view, capsys, gate, tmp_path):
+    """The last result landing between the bar reading `progress` and the loop checking the condition
+    must not end the bar one short (CI once showed 15/16 after a 16-task map)."""
+    opened = tmp_path / "opened"
+    opened.touch()
+    ar = view.map_async(started_then_hold, [str(tmp_path / "a"), str(tmp_path / "b")],
+                        [str(opened), gate.release], [60.0, 60.0], [None, None])
+    deadline = time.monotonic() + 10
+    while ar.progress < 1 and time.monotonic() < deadline:
+        ar.wait(0.05, return_when=ipp.FIRST_COMPLETED)
+    assert ar.progress == 1 and not ar.ready()
+    base = type(ar)
+
+    class LastLandsWhileReading(base):                          # type: ignore[misc,valid-type]
+        @property
+        def progress(self) -> int:
+            seen = base.progress.fget(self)
+            if seen == 1:                                       # the held task finishes right now
+                gate.open()
+                assert base.wait(self, 10)
+            return seen
+
+    ar.__class__ = LastLandsWhileReading
+    capsys.readouterr()
+    ar.wait_interactive(interval=0.05, timeout=10)
+    assert ar.ready()
+    assert "2/2" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------- item 3: get_dict, return_when
 def test_get_dict_keys_results_by_engine(rc, view):
     ar = view.apply_async(os.getpid)
