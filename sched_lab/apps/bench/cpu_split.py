@@ -1,0 +1,132 @@
+"""Where the CPU of a no-op task goes, process by process (issues 10 and 15).
+
+One sched-lab cluster (2 engines, the defaults: hwm=1, SQLite) runs bursts of no-op `apply_async`;
+each burst reads the user+system CPU of every process of the tree from /proc before and after and
+prints µs per task by role: the client (this process), the controller, the nannies, the workers.
+ProcessPoolExecutor (2 workers) runs the same bursts beside it, split into its parent and workers.
+Per-process CPU is far less sensitive to a loaded host than wall time, so this is the figure to
+steer by when the machine is shared; medians over rounds.
+
+    python -m sched_lab.apps.bench.cpu_split [--tasks 10000] [--rounds 3] [--by-value] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+from .live_peers import task_functions
+
+ROLES = ("client", "controller", "nanny", "worker")
+
+
+def _role(cmdline: str) -> str:
+    if "controller_app" in cmdline:
+        return "controller"
+    if "real_cluster.engine" in cmdline:
+        return "nanny"
+    return "worker"             # real_cluster.worker, or a forked ProcessPoolExecutor worker
+
+
+def tree_cpu_by_role() -> dict[str, float]:
+    """User+system CPU seconds of this process ("client") and its live descendants, summed by role."""
+    t = os.times()
+    out = dict.fromkeys(ROLES, 0.0)
+    out["client"] = t.user + t.system
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        rest = data[data.rindex(")") + 2:].split()
+        children.setdefault(int(rest[1]), []).append(int(entry))
+        stats[int(entry)] = (int(rest[11]) + int(rest[12])) / tick
+    todo = list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            cmd = ""
+        out[_role(cmd)] += stats.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _burst(submit: Callable[[], Any], n: int) -> tuple[float, dict[str, float]]:
+    before, t = tree_cpu_by_role(), time.perf_counter()
+    for fut in [submit() for _ in range(n)]:
+        fut.result(60)
+    dt, after = time.perf_counter() - t, tree_cpu_by_role()
+    return n / dt, {r: (after[r] - before[r]) / n * 1e6 for r in ROLES}
+
+
+def measure(tasks: int, rounds: int, mode: str) -> dict[str, Any]:
+    """Per round and peer: tasks/s and µs of CPU per task by role; medians over rounds."""
+    from real_cluster import Cluster
+    fns = task_functions(mode)
+    rows: dict[str, list[tuple[float, dict[str, float]]]] = {"sched-lab": [], "ProcessPoolExecutor": []}
+    with tempfile.TemporaryDirectory(prefix="sched-lab-cpu-split-") as lab:
+        os.environ.setdefault("SCHED_LAB_DIR", lab)
+        cluster = Cluster(n=2, profile=f"cpu-split-{os.getpid()}", db="sqlite")
+        try:
+            view = cluster.start().load_balanced_view()
+            with cf.ProcessPoolExecutor(2) as pool:
+                for _ in range(200):                     # warm both: imports, caches, the function once
+                    view.apply_sync(fns.noop)
+                pool.submit(fns.noop).result()
+                for _ in range(rounds):
+                    rows["sched-lab"].append(_burst(lambda: view.apply_async(fns.noop), tasks))
+                    rows["ProcessPoolExecutor"].append(_burst(lambda: pool.submit(fns.noop), tasks))
+        finally:
+            cluster.stop()
+    return {peer: {"tasks_per_s": statistics.median(r[0] for r in runs),
+                   "cpu_us_per_task": {role: statistics.median(r[1][role] for r in runs) for role in ROLES}}
+            for peer, runs in rows.items()}
+
+
+def _print(result: dict[str, Any]) -> None:
+    ours, theirs = result["sched-lab"], result["ProcessPoolExecutor"]
+    print(f"{'CPU µs per no-op task':<22}{'sched-lab':>12}{'PPE':>12}")
+    for role in ROLES:
+        print(f"{role:<22}{ours['cpu_us_per_task'][role]:>12.1f}{theirs['cpu_us_per_task'][role]:>12.1f}")
+    tot_o, tot_t = sum(ours["cpu_us_per_task"].values()), sum(theirs["cpu_us_per_task"].values())
+    print(f"{'total':<22}{tot_o:>12.1f}{tot_t:>12.1f}   ratio {tot_o / tot_t:.2f}")
+    print(f"{'tasks/s':<22}{ours['tasks_per_s']:>12,.0f}{theirs['tasks_per_s']:>12,.0f}   "
+          f"ratio {ours['tasks_per_s'] / theirs['tasks_per_s']:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench_cpu_split", description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", type=int, default=10_000, help="no-op tasks per burst (default 10000)")
+    p.add_argument("--rounds", type=int, default=3, help="bursts per peer; medians are printed (default 3)")
+    p.add_argument("--by-value", action="store_true", help="the task function defined in __main__ (shipped by value)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    args = p.parse_args(argv)
+    if args.tasks < 1 or args.rounds < 1:
+        p.error("--tasks and --rounds must be at least 1")
+    result = measure(args.tasks, args.rounds, "by-value" if args.by_value else "module")
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+    else:
+        _print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
