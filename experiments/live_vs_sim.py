@@ -206,7 +206,12 @@ def calibrate(live: Any) -> dict[str, Any]:
     engine_extra = np.maximum((completed - ok["started_at"].to_numpy(float) - ok["work"].to_numpy(float))[has], 0.0)
     hop_at = np.concatenate([idle["dispatched_at"].to_numpy(float), completed[has]]) - t0
     hops = np.maximum(np.concatenate([hop, report]), 0.0)
-    return {"latency_s": latency, "overhead_samples": np.maximum(run_extra - latency, 0.0),
+    pick_at, pick = pickups(ok)
+    return {"pickup_trace": OverheadTrace(pick_at - t0, pick) if len(pick) else None,
+            "pickup_median_s": float(np.median(pick)) if len(pick) else math.nan,
+            "pickup_mean_s": float(pick.mean()) if len(pick) else math.nan,
+            "pickup_p99_s": float(np.percentile(pick, 99)) if len(pick) else math.nan, "pickups": int(len(pick)),
+            "latency_s": latency, "overhead_samples": np.maximum(run_extra - latency, 0.0),
             "hop_trace": OverheadTrace(hop_at, hops),
             "engine_trace": OverheadTrace(ok["submitted_at"].to_numpy(float)[has] - t0, engine_extra),
             "hop_mean_s": float(hop.mean()) if len(hop) else math.nan,
@@ -218,8 +223,21 @@ def calibrate(live: Any) -> dict[str, Any]:
             "idle_dispatches": int(len(hop))}
 
 
+def pickups(ok: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each engine's delay between ending a task and starting the next one already queued at it
+    (dispatched before the previous one completed), by when the previous one ended (epoch seconds):
+    started − the previous task's completion, both stamped by the engine."""
+    at, gap = [], []
+    for _, h in ok.sort_values("started_at").groupby("engine_id"):
+        start, done, sent = (h[c].to_numpy(float) for c in ("started_at", "completed_at", "dispatched_at"))
+        queued = (sent[1:] < done[:-1]) & np.isfinite(done[:-1])
+        at.append(done[:-1][queued])
+        gap.append(np.maximum(start[1:] - done[:-1], 0.0)[queued])
+    return (np.concatenate(at), np.concatenate(gap)) if at else (np.zeros(0), np.zeros(0))
+
+
 def run_sim(scheme: str, live: Any, cal: dict[str, Any] | None, args: argparse.Namespace, seed: int,
-            model: str = "modulated") -> Any:
+            model: str = "modulated", pickup: bool = True) -> Any:
     """Simulate the live run's tasks (its submission times, its lengths) under `scheme`; DataFrame of records.
 
     With `cal`, each task's work gains an overhead drawn from the live ones under `model` (see the
@@ -237,10 +255,12 @@ def run_sim(scheme: str, live: Any, cal: dict[str, Any] | None, args: argparse.N
         rng = np.random.default_rng([args.seed, seed])
         work = work + rng.choice(cal["overhead_samples"], size=len(work))
         net = {"latency": Dist("const", (), cal["latency_s"])} if cal["latency_s"] > 0 else {}
+        net |= {"pickup_trace": cal["pickup_trace"], "latency_model": "iid"} if pickup else {}
     elif cal is not None:
         rng = np.random.default_rng([args.seed, seed])
         work = work + cal["engine_trace"].sample(model, submit_at, rng, window_s=window)
-        net = {"latency_trace": cal["hop_trace"], "latency_model": model, "latency_window_s": window}
+        net = {"latency_trace": cal["hop_trace"], "latency_model": model, "latency_window_s": window,
+               "pickup_trace": cal["pickup_trace"] if pickup else None}
     # the client's hop is not part of the live response (the controller stamps submission on arrival
     # and the arrivals replay those stamps): the simulated client sits next to the scheduler
     config = SimConfig(scheme=scheme, hwm=args.hwm, engines=args.engines, tasks=len(work), seed=seed,
@@ -403,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                      **{f"mean_err_{k}": v["response_s"].mean() / lv.mean() - 1 for k, v in pooled.items()},
                      "uncal_mean_err": rv.mean() / lv.mean() - 1, "uncal_ks": ks_distance(lv, rv),
                      "live_wall_s": live_wall})
-        figures = {k: v for k, v in cal.items() if k not in ("overhead_samples", "hop_trace", "engine_trace")}
+        figures = {k: v for k, v in cal.items() if k not in ("overhead_samples", "hop_trace", "engine_trace", "pickup_trace")}
         cal_rows.append({"scheme": scheme, **figures,
                          "overhead_s": float(cal["overhead_samples"].mean()),
                          "overhead_p99_s": float(np.percentile(cal["overhead_samples"], 99)),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..core.options import SchedulingOptions, check_time_limit_s
 from .distributions import Dist
-from .overheads import OverheadTrace
+from .overheads import OVERHEAD_MODELS, OverheadTrace
 from .workloads import DagSpec, RequireMix
 
 
@@ -45,7 +45,11 @@ class SimConfig:
     scheduler's time per event (None = zero). `latency_trace` (instead of `latency`) makes each
     hop's latency depend on when it is sent: a draw from the measured latencies within
     ±`latency_window_s` of that time (`latency_model="modulated"`) or the one measured nearest to
-    it (`"replay"`), see sim.overheads: host contention comes in bursts. `client_latency=False`: the
+    it (`"replay"`), or from all of them whatever the time (`"iid"`), see sim.overheads: host
+    contention comes in bursts. `pickup_trace`: an engine with tasks queued at it starts the next one
+    this long after the previous one ends (live: the result goes back through the engine's nanny,
+    which then hands the next task to its worker), drawn from its trace by the time the previous one
+    ends, with the same `latency_model` and window (None = at once). `client_latency=False`: the
     client sits next to the scheduler, so only controller<->engine hops cost latency. `warmup` = fraction of
     tasks (by submission) that summaries ignore.
     Actors (sim/actors.py): `actors` actors created at t=0, each called as a Poisson process at
@@ -82,6 +86,7 @@ class SimConfig:
     latency_trace: OverheadTrace | None = None
     latency_model: str = "modulated"
     latency_window_s: float = 0.2
+    pickup_trace: OverheadTrace | None = None
     client_latency: bool = True
     warmup: float = 0.1
     progress: bool | None = False
@@ -132,8 +137,10 @@ class SimConfig:
                                  f"got {type(self.latency_trace).__name__}")
             if self.latency is not None:
                 raise ValueError("give latency or latency_trace, not both")
-        if self.latency_model not in ("replay", "modulated"):
-            raise ValueError(f"latency_model must be replay or modulated, got {self.latency_model!r}")
+        if self.pickup_trace is not None and not isinstance(self.pickup_trace, OverheadTrace):
+            raise ValueError(f"pickup_trace must be a sim.overheads.OverheadTrace, got {type(self.pickup_trace).__name__}")
+        if self.latency_model not in OVERHEAD_MODELS:
+            raise ValueError(f"latency_model must be one of {', '.join(OVERHEAD_MODELS)}, got {self.latency_model!r}")
         if not (self.latency_window_s > 0 and math.isfinite(self.latency_window_s)):
             raise ValueError(f"latency_window_s must be a number > 0, got {self.latency_window_s!r}")
         if not 0 <= self.warmup < 1:

@@ -51,6 +51,7 @@ from ..core.model import (
 from ..core.pump import EventPump
 from .config import SimConfig
 from .distributions import Dist
+from .overheads import OverheadTrace
 from .records import ColumnarRecords
 from .workloads import Workload, size_hints
 
@@ -190,13 +191,13 @@ class _Draws:
 
 
 class _TraceDraws:
-    """Latencies from a measured trace, by the time they are drawn (SimConfig.latency_trace)."""
+    """Delays from a measured trace, by the time they are drawn (SimConfig.latency_trace, pickup_trace)."""
 
     __slots__ = ("_draw", "_env", "_u", "_model", "_window")
 
-    def __init__(self, config: SimConfig, env: simpy.Environment, rng: np.random.Generator) -> None:
-        assert config.latency_trace is not None
-        self._draw, self._env = config.latency_trace.draw_at, env
+    def __init__(self, config: SimConfig, env: simpy.Environment, rng: np.random.Generator,
+                 trace: OverheadTrace) -> None:
+        self._draw, self._env = trace.draw_at, env
         self._u = rng
         self._model, self._window = config.latency_model, config.latency_window_s
 
@@ -250,7 +251,9 @@ class Simulation:
         self._first_u = self._errors.random(self._n).tolist() if rate > 0 else None
         self._latency: Callable[[], float] | None = (
             _Draws(config.latency, gens["network"]) if config.latency else
-            _TraceDraws(config, env, gens["network"]) if config.latency_trace is not None else None)
+            _TraceDraws(config, env, gens["network"], config.latency_trace) if config.latency_trace is not None else None)
+        self._pickup = (_TraceDraws(config, env, gens["pickup"], config.pickup_trace)
+                        if config.pickup_trace is not None else None)
         self._overhead = _Draws(config.overhead, gens["overhead"]) if config.overhead else None
         self.received_at = [math.nan] * self._n       # client receipt of each task's final result
         self._sched_free = 0.0
@@ -491,7 +494,11 @@ class Simulation:
             outcome, error = Outcome.TIME_LIMIT, TIME_LIMIT_EXCEEDED
             self._restart_worker(e)
         elif queue:
-            self._start(e, queue.popleft())
+            if self._pickup is None:
+                self._start(e, queue.popleft())
+            else:                                   # the next queued task reaches the worker after a delay
+                self._restarting[e] = True
+                self._after(self._pickup(), self._on_worker_ready, (e, self._incarnation[e]))
         if self._error_rate and outcome is _OK:
             tid = action.task_id
             u = self._first_u[tid] if action.attempt == 0 else self._errors.random()  # type: ignore[index]

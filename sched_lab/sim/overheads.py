@@ -72,14 +72,16 @@ class OverheadTrace:
 
     def draw_at(self, t: float, u: float, model: str = "modulated", window_s: float = 0.2) -> float:
         """One value for time `t` given a uniform `u` in [0, 1): `sample` for a single task, without
-        numpy (the simulator calls it per message). `iid` is not time-dependent: use `sample`."""
+        numpy (the simulator calls it per message)."""
         at = self._at
+        if model == "iid":
+            return self._ovh[int(u * len(at))]
         if model == "modulated":
             lo, hi = bisect_left(at, t - window_s), bisect_right(at, t + window_s)
             if hi > lo:
                 return self._ovh[lo + int(u * (hi - lo))]
         elif model != "replay":
-            raise ValueError(f"draw_at takes model replay or modulated, not {model!r}")
+            raise ValueError(f"unknown overhead model {model!r}; allowed: {', '.join(OVERHEAD_MODELS)}")
         i = bisect_left(at, t)
         if i == len(at) or (i > 0 and t - at[i - 1] <= at[i] - t):
             i -= 1

@@ -27,7 +27,7 @@ from .distributions import Dist
 
 # Append only: a stream is the SeedSequence child at its index, so a new name leaves the others' draws alone.
 STREAM_NAMES = ("arrivals", "lengths", "scheduler", "failures", "dag", "requires", "errors", "network", "overhead",
-                "actors", "worker_failures", "hints")   # (appended last: earlier children, hence streams, stay the same)
+                "actors", "worker_failures", "hints", "pickup")   # (appended last: earlier children, hence streams, stay the same)
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:

@@ -115,7 +115,8 @@ def test_simulator_hops_take_the_latency_of_their_time():
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"latency_trace": "x"}, "OverheadTrace"), ({"latency_model": "iid"}, "replay or modulated"),
+    ({"latency_trace": "x"}, "OverheadTrace"), ({"latency_model": "gauss"}, "one of iid, replay, modulated"),
+    ({"pickup_trace": 0.001}, "pickup_trace must be a sim.overheads.OverheadTrace"),
     ({"latency_window_s": 0.0}, "latency_window_s"),
 ])
 def test_latency_trace_config_is_validated(kw, message):
@@ -130,3 +131,51 @@ def test_latency_and_latency_trace_exclude_each_other():
 
     with pytest.raises(ValueError, match="not both"):
         SimConfig(latency=parse_dist("const:mean=0.1"), latency_trace=OverheadTrace(np.zeros(1), np.zeros(1)))
+
+
+def test_scalar_iid_draws_are_uniform_over_the_measurements():
+    tr = OverheadTrace(np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0, 4.0]))
+    u = np.random.default_rng(4).random(4000)
+    vals = np.array([tr.draw_at(100.0, ui, "iid") for ui in u])        # whatever the time
+    assert np.bincount(vals.astype(int))[1:] / 4000 == pytest.approx([0.25] * 4, abs=0.03)
+    with pytest.raises(ValueError, match="unknown overhead model 'gauss'"):
+        tr.draw_at(0.0, 0.5, "gauss")
+
+
+def test_a_queued_task_starts_the_pickup_delay_after_the_previous_one_ends():
+    from sched_lab.sim import SimConfig, Workload, run
+
+    # one engine, hwm 0: five unit tasks at t=0 queue behind each other; the pickup is 0.25 before
+    # t=2.5 and 0.5 after it (replay: the value measured nearest to when the previous task ends)
+    tr = OverheadTrace(np.array([0.0, 2.0, 3.0, 100.0]), np.array([0.25, 0.25, 0.5, 0.5]))
+    df = run(SimConfig(engines=1, hwm=0, warmup=0.0, pickup_trace=tr, latency_model="replay"),
+             Workload(np.zeros(5), np.ones(5))).dataframe().sort_values("task_id")
+    # ends at 1, 2.25, 3.5 (nearest 3.0: 0.5 from here on), 5, 6.5
+    assert df["started_at"].to_numpy() == pytest.approx([0.0, 1.25, 2.5, 4.0, 5.5])
+    assert df["finished_at"].to_numpy() == pytest.approx([1.0, 2.25, 3.5, 5.0, 6.5])
+    # a task that finds its engine idle starts at once: no pickup without a queue
+    spaced = run(SimConfig(engines=1, hwm=0, warmup=0.0, pickup_trace=tr, latency_model="replay"),
+                 Workload(np.arange(5) * 2.0, np.ones(5))).dataframe().sort_values("task_id")
+    assert (spaced["started_at"] - spaced["submitted_at"]).to_numpy() == pytest.approx([0.0] * 5)
+
+
+def test_a_task_dispatched_during_the_pickup_waits_for_the_queued_one():
+    from sched_lab.sim import SimConfig, Workload, run
+
+    tr = OverheadTrace(np.array([0.0]), np.array([0.5]))
+    # task 1 queues behind task 0; task 2 arrives at 1.2, while the engine hands over task 1 (1.0-1.5)
+    df = run(SimConfig(engines=1, hwm=0, warmup=0.0, pickup_trace=tr, latency_model="replay"),
+             Workload(np.array([0.0, 0.1, 1.2]), np.ones(3))).dataframe().sort_values("task_id")
+    assert df["started_at"].to_numpy() == pytest.approx([0.0, 1.5, 3.0])
+
+
+def test_pickup_draws_have_their_own_stream():
+    """Adding a pickup trace leaves the network's draws (and so every hop) as they were."""
+    from sched_lab.sim import SimConfig, Workload, parse_dist, run
+
+    wl = Workload(np.arange(0.0, 40.0, 2.0), np.full(20, 1.5))
+    net = {"engines": 3, "hwm": 0, "warmup": 0.0, "latency": parse_dist("exp:mean=0.05")}
+    a = run(SimConfig(**net), wl).dataframe().sort_values("task_id")
+    b = run(SimConfig(**net, pickup_trace=OverheadTrace(np.zeros(1), np.zeros(1)), latency_model="iid"),
+            wl).dataframe().sort_values("task_id")
+    assert b["finished_at"].to_numpy() == pytest.approx(a["finished_at"].to_numpy(), abs=1e-12)
