@@ -163,8 +163,12 @@ def test_live_vs_sim(tmp_path):
         assert s[f"ks_{model}"].between(0, 1).all() and s[f"mean_err_{model}"].abs().lt(0.6).all()
     assert (s["ks"] == s["ks_replay"]).all() and set(s["overhead_model"]) == {"replay"}
     assert (s["mean_err"].abs() < 0.6).all(), s                         # loose: a shared 2-core host is noisy
+    for check in ("nopickup", "heldout"):                              # the same model without pickups; another
+        assert s[f"ks_{check}"].between(0, 1).all()                   # scheme's traces (the other of the two)
+    assert s["heldout_from"].tolist() == ["plainrandom", "leastload"]
     cal = pd.read_csv(out / "calibration.csv")
     assert (cal["latency_s"] > 0).all() and (cal["latency_s"] < 0.05).all()
+    assert (cal["pickups"] > 0).all() and (cal["pickup_median_s"] > 0).all() and (cal["pickup_median_s"] < 0.05).all()
     assert cal["hop_lag1_corr"].between(-1, 1).all() and not cal["hog"].astype(bool).any()
     assert "live vs simulated" in proc.stdout
     assert {"live_vs_sim_cdf.png", "gantt_live_leastload.png", "gantt_sim_leastload.png"} <= {p.name for p in pngs(out)}
@@ -174,7 +178,7 @@ def test_live_vs_sim(tmp_path):
     r2 = pd.read_csv(again / "responses.csv")
     pd.testing.assert_frame_equal(r2[r2["source"] == "live"].reset_index(drop=True), live.reset_index(drop=True))
     s2 = pd.read_csv(again / "summary.csv")
-    for col in ("ks", "ks_iid", "ks_replay", "ks_modulated", "mean_err", "uncal_ks"):
+    for col in ("ks", "ks_iid", "ks_replay", "ks_modulated", "mean_err", "uncal_ks", "ks_nopickup", "ks_heldout"):
         assert s2[col].to_numpy() == pytest.approx(s[col].to_numpy(), abs=1e-9), col
 
 

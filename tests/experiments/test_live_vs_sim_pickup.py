@@ -72,3 +72,15 @@ def test_a_known_pickup_delay_is_recovered_and_closes_the_gap(seed):
     with_pickup, without = sim_mean(True), sim_mean(False)
     assert with_pickup / live_mean - 1 == pytest.approx(0.0, abs=0.04)
     assert without / live_mean - 1 < -0.05                                # the bias the live runs showed
+
+
+def test_held_out_calibration_from_another_run_of_the_same_system():
+    """Overheads fitted on one run, drawn whatever the time ("shuffled"), predict another run with other arrivals."""
+    args = argparse.Namespace(seed=0, hwm=0, engines=4, overhead_window_ms=200.0)
+    fit_on = lvs.calibrate(_fake_live(11, pickup_mean_s=0.002))
+    for seed in (12, 13):
+        live = _fake_live(seed, pickup_mean_s=0.002)
+        live_mean = (live["finished_at"] - live["submitted_at"]).mean()
+        means = [(d["finished_at"] - d["submitted_at"]).mean()
+                 for d in (lvs.run_sim("leastload", live, fit_on, args, k, "shuffled") for k in range(3))]
+        assert np.mean(means) / live_mean - 1 == pytest.approx(0.0, abs=0.04)
