@@ -118,3 +118,22 @@ def responses(df: Any, source: str, scheme: str) -> Any:
     out.insert(0, "scheme", scheme)
     out.insert(0, "source", source)
     return out
+
+
+def decompose(df: Any) -> dict[str, float]:
+    """Where a run's response time goes (means, ms), from the final attempt of each task: the share of
+    tasks dispatched to a busy engine (`queued`), their wait there (started − dispatched), the hop to
+    an idle engine (the same for the others), and finished − started (engine time + the report hop).
+    The same columns for live and simulated records, so each part can be compared."""
+    last = df.drop_duplicates("task", keep="last")
+    last = last[last["outcome"].astype(str) == "ok"]
+    queued = last["engine_load"].astype(float).to_numpy() > 0
+    wait = (last["started_at"] - last["dispatched_at"]).to_numpy(float)
+    run = (last["finished_at"] - last["started_at"]).to_numpy(float)
+    resp = (last["finished_at"] - last["submitted_at"]).to_numpy(float)
+
+    def ms(x: np.ndarray) -> float:
+        return 1e3 * float(x.mean()) if len(x) else math.nan
+
+    return {"response_ms": ms(resp), "queued": float(queued.mean()), "wait_queued_ms": ms(wait[queued]),
+            "hop_idle_ms": ms(wait[~queued]), "started_to_finished_ms": ms(run)}

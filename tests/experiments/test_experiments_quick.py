@@ -166,6 +166,8 @@ def test_live_vs_sim(tmp_path):
     for check in ("nopickup", "heldout"):                              # the same model without pickups; another
         assert s[f"ks_{check}"].between(0, 1).all()                   # scheme's traces (the other of the two)
     assert s["heldout_from"].tolist() == ["plainrandom", "leastload"]
+    parts = pd.read_csv(out / "decomposition.csv")
+    assert set(parts["source"]) == {"live", "sim", "sim_nopickup"} and parts["queued"].between(0, 1).all()
     cal = pd.read_csv(out / "calibration.csv")
     assert (cal["latency_s"] > 0).all() and (cal["latency_s"] < 0.05).all()
     assert (cal["pickups"] > 0).all() and (cal["pickup_median_s"] > 0).all() and (cal["pickup_median_s"] < 0.05).all()

@@ -33,6 +33,18 @@ def test_pickups_are_the_gaps_before_tasks_already_queued():
     assert gap[order] == pytest.approx([0.3, 0.1, 0.1])
 
 
+def test_decompose_splits_the_response_into_its_parts():
+    rec = pd.DataFrame({"task": [0, 1, 2, 2], "outcome": ["ok", "ok", "error", "ok"], "engine_load": [0, 1, 0, 2],
+                        "submitted_at": [0.0, 0.0, 0.0, 0.0], "dispatched_at": [0.0, 0.0, 0.0, 0.004],
+                        "started_at": [0.001, 0.011, 0.0, 0.010], "finished_at": [0.011, 0.031, 0.0, 0.020]})
+    parts = lvs.decompose(rec)                          # task 2's first attempt failed: its retry counts
+    assert parts["queued"] == pytest.approx(2 / 3)
+    assert parts["wait_queued_ms"] == pytest.approx((11 + 6) / 2)
+    assert parts["hop_idle_ms"] == pytest.approx(1.0)
+    assert parts["started_to_finished_ms"] == pytest.approx((10 + 20 + 10) / 3)
+    assert parts["response_ms"] == pytest.approx((11 + 31 + 20) / 3)
+
+
 def _fake_live(seed: int, pickup_mean_s: float) -> pd.DataFrame:
     """A 'live' run made by the simulator: 1,500 lognormal tasks (mean 20 ms) at load 0.7 on 4 engines, hwm 0,
     0.2 ms hops, and an exponential pickup delay of known mean; the engine's completion = start + length."""
