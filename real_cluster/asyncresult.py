@@ -2,7 +2,7 @@
 
 One AsyncResult covers one or more task ids (`msg_ids`). For a map (AsyncMapResult, in
 asyncmapresult.py) each task is one chunk and the result is the concatenation of the chunks, in
-submission order. The client's IO thread calls `_part_done` as each task's result arrives; when all
+submission order. The client's reader thread calls `_part_done` as each task's result arrives; when all
 have, the Future resolves: a single task's value or its exception; for several, the list of values,
 or a CompositeError naming every failure. Metadata (`ar.metadata`, `ar["key"]`, `ar.key`) is the
 client's `Metadata` of each task, updated in place; timestamps are aware UTC datetimes. Output a task
@@ -12,7 +12,6 @@ printed arrives with its result: `ar.stdout`, `ar.stderr`, `ar.outputs`, `displa
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, InvalidStateError
@@ -55,7 +54,7 @@ class AsyncResult(Future):
         self._return_exceptions = return_exceptions
         self.owner = owner
         self._values: dict[str, tuple[bool, Any]] = {}
-        self._cond = threading.Condition(threading.RLock())
+        self._cond = self._condition            # the Future's own (an RLock): one condition per result, not two
         self._order: list[str] = []             # completion order, for unordered iteration
         self._metadata: list[Metadata] = [client._metadata_for(m) for m in self.msg_ids]
         if not self.msg_ids:
@@ -69,8 +68,9 @@ class AsyncResult(Future):
             self._values[msg_id] = (ok, value)
             self._order.append(msg_id)
             if len(self._values) == len(self.msg_ids) and not self.done():
-                self._resolve()
-            self._cond.notify_all()
+                self._resolve()             # set_result / set_exception notify every waiter
+            else:
+                self._cond.notify_all()
 
     def _resolve(self) -> None:
         parts = [self._values[m] for m in self.msg_ids]
@@ -90,7 +90,7 @@ class AsyncResult(Future):
                 else:
                     self.set_result([v for _, v in parts])
         except InvalidStateError:  # already resolved (e.g. two deliveries raced): the first result stands
-            pass
+            self._cond.notify_all()
         if self.owner:
             self._client._disown(self.msg_ids)
 
