@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, InvalidStateError
+from concurrent.futures._base import PENDING
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -67,21 +68,21 @@ class AsyncResult(Future):
                 return
             self._values[msg_id] = (ok, value)
             self._order.append(msg_id)
-            if len(self._values) == len(self.msg_ids) and not self.done():
+            if len(self._values) == len(self.msg_ids) and self._state == PENDING:    # (done(): the lock again)
                 self._resolve()             # set_result / set_exception notify every waiter
             else:
                 self._cond.notify_all()
 
     def _resolve(self) -> None:
-        parts = [self._values[m] for m in self.msg_ids]
         try:
             if self._single:
-                ok, value = parts[0]
+                ok, value = self._values[self.msg_ids[0]]
                 if ok:
                     self.set_result(value)
                 else:
                     self.set_exception(value)
             else:
+                parts = [self._values[m] for m in self.msg_ids]
                 failures = [v for ok, v in parts if not ok]
                 if failures:
                     self.set_exception(composite_error(self._fname, failures))

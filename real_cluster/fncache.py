@@ -125,7 +125,7 @@ def _by_reference(obj: Any) -> bool:
 
     A positive answer is remembered (cloudpickle's own check was a third of a by-reference task's client
     CPU, bench_cpu_split.py) and trusted while the module is still imported under that name, the name
-    still resolves to `obj` and no module is registered to be pickled by value."""
+    still resolves to `obj` and neither the module nor a package of it is registered to be pickled by value."""
     module_name = getattr(obj, "__module__", None)
     if module_name == "__main__":     # the common case, decided as cloudpickle does
         return False
@@ -133,8 +133,8 @@ def _by_reference(obj: Any) -> bool:
         module = _BY_REFERENCE.get(obj)
     except TypeError:                 # an unhashable class (its metaclass says so): ask cloudpickle each time
         module = None
-    if module is not None and not _PICKLE_BY_VALUE_MODULES and sys.modules.get(module_name) is module \
-            and _resolve(module, obj.__qualname__) is obj:
+    if module is not None and sys.modules.get(module_name) is module and _resolve(module, obj.__qualname__) is obj \
+            and not (_PICKLE_BY_VALUE_MODULES and _registered_by_value(module_name)):
         return True
     try:
         by_ref = bool(cloudpickle.cloudpickle._should_pickle_by_reference(obj))
@@ -149,6 +149,12 @@ def _by_reference(obj: Any) -> bool:
         except TypeError:
             pass
     return by_ref
+
+
+def _registered_by_value(module_name: str) -> bool:
+    """Whether `cloudpickle.register_pickle_by_value` named this module or a package holding it."""
+    parts = module_name.split(".")
+    return any(".".join(parts[:i]) in _PICKLE_BY_VALUE_MODULES for i in range(1, len(parts) + 1))
 
 
 def _resolve(module: ModuleType, qualname: Any) -> Any:
