@@ -102,12 +102,13 @@ class ClientLink(SyncLink):
         if not self._tls:
             return self.recv_many()
         while True:                         # TLS: never read while a writer is inside the SSL object
-            if not self.sock.pending():
-                select.select([self.sock], [], [])
             with self._lock:
-                msgs = self.recv_many(block=False)
+                msgs = self.recv_many(block=False)      # reads only what is buffered or readable now
+                buffered = self.sock.pending()
             if msgs:
                 return msgs
+            if not buffered:
+                select.select([self.sock], [], [])
 
     def _read_loop(self, on_message: Callable[[Any], None], on_close: Callable[[str], None]) -> None:
         reason = "connection closed"
