@@ -36,8 +36,9 @@ _JITTER = random.Random()      # spreads the retries of many clients refused at 
 
 
 def _is_connect_failure(exc: ConnectionFailed) -> bool:
-    """A refused or unreachable address (SyncLink.connect's "cannot connect"): not worth retrying."""
-    return str(exc).startswith("cannot connect")
+    """A refused or unreachable address, or a failed TLS handshake (SyncLink.connect's "cannot connect to" and
+    "TLS with ... failed"): not worth retrying, unlike a handshake the controller cut short."""
+    return str(exc).startswith(("cannot connect", "TLS with"))
 
 
 class ClientLink(SyncLink):
@@ -73,9 +74,7 @@ class ClientLink(SyncLink):
                         continue
                     raise
                 if time.monotonic() >= deadline:
-                    if isinstance(exc, ControllerBusy) or "handshake" in str(exc):
-                        raise
-                    raise ConnectionFailed(f"no handshake with {host}:{port} within {timeout} s ({exc})") from None
+                    raise
             time.sleep(max(0.0, min(delay * (0.5 + _JITTER.random()), deadline - time.monotonic())))
             delay = min(delay * 2, 1.0)
 
