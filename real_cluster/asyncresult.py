@@ -57,7 +57,9 @@ class AsyncResult(Future):
         self._values: dict[str, tuple[bool, Any]] = {}
         self._cond = self._condition            # the Future's own (an RLock): one condition per result, not two
         self._order: list[str] = []             # completion order, for unordered iteration
-        self._metadata: list[Metadata] = [client._metadata_for(m) for m in self.msg_ids]
+        ids = self.msg_ids
+        self._metadata: list[Metadata] = [client._metadata_for(ids[0])] if len(ids) == 1 \
+            else [client._metadata_for(m) for m in ids]
         if not self.msg_ids:
             self.set_result([])
 

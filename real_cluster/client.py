@@ -157,6 +157,15 @@ class Client(HubQueries, ResultRequests):
         return fut.result(timeout)
 
     def _track(self, ar: AsyncResult) -> AsyncResult:
+        if len(ar.msg_ids) == 1:            # one task (apply_async): no list of what is ready
+            mid = ar.msg_ids[0]
+            with self._lock:
+                done = self._done.get(mid)
+                if done is None:
+                    self._waiters.setdefault(mid, []).append(ar)
+            if done is not None:
+                ar._part_done(mid, *done)
+            return ar
         ready = []
         with self._lock:
             for mid in ar.msg_ids:
