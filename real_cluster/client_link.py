@@ -10,7 +10,9 @@ waking the waiting thread), where an event loop in between cost two plus its own
 The handshake is `SyncLink.connect`'s (the same HMAC challenge-response the engines use): nothing
 the controller sends is unpickled before both sides are proven; results are decoded under
 `proto.RESULT_LIMITS`. Over TLS one SSL object must not read and write at once, so there the
-reader waits for the socket to be readable outside the lock and reads under the writers' lock.
+reader waits for the socket to be readable outside the lock and reads under it, and writers wait
+for writability outside it and hand the SSL object one record at a time (a writer blocked on a
+controller that waits for us to read must not lock the reader out).
 `close` only shuts the socket down; the reader thread closes it when it ends (no descriptor reuse
 race) and then calls `on_close(reason)` once.
 """
@@ -24,7 +26,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from . import protocol as proto
 from .error import ConnectionFailed, ControllerBusy, ProtocolError
@@ -33,6 +35,7 @@ from .sync_link import SyncLink
 log = logging.getLogger("real_cluster.client")
 
 _JITTER = random.Random()      # spreads the retries of many clients refused at once
+TLS_CHUNK = 16 * 1024           # bytes one TLS write takes at most (one record)
 
 
 def _is_connect_failure(exc: ConnectionFailed) -> bool:
@@ -51,6 +54,7 @@ class ClientLink(SyncLink):
         self._close_reason: str | None = None
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._reader: threading.Thread | None = None
+        self._send_lock = threading.Lock()      # TLS: a whole frame per writer (`_lock`: the SSL object)
 
     @classmethod
     def open(cls, host: str, port: int, key: str, timeout: float, tls_fingerprint: str | None = None,
@@ -65,8 +69,7 @@ class ClientLink(SyncLink):
             try:
                 link = cls.connect(host, port, key, "client", timeout_s=left, tls_fingerprint=tls_fingerprint,
                                    unix_path=unix_path if tls_fingerprint is None else None)
-                assert isinstance(link, ClientLink)
-                return link
+                return cast(ClientLink, link)
             except (ControllerBusy, ConnectionFailed) as exc:
                 if isinstance(exc, ConnectionFailed) and _is_connect_failure(exc):
                     if unix_path is not None and tls_fingerprint is None:
@@ -84,11 +87,31 @@ class ClientLink(SyncLink):
         if self.closed:
             raise ConnectionFailed(f"not connected to the controller ({self._close_reason or 'closed'})")
         try:
-            with self._lock:
-                self.sock.sendall(frame)
+            if self._tls:
+                self._send_tls(frame)
+            else:
+                with self._lock:
+                    self.sock.sendall(frame)
         except OSError as exc:
             self._shutdown(f"send failed: {exc}")
             raise ConnectionFailed(f"send failed: {exc}") from None
+
+    def _send_tls(self, frame: bytes) -> None:
+        """Write a frame over TLS, one record at a time, holding the SSL object only while it takes bytes: a
+        controller that stops reading us until we read its results must never find the reader locked out."""
+        view = memoryview(frame)
+        with self._send_lock:                   # one frame at a time, whole
+            while view:
+                select.select([], [self.sock], [])
+                with self._lock:
+                    self.sock.setblocking(False)
+                    try:
+                        n = self.sock.send(view[:TLS_CHUNK])
+                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+                        n = 0                   # not now: the same bytes again once writable
+                    finally:
+                        self.sock.setblocking(True)
+                view = view[n:]
 
     # ------------------------------------------------------------------------------ reading
     def start(self, on_message: Callable[[Any], None], on_close: Callable[[str], None]) -> None:
