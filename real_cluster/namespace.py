@@ -67,8 +67,14 @@ class lend:           # noqa: N801 - used as `with lend(f, args, kwargs) as (f, 
 
     def __enter__(self) -> tuple[Any, tuple, dict]:
         f, args, kwargs = self.call
-        main_args = any(_is_main_function(a) for a in args) or any(_is_main_function(v) for v in kwargs.values())
-        if not (_is_main_function(f) or main_args):
+        main_args = False
+        for a in args:                                       # (loops, not any(<generator>): this runs per task)
+            if type(a) is types.FunctionType and a.__module__ == "__main__":
+                main_args = True
+                break
+        if kwargs and not main_args:
+            main_args = any(_is_main_function(v) for v in kwargs.values())
+        if not main_args and not (type(f) is types.FunctionType and f.__module__ == "__main__"):
             return self.call                                 # the common case: nothing to bind
         self.lent = {}
         if _is_main_function(f):
