@@ -494,6 +494,49 @@ def _die_with_parent() -> None:
         os._exit(0)
 
 
+class _Poller:
+    """The worker's readiness wait: file descriptors with tags; `wait(timeout)` gives the tags of the readable ones.
+
+    epoll directly where there is one (a wake-up costs a third of a `selectors` one: 2.2k vs 7.1k instructions,
+    callgrind; one wake-up per task at hwm=1), else the `selectors` module."""
+
+    def __init__(self) -> None:
+        self._tags: dict[int, Any] = {}
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._sel = None if self._epoll is not None else selectors.DefaultSelector()
+
+    def register(self, fd: Any, tag: Any) -> None:
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        if self._epoll is not None:
+            self._epoll.register(fd, select.EPOLLIN)
+        else:
+            self._sel.register(fd, selectors.EVENT_READ, tag)  # type: ignore[union-attr]
+        self._tags[fd] = tag
+
+    def unregister(self, fd: Any) -> None:
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        self._tags.pop(fd, None)
+        try:
+            if self._epoll is not None:
+                self._epoll.unregister(fd)
+            else:
+                self._sel.unregister(fd)  # type: ignore[union-attr]
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def wait(self, timeout: float | None = None) -> list[Any]:
+        if self._epoll is not None:
+            tags = self._tags
+            return [tags[fd] for fd, _ in self._epoll.poll(-1 if timeout is None else timeout)]
+        return [key.data for key, _ in self._sel.select(timeout)]  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+        else:
+            self._sel.close()  # type: ignore[union-attr]
+
+
 def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | None = None,
           attach: dict[str, Any] | None = None) -> int:
     """Run tasks from the nanny (and from the direct link, given `attach`) until the nanny closes the pipe.
@@ -505,23 +548,23 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
     fds = FdCapture()
     fds.start()                 # fds 1/2 -> the capture pipes, for this process's life
     direct = _Direct(attach) if attach else None
-    sel = selectors.DefaultSelector()
-    sel.register(sock, selectors.EVENT_READ, None)
+    sel = _Poller()
+    sel.register(sock, None)
     for r in fds.read_ends:     # written while idle (no task runs): passed on to the original fds
-        sel.register(r, selectors.EVENT_READ, _IDLE_OUTPUT)
+        sel.register(r, _IDLE_OUTPUT)
     pipe.send(Heartbeat())      # ready
     try:
         while True:
             try:
                 if direct is not None and direct.lost and not pipe.pending and not direct.queue \
-                        and not sel.select(0):      # only when idle: a task already sent runs first
+                        and not sel.wait(0):        # only when idle: a task already sent runs first
                     _attach(direct, sel)            # once; again at the nanny's next Heartbeat (it re-registered)
                 if not pipe.pending and (direct is None or not direct.queue):
-                    for key, _ in sel.select():
-                        if key.data is None:
+                    for tag in sel.wait():
+                        if tag is None:
                             if not pipe.fill():
                                 return 0
-                        elif key.data is _IDLE_OUTPUT:
+                        elif tag is _IDLE_OUTPUT:
                             fds.forward()
                         else:
                             _read_direct(direct, sel)
@@ -564,15 +607,15 @@ def _run_one(msg: RunTask, result_max: int, slot: TaskSlot | None, pipe: _Pipe, 
         pipe.send(Heartbeat())              # the nanny holds a task for us: it may send it now
 
 
-def _attach(direct: Any, sel: selectors.BaseSelector) -> None:
+def _attach(direct: Any, sel: _Poller) -> None:
     """(Re)connect the direct link and watch it (any previous one is dropped first)."""
     _drop_direct(direct, sel)
     direct.lost = False
     if direct.attach():
-        sel.register(direct.link.sock, selectors.EVENT_READ, direct)
+        sel.register(direct.link.sock, direct)
 
 
-def _read_direct(direct: Any, sel: selectors.BaseSelector) -> None:
+def _read_direct(direct: Any, sel: _Poller) -> None:
     """Queue what the direct link has; drop the link when it closed or broke."""
     try:
         direct.queue.extend(direct.link.recv_many(block=False))
@@ -581,7 +624,7 @@ def _read_direct(direct: Any, sel: selectors.BaseSelector) -> None:
         _drop_direct(direct, sel)
 
 
-def _answer_direct(direct: Any, sel: selectors.BaseSelector, frame: bytes) -> None:
+def _answer_direct(direct: Any, sel: _Poller, frame: bytes) -> None:
     if direct.link is None:
         return
     try:
@@ -591,12 +634,9 @@ def _answer_direct(direct: Any, sel: selectors.BaseSelector, frame: bytes) -> No
         _drop_direct(direct, sel)
 
 
-def _drop_direct(direct: Any, sel: selectors.BaseSelector) -> None:
+def _drop_direct(direct: Any, sel: _Poller) -> None:
     if direct.link is not None:
-        try:
-            sel.unregister(direct.link.sock)
-        except (KeyError, ValueError):
-            pass
+        sel.unregister(direct.link.sock)
         direct.close()
         direct.lost = True
     direct.queue = []               # tasks it brought are the controller's to account for (the link closed)
