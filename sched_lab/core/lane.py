@@ -12,12 +12,12 @@ same, field for field. tests/core/test_lane.py holds the lane to TaskScheduler o
 event sequences; tests/sim/test_fast_path.py holds the simulator's two paths to the same records.
 
 Ids: engines join as 0, 1, 2, ... (their join order); task i is the i-th submitted. Records are kept
-as columns (stdlib arrays): by task id the values fixed at dispatch, in completion order the rest.
+as columns (lists): by task id the values fixed at dispatch, in completion order the rest.
 """
 
 from __future__ import annotations
 
-from array import array
+import math
 from collections import deque
 from collections.abc import Iterator
 from random import Random
@@ -47,7 +47,7 @@ class PlainLane:
 
     __slots__ = ("scheme_name", "hwm", "_rng", "_directory", "_pool", "_avail", "_load", "_seq", "_assigned",
                  "_queue", "_n", "_cap", "_submitted", "_dispatched", "_engine", "_queue_len", "_engine_load",
-                 "_done", "_started", "_finished", "_errors", "_running")
+                 "_done", "_started", "_finished", "_errors")
 
     def __init__(self, scheme: str, hwm: int, rng: Random, capacity: int) -> None:
         self.scheme_name = check_scheme(scheme)
@@ -67,17 +67,17 @@ class PlainLane:
         self._queue: deque[int] = deque()                  # task ids waiting for an engine, FIFO
         self._n = 0
         self._cap = capacity
-        zeros_d, zeros_q = bytes(8 * capacity), bytes(8 * capacity)
-        self._submitted = array("d", zeros_d)              # by task id
-        self._dispatched = array("d", zeros_d)
-        self._engine = array("q", zeros_q)
-        self._queue_len = array("q", zeros_q)
-        self._engine_load = array("q", zeros_q)
-        self._done = array("q")                            # task ids in completion order
-        self._started = array("d")                         # in completion order
-        self._finished = array("d")
-        self._errors: dict[int, str] = {}                  # completion index -> error name (outcome ERROR)
-        self._running = bytearray(capacity)                # 1 while a task is out on an engine
+        # The records' columns, as lists allocated once (a store is a pointer; array.array's parses its
+        # argument, ~3x the cost). By task id, but `_done` (task ids in completion order).
+        self._submitted: list[float] = [0.0] * capacity
+        self._dispatched: list[float] = [math.nan] * capacity   # NaN: at submission (a task that waited: set)
+        self._engine: list[int] = [0] * capacity           # ~engine (= -1 - engine) while the task is out on it
+        self._queue_len: list[int] = [0] * capacity        # 0 unless it waited (then no engine was available)
+        self._engine_load: list[int] = [0] * capacity
+        self._started: list[float] = [0.0] * capacity
+        self._finished: list[float] = [0.0] * capacity
+        self._done: list[int] = []
+        self._errors: dict[int, str] = {}                  # task id -> error name (outcome ERROR)
 
     # ---------------------------------------------------------------------------------- events
 
@@ -94,30 +94,41 @@ class PlainLane:
     def submit(self, now: float) -> int:
         """Task `n` (the n-th submitted, from 0) arrives at `now`: the engine it goes to, or -1 (it waits)."""
         tid = self._n
-        if tid >= self._cap:
-            raise SchedulerMisuse(f"more than {self._cap} tasks submitted to a PlainLane of that capacity")
+        try:
+            self._submitted[tid] = now
+        except IndexError:
+            raise SchedulerMisuse(f"more than {self._cap} tasks submitted to a PlainLane of that capacity") from None
         self._n = tid + 1
-        self._submitted[tid] = now
         if not self._avail:
             self._queue.append(tid)
             return -1
-        e = self._pool.choose(self._rng, None, None)
-        self._dispatch(tid, e, now)
+        # TaskScheduler._dispatch, inlined (once per task). An engine was available, so no task waits
+        # (a waiting task would have taken it): queue_len 0, dispatched_at = now (both the defaults).
+        pool = self._pool
+        e = pool.choose(self._rng, None, None)
+        self._engine[tid] = ~e
+        loads = self._load
+        self._engine_load[tid] = load = loads[e]
+        loads[e] = load = load + 1
+        self._assigned = seq = self._assigned + 1
+        self._seq[e] = seq
+        if load == self.hwm:
+            pool.discard(e)
+        else:
+            pool.update(e, load, seq)
         return e
 
     def _dispatch(self, tid: int, e: int, now: float) -> None:
-        """Task `tid` goes to engine e (TaskScheduler._dispatch): the record's dispatch fields, load, seq, pool."""
+        """Waiting task `tid` goes to engine e (TaskScheduler._dispatch): its record's fields, load, seq, pool."""
         self._dispatched[tid] = now
-        self._engine[tid] = e
+        self._engine[tid] = ~e
         self._queue_len[tid] = len(self._queue)
         load = self._load[e]
         self._engine_load[tid] = load
         self._load[e] = load = load + 1
         self._assigned = seq = self._assigned + 1
         self._seq[e] = seq
-        self._running[tid] = 1
-        hwm = self.hwm
-        if hwm and load >= hwm:
+        if load == self.hwm:                               # (an engine below hwm gets one more: == is >=)
             self._pool.discard(e)
         else:
             self._pool.update(e, load, seq)
@@ -128,21 +139,21 @@ class PlainLane:
 
         Returns the waiting tasks dispatched because capacity appeared, as (task id, engine), or None.
         """
-        if not (0 <= tid < self._n and self._running[tid] and self._engine[tid] == engine_id):
+        engines = self._engine
+        if engines[tid] != ~engine_id or tid < 0:          # (IndexError past the capacity)
             raise SchedulerMisuse(f"task {tid!r} is not running on engine {engine_id!r}")
-        self._running[tid] = 0
-        self._load[engine_id] = load = self._load[engine_id] - 1
-        hwm = self.hwm
-        if hwm and load >= hwm:
-            self._pool.discard(engine_id)
-        else:
-            self._pool.update(engine_id, load, self._seq[engine_id])
+        engines[tid] = engine_id
+        loads = self._load
+        loads[engine_id] = load = loads[engine_id] - 1
+        self._pool.update(engine_id, load, self._seq[engine_id])    # (now below hwm: available)
         if error_name is not None:
-            self._errors[len(self._done)] = error_name
+            self._errors[tid] = error_name
         self._done.append(tid)
-        self._started.append(started_at)
-        self._finished.append(now)
-        return self._drain(engine_id, now) if self._queue else None
+        self._started[tid] = started_at
+        self._finished[tid] = now
+        if self._queue:
+            return self._drain(engine_id, now)
+        return None
 
     def _drain(self, engine_id: int, now: float) -> list[tuple[int, int]]:
         """Capacity appeared on `engine_id`: place the oldest waiting tasks while it has room (TaskScheduler._drain)."""
@@ -173,22 +184,24 @@ class PlainLane:
         return self._load[engine_id]
 
     def columns(self) -> dict[str, Any]:
-        """The records' columns: `task_id`, `started_at`, `finished_at` in completion order (one per
-        record); `submitted_at`, `dispatched_at`, `engine_id`, `queue_len`, `engine_load` by task id;
-        `errors` = {record index: error name} (outcome ERROR; every other record is OK). Arrays are live views."""
-        n = self._n
-        return {"task_id": self._done, "started_at": self._started, "finished_at": self._finished,
-                "submitted_at": self._submitted[:n], "dispatched_at": self._dispatched[:n],
-                "engine_id": self._engine[:n], "queue_len": self._queue_len[:n],
-                "engine_load": self._engine_load[:n], "errors": dict(self._errors)}
+        """The records' columns as lists: `task_id` in completion order (one record each); the rest by task
+        id: `submitted_at`, `dispatched_at` (NaN: dispatched when submitted), `engine_id` (~engine, i.e.
+        negative, while the task is out), `queue_len`, `engine_load`, `started_at`, `finished_at`;
+        `errors` = {task id: error name} (outcome ERROR; every other record is OK). Not copies."""
+        return {"task_id": self._done, "submitted_at": self._submitted, "dispatched_at": self._dispatched,
+                "engine_id": self._engine, "queue_len": self._queue_len, "engine_load": self._engine_load,
+                "started_at": self._started, "finished_at": self._finished, "errors": self._errors,
+                "n": self._n}
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """The records in completion order, as RecordSink.add's positional arguments (TaskRecord order)."""
         errors, scheme = self._errors, self.scheme_name
-        for i, tid in enumerate(self._done):
-            error = errors.get(i)
-            yield (tid, 0, self._engine[tid], self._submitted[tid], self._dispatched[tid], self._started[i],
-                   self._finished[i], _OK if error is None else _ERROR, error, self._queue_len[tid],
+        for tid in self._done:
+            error = errors.get(tid)
+            dispatched = self._dispatched[tid]
+            yield (tid, 0, self._engine[tid], self._submitted[tid],
+                   self._submitted[tid] if math.isnan(dispatched) else dispatched, self._started[tid],
+                   self._finished[tid], _OK if error is None else _ERROR, error, self._queue_len[tid],
                    self._engine_load[tid], scheme, None)
 
 

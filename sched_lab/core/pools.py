@@ -27,7 +27,8 @@ measures both.
 from __future__ import annotations
 
 import heapq
-from operator import itemgetter
+from math import fsum
+from operator import itemgetter, sub, truediv
 from collections.abc import Callable, Collection, Hashable, Sequence
 from random import Random
 from typing import Any
@@ -207,42 +208,55 @@ class _HeapPool(_BasePool):
 
 
 _SEQ_BITS = 40
-_SEQ_OFFSET = 1 << (_SEQ_BITS - 1)
+_LOAD_UNIT = 1 << _SEQ_BITS
 
 
 class _IntKeyHeapPool(_BasePool):
-    """_HeapPool's law with each entry packed into one int: `load << 40 | (seq + 2**39)` (or the seq alone).
+    """_HeapPool's law with each entry packed into one int: `load * 2**40 + seq` (or the seq alone).
 
-    A seq names one engine (the scheduler's join and assignment counters never repeat, |seq| < 2**39),
-    so a key does too: `_owner` maps the current keys to their engines and a heap key not in it is
-    stale. Ints compare in one step where (load, seq, engine) tuples take three, which roughly halves
-    the cost of the heap pushes and pops done twice per task (benchmarks/bench_sim.py).
+    A seq names one engine (the scheduler's join and assignment counters never repeat, |seq| < 2**39,
+    so keys of different loads never overlap), so a key does too: `_owner` maps the current keys to
+    their engines and a heap key not in it is stale. Ints compare in one step where (load, seq,
+    engine) tuples take three, which roughly halves the cost of the heap pushes and pops done twice
+    per task; `seq` is derived from the keys when asked (the choice never needs it), and the heap is
+    rebuilt from the live keys when stale ones outnumber them (benchmarks/bench_sim.py).
     """
 
     _by_load = True                      # key (load, seq) for leastload, (seq,) for lru
 
     def __init__(self, engines: EngineDirectory | None = None) -> None:
-        super().__init__()
+        self.load: dict[EngineId, int] = {}
         self._heap: list[int] = []
+        self._factor = _LOAD_UNIT if self._by_load else 0
         self._key: dict[EngineId, int] = {}          # each available engine's current key
         self._owner: dict[int, EngineId] = {}        # current key -> its engine
+        self._limit = 64                             # at most 2 * live keys + 64 (checked when the heap passes it)
 
-    def add(self, engine: EngineId, load: int, seq: int) -> None:
+    @property
+    def seq(self) -> dict[EngineId, int]:            # type: ignore[override]
+        """Each available engine's seq (from its key)."""
+        load, factor = self.load, self._factor
+        return {e: key - load[e] * factor for e, key in self._key.items()}
+
+    def add(self, engine: EngineId, load: int, seq: int, _push: Callable[[list[int], int], None] = heapq.heappush) -> None:
         self.load[engine] = load
-        key = ((load << _SEQ_BITS) if self._by_load else 0) + seq + _SEQ_OFFSET
-        old = self._key.get(engine)
+        key = load * self._factor + seq
+        keys = self._key
+        old = keys.get(engine)
         if old == key:
             return                               # same (load, seq), or lru and only the load changed
-        self.seq[engine] = seq
+        owner = self._owner
         if old is not None:
-            del self._owner[old]
-        self._key[engine] = key
-        self._owner[key] = engine
+            del owner[old]
+        keys[engine] = key
+        owner[key] = engine
         heap = self._heap
-        heapq.heappush(heap, key)
-        if len(heap) > 2 * len(self._key) + 64:
-            self._heap = heap = list(self._key.values())
-            heapq.heapify(heap)
+        _push(heap, key)
+        if len(heap) > self._limit:
+            self._limit = limit = 2 * len(keys) + 64
+            if len(heap) > limit:
+                self._heap = heap = list(keys.values())
+                heapq.heapify(heap)
 
     update = add
 
@@ -251,10 +265,9 @@ class _IntKeyHeapPool(_BasePool):
         if key is not None:
             del self._owner[key]
             del self.load[engine]
-            del self.seq[engine]
 
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None,
-               task: Any = None) -> EngineId | None:
+               task: Any = None, _pop: Callable[[list[int]], int] = heapq.heappop) -> EngineId | None:
         heap = self._heap
         owner = self._owner
         if not exclude:                          # the common case
@@ -262,7 +275,7 @@ class _IntKeyHeapPool(_BasePool):
                 engine = owner.get(heap[0])
                 if engine is not None:
                     return engine
-                heapq.heappop(heap)
+                _pop(heap)
             return None
         skipped: list[int] = []
         found = None
@@ -387,46 +400,119 @@ class PowerOfDPool(_IndexedPool):
 
 
 class WeightedPool(_BasePool):
-    """weighted: engines bucketed by load level; a draw picks a level ∝ count/(1e-6+load), then uniformly."""
+    """weighted: engines bucketed by load level; a draw picks a level ∝ count/(1e-6+load), then uniformly.
+
+    The available engines sit in one list sorted by load (a bucket per level: level l is
+    `_arr[_start[l]:_start[l + 1]]`, the top level never empty), so a load change by one is one swap
+    with the bucket's edge and a moved boundary. A draw walks the levels from load 0 up (the heaviest
+    first in practice: an idle engine weighs 10^6 times a busy one) against `fsum` of the masses
+    (exact, so the same in every Python version). Two updates and one choice per task
+    (benchmarks/bench_sim.py).
+    """
 
     reference = staticmethod(weighted_ref)
 
     def __init__(self, engines: EngineDirectory | None = None) -> None:
         super().__init__()
-        self._levels: dict[int, tuple[list[EngineId], dict[EngineId, int]]] = {}
+        self._arr: list[EngineId] = []               # available engines, by load level
+        self._pos: dict[EngineId, int] = {}          # each one's index in _arr
+        self._start: list[int] = [0]                 # level l starts at _start[l]; the last entry is len(_arr)
+        self._denom: list[float] = [WEIGHT_EPSILON]  # by level: 1e-6 + level
 
-    def _level_remove(self, engine: EngineId, load: int) -> None:
-        items, pos = self._levels[load]
-        i = pos.pop(engine)
-        last = items.pop()
-        if i < len(items):
-            items[i] = last
-            pos[last] = i
-        if not items:
-            del self._levels[load]
+    def _swap(self, engine: EngineId, j: int) -> None:
+        """Put `engine` at index j of _arr, and the engine there where `engine` was."""
+        arr, pos = self._arr, self._pos
+        i = pos[engine]
+        if i != j:
+            other = arr[j]
+            arr[i] = other
+            pos[other] = i
+            arr[j] = engine
+            pos[engine] = j
+
+    def _up(self, engine: EngineId, level: int) -> None:
+        """Move `engine` from `level` to the one above (a new top level if it was the top)."""
+        start = self._start
+        k = level + 1
+        if k == len(start) - 1:                      # a new, empty top level
+            start.append(start[-1])
+            if len(self._denom) <= k:
+                self._denom.append(WEIGHT_EPSILON + k)
+        j = start[k] - 1                             # the last of `level`: becomes the first of k
+        self._swap(engine, j)
+        start[k] = j
+
+    def _down(self, engine: EngineId, level: int) -> None:
+        """Move `engine` from `level` (>= 1) to the one below; drop the top level if that emptied it."""
+        start = self._start
+        j = start[level]                             # the first of `level`: becomes the last of level - 1
+        self._swap(engine, j)
+        start[level] = j + 1
+        while len(start) > 1 and start[-2] == start[-1]:
+            start.pop()
 
     def add(self, engine: EngineId, load: int, seq: int) -> None:
+        self.seq[engine] = seq
         loads = self.load
         old = loads.get(engine)
-        if old != load:                          # (_level_remove and the level add, inlined: twice per task)
-            levels = self._levels
-            if old is not None:
-                items, pos = levels[old]
-                i = pos.pop(engine)
-                last = items.pop()
-                if i < len(items):
-                    items[i] = last
-                    pos[last] = i
-                elif not items:
-                    del levels[old]
-            level = levels.get(load)
-            if level is None:
-                level = levels[load] = ([], {})
-            items, pos = level
-            pos[engine] = len(items)
-            items.append(engine)
+        if old is None:                              # a new engine: into the top level, then to its own
             loads[engine] = load
-        self.seq[engine] = seq
+            start = self._start
+            arr = self._arr
+            self._pos[engine] = len(arr)
+            arr.append(engine)
+            if len(start) == 1:
+                start.append(1)
+                old = 0
+            else:
+                start[-1] += 1
+                old = len(start) - 2
+            if old == load:
+                return
+        elif old == load:
+            return
+        else:
+            loads[engine] = load
+        if old == load - 1:                          # a dispatch at hwm 0 or > 1 (_up, inlined)
+            start = self._start
+            k = load
+            if k == len(start) - 1:
+                start.append(start[-1])
+                if len(self._denom) <= k:
+                    self._denom.append(WEIGHT_EPSILON + k)
+            j = start[k] - 1
+            arr, pos = self._arr, self._pos
+            i = pos[engine]
+            if i != j:
+                other = arr[j]
+                arr[i] = other
+                pos[other] = i
+                arr[j] = engine
+                pos[engine] = j
+            start[k] = j
+            return
+        if old == load + 1:                          # a completion (_down, inlined)
+            start = self._start
+            j = start[old]
+            arr, pos = self._arr, self._pos
+            i = pos[engine]
+            if i != j:
+                other = arr[j]
+                arr[i] = other
+                pos[other] = i
+                arr[j] = engine
+                pos[engine] = j
+            start[old] = j + 1
+            if start[-2] == start[-1]:
+                while len(start) > 1 and start[-2] == start[-1]:
+                    start.pop()
+            return
+        while old < load:
+            self._up(engine, old)
+            old += 1
+        while old > load:
+            self._down(engine, old)
+            old -= 1
 
     update = add
 
@@ -435,68 +521,80 @@ class WeightedPool(_BasePool):
         if load is None:
             return
         del self.seq[engine]
-        self._level_remove(engine, load)
+        start = self._start
+        while load < len(start) - 2:                 # up to the top level, then off the end
+            self._up(engine, load)
+            load += 1
+        arr, pos = self._arr, self._pos
+        i = pos.pop(engine)
+        last = arr.pop()
+        if i < len(arr):
+            arr[i] = last
+            pos[last] = i
+        start[-1] -= 1
+        if start[-2] == start[-1]:
+            while len(start) > 1 and start[-2] == start[-1]:
+                start.pop()
 
-    def _masses(self) -> tuple[list[tuple[float, list[EngineId]]], float]:
-        """Each load level's total weight (heaviest first, so a draw usually stops at once) and the sum."""
-        masses = [(len(items) / (WEIGHT_EPSILON + load), items) for load, (items, _) in self._levels.items()]
-        total = 0.0
-        for mass, _ in masses:                   # summed in level order, as before (not sum(): 3.12 compensates)
-            total += mass
-        if len(masses) > 1:
-            masses.sort(key=itemgetter(0), reverse=True)
-        return masses, total
+    def _level_at(self, r: float, level: int) -> int:
+        """The level a draw lands on: the walk from `level` up with `r` left (r -= each mass until r < 0)."""
+        start, denom = self._start, self._denom
+        top = len(start) - 2
+        while level < top:
+            r -= (start[level + 1] - start[level]) / denom[level]
+            if r < 0:
+                break
+            level += 1
+        return level
 
-    @staticmethod
-    def _draw(rng: Random, masses: list[tuple[float, list[EngineId]]], total: float,
-              exclude: Collection[EngineId] | None) -> EngineId:
-        while True:
-            r = rng.random() * total
-            chosen = masses[-1][1]
-            for mass, items in masses:
-                r -= mass
-                if r < 0:
-                    chosen = items
-                    break
-            e = chosen[int(rng.random() * len(chosen))]
-            if not exclude or e not in exclude:
-                return e
+    def _draw(self, rng: Random, total: float) -> EngineId:
+        """One weighted draw: a level by mass (walking up from load 0), then an engine uniformly in it."""
+        start = self._start
+        level = self._level_at(rng.random() * total, 0)
+        return self._arr[start[level] + int(rng.random() * (start[level + 1] - start[level]))]
+
+    def _total(self) -> float:
+        start = self._start
+        return fsum(map(truediv, map(sub, start[1:], start), self._denom))
 
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None,
                task: Any = None) -> EngineId | None:
-        if not self.load or (exclude and self._mostly_excluded(exclude)):
-            return self._choose_by_reference(rng, exclude) if self.load else None
-        if len(self._levels) == 1 and not exclude:
-            # One load level (always so at hwm=1): equal weights and equal loads, so the law reduces
-            # to the first of two uniform draws, i.e. one uniform draw.
-            items = next(iter(self._levels.values()))[0]
-            return items[int(rng.random() * len(items))]
-        masses, total = self._masses()
+        """Two weighted draws, the lower load (the first on a tie); the second is not drawn when the first is
+        idle (nothing can beat it), which leaves the choice's law as it is."""
+        start = self._start
         if exclude:
-            a = self._draw(rng, masses, total, exclude)
-            b = self._draw(rng, masses, total, exclude)
-        else:                                    # _draw twice, inlined (the same draws in the same order)
-            rnd = rng.random
-            r = rnd() * total
-            chosen = masses[-1][1]
-            for mass, items in masses:
-                r -= mass
-                if r < 0:
-                    chosen = items
-                    break
-            a = chosen[int(rnd() * len(chosen))]
-            r = rnd() * total
-            chosen = masses[-1][1]
-            for mass, items in masses:
-                r -= mass
-                if r < 0:
-                    chosen = items
-                    break
-            b = chosen[int(rnd() * len(chosen))]
+            if not self.load or self._mostly_excluded(exclude):
+                return self._choose_by_reference(rng, exclude) if self.load else None
+            total = self._total()
+            a = self._draw(rng, total)
+            while a in exclude:
+                a = self._draw(rng, total)
+            b = self._draw(rng, total)
+            while b in exclude:
+                b = self._draw(rng, total)
+            load = self.load
+            return b if load[b] < load[a] else a
+        if len(start) <= 2:
+            if len(start) == 1:
+                return None
+            # One load level, 0 (always so at hwm=1): equal weights and equal loads, so the law
+            # reduces to the first of two uniform draws, i.e. one uniform draw.
+            return self._arr[int(rng.random() * start[1])]
+        total = fsum(map(truediv, map(sub, start[1:], start), self._denom))     # _total and _draw, inlined
+        rnd = rng.random
+        arr = self._arr
+        r = rnd() * total - start[1] / WEIGHT_EPSILON
+        if r < 0:                                    # an idle engine (almost always, if there is one): no
+            return arr[int(rnd() * start[1])]        # second draw can have a lower load, so none is made
+        level = self._level_at(r, 1)
+        a = arr[start[level] + int(rnd() * (start[level + 1] - start[level]))]
+        r = rnd() * total - start[1] / WEIGHT_EPSILON
+        if r < 0:
+            return arr[int(rnd() * start[1])]        # b is idle: lower than a
+        level = self._level_at(r, 1)
+        b = arr[start[level] + int(rnd() * (start[level + 1] - start[level]))]
         load = self.load
         return b if load[b] < load[a] else a
-
-
 
 
 class JIQPool(_IndexedPool):

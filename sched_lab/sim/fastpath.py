@@ -42,6 +42,14 @@ def is_plain(config: SimConfig, workload: Workload) -> bool:
             and config.actors == 0 and not workload.extras and lane_supports(config.scheme))
 
 
+def _tie(ids: dict[float, Any], at: float, old: Any, e: int) -> None:
+    """Engine e's completion is due at `at` as another's (`old`: an engine, or a deque of them): after them."""
+    if old.__class__ is int:
+        ids[at] = deque((old, e))
+    else:
+        old.append(e)
+
+
 class PlainSimulation:
     """One plain run (see `is_plain`): the same inputs and results as driver.Simulation, on the fast path."""
 
@@ -77,26 +85,26 @@ class PlainSimulation:
         work: list[float] = self.workload.work.tolist()
         sub: list[float] = self.workload.submit_at.tolist()
         n = len(sub)
+        sub.append(math.inf)                                # (a sentinel: no arrival after the last)
         busy = [-1] * n_eng                                 # each engine's running task
         started = [0.0] * n_eng
         waiting: list[deque[int]] = [deque() for _ in range(n_eng)] if self.config.hwm != 1 else []
         times: list[float] = []                             # heap of completion times
         ids: dict[float, Any] = {}                          # time -> engine, or a deque of them (ties, FIFO)
+        setdefault = ids.setdefault
         rate, first_u = self._error_rate, self._first_u
         progress = self._on_progress
         inf = math.inf
-        i, nxt, n_final, now = 0, sub[0], 0, 0.0
+        i, nxt, now = 0, sub[0], 0.0
         while True:
             if times and times[0] <= nxt:                   # a completion (before arrivals at the same time)
                 now = heappop(times)
-                e = ids[now]
-                if e.__class__ is int:
-                    del ids[now]
-                else:                                       # tied completions, in scheduling order
+                e = ids.pop(now)
+                if e.__class__ is not int:                  # tied completions, in scheduling order
                     tied = e
                     e = tied.popleft()
-                    if not tied:
-                        del ids[now]
+                    if tied:
+                        ids[now] = tied
                 tid = busy[e]
                 st = started[e]
                 if waiting and waiting[e]:                  # the engine starts its next task first
@@ -105,100 +113,84 @@ class PlainSimulation:
                     started[e] = now
                     at = now + work[nt] * inv[e]
                     heappush(times, at)
-                    old = ids.get(at)
-                    if old is None:
-                        ids[at] = e
-                    elif old.__class__ is int:
-                        ids[at] = deque((old, e))
-                    else:
-                        old.append(e)
+                    old = setdefault(at, e)
+                    if old is not e:
+                        _tie(ids, at, old, e)
                 else:
                     busy[e] = -1
                 if rate and first_u[tid] < rate:            # type: ignore[index]
                     out = finish(tid, e, now, st, SIMULATED_ERROR)
                 else:
                     out = finish(tid, e, now, st)
-                n_final += 1
-                if progress is not None and (n_final & 1023 == 0 or n_final == n):
-                    progress(n_final)
+                if progress is not None:
+                    done = lane.finished_count
+                    if done & 1023 == 0 or done == n:
+                        progress(done)
                 if out is None:
                     continue
-                dispatched = out
-            elif i < n:                                     # every arrival of this instant
+                for tid, e in out:                          # waiting tasks let through by the completion
+                    if busy[e] < 0:
+                        busy[e] = tid
+                        started[e] = now
+                        at = now + work[tid] * inv[e]
+                        heappush(times, at)
+                        old = setdefault(at, e)
+                        if old is not e:
+                            _tie(ids, at, old, e)
+                    else:
+                        waiting[e].append(tid)
+            elif nxt != inf:                                # every arrival of this instant
                 now = nxt
-                dispatched = []
                 while True:
                     e = submit(now)
                     if e >= 0:
-                        if busy[e] < 0:                     # _dispatch below, inlined: once per task
+                        if busy[e] < 0:
                             busy[e] = i
                             started[e] = now
                             at = now + work[i] * inv[e]
                             heappush(times, at)
-                            old = ids.get(at)
-                            if old is None:
-                                ids[at] = e
-                            elif old.__class__ is int:
-                                ids[at] = deque((old, e))
-                            else:
-                                old.append(e)
+                            old = setdefault(at, e)
+                            if old is not e:
+                                _tie(ids, at, old, e)
                         else:
                             waiting[e].append(i)
                     i += 1
-                    if i >= n:
-                        nxt = inf
-                        break
                     nxt = sub[i]
-                    if nxt > now:
+                    if nxt != now:
                         break
-                continue
             else:
                 break
-            for tid, e in dispatched:                       # waiting tasks let through by a completion
-                if busy[e] < 0:
-                    busy[e] = tid
-                    started[e] = now
-                    at = now + work[tid] * inv[e]
-                    heappush(times, at)
-                    old = ids.get(at)
-                    if old is None:
-                        ids[at] = e
-                    elif old.__class__ is int:
-                        ids[at] = deque((old, e))
-                    else:
-                        old.append(e)
-                else:
-                    waiting[e].append(tid)
-        self.n_final = n_final
+        self.n_final = lane.finished_count
         self.sim_time = now
-        if n_final < n:
-            raise SimulationStalled(f"the simulation stalled at t={now:g}: {n - n_final} of {n} tasks never "
+        if self.n_final < n:
+            raise SimulationStalled(f"the simulation stalled at t={now:g}: {n - self.n_final} of {n} tasks never "
                                     "finished (waiting for an engine that cannot come)")
         self._collect()
 
     def _collect(self) -> None:
         """Records, receipts and n_ok from the lane's columns (numpy, no per-task Python work)."""
         cols = self.lane.columns()
-        order = np.frombuffer(cols["task_id"], dtype=np.int64)
-        finished = np.frombuffer(cols["finished_at"], dtype=np.float64)
+        n = cols["n"]
+        order = np.fromiter(cols["task_id"], dtype=np.int64, count=len(cols["task_id"]))
         errors: dict[int, str] = cols["errors"]
-        self.received_at[order] = finished
-        self.n_ok = len(order) - len(errors)
 
         def by_task(name: str, dtype: Any) -> np.ndarray:
-            return np.frombuffer(cols[name], dtype=dtype)[order].astype(np.float64)
+            return np.fromiter(cols[name], dtype=dtype, count=n)[order].astype(np.float64, copy=False)
 
-        outcome = np.full(len(order), Outcome.OK, dtype=object) if errors else None
+        finished = by_task("finished_at", np.float64)
+        submitted = by_task("submitted_at", np.float64)
+        dispatched = by_task("dispatched_at", np.float64)
+        dispatched = np.where(np.isnan(dispatched), submitted, dispatched)
+        self.received_at[order] = finished
+        self.n_ok = len(order) - len(errors)
+        outcome = None
         error_name: list[str | None] | None = None
         if errors:
-            error_name = [None] * len(order)
-            for k, name in errors.items():
-                outcome[k] = Outcome.ERROR                   # type: ignore[index]
-                error_name[k] = name
+            outcome = [Outcome.ERROR if t in errors else Outcome.OK for t in order.tolist()]
+            error_name = [errors.get(t) for t in order.tolist()]
         self.records.add_columns(
-            task_id=order.copy(), attempt=np.zeros(len(order), dtype=np.int64),
-            engine_id=by_task("engine_id", np.int64), submitted_at=by_task("submitted_at", np.float64),
-            dispatched_at=by_task("dispatched_at", np.float64),
-            started_at=np.frombuffer(cols["started_at"], dtype=np.float64).copy(), finished_at=finished.copy(),
-            queue_len=by_task("queue_len", np.int64), engine_load=by_task("engine_load", np.int64),
-            outcome=outcome, error_name=error_name, scheme=self.lane.scheme_name, label=None)
+            task_id=order, attempt=np.zeros(len(order), dtype=np.int64), engine_id=by_task("engine_id", np.int64),
+            submitted_at=submitted, dispatched_at=dispatched, started_at=by_task("started_at", np.float64),
+            finished_at=finished, queue_len=by_task("queue_len", np.int64),
+            engine_load=by_task("engine_load", np.int64), outcome=outcome, error_name=error_name,
+            scheme=self.lane.scheme_name, label=None)
