@@ -105,7 +105,7 @@ class PlainLane:
         # TaskScheduler._dispatch, inlined (once per task). An engine was available, so no task waits
         # (a waiting task would have taken it): queue_len 0, dispatched_at = now (both the defaults).
         pool = self._pool
-        e = pool.choose(self._rng, None, None)
+        e: int = pool.choose(self._rng, None, None)
         self._engine[tid] = ~e
         loads = self._load
         self._engine_load[tid] = load = loads[e]
@@ -161,7 +161,7 @@ class PlainLane:
         queue, avail, pool, rng = self._queue, self._avail, self._pool, self._rng
         while queue and engine_id in avail:
             tid = queue.popleft()
-            e = pool.choose(rng, None, None)
+            e: int = pool.choose(rng, None, None)
             self._dispatch(tid, e, now)
             out.append((tid, e))
         return out
