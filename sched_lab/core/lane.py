@@ -81,15 +81,16 @@ class PlainLane:
 
     # ---------------------------------------------------------------------------------- events
 
-    def join(self, engine_id: int, speed: float = 1.0) -> list[tuple[int, int]] | None:
-        """Engine `engine_id` (the next id: 0, 1, ...) joins at `speed`; returns waiting tasks it let through."""
+    def join(self, engine_id: int, speed: float = 1.0, now: float = 0.0) -> list[tuple[int, int]] | None:
+        """Engine `engine_id` (the next id: 0, 1, ...) joins at `now` with `speed`; returns the waiting tasks it
+        let through, as (task id, engine), or None."""
         if engine_id != len(self._load):
             raise SchedulerMisuse(f"engine {engine_id!r} joined out of order (expected {len(self._load)})")
         self._directory.join(engine_id, speed)
         self._load.append(0)
         self._seq.append(-len(self._load))                 # newest joined = least recently used
         self._pool.add(engine_id, 0, self._seq[engine_id])
-        return self._drain(engine_id, 0.0) if self._queue else None
+        return self._drain(engine_id, now) if self._queue else None
 
     def submit(self, now: float) -> int:
         """Task `n` (the n-th submitted, from 0) arrives at `now`: the engine it goes to, or -1 (it waits)."""
