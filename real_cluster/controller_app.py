@@ -30,6 +30,7 @@ from sched_lab.core.scheme_api import load_scheme_modules
 from . import protocol as proto
 from . import tls
 from .controller import Controller, ControllerConfig
+from .heap import pin_mmap_threshold
 from .logs import configure_logging
 from .profile import (
     CLIENT_FILE, ENGINE_FILE, ConnectionInfo, ProfileLocked, lock_profile, make_private, profile_dir,
@@ -80,6 +81,7 @@ def run_controller(args: argparse.Namespace) -> int:
         print("controller: --partial-frame-timeout and the caps must be > 0", file=sys.stderr)
         return 2
     os.umask(0o077)
+    pin_mmap_threshold()                          # relayed large results go back to the kernel (heap.py)
     pdir = profile_dir(args.profile)
     try:
         lock_fd = lock_profile(args.profile)       # held until this process exits
