@@ -28,7 +28,7 @@ from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished,
+    EngineLost, Event, Fail, Outcome, SchedulerMisuse, StartTimer, TaskFinished,
     TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted, DropActor,
 )
 from sched_lab.core.model import TASK_ABORTED
@@ -48,9 +48,10 @@ from .hub_requests import RequestHandler
 from .memory_guard import MemoryGuard
 from .messages import (
     AttachWorker, CancelTask, DeleteActor, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply,
-    Request, RunTask, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, WorkerReplaced, to_wire,
+    NO_FLAGS, Request, RunTask, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, WorkerReplaced, to_wire,
 )
-from .task_table import EngineConn, PendingTask, TaskTable, spec_for
+_NO_FLAGS_DOC = NO_FLAGS.to_dict()     # one dict for every task with the default flags (the database dumps it once)
+from .task_table import EngineConn, PendingTask, RecordRows, TaskTable, spec_for
 from .taskdb import TaskDB, TaskIdInUse
 
 log = logging.getLogger("real_cluster.controller")
@@ -91,7 +92,7 @@ class Controller(DirectLinks):
         self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
                          schedule=lambda delay_s, f: asyncio.get_running_loop().call_later(delay_s, f))
         self.gate = CommitGate(self.db)     # a client hears nothing before the writes made before it commit
-        self._records = RecordList()
+        self._records = RecordRows()
         self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed), records=self._records)
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
@@ -459,9 +460,9 @@ class Controller(DirectLinks):
         self.gate.release()
 
     def save_records(self) -> None:
-        records = self._records.drain()
-        if records:
-            self.db.add_records(records)
+        rows = self._records.drain()
+        if rows:
+            self.db.add_record_rows(rows)
 
     # ----------------------------------------------------------------------- task traffic
     def _submit(self, link: Link, msg: Submit) -> None:
@@ -486,7 +487,8 @@ class Controller(DirectLinks):
                 completed_at=None, received_at=time.time(), ename=refusal[0], evalue=refusal[1]))
         flags = msg.flags
         try:
-            self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload)
+            self.db.add_task(msg.task_id, str(id(link)), _NO_FLAGS_DOC if flags is NO_FLAGS else flags.to_dict(),
+                             msg.submitted_at, msg.payload)
         except (sqlite3.Error, TaskIdInUse) as exc:        # an in-memory database refused it
             return link.send_now(TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,

@@ -31,6 +31,7 @@ from . import protocol as proto
 from . import tls
 from .controller import Controller, ControllerConfig
 from .logs import configure_logging
+from .taskdb import install_fast_adapters
 from .profile import (
     CLIENT_FILE, ENGINE_FILE, ConnectionInfo, ProfileLocked, lock_profile, make_private, profile_dir,
     read_connection_file, write_connection_file,
@@ -107,6 +108,7 @@ def run_controller(args: argparse.Namespace) -> int:
             print(f"controller: {exc}", file=sys.stderr)
             return 1
         tls_cert, tls_key = str(cert), str(tkey)
+    install_fast_adapters()                       # this process owns the database (taskdb.py: bench_cpu_split.py)
     config = ControllerConfig(key=key, engine_key=engine_key, tls_cert=tls_cert, tls_key=tls_key, host=args.ip,
                               port=port, scheme=scheme, hwm=args.hwm, scheme_modules=tuple(args.scheme_module),
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",

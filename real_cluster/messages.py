@@ -347,7 +347,7 @@ class EnginesChanged:
     ids: tuple[int, ...]
 
 
-_NO_FLAGS = TaskFlags()
+_NO_FLAGS = NO_FLAGS = TaskFlags()     # the default flags: decoded Submits share this one object
 _EMPTY_OK = frozenset({"stdout", "stderr"})     # left out of a header when empty
 TEXT_IN_HEADER_MAX = 8000      # characters of text fields beyond which long texts move to a JSON buffer
 _BINARY = (RunTask, TaskDone, Submit, TaskResult)

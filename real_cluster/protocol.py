@@ -63,16 +63,24 @@ RESULT_LIMITS = Limits(max_header=0xFFFF)     # clients: a result header is an e
 HANDSHAKE_LIMITS = Limits(max_frame=2048, max_header=2000, max_buffers=0)
 
 
+_HEAD0 = struct.Struct("!IHB")          # prefix and fixed header of a frame without buffers ...
+_HEAD1 = struct.Struct("!IHBI")         # ... and of one with one buffer (most messages): one pack each
+
+
 def encode_frame(header: dict[str, Any] | bytes, buffers: tuple[bytes, ...] | list[bytes] = ()) -> bytes:
     """One frame as bytes (a bytes header must be a binary one). Raises ValueError beyond what the format holds."""
     head = header if type(header) is bytes else _json_encode(header).encode()
-    if len(head) > 0xFFFF or len(buffers) > 0xFF:
+    n_head, n_bufs = len(head), len(buffers)
+    if n_head > 0xFFFF or n_bufs > 0xFF:
         raise ValueError("header too large or too many buffers for one frame")
+    if n_bufs == 0:
+        return _HEAD0.pack(3 + n_head, n_head, 0) + head
+    if n_bufs == 1:
+        buf = buffers[0]
+        return b"".join((_HEAD1.pack(7 + n_head + len(buf), n_head, 1, len(buf)), head, buf))
     lens = b"".join(_LEN.pack(len(b)) for b in buffers)
-    body_len = _HEAD.size + len(lens) + len(head) + sum(len(b) for b in buffers)
-    if not buffers:
-        return b"".join((_PREFIX.pack(body_len), _HEAD.pack(len(head), 0), head))
-    return b"".join((_PREFIX.pack(body_len), _HEAD.pack(len(head), len(buffers)), lens, head, *buffers))
+    body_len = _HEAD.size + len(lens) + n_head + sum(len(b) for b in buffers)
+    return b"".join((_PREFIX.pack(body_len), _HEAD.pack(n_head, n_bufs), lens, head, *buffers))
 
 
 RECV_CHUNK = 256 * 1024        # bytes one blocking-socket read takes at most (into a reused buffer, see recv_into)
