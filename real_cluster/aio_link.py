@@ -244,7 +244,20 @@ class Link(asyncio.BufferedProtocol):
         """Queue a message that may wait up to BATCH_DELAY_S for others, so that they share one write."""
         if not self.authenticated or self.closed:
             return
-        frame = proto.encode_frame(*to_wire(msg))
+        self.send_frame_batched(proto.encode_frame(*to_wire(msg)))
+
+    def send_result_frame(self, frame: bytes, batched: bool = False) -> None:
+        """Queue an encoded task result (`batched`: as `send_batched` does). The controller's GatedLink holds
+        it for the database first; here it simply goes."""
+        if batched:
+            self.send_frame_batched(frame)
+        else:
+            self.send_encoded(frame)
+
+    def send_frame_batched(self, frame: bytes) -> None:
+        """`send_batched` for an already encoded frame."""
+        if not self.authenticated or self.closed:
+            return
         self._out.append(frame)
         self._out_bytes += len(frame)
         if self._flush_scheduled:

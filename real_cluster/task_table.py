@@ -17,7 +17,7 @@ from typing import Any
 from sched_lab.core import ActorSpec, TaskSpec
 
 from .aio_link import Link
-from .messages import TaskDone, TaskFlags
+from .messages import NO_FLAGS, TaskDone, TaskFlags
 
 
 @dataclass(slots=True)
@@ -50,6 +50,8 @@ class PendingTask:
 
 def spec_for(task_id: str, flags: TaskFlags) -> TaskSpec:
     """The core's view of a task."""
+    if flags is NO_FLAGS:                   # most tasks: the core's defaults are the default flags
+        return TaskSpec(task_id)
     if flags.actor is not None or flags.actor_id is not None:
         return _actor_spec(task_id, flags)
     return TaskSpec(task_id, targets=frozenset(flags.targets) if flags.targets else None, after=flags.after,

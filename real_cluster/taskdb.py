@@ -65,8 +65,9 @@ _INSERT = ("INSERT INTO tasks (msg_id, client_id, label, flags, submitted, statu
            "VALUES (?,?,?,?,?,'pending',?,?)")
 _FINISH_PENDING = ("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, result=?, ename=?, "
                    "evalue=?, traceback=?, engine_info=?, stdout=?, stderr=? WHERE msg_id=? AND status='pending'")
-# ... and so does the usual outcome, a success that printed nothing (its other columns are still NULL)
-_FINISH_OK = ("UPDATE tasks SET status='ok', engine_id=?, started=?, completed=?, received=?, result=? "
+# ... and so does the usual outcome, a success that printed nothing (its other columns are still NULL); it
+# sets attempts too, so that a dispatch count queued in the same commit need not be written (see _commit)
+_FINISH_OK = ("UPDATE tasks SET status='ok', engine_id=?, started=?, completed=?, received=?, result=?, attempts=? "
               "WHERE msg_id=? AND status='pending'")
 _RECORDS = f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})"     # args: a list of rows
 _ATTEMPTS = "UPDATE tasks SET attempts=? WHERE msg_id=? AND status='pending'"
@@ -340,16 +341,20 @@ class TaskDB:
     def finish_task(self, msg_id: str, status: str, engine_id: int | None, started: float | None,
                     completed: float | None, received: float, result: bytes | None, ename: str | None = None,
                     evalue: str | None = None, traceback: str | None = None,
-                    engine_info: dict | None = None, stdout: str = "", stderr: str = "", answer: Any = None) -> int:
+                    engine_info: dict | None = None, stdout: str = "", stderr: str = "", answer: Any = None,
+                    attempts: int | None = None) -> int:
         """Queue a task's final outcome, with the output it printed (a row already final is never rewritten).
+
+        `attempts`, when given, is the dispatch count as of this outcome (its last `set_attempts`): a success
+        then writes it with the outcome and the dispatch counts of that task in the same commit are skipped.
 
         `answer` (what the caller told clients, e.g. the TaskResult) is kept until the row has committed:
         `unsaved_answer(msg_id)` returns it meanwhile, when the row itself still reads as pending.
         """
         if status == "ok" and ename is None and evalue is None and traceback is None and not engine_info \
-                and not stdout and not stderr:
-            seq = self._queue(_FINISH_OK, (engine_id, _us(started), _us(completed), _us(received), result, msg_id),
-                              len(result) if result else 0)
+                and not stdout and not stderr and attempts is not None:
+            seq = self._queue(_FINISH_OK, (engine_id, _us(started), _us(completed), _us(received), result, attempts,
+                                           msg_id), len(result) if result else 0)
         else:
             seq = self._queue(_FINISH_PENDING, (status, engine_id, _us(started), _us(completed), _us(received), result,
                                                 ename, evalue, traceback,
@@ -492,6 +497,9 @@ class TaskDB:
                 rest[-1][1].append(op[2])
             else:
                 rest.append((sql, [op[2]]))
+        if _ATTEMPTS in kinds and _FINISH_OK in kinds:     # a success sets attempts itself: its counts are moot
+            done = {args[-1] for args in kinds[_FINISH_OK]}
+            kinds[_ATTEMPTS] = [args for args in kinds[_ATTEMPTS] if args[1] not in done]
         db.execute("BEGIN IMMEDIATE")
         try:
             for sql, rows in sorted(kinds.items(), key=lambda kv: _KIND_ORDER[kv[0]]) + rest:
