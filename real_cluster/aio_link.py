@@ -286,6 +286,13 @@ class Link(asyncio.BufferedProtocol):
             self._flush_scheduled = True
             (self._loop or asyncio.get_running_loop()).call_soon(self.flush)
 
+    def queue_frame(self, frame: bytes) -> None:
+        """Queue an encoded frame without scheduling its write: the caller calls `flush` in this loop turn."""
+        if self.closed:
+            return
+        self._out.append(frame)
+        self._out_bytes += len(frame)
+
     def flush(self) -> None:
         """Write everything queued, now."""
         self._flush_scheduled = False

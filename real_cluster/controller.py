@@ -106,6 +106,7 @@ class Controller(DirectLinks, Listeners):
             Dispatch: self._do_dispatch, Deliver: self._deliver, Fail: self._do_fail, Cancel: self._do_cancel,
             StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer, DropActor: self._do_drop_actor,
         }.items()}, on_handled=self._write_journal if self._journal else None)
+        self.feed = self._pump.feed         # type: ignore[method-assign]  # (the method below, one call less)
         self.memory = MemoryGuard(self.db, config.client_out_cap_bytes, config.partial_frame_timeout_s,
                                   config.incomplete_frames_cap_bytes)
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
@@ -114,6 +115,7 @@ class Controller(DirectLinks, Listeners):
         self.actor_dir = self.requests.actor_dir = ActorDirectory(self.scheduler)    # names, incarnations
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._delivers: list[Deliver] | None = None     # Delivers held while an engine's report is handled
+        self._send_direct = False           # within _feed_and_send: it writes the RunTasks queued meanwhile
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
         self._keys = {"client": config.key, "engine": config.engine_key}
         self._gate_logged_at = 0.0
@@ -419,17 +421,13 @@ class Controller(DirectLinks, Listeners):
         self.actor_dir.add(msg.task_id, msg.payload, flags)
         spec = spec_for(msg.task_id, flags)
         try:
-            self.feed(TaskSubmitted(time.time(), spec))
+            self._feed_and_send(TaskSubmitted(time.time(), spec))     # an idle engine gets it at once
         except SchedulerMisuse as exc:     # e.g. an id the core has already seen
             self.pending.pop(msg.task_id)
             self.db.finish_task(msg.task_id, "error", None, None, None, time.time(), None, "ValueError", str(exc))
             self._send_result(link, TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
-        if self._dispatched:                # an idle engine got it: on its way now, not a loop turn later
-            for eng_link in self._dispatched:   # (bench_live.py: round trip)
-                eng_link.flush()
-            self._dispatched.clear()
 
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
         try:
@@ -461,19 +459,16 @@ class Controller(DirectLinks, Listeners):
         ok = msg.status == "ok"
         delivers: list[Deliver] | None = None
         if msg.status == "died":            # the engine's worker process died: the core retries or fails it
-            self.feed(WorkerDied(now, msg.task_id, eng.engine_id, msg.attempt, msg.evalue or ""))
+            self._feed_and_send(WorkerDied(now, msg.task_id, eng.engine_id, msg.attempt, msg.evalue or ""))
         else:
             outcome = (Outcome.OK if ok else Outcome.ABORTED if msg.status == "aborted"
                        else Outcome.TIME_LIMIT if msg.status == "time_limit" else Outcome.ERROR)
             self._delivers = []             # the engine's next task first, this one's result after (below)
-            try:
-                self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
-                                       None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
+            try:                            # (bench_live.py: 1 ms tasks, an engine waits for that write)
+                self._feed_and_send(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
+                                                 None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
             finally:
                 delivers, self._delivers = self._delivers, None
-        for link in self._dispatched:       # the next task leaves now, not after this loop turn's other reads
-            link.flush()                    # (bench_live.py: 1 ms tasks, an engine waits for this write)
-        self._dispatched.clear()
         if delivers:
             for action in delivers:
                 self._pump.handlers[Deliver](action)
@@ -505,6 +500,18 @@ class Controller(DirectLinks, Listeners):
         """Hand one event to the core and carry out its actions (events raised meanwhile queue up: core/pump.py)."""
         self._pump.feed(event)
 
+    def _feed_and_send(self, event: Event) -> None:
+        """`feed`, then write the RunTasks it dispatched now, not a loop turn later after other reads (bench_live.py:
+        round trip); they are queued without a write callback each (bench_cpu_split.py)."""
+        self._send_direct = True
+        try:
+            self.feed(event)
+        finally:
+            self._send_direct = False
+            for link in self._dispatched:
+                link.flush()
+            self._dispatched.clear()
+
     def _write_journal(self, event: Event, actions: list[Any]) -> None:
         pickle.dump((event, actions), self._journal)  # type: ignore[arg-type]
 
@@ -523,8 +530,8 @@ class Controller(DirectLinks, Listeners):
                 link = eng.direct           # call (via the nanny to its threads), nor a DirectView task: the next
                 eng.direct_task = (action.task_id, action.attempt)     # one, via the nanny, could overtake it
             if flags.actor is None and flags.actor_id is None and flags.time_limit_s is None:   # the usual task
-                link.send_encoded(run_frame(action.task_id, action.attempt,
-                                            self.functions.payload_for(action.engine_id, payload)))
+                frame = run_frame(action.task_id, action.attempt, self.functions.payload_for(action.engine_id, payload))
+                (link.queue_frame if self._send_direct else link.send_encoded)(frame)   # (_feed_and_send flushes)
             else:
                 link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=flags.time_limit_s,
                                   payload=self.functions.payload_for(action.engine_id, payload),

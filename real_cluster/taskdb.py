@@ -217,7 +217,7 @@ class TaskDB:
     # ------------------------------------------------------------------------------ writes
     def _queue(self, sql: str, args: tuple, nbytes: int = 0) -> int:
         if self.memory:
-            self._db.execute(sql, args)
+            (self._db.executemany if sql == _RECORDS else self._db.execute)(sql, args)
             self.queued_seq += 1
             self.committed_seq = self.queued_seq
             return self.queued_seq

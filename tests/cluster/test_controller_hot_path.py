@@ -128,12 +128,13 @@ def test_a_success_carries_its_dispatch_count_whether_or_not_it_shares_the_commi
     db.close()
 
 
-def test_record_rows_land_as_records(tmp_path):
+@pytest.mark.parametrize("where", ["file", "memory"])
+def test_record_rows_land_as_records(tmp_path, where):
     sink = RecordRows()
     sink.add("t0", 0, 1, 100.0, 100.5, 101.0, 102.0, Outcome.OK, None, 0, 0, "lru", "even")
     sink.add(7, 1, None, 100.0, None, None, 103.0, Outcome.ERROR, "TaskTimeout", 3, None, "lru", None)
     assert len(sink) == 2
-    db = TaskDB(str(tmp_path / "tasks.db"))
+    db = TaskDB(str(tmp_path / "tasks.db") if where == "file" else ":memory:")
     db.add_record_rows(sink.drain())
     assert len(sink) == 0 and db.add_record_rows([]) == db.queued_seq
     assert db.wait_committed()
