@@ -31,11 +31,11 @@ from . import protocol as proto
 from . import tls
 from .controller import Controller, ControllerConfig
 from .logs import configure_logging
-from .taskdb import install_fast_adapters
 from .profile import (
     CLIENT_FILE, ENGINE_FILE, ConnectionInfo, ProfileLocked, lock_profile, make_private, profile_dir,
     read_connection_file, write_connection_file,
 )
+from .taskdb import install_fast_adapters
 
 log = logging.getLogger("real_cluster.controller")
 
