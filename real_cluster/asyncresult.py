@@ -2,7 +2,7 @@
 
 One AsyncResult covers one or more task ids (`msg_ids`). For a map (AsyncMapResult, in
 asyncmapresult.py) each task is one chunk and the result is the concatenation of the chunks, in
-submission order. The client's IO thread calls `_part_done` as each task's result arrives; when all
+submission order. The client's reader thread calls `_part_done` as each task's result arrives; when all
 have, the Future resolves: a single task's value or its exception; for several, the list of values,
 or a CompositeError naming every failure. Metadata (`ar.metadata`, `ar["key"]`, `ar.key`) is the
 client's `Metadata` of each task, updated in place; timestamps are aware UTC datetimes. Output a task
@@ -12,10 +12,10 @@ printed arrives with its result: `ar.stdout`, `ar.stderr`, `ar.outputs`, `displa
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, InvalidStateError
+from concurrent.futures._base import PENDING
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -55,9 +55,11 @@ class AsyncResult(Future):
         self._return_exceptions = return_exceptions
         self.owner = owner
         self._values: dict[str, tuple[bool, Any]] = {}
-        self._cond = threading.Condition(threading.RLock())
+        self._cond = self._condition            # the Future's own (an RLock): one condition per result, not two
         self._order: list[str] = []             # completion order, for unordered iteration
-        self._metadata: list[Metadata] = [client._metadata_for(m) for m in self.msg_ids]
+        ids = self.msg_ids
+        self._metadata: list[Metadata] = [client._metadata_for(ids[0])] if len(ids) == 1 \
+            else [client._metadata_for(m) for m in ids]
         if not self.msg_ids:
             self.set_result([])
 
@@ -68,20 +70,21 @@ class AsyncResult(Future):
                 return
             self._values[msg_id] = (ok, value)
             self._order.append(msg_id)
-            if len(self._values) == len(self.msg_ids) and not self.done():
-                self._resolve()
-            self._cond.notify_all()
+            if len(self._values) == len(self.msg_ids) and self._state == PENDING:    # (done(): the lock again)
+                self._resolve()             # set_result / set_exception notify every waiter
+            else:
+                self._cond.notify_all()
 
     def _resolve(self) -> None:
-        parts = [self._values[m] for m in self.msg_ids]
         try:
             if self._single:
-                ok, value = parts[0]
+                ok, value = self._values[self.msg_ids[0]]
                 if ok:
                     self.set_result(value)
                 else:
                     self.set_exception(value)
             else:
+                parts = [self._values[m] for m in self.msg_ids]
                 failures = [v for ok, v in parts if not ok]
                 if failures:
                     self.set_exception(composite_error(self._fname, failures))
@@ -90,7 +93,7 @@ class AsyncResult(Future):
                 else:
                     self.set_result([v for _, v in parts])
         except InvalidStateError:  # already resolved (e.g. two deliveries raced): the first result stands
-            pass
+            self._cond.notify_all()
         if self.owner:
             self._client._disown(self.msg_ids)
 

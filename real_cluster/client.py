@@ -1,21 +1,19 @@
-"""The Client: a connection to a controller, with a background asyncio IO thread and a blocking API.
+"""The Client: a connection to a controller, written by the calling thread, read by one reader thread.
 
-How this works. The constructor starts one daemon thread running an asyncio loop that owns the
-connection (`aio_link.Link`, role "client"). Submitting pickles and encodes in the caller's
-thread and hands the finished frame to the IO thread (one wake-up per burst, one write per loop
-turn). The IO thread unpickles results and resolves AsyncResults; requests (queries, resubmit,
-abort, ...) wait on a `concurrent.futures.Future` answered by the controller's Reply. Task-database
-queries and purges are in client_queries.py, result requests and waits in client_results.py (mixins).
+How this works. Submitting pickles, encodes and writes the frame in the caller's thread
+(`client_link.ClientLink`: a blocking socket, a lock around each write), so a task leaves at once
+with no other thread woken. The link's reader thread decodes what arrives, unpickles results and
+resolves AsyncResults; requests (queries, resubmit, abort, ...) wait on a `concurrent.futures.Future`
+answered by the controller's Reply. Task-database queries and purges are in client_queries.py,
+result requests and waits in client_results.py (mixins).
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import itertools
 import json
 import logging
-import random
 import threading
 import time
 import uuid
@@ -25,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol as proto
-from . import tls
-from .aio_link import Link
 from .asyncresult import AsyncResult
+from .client_link import ClientLink
 from .client_queries import HubQueries
 from .client_results import ResultRequests, _ids_of
-from .error import ClusterError, ConnectionFailed, ControllerBusy, ProtocolError, remote_error
+from .error import ClusterError, ConnectionFailed, remote_error
 from .messages import EnginesChanged, Reply, Request, Submit, TaskFlags, TaskResult, to_wire
 from .metadata import UTC, Metadata
 from .profile import client_file, read_connection_file, wait_for_connection_file
@@ -41,53 +38,6 @@ from .serialize import unpack_result
 log = logging.getLogger("real_cluster.client")
 
 _from_ts = datetime.fromtimestamp
-
-
-_JITTER = random.Random()      # spreads the retries of many clients refused at once
-
-
-def _handshake_failure(link: Link, reason: str) -> Exception:
-    """Why a handshake ended: the controller's own answer if it gave one, else that it closed (then retried)."""
-    if link.close_error is not None:
-        return link.close_error
-    return ConnectionFailed(f"the controller closed the connection during the handshake ({reason})")
-
-
-async def _connect_retrying(loop: asyncio.AbstractEventLoop, factory: Any, host: str, port: int,
-                            timeout: float, tls_fingerprint: str | None = None, unix_path: str | None = None) -> Link:
-    """Connect and authenticate; "overloaded" answers and handshakes cut short are retried with backoff until
-    `timeout`. With `unix_path` (and no TLS) the controller's Unix-domain socket is tried first, then TCP.
-    Raises AuthenticationError (wrong key), ControllerBusy or ConnectionFailed."""
-    deadline = loop.time() + timeout
-    delay = 0.02
-    while True:
-        attempt = loop.create_future()
-        try:
-            try:
-                left = max(0.01, deadline - loop.time())
-                tls_args: dict[str, Any] = {} if tls_fingerprint is None else {
-                    "ssl": tls.client_context(), "ssl_handshake_timeout": left}
-                if unix_path is not None and tls_fingerprint is None:     # same host: cheaper than TCP loopback
-                    try:
-                        await asyncio.wait_for(loop.create_unix_connection(lambda: factory(attempt), unix_path), left)
-                    except OSError:
-                        unix_path = None
-                if unix_path is None or tls_fingerprint is not None:
-                    await asyncio.wait_for(loop.create_connection(lambda: factory(attempt), host, port, **tls_args),
-                                           left)
-            except (OSError, asyncio.TimeoutError) as exc:
-                raise ConnectionFailed(f"cannot connect to {host}:{port}: {exc!r}") from None
-            return await asyncio.wait_for(attempt, max(0.01, deadline - loop.time()))
-        except asyncio.TimeoutError:
-            raise ConnectionFailed(f"no handshake with {host}:{port} within {timeout} s") from None
-        except (ControllerBusy, ConnectionFailed) as exc:
-            retriable = isinstance(exc, ControllerBusy) or attempt.done()     # refused as busy, or cut short
-            if not retriable or loop.time() >= deadline:
-                raise
-        except ProtocolError:
-            raise
-        await asyncio.sleep(min(delay * (0.5 + _JITTER.random()), deadline - loop.time()))   # the last try at the deadline
-        delay = min(delay * 2, 1.0)
 
 
 class Client(HubQueries, ResultRequests):
@@ -120,48 +70,19 @@ class Client(HubQueries, ResultRequests):
         self._id_seq = itertools.count()
         self.functions = FunctionCache()        # each function pickled once while unchanged (fncache.py)
         self._lock = threading.Lock()
-        self._outbox: list[bytes] = []
         self._engines: list[int] = []
         self._engines_cond = threading.Condition()
         self._closed = False
         self._lost: str | None = None
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="real_cluster-client-io", daemon=True)
-        self._thread.start()
-        ready: Future = Future()
-        self._link: Link | None = None
-
-        def connect() -> None:
-            def factory(attempt: asyncio.Future) -> Link:
-                def on_ready(link: Link) -> None:
-                    attempt.set_result(link)
-
-                def on_close(link: Link, reason: str) -> None:
-                    if not attempt.done():
-                        attempt.set_exception(_handshake_failure(link, reason))
-                    elif link is self._link:
-                        self._on_close(link, reason)
-                return Link(info.key, server=False, role="client", on_message=self._on_message, on_ready=on_ready,
-                            on_close=on_close, limits=proto.RESULT_LIMITS, tls_fingerprint=info.tls_fingerprint)
-
-            unix = path.resolve().parent / proto.UNIX_SOCKET_NAME      # the controller is on this host
-            task = asyncio.ensure_future(_connect_retrying(self._loop, factory, info.host, info.port, timeout,
-                                                           info.tls_fingerprint, str(unix) if unix.exists() else None))
-            task.add_done_callback(lambda t: ready.set_exception(t.exception()) if t.exception()
-                                   else ready.set_result(t.result()))
-        self._loop.call_soon_threadsafe(connect)
-        try:
-            self._link = ready.result(timeout + 1.0)
-            if self._link.closed:           # closed between the handshake and now
-                self._on_close(self._link, "connection closed right after the handshake")
-        except BaseException:
-            self._stop_loop()
-            raise
+        unix = path.resolve().parent / proto.UNIX_SOCKET_NAME      # the controller is on this host
+        self._link = ClientLink.open(info.host, info.port, info.key, timeout, info.tls_fingerprint,
+                                     str(unix) if unix.exists() else None)
+        self._link.start(self._on_message, self._on_close)
         with self._engines_cond:   # the controller sends the engine list right after the handshake
             self._engines_cond.wait_for(lambda: self._engines or self._lost is not None, timeout=0.2)
 
-    # ------------------------------------------------------------------------ IO thread side
-    def _on_message(self, link: Link, msg: Any) -> None:
+    # ------------------------------------------------------------------------ reader thread side
+    def _on_message(self, msg: Any) -> None:
         if isinstance(msg, TaskResult):
             self._on_result(msg)
         elif isinstance(msg, Reply):
@@ -204,7 +125,7 @@ class Client(HubQueries, ResultRequests):
         for ar in waiters:
             ar._part_done(msg.task_id, ok, value)
 
-    def _on_close(self, link: Link, reason: str) -> None:
+    def _on_close(self, reason: str) -> None:
         self._lost = reason
         error = ConnectionFailed(f"connection to the controller lost: {reason}")
         with self._lock:
@@ -219,24 +140,11 @@ class Client(HubQueries, ResultRequests):
         with self._engines_cond:
             self._engines_cond.notify_all()
 
-    def _flush_outbox(self) -> None:
-        with self._lock:
-            frames, self._outbox = self._outbox, []
-        if self._link is not None and not self._link.closed:
-            for frame in frames:
-                self._link.send_encoded(frame)
-            self._link.flush()          # now, not one loop turn later (bench_live.py: round trip)
-
     # ----------------------------------------------------------------------- caller side
     def _send(self, msg: Any) -> None:
         if self._lost is not None or self._closed:
             raise ConnectionFailed(f"not connected to the controller ({self._lost or 'closed'})")
-        frame = proto.encode_frame(*to_wire(msg))
-        with self._lock:
-            wake = not self._outbox
-            self._outbox.append(frame)
-        if wake:
-            self._loop.call_soon_threadsafe(self._flush_outbox)
+        self._link.send_frame(proto.encode_frame(*to_wire(msg)))
 
     def _request(self, op: str, timeout: float | None = 30.0, **args: Any) -> Any:
         rid = next(self._rids)
@@ -249,6 +157,15 @@ class Client(HubQueries, ResultRequests):
         return fut.result(timeout)
 
     def _track(self, ar: AsyncResult) -> AsyncResult:
+        if len(ar.msg_ids) == 1:            # one task (apply_async): no list of what is ready
+            mid = ar.msg_ids[0]
+            with self._lock:
+                done = self._done.get(mid)
+                if done is None:
+                    self._waiters.setdefault(mid, []).append(ar)
+            if done is not None:
+                ar._part_done(mid, *done)
+            return ar
         ready = []
         with self._lock:
             for mid in ar.msg_ids:
@@ -269,7 +186,12 @@ class Client(HubQueries, ResultRequests):
         with self._lock:
             self.outstanding.add(tid)
         self.history.append(tid)
-        self._send(Submit(task_id=tid, flags=flags, submitted_at=now, payload=payload))
+        try:
+            self._send(Submit(task_id=tid, flags=flags, submitted_at=now, payload=payload))
+        except (ConnectionFailed, ValueError):      # not sent: nothing will ever answer for it
+            with self._lock:
+                self.outstanding.discard(tid)
+            raise
         return tid
 
     def metadata_of(self, msg_id: str) -> Metadata:
@@ -474,38 +396,20 @@ class Client(HubQueries, ResultRequests):
                                        f"after {timeout} s")
 
     def spin(self) -> None:
-        """Nothing to do: results arrive on the client's IO thread by themselves (ipyparallel polls here)."""
+        """Nothing to do: results arrive on the client's reader thread by themselves (ipyparallel polls here)."""
 
     def spin_thread(self, interval: float = 1) -> None:
-        """Nothing to start: the client's IO thread already delivers results as they come."""
+        """Nothing to start: the client's reader thread already delivers results as they come."""
 
     def stop_spin_thread(self) -> None:
         """Nothing to stop (see `spin_thread`)."""
 
     def close(self) -> None:
-        """Close the connection and stop the IO thread (idempotent)."""
+        """Close the connection and stop the reader thread (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        if self._link is not None and self._loop.is_running():
-            link = self._link
-
-            async def aclose() -> None:
-                self._flush_outbox()
-                link.close("client closed")
-                await asyncio.sleep(0.01)    # let the transport finish closing
-            try:
-                asyncio.run_coroutine_threadsafe(aclose(), self._loop).result(2)
-            except (TimeoutError, RuntimeError, OSError) as exc:   # slow or already-stopped IO loop: stop it anyway
-                log.warning("closing the connection to the controller did not finish cleanly: %r", exc)
-        self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        if not self._loop.is_running():
-            self._loop.close()
+        self._link.close("client closed")
 
     def __enter__(self) -> Client:
         return self

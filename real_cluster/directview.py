@@ -412,7 +412,7 @@ class DirectView:
         return self.client.results
 
     def spin(self) -> None:
-        """Nothing to do: results arrive on the client's IO thread by themselves."""
+        """Nothing to do: results arrive on the client's reader thread by themselves."""
 
     def wait(self, jobs: Any = None, timeout: float | None = -1) -> bool:
         """Wait for tasks (default: everything submitted through this view)."""

@@ -165,7 +165,7 @@ class LoadBalancedView:
         return ViewExecutor(self)
 
     def spin(self) -> None:
-        """Nothing to do: results arrive on the client's IO thread by themselves."""
+        """Nothing to do: results arrive on the client's reader thread by themselves."""
 
     # -------------------------------------------------------------------------------- apply
     def _submit(self, payload: bytes, flags: TaskFlags) -> str:

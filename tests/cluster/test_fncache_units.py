@@ -279,3 +279,36 @@ def test_router_checks_every_submission_also_when_it_remembers_the_digest():
     with pytest.raises(ValueError, match="must carry its function"):
         router.check_submitted(strip_function(good))
     router.check_submitted(pickle.dumps((abs, (1,), {})))
+
+
+def test_a_remembered_by_reference_function_goes_by_value_once_its_name_no_longer_finds_it():
+    import sys
+    import types
+
+    import cloudpickle
+
+    from real_cluster import fncache
+    mod = types.ModuleType("sl_byref_probe")
+    exec(compile("def f(x):\n    return x * 3\ndef g(x):\n    return -x\n", "<probe>", "exec"), mod.__dict__)
+    f = mod.f
+    sys.modules[mod.__name__] = mod
+    try:
+        cache = FunctionCache()
+        for _ in range(2):                      # the second answer comes from the remembered check
+            payload = cache.pack_call(f, (4,), {})
+            assert parse(payload) is None and pickle.loads(payload) == (f, (4,), {})
+        assert cache.by_reference == 2 and fncache._BY_REFERENCE.get(f) is mod
+        mod.f = mod.g                           # the name now finds another function: f must travel by value
+        assert parse(cache.pack_call(f, (4,), {})) is not None and _run(cache, f, 4) == 12
+        mod.f = f
+        assert parse(cache.pack_call(f, (4,), {})) is None
+        cloudpickle.register_pickle_by_value(mod)       # registered by value after it was remembered
+        try:
+            assert parse(cache.pack_call(f, (4,), {})) is not None and _run(cache, f, 5) == 15
+        finally:
+            cloudpickle.unregister_pickle_by_value(mod)
+        assert parse(cache.pack_call(f, (4,), {})) is None
+        del sys.modules[mod.__name__]           # no longer importable by that name
+        assert parse(cache.pack_call(f, (4,), {})) is not None
+    finally:
+        sys.modules.pop(mod.__name__, None)

@@ -92,6 +92,8 @@ def test_an_engine_in_another_namespace_joins_over_tls(make_cluster, netns, tmp_
         assert b"hello" not in data
         s.close()
         assert v.apply_sync(abs, -7) == 7
+        big = b"x" * 3_000_000                  # the client writes it over TLS one record at a time (client_link.py)
+        assert v.map_sync(len, [big] * 4) == [len(big)] * 4
     finally:
         engine.terminate()
         try:

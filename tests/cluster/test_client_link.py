@@ -1,0 +1,73 @@
+"""The client's connection (client_link.py) on a live cluster: submissions written by many threads at once
+arrive whole and each gets its own result; closing a client fails the work still pending with
+ConnectionFailed, ends its reader thread and refuses new work without leaving it outstanding; the
+handshake's retry rules (a refused address is not retried)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from _wait import wait_until
+
+from real_cluster import Client
+from real_cluster.client_link import ClientLink
+from real_cluster.error import ConnectionFailed
+from real_cluster.profile import CLIENT_FILE
+
+
+def test_threads_submitting_at_once_each_get_their_own_results(rc):
+    view = rc.load_balanced_view()
+    results: dict[int, list] = {}
+    errors: list[BaseException] = []
+
+    def submit(k: int) -> None:
+        try:
+            ars = [view.apply_async(lambda x: x * 2, k * 1000 + i) for i in range(150)]
+            results[k] = [ar.get(60) for ar in ars]
+        except BaseException as exc:       # reported below, with the thread's index
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert results == {k: [2 * (k * 1000 + i) for i in range(150)] for k in range(8)}
+
+
+def test_closing_fails_pending_work_ends_the_reader_and_refuses_new_work(session_cluster, gate):
+    other = Client(session_cluster.dir / "security" / CLIENT_FILE, timeout=10)
+    try:
+        view = other.load_balanced_view()
+        assert view.apply_sync(abs, -3) == 3
+        held = gate.hold(view)                 # runs until the gate opens: still pending when we close
+        reader = other._link._reader
+        assert reader is not None and reader.is_alive()
+        t0 = time.monotonic()
+        other.close()
+        with pytest.raises(ConnectionFailed):
+            held.get(10)
+        assert time.monotonic() - t0 < 8
+        wait_until(lambda: not reader.is_alive(), 10, "the reader thread to end")
+        before = set(other.outstanding)
+        with pytest.raises(ConnectionFailed):
+            view.apply_async(abs, -1)
+        assert set(other.outstanding) == before       # nothing left waiting for an answer that cannot come
+    finally:
+        gate.open()
+        other.close()
+
+
+def test_a_refused_address_fails_at_once_and_is_not_retried():
+    with socket.socket() as s:                 # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionFailed, match="cannot connect"):
+        ClientLink.open("127.0.0.1", port, "0" * 64, timeout=10)
+    assert time.monotonic() - t0 < 5
