@@ -590,3 +590,9 @@ def from_wire(header: dict[str, Any] | bytes, buffers: list[bytes]) -> Any:
         return cls(**kwargs)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ProtocolError(f"malformed {cls.TYPE!r} message: {exc}") from None
+
+
+def done_ok_header(task_id: str, attempt: int, started_at: float, completed_at: float) -> bytes:
+    """The binary header `to_wire` gives a TaskDone `ok` with no output or error (its result is the one buffer),
+    built without the message object: a worker's answer to a task that printed nothing (bench_worker.py)."""
+    return _DONE_S.pack(0, _DONE, attempt, started_at, completed_at) + task_id.encode()
