@@ -36,6 +36,7 @@ from .profile import (
     CLIENT_FILE, ENGINE_FILE, ConnectionInfo, ProfileLocked, lock_profile, make_private, profile_dir,
     read_connection_file, write_connection_file,
 )
+from .taskdb import install_fast_adapters
 
 log = logging.getLogger("real_cluster.controller")
 
@@ -109,6 +110,7 @@ def run_controller(args: argparse.Namespace) -> int:
             print(f"controller: {exc}", file=sys.stderr)
             return 1
         tls_cert, tls_key = str(cert), str(tkey)
+    install_fast_adapters()                       # this process owns the database (taskdb.py: bench_cpu_split.py)
     config = ControllerConfig(key=key, engine_key=engine_key, tls_cert=tls_cert, tls_key=tls_key, host=args.ip,
                               port=port, scheme=scheme, hwm=args.hwm, scheme_modules=tuple(args.scheme_module),
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",
