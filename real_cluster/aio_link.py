@@ -244,7 +244,20 @@ class Link(asyncio.BufferedProtocol):
         """Queue a message that may wait up to BATCH_DELAY_S for others, so that they share one write."""
         if not self.authenticated or self.closed:
             return
-        frame = proto.encode_frame(*to_wire(msg))
+        self.send_frame_batched(proto.encode_frame(*to_wire(msg)))
+
+    def send_result_frame(self, frame: bytes, batched: bool = False) -> None:
+        """Queue an encoded task result (`batched`: as `send_batched` does). The controller's GatedLink holds
+        it for the database first; here it simply goes."""
+        if batched:
+            self.send_frame_batched(frame)
+        else:
+            self.send_encoded(frame)
+
+    def send_frame_batched(self, frame: bytes) -> None:
+        """`send_batched` for an already encoded frame."""
+        if not self.authenticated or self.closed:
+            return
         self._out.append(frame)
         self._out_bytes += len(frame)
         if self._flush_scheduled:
@@ -272,6 +285,13 @@ class Link(asyncio.BufferedProtocol):
         if not self._flush_scheduled:
             self._flush_scheduled = True
             (self._loop or asyncio.get_running_loop()).call_soon(self.flush)
+
+    def queue_frame(self, frame: bytes) -> None:
+        """Queue an encoded frame without scheduling its write: the caller calls `flush` in this loop turn."""
+        if self.closed:
+            return
+        self._out.append(frame)
+        self._out_bytes += len(frame)
 
     def flush(self) -> None:
         """Write everything queued, now."""

@@ -28,7 +28,7 @@ from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Event, Fail, Outcome, RecordList, SchedulerMisuse, StartTimer, TaskFinished,
+    EngineLost, Event, Fail, Outcome, SchedulerMisuse, StartTimer, TaskFinished,
     TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted, DropActor,
 )
 from sched_lab.core.model import TASK_ABORTED
@@ -38,32 +38,28 @@ from . import protocol as proto
 from . import tcp_state, tls
 from .actor_hub import ActorDirectory
 from .admission import HandshakeGate
-from .aio_link import HANDSHAKE_TIMEOUT_S, Link
+from .aio_link import Link
 from .controller_config import ControllerConfig
 from .direct_links import DirectLinks, WorkerLink
 from .durable import CommitGate, GatedLink
 from .error import InvalidField
 from .fncache import FN_UNKNOWN, FunctionRouter
 from .hub_requests import RequestHandler
+from .listeners import LISTEN_BACKLOG, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_SOURCE, Listeners
 from .memory_guard import MemoryGuard
 from .messages import (
-    AttachWorker, CancelTask, DeleteActor, EnginesChanged, Heartbeat, Refused, Register, Registered, Reply,
-    Request, RunTask, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, WorkerReplaced, to_wire,
+    NO_FLAGS, AttachWorker, CancelTask, DeleteActor, EnginesChanged, Heartbeat, Register, Registered, Reply, Request,
+    RunTask, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, WorkerReplaced, result_ok_frame, run_frame,
 )
-from .task_table import EngineConn, PendingTask, TaskTable, spec_for
+from .task_table import EngineConn, PendingTask, RecordRows, TaskTable, spec_for
 from .taskdb import TaskDB, TaskIdInUse
 
 log = logging.getLogger("real_cluster.controller")
+_NO_FLAGS_DOC = NO_FLAGS.to_dict()  # one dict for every task with the default flags (the database dumps it once)
 DB_FLUSH_INTERVAL_S = 0.05          # records and unanswered writes are committed at least this often
 DB_BACKLOG_PAUSE_BYTES = 64 << 20   # uncommitted result bytes beyond this: stop reading engines until commits catch up
 BATCH_RESULTS_IN_FLIGHT = 16       # a client with this many tasks still pending gets its results batched
 CLIENT_READ_BYTES = 8192            # a client's burst is read in slices, engines' replies go between (bench_live.py, 1 ms tasks)
-MAX_UNAUTHENTICATED = 128           # half-open handshakes in total; beyond this the busiest source loses its oldest
-MAX_UNAUTHENTICATED_PER_SOURCE = 32  # half-open handshakes per source address; beyond this it is told "overloaded"
-LISTEN_BACKLOG = 4096               # accepted-but-not-yet-seen connections the kernel queues (a burst is not dropped)
-ACCEPT_BATCH = 512                  # connections accepted per event-loop turn (other work goes between batches)
-_OVERLOADED_FRAME = proto.encode_frame(*to_wire(Refused(reason="the controller is overloaded with handshakes; retry",
-                                                       retry=True)))
 
 
 from .controller_config import ControllerConfig  # noqa: E402,F401 - (re-exported: its old home)
@@ -79,7 +75,7 @@ def _guarded(handler: Any) -> Any:
     return carry_out
 
 
-class Controller(DirectLinks):
+class Controller(DirectLinks, Listeners):
     """One controller. `await start()` binds and returns; `await wait_stopped()`; `stop()` ends it."""
 
     def __init__(self, config: ControllerConfig):
@@ -91,7 +87,7 @@ class Controller(DirectLinks):
         self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
                          schedule=lambda delay_s, f: asyncio.get_running_loop().call_later(delay_s, f))
         self.gate = CommitGate(self.db)     # a client hears nothing before the writes made before it commit
-        self._records = RecordList()
+        self._records = RecordRows()
         self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed), records=self._records)
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
@@ -110,6 +106,7 @@ class Controller(DirectLinks):
             Dispatch: self._do_dispatch, Deliver: self._deliver, Fail: self._do_fail, Cancel: self._do_cancel,
             StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer, DropActor: self._do_drop_actor,
         }.items()}, on_handled=self._write_journal if self._journal else None)
+        self.feed = self._pump.feed         # type: ignore[method-assign]  # (the method below, one call less)
         self.memory = MemoryGuard(self.db, config.client_out_cap_bytes, config.partial_frame_timeout_s,
                                   config.incomplete_frames_cap_bytes)
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
@@ -118,6 +115,7 @@ class Controller(DirectLinks):
         self.actor_dir = self.requests.actor_dir = ActorDirectory(self.scheduler)    # names, incarnations
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._delivers: list[Deliver] | None = None     # Delivers held while an engine's report is handled
+        self._send_direct = False           # within _feed_and_send: it writes the RunTasks queued meanwhile
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
         self._keys = {"client": config.key, "engine": config.engine_key}
         self._gate_logged_at = 0.0
@@ -210,82 +208,9 @@ class Controller(DirectLinks):
         return GatedLink(self.gate, self._keys, server=True, on_message=self._on_message, on_ready=self._on_ready,
                          on_close=self._on_close, log=log, on_invalid=self._on_invalid, budget=self.memory.budget)
 
-    def _resume_accepting(self, listener: socket.socket | None = None) -> None:
-        listener = listener or self._listener
-        if listener is not None and listener.fileno() >= 0:
-            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept_ready, listener)
-
-    def _listen_unix(self, path: str) -> None:
-        """Listen on a Unix-domain socket too (only this user may connect; the handshake is the same): a frame
-        costs far less than over TCP loopback (bench_live.py: a send was ~78 µs of the controller's CPU)."""
-        try:
-            os.unlink(path)                     # a stale one (the profile lock says no controller owns it)
-        except FileNotFoundError:
-            pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(path)
-            os.chmod(path, 0o600)
-            sock.listen(LISTEN_BACKLOG)
-        except OSError as exc:
-            sock.close()
-            log.warning("not listening on %s (workers connect over TCP): %s", path, exc)
-            return
-        sock.setblocking(False)
-        self._unix = sock
-        asyncio.get_running_loop().add_reader(sock.fileno(), self._accept_ready, sock)
-
     def _peers(self) -> list[Link]:
         return [*self.clients, *(eng.link for eng in self.engines.values()),
                 *(eng.direct for eng in self.engines.values() if eng.direct is not None)]
-
-    def _accept_ready(self, listener: socket.socket | None = None) -> None:
-        """Accept waiting connections. A source over its handshake cap is told "overloaded" and closed right
-        here, before asyncio builds anything for it (so a flood costs little); see admission.py."""
-        loop = asyncio.get_running_loop()
-        listener = listener or self._listener
-        assert listener is not None
-        local = listener is self._unix
-        for _ in range(ACCEPT_BATCH):
-            try:
-                conn, addr = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:          # out of file descriptors, ...: the connection waits in the queue
-                log.error("cannot accept a connection (trying again in 0.1 s): %s", exc)
-                loop.remove_reader(listener.fileno())         # no busy loop while it lasts
-                loop.call_later(0.1, self._resume_accepting, listener)
-                break
-            source = addr[0] if isinstance(addr, tuple) else "unix"
-            link = None
-            if self._gate.held(source) >= MAX_UNAUTHENTICATED_PER_SOURCE:      # the flood's fast path
-                self._gate.refused[source] += 1
-                ok = False
-            else:
-                link = self._new_link()
-                ok, victim = self._gate.admit(link, source)
-                if victim is not None:
-                    victim.refuse("the controller is overloaded with handshakes; retry", retry=True)  # type: ignore
-            if not ok:
-                try:
-                    if self._tls is None or local:  # (under TLS a peer could not read it before the TLS handshake)
-                        conn.send(_OVERLOADED_FRAME, socket.MSG_DONTWAIT)
-                except OSError:
-                    pass
-                conn.close()
-                continue
-            task = asyncio.ensure_future(loop.connect_accepted_socket(
-                lambda link=link: link, conn, **({} if self._tls is None or local else {
-                    "ssl": self._tls, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT_S})))
-            task.add_done_callback(lambda t, link=link, conn=conn: t.cancelled() or t.exception() is None or (
-                self._gate.done(link), conn.close()))
-        now = time.monotonic()
-        if now - self._gate_logged_at >= 1.0 and (self._gate.refused or self._gate.evicted):
-            refused, evicted = self._gate.take_counts()
-            log.warning("handshakes refused as overloaded (more than %d unauthenticated connections per source, "
-                        "%d in all): refused %s, evicted %s", MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED,
-                        dict(refused.most_common(5)), dict(evicted.most_common(5)))
-            self._gate_logged_at = now
 
     # ------------------------------------------------------------------------- connections
     def _on_ready(self, link: Link) -> None:
@@ -459,9 +384,9 @@ class Controller(DirectLinks):
         self.gate.release()
 
     def save_records(self) -> None:
-        records = self._records.drain()
-        if records:
-            self.db.add_records(records)
+        rows = self._records.drain()
+        if rows:
+            self.db.add_record_rows(rows)
 
     # ----------------------------------------------------------------------- task traffic
     def _submit(self, link: Link, msg: Submit) -> None:
@@ -486,7 +411,8 @@ class Controller(DirectLinks):
                 completed_at=None, received_at=time.time(), ename=refusal[0], evalue=refusal[1]))
         flags = msg.flags
         try:
-            self.db.add_task(msg.task_id, str(id(link)), flags.to_dict(), msg.submitted_at, msg.payload)
+            self.db.add_task(msg.task_id, str(id(link)), _NO_FLAGS_DOC if flags is NO_FLAGS else flags.to_dict(),
+                             msg.submitted_at, msg.payload)
         except (sqlite3.Error, TaskIdInUse) as exc:        # an in-memory database refused it
             return link.send_now(TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
@@ -495,17 +421,13 @@ class Controller(DirectLinks):
         self.actor_dir.add(msg.task_id, msg.payload, flags)
         spec = spec_for(msg.task_id, flags)
         try:
-            self.feed(TaskSubmitted(time.time(), spec))
+            self._feed_and_send(TaskSubmitted(time.time(), spec))     # an idle engine gets it at once
         except SchedulerMisuse as exc:     # e.g. an id the core has already seen
             self.pending.pop(msg.task_id)
             self.db.finish_task(msg.task_id, "error", None, None, None, time.time(), None, "ValueError", str(exc))
             self._send_result(link, TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
-        if self._dispatched:                # an idle engine got it: on its way now, not a loop turn later
-            for eng_link in self._dispatched:   # (bench_live.py: round trip)
-                eng_link.flush()
-            self._dispatched.clear()
 
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
         try:
@@ -537,19 +459,16 @@ class Controller(DirectLinks):
         ok = msg.status == "ok"
         delivers: list[Deliver] | None = None
         if msg.status == "died":            # the engine's worker process died: the core retries or fails it
-            self.feed(WorkerDied(now, msg.task_id, eng.engine_id, msg.attempt, msg.evalue or ""))
+            self._feed_and_send(WorkerDied(now, msg.task_id, eng.engine_id, msg.attempt, msg.evalue or ""))
         else:
             outcome = (Outcome.OK if ok else Outcome.ABORTED if msg.status == "aborted"
                        else Outcome.TIME_LIMIT if msg.status == "time_limit" else Outcome.ERROR)
             self._delivers = []             # the engine's next task first, this one's result after (below)
-            try:
-                self.feed(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
-                                       None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
+            try:                            # (bench_live.py: 1 ms tasks, an engine waits for that write)
+                self._feed_and_send(TaskFinished(now, msg.task_id, eng.engine_id, msg.attempt, outcome,
+                                                 None if ok else (msg.ename or TASK_ABORTED), msg.started_at))
             finally:
                 delivers, self._delivers = self._delivers, None
-        for link in self._dispatched:       # the next task leaves now, not after this loop turn's other reads
-            link.flush()                    # (bench_live.py: 1 ms tasks, an engine waits for this write)
-        self._dispatched.clear()
         if delivers:
             for action in delivers:
                 self._pump.handlers[Deliver](action)
@@ -581,6 +500,18 @@ class Controller(DirectLinks):
         """Hand one event to the core and carry out its actions (events raised meanwhile queue up: core/pump.py)."""
         self._pump.feed(event)
 
+    def _feed_and_send(self, event: Event) -> None:
+        """`feed`, then write the RunTasks it dispatched now, not a loop turn later after other reads (bench_live.py:
+        round trip); they are queued without a write callback each (bench_cpu_split.py)."""
+        self._send_direct = True
+        try:
+            self.feed(event)
+        finally:
+            self._send_direct = False
+            for link in self._dispatched:
+                link.flush()
+            self._dispatched.clear()
+
     def _write_journal(self, event: Event, actions: list[Any]) -> None:
         pickle.dump((event, actions), self._journal)  # type: ignore[arg-type]
 
@@ -598,10 +529,14 @@ class Controller(DirectLinks):
                     and not flags.direct:   # nothing else out: straight to the worker (no nanny hop). Not an actor
                 link = eng.direct           # call (via the nanny to its threads), nor a DirectView task: the next
                 eng.direct_task = (action.task_id, action.attempt)     # one, via the nanny, could overtake it
-            link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=flags.time_limit_s,
-                              payload=self.functions.payload_for(action.engine_id, payload),
-                              **(self.actor_dir.run_fields(action.task_id)
-                                 if flags.actor is not None or flags.actor_id is not None else {})))
+            if flags.actor is None and flags.actor_id is None and flags.time_limit_s is None:   # the usual task
+                frame = run_frame(action.task_id, action.attempt, self.functions.payload_for(action.engine_id, payload))
+                (link.queue_frame if self._send_direct else link.send_encoded)(frame)   # (_feed_and_send flushes)
+            else:
+                link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=flags.time_limit_s,
+                                  payload=self.functions.payload_for(action.engine_id, payload),
+                                  **(self.actor_dir.run_fields(action.task_id)
+                                     if flags.actor is not None or flags.actor_id is not None else {})))
             eng.given.add((action.task_id, action.attempt))
             self._dispatched.add(link)
             self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
@@ -646,6 +581,10 @@ class Controller(DirectLinks):
         eng = self.engines.get(eid)
         if eng is not None:
             eng.completed += 1
+        if action.ok and msg.result is not None and task.flags.label is None and task.submitted_at is not None \
+                and msg.started_at is not None and not msg.stdout and not msg.stderr and msg.ename is None \
+                and msg.evalue is None and msg.traceback is None:
+            return self._finish_ok(task, eid, msg)
         info = {"engine_id": eid, "engine_uuid": eng.uuid if eng else None, "method": "apply"}
         self._finish(action.task_id, TaskResult(
             task_id=action.task_id, status="ok" if action.ok else "error", engine_id=eid,
@@ -671,6 +610,19 @@ class Controller(DirectLinks):
         busy = owner is not None and self.pending.pending_of(owner) >= BATCH_RESULTS_IN_FLIGHT
         for link in task.subscribers:       # busy: many more of its results are coming, let them share one write
             self.memory.send_result(link, result, batched=busy and link is owner)
+
+    def _finish_ok(self, task: PendingTask, eid: int, msg: TaskDone) -> None:
+        """`_finish` of the usual success, its answer encoded straight from the values (no TaskResult built)."""
+        tid = task.task_id
+        self.pending.pop(tid)
+        answer = (tid, eid, task.submitted_at, msg.started_at, msg.completed_at, time.time(), msg.result)
+        self.db.finish_task(tid, "ok", eid, msg.started_at, msg.completed_at, answer[5], msg.result,
+                            answer=answer, attempts=msg.attempt + 1)    # (the answer: get_result's until committed)
+        frame = result_ok_frame(*answer)
+        owner = task.owner
+        busy = owner is not None and self.pending.pending_of(owner) >= BATCH_RESULTS_IN_FLIGHT
+        for link in task.subscribers:
+            self.memory.send_result_frame(link, tid, frame, batched=busy and link is owner)
 
     @staticmethod
     def _send_result(link: Link, result: TaskResult) -> None:

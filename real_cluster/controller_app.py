@@ -30,11 +30,13 @@ from sched_lab.core.scheme_api import load_scheme_modules
 from . import protocol as proto
 from . import tls
 from .controller import Controller, ControllerConfig
+from .heap import pin_mmap_threshold
 from .logs import configure_logging
 from .profile import (
     CLIENT_FILE, ENGINE_FILE, ConnectionInfo, ProfileLocked, lock_profile, make_private, profile_dir,
     read_connection_file, write_connection_file,
 )
+from .taskdb import install_fast_adapters
 
 log = logging.getLogger("real_cluster.controller")
 
@@ -80,6 +82,7 @@ def run_controller(args: argparse.Namespace) -> int:
         print("controller: --partial-frame-timeout and the caps must be > 0", file=sys.stderr)
         return 2
     os.umask(0o077)
+    pin_mmap_threshold()                          # relayed large results go back to the kernel (heap.py)
     pdir = profile_dir(args.profile)
     try:
         lock_fd = lock_profile(args.profile)       # held until this process exits
@@ -107,6 +110,7 @@ def run_controller(args: argparse.Namespace) -> int:
             print(f"controller: {exc}", file=sys.stderr)
             return 1
         tls_cert, tls_key = str(cert), str(tkey)
+    install_fast_adapters()                       # this process owns the database (taskdb.py: bench_cpu_split.py)
     config = ControllerConfig(key=key, engine_key=engine_key, tls_cert=tls_cert, tls_key=tls_key, host=args.ip,
                               port=port, scheme=scheme, hwm=args.hwm, scheme_modules=tuple(args.scheme_module),
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",

@@ -48,12 +48,22 @@ class CommitGate:
         seq = self.db.queued_seq
         if (self.failing and not isinstance(msg, TaskResult)) or self._clear(seq):
             (Link.send_batched if batched else Link.send)(link, msg)
+        else:       # encoded now: a message too large fails its sender at once
+            self._hold(seq, link, proto.encode_frame(*to_wire(msg)), batched)
+
+    def send_result_frame(self, link: Link, frame: bytes, batched: bool = False) -> None:
+        """`send` for a task result already encoded (the controller's hot path: no TaskResult built)."""
+        seq = self.db.queued_seq
+        if self._clear(seq):
+            Link.send_result_frame(link, frame, batched)
         else:
-            frame = proto.encode_frame(*to_wire(msg))   # encoded now: a message too large fails its sender at once
-            self._held.append((seq, link, frame, batched))
-            if isinstance(link, GatedLink):
-                link.held_bytes += len(frame)             # counted in its backlog (the MemoryGuard's cap)
-            self.db.request_commit(lazy=batched)      # a batched answer may wait a little anyway
+            self._hold(seq, link, frame, batched)
+
+    def _hold(self, seq: int, link: Link, frame: bytes, batched: bool) -> None:
+        self._held.append((seq, link, frame, batched))
+        if isinstance(link, GatedLink):
+            link.held_bytes += len(frame)             # counted in its backlog (the MemoryGuard's cap)
+        self.db.request_commit(lazy=batched)      # a batched answer may wait a little anyway
 
     def later(self, link: Link, run: Callable[[], None]) -> None:
         """Call `run` once every write queued so far has committed (at once if it has, or while failing)."""
@@ -116,6 +126,12 @@ class GatedLink(Link):
             self.gate.send(self, msg, batched=True)
         else:
             super().send_batched(msg)
+
+    def send_result_frame(self, frame: bytes, batched: bool = False) -> None:
+        if self.role == "client":
+            self.gate.send_result_frame(self, frame, batched)
+        else:
+            super().send_result_frame(frame, batched)
 
     def send_now(self, msg: Any) -> None:
         """Send without waiting for the database (only for refusals: they promise nothing)."""

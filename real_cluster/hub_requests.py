@@ -23,7 +23,7 @@ from sched_lab.core import AbortRequested, Event, PurgeRequested, TaskResubmitte
 from .actor_hub import ActorDirectory, ActorRequests
 from .aio_link import Link
 from .error import InvalidField
-from .messages import Reply, Request, SignalEngine, StopEngine, TaskFlags, TaskResult
+from .messages import Reply, Request, SignalEngine, StopEngine, TaskFlags, TaskResult, result_ok
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB
 from .wire_fields import check_request_args
@@ -162,6 +162,9 @@ class RequestHandler(ActorRequests):
             done.append(tid)
             if isinstance(r, TaskResult):
                 self.send_result(link, r)
+                continue
+            if type(r) is tuple:            # a success kept as result_ok's arguments (controller._deliver)
+                self.send_result(link, result_ok(*r))
                 continue
             self.send_result(link, TaskResult(
                 task_id=tid, status=r["status"], engine_id=r["engine_id"], submitted_at=r["submitted"],

@@ -27,7 +27,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .messages import TaskResult
+from .messages import TaskResult, to_wire
+from .protocol import encode_frame
 
 if TYPE_CHECKING:
     from .aio_link import Link
@@ -77,19 +78,26 @@ class MemoryGuard:
     # ------------------------------------------------------------------------------ results
     def send_result(self, link: Link, result: TaskResult, batched: bool = False) -> None:
         """Send a finished (database-backed) result, or keep its id for later if the client is not reading."""
+        if not self._keep_for_later(link, result.task_id):
+            link.send_result_frame(encode_frame(*to_wire(result)), batched)
+
+    def send_result_frame(self, link: Link, task_id: str, frame: bytes, batched: bool = False) -> None:
+        """`send_result` for a result already encoded (messages.result_ok_frame)."""
+        if not self._keep_for_later(link, task_id):
+            link.send_result_frame(frame, batched)
+
+    def _keep_for_later(self, link: Link, task_id: str) -> bool:
+        """True if this result waits in the database (its client is not reading, or is gone): its id is kept."""
         if link in self.unsent or link.write_backlog() >= self.client_out_cap:
             if not link.closed:
                 if link not in self.unsent:
                     log.info("client %s is not reading (%d bytes queued): its results wait in the task database",
                              link.peer, link.write_backlog())
                     self.unsent[link] = deque()
-                self.unsent[link].append(result.task_id)
+                self.unsent[link].append(task_id)
                 self.db.request_commit()           # nobody waits for this row: commit it now, not at the next tick
-            return
-        if batched:
-            link.send_batched(result)
-        else:
-            link.send(result)
+            return True
+        return False
 
     def forget(self, link: Link) -> None:
         """The connection closed: drop what was kept for it (a new connection asks with get_result)."""

@@ -347,7 +347,7 @@ class EnginesChanged:
     ids: tuple[int, ...]
 
 
-_NO_FLAGS = TaskFlags()
+_NO_FLAGS = NO_FLAGS = TaskFlags()     # the default flags: decoded Submits share this one object
 _EMPTY_OK = frozenset({"stdout", "stderr"})     # left out of a header when empty
 TEXT_IN_HEADER_MAX = 8000      # characters of text fields beyond which long texts move to a JSON buffer
 _BINARY = (RunTask, TaskDone, Submit, TaskResult)
@@ -416,6 +416,41 @@ def _to_binary(msg: Any) -> bytes | None:
             return _RESULT_S.pack(0, _RESULT, msg.engine_id, msg.submitted_at, msg.started_at, msg.completed_at,
                                   msg.received_at) + msg.task_id.encode()
     return None
+
+
+# The two frames the controller sends per task, encoded straight from their values: the same bytes as
+# `encode_frame(*to_wire(RunTask(...)))` / `(TaskResult(...))` in the binary shape, without building the message
+# (a frozen dataclass of 8 / 15 fields) and taking it apart again (bench_cpu_split.py: controller CPU per task).
+_RUN_FRAME = struct.Struct("!IHBI" + _RUN_S.format[1:])           # prefix, head len, 1 buffer, its length; header
+_RESULT_FRAME = struct.Struct("!IHBI" + _RESULT_S.format[1:])
+
+
+def run_frame(task_id: str, attempt: int, payload: bytes) -> bytes:
+    """The frame of `RunTask(task_id, attempt, payload)` (no time limit, not an actor's task)."""
+    if type(attempt) is not int or not 0 <= attempt <= 0xFFFFFFFF:
+        raise ValueError(f"attempt must be an int in 0..2**32-1, got {attempt!r}")
+    tid = task_id.encode()
+    head_len = _RUN_S.size + len(tid)
+    return b"".join((_RUN_FRAME.pack(7 + head_len + len(payload), head_len, 1, len(payload), 0, _RUN, attempt),
+                     tid, payload))
+
+
+def result_ok_frame(task_id: str, engine_id: int, submitted_at: float, started_at: float, completed_at: float,
+                    received_at: float, result: bytes) -> bytes:
+    """The frame of a successful `TaskResult` with no label, no output and a result (the usual answer)."""
+    if type(engine_id) is not int or not -0x80000000 <= engine_id <= 0x7FFFFFFF:
+        raise ValueError(f"engine_id must be a 32-bit int, got {engine_id!r}")
+    tid = task_id.encode()
+    head_len = _RESULT_S.size + len(tid)
+    return b"".join((_RESULT_FRAME.pack(7 + head_len + len(result), head_len, 1, len(result), 0, _RESULT, engine_id,
+                                        submitted_at, started_at, completed_at, received_at), tid, result))
+
+
+def result_ok(task_id: str, engine_id: int, submitted_at: float, started_at: float, completed_at: float,
+              received_at: float, result: bytes) -> TaskResult:
+    """The TaskResult whose frame `result_ok_frame` with the same arguments encodes."""
+    return TaskResult(task_id=task_id, status="ok", engine_id=engine_id, submitted_at=submitted_at,
+                      started_at=started_at, completed_at=completed_at, received_at=received_at, result=result)
 
 
 def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
@@ -555,3 +590,9 @@ def from_wire(header: dict[str, Any] | bytes, buffers: list[bytes]) -> Any:
         return cls(**kwargs)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ProtocolError(f"malformed {cls.TYPE!r} message: {exc}") from None
+
+
+def done_ok_header(task_id: str, attempt: int, started_at: float, completed_at: float) -> bytes:
+    """The binary header `to_wire` gives a TaskDone `ok` with no output or error (its result is the one buffer),
+    built without the message object: a worker's answer to a task that printed nothing (bench_worker.py)."""
+    return _DONE_S.pack(0, _DONE, attempt, started_at, completed_at) + task_id.encode()

@@ -50,6 +50,26 @@ def _rebound(f: types.FunctionType) -> types.FunctionType:
     return g
 
 
+_REBOUND: dict[types.FunctionType, tuple[types.FunctionType, tuple]] = {}     # f -> (its rebound copy, f's state)
+_REBOUND_MAX = 512
+
+
+def _rebound_cached(f: types.FunctionType) -> types.FunctionType:
+    """`_rebound(f)`, the same copy again while nothing `_rebound` copies from `f` changed and neither has
+    attributes: a by-value function from the worker's cache (fncache.py) runs many times (bench_worker.py
+    --by-value: ~6k instructions a call). Bounded: cleared when full."""
+    state = (f.__code__, f.__defaults__, f.__kwdefaults__, f.__closure__, f.__name__, f.__qualname__, f.__doc__)
+    hit = _REBOUND.get(f)
+    if hit is not None and hit[1] == state and not f.__dict__ and not hit[0].__dict__:
+        return hit[0]
+    g = _rebound(f)
+    if not f.__dict__:
+        if len(_REBOUND) >= _REBOUND_MAX:
+            _REBOUND.clear()
+        _REBOUND[f] = (g, state)
+    return g
+
+
 class lend:           # noqa: N801 - used as `with lend(f, args, kwargs) as (f, args, kwargs):`
     """Run a call with its `__main__` functions bound to the namespace (see the module docstring).
 
@@ -67,8 +87,14 @@ class lend:           # noqa: N801 - used as `with lend(f, args, kwargs) as (f, 
 
     def __enter__(self) -> tuple[Any, tuple, dict]:
         f, args, kwargs = self.call
-        main_args = any(_is_main_function(a) for a in args) or any(_is_main_function(v) for v in kwargs.values())
-        if not (_is_main_function(f) or main_args):
+        main_args = False
+        for a in args:                                       # (loops, not any(<generator>): this runs per task)
+            if type(a) is types.FunctionType and a.__module__ == "__main__":
+                main_args = True
+                break
+        if kwargs and not main_args:
+            main_args = any(_is_main_function(v) for v in kwargs.values())
+        if not main_args and not (type(f) is types.FunctionType and f.__module__ == "__main__"):
             return self.call                                 # the common case: nothing to bind
         self.lent = {}
         if _is_main_function(f):
@@ -87,9 +113,9 @@ class lend:           # noqa: N801 - used as `with lend(f, args, kwargs) as (f, 
             if (name.startswith("__") and name.endswith("__")) or name in NAMESPACE:
                 continue                                     # the engine's own value wins
             if _is_main_function(value) and value.__globals__ is shipped:
-                value = _rebound(value)                      # a helper from the same `__main__`: bound too
+                value = _rebound_cached(value)               # a helper from the same `__main__`: bound too
             NAMESPACE[name] = self.lent[name] = value
-        return _rebound(f)
+        return _rebound_cached(f)
 
     def __exit__(self, *exc: Any) -> None:
         if self.lent:

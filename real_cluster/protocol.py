@@ -63,16 +63,24 @@ RESULT_LIMITS = Limits(max_header=0xFFFF)     # clients: a result header is an e
 HANDSHAKE_LIMITS = Limits(max_frame=2048, max_header=2000, max_buffers=0)
 
 
+_HEAD0 = struct.Struct("!IHB")          # prefix and fixed header of a frame without buffers ...
+_HEAD1 = struct.Struct("!IHBI")         # ... and of one with one buffer (most messages): one pack each
+
+
 def encode_frame(header: dict[str, Any] | bytes, buffers: tuple[bytes, ...] | list[bytes] = ()) -> bytes:
     """One frame as bytes (a bytes header must be a binary one). Raises ValueError beyond what the format holds."""
     head = header if type(header) is bytes else _json_encode(header).encode()
-    if len(head) > 0xFFFF or len(buffers) > 0xFF:
+    n_head, n_bufs = len(head), len(buffers)
+    if n_head > 0xFFFF or n_bufs > 0xFF:
         raise ValueError("header too large or too many buffers for one frame")
+    if n_bufs == 0:
+        return _HEAD0.pack(3 + n_head, n_head, 0) + head
+    if n_bufs == 1:
+        buf = buffers[0]
+        return b"".join((_HEAD1.pack(7 + n_head + len(buf), n_head, 1, len(buf)), head, buf))
     lens = b"".join(_LEN.pack(len(b)) for b in buffers)
-    body_len = _HEAD.size + len(lens) + len(head) + sum(len(b) for b in buffers)
-    if not buffers:
-        return b"".join((_PREFIX.pack(body_len), _HEAD.pack(len(head), 0), head))
-    return b"".join((_PREFIX.pack(body_len), _HEAD.pack(len(head), len(buffers)), lens, head, *buffers))
+    body_len = _HEAD.size + len(lens) + n_head + sum(len(b) for b in buffers)
+    return b"".join((_PREFIX.pack(body_len), _HEAD.pack(n_head, n_bufs), lens, head, *buffers))
 
 
 RECV_CHUNK = 256 * 1024        # bytes one blocking-socket read takes at most (into a reused buffer, see recv_into)
@@ -107,49 +115,64 @@ class FrameDecoder:
         """Bytes received but not yet part of a complete frame."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[tuple[dict[str, Any] | bytes, list[bytes]]]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[dict[str, Any] | bytes, list[bytes]]]:
         if self._broken:
             raise ProtocolError("decoder already failed on this connection")
-        buf = self._buf
-        buf += data
+        if self._buf:
+            buf: Any = self._buf
+            buf += data
+        else:                   # nothing held: parse the read itself and keep only a partial frame's bytes
+            buf = data          # (no copy of every read into the buffer and out again: bench_cpu_split.py)
         frames: list[tuple[dict[str, Any] | bytes, list[bytes]]] = []
         pos = 0
         n = len(buf)
+        max_frame = self.limits.max_frame
         try:
             while n - pos >= 4:
                 (body_len,) = _PREFIX.unpack_from(buf, pos)
-                if body_len > self.limits.max_frame:
-                    raise ProtocolError(f"frame of {body_len} bytes exceeds the limit of {self.limits.max_frame}")
+                if body_len > max_frame:
+                    raise ProtocolError(f"frame of {body_len} bytes exceeds the limit of {max_frame}")
                 if body_len < _HEAD.size:
                     raise ProtocolError(f"frame of {body_len} bytes is shorter than its fixed header")
-                if n - pos - 4 < body_len:
+                end = pos + 4 + body_len
+                if end > n:
                     break
-                start = pos + 4
-                end = start + body_len
-                frames.append(self._parse(buf, start, end))
+                frames.append(self._parse(buf, pos + 4, end))
                 pos = end
         except ProtocolError:
             self._broken = True
             raise
-        if pos:
-            del buf[:pos]
+        if buf is self._buf:
+            if pos:
+                del buf[:pos]
+        elif pos < n:
+            self._buf += buf[pos:]
         return frames
 
-    def _parse(self, buf: bytearray, start: int, end: int) -> tuple[dict[str, Any] | bytes, list[bytes]]:
+    def _parse(self, buf: Any, start: int, end: int) -> tuple[dict[str, Any] | bytes, list[bytes]]:
         head_len, nbufs = _HEAD.unpack_from(buf, start)
         if head_len > self.limits.max_header:
             raise ProtocolError(f"header of {head_len} bytes exceeds the limit of {self.limits.max_header}")
         if nbufs > self.limits.max_buffers:
             raise ProtocolError(f"{nbufs} buffers exceed the limit of {self.limits.max_buffers}")
         pos = start + _HEAD.size
-        lens = []
-        for _ in range(nbufs):
+        if nbufs == 1:                      # most messages: one payload or result
             if pos + 4 > end:
                 raise ProtocolError("frame truncated inside its buffer lengths")
-            lens.append(_LEN.unpack_from(buf, pos)[0])
+            (length,) = _LEN.unpack_from(buf, pos)
             pos += 4
-        if pos + head_len + sum(lens) != end:
-            raise ProtocolError("frame lengths do not add up to its body length")
+            if pos + head_len + length != end:
+                raise ProtocolError("frame lengths do not add up to its body length")
+            lens = (length,)
+        else:
+            lens = []
+            for _ in range(nbufs):
+                if pos + 4 > end:
+                    raise ProtocolError("frame truncated inside its buffer lengths")
+                lens.append(_LEN.unpack_from(buf, pos)[0])
+                pos += 4
+            if pos + head_len + sum(lens) != end:
+                raise ProtocolError("frame lengths do not add up to its body length")
         header: dict[str, Any] | bytes
         if head_len and buf[pos] == 0:      # binary header: messages.from_wire checks it
             header = bytes(buf[pos:pos + head_len])

@@ -94,7 +94,10 @@ class SyncLink:
         return link
 
     def _write(self, wire: tuple[dict, list[bytes]]) -> None:
-        data = proto.encode_frame(*wire)
+        self.send_frame(proto.encode_frame(*wire))
+
+    def send_frame(self, data: bytes) -> None:
+        """Send one frame already encoded (`protocol.encode_frame`; thread-safe)."""
         try:
             with self._lock:
                 self.sock.sendall(data)

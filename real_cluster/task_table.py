@@ -4,18 +4,20 @@ The controller and the request handlers (hub_requests) both read and change thes
 neither reaches into the other. A PendingTask holds the opaque payload, the flags, the clients
 subscribed to its result, the client that submitted it and the engine's latest reply; the table
 keeps, per submitting client, how many of its tasks are still pending (the controller batches the
-results of a client with many in flight).
+results of a client with many in flight). RecordRows is the core's record sink, kept as rows for the
+task database.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sched_lab.core import ActorSpec, TaskSpec
 
 from .aio_link import Link
-from .messages import TaskDone, TaskFlags
+from .messages import NO_FLAGS, TaskDone, TaskFlags
 
 
 @dataclass(slots=True)
@@ -48,6 +50,8 @@ class PendingTask:
 
 def spec_for(task_id: str, flags: TaskFlags) -> TaskSpec:
     """The core's view of a task."""
+    if flags is NO_FLAGS:                   # most tasks: the core's defaults are the default flags
+        return TaskSpec(task_id)
     if flags.actor is not None or flags.actor_id is not None:
         return _actor_spec(task_id, flags)
     return TaskSpec(task_id, targets=frozenset(flags.targets) if flags.targets else None, after=flags.after,
@@ -117,3 +121,24 @@ class TaskTable:
     def client_gone(self, link: Link) -> None:
         """Forget a closed client's count (its tasks run on; their results go to other subscribers)."""
         self._owned.pop(link, None)
+
+
+class RecordRows:
+    """The core's record sink: rows kept as the tuples the core hands over, for the task database as they are
+    (no TaskRecord built and taken apart again per task: bench_cpu_split.py)."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[Any, ...]] = []
+
+    def add(self, *fields: Any) -> None:
+        self._rows.append(fields)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        """The rows so far, removed from the sink."""
+        rows, self._rows = self._rows, []
+        return rows

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -59,14 +60,19 @@ CREATE INDEX IF NOT EXISTS tasks_submitted ON tasks(submitted);
 CREATE TABLE IF NOT EXISTS records ({", ".join(TaskRecord.fields())});
 CREATE TABLE IF NOT EXISTS purged (msg_id TEXT PRIMARY KEY);
 """
-_INSERT = f"INSERT INTO tasks ({', '.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})"
-_FINISH = ("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, result=?, ename=?, "
-           "evalue=?, traceback=?, engine_info=?, stdout=?, stderr=? WHERE msg_id=?")
-_FINISH_PENDING = _FINISH.replace("WHERE msg_id=?", "WHERE msg_id=? AND status='pending'")
-_RECORD = f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})"
+# A new row names only the columns it sets (the others are NULL, attempts 0): fewer parameters to bind
+_INSERT = ("INSERT INTO tasks (msg_id, client_id, label, flags, submitted, status, payload, resubmit_of) "
+           "VALUES (?,?,?,?,?,'pending',?,?)")
+_FINISH_PENDING = ("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, result=?, ename=?, "
+                   "evalue=?, traceback=?, engine_info=?, stdout=?, stderr=? WHERE msg_id=? AND status='pending'")
+# ... and so does the usual outcome, a success that printed nothing (its other columns are still NULL); it
+# sets attempts too, so that a dispatch count queued in the same commit need not be written (see _commit)
+_FINISH_OK = ("UPDATE tasks SET status='ok', engine_id=?, started=?, completed=?, received=?, result=?, attempts=? "
+              "WHERE msg_id=? AND status='pending'")
+_RECORDS = f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})"     # args: a list of rows
 _ATTEMPTS = "UPDATE tasks SET attempts=? WHERE msg_id=? AND status='pending'"
 _ERROR_FULL = "UPDATE tasks SET error_full=? WHERE msg_id=? AND error_full IS NULL"
-_KIND_ORDER = {_INSERT: 0, _ATTEMPTS: 1, _FINISH_PENDING: 2, _RECORD: 3}
+_KIND_ORDER = {_INSERT: 0, _ATTEMPTS: 1, _FINISH_PENDING: 2, _FINISH_OK: 2, _RECORDS: 3}
 WRITE_CHUNK_ROWS = 2000            # one transaction holds at most this many queued writes ...
 WRITE_CHUNK_BYTES = 8 << 20        # ... or about this many payload/result bytes (a backlog lands in bounded bites)
 GROUP_COMMIT_WAIT_S = 0.005        # a lazy commit request (answers already batched) waits this long for company
@@ -77,9 +83,39 @@ INLINE_MAX_BYTES = 256 << 10       # ... and payload/result bytes   bench_live.p
 INLINE_CHECKPOINT_EVERY = 256      # inline commits between two WAL checkpoints by the writer thread
 
 
+_modf = math.modf
+
+
 def _us(ts: float | None) -> float | None:
-    """A timestamp rounded to the microsecond, the resolution of the datetimes clients compare it with."""
-    return None if ts is None else round(ts, 6)
+    """A timestamp rounded to the microsecond, the resolution of the datetimes clients compare it with.
+
+    Always equal to `round(ts, 6)`, which costs ~7k instructions (a correctly rounded decimal conversion;
+    callgrind of the controller, bench_cpu_split.py). Between 2**30 and 2**33 (years 2004-2242) the cheaper sum
+    below is exactly equal: there a double's spacing is 2**-22..2**-20 s, so the fraction times 1e6 is exact or
+    at least 1/65536 away from a half (rint rounds it as round() does), and no microsecond lies within an
+    error's reach of a midpoint between two doubles (k * 2**23 == odd * 10**6 has no solution).
+    """
+    if ts is None:
+        return None
+    if 1073741824.0 <= ts < 8589934592.0:
+        frac, whole = _modf(ts)
+        return whole + round(frac * 1e6) / 1e6
+    return round(ts, 6)
+
+
+def install_fast_adapters() -> None:
+    """Bind None and bytes parameters without sqlite3's adapter search (call once, in the controller process).
+
+    sqlite3 binds only exact int, float, str and bytearray directly; for every other parameter (None, bytes) it
+    searches for an adapter and in doing so formats and discards an AttributeError: ~6k instructions each, a
+    third of the controller's CPU per task (callgrind, bench_cpu_split.py). Identity adapters for the two turn
+    that into one dict hit and a C call; what is stored does not change (None stays NULL, bytes a BLOB).
+    Adapters are per process, so this is left to the process that owns the database (controller_app); an
+    adapter someone else registered for these types is kept.
+    """
+    for kind, identity in ((type(None), {}.get), (bytes, bytes)):     # {}.get(None) is None; bytes(b) is b
+        if (kind, sqlite3.PrepareProtocol) not in sqlite3.adapters:
+            sqlite3.register_adapter(kind, identity)
 
 
 class IdFilter:
@@ -152,7 +188,10 @@ class TaskDB:
         self._ids = IdFilter()
         for (msg_id,) in self._db.execute("SELECT msg_id FROM tasks UNION ALL SELECT msg_id FROM purged"):
             self._ids.add(msg_id)
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()           # the queue's; `with self._lock` is cheaper than the Condition's
+        self._cond = threading.Condition(self._lock)
+        self._flags_doc: Any = None             # the last flags dict stored and its JSON (one dict serves most tasks)
+        self._flags_json = ""
         self._writer_idle = False            # the writer waits for work: the next write must wake it
         self._schedule = schedule
         self._wake_scheduled = False         # a wake-up at once is scheduled
@@ -178,11 +217,11 @@ class TaskDB:
     # ------------------------------------------------------------------------------ writes
     def _queue(self, sql: str, args: tuple, nbytes: int = 0) -> int:
         if self.memory:
-            self._db.execute(sql, args)
+            (self._db.executemany if sql == _RECORDS else self._db.execute)(sql, args)
             self.queued_seq += 1
             self.committed_seq = self.queued_seq
             return self.queued_seq
-        with self._cond:
+        with self._lock:
             self.queued_seq += 1
             self._ops.append((self.queued_seq, sql, args, nbytes))
             self.queued_bytes += nbytes
@@ -286,9 +325,10 @@ class TaskDB:
         if self.memory and self.is_id_used(msg_id):
             raise TaskIdInUse(f"task id {msg_id!r} is already in use")
         self._ids.add(msg_id)
-        seq = self._queue(_INSERT, (msg_id, client_id, flags.get("label"), json.dumps(flags), _us(submitted), None, None,
-                                     None, None, "pending", payload, None, None, None, None, None, None, resubmit_of,
-                                     None, None, 0), len(payload))
+        if flags is not self._flags_doc:        # the caller passes one dict for the default flags: dumped once
+            self._flags_doc, self._flags_json = flags, json.dumps(flags)
+        seq = self._queue(_INSERT, (msg_id, client_id, flags.get("label"), self._flags_json, _us(submitted), payload,
+                                    resubmit_of), len(payload))
         if not self.memory:
             self._new_ids.append((seq, msg_id))
             self._new_set.add(msg_id)
@@ -301,16 +341,26 @@ class TaskDB:
     def finish_task(self, msg_id: str, status: str, engine_id: int | None, started: float | None,
                     completed: float | None, received: float, result: bytes | None, ename: str | None = None,
                     evalue: str | None = None, traceback: str | None = None,
-                    engine_info: dict | None = None, stdout: str = "", stderr: str = "", answer: Any = None) -> int:
+                    engine_info: dict | None = None, stdout: str = "", stderr: str = "", answer: Any = None,
+                    attempts: int | None = None) -> int:
         """Queue a task's final outcome, with the output it printed (a row already final is never rewritten).
+
+        `attempts`, when given, is the dispatch count as of this outcome (its last `set_attempts`): a success
+        then writes it with the outcome and the dispatch counts of that task in the same commit are skipped.
 
         `answer` (what the caller told clients, e.g. the TaskResult) is kept until the row has committed:
         `unsaved_answer(msg_id)` returns it meanwhile, when the row itself still reads as pending.
         """
-        seq = self._queue(_FINISH_PENDING, (status, engine_id, _us(started), _us(completed), _us(received), result,
-                                            ename, evalue, traceback, json.dumps(engine_info) if engine_info else None,
-                                            stdout or None, stderr or None, msg_id),
-                          len(result) if result else 0)
+        if status == "ok" and ename is None and evalue is None and traceback is None and not engine_info \
+                and not stdout and not stderr and attempts is not None:
+            seq = self._queue(_FINISH_OK, (engine_id, _us(started), _us(completed), _us(received), result, attempts,
+                                           msg_id), len(result) if result else 0)
+        else:
+            seq = self._queue(_FINISH_PENDING, (status, engine_id, _us(started), _us(completed), _us(received), result,
+                                                ename, evalue, traceback,
+                                                json.dumps(engine_info) if engine_info else None,
+                                                stdout or None, stderr or None, msg_id),
+                              len(result) if result else 0)
         if answer is not None and self.dirty:
             self._unsaved[msg_id] = (seq, answer)
         return seq
@@ -340,10 +390,15 @@ class TaskDB:
 
     def add_records(self, records: Iterable[TaskRecord]) -> int:
         """Queue the core's per-attempt records."""
-        seq = self.queued_seq
-        for row in (r.to_row() for r in records):
-            seq = self._queue(_RECORD, (str(row[0]), *row[1:]))
-        return seq
+        return self.add_record_rows([r.to_row() for r in records])
+
+    def add_record_rows(self, rows: list[tuple[Any, ...]]) -> int:
+        """Queue records given as rows in `TaskRecord.fields()` order (as a RecordSink receives them; the outcome
+        an Outcome or its string): one queued write for all of them."""
+        if not rows:
+            return self.queued_seq
+        return self._queue(_RECORDS, [(str(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], getattr(r[7], "value", r[7]),
+                                       *r[8:]) for r in rows])
 
     def purge(self, msg_ids: list[str] | None) -> list[str]:
         """Queue the deletion of finished tasks (all when `msg_ids` is None); returns the ids (from committed rows).
@@ -426,23 +481,36 @@ class TaskDB:
         # One executemany per kind of write (bench_live.py, burst): inserts, then dispatch counts, then outcomes,
         # then records, then the rest in queue order. A row's own writes keep their order (a task is inserted
         # before it is dispatched, dispatched before it ends), and the transaction commits them all or none.
-        chunk = sorted(chunk, key=lambda op: _KIND_ORDER.get(op[1], 4))
+        kinds: dict[str, list] = {}
+        rest: list[tuple[str, list]] = []       # other writes: runs of one statement, in queue order
+        for op in chunk:
+            sql = op[1]
+            if sql in _KIND_ORDER:
+                rows = kinds.get(sql)
+                if rows is None:
+                    rows = kinds[sql] = []
+                if sql == _RECORDS:
+                    rows.extend(op[2])
+                else:
+                    rows.append(op[2])
+            elif rest and rest[-1][0] == sql:
+                rest[-1][1].append(op[2])
+            else:
+                rest.append((sql, [op[2]]))
+        if _ATTEMPTS in kinds and _FINISH_OK in kinds:     # a success sets attempts itself: its counts are moot
+            done = {args[-1] for args in kinds[_FINISH_OK]}
+            kinds[_ATTEMPTS] = [args for args in kinds[_ATTEMPTS] if args[1] not in done]
         db.execute("BEGIN IMMEDIATE")
         try:
-            i = 0
-            while i < len(chunk):                 # consecutive writes of one kind go in one executemany
-                j = i + 1
-                while j < len(chunk) and chunk[j][1] == chunk[i][1]:
-                    j += 1
+            for sql, rows in sorted(kinds.items(), key=lambda kv: _KIND_ORDER[kv[0]]) + rest:
                 try:
-                    db.executemany(chunk[i][1], [op[2] for op in chunk[i:j]])
+                    db.executemany(sql, rows)
                 except sqlite3.IntegrityError:    # a duplicate the controller let through: refuse that row alone
-                    for op in chunk[i:j]:
+                    for args in rows:
                         try:
-                            db.execute(op[1], op[2])
+                            db.execute(sql, args)
                         except sqlite3.IntegrityError as exc:
-                            log.error("task database refused a write (%s): %s", exc, op[2][:1])
-                i = j
+                            log.error("task database refused a write (%s): %s", exc, args[:1])
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

@@ -74,27 +74,41 @@ def _install_routers() -> None:
     _want_routers = True
 
 
-@contextmanager
-def redirect(out: Any, err: Any) -> Iterator[None]:
-    """Capture this thread's output into `out` / `err` for the block (per thread once threaded actors exist)."""
-    global _routers
+def capture_output(out: Any, err: Any) -> tuple[Any, Any] | None:
+    """Send this thread's `sys.stdout`/`sys.stderr` output to `out`/`err` until `restore_output(token)`.
+
+    Two plain calls rather than a context manager: they run around every task (bench_worker.py)."""
     if _routers is None:
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = out, err
-        try:
-            yield
-        finally:
-            sys.stdout, sys.stderr = saved
-            if _want_routers:
-                _routers = (_Router(saved[0], "stdout"), _Router(saved[1], "stderr"))
-                sys.stdout, sys.stderr = _routers
-        return
+        return saved
     o, e = _routers
     o.local.target, e.local.target = out, err
+    return None
+
+
+def restore_output(token: tuple[Any, Any] | None) -> None:
+    """End `capture_output` (once an actor exists, output is routed per thread from then on)."""
+    global _routers
+    if token is not None:
+        sys.stdout, sys.stderr = token
+        if _want_routers and _routers is None:
+            _routers = (_Router(token[0], "stdout"), _Router(token[1], "stderr"))
+            sys.stdout, sys.stderr = _routers
+        return
+    if _routers is not None:
+        o, e = _routers
+        o.local.target = e.local.target = None
+
+
+@contextmanager
+def redirect(out: Any, err: Any) -> Iterator[None]:
+    """Capture this thread's output into `out` / `err` for the block (per thread once threaded actors exist)."""
+    token = capture_output(out, err)
     try:
         yield
     finally:
-        o.local.target = e.local.target = None
+        restore_output(token)
 
 
 class ActorTable:

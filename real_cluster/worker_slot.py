@@ -22,9 +22,11 @@ from dataclasses import dataclass
 SLOT_BYTES = 4096
 _HEAD = struct.Struct("=IBBHIddd")     # seq, busy, nanny_waiting, id length, attempt, limit, wall, mono
 _SEQ = struct.Struct("=I")
+_SEQ_BUSY = struct.Struct("=IB")       # seq and busy, written together
 _TAIL = struct.Struct("=HIddd")        # from offset 6: everything after busy and nanny_waiting
 _WAITING_AT = 5
 _ID_MAX = SLOT_BYTES - _HEAD.size
+_NAN = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,28 +62,29 @@ class TaskSlot:
     def started(self, task_id: str, attempt: int, time_limit_s: float | None, started_at: float,
                 started_mono: float) -> None:
         """The worker starts this task (ids longer than the slot holds are cut: the nanny only compares them)."""
-        raw = task_id.encode()[:_ID_MAX]
+        raw = task_id.encode()
+        if len(raw) > _ID_MAX:
+            raw = raw[:_ID_MAX]
         m = self._map
-        self._seq += 1
-        _SEQ.pack_into(m, 0, self._seq)                            # odd: being written
-        m[4] = 1                                                   # (nanny_waiting is the nanny's byte)
-        _TAIL.pack_into(m, 6, len(raw), attempt, math.nan if time_limit_s is None else time_limit_s, started_at,
-                        started_mono)
+        seq = self._seq + 1
+        _SEQ_BUSY.pack_into(m, 0, seq, 1)                          # odd: being written (and busy)
+        _TAIL.pack_into(m, 6, len(raw), attempt, _NAN if time_limit_s is None else time_limit_s, started_at,
+                        started_mono)                              # (nanny_waiting, byte 5, is the nanny's)
         m[_HEAD.size:_HEAD.size + len(raw)] = raw
-        self._seq += 1
-        _SEQ.pack_into(m, 0, self._seq)
+        self._seq = seq + 1
+        _SEQ.pack_into(m, 0, seq + 1)
 
     def ended(self) -> bool:
-        """The task ended (its answer is sent); True if the nanny asked to be woken (the flag is cleared)."""
+        """The task ended (its answer is sent); True if the nanny asked to be woken (the flag is cleared).
+
+        No sequence bump: only `busy` changes, and a reader that still sees it set reads the whole record of a task
+        that was running a moment before (as if it had read just before this call)."""
         m = self._map
-        self._seq += 1
-        _SEQ.pack_into(m, 0, self._seq)
         m[4] = 0
-        waiting = m[_WAITING_AT]
-        m[_WAITING_AT] = 0
-        self._seq += 1
-        _SEQ.pack_into(m, 0, self._seq)
-        return bool(waiting)
+        if m[_WAITING_AT]:
+            m[_WAITING_AT] = 0
+            return True
+        return False
 
     # -------------------------------------------------------------------------------- nanny
     def running(self) -> Running | None:

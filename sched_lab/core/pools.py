@@ -14,8 +14,8 @@ and answers `choose(rng, exclude)` in O(1) or O(log n) with the same decision la
 - plainrandom / twobin / powerofd: an indexable set (list + position map) for O(1) uniform draws;
 - jiq: the same, plus an indexable set of the idle engines;
 - fastest: a heap keyed by ((load + 1) / speed, seq), speeds from the scheduler's EngineDirectory;
-- weighted: one indexable set per load level; a draw picks a level with probability proportional
-  to count × 1/(1e-6 + load), then an engine uniformly within it.
+- weighted (weighted_pool.py): engines in one list sorted by load level; a draw picks a level with
+  probability proportional to count × 1/(1e-6 + load), then an engine uniformly within it.
 
 `exclude` (engines the task must not use) is honoured by rejection for the random schemes and by
 popping past excluded entries for the heaps; when most of the pool is excluded the pool falls back
@@ -27,7 +27,6 @@ measures both.
 from __future__ import annotations
 
 import heapq
-from operator import itemgetter
 from collections.abc import Callable, Collection, Hashable, Sequence
 from random import Random
 from typing import Any
@@ -207,42 +206,55 @@ class _HeapPool(_BasePool):
 
 
 _SEQ_BITS = 40
-_SEQ_OFFSET = 1 << (_SEQ_BITS - 1)
+_LOAD_UNIT = 1 << _SEQ_BITS
 
 
 class _IntKeyHeapPool(_BasePool):
-    """_HeapPool's law with each entry packed into one int: `load << 40 | (seq + 2**39)` (or the seq alone).
+    """_HeapPool's law with each entry packed into one int: `load * 2**40 + seq` (or the seq alone).
 
-    A seq names one engine (the scheduler's join and assignment counters never repeat, |seq| < 2**39),
-    so a key does too: `_owner` maps the current keys to their engines and a heap key not in it is
-    stale. Ints compare in one step where (load, seq, engine) tuples take three, which roughly halves
-    the cost of the heap pushes and pops done twice per task (benchmarks/bench_sim.py).
+    A seq names one engine (the scheduler's join and assignment counters never repeat, |seq| < 2**39,
+    so keys of different loads never overlap), so a key does too: `_owner` maps the current keys to
+    their engines and a heap key not in it is stale. Ints compare in one step where (load, seq,
+    engine) tuples take three, which roughly halves the cost of the heap pushes and pops done twice
+    per task; `seq` is derived from the keys when asked (the choice never needs it), and the heap is
+    rebuilt from the live keys when stale ones outnumber them (benchmarks/bench_sim.py).
     """
 
     _by_load = True                      # key (load, seq) for leastload, (seq,) for lru
 
     def __init__(self, engines: EngineDirectory | None = None) -> None:
-        super().__init__()
+        self.load: dict[EngineId, int] = {}
         self._heap: list[int] = []
+        self._factor = _LOAD_UNIT if self._by_load else 0
         self._key: dict[EngineId, int] = {}          # each available engine's current key
         self._owner: dict[int, EngineId] = {}        # current key -> its engine
+        self._limit = 64                             # at most 2 * live keys + 64 (checked when the heap passes it)
 
-    def add(self, engine: EngineId, load: int, seq: int) -> None:
+    @property
+    def seq(self) -> dict[EngineId, int]:            # type: ignore[override]
+        """Each available engine's seq (from its key)."""
+        load, factor = self.load, self._factor
+        return {e: key - load[e] * factor for e, key in self._key.items()}
+
+    def add(self, engine: EngineId, load: int, seq: int, _push: Callable[[list[int], int], None] = heapq.heappush) -> None:
         self.load[engine] = load
-        key = ((load << _SEQ_BITS) if self._by_load else 0) + seq + _SEQ_OFFSET
-        old = self._key.get(engine)
+        key = load * self._factor + seq
+        keys = self._key
+        old = keys.get(engine)
         if old == key:
             return                               # same (load, seq), or lru and only the load changed
-        self.seq[engine] = seq
+        owner = self._owner
         if old is not None:
-            del self._owner[old]
-        self._key[engine] = key
-        self._owner[key] = engine
+            del owner[old]
+        keys[engine] = key
+        owner[key] = engine
         heap = self._heap
-        heapq.heappush(heap, key)
-        if len(heap) > 2 * len(self._key) + 64:
-            self._heap = heap = list(self._key.values())
-            heapq.heapify(heap)
+        _push(heap, key)
+        if len(heap) > self._limit:
+            self._limit = limit = 2 * len(keys) + 64
+            if len(heap) > limit:
+                self._heap = heap = list(keys.values())
+                heapq.heapify(heap)
 
     update = add
 
@@ -251,10 +263,9 @@ class _IntKeyHeapPool(_BasePool):
         if key is not None:
             del self._owner[key]
             del self.load[engine]
-            del self.seq[engine]
 
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None,
-               task: Any = None) -> EngineId | None:
+               task: Any = None, _pop: Callable[[list[int]], int] = heapq.heappop) -> EngineId | None:
         heap = self._heap
         owner = self._owner
         if not exclude:                          # the common case
@@ -262,7 +273,7 @@ class _IntKeyHeapPool(_BasePool):
                 engine = owner.get(heap[0])
                 if engine is not None:
                     return engine
-                heapq.heappop(heap)
+                _pop(heap)
             return None
         skipped: list[int] = []
         found = None
@@ -384,119 +395,6 @@ class PowerOfDPool(_IndexedPool):
             if load[e] < load[best]:
                 best = e
         return best
-
-
-class WeightedPool(_BasePool):
-    """weighted: engines bucketed by load level; a draw picks a level ∝ count/(1e-6+load), then uniformly."""
-
-    reference = staticmethod(weighted_ref)
-
-    def __init__(self, engines: EngineDirectory | None = None) -> None:
-        super().__init__()
-        self._levels: dict[int, tuple[list[EngineId], dict[EngineId, int]]] = {}
-
-    def _level_remove(self, engine: EngineId, load: int) -> None:
-        items, pos = self._levels[load]
-        i = pos.pop(engine)
-        last = items.pop()
-        if i < len(items):
-            items[i] = last
-            pos[last] = i
-        if not items:
-            del self._levels[load]
-
-    def add(self, engine: EngineId, load: int, seq: int) -> None:
-        loads = self.load
-        old = loads.get(engine)
-        if old != load:                          # (_level_remove and the level add, inlined: twice per task)
-            levels = self._levels
-            if old is not None:
-                items, pos = levels[old]
-                i = pos.pop(engine)
-                last = items.pop()
-                if i < len(items):
-                    items[i] = last
-                    pos[last] = i
-                elif not items:
-                    del levels[old]
-            level = levels.get(load)
-            if level is None:
-                level = levels[load] = ([], {})
-            items, pos = level
-            pos[engine] = len(items)
-            items.append(engine)
-            loads[engine] = load
-        self.seq[engine] = seq
-
-    update = add
-
-    def discard(self, engine: EngineId) -> None:
-        load = self.load.pop(engine, None)
-        if load is None:
-            return
-        del self.seq[engine]
-        self._level_remove(engine, load)
-
-    def _masses(self) -> tuple[list[tuple[float, list[EngineId]]], float]:
-        """Each load level's total weight (heaviest first, so a draw usually stops at once) and the sum."""
-        masses = [(len(items) / (WEIGHT_EPSILON + load), items) for load, (items, _) in self._levels.items()]
-        total = 0.0
-        for mass, _ in masses:                   # summed in level order, as before (not sum(): 3.12 compensates)
-            total += mass
-        if len(masses) > 1:
-            masses.sort(key=itemgetter(0), reverse=True)
-        return masses, total
-
-    @staticmethod
-    def _draw(rng: Random, masses: list[tuple[float, list[EngineId]]], total: float,
-              exclude: Collection[EngineId] | None) -> EngineId:
-        while True:
-            r = rng.random() * total
-            chosen = masses[-1][1]
-            for mass, items in masses:
-                r -= mass
-                if r < 0:
-                    chosen = items
-                    break
-            e = chosen[int(rng.random() * len(chosen))]
-            if not exclude or e not in exclude:
-                return e
-
-    def choose(self, rng: Random, exclude: Collection[EngineId] | None = None,
-               task: Any = None) -> EngineId | None:
-        if not self.load or (exclude and self._mostly_excluded(exclude)):
-            return self._choose_by_reference(rng, exclude) if self.load else None
-        if len(self._levels) == 1 and not exclude:
-            # One load level (always so at hwm=1): equal weights and equal loads, so the law reduces
-            # to the first of two uniform draws, i.e. one uniform draw.
-            items = next(iter(self._levels.values()))[0]
-            return items[int(rng.random() * len(items))]
-        masses, total = self._masses()
-        if exclude:
-            a = self._draw(rng, masses, total, exclude)
-            b = self._draw(rng, masses, total, exclude)
-        else:                                    # _draw twice, inlined (the same draws in the same order)
-            rnd = rng.random
-            r = rnd() * total
-            chosen = masses[-1][1]
-            for mass, items in masses:
-                r -= mass
-                if r < 0:
-                    chosen = items
-                    break
-            a = chosen[int(rnd() * len(chosen))]
-            r = rnd() * total
-            chosen = masses[-1][1]
-            for mass, items in masses:
-                r -= mass
-                if r < 0:
-                    chosen = items
-                    break
-            b = chosen[int(rnd() * len(chosen))]
-        load = self.load
-        return b if load[b] < load[a] else a
-
-
 
 
 class JIQPool(_IndexedPool):

@@ -12,9 +12,10 @@ from typing import Any
 
 from .pools import (
     WEIGHT_EPSILON, FastestPool, JIQPool, LeastLoadPool, LRUPool, PlainRandomPool, PowerOfDPool, TwoBinPool,
-    WeightedPool, fastest_ref, jiq_ref, leastload_ref, lru_ref, plainrandom_ref, powerofd_ref, twobin_ref,
+    fastest_ref, jiq_ref, leastload_ref, lru_ref, plainrandom_ref, powerofd_ref, twobin_ref,
     weighted_ref,
 )
+from .weighted_pool import WeightedPool
 from .scheme_api import (
     SCHEMES, BoundScheme, Choice, EngineDirectory, EngineId, EnginePool, Scheme, _register_builtin, get_scheme,
     parse_scheme,

@@ -279,6 +279,11 @@ class Simulation:
 
     # ------------------------------------------------------------------------------- running
 
+    @property
+    def sim_time(self) -> float:
+        """The simulated time now (at the end of `run`: the last final outcome)."""
+        return float(self.env.now)
+
     def run(self) -> None:
         env = self.env
         for e in range(len(self._up)):

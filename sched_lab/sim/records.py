@@ -73,6 +73,38 @@ class ColumnarRecords:
         self._parts.append(part)
         self._n += len(buf)
 
+    def add_columns(self, *, outcome: Any, error_name: list[Any] | None, scheme: Any, label: Any,
+                    **numeric: np.ndarray) -> None:
+        """Records given as whole columns, after any added so far (the fast path, sim/fastpath.py).
+
+        `numeric`: every column of TaskRecord but the coded ones, as numpy arrays of one length;
+        `outcome`: one Outcome for every record or an array of them (None = all OK); `error_name`: a list of
+        names/None (None = all None); `scheme` and `label`: one value for every record. Coded as `add` would.
+        """
+        self._flush()
+        n = len(numeric["task_id"])
+        part: dict[str, np.ndarray] = {}
+        for name in _INT_COLS:
+            part[name] = np.asarray(numeric[name], dtype=np.int64)
+        for name in _FLOAT_COLS:
+            part[name] = np.asarray(numeric[name], dtype=np.float64)
+        if any(len(col) != n for col in part.values()):
+            raise ValueError("add_columns: every column must have the same length")
+        if not n:
+            return
+        if outcome is None or isinstance(outcome, Outcome):
+            part["outcome"] = np.full(n, _OUTCOME_CODE[outcome or Outcome.OK], dtype=np.int8)
+        else:
+            part["outcome"] = np.array([_OUTCOME_CODE[o] for o in outcome], dtype=np.int8)
+        for name, values in (("error_name", error_name), ("scheme", scheme), ("label", label)):
+            codes = self._codes[name]
+            if isinstance(values, list):
+                part[name] = np.array([codes.setdefault(v, len(codes) - 1) for v in values], dtype=np.int32)
+            else:
+                part[name] = np.full(n, codes.setdefault(values, len(codes) - 1), dtype=np.int32)
+        self._parts.append(part)
+        self._n += n
+
     def columns(self) -> dict[str, np.ndarray]:
         """All records so far as raw columns (outcome/error_name/scheme/label as integer codes)."""
         self._flush()

@@ -12,6 +12,7 @@ import numpy as np
 
 from .config import SimConfig
 from .driver import Simulation
+from .fastpath import PlainSimulation, is_plain
 from .records import ColumnarRecords
 from .workloads import (
     Workload, batch_workload, dag_edges, engine_modules, poisson_workload, requirement_extras, streams,
@@ -78,11 +79,18 @@ class SimResult:
                          client_times=(self.workload.submit_at, self.received_at))
 
 
-def run(config: SimConfig, workload: Workload | None = None) -> SimResult:
+def run(config: SimConfig, workload: Workload | None = None, *, fast: bool | None = None) -> SimResult:
     """Run one simulation; `workload` overrides the one the config describes. Raises SimulationStalled
-    when some task can never finish, ValueError for a bad trace."""
+    when some task can never finish, ValueError for a bad trace.
+
+    `fast`: None takes the fast path (sim/fastpath.py) whenever the run allows it, False always the
+    general driver, True requires the fast path (ValueError if the run needs the general one). Both
+    give the same result.
+    """
     gens = streams(config.seed)
     wl = workload if workload is not None else build_workload(config, gens)
+    if fast is None:
+        fast = is_plain(config, wl)
     modules = engine_modules(config.mixes, config.engines, gens["requires"]) if config.mixes else None
     bar = None
     on_progress = None
@@ -95,7 +103,8 @@ def run(config: SimConfig, workload: Workload | None = None) -> SimResult:
         def on_progress(n: int) -> None:
             bar.update(n - bar.n)
 
-    sim = Simulation(config, wl, gens, modules, on_progress)
+    sim: Simulation | PlainSimulation = (PlainSimulation(config, wl, gens, on_progress) if fast else
+                                         Simulation(config, wl, gens, modules, on_progress))
     # The run allocates millions of short-lived, acyclic objects (events, actions, records) that
     # reference counting frees; the cyclic collector only rescans them (~25% of the wall time at
     # 10^4 engines, benchmarks/bench_sim.py), so it is paused for the run.
@@ -110,5 +119,5 @@ def run(config: SimConfig, workload: Workload | None = None) -> SimResult:
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t0
-    return SimResult(config, sim.records, wl, sim.n_ok, float(sim.env.now), wall,
+    return SimResult(config, sim.records, wl, sim.n_ok, float(sim.sim_time), wall,
                      np.asarray(sim.received_at, dtype=np.float64))

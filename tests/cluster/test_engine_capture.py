@@ -82,18 +82,51 @@ def test_output_written_straight_to_fds_1_and_2_is_captured(rc, view):
     assert rows[after.msg_ids[0]]["stdout"] == out
 
 
-def test_fd_capture_unit_restores_the_fds():
+def test_fd_capture_unit_takes_per_task_forwards_idle_output_and_restores_the_fds(capfd):
+    import ctypes
+    capfd.readouterr()
     cap = FdCapture()
     before = os.fstat(1).st_ino, os.fstat(2).st_ino
+    stdout_before = sys.stdout
     sys.stdout.flush()
-    cap.begin()
-    os.write(1, b"one\n")
-    os.write(2, b"two\n")
-    out, err = cap.end()
-    assert (out, err) == ("one\n", "two\n")
+    cap.start()
+    try:
+        assert cap.take() == ("", "")                       # nothing written: nothing taken
+        os.write(1, b"one\n")
+        os.write(2, b"two\n")
+        ctypes.CDLL(None).printf(b"unflushed C stdio")      # fully buffered on a pipe: take() flushes it
+        assert cap.take() == ("one\nunflushed C stdio", "two\n")
+        assert cap.take() == ("", "")                       # taken once, nothing left for the next task
+        sys.stdout.write("the worker's own print\n")       # not a task's: goes to the original fd 1
+        sys.stdout.flush()
+        assert cap.take() == ("", "")
+        os.write(1, b"written while idle\n")
+        cap.forward()                                       # the worker's selector saw it while no task ran
+        assert cap.take() == ("", "")
+    finally:
+        cap.stop()
+    assert sys.stdout is stdout_before
     assert (os.fstat(1).st_ino, os.fstat(2).st_ino) == before
-    cap.begin()
-    assert cap.end() == ("", "")
+    assert cap.take() == ("", "")                           # stopped: captures nothing
+    assert capfd.readouterr().out == "the worker's own print\nwritten while idle\n"   # where fd 1 always went
+
+
+def test_fd_capture_unit_marks_a_full_pipe_truncated():
+    cap = FdCapture(limit=65536)
+    sys.stdout.flush()
+    cap.start()
+    try:
+        size = cap.pipes[0][3]
+        written = 0
+        while written < 3 * size:
+            try:
+                written += os.write(1, b"x" * 4096)
+            except BlockingIOError:                         # full: the rest is dropped, the writer never blocks
+                break
+        out, err = cap.take()
+    finally:
+        cap.stop()
+    assert out.startswith("x" * 4096) and "output truncated" in out and err == ""
 
 
 def test_full_error_text_unit():

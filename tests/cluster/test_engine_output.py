@@ -240,3 +240,42 @@ def test_long_texts_travel_in_a_buffer_and_round_trip():
     res = TaskResult(task_id="t", status="ok", engine_id=0, submitted_at=1.0, started_at=1.0, completed_at=1.0,
                      received_at=1.0, result=b"x", stdout="hi", stderr="")
     assert from_wire(*proto.FrameDecoder().feed(proto.encode_frame(*to_wire(res)))[0]) == res
+
+
+def test_a_quiet_success_is_framed_without_a_message_and_decodes_as_the_same_task_done():
+    from real_cluster.messages import RunTask
+    from real_cluster.serialize import pack_call, unpack_result
+    from real_cluster.worker import execute, frame_of, run_task
+    quiet = RunTask(task_id="t-quiet", attempt=3, payload=pack_call(abs, (-4,), {}))
+    ended = run_task(quiet)
+    assert type(ended) is tuple                                     # (started_at, completed_at, result)
+    want = TaskDone(task_id="t-quiet", attempt=3, status="ok", started_at=ended[0], completed_at=ended[1],
+                    result=ended[2])
+    assert frame_of(quiet, ended) == proto.encode_frame(*to_wire(want))     # the very bytes of the message
+    got = from_wire(*proto.FrameDecoder().feed(frame_of(quiet, ended))[0])
+    assert got == want and unpack_result(got.result) == 4
+    done = execute(quiet)
+    assert done.status == "ok" and unpack_result(done.result) == 4 and done.stdout == ""
+    noisy = RunTask(task_id="t-noisy", attempt=0, payload=pack_call(print, ("hi",), {}))
+    ended = run_task(noisy)                                         # output: a whole TaskDone carries it
+    assert isinstance(ended, TaskDone) and ended.status == "ok" and ended.stdout == "hi\n"
+    assert from_wire(*proto.FrameDecoder().feed(frame_of(noisy, ended))[0]) == ended
+    failing = RunTask(task_id="t-fail", attempt=0, payload=pack_call(int, ("x",), {}))
+    ended = run_task(failing)
+    assert isinstance(ended, TaskDone) and ended.status == "error" and ended.ename == "ValueError"
+    assert from_wire(*proto.FrameDecoder().feed(frame_of(failing, ended))[0]) == ended
+
+
+def test_captured_text_streams_look_like_text_streams():
+    import io
+    out = CappedText()
+    assert isinstance(out, io.TextIOBase) and out.writable() and not out.readable() and not out.isatty()
+    print("a", "b", file=out, flush=True)
+    out.writelines(["c\n", "d"])
+    assert out.text() == "a b\nc\nd"
+    with pytest.raises(io.UnsupportedOperation):
+        out.fileno()
+    with pytest.raises(io.UnsupportedOperation):
+        out.read()
+    with pytest.raises(TypeError):
+        out.write(b"bytes")

@@ -84,3 +84,20 @@ def test_interactive_marks_functions_and_leaves_builtins_alone():
     g = interactive(local)
     assert g is not local and g.__module__ == "__main__" and g(1) == 2 and local.__module__ != "__main__"
     assert interactive(abs) is abs and abs.__module__ == "builtins"          # returned as is, never mutated
+
+
+def test_a_rebound_function_is_reused_while_unchanged_and_made_afresh_when_it_changes():
+    ns._push(k=2)
+    f = _main_function("def f(v):\n    return v * k\n", "f", {})
+    with ns.lend(f, (3,), {}) as (g1, args, _):
+        assert g1(*args) == 6
+    with ns.lend(f, (3,), {}) as (g2, _, _):
+        assert g2 is g1                                         # the same copy: nothing changed
+    f.__defaults__ = (5,)
+    with ns.lend(f, (), {}) as (g3, args, _):
+        assert g3 is not g1 and g3(*args) == 10                 # a new default: a new copy that has it
+    f.flag = "x"
+    with ns.lend(f, (), {}) as (g4, _, _):
+        assert g4.flag == "x"                                   # attributes: copied afresh every call
+    with ns.lend(f, (), {}) as (g5, _, _):
+        assert g5 is not g4 and g5.flag == "x"

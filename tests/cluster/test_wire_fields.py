@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from real_cluster import protocol as proto
 from real_cluster.error import InvalidField, ProtocolError
 from real_cluster.messages import (
-    MESSAGE_TYPES, Submit, TaskDone, TaskFlags, TaskResult, from_wire, to_wire,
+    MESSAGE_TYPES, Reply, Submit, TaskDone, TaskFlags, TaskResult, from_wire, to_wire,
 )
 from real_cluster.wire_fields import FIELD_RULES, REQUEST_ARGS, check_request_args
 from sched_lab.core import Dependency
@@ -167,8 +167,18 @@ def test_any_value_in_any_header_field_is_refused_or_forwardable(msg, data, valu
         return
     except ProtocolError:
         return
-    [(h2, b2)] = proto.FrameDecoder().feed(proto.encode_frame(*to_wire(got)))   # accepted: it can be forwarded
-    assert from_wire(h2, b2) == got
+    frame = proto.encode_frame(*to_wire(got))
+    [(h2, b2)] = proto.FrameDecoder().feed(frame)                # accepted: it can be forwarded ...
+    again = from_wire(h2, b2)
+    assert type(again) is type(got)                              # ... and reads back as itself: compared as frames,
+    assert proto.encode_frame(*to_wire(again)) == frame          # since an opaque JSON value may hold NaN != NaN
+
+
+def test_a_reply_holding_nan_is_forwarded_as_itself():
+    """A Reply's value is opaque JSON: NaN passes and comes back as NaN (the fuzz test above found it)."""
+    frame = proto.encode_frame(*to_wire(Reply(rid=3, ok=True, value=[float("nan"), {"x": float("inf")}])))
+    got = from_wire(*proto.FrameDecoder().feed(frame)[0])
+    assert got.rid == 3 and math.isnan(got.value[0]) and got.value[1] == {"x": float("inf")}
 
 
 def test_a_result_within_the_rules_always_fits_one_frame():

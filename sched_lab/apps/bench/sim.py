@@ -4,7 +4,8 @@ For every scheme at hwm 0 and 1, runs sched_lab.sim (decisions by sched_lab.core
 process, the peer: an idiomatic SimPy process-per-task model of the same system — a central
 `simpy.Resource(capacity=n)` queue (= any scheme at hwm 1, M/M/c) and random dispatch to n
 single-server Resources (= plainrandom at hwm 0, n x M/M/1). Ours is timed over the whole
-`sched_lab.sim.run` call (workload generation, engine set-up, the run, the records), the peer over
+`sched_lab.sim.run` call (workload generation, engine set-up, the run, the records; these plain runs take
+the simulator's fast path, sim/fastpath.py, which gives the general driver's records), the peer over
 its whole model (its arrivals are drawn inside it). Prints medians of --repeats runs (wall and CPU
 time: CPU is steadier on a shared machine), the ratio ours/peer, the mean response of both (a
 sanity check: the models agree), the process's peak RSS, and with --split the share of wall time
@@ -86,24 +87,31 @@ def ours_run(scheme: str, hwm: int, engines: int, tasks: int, load: float, seed:
 
 
 def core_share(scheme: str, hwm: int, engines: int, tasks: int, load: float, seed: int) -> float:
-    """Fraction of the run's wall time spent inside TaskScheduler.handle (one extra, instrumented run)."""
+    """Fraction of the run's wall time spent inside the core (TaskScheduler.handle on the general path,
+    PlainLane.submit/finish on the fast path; one extra, instrumented run)."""
+    from sched_lab.core.lane import PlainLane
     from sched_lab.core.scheduler import TaskScheduler
     from sched_lab.sim import SimConfig, run
 
     spent = [0.0]
-    original = TaskScheduler.handle
+    originals = [(TaskScheduler, "handle"), (PlainLane, "submit"), (PlainLane, "finish")]
+    saved = [getattr(cls, name) for cls, name in originals]
 
-    def timed(self, event, _clock=time.perf_counter):
-        t = _clock()
-        out = original(self, event)
-        spent[0] += _clock() - t
-        return out
+    def timed(fn: Any) -> Any:
+        def wrapper(self: Any, *args: Any, _clock: Any = time.perf_counter) -> Any:
+            t = _clock()
+            out = fn(self, *args)
+            spent[0] += _clock() - t
+            return out
+        return wrapper
 
-    TaskScheduler.handle = timed
+    for (cls, name), fn in zip(originals, saved):
+        setattr(cls, name, timed(fn))
     try:
         res = run(SimConfig(scheme=scheme, hwm=hwm, engines=engines, tasks=tasks, load=load, seed=seed))
     finally:
-        TaskScheduler.handle = original
+        for (cls, name), fn in zip(originals, saved):
+            setattr(cls, name, fn)
     return spent[0] / res.wall_s
 
 

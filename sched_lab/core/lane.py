@@ -1,0 +1,209 @@
+"""The scheduler's plain lane: TaskScheduler's rules for independent, flagless tasks, with plain arguments.
+
+How this works. A large simulation of independent tasks with no flags (no targets, dependencies,
+retries, timeouts, time limits, size hints, actors) on engines that never fail needs only a small
+part of TaskScheduler: the fast pool of a built-in scheme, each engine's load and last-assignment
+seq, the FIFO of tasks waiting for an engine, and one record per task. `PlainLane` is that part,
+called with plain numbers instead of event and action objects (no per-task TaskSpec, TaskState,
+event, action or record tuple), so a task costs a fraction of `TaskScheduler.handle`'s
+(benchmarks/bench_sim.py). The decisions are the same: the same pool class gets the same calls with
+the same arguments in the same order (so it draws the same random numbers), and the records are the
+same, field for field. tests/core/test_lane.py holds the lane to TaskScheduler on random
+event sequences; tests/sim/test_fast_path.py holds the simulator's two paths to the same records.
+
+Ids: engines join as 0, 1, 2, ... (their join order); task i is the i-th submitted. Records are kept
+as columns (lists): by task id the values fixed at dispatch, in completion order the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterator
+from random import Random
+from typing import Any
+
+from .errors import SchedulerMisuse
+from .model import Outcome
+from .options import check_hwm, check_scheme
+from .scheme_api import _BUILTIN, EngineDirectory, parse_scheme
+
+_OK, _ERROR = Outcome.OK, Outcome.ERROR
+
+
+def lane_supports(scheme: str) -> bool:
+    """Whether `scheme` (NAME[:k=v,..]) can run in a PlainLane: a built-in scheme (its pool never raises)."""
+    return parse_scheme(check_scheme(scheme)).scheme.name in _BUILTIN
+
+
+class PlainLane:
+    """TaskScheduler for independent tasks without flags on engines that never leave (see the module doc).
+
+    `capacity`: how many tasks will be submitted at most (the per-task columns are allocated once).
+    `submit(now)` returns the engine the new task goes to, or -1 when it waits for one; `finish`
+    reports the end of a task's only attempt and returns the waiting tasks it let through as
+    (task id, engine) pairs, or None. Raises SchedulerMisuse when misused (as TaskScheduler does).
+    """
+
+    __slots__ = ("scheme_name", "hwm", "_rng", "_directory", "_pool", "_avail", "_load", "_seq", "_assigned",
+                 "_queue", "_n", "_cap", "_submitted", "_dispatched", "_engine", "_queue_len", "_engine_load",
+                 "_done", "_started", "_finished", "_errors")
+
+    def __init__(self, scheme: str, hwm: int, rng: Random, capacity: int) -> None:
+        self.scheme_name = check_scheme(scheme)
+        bound = parse_scheme(self.scheme_name)
+        if bound.scheme.name not in _BUILTIN:
+            raise SchedulerMisuse(f"the plain lane runs built-in schemes only, not {self.scheme_name!r}")
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+            raise SchedulerMisuse(f"capacity must be an int >= 0, got {capacity!r}")
+        self.hwm = check_hwm(hwm)
+        self._rng = rng
+        self._directory = EngineDirectory()
+        self._pool: Any = bound.new_pool(self._directory)
+        self._avail: dict[Any, int] = self._pool.load     # every pool keeps its available engines' loads
+        self._load: list[int] = []                         # by engine id
+        self._seq: list[int] = []                          # last-assignment seq (joins count down from -1)
+        self._assigned = 0
+        self._queue: deque[int] = deque()                  # task ids waiting for an engine, FIFO
+        self._n = 0
+        self._cap = capacity
+        # The records' columns, as lists allocated once (a store is a pointer; array.array's parses its
+        # argument, ~3x the cost). By task id, but `_done` (task ids in completion order).
+        self._submitted: list[float] = [0.0] * capacity
+        self._dispatched: list[float] = [math.nan] * capacity   # NaN: at submission (a task that waited: set)
+        self._engine: list[int] = [0] * capacity           # ~engine (= -1 - engine) while the task is out on it
+        self._queue_len: list[int] = [0] * capacity        # 0 unless it waited (then no engine was available)
+        self._engine_load: list[int] = [0] * capacity
+        self._started: list[float] = [0.0] * capacity
+        self._finished: list[float] = [0.0] * capacity
+        self._done: list[int] = []
+        self._errors: dict[int, str] = {}                  # task id -> error name (outcome ERROR)
+
+    # ---------------------------------------------------------------------------------- events
+
+    def join(self, engine_id: int, speed: float = 1.0, now: float = 0.0) -> list[tuple[int, int]] | None:
+        """Engine `engine_id` (the next id: 0, 1, ...) joins at `now` with `speed`; returns the waiting tasks it
+        let through, as (task id, engine), or None."""
+        if engine_id != len(self._load):
+            raise SchedulerMisuse(f"engine {engine_id!r} joined out of order (expected {len(self._load)})")
+        self._directory.join(engine_id, speed)
+        self._load.append(0)
+        self._seq.append(-len(self._load))                 # newest joined = least recently used
+        self._pool.add(engine_id, 0, self._seq[engine_id])
+        return self._drain(engine_id, now) if self._queue else None
+
+    def submit(self, now: float) -> int:
+        """Task `n` (the n-th submitted, from 0) arrives at `now`: the engine it goes to, or -1 (it waits)."""
+        tid = self._n
+        try:
+            self._submitted[tid] = now
+        except IndexError:
+            raise SchedulerMisuse(f"more than {self._cap} tasks submitted to a PlainLane of that capacity") from None
+        self._n = tid + 1
+        if not self._avail:
+            self._queue.append(tid)
+            return -1
+        # TaskScheduler._dispatch, inlined (once per task). An engine was available, so no task waits
+        # (a waiting task would have taken it): queue_len 0, dispatched_at = now (both the defaults).
+        pool = self._pool
+        e: int = pool.choose(self._rng, None, None)
+        self._engine[tid] = ~e
+        loads = self._load
+        self._engine_load[tid] = load = loads[e]
+        loads[e] = load = load + 1
+        self._assigned = seq = self._assigned + 1
+        self._seq[e] = seq
+        if load == self.hwm:
+            pool.discard(e)
+        else:
+            pool.update(e, load, seq)
+        return e
+
+    def _dispatch(self, tid: int, e: int, now: float) -> None:
+        """Waiting task `tid` goes to engine e (TaskScheduler._dispatch): its record's fields, load, seq, pool."""
+        self._dispatched[tid] = now
+        self._engine[tid] = ~e
+        self._queue_len[tid] = len(self._queue)
+        load = self._load[e]
+        self._engine_load[tid] = load
+        self._load[e] = load = load + 1
+        self._assigned = seq = self._assigned + 1
+        self._seq[e] = seq
+        if load == self.hwm:                               # (an engine below hwm gets one more: == is >=)
+            self._pool.discard(e)
+        else:
+            self._pool.update(e, load, seq)
+
+    def finish(self, tid: int, engine_id: int, now: float, started_at: float,
+               error_name: str | None = None) -> list[tuple[int, int]] | None:
+        """Task `tid` ended on `engine_id` (started at `started_at`): OK, or raised `error_name` (no retries).
+
+        Returns the waiting tasks dispatched because capacity appeared, as (task id, engine), or None.
+        """
+        engines = self._engine
+        if engines[tid] != ~engine_id or tid < 0:          # (IndexError past the capacity)
+            raise SchedulerMisuse(f"task {tid!r} is not running on engine {engine_id!r}")
+        engines[tid] = engine_id
+        loads = self._load
+        loads[engine_id] = load = loads[engine_id] - 1
+        self._pool.update(engine_id, load, self._seq[engine_id])    # (now below hwm: available)
+        if error_name is not None:
+            self._errors[tid] = error_name
+        self._done.append(tid)
+        self._started[tid] = started_at
+        self._finished[tid] = now
+        if self._queue:
+            return self._drain(engine_id, now)
+        return None
+
+    def _drain(self, engine_id: int, now: float) -> list[tuple[int, int]]:
+        """Capacity appeared on `engine_id`: place the oldest waiting tasks while it has room (TaskScheduler._drain)."""
+        out = []
+        queue, avail, pool, rng = self._queue, self._avail, self._pool, self._rng
+        while queue and engine_id in avail:
+            tid = queue.popleft()
+            e: int = pool.choose(rng, None, None)
+            self._dispatch(tid, e, now)
+            out.append((tid, e))
+        return out
+
+    # --------------------------------------------------------------------------------- reading
+
+    @property
+    def submitted_count(self) -> int:
+        return self._n
+
+    @property
+    def finished_count(self) -> int:
+        return len(self._done)
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self._queue)
+
+    def load(self, engine_id: int) -> int:
+        return self._load[engine_id]
+
+    def columns(self) -> dict[str, Any]:
+        """The records' columns as lists: `task_id` in completion order (one record each); the rest by task
+        id: `submitted_at`, `dispatched_at` (NaN: dispatched when submitted), `engine_id` (~engine, i.e.
+        negative, while the task is out), `queue_len`, `engine_load`, `started_at`, `finished_at`;
+        `errors` = {task id: error name} (outcome ERROR; every other record is OK). Not copies."""
+        return {"task_id": self._done, "submitted_at": self._submitted, "dispatched_at": self._dispatched,
+                "engine_id": self._engine, "queue_len": self._queue_len, "engine_load": self._engine_load,
+                "started_at": self._started, "finished_at": self._finished, "errors": self._errors,
+                "n": self._n}
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """The records in completion order, as RecordSink.add's positional arguments (TaskRecord order)."""
+        errors, scheme = self._errors, self.scheme_name
+        for tid in self._done:
+            error = errors.get(tid)
+            dispatched = self._dispatched[tid]
+            yield (tid, 0, self._engine[tid], self._submitted[tid],
+                   self._submitted[tid] if math.isnan(dispatched) else dispatched, self._started[tid],
+                   self._finished[tid], _OK if error is None else _ERROR, error, self._queue_len[tid],
+                   self._engine_load[tid], scheme, None)
+
+
+__all__ = ["PlainLane", "lane_supports"]

@@ -1,0 +1,45 @@
+"""real_cluster.heap: the controller's large freed buffers go back to the kernel (glibc's mmap
+threshold pinned), observed through glibc's own accounting in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+
+_PROBE = r"""
+import ctypes, json, sys
+from real_cluster.heap import pin_mmap_threshold
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+pinned = pin_mmap_threshold() if sys.argv[1] == "pin" else None
+first = bytearray(1 << 20)
+del first                                   # glibc's first free of an mmapped chunk: the threshold rises to it
+second = bytearray(1 << 20)
+print(json.dumps({"pinned": pinned, "mmapped": libc.mallinfo2().hblkhd}))
+"""
+
+
+def _probe(mode: str, **env: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, timeout=60,
+                         env={k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_pinned_threshold_keeps_serving_large_buffers_by_mmap():
+    plain, pinned = _probe("plain"), _probe("pin")
+    assert plain["mmapped"] < 1 << 20              # without it the second 1 MiB buffer came from the heap
+    assert pinned["pinned"] is True and pinned["mmapped"] >= 1 << 20   # with it, by mmap: munmapped when freed
+
+
+def test_an_operators_own_threshold_stands():
+    assert _probe("pin", MALLOC_MMAP_THRESHOLD_="4194304")["pinned"] is False

@@ -1,0 +1,87 @@
+"""PlainLane (core/lane.py) held to TaskScheduler: on random sequences of joins, submissions and finishes (OK or
+raised) for every built-in scheme and hwm 0..3, both dispatch the same tasks to the same engines, let the
+same waiting tasks through, and write the same records; misuse raises SchedulerMisuse."""
+
+import random
+
+import pytest
+
+from sched_lab.core import (
+    Deliver, Dispatch, EngineJoined, Outcome, RecordList, SchedulerMisuse, TaskFinished, TaskScheduler, TaskSpec,
+    TaskRecord, TaskSubmitted,
+)
+from sched_lab.core.lane import PlainLane, lane_supports
+
+SCHEMES = ["leastload", "lru", "plainrandom", "twobin", "weighted", "powerofd:d=3", "jiq", "fastest"]
+
+
+def drive(scheme: str, hwm: int, seed: int, steps: int = 600) -> None:
+    """One random run on both; asserts they agree at every step and in the records."""
+    pick = random.Random(seed)
+    records = RecordList()
+    core = TaskScheduler(scheme, hwm, random.Random(seed), records, forget_finished=True)
+    lane = PlainLane(scheme, hwm, random.Random(seed), capacity=steps)
+    running: list[tuple[int, int, float]] = []             # (task, engine, started_at)
+    now, n_eng, n_sub = 0.0, 0, 0
+
+    def core_dispatches(actions):
+        return [(a.task_id, a.engine_id) for a in actions if isinstance(a, Dispatch)]
+
+    for _ in range(steps):
+        now += pick.choice((0.0, 0.5, 1.0))
+        r = pick.random()
+        if n_eng < 6 and (n_eng == 0 and r < 0.2 or r < 0.04):
+            speed = pick.choice((1.0, 2.0, 0.5))
+            got = lane.join(n_eng, speed, now) or []
+            want = core_dispatches(core.handle(EngineJoined(now, n_eng, speed)))
+            n_eng += 1
+        elif r < 0.55 and n_sub < steps:
+            e = lane.submit(now)
+            want = core_dispatches(core.handle(TaskSubmitted(now, TaskSpec(n_sub))))
+            got = [(n_sub, e)] if e >= 0 else []
+            n_sub += 1
+        elif running:
+            tid, e, started = running.pop(pick.randrange(len(running)))
+            error = "Boom" if pick.random() < 0.2 else None
+            got = lane.finish(tid, e, now, started, error) or []
+            acts = core.handle(TaskFinished(now, tid, e, 0, Outcome.OK if error is None else Outcome.ERROR, error,
+                                            started))
+            assert [a for a in acts if isinstance(a, Deliver)] == [Deliver(tid, e, 0, error is None)]
+            want = core_dispatches(acts)
+        else:
+            continue
+        assert got == want, (scheme, hwm, seed)
+        running += [(t, e, now) for t, e in got]
+        for e in range(n_eng):
+            assert lane.load(e) == core.load(e)
+        assert lane.waiting_count == core.waiting_count
+    assert [TaskRecord.from_row(row) for row in lane.rows()] == records.drain()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("hwm", [0, 1, 2, 3])
+def test_lane_decides_and_records_as_the_scheduler_does(scheme, hwm):
+    for seed in range(4):
+        drive(scheme, hwm, seed)
+
+
+def test_misuse_is_refused():
+    lane = PlainLane("leastload", 1, random.Random(0), capacity=2)
+    with pytest.raises(SchedulerMisuse, match="out of order"):
+        lane.join(1)
+    lane.join(0)
+    assert lane.submit(0.0) == 0
+    assert lane.submit(0.0) == -1                          # waits: the only engine is full
+    with pytest.raises(SchedulerMisuse, match="capacity"):
+        lane.submit(0.0)
+    with pytest.raises(SchedulerMisuse, match="not running"):
+        lane.finish(1, 0, 1.0, 0.0)                        # never dispatched
+    assert lane.finish(0, 0, 1.0, 0.0) == [(1, 0)]         # the waiting task goes
+    with pytest.raises(SchedulerMisuse, match="not running"):
+        lane.finish(0, 0, 2.0, 1.0)                        # finished twice
+    with pytest.raises(SchedulerMisuse, match="built-in"):
+        from sched_lab.core.scheme_api import register_scheme
+
+        register_scheme("lane_test_user", lambda choice: choice.candidates[0])
+        PlainLane("lane_test_user", 1, random.Random(0), capacity=1)
+    assert lane_supports("weighted") and not lane_supports("lane_test_user")
