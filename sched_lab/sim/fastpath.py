@@ -36,7 +36,7 @@ SIMULATED_ERROR = "SimulatedError"
 
 def is_plain(config: SimConfig, workload: Workload) -> bool:
     """Whether a run of `config` on `workload` needs nothing beyond arrivals and completions (the fast path)."""
-    return (config.latency is None and config.latency_trace is None and config.overhead is None
+    return (config.latency is None and config.latency_trace is None and config.pickup_trace is None and config.overhead is None
             and config.mtbf is None and config.worker_mtbf is None and config.retries == 0
             and config.timeout_s is None and config.time_limit_s is None and config.size_hints is None
             and config.actors == 0 and not workload.extras and lane_supports(config.scheme))

@@ -159,6 +159,15 @@ def test_a_queued_task_starts_the_pickup_delay_after_the_previous_one_ends():
     assert (spaced["started_at"] - spaced["submitted_at"]).to_numpy() == pytest.approx([0.0] * 5)
 
 
+def test_a_pickup_trace_keeps_the_run_off_the_fast_path():
+    from sched_lab.sim import SimConfig, Workload
+    from sched_lab.sim.fastpath import is_plain
+
+    wl = Workload(np.zeros(3), np.ones(3))
+    assert is_plain(SimConfig(engines=1, hwm=0), wl)
+    assert not is_plain(SimConfig(engines=1, hwm=0, pickup_trace=OverheadTrace(np.zeros(1), np.ones(1))), wl)
+
+
 def test_a_task_dispatched_during_the_pickup_waits_for_the_queued_one():
     from sched_lab.sim import SimConfig, Workload, run
 
