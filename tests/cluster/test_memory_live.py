@@ -101,7 +101,11 @@ def test_results_for_a_stopped_client_wait_in_the_database(make_cluster):
     print(f"\ncontroller RSS {base / MiB:.0f} MiB at start, grew {grown / MiB:.0f} MiB while {n} MB of results went "
           f"to a stopped client")
     assert json.loads(out.strip().splitlines()[-1]) == {"n": n, "ok": True}   # every result arrived, intact
-    assert grown < 120 * MiB, grown / MiB                 # main: grows by about the results' size (~300 MiB here)
+    # What the controller may hold by design: uncommitted results up to DB_BACKLOG_PAUSE_BYTES (64 MiB, then it
+    # stops reading engines), a client's outbox up to --client-out-cap-mb (16), frames in flight from 2 engines at
+    # hwm 2, three SQLite page caches: ~90 MiB, seen at 85-120 MiB on an idle host. Without the bound it grows by
+    # about the results' size (~300 MiB here).
+    assert grown < 150 * MiB, grown / MiB
 
 
 def _send_partial(info, size: int, body: int, held: list, errors: list) -> None:
