@@ -384,7 +384,7 @@ class Controller(DirectLinks, Listeners):
         self.gate.release()
 
     def save_records(self) -> None:
-        rows = self._records.drain()
+        rows = self._records.drain_rows()
         if rows:
             self.db.add_record_rows(rows)
 

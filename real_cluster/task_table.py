@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sched_lab.core import ActorSpec, TaskSpec
+from sched_lab.core import ActorSpec, RecordList, TaskSpec
 
 from .aio_link import Link
 from .messages import NO_FLAGS, TaskDone, TaskFlags
@@ -123,22 +123,13 @@ class TaskTable:
         self._owned.pop(link, None)
 
 
-class RecordRows:
+class RecordRows(RecordList):
     """The core's record sink: rows kept as the tuples the core hands over, for the task database as they are
     (no TaskRecord built and taken apart again per task: bench_cpu_split.py)."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._rows: list[tuple[Any, ...]] = []
-
-    def add(self, *fields: Any) -> None:
-        self._rows.append(fields)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def drain(self) -> list[tuple[Any, ...]]:
+    def drain_rows(self) -> list[tuple[Any, ...]]:
         """The rows so far, removed from the sink."""
         rows, self._rows = self._rows, []
         return rows

@@ -136,7 +136,7 @@ def test_record_rows_land_as_records(tmp_path, where):
     sink.add(7, 1, None, 100.0, None, None, 103.0, Outcome.ERROR, "TaskTimeout", 3, None, "lru", None)
     assert len(sink) == 2
     db = TaskDB(str(tmp_path / "tasks.db") if where == "file" else ":memory:")
-    db.add_record_rows(sink.drain())
+    db.add_record_rows(sink.drain_rows())
     assert len(sink) == 0 and db.add_record_rows([]) == db.queued_seq
     assert db.wait_committed()
     recs = db.records()

@@ -22,6 +22,7 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from .live import descendants_cpu_s
 from .live_peers import task_functions
 
 ROLES = ("client", "controller", "nanny", "worker")
@@ -40,30 +41,13 @@ def tree_cpu_by_role() -> dict[str, float]:
     t = os.times()
     out = dict.fromkeys(ROLES, 0.0)
     out["client"] = t.user + t.system
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    stats: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                data = fh.read()
-        except OSError:
-            continue
-        rest = data[data.rindex(")") + 2:].split()
-        children.setdefault(int(rest[1]), []).append(int(entry))
-        stats[int(entry)] = (int(rest[11]) + int(rest[12])) / tick
-    todo = list(children.get(os.getpid(), []))
-    while todo:
-        pid = todo.pop()
+    for pid, cpu_s in descendants_cpu_s().items():
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             cmd = ""
-        out[_role(cmd)] += stats.get(pid, 0.0)
-        todo.extend(children.get(pid, []))
+        out[_role(cmd)] += cpu_s
     return out
 
 

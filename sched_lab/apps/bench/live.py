@@ -78,10 +78,8 @@ METRICS: list[tuple[str, str, str, bool, str, Callable[[float], bool] | None]] =
 
 # ------------------------------------------------------------------------------ CPU accounting
 
-def _tree_cpu_s() -> float:
-    """User+system CPU seconds of this process and all its live descendants (Linux /proc)."""
-    t = os.times()
-    total = t.user + t.system
+def descendants_cpu_s() -> dict[int, float]:
+    """User+system CPU seconds of each live descendant of this process, by pid (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
     children: dict[int, list[int]] = {}
     stats: dict[int, float] = {}
@@ -97,12 +95,19 @@ def _tree_cpu_s() -> float:
         pid, ppid = int(entry), int(rest[1])
         children.setdefault(ppid, []).append(pid)
         stats[pid] = (int(rest[11]) + int(rest[12])) / tick
+    out: dict[int, float] = {}
     todo = list(children.get(os.getpid(), []))
     while todo:
         pid = todo.pop()
-        total += stats.get(pid, 0.0)
+        out[pid] = stats.get(pid, 0.0)
         todo.extend(children.get(pid, []))
-    return total
+    return out
+
+
+def _tree_cpu_s() -> float:
+    """User+system CPU seconds of this process and all its live descendants (Linux /proc)."""
+    t = os.times()
+    return t.user + t.system + sum(descendants_cpu_s().values())
 
 
 # --------------------------------------------------------------------------------- workloads

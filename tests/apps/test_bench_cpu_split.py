@@ -1,0 +1,36 @@
+"""`bench_cpu_split.py` as a user runs it (its figures are never judged here): every role of both peers in
+`--json`, the cluster's CPU found in its controller and workers (not lost to a wrong role), the
+ProcessPoolExecutor's in its parent and workers (the idle cluster's heartbeats aside), and bad options refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(240)
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_cpu_split.py"
+
+
+def test_json_splits_cpu_by_role(tmp_path):
+    env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "2000", "--rounds", "1", "--json"], env=env,
+                         capture_output=True, text=True, timeout=200)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    ours, theirs = data["sched-lab"]["cpu_us_per_task"], data["ProcessPoolExecutor"]["cpu_us_per_task"]
+    assert set(ours) == set(theirs) == {"client", "controller", "nanny", "worker"}
+    assert ours["controller"] > 0 and ours["worker"] > 0 and ours["client"] > 0
+    assert theirs["worker"] > 0                                   # the cluster stays up, idle, during the peer's
+    assert theirs["controller"] + theirs["nanny"] < 0.1 * ours["controller"]    # bursts: only its heartbeats
+    assert data["sched-lab"]["tasks_per_s"] > 0 and data["ProcessPoolExecutor"]["tasks_per_s"] > 0
+
+
+def test_bad_options_are_refused():
+    out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "0"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--tasks and --rounds must be at least 1" in out.stderr
