@@ -29,9 +29,15 @@ print(json.dumps({"pinned": pinned, "mmapped": libc.mallinfo2().hblkhd - before}
 """
 
 
+def _without_malloc_settings(environ: dict[str, str]) -> dict[str, str]:
+    """The environment minus glibc's malloc settings: any of them turns the dynamic threshold off, and Dask's
+    `distributed`, imported by earlier tests, sets MALLOC_TRIM_THRESHOLD_ in this very process."""
+    return {k: v for k, v in environ.items() if not (k.startswith("MALLOC_") or k == "GLIBC_TUNABLES")}
+
+
 def _probe(mode: str, **env: str) -> dict:
     out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, timeout=60,
-                         env={k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | env)
+                         env=_without_malloc_settings(os.environ) | env)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
