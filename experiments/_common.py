@@ -13,6 +13,7 @@ scheduler or Ray), with identical rows whichever runs them.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -109,6 +110,13 @@ def map_points(fn: Callable[[Any], dict[str, Any]], points: Sequence[Any], args:
 
     return pd.DataFrame(run_points(fn, points, jobs=args.jobs, on_done=_progress(len(points)),
                                    cluster=getattr(args, "cluster", None), executor=getattr(args, "executor", None)))
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM raises SystemExit, so it unwinds through `with Cluster(...)`, which stops the cluster."""
+    def _exit(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, _exit)
 
 
 def log(msg: str) -> None:

@@ -23,7 +23,6 @@ import argparse
 import math
 import os
 import shutil
-import signal
 import time
 from typing import Any
 
@@ -146,13 +145,9 @@ def responses(df: Any, kinds: np.ndarray, source: str, scheme: str) -> Any:
     return out
 
 
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)        # unwinds through `with Cluster(...)`, which stops the cluster
-
-
 def main(argv: list[str] | None = None) -> int:
     args = C.parse_args("actor_live_vs_sim", DESCRIPTION, argv, extra=options)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    C.stop_on_sigterm()
     import matplotlib.pyplot as plt
     import pandas as pd
 

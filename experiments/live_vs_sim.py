@@ -225,13 +225,9 @@ def check_columns(lr: Any, checks: dict[str, list[Any]], scheme: str, other: str
     return out
 
 
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)        # unwinds through `with Cluster(...)`, which stops the cluster
-
-
 def main(argv: list[str] | None = None) -> int:
     args = C.parse_args("live_vs_sim", DESCRIPTION, argv, extra=options)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    C.stop_on_sigterm()
     import pandas as pd
 
     from sched_lab.core import SCHEMES

@@ -29,19 +29,13 @@ import time
 from typing import Any, Callable, cast
 
 from . import protocol as proto
-from .error import ConnectionFailed, ControllerBusy, ProtocolError
+from .error import ConnectionFailed, ProtocolError, Unreachable
 from .sync_link import SyncLink
 
 log = logging.getLogger("real_cluster.client")
 
 _JITTER = random.Random()      # spreads the retries of many clients refused at once
 TLS_CHUNK = 16 * 1024           # bytes one TLS write takes at most (one record)
-
-
-def _is_connect_failure(exc: ConnectionFailed) -> bool:
-    """A refused or unreachable address, or a failed TLS handshake (SyncLink.connect's "cannot connect to" and
-    "TLS with ... failed"): not worth retrying, unlike a handshake the controller cut short."""
-    return str(exc).startswith(("cannot connect", "TLS with"))
 
 
 class ClientLink(SyncLink):
@@ -70,8 +64,8 @@ class ClientLink(SyncLink):
                 link = cls.connect(host, port, key, "client", timeout_s=left, tls_fingerprint=tls_fingerprint,
                                    unix_path=unix_path if tls_fingerprint is None else None)
                 return cast(ClientLink, link)
-            except (ControllerBusy, ConnectionFailed) as exc:
-                if isinstance(exc, ConnectionFailed) and _is_connect_failure(exc):
+            except ConnectionFailed as exc:              # ControllerBusy too
+                if isinstance(exc, Unreachable):     # a refused address or failed TLS: retrying will not help
                     if unix_path is not None and tls_fingerprint is None:
                         unix_path = None                  # no Unix socket after all: TCP, at once
                         continue

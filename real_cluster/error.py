@@ -80,6 +80,10 @@ class ConnectionFailed(ClusterError):
     """Raised when the controller cannot be reached, or the connection to it is lost."""
 
 
+class Unreachable(ConnectionFailed):
+    """Raised when the address refuses or cannot be reached, or the TLS handshake fails: retrying will not help."""
+
+
 class ControllerBusy(ConnectionFailed):
     """Raised when the controller refused the handshake because it is overloaded (not a key problem: retry)."""
 

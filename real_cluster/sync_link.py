@@ -15,7 +15,7 @@ from typing import Any
 
 from . import protocol as proto
 from . import tls
-from .error import AuthenticationError, ConnectionFailed, ControllerBusy, ProtocolError
+from .error import AuthenticationError, ConnectionFailed, ControllerBusy, ProtocolError, Unreachable
 from .messages import Auth, Hello, Refused, Welcome, from_wire, to_wire
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
@@ -61,7 +61,7 @@ class SyncLink:
                 sock = socket.create_connection((host, port), timeout=timeout_s)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
-            raise ConnectionFailed(f"cannot connect to {unix_path or f'{host}:{port}'}: {exc}") from None
+            raise Unreachable(f"cannot connect to {unix_path or f'{host}:{port}'}: {exc}") from None
         if tls_fingerprint is not None:     # TLS, accepting only the pinned certificate (tls.py)
             try:
                 sock = tls.client_context().wrap_socket(sock)
@@ -70,7 +70,7 @@ class SyncLink:
                 sock.close()
                 if isinstance(exc, AuthenticationError):
                     raise
-                raise ConnectionFailed(f"TLS with {host}:{port} failed: {exc}") from None
+                raise Unreachable(f"TLS with {host}:{port} failed: {exc}") from None
         link = cls(sock)
         try:
             hello = link.recv()

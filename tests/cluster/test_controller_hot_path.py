@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import time
 
 import pytest
+from _wait import wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -160,10 +160,7 @@ class _Sent:
 def test_get_result_answers_a_success_kept_as_a_tuple_until_its_row_commits(tmp_path):
     asked: list = []
     db = TaskDB(str(tmp_path / "tasks.db"), schedule=lambda delay_s, f: asked.append(f))    # commits when asked
-    deadline = time.monotonic() + 10
-    while not db._writer_idle:              # (a writer not yet waiting would commit the writes on its own)
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: db._writer_idle, 10, "the writer thread waiting")   # (else it commits the writes on its own)
     db.add_task("a", "c", {"label": None}, 1.7e9, b"p")
     answer = ("a", 3, 1.7e9, 1.7e9 + 1, 1.7e9 + 2, 1.7e9 + 3, b"res")
     db.finish_task("a", "ok", 3, answer[3], answer[4], answer[5], b"res", answer=answer, attempts=1)
