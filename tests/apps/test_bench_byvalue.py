@@ -58,3 +58,22 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_goals_are_issue_15s_judged_against_process_pool_executor_of_the_same_run():
+    from sched_lab.apps.bench.live import table_rows
+    ours = {"rt_median_ms": 0.5, "rt_p99_ms": 1.0, "burst_per_s": 4000.0, "cpu_us_per_task": 380.0,
+            "map_c1_per_s": 1.0, "map_c1000_per_s": 1.0, "sleep_efficiency": 0.9, "lognormal_ratio": 1.05}
+    ppe = {"rt_median_ms": 0.4, "rt_p99_ms": 1.0, "burst_per_s": 5000.0, "cpu_us_per_task": 300.0,
+           "map_c1_per_s": 1.0, "map_c1000_per_s": 1.0, "sleep_efficiency": 0.87, "lognormal_ratio": 1.07}
+    head, rows = table_rows({"sched-lab": {"median": ours}, "ProcessPoolExecutor": {"median": ppe}})
+    assert head[-2:] == ["goal", "met"]
+    by_name = {r[0].split(" (")[0]: r[-2:] for r in rows}
+    assert by_name["apply_sync round trip, median"] == ["≤ 1.2× PPE", "no"]         # 1.25x
+    assert by_name["no-op tasks/s, async burst"] == ["≥ 1× PPE", "no"]             # 0.8x
+    assert by_name["CPU per no-op task, whole process tree"] == ["≤ 1.3× PPE", "yes"]   # 1.27x
+    assert by_name["1 ms tasks: efficiency vs 2 ideal workers"] == ["≥ 0.88 (PPE 0.87)", "yes"]
+    assert by_name["lognormal tasks"] == ["≤ 1.04 (PPE 1.07)", "no"]
+    assert by_name["apply_sync round trip, p99"] == ["", ""]
+    _, alone = table_rows({"sched-lab": {"median": ours}})      # no PPE in the run: ratio goals cannot be judged
+    assert {r[0].split(" (")[0]: r[-1] for r in alone}["apply_sync round trip, median"] == "—"
