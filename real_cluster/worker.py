@@ -51,6 +51,30 @@ RESULT_TOO_LARGE = "ResultTooLarge"
 ATTACH_ENV = "SCHED_LAB_WORKER_ATTACH"     # JSON {host, port, key, uuid[, unix]} from the nanny: the direct link
 ATTACH_TIMEOUT_S = 2.0
 log = logging.getLogger("real_cluster.engine")
+TRACE_ENV = "SCHED_LAB_TRACE_DIR"       # set (a directory): each task's step timestamps go to a file there (bench_gap.py)
+
+
+class _Trace:
+    """Timestamps (time.time_ns) of each task's steps, appended to `<dir>/worker-<pid>.trace` (bench_gap.py)."""
+
+    def __init__(self, directory: str):
+        self.fh = open(os.path.join(directory, f"worker-{os.getpid()}.trace"), "a")
+        self.wake = 0
+        self.tid = ""
+        self.lines: list[str] = []
+
+    def mark(self, event: str) -> None:
+        self.lines.append(f"{self.tid} {event} {time.time_ns()}\n")
+        if len(self.lines) >= 64:
+            self.flush()
+
+    def flush(self) -> None:
+        self.fh.write("".join(self.lines))
+        self.fh.flush()
+        self.lines = []
+
+
+_TR: _Trace | None = None
 
 
 def _safe(fn: Any, *args: Any) -> str | None:
@@ -139,7 +163,11 @@ def _run(msg: RunTask, started: float, result_max: int) -> Any:
             return _done(msg, FN_UNKNOWN, started)
         with lend(*call) as (f, args, kwargs):      # `__main__` code sees the namespace
             check_dependencies(f)
+            if _TR is not None:
+                _TR.mark("w_call")
             value = f(*args, **kwargs) if msg.actor_id is None else ACTORS.run(msg, f, args, kwargs)
+            if _TR is not None:
+                _TR.mark("w_return")
     except UnmetDependency as exc:
         ename, evalue, tb = describe_exception(exc)
         if type(exc) is UnmetDependency:
@@ -321,7 +349,10 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
                         and not sel.wait(0):        # only when idle: a task already sent runs first
                     _attach(direct, sel)            # once; again at the nanny's next Heartbeat (it re-registered)
                 if not pipe.pending and (direct is None or not direct.queue):
-                    for tag in sel.wait():
+                    tags = sel.wait()
+                    if _TR is not None:
+                        _TR.wake = time.time_ns()
+                    for tag in tags:
                         if tag is None:
                             if not pipe.fill():
                                 return 0
@@ -349,6 +380,8 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
             except (OSError, proto.ProtocolError):
                 return 0
     finally:
+        if _TR is not None:
+            _TR.flush()
         sel.close()
         if direct is not None:
             direct.close()
@@ -361,9 +394,15 @@ _IDLE_OUTPUT = "idle output"        # a selector key's data: a capture pipe
 def _run_one(msg: RunTask, result_max: int, slot: TaskSlot | None, pipe: _Pipe, answer: Any,
              fds: FdCapture | None = None) -> None:
     """Run `msg` here and `answer(frame)` its TaskDone; wake the nanny after if it asked."""
+    if _TR is not None:
+        _TR.tid = msg.task_id
+        _TR.lines.append(f"{msg.task_id} w_wake {_TR.wake}\n")
+        _TR.mark("w_decoded")
     if slot is not None:
         slot.started(msg.task_id, msg.attempt, msg.time_limit_s, time.time(), time.monotonic())
     answer(frame_of(msg, run_task(msg, result_max, fds)))
+    if _TR is not None:
+        _TR.mark("w_sent")
     if slot is not None and slot.ended():
         pipe.send(Heartbeat())              # the nanny holds a task for us: it may send it now
 
@@ -416,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
     attach = os.environ.pop(ATTACH_ENV, None)       # (not left for the tasks to read)
+    global _TR
+    trace_dir = os.environ.pop(TRACE_ENV, None)
+    _TR = _Trace(trace_dir) if trace_dir else None
     slot = TaskSlot(fd=args.slot_fd) if args.slot_fd is not None else None
     return serve(sock, min(args.result_max, RESULT_MAX), slot, json.loads(attach) if attach and slot else None)
 
