@@ -142,6 +142,8 @@ class AsyncResult(Future):
         when = ALL_COMPLETED if return_when is None else return_when
         timeout = _forever(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._condition_met(when):   # read the result in this thread if no other reads (client_link.py)
+            self._client._lead(lambda: self._condition_met(when), deadline)
         with self._cond:
             while not self._condition_met(when):
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -379,6 +381,10 @@ class AsyncResult(Future):
         pending = list(self.msg_ids)
         index = {m: i for i, m in enumerate(self.msg_ids)}
         while pending:
+            if self._ordered and pending[0] not in self._values:
+                self._client._lead(lambda: pending[0] in self._values, None)
+            elif not self._ordered and not any(m in self._values for m in pending):
+                self._client._lead(lambda: any(m in self._values for m in pending), None)
             with self._cond:
                 if self._ordered:
                     while pending[0] not in self._values:

@@ -141,6 +141,11 @@ class Client(HubQueries, ResultRequests):
             self._engines_cond.notify_all()
 
     # ----------------------------------------------------------------------- caller side
+    def _lead(self, done: Any, deadline: float | None) -> None:
+        """Handle what the controller sends in this waiting thread until `done()` or `deadline` if no other thread
+        reads (ClientLink.lead): a result needs no thread hand-off then."""
+        self._link.lead(done, deadline, self._on_message)
+
     def _send(self, msg: Any) -> None:
         if self._lost is not None or self._closed:
             raise ConnectionFailed(f"not connected to the controller ({self._lost or 'closed'})")
@@ -154,6 +159,7 @@ class Client(HubQueries, ResultRequests):
             self._send(Request(rid=rid, op=op, args=args))
         except ValueError:      # too large for a frame header (e.g. 100,000 ids): the args go as a JSON buffer
             self._send(Request(rid=rid, op=op, args={}, args_json=json.dumps(args).encode()))
+        self._lead(fut.done, None if timeout is None else time.monotonic() + timeout)
         return fut.result(timeout)
 
     def _track(self, ar: AsyncResult) -> AsyncResult:
