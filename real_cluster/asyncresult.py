@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, InvalidStateError
-from concurrent.futures._base import PENDING
+from concurrent.futures._base import FINISHED, PENDING
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +123,9 @@ class AsyncResult(Future):
                 out.extend(v if ok else [v] * self._chunks[i])
         return out
 
+    def _all_done(self) -> bool:
+        return len(self._values) == len(self.msg_ids)
+
     def _condition_met(self, return_when: str) -> bool:
         if return_when == ALL_COMPLETED:
             return len(self._values) == len(self.msg_ids)
@@ -139,11 +142,17 @@ class AsyncResult(Future):
         FIRST_EXCEPTION or ALL_COMPLETED (importable from real_cluster): waits for that condition
         and returns `(done, pending)`, two sets of msg_ids, as ipyparallel does.
         """
-        when = ALL_COMPLETED if return_when is None else return_when
+        if return_when is None:
+            if self._state == FINISHED:
+                return True                     # (resolved under the lock, all parts in: no lock, no condition)
+            when, met = ALL_COMPLETED, self._all_done
+        else:
+            when = return_when
+            met = lambda: self._condition_met(when)     # noqa: E731
         timeout = _forever(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        if not self._condition_met(when):   # read the result in this thread if no other reads (client_link.py)
-            self._client._lead(lambda: self._condition_met(when), deadline)
+        if not met():               # read the result in this thread if no other thread reads (client_link.py)
+            self._client._lead(met, deadline)
         with self._cond:
             while not self._condition_met(when):
                 remaining = None if deadline is None else deadline - time.monotonic()
