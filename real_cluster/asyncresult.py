@@ -35,6 +35,17 @@ def _forever(timeout: float | None) -> float | None:
     return None if timeout is None or timeout < 0 else timeout
 
 
+class _Waiters(list):
+    """A Future's list of `concurrent.futures.wait` waiters: installing one has the client's reader thread read
+    now (it may be keeping off the socket for a thread that reads itself: client_link.py)."""
+
+    __slots__ = ("ar",)
+
+    def append(self, waiter: Any) -> None:
+        list.append(self, waiter)
+        self.ar._client._unpark()
+
+
 class AsyncResult(Future):
     """The future result of `apply_async`, `get_result`, `resubmit`, `client.wait` (maps: AsyncMapResult).
 
@@ -56,6 +67,8 @@ class AsyncResult(Future):
         self.owner = owner
         self._values: dict[str, tuple[bool, Any]] = {}
         self._cond = self._condition            # the Future's own (an RLock): one condition per result, not two
+        self._waiters = _Waiters()
+        self._waiters.ar = self
         self._order: list[str] = []             # completion order, for unordered iteration
         ids = self.msg_ids
         self._metadata: list[Metadata] = [client._metadata_for(ids[0])] if len(ids) == 1 \
@@ -112,6 +125,25 @@ class AsyncResult(Future):
         if return_exceptions and not self._single and self.exception() is not None:
             return self._with_exceptions()
         return self.result(0)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """`Future.result`, reading the result in this thread if no other thread reads (see `wait`)."""
+        if timeout != 0 and self._state != FINISHED:
+            if self.wait(timeout) is False and timeout is not None and timeout >= 0:
+                return super().result(0)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """`Future.exception`, reading the result in this thread if no other thread reads (see `wait`)."""
+        if timeout != 0 and self._state != FINISHED:
+            if self.wait(timeout) is False and timeout is not None and timeout >= 0:
+                return super().exception(0)
+        return super().exception(timeout)
+
+    def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
+        super().add_done_callback(fn)
+        if self._state != FINISHED:
+            self._client._unpark()      # the reader thread runs it: have it read now
 
     def _with_exceptions(self) -> list[Any]:
         out: list[Any] = []

@@ -141,6 +141,9 @@ class Client(HubQueries, ResultRequests):
             self._engines_cond.notify_all()
 
     # ----------------------------------------------------------------------- caller side
+    def _unpark(self) -> None:
+        self._link.unpark()
+
     def _lead(self, done: Any, deadline: float | None) -> None:
         """Handle what the controller sends in this waiting thread until `done()` or `deadline` if no other thread
         reads (ClientLink.lead): a result needs no thread hand-off then."""

@@ -183,6 +183,14 @@ class ClientLink(SyncLink):
             on_message(pending[0])
             del pending[0]
 
+    def unpark(self) -> None:
+        """Have the reader thread read now if it is keeping off the socket (someone waits without `lead`: a
+        `concurrent.futures.wait`, a done-callback)."""
+        if self._lead_at:
+            self._lead_at = 0.0
+            with self._turn:
+                self._turn.notify_all()
+
     def _park(self) -> None:
         """Keep off the socket while a waiting thread reads it (until it has not for PARK_S, or an error)."""
         while self._lead_error is None and not self.closed:

@@ -152,3 +152,28 @@ def test_a_thread_reading_for_its_result_sees_the_connection_close(session_clust
     finally:
         gate.open()
         other.close()
+
+
+def test_waiting_without_reading_after_a_thread_read_still_gets_results(session_cluster):
+    """After a waiting thread read the socket (the reader thread keeps off it a while), `Future.result`,
+    `concurrent.futures.wait`/`as_completed` and a done-callback still get their results (they have it read)."""
+    import concurrent.futures as cf
+    other = _own_client(session_cluster)
+    try:
+        view = other.load_balanced_view()
+        for i in range(5):
+            assert view.apply_sync(abs, -i) == i                # this thread reads: the reader thread parks
+            ar = view.apply_async(abs, -10 - i)
+            done, _ = cf.wait([ar], timeout=30)
+            assert done == {ar} and ar.result(0) == 10 + i
+            assert view.apply_sync(abs, -1) == 1
+            assert [f.result() for f in cf.as_completed([view.apply_async(abs, -2)], timeout=30)] == [2]
+            assert view.apply_sync(abs, -1) == 1
+            called = threading.Event()
+            view.apply_async(abs, -3).add_done_callback(lambda _f: called.set())
+            assert called.wait(30)
+            assert view.apply_async(abs, -4).result(30) == 4
+        with pytest.raises(TimeoutError):
+            view.apply_async(time.sleep, 0.5).result(0.05)     # a timeout still raises (the builtin's subclass)
+    finally:
+        other.close()
