@@ -220,7 +220,10 @@ class AsyncResult(Future):
 
     def ready(self) -> bool:
         """Whether every part is done."""
-        return len(self._values) == len(self.msg_ids)
+        if len(self._values) == len(self.msg_ids):
+            return True
+        self._client._unpark()          # polled: have the reader thread read (it may be keeping off the socket)
+        return False
 
     def successful(self) -> bool:
         """Whether it finished without error. Raises RuntimeError if not ready yet (ipyparallel: AssertionError)."""

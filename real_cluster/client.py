@@ -248,6 +248,7 @@ class Client(HubQueries, ResultRequests):
         if n is None:
             raise TypeError("wait_for_engines needs n, the number of engines to wait for")
         timeout = None if timeout is None or timeout < 0 else timeout
+        self._unpark()                  # engine lists arrive on the reader thread
         if not block:
             fut: Future = Future()
 
