@@ -62,6 +62,9 @@ class ClientLink(SyncLink):
         self._lead_error: BaseException | None = None   # what a waiting thread's read raised: the reader's to report
         self._undelivered: list[Any] = []       # read, not yet handled (handled in order, one at a time)
         self._followed = False                  # a waiting thread found the socket taken: the reader reads on after
+        self._reader_reads = False              # the reader thread holds the token
+        self._poll = select.poll()              # a leader's wait for readability, with its deadline
+        self._poll.register(sock, select.POLLIN)
 
     @classmethod
     def open(cls, host: str, port: int, key: str, timeout: float, tls_fingerprint: str | None = None,
@@ -149,7 +152,8 @@ class ClientLink(SyncLink):
             return
         self._lead_at = time.monotonic()
         if not self._token.acquire(blocking=False):
-            self._followed = True   # the reader thread is in its read (it delivers), or another waiter is here
+            if not self._reader_reads:      # (the reader thread delivers, then keeps off: nothing to ask)
+                self._followed = True       # another waiter reads: the reader thread takes over when it is done
             return
         try:
             while not done() and not self.closed and self._lead_error is None:
@@ -158,7 +162,7 @@ class ClientLink(SyncLink):
                     continue
                 if deadline is not None:
                     left = deadline - time.monotonic()
-                    if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                    if left <= 0 or not self._poll.poll(left * 1000.0):    # (poll: any fd number)
                         return
                 try:
                     self._undelivered = self.recv_many()
@@ -210,11 +214,15 @@ class ClientLink(SyncLink):
             while True:
                 self._park()
                 with self._token:
-                    if self._lead_error is not None:
-                        raise self._lead_error
-                    if not self._undelivered:
-                        self._undelivered = self.recv_many()
-                    self._deliver(on_message)
+                    self._reader_reads = True
+                    try:
+                        if self._lead_error is not None:
+                            raise self._lead_error
+                        if not self._undelivered:
+                            self._undelivered = self.recv_many()
+                        self._deliver(on_message)
+                    finally:
+                        self._reader_reads = False
         except ConnectionFailed as exc:
             reason = str(exc)
         except ProtocolError as exc:
