@@ -35,17 +35,6 @@ def _forever(timeout: float | None) -> float | None:
     return None if timeout is None or timeout < 0 else timeout
 
 
-class _Waiters(list):
-    """A Future's list of `concurrent.futures.wait` waiters: installing one has the client's reader thread read
-    now (it may be keeping off the socket for a thread that reads itself: client_link.py)."""
-
-    __slots__ = ("ar",)
-
-    def append(self, waiter: Any) -> None:
-        list.append(self, waiter)
-        self.ar._client._unpark()
-
-
 class AsyncResult(Future):
     """The future result of `apply_async`, `get_result`, `resubmit`, `client.wait` (maps: AsyncMapResult).
 
@@ -67,8 +56,6 @@ class AsyncResult(Future):
         self.owner = owner
         self._values: dict[str, tuple[bool, Any]] = {}
         self._cond = self._condition            # the Future's own (an RLock): one condition per result, not two
-        self._waiters = _Waiters()
-        self._waiters.ar = self
         self._order: list[str] = []             # completion order, for unordered iteration
         ids = self.msg_ids
         self._metadata: list[Metadata] = [client._metadata_for(ids[0])] if len(ids) == 1 \
@@ -126,25 +113,6 @@ class AsyncResult(Future):
             return self._with_exceptions()
         return self.result(0)
 
-    def result(self, timeout: float | None = None) -> Any:
-        """`Future.result`, reading the result in this thread if no other thread reads (see `wait`)."""
-        if timeout != 0 and self._state != FINISHED:
-            if self.wait(timeout) is False and timeout is not None and timeout >= 0:
-                return super().result(0)
-        return super().result(timeout)
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        """`Future.exception`, reading the result in this thread if no other thread reads (see `wait`)."""
-        if timeout != 0 and self._state != FINISHED:
-            if self.wait(timeout) is False and timeout is not None and timeout >= 0:
-                return super().exception(0)
-        return super().exception(timeout)
-
-    def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
-        super().add_done_callback(fn)
-        if self._state != FINISHED:
-            self._client._unpark()      # the reader thread runs it: have it read now
-
     def _with_exceptions(self) -> list[Any]:
         out: list[Any] = []
         for i, m in enumerate(self.msg_ids):
@@ -154,9 +122,6 @@ class AsyncResult(Future):
             else:
                 out.extend(v if ok else [v] * self._chunks[i])
         return out
-
-    def _all_done(self) -> bool:
-        return len(self._values) == len(self.msg_ids)
 
     def _condition_met(self, return_when: str) -> bool:
         if return_when == ALL_COMPLETED:
@@ -174,17 +139,11 @@ class AsyncResult(Future):
         FIRST_EXCEPTION or ALL_COMPLETED (importable from real_cluster): waits for that condition
         and returns `(done, pending)`, two sets of msg_ids, as ipyparallel does.
         """
-        if return_when is None:
-            if self._state == FINISHED:
-                return True                     # (resolved under the lock, all parts in: no lock, no condition)
-            when, met = ALL_COMPLETED, self._all_done
-        else:
-            when = return_when
-            met = lambda: self._condition_met(when)     # noqa: E731
+        if return_when is None and self._state == FINISHED:
+            return True                 # (resolved under the lock once every part is in: no lock, no condition)
+        when = ALL_COMPLETED if return_when is None else return_when
         timeout = _forever(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        if not met():               # read the result in this thread if no other thread reads (client_link.py)
-            self._client._lead(met, deadline)
         with self._cond:
             while not self._condition_met(when):
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -220,10 +179,7 @@ class AsyncResult(Future):
 
     def ready(self) -> bool:
         """Whether every part is done."""
-        if len(self._values) == len(self.msg_ids):
-            return True
-        self._client._unpark()          # polled: have the reader thread read (it may be keeping off the socket)
-        return False
+        return len(self._values) == len(self.msg_ids)
 
     def successful(self) -> bool:
         """Whether it finished without error. Raises RuntimeError if not ready yet (ipyparallel: AssertionError)."""
@@ -425,10 +381,6 @@ class AsyncResult(Future):
         pending = list(self.msg_ids)
         index = {m: i for i, m in enumerate(self.msg_ids)}
         while pending:
-            if self._ordered and pending[0] not in self._values:
-                self._client._lead(lambda: pending[0] in self._values, None)
-            elif not self._ordered and not any(m in self._values for m in pending):
-                self._client._lead(lambda: any(m in self._values for m in pending), None)
             with self._cond:
                 if self._ordered:
                     while pending[0] not in self._values:

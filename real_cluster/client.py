@@ -141,14 +141,6 @@ class Client(HubQueries, ResultRequests):
             self._engines_cond.notify_all()
 
     # ----------------------------------------------------------------------- caller side
-    def _unpark(self) -> None:
-        self._link.unpark()
-
-    def _lead(self, done: Any, deadline: float | None) -> None:
-        """Handle what the controller sends in this waiting thread until `done()` or `deadline` if no other thread
-        reads (ClientLink.lead): a result needs no thread hand-off then."""
-        self._link.lead(done, deadline, self._on_message)
-
     def _send(self, msg: Any) -> None:
         if self._lost is not None or self._closed:
             raise ConnectionFailed(f"not connected to the controller ({self._lost or 'closed'})")
@@ -162,7 +154,6 @@ class Client(HubQueries, ResultRequests):
             self._send(Request(rid=rid, op=op, args=args))
         except ValueError:      # too large for a frame header (e.g. 100,000 ids): the args go as a JSON buffer
             self._send(Request(rid=rid, op=op, args={}, args_json=json.dumps(args).encode()))
-        self._lead(fut.done, None if timeout is None else time.monotonic() + timeout)
         return fut.result(timeout)
 
     def _track(self, ar: AsyncResult) -> AsyncResult:
@@ -248,7 +239,6 @@ class Client(HubQueries, ResultRequests):
         if n is None:
             raise TypeError("wait_for_engines needs n, the number of engines to wait for")
         timeout = None if timeout is None or timeout < 0 else timeout
-        self._unpark()                  # engine lists arrive on the reader thread
         if not block:
             fut: Future = Future()
 

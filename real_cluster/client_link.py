@@ -6,12 +6,6 @@ blocks in `recv`, decodes every frame a read brings and hands each message to `o
 resolves the waiting futures there. A task's round trip thus costs one thread hand-off (the reader
 waking the waiting thread), where an event loop in between cost two plus its own wake-ups
 (bench_cpu_split.py and bench_live.py: the client's CPU per task and the apply_sync round trip).
-A thread waiting for a result (`AsyncResult.wait`, a request) goes further when no other thread is reading:
-it takes the read token and reads the socket itself (`lead`), handling every message meanwhile, so its own
-result wakes only it; the reader thread then keeps off the socket (parked) until no waiting thread has read
-for PARK_S, and reads on at once when a leader ends while another thread waits, or a leader's read failed
-(reported by the reader thread, as any loss: `on_close`). A tight `apply_sync` loop thus costs no thread
-hand-off at all (bench_gap.py: the reader thread's ~90 µs of CPU per round trip gone, the caller's grew ~55).
 
 The handshake is `SyncLink.connect`'s (the same HMAC challenge-response the engines use): nothing
 the controller sends is unpickled before both sides are proven; results are decoded under
@@ -42,7 +36,6 @@ log = logging.getLogger("real_cluster.client")
 
 _JITTER = random.Random()      # spreads the retries of many clients refused at once
 TLS_CHUNK = 16 * 1024           # bytes one TLS write takes at most (one record)
-PARK_S = 0.01                   # the reader thread keeps off the socket this long after a waiting thread read it
 
 
 class ClientLink(SyncLink):
@@ -56,15 +49,6 @@ class ClientLink(SyncLink):
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._reader: threading.Thread | None = None
         self._send_lock = threading.Lock()      # TLS: a whole frame per writer (`_lock`: the SSL object)
-        self._token = threading.Lock()          # held by the thread reading and handling messages (see `lead`)
-        self._turn = threading.Condition()      # the parked reader thread waits here
-        self._lead_at = 0.0                     # monotonic time a waiting thread last read, or wanted to
-        self._lead_error: BaseException | None = None   # what a waiting thread's read raised: the reader's to report
-        self._undelivered: list[Any] = []       # read, not yet handled (handled in order, one at a time)
-        self._followed = False                  # a waiting thread found the socket taken: the reader reads on after
-        self._reader_reads = False              # the reader thread holds the token
-        self._poll = select.poll()              # a leader's wait for readability, with its deadline
-        self._poll.register(sock, select.POLLIN)
 
     @classmethod
     def open(cls, host: str, port: int, key: str, timeout: float, tls_fingerprint: str | None = None,
@@ -142,87 +126,12 @@ class ClientLink(SyncLink):
             if not buffered:
                 select.select([self.sock], [], [])
 
-    def lead(self, done: Callable[[], bool], deadline: float | None, on_message: Callable[[Any], None]) -> None:
-        """Read and handle messages in this (waiting) thread until `done()` or `deadline` (time.monotonic), if no other
-        thread is reading: the reader thread would otherwise wake up, handle the result and wake this thread.
-
-        Returns at once when the reader thread (or another waiter) holds the socket, over TLS, or when closed; a
-        read that fails is left to the reader thread to report (on_close). The caller then waits as usual."""
-        if self._tls or self._reader is None or self.closed:
-            return
-        self._lead_at = time.monotonic()
-        if not self._token.acquire(blocking=False):
-            if not self._reader_reads:      # (the reader thread delivers, then keeps off: nothing to ask)
-                self._followed = True       # another waiter reads: the reader thread takes over when it is done
-            return
-        try:
-            while not done() and not self.closed and self._lead_error is None:
-                if self._undelivered:
-                    self._deliver(on_message)
-                    continue
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not self._poll.poll(left * 1000.0):    # (poll: any fd number)
-                        return
-                try:
-                    self._undelivered = self.recv_many()
-                except (ConnectionFailed, ProtocolError, OSError, ValueError) as exc:
-                    self._lead_error = exc
-                    return
-                self._deliver(on_message)
-        finally:
-            self._lead_at = time.monotonic()
-            self._token.release()
-            if self._lead_error is not None or self._followed:      # the reader thread reads on, now
-                self._followed = False
-                self._lead_at = 0.0
-                with self._turn:
-                    self._turn.notify_all()
-
-    def _deliver(self, on_message: Callable[[Any], None]) -> None:
-        """Handle what was read, in order; a message leaves the list once handled, so one whose handling a
-        KeyboardInterrupt cut short (a waiting main thread reads too) is handled again by the next reader."""
-        pending = self._undelivered
-        while pending:
-            on_message(pending[0])
-            del pending[0]
-
-    def unpark(self) -> None:
-        """Have the reader thread read now if it is keeping off the socket (someone waits without `lead`: a
-        `concurrent.futures.wait`, a done-callback)."""
-        if self._lead_at:
-            self._lead_at = 0.0
-            with self._turn:
-                self._turn.notify_all()
-
-    def _park(self) -> None:
-        """Keep off the socket while a waiting thread reads it (until it has not for PARK_S, or an error)."""
-        while self._lead_error is None and not self.closed:
-            idle = time.monotonic() - self._lead_at
-            if idle >= PARK_S:
-                return
-            with self._turn:
-                self._turn.wait(PARK_S - idle)
-
     def _read_loop(self, on_message: Callable[[Any], None], on_close: Callable[[str], None]) -> None:
         reason = "connection closed"
         try:
-            if self._tls:
-                while True:
-                    for msg in self._next_messages():
-                        on_message(msg)
             while True:
-                self._park()
-                with self._token:
-                    self._reader_reads = True
-                    try:
-                        if self._lead_error is not None:
-                            raise self._lead_error
-                        if not self._undelivered:
-                            self._undelivered = self.recv_many()
-                        self._deliver(on_message)
-                    finally:
-                        self._reader_reads = False
+                for msg in self._next_messages():
+                    on_message(msg)
         except ConnectionFailed as exc:
             reason = str(exc)
         except ProtocolError as exc:
@@ -249,8 +158,6 @@ class ClientLink(SyncLink):
             self.sock.shutdown(socket.SHUT_RDWR)       # wakes the reader, which closes the socket
         except OSError:
             pass
-        with self._turn:                               # (or it is parked)
-            self._turn.notify_all()
 
     def close(self, reason: str = "client closed", timeout: float = 5.0) -> None:  # type: ignore[override]
         """Close the connection (idempotent); waits up to `timeout` s for the reader thread to end."""

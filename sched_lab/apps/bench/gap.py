@@ -53,7 +53,7 @@ class _ClientTrace:
         self.last_read = 0
         self.current = ""
 
-    def install(self, lead: bool = True) -> None:
+    def install(self) -> None:
         from real_cluster import client as client_mod
         from real_cluster import client_link, protocol
         tr = self
@@ -77,8 +77,6 @@ class _ClientTrace:
             ev["c_resolved"] = time.time_ns()
 
         protocol.recv_into = recv_into
-        if not lead:        # A/B: results always handed over by the reader thread
-            client_link.ClientLink.lead = lambda *args: None   # type: ignore[method-assign]
         client_link.ClientLink.send_frame = send_frame
         client_mod.Client._on_result = on_result
 
@@ -99,12 +97,12 @@ def _med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def measure(n: int, sleep_tasks: int, mode: str, lead: bool = True) -> dict[str, Any]:
+def measure(n: int, sleep_tasks: int, mode: str) -> dict[str, Any]:
     from real_cluster import Cluster
     trace_dir = tempfile.mkdtemp(prefix="bench-gap-")
     os.environ["SCHED_LAB_TRACE_DIR"] = trace_dir
     ct = _ClientTrace()
-    ct.install(lead)
+    ct.install()
     fns = task_functions(mode)
     cluster = Cluster(n=2, profile=f"bench-gap-{os.getpid()}", hwm=1)
     client = cluster.start()
@@ -158,12 +156,12 @@ def measure(n: int, sleep_tasks: int, mode: str, lead: bool = True) -> dict[str,
             gap_rows["GAP return -> next call"].append((nxt["w_call"] - prev["w_return"]) / 1e3)
             gap_rows["sleep(1 ms) call"].append((prev["w_return"] - prev["w_call"]) / 1e3)
     gap = {k: _med(v) for k, v in gap_rows.items()}
-    return {"mode": mode, "lead": lead, "n": n, "sleep_tasks": sleep_tasks, "round_trip_us": round_trip, "gap_us": gap,
+    return {"mode": mode, "n": n, "sleep_tasks": sleep_tasks, "round_trip_us": round_trip, "gap_us": gap,
             "loadavg": os.getloadavg()[0]}
 
 
 def render(result: dict[str, Any]) -> str:
-    out = [f"mode {result['mode']}{'' if result['lead'] else ', --no-lead'}: round trip of a no-op (median µs of {result['n']}), load {result['loadavg']:.1f}"]
+    out = [f"mode {result['mode']}: round trip of a no-op (median µs of {result['n']}), load {result['loadavg']:.1f}"]
     out += [f"  {k:28s} {v:8.1f}" for k, v in result["round_trip_us"].items()]
     out.append(f"dispatch gap, 1 ms tasks at hwm=1 (median µs over {result['sleep_tasks']} tasks)")
     out += [f"  {k:28s} {v:8.1f}" for k, v in result["gap_us"].items()]
@@ -175,13 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=300, help="sequential round trips")
     parser.add_argument("--sleep-tasks", type=int, default=1000, help="1 ms tasks for the dispatch gap")
     parser.add_argument("--by-value", action="store_true", help="task functions defined in __main__")
-    parser.add_argument("--no-lead", action="store_true", help="A/B: the waiting thread never reads the socket itself")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     own_dir = None
     if "SCHED_LAB_DIR" not in os.environ:
         own_dir = os.environ["SCHED_LAB_DIR"] = tempfile.mkdtemp(prefix="bench-gap-")
-    result = measure(args.n, args.sleep_tasks, "by-value" if args.by_value else "module", not args.no_lead)
+    result = measure(args.n, args.sleep_tasks, "by-value" if args.by_value else "module")
     print(json.dumps(result, indent=1) if args.json else render(result))
     if own_dir:
         import shutil
