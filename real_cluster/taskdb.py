@@ -355,6 +355,7 @@ class TaskDB:
         `attempts`, when given, is the dispatch count as of this outcome (its last `set_attempts`): a success
         then writes it with the outcome and the dispatch counts of that task in the same commit are skipped.
 
+        A success whose insert has not left the queue yet is folded into it (`_fold`: the row is inserted final).
         `answer` (what the caller told clients, e.g. the TaskResult) is kept until the row has committed:
         `unsaved_answer(msg_id)` returns it meanwhile, when the row itself still reads as pending.
         """
