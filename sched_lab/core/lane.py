@@ -105,18 +105,13 @@ class PlainLane:
             return -1
         # TaskScheduler._dispatch, inlined (once per task). An engine was available, so no task waits
         # (a waiting task would have taken it): queue_len 0, dispatched_at = now (both the defaults).
-        pool = self._pool
-        e: int = pool.choose(self._rng, None, None)
+        self._assigned = seq = self._assigned + 1
+        e: int = self._pool.take(self._rng, seq, self.hwm)       # choose, then update or discard
         self._engine[tid] = ~e
         loads = self._load
         self._engine_load[tid] = load = loads[e]
-        loads[e] = load = load + 1
-        self._assigned = seq = self._assigned + 1
+        loads[e] = load + 1
         self._seq[e] = seq
-        if load == self.hwm:
-            pool.discard(e)
-        else:
-            pool.update(e, load, seq)
         return e
 
     def _dispatch(self, tid: int, e: int, now: float) -> None:
