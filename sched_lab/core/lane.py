@@ -37,12 +37,22 @@ def lane_supports(scheme: str) -> bool:
     return parse_scheme(check_scheme(scheme)).scheme.name in _BUILTIN
 
 
-def _is_plain_leastload(scheme: str) -> bool:
+def _own_lane(scheme: str) -> type[PlainLane]:
+    """The lane class for `scheme`: a scheme's own (leastload, weighted: no pool beside the lane), else PlainLane."""
     try:
         bound = parse_scheme(check_scheme(scheme))
     except (TypeError, ValueError):
-        return False                                       # (PlainLane.__init__ raises it again, in full)
-    return bound.scheme.name == "leastload" and bound.scheme.name in _BUILTIN and not bound.given
+        return PlainLane                                   # (PlainLane.__init__ raises it again, in full)
+    name = bound.scheme.name
+    if name not in _BUILTIN or bound.given:
+        return PlainLane
+    if name == "leastload":
+        return _LeastLoadLane
+    if name == "weighted":
+        from .weighted_lane import WeightedLane
+
+        return WeightedLane
+    return PlainLane
 
 
 class PlainLane:
@@ -59,8 +69,8 @@ class PlainLane:
                  "_done", "_started", "_finished", "_errors")
 
     def __new__(cls, scheme: str, hwm: int, rng: Random, capacity: int) -> PlainLane:
-        if cls is PlainLane and _is_plain_leastload(scheme):
-            cls = _LeastLoadLane                           # the default scheme: its own, leaner lane
+        if cls is PlainLane:
+            cls = _own_lane(scheme)                        # leastload and weighted: their own, leaner lanes
         return object.__new__(cls)
 
     def __init__(self, scheme: str, hwm: int, rng: Random, capacity: int) -> None:
