@@ -141,14 +141,15 @@ class _BasePool:
         reaches `hwm` (0: never). Returns the engine, or None when the pool is empty. The same calls
         and draws as `choose` and then `update` or `discard` (what the scheduler does per dispatch);
         pools override it with one pass (sched_lab/core/lane.py, the simulator's fast path)."""
-        engine = self.choose(rng, None, None)
+        pool: Any = self                                 # (every pool class has choose, update, discard)
+        engine: EngineId | None = pool.choose(rng, None, None)
         if engine is None:
             return None
         load = self.load[engine] + 1
         if load == hwm:
-            self.discard(engine)
+            pool.discard(engine)
         else:
-            self.update(engine, load, seq)
+            pool.update(engine, load, seq)
         return engine
 
     def _choose_by_reference(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId | None:
