@@ -7,9 +7,14 @@ seq, the FIFO of tasks waiting for an engine, and one record per task. `PlainLan
 called with plain numbers instead of event and action objects (no per-task TaskSpec, TaskState,
 event, action or record tuple), so a task costs a fraction of `TaskScheduler.handle`'s
 (benchmarks/bench_sim.py). The decisions are the same: the same pool class gets the same calls with
-the same arguments in the same order (so it draws the same random numbers), and the records are the
-same, field for field. tests/core/test_lane.py holds the lane to TaskScheduler on random
-event sequences; tests/sim/test_fast_path.py holds the simulator's two paths to the same records.
+the same arguments in the same order (so it draws the same random numbers; `take` is choose + update
+in one call), and the records are the same, field for field. The two schemes the simulator goal is
+measured on have lanes of their own, which `PlainLane(...)` returns: leastload (`_LeastLoadLane`, below)
+and weighted (weighted_lane.py) keep their structure on the lane's own load and seq lists instead of a
+pool beside them with dicts of the same numbers (about a quarter fewer bytecodes per task).
+tests/core/test_lane.py holds every lane to TaskScheduler on random event sequences and the own lanes
+to the pool-based one at scale; tests/sim/test_fast_path.py holds the simulator's two paths to the
+same records.
 
 Ids: engines join as 0, 1, 2, ... (their join order); task i is the i-th submitted. Records are kept
 as columns (lists): by task id the values fixed at dispatch, in completion order the rest.
