@@ -178,8 +178,23 @@ class WeightedLane(PlainLane):
         loads[e] = load + 1
         self._assigned = seq = self._assigned + 1
         self._seq[e] = seq
-        if load + 1 != self.hwm:
-            self._up(e, load)
+        if load + 1 != self.hwm:                           # one level up (_up, inlined)
+            k = load + 1
+            if k == len(start) - 1:
+                start.append(start[-1])
+                if len(self._denom) <= k:
+                    self._denom.append(WEIGHT_EPSILON + k)
+            j = start[k] - 1
+            pos = self._pos
+            i = pos[e]
+            if i != j:
+                arr = self._arr
+                other = arr[j]
+                arr[i] = other
+                pos[other] = i
+                arr[j] = e
+                pos[e] = j
+            start[k] = j
         elif load == len(start) - 2:                       # it leaves from the top level: off the end
             arr, pos = self._arr, self._pos
             i = pos[e]
