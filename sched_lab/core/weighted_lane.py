@@ -122,6 +122,11 @@ class WeightedLane(PlainLane):
         r = rnd() * total - start[1] / WEIGHT_EPSILON
         if r < 0:
             return arr[int(rnd() * start[1])]
+        return self._choose_past_idle(r, total)
+
+    def _choose_past_idle(self, r: float, total: float) -> int:
+        """_choose after a first draw that passed the idle level with `r` (>= 0) left."""
+        start, arr, rnd = self._start, self._arr, self._rng.random
         level = self._level_at(r, 1)
         a = arr[start[level] + int(rnd() * (start[level + 1] - start[level]))]
         r = rnd() * total - start[1] / WEIGHT_EPSILON
@@ -167,11 +172,14 @@ class WeightedLane(PlainLane):
         start = self._start
         if len(start) == 2:                                # one level, 0: one uniform draw (as _choose)
             e = self._arr[int(self._rng.random() * start[1])]
+        elif len(start) > 2:                               # (_choose's first draw, inlined)
+            total = fsum(map(truediv, map(sub, start[1:], start), self._denom))
+            rnd = self._rng.random
+            r = rnd() * total - start[1] / WEIGHT_EPSILON
+            e = self._arr[int(rnd() * start[1])] if r < 0 else self._choose_past_idle(r, total)
         else:
-            e = self._choose()
-            if e < 0:
-                self._queue.append(tid)
-                return -1
+            self._queue.append(tid)                        # (no engine available)
+            return -1
         self._engine[tid] = ~e                             # (_assign, inlined)
         loads = self._load
         self._engine_load[tid] = load = loads[e]
