@@ -84,6 +84,9 @@ class Link(asyncio.BufferedProtocol):
         self._close_reason = "connection closed"
         self.last_activity = time.monotonic()        # any bytes arriving refresh it (liveness: progress, not frames)
         self._rbuf = memoryview(bytearray(READ_BUFFER_BYTES))
+        self._sliced = False                        # limit_reads: a full slice read yields to the other connections
+        self._yielded = False                       # reading paused until the next loop turn (see buffer_updated)
+        self.reads_held = False                     # reading paused by the owner (memory caps): a yield leaves it so
         self._loop: asyncio.AbstractEventLoop | None = None     # (get_running_loop costs a getpid per call)
 
     # -------------------------------------------------------------------- asyncio callbacks
@@ -122,6 +125,25 @@ class Link(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.data_received(self._rbuf[:nbytes])
+        if self._sliced and nbytes == len(self._rbuf) and not self.closed:
+            self._yield_reads()
+
+    def _yield_reads(self) -> None:
+        """A sliced connection filled its read buffer: stop reading it until the next loop turn, so the others' bytes
+        go first. asyncio reads a socket once per turn anyway; uvloop (libuv) reads up to 32 buffers in a row per
+        wake-up, and a client's burst would hold up the engines' replies (test_controller_loop.py)."""
+        transport = self.transport
+        if transport is None or self._yielded or not transport.is_reading():
+            return
+        self._yielded = True
+        transport.pause_reading()
+        (self._loop or asyncio.get_running_loop()).call_soon(self._end_yield)
+
+    def _end_yield(self) -> None:
+        self._yielded = False
+        transport = self.transport
+        if transport is not None and not self.closed and not transport.is_closing() and not self.reads_held:
+            transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         return None                 # close the transport (as a plain Protocol's default does)
@@ -237,8 +259,10 @@ class Link(asyncio.BufferedProtocol):
         self._send_raw(to_wire(msg))
 
     def limit_reads(self, max_bytes: int) -> None:
-        """Read at most `max_bytes` per event-loop turn, so one busy peer cannot hold up the others."""
+        """Read at most `max_bytes` per event-loop turn, so one busy peer cannot hold up the others (the owner pauses
+        and resumes such a link's reading only with `reads_held` set / cleared: see _yield_reads)."""
         self._rbuf = memoryview(bytearray(max_bytes))
+        self._sliced = True
 
     def send_batched(self, msg: Any) -> None:
         """Queue a message that may wait up to BATCH_DELAY_S for others, so that they share one write."""

@@ -85,7 +85,7 @@ class Controller(DirectLinks, Listeners):
         self._commit_signalled = False
         self._engines_paused = False       # reads from engines paused while the database backlog is large
         self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
-                         schedule=lambda delay_s, f: asyncio.get_running_loop().call_later(delay_s, f))
+                         schedule=self._schedule)
         self.gate = CommitGate(self.db)     # a client hears nothing before the writes made before it commit
         self._records = RecordRows()
         self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed), records=self._records)
@@ -119,6 +119,15 @@ class Controller(DirectLinks, Listeners):
         self._gate = HandshakeGate(MAX_UNAUTHENTICATED_PER_SOURCE, MAX_UNAUTHENTICATED)
         self._keys = {"client": config.key, "engine": config.engine_key}
         self._gate_logged_at = 0.0
+
+    def _schedule(self, delay_s: float, callback: Any) -> None:
+        """The task database's timer: a commit asked for now runs first thing next loop turn (call_soon: no timer
+        heap, and before the I/O read in that turn: bench_live.py, round trip), a lazy one after `delay_s`."""
+        loop = self._loop or asyncio.get_running_loop()
+        if delay_s <= 0:
+            loop.call_soon(callback)
+        else:
+            loop.call_later(delay_s, callback)
 
     # --------------------------------------------------------------------------- lifecycle
     async def start(self) -> int:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from sched_lab.core.options import check_hwm, check_scheme
 from sched_lab.core.scheme_api import load_scheme_modules
@@ -39,6 +40,25 @@ from .profile import (
 from .taskdb import install_fast_adapters
 
 log = logging.getLogger("real_cluster.controller")
+LOOPS = ("auto", "asyncio", "uvloop")
+LOOP_ENV = "SCHED_LAB_CONTROLLER_LOOP"     # the default of --loop (tests run the controller under both loops)
+
+
+def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop the controller runs on: None for asyncio's own; uvloop's when `kind` is "uvloop", or "auto"
+    and uvloop is installed (`pip install 'sched-lab[fast]'`). Raises ValueError for "uvloop" without uvloop."""
+    if kind not in LOOPS:
+        raise ValueError(f"--loop must be one of {', '.join(LOOPS)}, got {kind!r}")
+    if kind == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if kind == "uvloop":
+            raise ValueError("--loop uvloop: uvloop is not installed (pip install 'sched-lab[fast]')") from None
+        return None
+    return uvloop.new_event_loop
+
 
 def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     """The controller's options."""
@@ -65,6 +85,9 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
                         help="close a connection whose unfinished frame stops growing this long (seconds)")
     parser.add_argument("--incomplete-frames-cap-mb", type=float, default=320.0,
                         help="MiB all connections together may hold in unfinished frames")
+    parser.add_argument("--loop", default=os.environ.get(LOOP_ENV, "auto"), choices=LOOPS,
+                        help="event loop: uvloop (the `fast` extra), asyncio, or auto = uvloop when installed "
+                             f"(default: ${LOOP_ENV}, else auto)")
     parser.add_argument("--client-out-cap-mb", type=float, default=16.0,
                         help="MiB queued to one client beyond which its results wait in the task database")
 
@@ -75,6 +98,7 @@ def run_controller(args: argparse.Namespace) -> int:
         check_hwm(args.hwm)
         load_scheme_modules(args.scheme_module)
         scheme = check_scheme(args.scheme)
+        factory = loop_factory(args.loop)
     except ValueError as exc:                    # InvalidOption is a ValueError too
         print(f"controller: {exc}", file=sys.stderr)
         return 2
@@ -120,7 +144,8 @@ def run_controller(args: argparse.Namespace) -> int:
                               client_out_cap_bytes=int(args.client_out_cap_mb * 2**20),
                               unix_path=str(pdir / "security" / proto.UNIX_SOCKET_NAME))
     try:
-        asyncio.run(_serve(config, pdir, args))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_serve(config, pdir, args))
     except sqlite3.Error as exc:                 # a damaged or unusable task database
         log.error("controller failed: task database %s: %s", config.db_path, exc)
         print(f"controller: task database {config.db_path}: {exc}", file=sys.stderr)
@@ -137,6 +162,7 @@ def run_controller(args: argparse.Namespace) -> int:
 async def _serve(config: ControllerConfig, pdir: Path, args: argparse.Namespace) -> None:
     controller = Controller(config)
     port = await controller.start()
+    log.info("event loop: %s", type(asyncio.get_running_loop()).__module__)
     connect_host = "127.0.0.1" if config.host in ("0.0.0.0", "") else config.host
     info = ConnectionInfo(host=connect_host, port=port, key=config.key, scheme=config.scheme, hwm=config.hwm,
                           controller_pid=os.getpid(), profile=args.profile,

@@ -133,6 +133,7 @@ class MemoryGuard:
             log.info("client %s has %d requests waiting for the database: its requests are not read until they "
                      "are answered", link.peer, waiting)
         self.reads_paused.add(link)
+        link.reads_held = True              # (a read slice's yield does not resume it: aio_link.py)
         link.transport.pause_reading()
 
     def resume_reads(self) -> None:
@@ -143,6 +144,7 @@ class MemoryGuard:
             elif (link.write_backlog() < self.client_out_cap // 2
                   and self.deferred.get(link, 0) <= MAX_DEFERRED_REQUESTS // 2):
                 self.reads_paused.discard(link)
+                link.reads_held = False
                 link.transport.resume_reading()
 
     def pump(self) -> None:

@@ -146,6 +146,23 @@ def test_message_round_trip_through_a_frame(msg):
     assert from_wire(header, buffers) == msg
 
 
+@pytest.mark.parametrize("msg", [m for m in SAMPLES if type(m) in (RunTask, TaskDone, Submit, TaskResult)],
+                         ids=lambda m: type(m).__name__)
+def test_hot_messages_built_from_their_slots_equal_the_constructed_ones(msg):
+    """The decoder builds the four per-task messages without their __init__ (messages._positional_maker): the very
+    same objects — equal field by field, still frozen, same repr; and the binary frames decode to them."""
+    from dataclasses import FrozenInstanceError, astuple, fields
+
+    from real_cluster.messages import _positional_maker
+    built = _positional_maker(type(msg))(*(getattr(msg, f.name) for f in fields(msg)))
+    assert type(built) is type(msg) and built == msg and astuple(built) == astuple(msg)
+    assert repr(built) == repr(msg)
+    with pytest.raises(FrozenInstanceError):
+        built.task_id = "other"                     # type: ignore[misc]
+    with pytest.raises(TypeError, match="__post_init__"):
+        _positional_maker(Register)
+
+
 @pytest.mark.parametrize("header,buffers", [
     ({"t": "nope"}, []), ({"t": "run", "task_id": "x", "attempt": 0}, []),           # unknown / missing buffer
     ({"t": "run", "task_id": "x", "attempt": 0, "payload": 1, "nb": 1}, [b"p"]),     # unexpected field

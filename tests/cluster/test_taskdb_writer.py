@@ -246,3 +246,57 @@ def test_inline_commits_never_checkpoint_but_the_writer_does(tmp_path):
         con.close()
     assert log_frames < 50, f"the WAL was not checkpointed and restarted: {log_frames} frames"
     db.close()
+
+
+def _row(path: str, msg_id: str) -> tuple:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT status, engine_id, started, completed, received, result, attempts, payload "
+                           "FROM tasks WHERE msg_id=?", (msg_id,)).fetchone()
+    finally:
+        con.close()
+
+
+def test_a_success_whose_insert_is_still_queued_is_inserted_final_with_the_same_row(tmp_path):
+    """A success queued while its insert waits (the writer idle) folds into the insert: one row write, same row."""
+    path = str(tmp_path / "tasks.db")
+    loop = _Loop()
+    db = TaskDB(path, schedule=loop.schedule)
+    _wait_idle(db)
+    db.add_task("a", "c", {}, 1.0, b"pa")
+    db.add_task("b", "c", {}, 1.0, b"pb")
+    db.set_attempts("a", 1)
+    db.finish_task("a", "ok", 3, 2.0, 3.0, 4.0, b"ra", answer="answer-a", attempts=1)
+    assert [op[1].split(" (")[0] for op in db._ops].count("INSERT INTO tasks") == 2
+    assert len(db._ops) == 3 and db.dirty                        # two inserts, one dispatch count: no update
+    assert db.unsaved_answer("a") == "answer-a"                  # told to a client, not committed yet
+    db.request_commit()
+    loop.turn()
+    assert not db.dirty and db.unsaved_answer("a") is None
+    assert _row(path, "a") == ("ok", 3, 2.0, 3.0, 4.0, b"ra", 1, b"pa")
+    assert _row(path, "b")[0] == "pending" and _row(path, "b")[6] == 0
+    db.finish_task("b", "ok", 1, 2.0, 3.0, 4.0, b"rb", attempts=1)      # its insert committed: an update
+    db.request_commit()
+    loop.turn()
+    assert _row(path, "b") == ("ok", 1, 2.0, 3.0, 4.0, b"rb", 1, b"pb")
+    db.close()
+
+
+def test_a_success_is_not_folded_into_an_insert_the_writer_may_be_committing(tmp_path):
+    """While the writer thread holds a batch (not idle), the outcome is queued as an update and still lands."""
+    path = str(tmp_path / "tasks.db")
+    other = sqlite3.connect(path, isolation_level=None)
+    db = TaskDB(path)                                  # no schedule: every write wakes the writer
+    other.execute("BEGIN EXCLUSIVE")                   # the writer takes the insert and waits for this lock
+    db.add_task("a", "c", {}, 1.0, b"pa")
+    deadline = time.monotonic() + 10
+    while db._writer_idle or not db._ops:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    db.finish_task("a", "ok", 0, 2.0, 3.0, 4.0, b"ra", attempts=1)
+    assert len(db._ops) == 2 and "UPDATE" in db._ops[1][1]
+    other.execute("ROLLBACK")
+    other.close()
+    assert db.wait_committed(timeout_s=30)
+    assert _row(path, "a") == ("ok", 0, 2.0, 3.0, 4.0, b"ra", 1, b"pa")
+    db.close()

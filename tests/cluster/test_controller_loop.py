@@ -1,0 +1,126 @@
+"""The controller's event loop (`--loop auto|asyncio|uvloop`, default $SCHED_LAB_CONTROLLER_LOOP else auto): the
+choice itself, and a real cluster on each loop running tasks, a failure, a retry after a killed worker, a request
+answered from the database, and the loop named in the controller's log. uvloop is in the `test` extra, so the rest
+of the live tests run on it (what users of the `fast` extra get); this file keeps the asyncio path live too."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+
+import pytest
+
+from _wait import wait_until
+from real_cluster.aio_link import Link
+from real_cluster.controller_app import LOOP_ENV, loop_factory
+from real_cluster.messages import Heartbeat
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_the_loop_choice_is_asyncio_uvloop_or_uvloop_when_installed(monkeypatch) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    assert loop_factory("asyncio") is None
+    assert loop_factory("uvloop") is uvloop.new_event_loop
+    assert loop_factory("auto") is uvloop.new_event_loop
+    with pytest.raises(ValueError, match="--loop must be one of"):
+        loop_factory("trio")
+    monkeypatch.setitem(sys.modules, "uvloop", None)         # as if it were not installed
+    assert loop_factory("auto") is None
+    with pytest.raises(ValueError, match="uvloop is not installed"):
+        loop_factory("uvloop")
+
+
+def test_a_bad_loop_option_is_a_usage_error(lab_dir) -> None:
+    from real_cluster.controller_app import main
+    with pytest.raises(SystemExit) as exc:
+        main(["--profile", "bad-loop", "--loop", "trio"])
+    assert exc.value.code == 2
+
+
+def _boom() -> None:
+    raise ValueError("boom")
+
+
+def _suicide_once(marker: str) -> int:
+    import os
+    import signal
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return 7
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_cluster_runs_on_each_loop(make_cluster, loop: str, tmp_path, monkeypatch) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    monkeypatch.delenv(LOOP_ENV, raising=False)
+    cluster = make_cluster(2, controller_args=["--loop", loop])
+    view = cluster.client.load_balanced_view()
+    assert view.map_sync(lambda x: x * 2, range(50)) == [x * 2 for x in range(50)]
+    assert [view.apply_sync(pow, 2, i) for i in range(20)] == [2 ** i for i in range(20)]
+    with pytest.raises(Exception, match="boom"):
+        view.apply_sync(_boom)
+    marker = str(tmp_path / "died-once")
+    assert view.set_flags(retries=1).apply_sync(_suicide_once, marker) == 7    # a worker killed: retried
+    rows = cluster.client.db_query({"status": "ok"}, keys=["status"])
+    assert len(rows) >= 71
+    log = cluster.dir / "log" / "controller.log"
+    expected = "uvloop" if loop == "uvloop" else "asyncio"
+    wait_until(lambda: f"event loop: {expected}" in log.read_text(), timeout_s=10, what="the loop's log line")
+
+
+def _loop_named(name: str) -> asyncio.AbstractEventLoop:
+    if name == "uvloop":
+        return pytest.importorskip("uvloop").new_event_loop()
+    return asyncio.new_event_loop()
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_a_sliced_link_reads_one_slice_per_loop_turn_on_either_loop(loop_name: str) -> None:
+    """A client's burst is read one slice per loop turn (the engines' replies go between): uvloop would read up to 32
+    buffers in a row per wake-up; the link pauses itself after a full slice until the next turn."""
+    frames_per_slice, n = 10, 3000
+    loop = _loop_named(loop_name)
+    got: list[int] = []
+    tick = [0]
+
+    async def run() -> None:
+        def ticker() -> None:
+            tick[0] += 1
+            if len(got) < n:
+                loop.call_soon(ticker)
+
+        server = Link("k", server=True, on_message=lambda link, msg: got.append(tick[0]),
+                      on_ready=lambda link: link.limit_reads(17 * frames_per_slice))
+        client = Link("k", server=False, role="client", on_message=lambda link, msg: None)
+        a, b = socket.socketpair()
+        await loop.connect_accepted_socket(lambda: server, a)
+        await loop.connect_accepted_socket(lambda: client, b)
+        await asyncio.wait_for(_until(lambda: server.authenticated and client.authenticated), 10)
+        assert len(b"".join(_frames(1))) == 17                   # the slice holds whole frames
+        client.transport.write(b"".join(_frames(n)))          # one write: the kernel holds the burst
+        loop.call_soon(ticker)
+        await asyncio.wait_for(_until(lambda: len(got) == n), 30)
+        client.close()
+        server.close()
+
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
+    per_turn = max(got.count(t) for t in set(got))
+    assert len(got) == n and per_turn <= frames_per_slice, per_turn
+
+
+def _frames(n: int) -> list[bytes]:
+    from real_cluster import protocol as proto
+    from real_cluster.messages import to_wire
+    return [proto.encode_frame(*to_wire(Heartbeat()))] * n
+
+
+async def _until(predicate) -> None:
+    while not predicate():
+        await asyncio.sleep(0.001)
