@@ -7,9 +7,14 @@ seq, the FIFO of tasks waiting for an engine, and one record per task. `PlainLan
 called with plain numbers instead of event and action objects (no per-task TaskSpec, TaskState,
 event, action or record tuple), so a task costs a fraction of `TaskScheduler.handle`'s
 (benchmarks/bench_sim.py). The decisions are the same: the same pool class gets the same calls with
-the same arguments in the same order (so it draws the same random numbers), and the records are the
-same, field for field. tests/core/test_lane.py holds the lane to TaskScheduler on random
-event sequences; tests/sim/test_fast_path.py holds the simulator's two paths to the same records.
+the same arguments in the same order (so it draws the same random numbers; `take` is choose + update
+in one call), and the records are the same, field for field. The two schemes the simulator goal is
+measured on have lanes of their own, which `PlainLane(...)` returns: leastload (`_LeastLoadLane`, below)
+and weighted (weighted_lane.py) keep their structure on the lane's own load and seq lists instead of a
+pool beside them with dicts of the same numbers (about a quarter fewer bytecodes per task).
+tests/core/test_lane.py holds every lane to TaskScheduler on random event sequences and the own lanes
+to the pool-based one at scale; tests/sim/test_fast_path.py holds the simulator's two paths to the
+same records.
 
 Ids: engines join as 0, 1, 2, ... (their join order); task i is the i-th submitted. Records are kept
 as columns (lists): by task id the values fixed at dispatch, in completion order the rest.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from heapq import heapify, heappop, heappush
 from collections.abc import Iterator
 from random import Random
 from typing import Any
@@ -36,6 +42,24 @@ def lane_supports(scheme: str) -> bool:
     return parse_scheme(check_scheme(scheme)).scheme.name in _BUILTIN
 
 
+def _own_lane(scheme: str) -> type[PlainLane]:
+    """The lane class for `scheme`: a scheme's own (leastload, weighted: no pool beside the lane), else PlainLane."""
+    try:
+        bound = parse_scheme(check_scheme(scheme))
+    except (TypeError, ValueError):
+        return PlainLane                                   # (PlainLane.__init__ raises it again, in full)
+    name = bound.scheme.name
+    if name not in _BUILTIN or bound.given:
+        return PlainLane
+    if name == "leastload":
+        return _LeastLoadLane
+    if name == "weighted":
+        from .weighted_lane import WeightedLane
+
+        return WeightedLane
+    return PlainLane
+
+
 class PlainLane:
     """TaskScheduler for independent tasks without flags on engines that never leave (see the module doc).
 
@@ -48,6 +72,11 @@ class PlainLane:
     __slots__ = ("scheme_name", "hwm", "_rng", "_directory", "_pool", "_avail", "_load", "_seq", "_assigned",
                  "_queue", "_n", "_cap", "_submitted", "_dispatched", "_engine", "_queue_len", "_engine_load",
                  "_done", "_started", "_finished", "_errors")
+
+    def __new__(cls, scheme: str, hwm: int, rng: Random, capacity: int) -> PlainLane:
+        if cls is PlainLane:
+            cls = _own_lane(scheme)                        # leastload and weighted: their own, leaner lanes
+        return object.__new__(cls)
 
     def __init__(self, scheme: str, hwm: int, rng: Random, capacity: int) -> None:
         self.scheme_name = check_scheme(scheme)
@@ -105,18 +134,13 @@ class PlainLane:
             return -1
         # TaskScheduler._dispatch, inlined (once per task). An engine was available, so no task waits
         # (a waiting task would have taken it): queue_len 0, dispatched_at = now (both the defaults).
-        pool = self._pool
-        e: int = pool.choose(self._rng, None, None)
+        self._assigned = seq = self._assigned + 1
+        e: int = self._pool.take(self._rng, seq, self.hwm)       # choose, then update or discard
         self._engine[tid] = ~e
         loads = self._load
         self._engine_load[tid] = load = loads[e]
-        loads[e] = load = load + 1
-        self._assigned = seq = self._assigned + 1
+        loads[e] = load + 1
         self._seq[e] = seq
-        if load == self.hwm:
-            pool.discard(e)
-        else:
-            pool.update(e, load, seq)
         return e
 
     def _dispatch(self, tid: int, e: int, now: float) -> None:
@@ -204,6 +228,150 @@ class PlainLane:
                    self._submitted[tid] if math.isnan(dispatched) else dispatched, self._started[tid],
                    self._finished[tid], _OK if error is None else _ERROR, error, self._queue_len[tid],
                    self._engine_load[tid], scheme, None)
+
+
+_BITS = 40
+_UNIT = 1 << _BITS                                         # a busy key: load * 2**40 + seq (|seq| < 2**39)
+_HALF = _UNIT >> 1
+
+
+class _LeastLoadLane(PlainLane):
+    """PlainLane for leastload (what `PlainLane("leastload", ...)` makes): the lowest (load, seq), kept with the
+    lane's own load and seq lists instead of a LeastLoadPool beside them (half the Python work per task,
+    benchmarks/bench_sim.py; the same decisions: leastload draws nothing, and tests/core/test_lane.py holds
+    it to TaskScheduler).
+
+    The idle engines' seqs sit in one heap: an idle engine leaves it only by being chosen, and the choice
+    is then its top, so it holds no stale entry. The available busy engines (load >= 1, below hwm) sit in a
+    second heap as `load * 2**40 + seq`, lazily invalidated (a key is live when it matches the engine's
+    load and seq) and rebuilt when stale keys outnumber the engines. A seq names its engine: a join's seq
+    is ~engine, an assignment's is looked up in `_who` (by seq, allocated once).
+    """
+
+    __slots__ = ("_idle", "_busy", "_who", "_limit")
+
+    def __init__(self, scheme: str, hwm: int, rng: Random, capacity: int) -> None:
+        super().__init__(scheme, hwm, rng, capacity)
+        self._idle: list[int] = []                         # seqs of the idle engines, a heap
+        self._busy: list[int] = []                         # keys of the available busy engines, a heap
+        self._who: list[int] = [0] * (capacity + 1)        # assignment seq -> engine
+        self._limit = 64
+
+    def join(self, engine_id: int, speed: float = 1.0, now: float = 0.0) -> list[tuple[int, int]] | None:
+        if engine_id != len(self._load):
+            raise SchedulerMisuse(f"engine {engine_id!r} joined out of order (expected {len(self._load)})")
+        self._directory.join(engine_id, speed)
+        self._load.append(0)
+        self._seq.append(~engine_id)                       # newest joined = least recently used
+        heappush(self._idle, ~engine_id)
+        return self._drain(engine_id, now) if self._queue else None
+
+    def _choose(self) -> int:
+        """The engine with the lowest (load, seq) among the available ones (its key leaves its heap), or -1."""
+        idle = self._idle
+        if idle:
+            s = heappop(idle)
+            return self._who[s] if s > 0 else ~s
+        busy, loads, seqs, who = self._busy, self._load, self._seq, self._who
+        while busy:
+            key = heappop(busy)
+            load = (key + _HALF) >> _BITS
+            s = key - (load << _BITS)
+            e = who[s] if s > 0 else ~s
+            if loads[e] == load and seqs[e] == s:
+                return e
+        return -1
+
+    def _assign(self, e: int, tid: int) -> None:
+        """Task `tid` goes to engine e: the record's load, e's load and seq, and its key if still available."""
+        self._engine[tid] = ~e
+        loads = self._load
+        self._engine_load[tid] = load = loads[e]
+        loads[e] = load = load + 1
+        self._assigned = seq = self._assigned + 1
+        self._seq[e] = seq
+        self._who[seq] = e
+        if load != self.hwm:                               # (hwm 0: never equal) still available, busy
+            busy = self._busy
+            heappush(busy, load * _UNIT + seq)
+            if len(busy) > self._limit:
+                self._rebuild()
+
+    def _rebuild(self) -> None:
+        loads, seqs, hwm = self._load, self._seq, self.hwm
+        self._limit = 2 * len(loads) + 64
+        if len(self._busy) > self._limit:
+            self._busy = busy = [load * _UNIT + seqs[e] for e, load in enumerate(loads) if load and (not hwm or load < hwm)]
+            heapify(busy)
+
+    def submit(self, now: float) -> int:
+        tid = self._n
+        try:
+            self._submitted[tid] = now
+        except IndexError:
+            raise SchedulerMisuse(f"more than {self._cap} tasks submitted to a PlainLane of that capacity") from None
+        self._n = tid + 1
+        idle = self._idle
+        if idle:                                           # (_choose's common case, inlined)
+            s = heappop(idle)
+            e = self._who[s] if s > 0 else ~s
+        else:
+            e = self._choose()
+            if e < 0:
+                self._queue.append(tid)
+                return -1
+        self._engine[tid] = ~e                             # (_assign, inlined)
+        loads = self._load
+        self._engine_load[tid] = load = loads[e]
+        loads[e] = load = load + 1
+        self._assigned = seq = self._assigned + 1
+        self._seq[e] = seq
+        self._who[seq] = e
+        if load != self.hwm:
+            busy = self._busy
+            heappush(busy, load * _UNIT + seq)
+            if len(busy) > self._limit:
+                self._rebuild()
+        return e
+
+    def _dispatch(self, tid: int, e: int, now: float) -> None:
+        self._dispatched[tid] = now
+        self._queue_len[tid] = len(self._queue)
+        self._assign(e, tid)
+
+    def finish(self, tid: int, engine_id: int, now: float, started_at: float,
+               error_name: str | None = None) -> list[tuple[int, int]] | None:
+        engines = self._engine
+        if engines[tid] != ~engine_id or tid < 0:
+            raise SchedulerMisuse(f"task {tid!r} is not running on engine {engine_id!r}")
+        engines[tid] = engine_id
+        loads = self._load
+        loads[engine_id] = load = loads[engine_id] - 1
+        if load:
+            busy = self._busy
+            heappush(busy, load * _UNIT + self._seq[engine_id])
+            if len(busy) > self._limit:
+                self._rebuild()
+        else:
+            heappush(self._idle, self._seq[engine_id])
+        if error_name is not None:
+            self._errors[tid] = error_name
+        self._done.append(tid)
+        self._started[tid] = started_at
+        self._finished[tid] = now
+        if self._queue:
+            return self._drain(engine_id, now)
+        return None
+
+    def _drain(self, engine_id: int, now: float) -> list[tuple[int, int]]:
+        out = []
+        queue, loads, hwm = self._queue, self._load, self.hwm
+        while queue and (not hwm or loads[engine_id] < hwm):
+            tid = queue.popleft()
+            e = self._choose()
+            self._dispatch(tid, e, now)
+            out.append((tid, e))
+        return out
 
 
 __all__ = ["PlainLane", "lane_supports"]

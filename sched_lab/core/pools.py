@@ -9,8 +9,8 @@ A *pool* is the fast form: it holds the engines that are currently available (be
 with its load and `seq` (its last-assignment sequence number; smaller = less recently assigned),
 and answers `choose(rng, exclude)` in O(1) or O(log n) with the same decision law:
 
-- leastload / lru: a binary heap keyed by (load, seq) / (seq,), packed into one int, with lazy
-  invalidation;
+- leastload / lru: binary heaps keyed by (load, seq) / (seq,), packed into one int (the idle engines
+  in a heap of their own), with lazy invalidation;
 - plainrandom / twobin / powerofd: an indexable set (list + position map) for O(1) uniform draws;
 - jiq: the same, plus an indexable set of the idle engines;
 - fastest: a heap keyed by ((load + 1) / speed, seq), speeds from the scheduler's EngineDirectory;
@@ -135,6 +135,23 @@ class _BasePool:
         allowed = len(load) - sum(1 for e in exclude if e in load)
         return allowed * 4 < len(load)
 
+    def take(self, rng: Random, seq: int, hwm: int) -> EngineId | None:
+        """The choice for a task with no exclusions and the assignment that follows it, in one call: the
+        chosen engine's load goes up by one and its seq becomes `seq`; it leaves the pool when its load
+        reaches `hwm` (0: never). Returns the engine, or None when the pool is empty. The same calls
+        and draws as `choose` and then `update` or `discard` (what the scheduler does per dispatch);
+        pools override it with one pass (sched_lab/core/lane.py, the simulator's fast path)."""
+        pool: Any = self                                 # (every pool class has choose, update, discard)
+        engine: EngineId | None = pool.choose(rng, None, None)
+        if engine is None:
+            return None
+        load = self.load[engine] + 1
+        if load == hwm:
+            pool.discard(engine)
+        else:
+            pool.update(engine, load, seq)
+        return engine
+
     def _choose_by_reference(self, rng: Random, exclude: Collection[EngineId] | None) -> EngineId | None:
         """The reference law over the explicit candidate list (used when most engines are excluded)."""
         cands = sorted((s, e) for e, s in self.seq.items() if not (exclude and e in exclude))
@@ -207,6 +224,7 @@ class _HeapPool(_BasePool):
 
 _SEQ_BITS = 40
 _LOAD_UNIT = 1 << _SEQ_BITS
+_IDLE_BELOW = _LOAD_UNIT >> 1            # keys below it have load 0 (|seq| < 2**39)
 
 
 class _IntKeyHeapPool(_BasePool):
@@ -216,19 +234,27 @@ class _IntKeyHeapPool(_BasePool):
     so keys of different loads never overlap), so a key does too: `_owner` maps the current keys to
     their engines and a heap key not in it is stale. Ints compare in one step where (load, seq,
     engine) tuples take three, which roughly halves the cost of the heap pushes and pops done twice
-    per task; `seq` is derived from the keys when asked (the choice never needs it), and the heap is
-    rebuilt from the live keys when stale ones outnumber them (benchmarks/bench_sim.py).
+    per task; `seq` is derived from the keys when asked (the choice never needs it).
+
+    The keys sit in two heaps: `_idle` holds those of load 0 (the bare seq: small ints) and `_busy`
+    the others. The choice is the top of `_idle` when it holds a live key (any load-0 key is below
+    every other), else the top of `_busy`. At hwm 0 every dispatch pushes a load-1 key and every
+    completion a load-0 one; with one heap the stale load-1 keys doubled its size and every pop
+    walked it (~2x10^4 two-digit ints at 10^4 engines), while the choice only ever pops `_idle`
+    (~10^3: the idle engines) as long as one is idle (benchmarks/bench_sim.py, leastload hwm 0). A heap
+    is rebuilt from the live keys when stale ones outnumber them.
     """
 
     _by_load = True                      # key (load, seq) for leastload, (seq,) for lru
 
     def __init__(self, engines: EngineDirectory | None = None) -> None:
         self.load: dict[EngineId, int] = {}
-        self._heap: list[int] = []
+        self._idle: list[int] = []                   # keys of load 0 (= seq), a heap
+        self._busy: list[int] = []                   # keys of load >= 1, a heap
         self._factor = _LOAD_UNIT if self._by_load else 0
         self._key: dict[EngineId, int] = {}          # each available engine's current key
         self._owner: dict[int, EngineId] = {}        # current key -> its engine
-        self._limit = 64                             # at most 2 * live keys + 64 (checked when the heap passes it)
+        self._limit = 64                             # at most 2 * live keys + 64 per heap (checked past it)
 
     @property
     def seq(self) -> dict[EngineId, int]:            # type: ignore[override]
@@ -248,15 +274,23 @@ class _IntKeyHeapPool(_BasePool):
             del owner[old]
         keys[engine] = key
         owner[key] = engine
-        heap = self._heap
+        heap = self._idle if key < _IDLE_BELOW else self._busy
         _push(heap, key)
         if len(heap) > self._limit:
-            self._limit = limit = 2 * len(keys) + 64
-            if len(heap) > limit:
-                self._heap = heap = list(keys.values())
-                heapq.heapify(heap)
+            self._rebuild()
 
     update = add
+
+    def _rebuild(self) -> None:
+        """A heap passed the limit: rebuild each heap that holds more stale keys than 2x live + 64."""
+        keys = self._key
+        self._limit = limit = 2 * len(keys) + 64
+        if len(self._idle) > limit:
+            self._idle = [k for k in keys.values() if k < _IDLE_BELOW]
+            heapq.heapify(self._idle)
+        if len(self._busy) > limit:
+            self._busy = [k for k in keys.values() if k >= _IDLE_BELOW]
+            heapq.heapify(self._busy)
 
     def discard(self, engine: EngineId) -> None:
         key = self._key.pop(engine, None)
@@ -266,9 +300,15 @@ class _IntKeyHeapPool(_BasePool):
 
     def choose(self, rng: Random, exclude: Collection[EngineId] | None = None,
                task: Any = None, _pop: Callable[[list[int]], int] = heapq.heappop) -> EngineId | None:
-        heap = self._heap
         owner = self._owner
         if not exclude:                          # the common case
+            heap = self._idle
+            while heap:
+                engine = owner.get(heap[0])
+                if engine is not None:
+                    return engine
+                _pop(heap)
+            heap = self._busy
             while heap:
                 engine = owner.get(heap[0])
                 if engine is not None:
@@ -277,23 +317,60 @@ class _IntKeyHeapPool(_BasePool):
             return None
         skipped: list[int] = []
         found = None
-        while heap:
-            engine = owner.get(heap[0])
-            if engine is None:
-                heapq.heappop(heap)
-                continue
-            if engine in exclude:
-                skipped.append(heapq.heappop(heap))
-                if len(skipped) > 32:      # mostly excluded: the explicit list is cheaper
-                    for key in skipped:
-                        heapq.heappush(heap, key)
-                    return self._choose_by_reference(rng, exclude)
-                continue
-            found = engine
-            break
-        for key in skipped:
-            heapq.heappush(heap, key)
+        for heap in (self._idle, self._busy):
+            while heap:
+                engine = owner.get(heap[0])
+                if engine is None:
+                    heapq.heappop(heap)
+                    continue
+                if engine in exclude:
+                    skipped.append(heapq.heappop(heap))
+                    if len(skipped) > 32:      # mostly excluded: the explicit list is cheaper
+                        self._restore(skipped)
+                        return self._choose_by_reference(rng, exclude)
+                    continue
+                found = engine
+                break
+            if found is not None:
+                break
+        self._restore(skipped)
         return found
+
+    def take(self, rng: Random, seq: int, hwm: int, _pop: Callable[[list[int]], int] = heapq.heappop,
+             _push: Callable[[list[int], int], None] = heapq.heappush) -> EngineId | None:
+        """choose, then update or discard (see _BasePool.take), in one pass; the chosen key leaves its
+        heap at once (it is stale from here on)."""
+        owner = self._owner
+        heap = self._idle
+        while True:
+            if heap:
+                engine = owner.pop(heap[0], None)
+                _pop(heap)
+                if engine is not None:
+                    break
+            elif heap is self._idle:
+                heap = self._busy
+            else:
+                return None
+        load = self.load[engine] + 1
+        if load == hwm:
+            del self._key[engine]
+            del self.load[engine]
+            return engine
+        self.load[engine] = load
+        key = load * self._factor + seq
+        self._key[engine] = key
+        owner[key] = engine
+        heap = self._idle if key < _IDLE_BELOW else self._busy
+        _push(heap, key)
+        if len(heap) > self._limit:
+            self._rebuild()
+        return engine
+
+    def _restore(self, skipped: list[int]) -> None:
+        """Push back the live keys popped past (excluded engines) into their heaps."""
+        for key in skipped:
+            heapq.heappush(self._idle if key < _IDLE_BELOW else self._busy, key)
 
 
 class LeastLoadPool(_IntKeyHeapPool):

@@ -152,6 +152,54 @@ class WeightedPool(_BasePool):
             while len(start) > 1 and start[-2] == start[-1]:
                 start.pop()
 
+    def take(self, rng: Random, seq: int, hwm: int) -> EngineId | None:
+        """choose (no exclusions), then update or discard (see _BasePool.take), in one pass: the same draws
+        and the same moves in `_arr`, so the same state as the two calls."""
+        start = self._start
+        n_levels = len(start) - 1
+        if n_levels <= 1:
+            if n_levels == 0:
+                return None
+            arr = self._arr                              # one load level, 0: one uniform draw (see choose)
+            engine = arr[int(rng.random() * start[1])]
+            if hwm == 1:                                 # it leaves (discard; level 0 is the top level)
+                del self.load[engine]
+                del self.seq[engine]
+                pos = self._pos
+                i = pos.pop(engine)
+                last = arr.pop()
+                if i < len(arr):
+                    arr[i] = last
+                    pos[last] = i
+                start[1] -= 1
+                if start[1] == 0:
+                    start.pop()
+                return engine
+        else:
+            engine = self.choose(rng, None, None)
+        load = self.load[engine] + 1
+        if load == hwm:
+            self.discard(engine)
+            return engine
+        self.seq[engine] = seq
+        self.load[engine] = load
+        k = load                                         # one level up (add's dispatch branch)
+        if k == len(start) - 1:
+            start.append(start[-1])
+            if len(self._denom) <= k:
+                self._denom.append(WEIGHT_EPSILON + k)
+        j = start[k] - 1
+        arr, pos = self._arr, self._pos
+        i = pos[engine]
+        if i != j:
+            other = arr[j]
+            arr[i] = other
+            pos[other] = i
+            arr[j] = engine
+            pos[engine] = j
+        start[k] = j
+        return engine
+
     def _level_at(self, r: float, level: int) -> int:
         """The level a draw lands on: the walk from `level` up with `r` left (r -= each mass until r < 0)."""
         start, denom = self._start, self._denom

@@ -85,3 +85,71 @@ def test_misuse_is_refused():
         register_scheme("lane_test_user", lambda choice: choice.candidates[0])
         PlainLane("lane_test_user", 1, random.Random(0), capacity=1)
     assert lane_supports("weighted") and not lane_supports("lane_test_user")
+
+
+def _generic_lane(scheme: str, hwm: int, rng: random.Random, capacity: int) -> PlainLane:
+    """A PlainLane on the scheme's pool, whatever the scheme (PlainLane("leastload") makes its own lane)."""
+    lane = object.__new__(PlainLane)
+    lane.__init__(scheme, hwm, rng, capacity)
+    return lane
+
+
+@pytest.mark.parametrize("hwm", [0, 1, 2])
+def test_leastload_lane_matches_the_pool_lane_at_scale(hwm: int) -> None:
+    """The leastload lane (its own heaps, rebuilt when stale keys pile up) against the pool-based lane:
+    the same engines, the same tasks let through and the same records over a long run with many engines."""
+    steps, n_eng = 30_000, 200
+    fast = PlainLane("leastload", hwm, random.Random(1), capacity=steps)
+    slow = _generic_lane("leastload", hwm, random.Random(1), capacity=steps)
+    assert type(fast) is not PlainLane and type(slow) is PlainLane
+    pick = random.Random(hwm)
+    running: list[tuple[int, int]] = []
+    now = 0.0
+    for e in range(n_eng):
+        assert fast.join(e) == slow.join(e)
+    rebuilds_seen = False
+    for step in range(steps):
+        now += 1.0
+        if running and pick.random() < 0.5:
+            tid, e = running.pop(pick.randrange(len(running)))
+            out = fast.finish(tid, e, now, now - 1.0)
+            assert out == slow.finish(tid, e, now, now - 1.0), step
+            running.extend(out or ())
+        else:
+            e = fast.submit(now)
+            assert e == slow.submit(now), step
+            if e >= 0:
+                running.append((fast.submitted_count - 1, e))
+        rebuilds_seen = rebuilds_seen or fast._limit > 64
+    assert rebuilds_seen or hwm == 1                        # (at hwm 1 no busy engine is available)
+    a, b = fast.columns(), slow.columns()
+    assert a == b
+
+
+@pytest.mark.parametrize("hwm", [0, 1, 2])
+def test_weighted_lane_matches_the_pool_lane_at_scale(hwm: int) -> None:
+    """The weighted lane (WeightedPool's levels on the lane's lists) against the pool-based lane: the same
+    draws, engines and records over a long run with many engines and several load levels."""
+    steps, n_eng = 30_000, 200
+    fast = PlainLane("weighted", hwm, random.Random(1), capacity=steps)
+    slow = _generic_lane("weighted", hwm, random.Random(1), capacity=steps)
+    assert type(fast) is not PlainLane and type(slow) is PlainLane
+    pick = random.Random(hwm)
+    running: list[tuple[int, int]] = []
+    for e in range(n_eng):
+        assert fast.join(e) == slow.join(e)
+    for step in range(steps):
+        now = float(step)
+        if running and pick.random() < 0.45:
+            tid, e = running.pop(pick.randrange(len(running)))
+            out = fast.finish(tid, e, now, now - 1.0)
+            assert out == slow.finish(tid, e, now, now - 1.0), step
+            running.extend(out or ())
+        else:
+            e = fast.submit(now)
+            assert e == slow.submit(now), step
+            if e >= 0:
+                running.append((fast.submitted_count - 1, e))
+    assert max(fast.load(e) for e in range(n_eng)) >= 2 or hwm == 1
+    assert fast.columns() == slow.columns()
+    assert fast._rng.getstate() == slow._rng.getstate()

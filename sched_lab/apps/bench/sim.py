@@ -94,7 +94,8 @@ def core_share(scheme: str, hwm: int, engines: int, tasks: int, load: float, see
     from sched_lab.sim import SimConfig, run
 
     spent = [0.0]
-    originals = [(TaskScheduler, "handle"), (PlainLane, "submit"), (PlainLane, "finish")]
+    lanes = [PlainLane, *PlainLane.__subclasses__()]        # (leastload has a lane of its own)
+    originals = [(TaskScheduler, "handle")] + [(cls, name) for cls in lanes for name in ("submit", "finish")]
     saved = [getattr(cls, name) for cls, name in originals]
 
     def timed(fn: Any) -> Any:
