@@ -144,10 +144,15 @@ class PlainLane:
         return e
 
     def _dispatch(self, tid: int, e: int, now: float) -> None:
-        """Waiting task `tid` goes to engine e (TaskScheduler._dispatch): its record's fields, load, seq, pool."""
+        """Waiting task `tid` goes to engine e (TaskScheduler._dispatch): its record's dispatch fields, then
+        `_assign` (the lanes of their own for leastload and weighted override only that)."""
         self._dispatched[tid] = now
-        self._engine[tid] = ~e
         self._queue_len[tid] = len(self._queue)
+        self._assign(e, tid)
+
+    def _assign(self, e: int, tid: int) -> None:
+        """Task `tid` goes to engine e: the record's engine and load, e's load and seq, and the pool."""
+        self._engine[tid] = ~e
         load = self._load[e]
         self._engine_load[tid] = load
         self._load[e] = load = load + 1
@@ -333,11 +338,6 @@ class _LeastLoadLane(PlainLane):
             if len(busy) > self._limit:
                 self._rebuild()
         return e
-
-    def _dispatch(self, tid: int, e: int, now: float) -> None:
-        self._dispatched[tid] = now
-        self._queue_len[tid] = len(self._queue)
-        self._assign(e, tid)
 
     def finish(self, tid: int, engine_id: int, now: float, started_at: float,
                error_name: str | None = None) -> list[tuple[int, int]] | None:

@@ -231,11 +231,6 @@ class WeightedLane(PlainLane):
             self._leave(e, load)
         return e
 
-    def _dispatch(self, tid: int, e: int, now: float) -> None:
-        self._dispatched[tid] = now
-        self._queue_len[tid] = len(self._queue)
-        self._assign(e, tid)
-
     def finish(self, tid: int, engine_id: int, now: float, started_at: float,
                error_name: str | None = None) -> list[tuple[int, int]] | None:
         engines = self._engine
