@@ -192,7 +192,7 @@ class TaskDB:
         self._insert_seq: dict[str, int] = {}    # queued inserts of tasks not finished yet: id -> write seq (folding)
         # outcomes queued, not committed (oldest first). An OrderedDict, not a dict: `forget_committed` drops from
         # the front, and a dict's first key after front deletions is found by scanning past every deleted slot
-        # (an abort of 100,000 queued tasks spent 5 of its ~26 s there; tests/cluster/test_taskdb_writer.py)
+        # (an abort of 100,000 queued tasks spent 4.9 s of the controller's CPU there, under cProfile)
         self._unsaved: OrderedDict[str, tuple[int, Any]] = OrderedDict()
         self._ids = IdFilter()
         for (msg_id,) in self._db.execute("SELECT msg_id FROM tasks UNION ALL SELECT msg_id FROM purged"):
@@ -414,11 +414,8 @@ class TaskDB:
     def forget_committed(self) -> None:
         """Drop the answers whose rows have committed (call after commits)."""
         unsaved, done = self._unsaved, self.committed_seq
-        while unsaved:
-            first = next(iter(unsaved))
-            if unsaved[first][0] > done:
-                break
-            del unsaved[first]
+        while unsaved and next(iter(unsaved.values()))[0] <= done:
+            unsaved.popitem(last=False)
 
     def set_resubmitted(self, msg_id: str, new_id: str) -> int:
         """Queue: `msg_id` was resubmitted as `new_id`."""

@@ -309,22 +309,19 @@ def test_answers_are_forgotten_oldest_first_as_their_rows_commit(tmp_path):
     db = TaskDB(str(tmp_path / "tasks.db"), schedule=loop.schedule)
     _wait_idle(db)
     n = 20_000
-    seqs = {}
     for i in range(n):
         db.add_task(f"t{i}", "c", {}, 1.0, b"p")
     db.request_commit()
     loop.turn()
-    for i in range(n):
-        seqs[f"t{i}"] = db.finish_task(f"t{i}", "error", None, None, None, 2.0, None, "E", "e", "", answer=i)
+    seqs = [db.finish_task(f"t{i}", "error", None, None, None, 2.0, None, "E", "e", "", answer=i) for i in range(n)]
     assert db.unsaved_answer("t0") == 0 and db.unsaved_answer(f"t{n - 1}") == n - 1
     start = db.committed_seq
     for step, cut in enumerate(range(1_000, n + 1, 1_000)):
-        db.committed_seq = seqs[f"t{cut - 1}"]          # as the writer sets it when a chunk commits
+        db.committed_seq = seqs[cut - 1]                # as the writer sets it when a chunk commits
         db.forget_committed()
         assert len(db._unsaved) == n - cut, step
         assert db.unsaved_answer(f"t{cut - 1}") is None
         if cut < n:
             assert db.unsaved_answer(f"t{cut}") == cut
-    db.committed_seq = start                            # (the real commit below sets it again)
-    db.request_commit()
-    loop.turn()
+    db.committed_seq = start                            # the real writes are still queued: close commits them
+    db.close()
