@@ -111,7 +111,8 @@ class Controller(DirectLinks, Listeners):
                                   config.incomplete_frames_cap_bytes)
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
                                        save_records=self.save_records, stop=self.stop,
-                                       send_result=self.memory.send_result, functions=self.functions)
+                                       send_result=self.memory.send_result, functions=self.functions,
+                                       after_commit=self.gate.later)
         self.actor_dir = self.requests.actor_dir = ActorDirectory(self.scheduler)    # names, incarnations
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._delivers: list[Deliver] | None = None     # Delivers held while an engine's report is handled
@@ -551,9 +552,13 @@ class Controller(DirectLinks, Listeners):
             self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
 
     def _do_fail(self, action: Fail) -> None:
-        self._finish(action.task_id, TaskResult(
-            task_id=action.task_id, status="error", engine_id=None, submitted_at=None, started_at=None,
-            completed_at=None, received_at=time.time(), ename=action.error_name, evalue=action.message))
+        task = self.pending.get(action.task_id)
+        if task is None:
+            return
+        self._finish(action.task_id, TaskResult(      # (with the task's own fields: `_finish` copies none)
+            task_id=action.task_id, status="error", engine_id=None, submitted_at=task.submitted_at, started_at=None,
+            completed_at=None, received_at=time.time(), ename=action.error_name, evalue=action.message,
+            label=task.flags.label))
 
     def _do_cancel(self, action: Cancel) -> None:
         eng = self.engines.get(action.engine_id)

@@ -15,6 +15,8 @@ import pytest
 from _wait import wait_until
 
 from real_cluster import Client
+from real_cluster.error import CompositeError
+from real_cluster.hub_requests import ABORT_SLICE
 from real_cluster.profile import CLIENT_FILE
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -53,6 +55,61 @@ def test_100k_queued_tasks_bounded_memory_and_purge(make_cluster):
           f"{rounds[0][1]:.0f} MiB; second round {rounds[1][0]:.0f} / {rounds[1][1]:.0f} MiB")
     assert rounds[0][0] - base < 600                          # bounded: well under 6 KiB per queued task
     assert rounds[1][0] < rounds[0][0] * 1.15 + 20            # purge freed the first round (core and controller)
+
+
+def _queue_then_abort_in_a_thread(cluster, n: int):
+    """Queue `n` tasks from a client of its own (no engines: all wait), then abort them from a thread. Returns the
+    client, its map, the thread and the thread's outcome (filled when the abort returns or raises)."""
+    rc = Client(cluster.dir / "security" / CLIENT_FILE, timeout=60)
+    ar = rc.load_balanced_view().map_async(abs, range(n), chunksize=1)
+    wait_until(lambda: cluster.client.queue_status()["unassigned"] == n, 60, f"{n} queued tasks", interval_s=0.05)
+    outcome: dict[str, object] = {}
+
+    def abort() -> None:
+        try:
+            outcome["aborted"] = rc.abort()
+        except Exception as exc:                  # (the connection closed under it: the test says whether it may)
+            outcome["error"] = exc
+    thread = threading.Thread(target=abort, daemon=True)
+    thread.start()
+    return rc, ar, thread, outcome
+
+
+def test_a_big_abort_goes_a_slice_at_a_time_and_others_are_served_meanwhile(make_cluster):
+    cluster = make_cluster(0)
+    other = cluster.client                      # another client: its requests are answered between the slices
+    n = 10 * ABORT_SLICE
+    rc, ar, thread, outcome = _queue_then_abort_in_a_thread(cluster, n)
+    seen = []
+    while thread.is_alive():
+        seen.append(other.queue_status()["unassigned"])
+    thread.join(60)
+    assert outcome == {"aborted": n}
+    assert any(0 < u < n for u in seen), f"no answer between the slices: {sorted(set(seen))}"
+    assert seen == sorted(seen, reverse=True)   # the count only falls, a slice at a time
+    assert other.queue_status()["unassigned"] == 0
+    assert ar.wait(30)
+    with pytest.raises(CompositeError) as info:
+        ar.get(1)
+    assert len(info.value.elist) == n and {e[0] for e in info.value.elist} == {"TaskAborted"}
+    assert len(other.db_query({"ename": "TaskAborted"}, ["msg_id"])) == n
+    rc.close()
+
+
+def test_a_client_that_leaves_during_its_big_abort_loses_no_task(make_cluster):
+    cluster = make_cluster(0)
+    other = cluster.client
+    n = 10 * ABORT_SLICE
+    rc, ar, thread, outcome = _queue_then_abort_in_a_thread(cluster, n)
+    wait_until(lambda: 0 < other.queue_status()["unassigned"] < n, 60, "the abort under way")
+    rc.close()                                  # the reply has nowhere to go: the slices go on without it
+    thread.join(60)
+    assert not thread.is_alive() and "aborted" not in outcome
+    wait_until(lambda: other.queue_status()["unassigned"] == 0, 60, "every slice aborted")
+    assert len(other.db_query({"ename": "TaskAborted"}, ["msg_id"])) == n
+    cluster.start_engines(1)                    # and the controller serves on
+    other.wait_for_engines(1, 30)
+    assert other.load_balanced_view().apply_sync(abs, -3) == 3
 
 
 def test_million_item_map_with_chunksize(make_cluster):
