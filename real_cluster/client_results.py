@@ -101,7 +101,8 @@ class ResultRequests:
         new_ids = [mapping[i] for i in ids]
         for nid in new_ids:
             md = self._metadata_for(nid)
-            dict.update(md, submitted=to_datetime(time.time()))
+            if md["submitted"] is None:     # (a big resubmit's first results can come before its reply)
+                dict.update(md, submitted=to_datetime(time.time()))
             self.history.append(nid)
         ar = self._track(AsyncHubResult(cast("Client", self), new_ids, "resubmit", single=len(new_ids) == 1))
         if block:

@@ -16,7 +16,7 @@ from _wait import wait_until
 
 from real_cluster import Client
 from real_cluster.error import CompositeError
-from real_cluster.hub_requests import ABORT_SLICE
+from real_cluster.hub_requests import REQUEST_SLICE
 from real_cluster.profile import CLIENT_FILE
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -45,6 +45,9 @@ def test_100k_queued_tasks_bounded_memory_and_purge(make_cluster):
         assert rc.abort() == 100_000                          # ids travel as a JSON buffer, not a header
         assert ar.wait(60)
         assert rc.queue_status()["unassigned"] == 0
+        t0 = time.monotonic()
+        status = rc.result_status(ar.msg_ids)                 # (quadratic once: 97 s for these 100,000 ids)
+        assert time.monotonic() - t0 < 10 and len(status["completed"]) == 100_000 and status["pending"] == []
         assert len(rc.hub_history()) == 100_000               # a reply far beyond a header's 64 KiB
         assert rc.purge_results("all") == 100_000
         rounds.append((queued, rss_mb(pid)))
@@ -78,7 +81,7 @@ def _queue_then_abort_in_a_thread(cluster, n: int):
 def test_a_big_abort_goes_a_slice_at_a_time_and_others_are_served_meanwhile(make_cluster):
     cluster = make_cluster(0)
     other = cluster.client                      # another client: its requests are answered between the slices
-    n = 10 * ABORT_SLICE
+    n = 10 * REQUEST_SLICE
     rc, ar, thread, outcome = _queue_then_abort_in_a_thread(cluster, n)
     seen = []
     while thread.is_alive():
@@ -99,7 +102,7 @@ def test_a_big_abort_goes_a_slice_at_a_time_and_others_are_served_meanwhile(make
 def test_a_client_that_leaves_during_its_big_abort_loses_no_task(make_cluster):
     cluster = make_cluster(0)
     other = cluster.client
-    n = 10 * ABORT_SLICE
+    n = 10 * REQUEST_SLICE
     rc, ar, thread, outcome = _queue_then_abort_in_a_thread(cluster, n)
     wait_until(lambda: 0 < other.queue_status()["unassigned"] < n, 60, "the abort under way")
     rc.close()                                  # the reply has nowhere to go: the slices go on without it
@@ -110,6 +113,18 @@ def test_a_client_that_leaves_during_its_big_abort_loses_no_task(make_cluster):
     cluster.start_engines(1)                    # and the controller serves on
     other.wait_for_engines(1, 30)
     assert other.load_balanced_view().apply_sync(abs, -3) == 3
+
+
+def test_a_resubmit_of_several_slices_gets_every_result_even_those_ahead_of_its_reply(make_cluster):
+    cluster = make_cluster(2)
+    rc = cluster.client
+    n = 3 * REQUEST_SLICE + 1                   # four slices: the first ones run while the last are resubmitted
+    first = rc.load_balanced_view().map_async(abs, range(-n, 0), chunksize=1)
+    assert first.get(120) == list(range(n, 0, -1))
+    again = rc.resubmit(first.msg_ids)
+    assert again.get(120) == [[v] for v in range(n, 0, -1)]     # (a map's tasks each answer their chunk)
+    assert not set(again.msg_ids) & set(first.msg_ids) and len(set(again.msg_ids)) == n
+    assert all(md["submitted"] is not None for md in again.metadata)
 
 
 def test_million_item_map_with_chunksize(make_cluster):
