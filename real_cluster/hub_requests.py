@@ -23,6 +23,7 @@ from sched_lab.core import AbortRequested, Event, PurgeRequested, TaskResubmitte
 from .actor_hub import ActorDirectory, ActorRequests
 from .aio_link import Link
 from .error import InvalidField
+from .memory_guard import RESULT_KEYS, result_from_row
 from .messages import Reply, Request, SignalEngine, StopEngine, TaskFlags, TaskResult, result_ok
 from .task_table import EngineConn, PendingTask, TaskTable, spec_for
 from .taskdb import TaskDB
@@ -59,13 +60,15 @@ class RequestHandler(ActorRequests):
     changes task state only through `feed` (events to the core); `save_records` drains the core's
     records into the database and `stop` ends the controller. `send_result(link, result)` sends a
     finished task's result (the controller's keeps it in the database while the client is not reading).
-    `after_commit(link, run)` calls `run` once the writes queued so far have committed (the CommitGate's `later`).
+    `after_commit(link, run)` calls `run` once the writes queued so far have committed (the CommitGate's `later`);
+    `send_stored(link, ids)` sends finished results from their committed rows (the MemoryGuard's, bounded).
     """
 
     def __init__(self, tasks: TaskTable, engines: dict[int, EngineConn], scheduler: TaskScheduler, db: TaskDB, *,
                  feed: Callable[[Event], None], save_records: Callable[[], None], stop: Callable[[], None],
                  send_result: Callable[[Link, TaskResult], None] | None = None, functions: Any = None,
-                 after_commit: Callable[[Link, Callable[[], None]], None] | None = None):
+                 after_commit: Callable[[Link, Callable[[], None]], None] | None = None,
+                 send_stored: Callable[[Link, list[str]], None] | None = None):
         self.tasks = tasks
         self.engines = engines
         self.scheduler = scheduler
@@ -75,6 +78,7 @@ class RequestHandler(ActorRequests):
         self.stop = stop
         self.send_result = send_result or (lambda link, result: link.send(result))
         self.after_commit = after_commit or (lambda link, run: run())
+        self.send_stored = send_stored or self._send_stored
         self.functions = functions          # fncache.FunctionRouter: per engine, functions shipped / by digest
         self.actor_dir = ActorDirectory(scheduler)     # the controller shares its own (actor_hub.py)
 
@@ -174,38 +178,43 @@ class RequestHandler(ActorRequests):
 
     # ------------------------------------------------------------------------------ results
     def op_get_result(self, link: Link, ids: list[str]) -> dict[str, list[str]]:
-        pending, done = [], []
-        rows = {}
+        """Subscribe `link` to the pending tasks among `ids` and send it the finished ones' results: answers still
+        held in memory at once, stored ones through the MemoryGuard (read from the database only as the client has
+        room: asking for many large results costs the controller at most its per-client cap). KeyError, and
+        nothing sent, if an id is unknown."""
+        pending, done, held, stored = [], [], [], []
+        status: dict[str, str] = {}
+        for lo in range(0, len(ids), 500):      # which exist: 500 ids a query, without their results
+            part = [t for t in ids[lo:lo + 500] if t not in self.tasks]
+            if part:
+                status.update((r["msg_id"], r["status"]) for r in self.db.query({"msg_id": {"$in": part}}, ["status"]))
         for tid in ids:
             if tid in self.tasks:
                 pending.append(tid)
                 continue
             answer = self.db.unsaved_answer(tid)     # finished, its row not committed yet (the gate holds this)
             if answer is not None:
-                rows[tid] = answer
-                continue
-            row = self.db.query({"msg_id": tid}, keys=[
-                "status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue",
-                "traceback", "engine_info", "label", "result"])
-            if not row:
+                held.append((tid, answer))
+            elif tid in status:
+                stored.append(tid)
+            else:
                 raise RequestError("KeyError", f"no such task: {tid!r}")
-            rows[tid] = row[0]
+            done.append(tid)
         for tid in pending:
             self.tasks.subscribe(tid, link)
-        for tid, r in rows.items():
-            done.append(tid)
-            if isinstance(r, TaskResult):
-                self.send_result(link, r)
-                continue
-            if type(r) is tuple:            # a success kept as result_ok's arguments (controller._deliver)
-                self.send_result(link, result_ok(*r))
-                continue
-            self.send_result(link, TaskResult(
-                task_id=tid, status=r["status"], engine_id=r["engine_id"], submitted_at=r["submitted"],
-                started_at=r["started"], completed_at=r["completed"], received_at=r["received"], ename=r["ename"],
-                evalue=r["evalue"], traceback=r["traceback"], engine_info=r["engine_info"], label=r["label"],
-                result=r["result"]))
+        for tid, answer in held:
+            self.send_result(link, answer if isinstance(answer, TaskResult) else result_ok(*answer))
+        if stored:
+            self.send_stored(link, stored)
         return {"pending": pending, "done": done}
+
+    def _send_stored(self, link: Link, ids: list[str]) -> None:
+        """`send_stored` without a MemoryGuard: every row read and sent at once."""
+        for lo in range(0, len(ids), 500):
+            part = ids[lo:lo + 500]
+            rows = {r["msg_id"]: r for r in self.db.query({"msg_id": {"$in": part}}, ["msg_id", *RESULT_KEYS])}
+            for tid in part:
+                self.send_result(link, result_from_row(tid, rows[tid]))
 
     def op_resubmit(self, link: Link, ids: list[str]) -> dict[str, str] | Later:
         found: dict[str, dict[str, Any]] = {}

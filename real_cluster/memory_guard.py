@@ -39,8 +39,8 @@ PUMP_PERIOD_S = 0.05
 MAX_DEFERRED_REQUESTS = 1024    # a client's requests waiting for a commit (a locked disk) beyond this: stop reading it
 SWEEP_PERIOD_S = 1.0
 RESEND_CHUNK = 64
-_ROW_KEYS = ["status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue", "traceback",
-             "engine_info", "label", "result", "stdout", "stderr"]
+RESULT_KEYS = ["status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue",
+               "traceback", "engine_info", "label", "result", "stdout", "stderr"]     # a result's columns
 _FINAL = ("ok", "error")
 
 
@@ -147,33 +147,49 @@ class MemoryGuard:
                 link.reads_held = False
                 link.transport.resume_reading()
 
+    def send_stored(self, link: Link, ids: list[str]) -> None:
+        """Send finished results whose rows have committed, read from the database a chunk at a time while the client
+        has room; the rest wait for `pump` like a slow reader's (get_result of many large results: only what fits
+        in `client_out_cap` is loaded at once)."""
+        if ids and not link.closed:
+            self.unsent.setdefault(link, deque()).extend(ids)
+            self._pump(link)
+
     def pump(self) -> None:
         """Send waiting results to every client that has room again."""
         for link in list(self.unsent):
-            if link.closed:
-                self.unsent.pop(link, None)
-                continue
-            ids = self.unsent[link]
-            while ids and link.write_backlog() < self.client_out_cap:
-                chunk = [ids.popleft() for _ in range(min(RESEND_CHUNK, len(ids)))]
-                try:
-                    rows = {r["msg_id"]: r for r in self.db.query({"msg_id": {"$in": chunk}}, ["msg_id", *_ROW_KEYS])}
-                except sqlite3.Error as exc:      # retried at the next pump
-                    if not self._db_failing:
-                        log.error("task database: cannot read results waiting for a client: %s", exc)
-                    self._db_failing = True
-                    ids.extendleft(reversed(chunk))
-                    break
-                self._db_failing = False
-                missing = next((i for i, tid in enumerate(chunk)            # or its final write not committed yet
-                                if tid not in rows or rows[tid]["status"] not in _FINAL), len(chunk))
-                for tid in chunk[:missing]:
-                    link.send(result_from_row(tid, rows[tid]))
-                if missing < len(chunk):           # not final in the database (yet): from there on, next time
-                    ids.extendleft(reversed(chunk[missing:]))
-                    break
-            if not ids:
-                del self.unsent[link]
+            self._pump(link)
+
+    def _pump(self, link: Link) -> None:
+        if link.closed:
+            self.unsent.pop(link, None)
+            return
+        ids = self.unsent[link]
+        while ids and link.write_backlog() < self.client_out_cap:
+            head = [ids[i] for i in range(min(RESEND_CHUNK, len(ids)))]
+            try:                            # as many as fit in the room left (at least one): sizes first
+                sizes = self.db.result_sizes(head)
+                room, n = self.client_out_cap - link.write_backlog(), 0
+                while n < len(head) and (n == 0 or room > 0):
+                    room -= sizes.get(head[n], 0)
+                    n += 1
+                rows = {r["msg_id"]: r for r in self.db.query({"msg_id": {"$in": head[:n]}}, ["msg_id", *RESULT_KEYS])}
+            except sqlite3.Error as exc:      # retried at the next pump
+                if not self._db_failing:
+                    log.error("task database: cannot read results waiting for a client: %s", exc)
+                self._db_failing = True
+                break
+            chunk = [ids.popleft() for _ in range(n)]
+            self._db_failing = False
+            missing = next((i for i, tid in enumerate(chunk)            # or its final write not committed yet
+                            if tid not in rows or rows[tid]["status"] not in _FINAL), len(chunk))
+            for tid in chunk[:missing]:
+                link.send(result_from_row(tid, rows[tid]))
+            if missing < len(chunk):           # not final in the database (yet): from there on, next time
+                ids.extendleft(reversed(chunk[missing:]))
+                break
+        if not ids:
+            del self.unsent[link]
 
     # ------------------------------------------------------------------------ partial frames
     def sweep(self, links: Iterable[Link], now: float) -> None:

@@ -589,6 +589,13 @@ class TaskDB:
         rows = self.query({"msg_id": msg_id})
         return rows[0] if rows else None
 
+    def result_sizes(self, msg_ids: list[str]) -> dict[str, int]:
+        """Bytes of each stored task's result and output, without reading them (at most 500 ids)."""
+        self._check_readable()
+        return dict(self._db.execute(
+            "SELECT msg_id, coalesce(length(result), 0) + coalesce(length(stdout), 0) + coalesce(length(stderr), 0) "
+            f"FROM tasks WHERE msg_id IN ({','.join('?' * len(msg_ids))})", msg_ids))
+
     def hub_history(self) -> list[str]:
         """Every task id, oldest submission first."""
         self._check_readable()

@@ -127,6 +127,24 @@ def test_a_resubmit_of_several_slices_gets_every_result_even_those_ahead_of_its_
     assert all(md["submitted"] is not None for md in again.metadata)
 
 
+def test_get_result_of_many_large_results_loads_only_what_its_client_has_room_for(make_cluster):
+    cluster = make_cluster(2)
+    pid = cluster.controller.pid
+    n, size = 40, 8 << 20                       # 320 MiB of results; a client is sent 16 MiB ahead at most
+    ar = cluster.client.load_balanced_view().map_async(lambda i: bytes([i]) * size, range(n), chunksize=1)
+    assert [len(r) for r in ar.get(120)] == [size] * n
+    with Client(cluster.dir / "security" / CLIENT_FILE, timeout=60) as other:
+        base = peak = rss_mb(pid)
+        fetched = other.get_result(ar.msg_ids, owner=False, block=False)
+        while not fetched.ready():
+            peak = max(peak, rss_mb(pid))
+            fetched.wait(0.01)                  # sample every 10 ms until every result arrived
+        assert fetched.get(1) == [[bytes([i]) * size] for i in range(n)]     # (each task answers its chunk)
+    print(f"\ncontroller RSS while another client fetched {n} results of {size >> 20} MiB: {base:.0f} -> peak "
+          f"{peak:.0f} MiB")
+    assert peak - base < 160                    # (all at once: +304 MiB, measured)
+
+
 def test_million_item_map_with_chunksize(make_cluster):
     cluster = make_cluster(2)
     rc = cluster.client
