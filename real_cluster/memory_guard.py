@@ -39,6 +39,7 @@ PUMP_PERIOD_S = 0.05
 MAX_DEFERRED_REQUESTS = 1024    # a client's requests waiting for a commit (a locked disk) beyond this: stop reading it
 SWEEP_PERIOD_S = 1.0
 RESEND_CHUNK = 64
+RESEND_CHUNKS_PER_TURN = 8
 RESULT_KEYS = ["status", "engine_id", "submitted", "started", "completed", "received", "ename", "evalue",
                "traceback", "engine_info", "label", "result", "stdout", "stderr"]     # a result's columns
 _FINAL = ("ok", "error")
@@ -74,6 +75,7 @@ class MemoryGuard:
         self._db_failing = False
         self.reads_paused: set[Link] = set()    # clients whose requests we stopped reading (see check_reads)
         self.deferred: dict[Link, int] = {}      # per client: requests read, not answered yet (waiting for a commit)
+        self._continued: set[Link] = set()     # links whose pumping goes on at the next loop turn
 
     # ------------------------------------------------------------------------------ results
     def send_result(self, link: Link, result: TaskResult, batched: bool = False) -> None:
@@ -103,6 +105,7 @@ class MemoryGuard:
         """The connection closed: drop what was kept for it (a new connection asks with get_result)."""
         self.unsent.pop(link, None)
         self._partial.pop(link, None)
+        self._continued.discard(link)
         self.reads_paused.discard(link)
         self.deferred.pop(link, None)
 
@@ -160,12 +163,20 @@ class MemoryGuard:
         for link in list(self.unsent):
             self._pump(link)
 
+    def _pump_on(self, link: Link) -> None:
+        self._continued.discard(link)
+        self._pump(link)
+
     def _pump(self, link: Link) -> None:
-        if link.closed:
+        """Send `link`'s waiting results while it has room, RESEND_CHUNKS_PER_TURN chunks per loop turn (the rest on
+        the next turns: a get_result of 100,000 small results held the loop ~2 s in one)."""
+        if link.closed or link not in self.unsent:
             self.unsent.pop(link, None)
             return
         ids = self.unsent[link]
-        while ids and link.write_backlog() < self.client_out_cap:
+        for _ in range(RESEND_CHUNKS_PER_TURN):
+            if not ids or link.write_backlog() >= self.client_out_cap:
+                break
             head = [ids[i] for i in range(min(RESEND_CHUNK, len(ids)))]
             try:                            # as many as fit in the room left (at least one): sizes first
                 sizes = self.db.result_sizes(head)
@@ -188,6 +199,10 @@ class MemoryGuard:
             if missing < len(chunk):           # not final in the database (yet): from there on, next time
                 ids.extendleft(reversed(chunk[missing:]))
                 break
+        else:
+            if ids and link not in self._continued and link.write_backlog() < self.client_out_cap:
+                self._continued.add(link)
+                asyncio.get_running_loop().call_soon(self._pump_on, link)
         if not ids:
             del self.unsent[link]
 
