@@ -21,6 +21,7 @@ from scipy import stats
 
 from sched_lab.core import SCHEMES, get_scheme
 from sched_lab.core.schemes import leastload_ref, lru_ref, powerofd_ref, weighted_ref
+from sched_lab.core.weighted_pool import WeightedPool
 
 P_THRESHOLD = 1e-4
 ALL = ("leastload", "lru", "plainrandom", "twobin", "weighted", "powerofd")
@@ -348,3 +349,30 @@ def test_exact_laws_sum_to_one() -> None:
     for scheme in ("plainrandom", "twobin", "weighted", "powerofd"):
         for loads, _, _ in STATES:
             assert sum(exact_law(scheme, loads)) == pytest.approx(1.0)
+
+
+class _CountingRandom(random.Random):
+    """A Random that fails past `limit` calls of random(): a choice must not reject draws without end."""
+
+    def __init__(self, seed: int, limit: int):
+        super().__init__(seed)
+        self.calls, self.limit = 0, limit
+
+    def random(self) -> float:
+        self.calls += 1
+        if self.calls > self.limit:
+            raise AssertionError(f"over {self.limit} draws for one choice")
+        return super().random()
+
+
+def test_weighted_choice_with_the_idle_engines_excluded_takes_a_few_draws_not_millions():
+    # An @require that only busy engines meet: the idle ones (each weighs 10^6 busy ones) are excluded, so a
+    # rejection draw almost never lands on an allowed engine (it took ~10^7 draws per choice).
+    pool = WeightedPool()
+    for e in range(4):
+        pool.add(e, 0, e)                       # idle, excluded
+    for e in range(4, 8):
+        pool.add(e, e - 3, e)                   # busy (loads 1-4), allowed: half the pool by count
+    for seed in range(20):
+        rng = _CountingRandom(seed, limit=100)
+        assert pool.choose(rng, frozenset(range(4))) in range(4, 8)
