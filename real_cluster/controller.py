@@ -112,7 +112,8 @@ class Controller(DirectLinks, Listeners):
         self.requests = RequestHandler(self.pending, self.engines, self.scheduler, self.db, feed=self.feed,
                                        save_records=self.save_records, stop=self.stop,
                                        send_result=self.memory.send_result, functions=self.functions,
-                                       after_commit=self.gate.later, send_stored=self.memory.send_stored)
+                                       after_commit=self.gate.later, send_stored=self.memory.send_stored,
+                                       undelivered=self.memory.undelivered)
         self.actor_dir = self.requests.actor_dir = ActorDirectory(self.scheduler)    # names, incarnations
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._delivers: list[Deliver] | None = None     # Delivers held while an engine's report is handled

@@ -61,14 +61,16 @@ class RequestHandler(ActorRequests):
     records into the database and `stop` ends the controller. `send_result(link, result)` sends a
     finished task's result (the controller's keeps it in the database while the client is not reading).
     `after_commit(link, run)` calls `run` once the writes queued so far have committed (the CommitGate's `later`);
-    `send_stored(link, ids)` sends finished results from their committed rows (the MemoryGuard's, bounded).
+    `send_stored(link, ids)` sends finished results from their committed rows (the MemoryGuard's, bounded);
+    `undelivered()` names the results waiting in the database for a client (the MemoryGuard's).
     """
 
     def __init__(self, tasks: TaskTable, engines: dict[int, EngineConn], scheduler: TaskScheduler, db: TaskDB, *,
                  feed: Callable[[Event], None], save_records: Callable[[], None], stop: Callable[[], None],
                  send_result: Callable[[Link, TaskResult], None] | None = None, functions: Any = None,
                  after_commit: Callable[[Link, Callable[[], None]], None] | None = None,
-                 send_stored: Callable[[Link, list[str]], None] | None = None):
+                 send_stored: Callable[[Link, list[str]], None] | None = None,
+                 undelivered: Callable[[], set[str]] | None = None):
         self.tasks = tasks
         self.engines = engines
         self.scheduler = scheduler
@@ -79,6 +81,7 @@ class RequestHandler(ActorRequests):
         self.send_result = send_result or (lambda link, result: link.send(result))
         self.after_commit = after_commit or (lambda link, run: run())
         self.send_stored = send_stored or self._send_stored
+        self.undelivered = undelivered or set
         self.functions = functions          # fncache.FunctionRouter: per engine, functions shipped / by digest
         self.actor_dir = ActorDirectory(scheduler)     # the controller shares its own (actor_hub.py)
 
@@ -279,12 +282,18 @@ class RequestHandler(ActorRequests):
         return Later(lambda reply: step(reply, 0))
 
     def op_purge(self, link: Link, ids: list[str] | None = None) -> int:
+        """Delete finished tasks (all when `ids` is None); returns how many. Results still waiting in the database
+        for a client that is not reading are kept: "all" leaves them, named ids are refused (they would be lost)."""
+        waiting = self.undelivered()
         if ids is not None:
             busy = [t for t in ids if t in self.tasks]
             if busy:
                 raise RequestError("RuntimeError", f"cannot purge tasks that have not finished: {busy[:5]}")
-        deleted = self.db.purge(ids)
-        self.feed(PurgeRequested(time.time(), None if ids is None else tuple(deleted)))
+            held = [t for t in ids if t in waiting]
+            if held:
+                raise RequestError("RuntimeError", f"cannot purge results not yet sent to their client: {held[:5]}")
+        deleted = self.db.purge(ids, keep=waiting)
+        self.feed(PurgeRequested(time.time(), None if ids is None and not waiting else tuple(deleted)))
         return len(deleted)
 
     def op_signal(self, link: Link, signum: int, targets: list[int] | None = None) -> list[int]:

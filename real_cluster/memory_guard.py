@@ -150,6 +150,10 @@ class MemoryGuard:
                 link.reads_held = False
                 link.transport.resume_reading()
 
+    def undelivered(self) -> set[str]:
+        """The tasks whose results wait in the database for their client (a purge must leave them)."""
+        return set().union(*self.unsent.values()) if self.unsent else set()
+
     def send_stored(self, link: Link, ids: list[str]) -> None:
         """Send finished results whose rows have committed, read from the database a chunk at a time while the client
         has room; the rest wait for `pump` like a slow reader's (get_result of many large results: only what fits

@@ -36,7 +36,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from sched_lab.core.model import TaskRecord
@@ -433,10 +433,9 @@ class TaskDB:
         return self._queue(_RECORDS, [(str(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], getattr(r[7], "value", r[7]),
                                        *r[8:]) for r in rows])
 
-    def purge(self, msg_ids: list[str] | None) -> list[str]:
-        """Queue the deletion of finished tasks (all when `msg_ids` is None); returns the ids (from committed rows).
-
-        The ids stay taken (table `purged`): a later submission cannot reuse them.
+    def purge(self, msg_ids: list[str] | None, keep: Collection[str] = ()) -> list[str]:
+        """Queue the deletion of finished tasks (all when `msg_ids` is None) but those in `keep`; returns the ids
+        (from committed rows). The ids stay taken (table `purged`): a later submission cannot reuse them.
         """
         self._check_readable()
         if msg_ids is None:
@@ -448,6 +447,8 @@ class TaskDB:
                 ids.extend(r[0] for r in self._db.execute(
                     f"SELECT msg_id FROM tasks WHERE status != 'pending' AND msg_id IN ({','.join('?' * len(part))})",
                     part))
+        if keep:
+            ids = [i for i in ids if i not in keep]
         for i in ids:
             self._queue("INSERT OR IGNORE INTO purged VALUES (?)", (i,))
             self._queue("DELETE FROM tasks WHERE msg_id=?", (i,))

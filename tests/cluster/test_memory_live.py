@@ -37,7 +37,7 @@ def blob(i):
 with Client(sys.argv[1], timeout=30) as rc:
     ar = rc.load_balanced_view().map_async(blob, range(int(sys.argv[2])), chunksize=1)
     print("submitted", flush=True)
-    values = ar.get(300)
+    values = ar.get(float(sys.argv[3]) if len(sys.argv) > 3 else 300)
     print(json.dumps({"n": len(values), "ok": all(v == bytes([i % 251]) * 1_000_000 for i, v in enumerate(values))}),
           flush=True)
 """
@@ -106,6 +106,39 @@ def test_results_for_a_stopped_client_wait_in_the_database(make_cluster):
     # hwm 2, three SQLite page caches: ~90 MiB, seen at 85-120 MiB on an idle host. Without the bound it grows by
     # about the results' size (~300 MiB here).
     assert grown < 150 * MiB, grown / MiB
+
+
+def test_a_purge_keeps_the_results_a_stopped_client_has_not_read_yet(make_cluster):
+    n = 100                                             # 100 MB of results: most wait in the database
+    cluster = make_cluster(2, hwm=2)
+    rc = cluster.client
+    proc = subprocess.Popen([sys.executable, "-c", _STALLED_CLIENT, str(cluster.dir / "security" / CLIENT_FILE),
+                             str(n), "60"], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        assert proc.stdout.readline().strip() == "submitted"
+        deadline = time.monotonic() + 60
+        while len(rc.db_query({}, keys=["msg_id"])) < n:
+            assert time.monotonic() < deadline, "the submissions did not arrive"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 120
+        while len(rc.db_query({"status": "ok"}, keys=["msg_id"])) < n:
+            assert time.monotonic() < deadline, "the tasks did not finish"
+            time.sleep(0.1)
+        purged = rc.purge_results("all")                # what the stopped client was sent goes; what waits stays
+        kept = [r["msg_id"] for r in rc.db_query({}, keys=["msg_id"])]
+        assert 0 < len(kept) and purged + len(kept) == n
+        with pytest.raises(RuntimeError, match="not yet sent to their client"):
+            rc.purge_results(kept[:3])
+        os.kill(proc.pid, signal.SIGCONT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT) if proc.poll() is None else None
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert json.loads(out.strip().splitlines()[-1]) == {"n": n, "ok": True}   # every result arrived, intact
+    assert rc.purge_results("all") == len(kept)        # delivered now: they go too
 
 
 def _send_partial(info, size: int, body: int, held: list, errors: list) -> None:
