@@ -9,6 +9,7 @@ real sockets, RSS read from /proc/<pid>/status."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,8 +19,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
+from _wait import wait_until
 
 from real_cluster import protocol as proto
 from real_cluster.messages import TaskResult, from_wire
@@ -37,7 +40,7 @@ def blob(i):
 with Client(sys.argv[1], timeout=30) as rc:
     ar = rc.load_balanced_view().map_async(blob, range(int(sys.argv[2])), chunksize=1)
     print("submitted", flush=True)
-    values = ar.get(float(sys.argv[3]) if len(sys.argv) > 3 else 300)
+    values = ar.get(float(sys.argv[3]))
     print(json.dumps({"n": len(values), "ok": all(v == bytes([i % 251]) * 1_000_000 for i, v in enumerate(values))}),
           flush=True)
 """
@@ -69,38 +72,50 @@ class _PeakRSS:
         return self.peak
 
 
-def test_results_for_a_stopped_client_wait_in_the_database(make_cluster):
-    n = 300
-    cluster = make_cluster(2, hwm=2)
+@contextlib.contextmanager
+def _stopped_client(cluster, n: int, get_timeout_s: float = 300) -> Iterator[Callable[[], dict]]:
+    """Another process maps `n` tasks of 1 MB results and is stopped (SIGSTOP: Ctrl-Z, it reads nothing more) once
+    the controller has every submission (not just the client's outbox). Yields `resume()`: it continues the client
+    and returns what it printed last ({"n": ..., "ok": every result intact}). Killed at the end if still there."""
     rc = cluster.client
-    pid = cluster.controller.pid
-    base = _rss(pid)
     proc = subprocess.Popen([sys.executable, "-c", _STALLED_CLIENT, str(cluster.dir / "security" / CLIENT_FILE),
-                             str(n)], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    try:
-        assert proc.stdout.readline().strip() == "submitted"
-        deadline = time.monotonic() + 60                  # the controller has every submission (not just the
-        while len(rc.db_query({}, keys=["msg_id"])) < n:  # client's outbox) before the client is stopped
-            assert time.monotonic() < deadline, "the submissions did not arrive"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGSTOP)                 # Ctrl-Z: it reads nothing more
-        peak = _PeakRSS(pid)
-        deadline = time.monotonic() + 120
-        while len(rc.db_query({"status": "ok"}, keys=["msg_id"])) < n:
-            assert time.monotonic() < deadline, "the tasks did not finish"
-            time.sleep(0.2)
-        time.sleep(0.5)
-        grown = peak.stop() - base
+                             str(n), str(get_timeout_s)], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+    def resume() -> dict:
         os.kill(proc.pid, signal.SIGCONT)
         out, _ = proc.communicate(timeout=120)
+        return json.loads(out.strip().splitlines()[-1])
+    try:
+        assert proc.stdout.readline().strip() == "submitted"
+        wait_until(lambda: len(rc.db_query({}, keys=["msg_id"])) >= n, 60, "the submissions")
+        os.kill(proc.pid, signal.SIGSTOP)
+        yield resume
     finally:
         os.kill(proc.pid, signal.SIGCONT) if proc.poll() is None else None
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def _all_ok(rc, n: int) -> None:
+    wait_until(lambda: len(rc.db_query({"status": "ok"}, keys=["msg_id"])) >= n, 120, "the tasks to finish", 0.1)
+
+
+def test_results_for_a_stopped_client_wait_in_the_database(make_cluster):
+    n = 300
+    cluster = make_cluster(2, hwm=2)
+    pid = cluster.controller.pid
+    base = _rss(pid)
+    with _stopped_client(cluster, n) as resume:
+        peak = _PeakRSS(pid)
+        _all_ok(cluster.client, n)
+        time.sleep(0.5)
+        grown = peak.stop() - base
+        outcome = resume()
     print(f"\ncontroller RSS {base / MiB:.0f} MiB at start, grew {grown / MiB:.0f} MiB while {n} MB of results went "
           f"to a stopped client")
-    assert json.loads(out.strip().splitlines()[-1]) == {"n": n, "ok": True}   # every result arrived, intact
+    assert outcome == {"n": n, "ok": True}              # every result arrived, intact
     # What the controller may hold by design: uncommitted results up to DB_BACKLOG_PAUSE_BYTES (64 MiB, then it
     # stops reading engines), a client's outbox up to --client-out-cap-mb (16), frames in flight from 2 engines at
     # hwm 2, three SQLite page caches: ~90 MiB, seen at 85-120 MiB on an idle host. Without the bound it grows by
@@ -112,32 +127,14 @@ def test_a_purge_keeps_the_results_a_stopped_client_has_not_read_yet(make_cluste
     n = 100                                             # 100 MB of results: most wait in the database
     cluster = make_cluster(2, hwm=2)
     rc = cluster.client
-    proc = subprocess.Popen([sys.executable, "-c", _STALLED_CLIENT, str(cluster.dir / "security" / CLIENT_FILE),
-                             str(n), "60"], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    try:
-        assert proc.stdout.readline().strip() == "submitted"
-        deadline = time.monotonic() + 60
-        while len(rc.db_query({}, keys=["msg_id"])) < n:
-            assert time.monotonic() < deadline, "the submissions did not arrive"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGSTOP)
-        deadline = time.monotonic() + 120
-        while len(rc.db_query({"status": "ok"}, keys=["msg_id"])) < n:
-            assert time.monotonic() < deadline, "the tasks did not finish"
-            time.sleep(0.1)
+    with _stopped_client(cluster, n, get_timeout_s=60) as resume:
+        _all_ok(rc, n)
         purged = rc.purge_results("all")                # what the stopped client was sent goes; what waits stays
         kept = [r["msg_id"] for r in rc.db_query({}, keys=["msg_id"])]
         assert 0 < len(kept) and purged + len(kept) == n
         with pytest.raises(RuntimeError, match="not yet sent to their client"):
             rc.purge_results(kept[:3])
-        os.kill(proc.pid, signal.SIGCONT)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        os.kill(proc.pid, signal.SIGCONT) if proc.poll() is None else None
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert json.loads(out.strip().splitlines()[-1]) == {"n": n, "ok": True}   # every result arrived, intact
+        assert resume() == {"n": n, "ok": True}         # every result arrived, intact
     assert rc.purge_results("all") == len(kept)        # delivered now: they go too
 
 
