@@ -31,7 +31,7 @@ from .wire_fields import check_request_args
 
 log = logging.getLogger("real_cluster.controller")
 
-REQUEST_SLICE = 2_000   # tasks one loop turn aborts or resubmits: a big request leaves the loop to the others between
+REQUEST_SLICE = 2_000   # tasks one loop turn aborts, resubmits or purges: a big request leaves the loop to the others
 
 
 class Later:
@@ -281,7 +281,7 @@ class RequestHandler(ActorRequests):
                 self.after_commit, link, lambda: step(reply, start + REQUEST_SLICE))
         return Later(lambda reply: step(reply, 0))
 
-    def op_purge(self, link: Link, ids: list[str] | None = None) -> int:
+    def op_purge(self, link: Link, ids: list[str] | None = None) -> int | Later:
         """Delete finished tasks (all when `ids` is None); returns how many. Results still waiting in the database
         for a client that is not reading are kept: "all" leaves them, named ids are refused (they would be lost)."""
         waiting = self.undelivered()
@@ -292,9 +292,21 @@ class RequestHandler(ActorRequests):
             held = [t for t in ids if t in waiting]
             if held:
                 raise RequestError("RuntimeError", f"cannot purge results not yet sent to their client: {held[:5]}")
-        deleted = self.db.purge(ids, keep=waiting)
-        self.feed(PurgeRequested(time.time(), None if ids is None and not waiting else tuple(deleted)))
-        return len(deleted)
+        if ids is None:
+            everything = self.db.query({"status": {"$ne": "pending"}}, ["msg_id"])
+            if len(everything) <= REQUEST_SLICE:     # one turn: the core drops every finished task and its memory
+                deleted = self.db.purge(None, keep=waiting)
+                self.feed(PurgeRequested(time.time(), None if not waiting else tuple(deleted)))
+                return len(deleted)
+            ids = [row["msg_id"] for row in everything]
+        n = 0
+
+        def purge(part: list[str]) -> None:     # (one that finished meanwhile is not among them; one a client was
+            nonlocal n                          # meanwhile left to fetch is kept)
+            deleted = self.db.purge(part, keep=self.undelivered())
+            self.feed(PurgeRequested(time.time(), tuple(deleted)))
+            n += len(deleted)
+        return self._in_slices(link, ids, purge, lambda: n)
 
     def op_signal(self, link: Link, signum: int, targets: list[int] | None = None) -> list[int]:
         """Send `signum` to the task running on each target engine (all by default); returns the engines asked."""

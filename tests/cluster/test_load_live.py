@@ -99,6 +99,26 @@ def test_a_big_abort_goes_a_slice_at_a_time_and_others_are_served_meanwhile(make
     rc.close()
 
 
+def test_a_big_purge_goes_a_slice_at_a_time_and_others_are_served_meanwhile(make_cluster):
+    cluster = make_cluster(0)
+    other = cluster.client
+    n = 10 * REQUEST_SLICE
+    rc, ar, thread, outcome = _queue_then_abort_in_a_thread(cluster, n)
+    thread.join(60)
+    assert outcome == {"aborted": n} and ar.wait(30)
+    purged: list[int] = []
+    purger = threading.Thread(target=lambda: purged.append(rc.purge_results("all")), daemon=True)
+    purger.start()
+    seen = []
+    while purger.is_alive():
+        seen.append(len(other.hub_history()))   # the rows left, read between the slices
+    purger.join(60)
+    assert purged == [n] and other.hub_history() == []
+    assert any(0 < h < n for h in seen), f"no answer between the slices: {sorted(set(seen))[:5]}"
+    assert seen == sorted(seen, reverse=True)
+    rc.close()
+
+
 def test_a_client_that_leaves_during_its_big_abort_loses_no_task(make_cluster):
     cluster = make_cluster(0)
     other = cluster.client
