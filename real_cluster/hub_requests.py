@@ -186,11 +186,7 @@ class RequestHandler(ActorRequests):
         room: asking for many large results costs the controller at most its per-client cap). KeyError, and
         nothing sent, if an id is unknown."""
         pending, done, held, stored = [], [], [], []
-        status: dict[str, str] = {}
-        for lo in range(0, len(ids), 500):      # which exist: 500 ids a query, without their results
-            part = [t for t in ids[lo:lo + 500] if t not in self.tasks]
-            if part:
-                status.update((r["msg_id"], r["status"]) for r in self.db.query({"msg_id": {"$in": part}}, ["status"]))
+        stored_rows = self.db.rows_by_id([t for t in ids if t not in self.tasks], ["status"])   # (not the results)
         for tid in ids:
             if tid in self.tasks:
                 pending.append(tid)
@@ -198,7 +194,7 @@ class RequestHandler(ActorRequests):
             answer = self.db.unsaved_answer(tid)     # finished, its row not committed yet (the gate holds this)
             if answer is not None:
                 held.append((tid, answer))
-            elif tid in status:
+            elif tid in stored_rows:
                 stored.append(tid)
             else:
                 raise RequestError("KeyError", f"no such task: {tid!r}")
@@ -213,17 +209,12 @@ class RequestHandler(ActorRequests):
 
     def _send_stored(self, link: Link, ids: list[str]) -> None:
         """`send_stored` without a MemoryGuard: every row read and sent at once."""
-        for lo in range(0, len(ids), 500):
-            part = ids[lo:lo + 500]
-            rows = {r["msg_id"]: r for r in self.db.query({"msg_id": {"$in": part}}, ["msg_id", *RESULT_KEYS])}
-            for tid in part:
-                self.send_result(link, result_from_row(tid, rows[tid]))
+        rows = self.db.rows_by_id(ids, RESULT_KEYS)
+        for tid in ids:
+            self.send_result(link, result_from_row(tid, rows[tid]))
 
     def op_resubmit(self, link: Link, ids: list[str]) -> dict[str, str] | Later:
-        found: dict[str, dict[str, Any]] = {}
-        for lo in range(0, len(ids), 500):      # 500 ids a query (one query per id: 20,000 held the loop 2.4 s)
-            for row in self.db.query({"msg_id": {"$in": ids[lo:lo + 500]}}, keys=["flags", "payload", "status"]):
-                found[row["msg_id"]] = row
+        found = self.db.rows_by_id(ids, ["flags", "payload", "status"])   # (a query per id: 20,000 took 2.4 s)
         rows = []
         for tid in ids:
             if tid in self.tasks:
@@ -292,19 +283,17 @@ class RequestHandler(ActorRequests):
             held = [t for t in ids if t in waiting]
             if held:
                 raise RequestError("RuntimeError", f"cannot purge results not yet sent to their client: {held[:5]}")
+        everything = ids is None
         if ids is None:
-            everything = self.db.query({"status": {"$ne": "pending"}}, ["msg_id"])
-            if len(everything) <= REQUEST_SLICE:     # one turn: the core drops every finished task and its memory
-                deleted = self.db.purge(None, keep=waiting)
-                self.feed(PurgeRequested(time.time(), None if not waiting else tuple(deleted)))
-                return len(deleted)
-            ids = [row["msg_id"] for row in everything]
+            ids = [row["msg_id"] for row in self.db.query({"status": {"$ne": "pending"}}, ["msg_id"])]
+        whole = everything and len(ids) <= REQUEST_SLICE    # in one turn: the core may drop all it holds of them
         n = 0
 
         def purge(part: list[str]) -> None:     # (one that finished meanwhile is not among them; one a client was
             nonlocal n                          # meanwhile left to fetch is kept)
-            deleted = self.db.purge(part, keep=self.undelivered())
-            self.feed(PurgeRequested(time.time(), tuple(deleted)))
+            kept = self.undelivered()
+            deleted = self.db.purge(part, keep=kept)
+            self.feed(PurgeRequested(time.time(), None if whole and not kept else tuple(deleted)))
             n += len(deleted)
         return self._in_slices(link, ids, purge, lambda: n)
 

@@ -441,12 +441,7 @@ class TaskDB:
         if msg_ids is None:
             ids = [r[0] for r in self._db.execute("SELECT msg_id FROM tasks WHERE status != 'pending'")]
         else:
-            ids = []
-            for lo in range(0, len(msg_ids), 500):       # SQLite caps the number of variables per statement
-                part = msg_ids[lo:lo + 500]
-                ids.extend(r[0] for r in self._db.execute(
-                    f"SELECT msg_id FROM tasks WHERE status != 'pending' AND msg_id IN ({','.join('?' * len(part))})",
-                    part))
+            ids = [i for i, row in self.rows_by_id(msg_ids, ["status"]).items() if row["status"] != "pending"]
         if keep:
             ids = [i for i in ids if i not in keep]
         for i in ids:
@@ -589,6 +584,13 @@ class TaskDB:
         """One task's row as a dict (None when unknown)."""
         rows = self.query({"msg_id": msg_id})
         return rows[0] if rows else None
+
+    def rows_by_id(self, msg_ids: list[str], keys: list[str]) -> dict[str, dict[str, Any]]:
+        """`query` of these tasks' `keys`, 500 ids a statement (SQLite caps its variables): msg_id -> row."""
+        out: dict[str, dict[str, Any]] = {}
+        for lo in range(0, len(msg_ids), 500):
+            out.update((row["msg_id"], row) for row in self.query({"msg_id": {"$in": msg_ids[lo:lo + 500]}}, keys))
+        return out
 
     def result_sizes(self, msg_ids: list[str]) -> dict[str, int]:
         """Bytes of each stored task's result and output, without reading them (at most 500 ids)."""

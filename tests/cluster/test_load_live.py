@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from _wait import wait_until
@@ -78,18 +79,24 @@ def _queue_then_abort_in_a_thread(cluster, n: int):
     return rc, ar, thread, outcome
 
 
+def _falls_a_slice_at_a_time(thread: threading.Thread, count: Callable[[], int], n: int) -> None:
+    """Ask another client's `count()` back to back while `thread`'s big request runs: some answer comes between
+    its slices (strictly between n and 0), and the count only falls."""
+    seen = []
+    while thread.is_alive():
+        seen.append(count())
+    thread.join(60)
+    assert any(0 < c < n for c in seen), f"no answer between the slices: {sorted(set(seen))[:5]}"
+    assert seen == sorted(seen, reverse=True)
+
+
 def test_a_big_abort_goes_a_slice_at_a_time_and_others_are_served_meanwhile(make_cluster):
     cluster = make_cluster(0)
     other = cluster.client                      # another client: its requests are answered between the slices
     n = 10 * REQUEST_SLICE
     rc, ar, thread, outcome = _queue_then_abort_in_a_thread(cluster, n)
-    seen = []
-    while thread.is_alive():
-        seen.append(other.queue_status()["unassigned"])
-    thread.join(60)
+    _falls_a_slice_at_a_time(thread, lambda: other.queue_status()["unassigned"], n)
     assert outcome == {"aborted": n}
-    assert any(0 < u < n for u in seen), f"no answer between the slices: {sorted(set(seen))}"
-    assert seen == sorted(seen, reverse=True)   # the count only falls, a slice at a time
     assert other.queue_status()["unassigned"] == 0
     assert ar.wait(30)
     with pytest.raises(CompositeError) as info:
@@ -109,13 +116,8 @@ def test_a_big_purge_goes_a_slice_at_a_time_and_others_are_served_meanwhile(make
     purged: list[int] = []
     purger = threading.Thread(target=lambda: purged.append(rc.purge_results("all")), daemon=True)
     purger.start()
-    seen = []
-    while purger.is_alive():
-        seen.append(len(other.hub_history()))   # the rows left, read between the slices
-    purger.join(60)
+    _falls_a_slice_at_a_time(purger, lambda: len(other.hub_history()), n)     # the rows left
     assert purged == [n] and other.hub_history() == []
-    assert any(0 < h < n for h in seen), f"no answer between the slices: {sorted(set(seen))[:5]}"
-    assert seen == sorted(seen, reverse=True)
     rc.close()
 
 
