@@ -99,7 +99,7 @@ def test_bad_elements_are_type_error(bad: object) -> None:
     "dep",
     [Dependency(["a", "b"]), Dependency(["a"], all=False), Dependency(["b", "c"], success=False, failure=True),
      Dependency(["z"], success=True, failure=True), Dependency([])],
-    ids=repr,
+    ids=lambda dep: repr(dep.as_dict()),      # ids sorted: the same in every process (pytest -n collects in each)
 )
 def test_as_dict_from_dict_round_trip(dep: Dependency) -> None:
     data = dep.as_dict()
