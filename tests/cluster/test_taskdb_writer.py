@@ -325,3 +325,26 @@ def test_answers_are_forgotten_oldest_first_as_their_rows_commit(tmp_path):
             assert db.unsaved_answer(f"t{cut}") == cut
     db.committed_seq = start                            # the real writes are still queued: close commits them
     db.close()
+
+
+def test_the_label_index_holds_labelled_tasks_only_and_an_older_full_index_is_rebuilt_so(tmp_path):
+    path = str(tmp_path / "tasks.db")
+    TaskDB(path).close()
+    con = sqlite3.connect(path)                 # a database written before: the label index held every row
+    con.executescript("DROP INDEX tasks_label; CREATE INDEX tasks_label ON tasks(label);")
+    con.close()
+    loop = _Loop()
+    db = TaskDB(path, schedule=loop.schedule)
+    _wait_idle(db)
+    assert "WHERE label IS NOT NULL" in db._db.execute("SELECT sql FROM sqlite_master WHERE name='tasks_label'").fetchone()[0]
+    for i in range(6):
+        db.add_task(f"t{i}", "c", {"label": "even"} if i % 2 == 0 else {}, float(i), b"p")
+    db.request_commit()
+    loop.turn()
+    assert not db.dirty
+    plan = " ".join(str(r) for r in db._db.execute("EXPLAIN QUERY PLAN SELECT msg_id FROM tasks WHERE label = ?", ("x",)))
+    assert "tasks_label" in plan                # `label = x` implies NOT NULL: the partial index serves it
+    assert [r["msg_id"] for r in db.query({"label": "even"})] == ["t0", "t2", "t4"]
+    assert [r["msg_id"] for r in db.query({"label": None})] == ["t1", "t3", "t5"]
+    assert _count(path, "SELECT count(*) FROM tasks INDEXED BY tasks_label WHERE label IS NOT NULL") == 3
+    db.close()
