@@ -1,0 +1,390 @@
+"""What the machine allows (issue 15): bare message relays beside ProcessPoolExecutor and sched-lab, one run.
+
+How this works. Issue 15 asks for a round trip within 1.2x of ProcessPoolExecutor's and 1 ms tasks at 0.88
+efficiency with hwm=1 and durable answers. This measures the floor of each shape that could carry a task,
+with no work in it at all: forked processes passing fixed 64-byte messages over Unix socket pairs, each
+process a blocking epoll loop (the cheapest a Python process can wait), nothing parsed or pickled.
+  direct, 2 hops       the client sends to a worker and reads its answer (what a pool's shape allows)
+  relay, 4 hops        client -> relay -> worker -> relay -> client: a controller that does nothing
+  relay on uvloop      the same relay as an asyncio Protocol on uvloop (the controller's loop, no work)
+  relay + commit       the blocking relay committing one SQLite row (WAL, synchronous=NORMAL) before each
+                       answer it forwards: the cheapest durable answer
+Each is timed on sequential round trips of a no-op and on `--sleep-tasks` tasks that sleep 1 ms, sent at
+once to 2 workers that take one at a time (hwm=1: the relay, or the direct client, hands a worker its next
+task when its answer arrives). ProcessPoolExecutor(2) and a 2-engine sched-lab cluster (hwm=1, SQLite,
+module functions) run the same two workloads in the same run; runs are interleaved and each figure is the
+median over `--runs` runs of that run's median (round trip) or efficiency (n x measured sleep / 2 / makespan).
+
+    python benchmarks/bench_floor.py [--runs 3] [--round-trips 2000] [--sleep-tasks 2000] [--no-ours] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import select
+import socket
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable
+
+MSG = 64
+NOOP, SLEEP, QUIT = b"n" * MSG, b"s" * MSG, b"q" * MSG
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        more = sock.recv(n - len(data))
+        if not more:
+            raise ConnectionError("peer closed")
+        data += more
+    return data
+
+
+def _worker(sock: socket.socket) -> None:
+    """Answer each message with itself, after sleeping 1 ms for a SLEEP; stop at QUIT or EOF."""
+    ep = select.epoll()
+    ep.register(sock.fileno(), select.EPOLLIN)
+    while True:
+        ep.poll()
+        try:
+            msg = _recv_exact(sock, MSG)
+        except ConnectionError:
+            return
+        if msg == QUIT:
+            return
+        if msg == SLEEP:
+            time.sleep(0.001)
+        sock.sendall(msg)
+
+
+class _Dispatch:
+    """hwm=1 hand-out to workers: a queue of task messages, the idle workers, one task per worker at a time."""
+
+    def __init__(self, workers: list[Any], send: Callable[[Any, bytes], None]):
+        self.queue: deque[bytes] = deque()
+        self.idle = list(workers)
+        self.send = send
+
+    def add(self, data: bytes) -> None:
+        self.queue.extend(data[i:i + MSG] for i in range(0, len(data), MSG))
+        self.pump()
+
+    def done(self, worker: Any) -> None:
+        self.idle.append(worker)
+        self.pump()
+
+    def pump(self) -> None:
+        while self.queue and self.idle:
+            self.send(self.idle.pop(), self.queue.popleft())
+
+
+def _relay(client: socket.socket, workers: list[socket.socket], db_path: str | None) -> None:
+    """The blocking relay: epoll over the client and the workers; with `db_path`, one commit per answer."""
+    db = None
+    if db_path is not None:
+        db = sqlite3.connect(db_path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, status TEXT)")
+    by_fd = {w.fileno(): w for w in workers}
+    ep = select.epoll()
+    for s in (client, *workers):
+        ep.register(s.fileno(), select.EPOLLIN)
+    hand_out = _Dispatch(workers, lambda w, m: w.sendall(m))
+    buf, n = b"", 0
+    while True:
+        for fd, _ in ep.poll():
+            if fd == client.fileno():
+                data = client.recv(1 << 16)
+                if not data:
+                    return
+                buf += data
+                whole = len(buf) - len(buf) % MSG
+                if QUIT in buf[:whole]:
+                    for w in workers:
+                        w.sendall(QUIT)
+                    return
+                hand_out.add(buf[:whole])
+                buf = buf[whole:]
+            else:
+                w = by_fd[fd]
+                answer = _recv_exact(w, MSG)
+                if db is not None:
+                    n += 1
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("INSERT INTO t VALUES (?, 'ok')", (n,))
+                    db.execute("COMMIT")
+                client.sendall(answer)
+                hand_out.done(w)
+
+
+def _relay_uvloop(client: socket.socket, workers: list[socket.socket]) -> None:
+    """The same relay as asyncio Protocols on uvloop when installed (else asyncio's own loop)."""
+    try:
+        import uvloop
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    done = loop.create_future()
+
+    class Side(asyncio.Protocol):
+        def __init__(self, on_data: Callable[[Any, bytes], None]):
+            self.on_data, self.buf, self.transport = on_data, b"", None
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            whole = len(self.buf) - len(self.buf) % MSG
+            if whole:
+                chunk, self.buf = self.buf[:whole], self.buf[whole:]
+                self.on_data(self, chunk)
+
+        def connection_lost(self, exc: Any) -> None:
+            if not done.done():
+                done.set_result(None)
+
+    async def main() -> None:
+        front = Side(lambda side, data: from_client(data))
+        backs = [Side(lambda side, data: from_worker(side, data)) for _ in workers]
+        hand_out = _Dispatch(backs, lambda side, m: side.transport.write(m))
+
+        def from_client(data: bytes) -> None:
+            if QUIT in data:
+                for b in backs:
+                    b.transport.write(QUIT)
+                if not done.done():
+                    done.set_result(None)
+                return
+            hand_out.add(data)
+
+        def from_worker(side: Any, data: bytes) -> None:
+            front.transport.write(data)
+            hand_out.done(side)
+
+        for back, w in zip(backs, workers):
+            await loop.connect_accepted_socket(lambda b=back: b, w)
+        await loop.connect_accepted_socket(lambda: front, client)
+        await done
+
+    loop.run_until_complete(main())
+
+
+def _spawn(target: Callable, *args: Any) -> multiprocessing.process.BaseProcess:
+    proc = multiprocessing.get_context("fork").Process(target=target, args=args, daemon=True)
+    proc.start()
+    return proc
+
+
+class Shape:
+    """One topology of forked processes; `client` is this process's socket (to the relay, or to worker 0)."""
+
+    def __init__(self, kind: str, tmp: str):
+        self.kind = kind
+        self.procs: list[multiprocessing.process.BaseProcess] = []
+        self.workers: list[socket.socket] = []          # direct: this process's ends to each worker
+        pairs = [socket.socketpair() for _ in range(2)]
+        for mine, theirs in pairs:
+            self.procs.append(_spawn(_worker, theirs))
+            theirs.close()
+        if kind == "direct":
+            self.workers = [mine for mine, _ in pairs]
+            self.client = self.workers[0]
+            return
+        client, relay_end = socket.socketpair()
+        relay_workers = [mine for mine, _ in pairs]
+        if kind == "relay-uvloop":
+            self.procs.append(_spawn(_relay_uvloop, relay_end, relay_workers))
+        else:
+            db = os.path.join(tmp, f"floor-{len(os.listdir(tmp))}.db") if kind == "relay-commit" else None
+            self.procs.append(_spawn(_relay, relay_end, relay_workers, db))
+        relay_end.close()
+        for s in relay_workers:
+            s.close()
+        self.client = client
+
+    def round_trip(self) -> float:
+        t = time.perf_counter()
+        self.client.sendall(NOOP)
+        _recv_exact(self.client, MSG)
+        return time.perf_counter() - t
+
+    def sleep_batch(self, n: int) -> float:
+        """Seconds for n 1 ms tasks on 2 workers, one task per worker at a time."""
+        t = time.perf_counter()
+        if self.kind != "direct":
+            self.client.sendall(SLEEP * n)
+            _recv_exact(self.client, MSG * n)
+            return time.perf_counter() - t
+        ep = select.epoll()
+        for w in self.workers:
+            ep.register(w.fileno(), select.EPOLLIN)
+        by_fd = {w.fileno(): w for w in self.workers}
+        hand_out = _Dispatch(self.workers, lambda w, m: w.sendall(m))
+        hand_out.add(SLEEP * n)
+        left = n
+        while left:
+            for fd, _ in ep.poll():
+                _recv_exact(by_fd[fd], MSG)
+                left -= 1
+                hand_out.done(by_fd[fd])
+        ep.close()
+        return time.perf_counter() - t
+
+    def close(self) -> None:
+        try:
+            for s in (self.workers or [self.client]):
+                s.sendall(QUIT)
+        except OSError:
+            pass
+        for p in self.procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+        for s in {self.client, *self.workers}:
+            s.close()
+
+
+def _noop() -> None:
+    return None
+
+
+def _nap() -> None:
+    time.sleep(0.001)
+
+
+class PoolShape:
+    """ProcessPoolExecutor(2) on the same two workloads."""
+
+    kind = "ProcessPoolExecutor"
+
+    def __init__(self, tmp: str):
+        self.pool = ProcessPoolExecutor(2)
+        list(self.pool.map(abs, range(4)))
+
+    def round_trip(self) -> float:
+        t = time.perf_counter()
+        self.pool.submit(_noop).result()
+        return time.perf_counter() - t
+
+    def sleep_batch(self, n: int) -> float:
+        t = time.perf_counter()
+        for f in [self.pool.submit(_nap) for _ in range(n)]:
+            f.result()
+        return time.perf_counter() - t
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class OursShape:
+    """A 2-engine sched-lab cluster (hwm=1, SQLite, module functions) on the same two workloads."""
+
+    kind = "sched-lab"
+
+    def __init__(self, tmp: str):
+        from real_cluster import Cluster
+        from .tasks import noop, sleep_s
+        os.environ["SCHED_LAB_DIR"] = tmp
+        self.noop, self.sleep_s = noop, sleep_s
+        self.cluster = Cluster(n=2, profile=f"floor{len(os.listdir(tmp))}", hwm=1)
+        try:
+            self.view = self.cluster.start().load_balanced_view()
+            self.view.apply_sync(noop)
+        except BaseException:
+            self.cluster.stop()
+            raise
+
+    def round_trip(self) -> float:
+        t = time.perf_counter()
+        self.view.apply_sync(self.noop)
+        return time.perf_counter() - t
+
+    def sleep_batch(self, n: int) -> float:
+        t = time.perf_counter()
+        for ar in [self.view.apply_async(self.sleep_s, 0.001) for _ in range(n)]:
+            ar.get(60)
+        return time.perf_counter() - t
+
+    def close(self) -> None:
+        self.cluster.stop()
+
+
+KINDS = ("direct", "relay", "relay-uvloop", "relay-commit")
+LABELS = {"direct": "direct, 2 hops", "relay": "relay, 4 hops", "relay-uvloop": "relay on uvloop, 4 hops",
+          "relay-commit": "relay + commit, 4 hops", "ProcessPoolExecutor": "ProcessPoolExecutor(2)",
+          "sched-lab": "sched-lab (hwm=1, SQLite)"}
+
+
+def measured_sleep(n: int = 200) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+        time.sleep(0.001)
+    return (time.perf_counter() - t) / n
+
+
+def one_run(names: list[str], round_trips: int, sleep_tasks: int, tmp: str) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    sleep = measured_sleep()
+    for name in names:
+        shape: Any = PoolShape(tmp) if name == "ProcessPoolExecutor" else OursShape(tmp) if name == "sched-lab" \
+            else Shape(name, tmp)
+        try:
+            for _ in range(50):                     # warm up
+                shape.round_trip()
+            rts = [shape.round_trip() for _ in range(round_trips)]
+            makespan = shape.sleep_batch(sleep_tasks)
+        finally:
+            shape.close()
+        out[name] = {"round_trip_us": statistics.median(rts) * 1e6,
+                     "efficiency_1ms": sleep_tasks * sleep / 2 / makespan, "measured_sleep_us": sleep * 1e6}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--round-trips", type=int, default=2000)
+    p.add_argument("--sleep-tasks", type=int, default=2000)
+    p.add_argument("--no-ours", action="store_true", help="leave out the sched-lab cluster")
+    p.add_argument("--json", metavar="FILE", help="also write every run's figures to FILE")
+    args = p.parse_args(argv)
+    if args.runs < 1 or args.round_trips < 1 or args.sleep_tasks < 2:
+        p.error("--runs and --round-trips must be >= 1, --sleep-tasks >= 2")
+    names = ["ProcessPoolExecutor", *KINDS] + ([] if args.no_ours else ["sched-lab"])
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="sched-lab-floor-") as tmp:
+        for r in range(args.runs):
+            order = names if r % 2 == 0 else names[::-1]        # interleaved: drift touches every shape alike
+            runs.append(one_run(order, args.round_trips, args.sleep_tasks, tmp))
+            print(f"[floor] run {r + 1}/{args.runs} done", file=sys.stderr, flush=True)
+    med = {n: {k: statistics.median(run[n][k] for run in runs) for k in ("round_trip_us", "efficiency_1ms")}
+           for n in names}
+    ratio = {n: statistics.median(run[n]["round_trip_us"] / run["ProcessPoolExecutor"]["round_trip_us"] for run in runs)
+             for n in names}
+    print(f"# bench_floor: 2 workers, {args.round_trips} round trips, {args.sleep_tasks} tasks of 1 ms, "
+          f"medians of {args.runs} runs (ratio: median of per-run ratios); load average {os.getloadavg()[0]:.2f}")
+    print(f"{'shape':28} {'round trip µs':>14} {'/ PPE':>7} {'1 ms efficiency':>16}")
+    for n in names:
+        print(f"{LABELS[n]:28} {med[n]['round_trip_us']:14.1f} {ratio[n]:7.2f} {med[n]['efficiency_1ms']:16.3f}")
+    print("issue 15's goals: round trip <= 1.20 x PPE, 1 ms efficiency >= 0.88")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"args": vars(args), "runs": runs, "median": med, "ratio_to_ppe": ratio}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
