@@ -12,7 +12,9 @@ printed arrives with its result: `ar.stdout`, `ar.stderr`, `ar.outputs`, `displa
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, InvalidStateError
 from concurrent.futures._base import FINISHED, PENDING
@@ -28,6 +30,32 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = ["AsyncResult", "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"]
+
+
+class _LeanCondition(threading.Condition):
+    """A `threading.Condition` over its own RLock that calls the lock's methods instead of storing five bound
+    copies of them on itself, as `Condition.__init__` does: a pending AsyncResult is five GC-tracked objects
+    lighter (17 -> 12 with the two below; a burst of 20,000 `apply_async` spent ~7-27 µs a task in the client's
+    full collections). The same methods and lock; only where they are looked up differs."""
+
+    def __init__(self) -> None:         # (Condition.__init__ not called: it is what this avoids)
+        self._lock = threading.RLock()
+        self._waiters = deque()
+
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:       # type: ignore[override]
+        return self._lock.acquire(*args, **kwargs)
+
+    def release(self) -> None:          # type: ignore[override]
+        self._lock.release()
+
+    def _release_save(self) -> Any:
+        return self._lock._release_save()       # type: ignore[attr-defined]
+
+    def _acquire_restore(self, state: Any) -> None:
+        self._lock._acquire_restore(state)      # type: ignore[attr-defined]
+
+    def _is_owned(self) -> bool:
+        return self._lock._is_owned()           # type: ignore[attr-defined]
 
 
 def _forever(timeout: float | None) -> float | None:
@@ -46,6 +74,7 @@ class AsyncResult(Future):
                  chunk_sizes: list[int] | None = None, ordered: bool = True, single: bool | None = None,
                  return_exceptions: bool = False, owner: bool = False):
         super().__init__()
+        self._condition = _LeanCondition()      # (the Future's, replaced before anyone can hold it)
         self._client = client
         self.msg_ids = list(msg_ids)
         self._fname = fname
@@ -56,7 +85,7 @@ class AsyncResult(Future):
         self.owner = owner
         self._values: dict[str, tuple[bool, Any]] = {}
         self._cond = self._condition            # the Future's own (an RLock): one condition per result, not two
-        self._order: list[str] = []             # completion order, for unordered iteration
+        self._order: list[str] | None = None if self._single else []   # completion order (unordered iteration)
         ids = self.msg_ids
         self._metadata: list[Metadata] = [client._metadata_for(ids[0])] if len(ids) == 1 \
             else [client._metadata_for(m) for m in ids]
@@ -69,7 +98,8 @@ class AsyncResult(Future):
             if msg_id in self._values:
                 return
             self._values[msg_id] = (ok, value)
-            self._order.append(msg_id)
+            if self._order is not None:
+                self._order.append(msg_id)
             if len(self._values) == len(self.msg_ids) and self._state == PENDING:    # (done(): the lock again)
                 self._resolve()             # set_result / set_exception notify every waiter
             else:
@@ -389,7 +419,7 @@ class AsyncResult(Future):
                 else:
                     while not any(m in self._values for m in pending):
                         self._cond.wait()
-                    mid = next(m for m in self._order if m in pending)
+                    mid = next(m for m in self._order if m in pending)   # type: ignore[union-attr]
                     pending.remove(mid)
                 ok, value = self._values[mid]
             if not ok:

@@ -63,7 +63,7 @@ class Client(HubQueries, ResultRequests):
         self.outstanding: set[str] = set()
         self.metadata: dict[str, Metadata] = {}     # msg_id -> Metadata, ipyparallel's `client.metadata`
         self._done: dict[str, tuple[bool, Any]] = {}
-        self._waiters: dict[str, list[AsyncResult]] = {}
+        self._waiters: dict[str, Any] = {}     # task id -> the AsyncResult waiting for it, or a list of several
         self._replies: dict[int, Future] = {}
         self._rids = itertools.count(1)
         self._id_prefix = uuid.uuid4().hex[:20]        # task ids: 80 random bits per client + a counter
@@ -121,9 +121,12 @@ class Client(HubQueries, ResultRequests):
         with self._lock:
             self._done[msg.task_id] = (ok, value)
             self.outstanding.discard(msg.task_id)
-            waiters = self._waiters.pop(msg.task_id, ())
-        for ar in waiters:
-            ar._part_done(msg.task_id, ok, value)
+            waiters = self._waiters.pop(msg.task_id, None)
+        if type(waiters) is list:
+            for ar in waiters:
+                ar._part_done(msg.task_id, ok, value)
+        elif waiters is not None:
+            waiters._part_done(msg.task_id, ok, value)
 
     def _on_close(self, reason: str) -> None:
         self._lost = reason
@@ -132,7 +135,7 @@ class Client(HubQueries, ResultRequests):
             waiters, self._waiters = self._waiters, {}
             replies, self._replies = self._replies, {}
         for tid, ars in waiters.items():
-            for ar in ars:
+            for ar in (ars if type(ars) is list else [ars]):
                 ar._part_done(tid, False, error)
         for fut in replies.values():
             if not fut.done():
@@ -162,7 +165,7 @@ class Client(HubQueries, ResultRequests):
             with self._lock:
                 done = self._done.get(mid)
                 if done is None:
-                    self._waiters.setdefault(mid, []).append(ar)
+                    self._wait_for(mid, ar)
             if done is not None:
                 ar._part_done(mid, *done)
             return ar
@@ -172,10 +175,21 @@ class Client(HubQueries, ResultRequests):
                 if mid in self._done:
                     ready.append((mid, *self._done[mid]))
                 else:
-                    self._waiters.setdefault(mid, []).append(ar)
+                    self._wait_for(mid, ar)
         for mid, ok, value in ready:
             ar._part_done(mid, ok, value)
         return ar
+
+    def _wait_for(self, mid: str, ar: AsyncResult) -> None:
+        """(under self._lock) `ar` waits for task `mid`: stored alone, the usual case, or in a list with others
+        (one list fewer per pending task for the garbage collector, see asyncresult._LeanCondition)."""
+        had = self._waiters.get(mid)
+        if had is None:
+            self._waiters[mid] = ar
+        elif type(had) is list:
+            had.append(ar)
+        else:
+            self._waiters[mid] = [had, ar]
 
     def submit_task(self, payload: bytes, flags: TaskFlags) -> str:
         """Send one task (an already packed call); returns its id. Used by views."""
