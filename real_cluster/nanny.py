@@ -455,12 +455,14 @@ class Nanny:
         if self.worker is not None:
             self.worker.kill()                  # stopped before it is reported; the fresh worker starts after
             self.worker = None
-        try:
+        try:                                    # one write: the controller reads the end and the replacement
+            msgs: list[Any] = []                # together, with no client's call in between for the dead instance
             if ended is not None:               # first: it ended as asked (aborted, time limit), not by an actor's death
-                link.send(TaskDone(task_id=ended[0], attempt=ended[1], status=status, started_at=ended[2],
-                                   completed_at=time.time(), ename=ename, evalue=evalue))
-            link.send(WorkerReplaced(reason=f"{ename}: {evalue}"[:4096]))
-            self._report_died(link, run, f"its worker was stopped because another task in it ended ({ename})")
+                msgs.append(TaskDone(task_id=ended[0], attempt=ended[1], status=status, started_at=ended[2],
+                                     completed_at=time.time(), ename=ename, evalue=evalue))
+            msgs.append(WorkerReplaced(reason=f"{ename}: {evalue}"[:4096]))
+            msgs += self._died(run, f"its worker was stopped because another task in it ended ({ename})")
+            link.send_many(msgs)
         finally:
             self._replace_worker()
 
@@ -474,19 +476,17 @@ class Nanny:
         self.worker = None
         self.current = None
         try:                                    # reported before a fresh worker starts (that takes a while)
-            link.send(WorkerReplaced(reason=text[:4096]))
-            self._report_died(link, cur, text)
+            link.send_many([WorkerReplaced(reason=text[:4096]), *self._died(cur, text)])
         finally:
             self._replace_worker()
 
-    def _report_died(self, link: SyncLink, run: Running | None, text: str) -> None:
-        """Report every task still out in the worker just stopped as `died` (the controller retries or fails it)."""
+    def _died(self, run: Running | None, text: str) -> list[TaskDone]:
+        """A `died` report of every task still out in the worker just stopped (the controller retries or fails it)."""
         done = [(run.task_id, run.attempt, run.started_at)] if run is not None else []
         done += [(msg.task_id, msg.attempt, started) for msg, _, started in self.side.values()]
         self.side.clear()
-        for tid, attempt, started in done:
-            link.send(TaskDone(task_id=tid, attempt=attempt, status="died", started_at=started,
-                               completed_at=time.time(), ename="EngineError", evalue=text))
+        return [TaskDone(task_id=tid, attempt=attempt, status="died", started_at=started, completed_at=time.time(),
+                         ename="EngineError", evalue=text) for tid, attempt, started in done]
 
     def _replace_worker(self) -> None:
         if self.worker is not None:

@@ -108,6 +108,11 @@ class SyncLink:
         """Send one message (thread-safe)."""
         self._write(to_wire(msg))
 
+    def send_many(self, msgs: list[Any]) -> None:
+        """Send several messages in one write, so that the peer reads them together (thread-safe)."""
+        if msgs:
+            self.send_frame(b"".join(proto.encode_frame(*to_wire(m)) for m in msgs))
+
     def recv(self) -> Any:
         """The next message (blocking). Raises ConnectionFailed when the peer closes."""
         while not self._pending:
