@@ -33,8 +33,10 @@ import sys
 import tempfile
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
+
+from .live import measured_sleep_s
+from .live_peers import Ours, Peer, Pool, task_functions
 
 MSG = 64
 NOOP, SLEEP, QUIT = b"n" * MSG, b"s" * MSG, b"q" * MSG
@@ -257,69 +259,29 @@ class Shape:
             s.close()
 
 
-def _noop() -> None:
-    return None
+class PeerShape:
+    """A peer of bench_live.py (live_peers.py: ProcessPoolExecutor, or sched-lab at hwm=1 on SQLite) on the same two
+    workloads, with the module task functions; `start` and `close` are the peer's start and stop."""
 
+    def __init__(self, peer: Peer):
+        self.peer, self.kind = peer, peer.name
+        self.fns = task_functions("module")
 
-def _nap() -> None:
-    time.sleep(0.001)
-
-
-class PoolShape:
-    """ProcessPoolExecutor(2) on the same two workloads."""
-
-    kind = "ProcessPoolExecutor"
-
-    def __init__(self, tmp: str):
-        self.pool = ProcessPoolExecutor(2)
-        list(self.pool.map(abs, range(4)))
+    def start(self) -> None:
+        self.peer.start()
 
     def round_trip(self) -> float:
         t = time.perf_counter()
-        self.pool.submit(_noop).result()
+        self.peer.apply_sync(self.fns.noop)
         return time.perf_counter() - t
 
     def sleep_batch(self, n: int) -> float:
         t = time.perf_counter()
-        for f in [self.pool.submit(_nap) for _ in range(n)]:
-            f.result()
+        self.peer.wait_all([self.peer.apply_async(self.fns.sleep_s, 0.001) for _ in range(n)])
         return time.perf_counter() - t
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class OursShape:
-    """A 2-engine sched-lab cluster (hwm=1, SQLite, module functions) on the same two workloads."""
-
-    kind = "sched-lab"
-
-    def __init__(self, tmp: str):
-        from real_cluster import Cluster
-        from .tasks import noop, sleep_s
-        os.environ["SCHED_LAB_DIR"] = tmp
-        self.noop, self.sleep_s = noop, sleep_s
-        self.cluster = Cluster(n=2, profile=f"floor{len(os.listdir(tmp))}", hwm=1)
-        try:
-            self.view = self.cluster.start().load_balanced_view()
-            self.view.apply_sync(noop)
-        except BaseException:
-            self.cluster.stop()
-            raise
-
-    def round_trip(self) -> float:
-        t = time.perf_counter()
-        self.view.apply_sync(self.noop)
-        return time.perf_counter() - t
-
-    def sleep_batch(self, n: int) -> float:
-        t = time.perf_counter()
-        for ar in [self.view.apply_async(self.sleep_s, 0.001) for _ in range(n)]:
-            ar.get(60)
-        return time.perf_counter() - t
-
-    def close(self) -> None:
-        self.cluster.stop()
+        self.peer.stop()
 
 
 KINDS = ("direct", "relay", "relay-uvloop", "relay-commit")
@@ -328,20 +290,15 @@ LABELS = {"direct": "direct, 2 hops", "relay": "relay, 4 hops", "relay-uvloop": 
           "sched-lab": "sched-lab (hwm=1, SQLite)"}
 
 
-def measured_sleep(n: int = 200) -> float:
-    t = time.perf_counter()
-    for _ in range(n):
-        time.sleep(0.001)
-    return (time.perf_counter() - t) / n
-
-
-def one_run(names: list[str], round_trips: int, sleep_tasks: int, tmp: str) -> dict[str, dict[str, float]]:
+def one_run(names: list[str], peers: dict[str, Peer], round_trips: int, sleep_tasks: int,
+            tmp: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    sleep = measured_sleep()
+    sleep = measured_sleep_s()
     for name in names:
-        shape: Any = PoolShape(tmp) if name == "ProcessPoolExecutor" else OursShape(tmp) if name == "sched-lab" \
-            else Shape(name, tmp)
+        shape: Any = PeerShape(peers[name]) if name in peers else Shape(name, tmp)
         try:
+            if name in peers:
+                shape.start()
             for _ in range(50):                     # warm up
                 shape.round_trip()
             rts = [shape.round_trip() for _ in range(round_trips)]
@@ -363,12 +320,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.runs < 1 or args.round_trips < 1 or args.sleep_tasks < 2:
         p.error("--runs and --round-trips must be >= 1, --sleep-tasks >= 2")
-    names = ["ProcessPoolExecutor", *KINDS] + ([] if args.no_ours else ["sched-lab"])
+    peers = {p.name: p for p in [Pool()] + ([] if args.no_ours else [Ours("sqlite", 1)])}  # one each: its own
+    names = ["ProcessPoolExecutor", *KINDS] + ([] if args.no_ours else ["sched-lab"])      # profile per start
     runs = []
     with tempfile.TemporaryDirectory(prefix="sched-lab-floor-") as tmp:
+        os.environ["SCHED_LAB_DIR"] = tmp                       # the cluster's profiles go with the directory
         for r in range(args.runs):
             order = names if r % 2 == 0 else names[::-1]        # interleaved: drift touches every shape alike
-            runs.append(one_run(order, args.round_trips, args.sleep_tasks, tmp))
+            runs.append(one_run(order, peers, args.round_trips, args.sleep_tasks, tmp))
             print(f"[floor] run {r + 1}/{args.runs} done", file=sys.stderr, flush=True)
     med = {n: {k: statistics.median(run[n][k] for run in runs) for k in ("round_trip_us", "efficiency_1ms")}
            for n in names}
