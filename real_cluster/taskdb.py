@@ -25,13 +25,18 @@ and never checkpoints (the writer does, every INLINE_CHECKPOINT_EVERY inline com
 per loop turn (a backlog goes in several turns, other I/O between them). Anything else — a lock held by
 another process, a full disk, one write too big for a chunk — falls back to the writer thread, which
 waits, retries and reports as described above; `on_commit` is called the same way.
+
+Redo log (the controller's database: `redo=True`; redo_log.py). An answer needs its writes to survive a
+SIGKILL, not to be in SQLite yet: `request_durable` appends them to the redo log in one write at the next
+loop turn (~4 µs where the inline commit took ~70-90 µs of the loop, in an `apply_sync` round trip), tells
+`on_commit`, and asks for a lazy commit. `durable_seq` counts what is in either; `committed_seq` (what
+reads see) only SQLite. Opening the database replays what the log holds past SQLite's mark.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
 import threading
 import time
@@ -40,6 +45,9 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from sched_lab.core.model import TaskRecord
+
+from .redo_log import MAX_APPEND_BYTES, SET_MARK, open_log
+from .taskdb_fast import IdFilter, _us, install_fast_adapters  # noqa: F401 (install_fast_adapters: re-exported)
 
 log = logging.getLogger("real_cluster.taskdb")
 COLUMNS = ("msg_id", "client_id", "label", "flags", "submitted", "started", "completed", "received",
@@ -89,70 +97,7 @@ WRITER_BUSY_TIMEOUT_S = 1.0        # the writer waits this long for another proc
 INLINE_MAX_ROWS = 256              # one inline commit takes at most this many writes ... (a loop turn stays short:
 INLINE_MAX_BYTES = 256 << 10       # ... and payload/result bytes   bench_live.py, 1 ms tasks while a burst arrives)
 INLINE_CHECKPOINT_EVERY = 256      # inline commits between two WAL checkpoints by the writer thread
-
-
-_modf = math.modf
-
-
-def _us(ts: float | None) -> float | None:
-    """A timestamp rounded to the microsecond, the resolution of the datetimes clients compare it with.
-
-    Always equal to `round(ts, 6)`, which costs ~7k instructions (a correctly rounded decimal conversion;
-    callgrind of the controller, bench_cpu_split.py). Between 2**30 and 2**33 (years 2004-2242) the cheaper sum
-    below is exactly equal: there a double's spacing is 2**-22..2**-20 s, so the fraction times 1e6 is exact or
-    at least 1/65536 away from a half (rint rounds it as round() does), and no microsecond lies within an
-    error's reach of a midpoint between two doubles (k * 2**23 == odd * 10**6 has no solution).
-    """
-    if ts is None:
-        return None
-    if 1073741824.0 <= ts < 8589934592.0:
-        frac, whole = _modf(ts)
-        return whole + round(frac * 1e6) / 1e6
-    return round(ts, 6)
-
-
-def install_fast_adapters() -> None:
-    """Bind None and bytes parameters without sqlite3's adapter search (call once, in the controller process).
-
-    sqlite3 binds only exact int, float, str and bytearray directly; for every other parameter (None, bytes) it
-    searches for an adapter and in doing so formats and discards an AttributeError: ~6k instructions each, a
-    third of the controller's CPU per task (callgrind, bench_cpu_split.py). Identity adapters for the two turn
-    that into one dict hit and a C call; what is stored does not change (None stays NULL, bytes a BLOB).
-    Adapters are per process, so this is left to the process that owns the database (controller_app); an
-    adapter someone else registered for these types is kept.
-    """
-    for kind, identity in ((type(None), {}.get), (bytes, bytes)):     # {}.get(None) is None; bytes(b) is b
-        if (kind, sqlite3.PrepareProtocol) not in sqlite3.adapters:
-            sqlite3.register_adapter(kind, identity)
-
-
-class IdFilter:
-    """A Bloom filter of task ids (1 MiB): "surely new" costs no database read (bench_live.py, burst).
-
-    A "maybe" is settled by the database; the false-positive rate grows with the ids held (about 0.01 %
-    at 100,000, 3 % at a million), never the answer's correctness. Hashes are this process's own.
-    """
-
-    BITS = 1 << 23
-
-    def __init__(self) -> None:
-        self._bits = bytearray(self.BITS >> 3)
-
-    def add(self, key: str) -> None:
-        h, bits = hash(key), self._bits
-        for _ in range(3):
-            b = h & (self.BITS - 1)
-            bits[b >> 3] |= 1 << (b & 7)
-            h >>= 21
-
-    def __contains__(self, key: str) -> bool:
-        h, bits = hash(key), self._bits
-        for _ in range(3):
-            b = h & (self.BITS - 1)
-            if not bits[b >> 3] & (1 << (b & 7)):
-                return False
-            h >>= 21
-        return True
+REDO_OPEN_TIMEOUT_S = 10.0         # replaying the redo log at open waits this long for another process's lock
 
 
 class TaskIdInUse(ValueError):
@@ -169,7 +114,7 @@ class TaskDB:
 
     def __init__(self, path: str = ":memory:", on_commit: Callable[[int], None] | None = None,
                  on_error: Callable[[BaseException], None] | None = None,
-                 schedule: Callable[[float, Callable[[], None]], Any] | None = None):
+                 schedule: Callable[[float, Callable[[], None]], Any] | None = None, redo: bool = False):
         self.path = path
         self.memory = path == ":memory:"
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
@@ -189,6 +134,10 @@ class TaskDB:
                            ("error_full", "TEXT")):
             if name not in have:                    # a database written by an older version
                 self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
+        # the redo log (redo_log.py; the controller's database only): replayed here, before anything is read
+        self.redo = open_log(path + ".redo", path, self._commit, REDO_OPEN_TIMEOUT_S) \
+            if redo and not self.memory else None
+        self._log_scheduled = False          # a redo log append is scheduled
         self.queued_seq = 0                  # writes queued so far
         self.committed_seq = 0               # writes committed so far
         self.error: BaseException | None = None       # the writer's latest failure, None once it succeeds again
@@ -232,6 +181,15 @@ class TaskDB:
         """Whether queued writes have not been committed yet."""
         return self.committed_seq < self.queued_seq
 
+    @property
+    def durable_seq(self) -> int:
+        """Writes up to here survive a SIGKILL of this process: committed, or in the redo log."""
+        redo = self.redo
+        return self.committed_seq if redo is None or redo.logged_seq < self.committed_seq else redo.logged_seq
+
+    def _mark(self, chunk: list[tuple[int, str, Any, int]]) -> tuple[bytes, int] | None:
+        return None if self.redo is None else (self.redo.token, chunk[-1][0])
+
     # ------------------------------------------------------------------------------ writes
     def _queue(self, sql: str, args: tuple, nbytes: int = 0) -> int:
         if self.memory:
@@ -268,6 +226,32 @@ class TaskDB:
             self._lazy_scheduled = True
             self._schedule(GROUP_COMMIT_WAIT_S, self._commit_soon)
 
+    def request_durable(self, lazy: bool = False) -> None:
+        """An answer waits for the writes queued so far to survive a SIGKILL: with a redo log, they are appended to
+        it at the next loop turn (one write) and committed to SQLite later with company; else `request_commit`."""
+        redo = self.redo
+        if lazy or redo is None or self._schedule is None or not redo.usable(self.committed_seq):
+            return self.request_commit(lazy)
+        if not self._log_scheduled and self.durable_seq < self.queued_seq:
+            self._log_scheduled = True
+            self._schedule(0, self._log_soon)
+
+    def _log_soon(self) -> None:
+        """Append every write not yet durable to the redo log, tell `on_commit`, and ask for a lazy commit."""
+        self._log_scheduled = False
+        redo = self.redo
+        assert redo is not None
+        with self._lock:
+            ops = self._ops
+            start = self.durable_seq + 1
+            todo = ops[start - ops[0][0]:] if ops and start >= ops[0][0] else ops[:0]
+            queued = self.queued_seq
+        if todo and (sum(op[3] for op in todo) > MAX_APPEND_BYTES or not redo.append(todo, self.committed_seq, queued)):
+            return self.request_commit()        # large: SQLite takes it (the log would copy it all)
+        self.request_commit(lazy=True)
+        if self._on_commit is not None:
+            self._on_commit(self.durable_seq)
+
     def _commit_soon(self) -> None:
         """A scheduled commit request: inline if the batch is small and the writer idle, else by the writer."""
         if not self._commit_inline():
@@ -301,7 +285,7 @@ class TaskDB:
                 return False
             chunk = ops[:n]
             try:
-                self._commit(self._inline, chunk)
+                self._commit(self._inline, chunk, self._mark(chunk))
             except sqlite3.Error as exc:
                 log.debug("inline commit failed, the writer thread takes the batch: %s", exc)
                 return False
@@ -399,8 +383,8 @@ class TaskDB:
         """
         with self._lock:
             ops = self._ops
-            if not self._writer_idle or not ops:
-                return False
+            if not self._writer_idle or not ops or (self.redo is not None and insert_seq <= self.redo.logged_seq):
+                return False            # (an insert already in the redo log: the outcome must be a write of its own)
             i = insert_seq - ops[0][0]
             if i < 0 or i >= len(ops) or ops[i][1] != _INSERT or ops[i][2][0] != msg_id:
                 return False
@@ -488,7 +472,7 @@ class TaskDB:
                         del chunk[n + 1:]
                         break
                 try:
-                    self._commit(db, chunk)
+                    self._commit(db, chunk, self._mark(chunk))
                 except sqlite3.Error as exc:
                     if self.error is None and self._on_error is not None:
                         self._on_error(exc)
@@ -515,7 +499,7 @@ class TaskDB:
             db.close()
 
     @staticmethod
-    def _commit(db: sqlite3.Connection, chunk: list[tuple[int, str, tuple, int]]) -> None:
+    def _commit(db: sqlite3.Connection, chunk: list[tuple[int, str, Any, int]], mark: tuple | None = None) -> None:
         # One executemany per kind of write (bench_live.py, burst): inserts, then dispatch counts, then outcomes,
         # then records, then the rest in queue order. A row's own writes keep their order (a task is inserted
         # before it is dispatched, dispatched before it ends), and the transaction commits them all or none.
@@ -550,6 +534,8 @@ class TaskDB:
                             db.execute(sql, args)
                         except sqlite3.IntegrityError as exc:
                             log.error("task database refused a write (%s): %s", exc, args[:1])
+            if mark is not None:                # (token, last seq): what the redo log holds past it, SQLite lacks
+                db.execute(SET_MARK, mark)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -690,7 +676,15 @@ class TaskDB:
             if self._inline is not None:
                 self._inline.close()
             self._db.close()
+            if self.redo is not None:
+                if not lost:
+                    self.redo.reset()       # SQLite holds it all; else the next open replays what was answered
+                self.redo.close()
             if lost:
-                raise sqlite3.OperationalError(f"{lost} queued writes could not be committed: {self.error}")
+                raise sqlite3.OperationalError(
+                    f"{lost} queued writes could not be committed: {self.error}"
+                    + (f" (the {self.redo.logged_seq - self.committed_seq} answered for are in the redo log and "
+                       f"land at the next start)" if self.redo is not None and self.redo.logged_seq > self.committed_seq
+                       else ""))
         else:
             self._db.close()

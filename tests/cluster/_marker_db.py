@@ -1,9 +1,23 @@
-"""Helpers of the live durability tests: count a task's runs from its marker files, read the task database."""
+"""Helpers of the live durability tests: count a task's runs from its marker files, read the task database, lock
+it from another process."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+_LOCKER = r"""
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+con.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+con.execute("ROLLBACK")
+"""
 
 
 def runs(marker_dir: Path, tag: str) -> int:
@@ -18,3 +32,16 @@ def rows(db_path: Path, sql: str, args: tuple = ()) -> list[tuple]:
         return con.execute(sql, args).fetchall()
     finally:
         con.close()
+
+
+@contextlib.contextmanager
+def locked(db_path: Path) -> Iterator[subprocess.Popen]:
+    """Another process holds the database's write lock (BEGIN EXCLUSIVE) for the block; released at its end."""
+    locker = subprocess.Popen([sys.executable, "-c", _LOCKER, str(db_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        yield locker
+    finally:
+        locker.stdin.close()
+        locker.wait(10)

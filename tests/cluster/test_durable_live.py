@@ -2,20 +2,23 @@
 is refused and the first row is untouched); after a controller SIGKILL and restart every task the controller
 had answered after is there with its stored outcome, queued tasks run, running ones are retried or fail
 EngineError (none is "no such task", none TaskAborted); a database locked by another process delays writes,
-not the event loop. Executions are counted with marker files, rows in the database file itself."""
+not the event loop nor answers (the redo log holds them: they survive a SIGKILL during the lock). Executions
+are counted with marker files, rows in the database file itself."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from _marker_db import rows as _rows, runs as _runs
+from _marker_db import locked, rows as _rows, runs as _runs
 from _wait import wait_until
 
 from real_cluster import Client
@@ -58,6 +61,7 @@ def test_a_reused_task_id_is_refused_and_the_original_row_is_untouched(make_clus
         with pytest.raises(RemoteError, match="ValueError: task id"):
             again.get(20)
         assert rc.get_result(tid).get(10) == "first"                      # the original row is untouched
+        rc.queue_status()               # answered once every write so far has committed (answers wait for less)
         assert _rows(cluster.dir / "tasks.db", "SELECT status, label FROM tasks WHERE msg_id=?", (tid,)) == [
             ("ok", None)]
         busy = v.apply_async(_mark, "busy", str(tmp_path), 1.0)              # reuse of a task still running
@@ -126,46 +130,63 @@ def test_sigkill_after_answers_loses_nothing_and_aborts_nothing(make_cluster, tm
     assert (_runs(tmp_path, "l0"), _runs(tmp_path, "l1")) == (1, 2)       # l1 ran again (its retry), l0 did not
 
 
-_LOCKER = r"""
-import sqlite3, sys
-con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-con.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-con.execute("ROLLBACK")
-"""
-
-
-def test_a_database_locked_by_another_process_delays_writes_not_the_loop(make_cluster, tmp_path):
+def test_a_database_locked_by_another_process_delays_writes_not_the_loop_nor_answers(make_cluster, tmp_path):
     cluster = make_cluster(2, controller_args=["--hb-period", "0.5", "--hb-misses", "4"])    # lost after 2 s
     rc = cluster.client
     v = rc.load_balanced_view()
     assert v.map_sync(abs, range(-4, 0)) == [4, 3, 2, 1]
-    locker = subprocess.Popen([sys.executable, "-c", _LOCKER, str(cluster.dir / "tasks.db")], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert locker.stdout.readline().strip() == "locked"
+    db = cluster.dir / "tasks.db"
+    history: list = []
+    reader = threading.Thread(target=lambda: history.append(rc.hub_history()), daemon=True)
+    with locked(db):
         held_at = time.monotonic()
         during, waits = [], []
-        for i in range(10):             # one task every 0.6 s: the loop dispatches each at once while writes wait
+        for i in range(10):             # one task every 0.6 s: each is dispatched and answered while writes wait
             sent = time.monotonic()
             during.append(v.apply_async(_mark, f"w{i}", str(tmp_path)))
-            wait_until(lambda: _runs(tmp_path, f"w{i}") == 1, 30, f"task w{i} to run")
+            assert during[-1].get(30) == f"w{i}"        # its rows are in the redo log (redo_log.py)
             waits.append(time.monotonic() - sent)
+            if i == 0:
+                reader.start()          # a read of the database: it waits for w0's rows to commit
             assert rc.ids == [0, 1], "an engine was lost while the database was locked"
             time.sleep(max(0.0, 0.6 * (i + 1) - (time.monotonic() - held_at)))
         assert time.monotonic() - held_at > 5.0                 # past a heartbeat limit (2 s) and SQLite's 5 s wait
-        assert max(waits) < 2.0, f"dispatch waited for the database: {[round(w, 2) for w in waits]}"
+        assert max(waits) < 2.0, f"a task waited for the database: {[round(w, 2) for w in waits]}"
         assert cluster.controller.poll() is None
-        assert not any(ar.ready() for ar in during)   # their answers wait for their rows
-    finally:
-        locker.stdin.close()
-        locker.wait(10)
-    assert [ar.get(30) for ar in during] == [f"w{i}" for i in range(10)]
+        assert reader.is_alive() and not history, "a read did not wait for the rows it must see"
+        assert _rows(db, "SELECT count(*) FROM tasks WHERE status='ok'") == [(4,)]     # none committed yet
+    reader.join(30)
+    assert set(ar.msg_ids[0] for ar in during) <= set(history[0])     # the read, once the rows committed
     assert sorted(rc.ids) == [0, 1]                   # no engine was lost (a lost one comes back as 2, 3)
     log = (cluster.dir / "log" / "controller.log").read_text()
     assert "engine 0 lost" not in log and "engine 1 lost" not in log
-    assert _rows(cluster.dir / "tasks.db", "SELECT count(*) FROM tasks WHERE status='ok'") == [(14,)]
+    assert _rows(db, "SELECT count(*) FROM tasks WHERE status='ok'") == [(14,)]
+
+
+def test_answers_given_while_the_database_is_locked_survive_a_sigkill(make_cluster, tmp_path):
+    cluster = make_cluster(1, controller_args=["--reuse"])
+    rc = cluster.client
+    path = cluster.dir / "security" / CLIENT_FILE
+    v = rc.load_balanced_view()
+    assert v.map_sync(abs, range(-3, 0)) == [3, 2, 1]
+    rc.queue_status()                   # answered once every write so far has committed
+    db = cluster.dir / "tasks.db"
+    with locked(db):
+        answered = [v.apply_async(_mark, f"k{i}", str(tmp_path)) for i in range(5)]
+        assert [ar.get(30) for ar in answered] == [f"k{i}" for i in range(5)]
+        ids = [ar.msg_ids[0] for ar in answered]
+        cluster.controller.send_signal(signal.SIGKILL)
+        cluster.controller.wait(10)
+    marks = ",".join("?" * len(ids))
+    assert _rows(db, f"SELECT count(*) FROM tasks WHERE msg_id IN ({marks})", tuple(ids)) == [(0,)]  # SQLite lacks them
+    rc.close()
+    cluster.client = None
+    cluster.start_controller()          # replays the redo log before it serves anyone
+    rc = cluster.client = Client(path, timeout=10)
+    assert rc.get_result(ids).get(30) == [f"k{i}" for i in range(5)]
+    assert _rows(db, f"SELECT count(*) FROM tasks WHERE status='ok' AND msg_id IN ({marks})", tuple(ids)) == [(5,)]
+    assert [_runs(tmp_path, f"k{i}") for i in range(5)] == [1] * 5        # answered once, never run again
+    assert re.search(r"\d+ writes replayed from the redo log", (cluster.dir / "log" / "controller.log").read_text())
 
 
 @pytest.fixture

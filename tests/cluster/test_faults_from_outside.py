@@ -206,7 +206,9 @@ def test_unwritable_task_database_gives_a_clear_error_and_loses_nothing(make_clu
     assert before.get(10) == [5, 4, 3, 2, 1]
     wait_until(lambda: _saved(rc, before.msg_ids, {"ok"}), 10, "the first tasks' rows in SQLite")
     db = cluster.dir / "tasks.db"
-    files = [p for p in (db, Path(f"{db}-wal")) if p.exists()]   # not -shm: it is mmapped (SIGBUS if frozen)
+    # every file of the database, the redo log included (not -shm: it is mmapped, SIGBUS if frozen)
+    files = [p for p in (db, Path(f"{db}-wal"), Path(f"{db}.redo")) if p.exists()]
+    assert Path(f"{db}.redo") in files
     if not _chattr("+i", *files):
         pytest.skip("chattr +i is not available here")
     try:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from _marker_db import locked
 from _wait import wait_until
 
 from real_cluster import protocol as proto
@@ -290,16 +291,6 @@ def test_replies_to_a_stopped_client_flooding_requests_are_capped(make_cluster):
     assert grown < 64 * MiB, grown / MiB                              # uncapped: ~+200 MiB
 
 
-_LOCKER = r"""
-import sqlite3, sys
-con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-con.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-con.execute("ROLLBACK")
-"""
-
-
 def test_requests_waiting_for_a_locked_database_are_capped_per_client(make_cluster):
     """A request is answered only after the writes before it commit; with the database locked by another
     process they wait. A peer sending 5,000 requests meanwhile: past 1,024 waiting the controller stops reading
@@ -310,11 +301,8 @@ def test_requests_waiting_for_a_locked_database_are_capped_per_client(make_clust
     assert rc.load_balanced_view().apply_sync(abs, -1) == 1
     info = read_connection_file(cluster.dir / "security" / CLIENT_FILE)
     log = cluster.dir / "log" / "controller.log"
-    locker = subprocess.Popen([sys.executable, "-c", _LOCKER, str(cluster.dir / "tasks.db")], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
     s = _authenticated(info)
-    try:
-        assert locker.stdout.readline().strip() == "locked"
+    with locked(cluster.dir / "tasks.db"):
         rc.load_balanced_view().apply_async(abs, -2)             # a write that cannot commit: answers wait
         frames = b"".join(proto.encode_frame({"t": "req", "rid": rid, "op": "queue_status", "args": {}})
                           for rid in range(1, 5001))
@@ -324,9 +312,6 @@ def test_requests_waiting_for_a_locked_database_are_capped_per_client(make_clust
             assert time.monotonic() < deadline, "the controller kept reading requests it could not answer"
             time.sleep(0.05)
         assert cluster.controller.poll() is None
-    finally:
-        locker.stdin.close()
-        locker.wait(10)
     dec, got = proto.FrameDecoder(proto.RESULT_LIMITS), set()
     s.settimeout(60)
     while len(got) < 5000:                                      # the lock is gone: every request is answered

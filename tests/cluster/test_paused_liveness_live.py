@@ -6,24 +6,13 @@ processes, a database locked by another process, the controller's own log."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
+from _marker_db import locked
 from _wait import wait_until
 
 pytestmark = pytest.mark.timeout(240)
-
-_LOCKER = r"""
-import sqlite3, sys
-con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-con.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-con.execute("ROLLBACK")
-"""
-
 
 def _blob(i):
     return bytes([i % 251]) * 1_000_000
@@ -35,10 +24,7 @@ def test_engine_death_is_noticed_while_engine_reads_are_paused(make_cluster):
     v = rc.load_balanced_view()
     assert v.map_sync(abs, range(-3, 0)) == [3, 2, 1]
     log_path = cluster.dir / "log" / "controller.log"
-    locker = subprocess.Popen([sys.executable, "-c", _LOCKER, str(cluster.dir / "tasks.db")], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert locker.stdout.readline().strip() == "locked"
+    with locked(cluster.dir / "tasks.db") as locker:
         with v.temp_flags(retries=1):
             ars = v.map_async(_blob, range(100), chunksize=1)              # 100 MB of results: > 64 MiB wait
         wait_until(lambda: "reading from engines paused" in log_path.read_text(), 60, "engine reads to pause")
@@ -52,9 +38,6 @@ def test_engine_death_is_noticed_while_engine_reads_are_paused(make_cluster):
         lost = [line for line in log_path.read_text().splitlines() if " lost: " in line]
         assert len(lost) == 1, lost                                      # the live engines were not declared lost
         assert locker.poll() is None and not ars.ready()                 # still paused: nothing has committed
-    finally:
-        locker.stdin.close()
-        locker.wait(10)
     values = ars.get(120)
     assert [len(x) for x in values] == [1_000_000] * 100 and [x[0] for x in values] == [i % 251 for i in range(100)]
     print(f"\nkilled engine noticed {noticed_after:.1f} s into the pause (liveness limit 2 s)")
@@ -73,25 +56,21 @@ def test_a_stopped_idle_engine_is_lost_while_reads_are_paused_and_busy_ones_are_
     nanny_of = {eid: rc.load_balanced_view(targets=eid).apply_sync(_nanny_pid) for eid in rc.ids}
     busy, idle = sorted(rc.ids)[:2], sorted(rc.ids)[2]
     log_path = cluster.dir / "log" / "controller.log"
-    locker = subprocess.Popen([sys.executable, "-c", _LOCKER, str(cluster.dir / "tasks.db")], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
     stopped = by_pid[nanny_of[idle]]
-    try:
-        assert locker.stdout.readline().strip() == "locked"
-        with rc.load_balanced_view(targets=busy).temp_flags(retries=1) as v:
-            ars = v.map_async(_blob, range(100), chunksize=1)
-        wait_until(lambda: "reading from engines paused" in log_path.read_text(), 60, "engine reads to pause")
-        paused_at = time.monotonic()
-        stopped.send_signal(signal.SIGSTOP)                              # hung: no heartbeat, no close
-        wait_until(lambda: f"engine {idle} lost" in log_path.read_text(), 20, "the stopped engine to be noticed")
-        noticed_after = time.monotonic() - paused_at
-        time.sleep(max(0.0, 5.0 - (time.monotonic() - paused_at)))
-        lost = [line for line in log_path.read_text().splitlines() if " lost: " in line]
-        assert len(lost) == 1, lost                                      # the busy engines behind unread frames: not
-        assert locker.poll() is None and not ars.ready()                 # still paused
-    finally:
-        stopped.send_signal(signal.SIGCONT)
-        locker.stdin.close()
-        locker.wait(10)
+    with locked(cluster.dir / "tasks.db") as locker:
+        try:
+            with rc.load_balanced_view(targets=busy).temp_flags(retries=1) as v:
+                ars = v.map_async(_blob, range(100), chunksize=1)
+            wait_until(lambda: "reading from engines paused" in log_path.read_text(), 60, "engine reads to pause")
+            paused_at = time.monotonic()
+            stopped.send_signal(signal.SIGSTOP)                              # hung: no heartbeat, no close
+            wait_until(lambda: f"engine {idle} lost" in log_path.read_text(), 20, "the stopped engine to be noticed")
+            noticed_after = time.monotonic() - paused_at
+            time.sleep(max(0.0, 5.0 - (time.monotonic() - paused_at)))
+            lost = [line for line in log_path.read_text().splitlines() if " lost: " in line]
+            assert len(lost) == 1, lost                              # the busy engines behind unread frames: not
+            assert locker.poll() is None and not ars.ready()                 # still paused
+        finally:
+            stopped.send_signal(signal.SIGCONT)
     assert [len(x) for x in ars.get(120)] == [1_000_000] * 100
     print(f"\nstopped idle engine noticed {noticed_after:.1f} s into the pause (liveness limit 2 s)")
