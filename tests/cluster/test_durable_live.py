@@ -84,6 +84,7 @@ def test_a_reused_task_id_is_refused_and_the_original_row_is_untouched(make_clus
         twin.close()
     assert (_runs(tmp_path, "first"), _runs(tmp_path, "second"), _runs(tmp_path, "clash"),
             _runs(tmp_path, "third"), _runs(tmp_path, "busy")) == (1, 0, 0, 0, 1)
+    rc.queue_status()                   # the purge's reply needed its writes durable; this one, committed
     db = cluster.dir / "tasks.db"
     assert _rows(db, "SELECT count(*) FROM tasks WHERE msg_id=?", (busy.msg_ids[0],)) == [(1,)]
     assert _rows(db, "SELECT status, label FROM tasks WHERE msg_id=?", (busy.msg_ids[0],)) == [("ok", None)]
