@@ -70,6 +70,7 @@ def test_restart_judges_dependents_and_retries_in_the_core(make_cluster, tmp_pat
     assert rc.load_balanced_view().map_sync(abs, [-1, -2, -3]) == [1, 2, 3]
     assert {t: _runs(tmp_path, t) for t in ("f", "dep", "r", "behind", "never")} == {
         "f": 1, "dep": 1, "r": 3, "behind": 0, "never": 0}
+    rc.queue_status()       # a request: answered once every write so far has committed (an answer needs less)
     db = cluster.dir / "tasks.db"
     rid = retried.msg_ids[0]
     assert _rows(db, "SELECT status, attempts FROM tasks WHERE msg_id=?", (rid,)) == [("error", 3)]

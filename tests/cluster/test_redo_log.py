@@ -108,6 +108,22 @@ def test_only_what_sqlite_lacks_is_replayed(tmp_path):
     assert sorted(_q(path, "SELECT task_id FROM records")) == [("a",), ("b",)]       # a's record not doubled
 
 
+def test_a_kill_between_the_replay_and_the_fresh_log_replays_nothing_twice(tmp_path):
+    path = tmp_path / "tasks.db"
+    _crash_after(path, [["add", "a"], ["record", "a"], ["durable"]])
+    redo = Path(str(path) + ".redo")
+    old_log = redo.read_bytes()
+    token, ops, _ = redo_log.read(str(redo))
+    _reopen(path).close()                                   # replayed: one commit that set the mark to (token, last)
+    redo.write_bytes(old_log)                               # the state a kill right after that commit leaves: the
+    con = sqlite3.connect(path)                             # old log, and the mark the replay's commit set
+    with con:
+        con.execute(redo_log.SET_MARK, (token, ops[-1][0]))
+    con.close()
+    _reopen(path).close()
+    assert _q(path, "SELECT count(*) FROM tasks") == [(1,)] and _q(path, "SELECT count(*) FROM records") == [(1,)]
+
+
 def test_an_outcome_after_its_insert_was_logged_is_logged_too(tmp_path):
     # a queued insert already in the log must not have its outcome folded into it (the log holds the old insert)
     path = tmp_path / "tasks.db"
