@@ -85,7 +85,7 @@ class Controller(DirectLinks, Listeners):
         self._commit_signalled = False
         self._engines_paused = False       # reads from engines paused while the database backlog is large
         self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
-                         schedule=self._schedule, redo=True)    # (redo_log.py: answers wait for one append)
+                         schedule=self._schedule, redo=config.redo_log)    # (redo_log.py: answers wait for one append)
         self.gate = CommitGate(self.db)     # a client hears nothing before the writes made before it are durable
         self._records = RecordRows()
         self.scheduler = TaskScheduler(config.scheme, config.hwm, rng=random.Random(config.seed), records=self._records)

@@ -76,6 +76,8 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hb-misses", type=int, default=5, help="missed heartbeats before an engine is lost")
     parser.add_argument("--seed", type=int, default=None, help="seed of the scheduler's random generator")
     parser.add_argument("--journal", default=None, help="record every core event and its actions (pickle) here")
+    parser.add_argument("--no-redo-log", dest="redo_log", action="store_false",
+                        help="answers wait for the SQLite commit, not for the task database's redo log")
     parser.add_argument("--reuse", action="store_true", help="reuse the key and port of the existing connection files")
     parser.add_argument("--log", default=None, help="log file (default: <profile>/log/controller.log)")
     parser.add_argument("--tls", action="store_true",
@@ -139,7 +141,8 @@ def run_controller(args: argparse.Namespace) -> int:
                               port=port, scheme=scheme, hwm=args.hwm, scheme_modules=tuple(args.scheme_module),
                               db_path=str(pdir / "tasks.db") if args.db == "sqlite" else ":memory:",
                               hb_period_s=args.hb_period, hb_misses=args.hb_misses, seed=args.seed,
-                              journal_path=args.journal, partial_frame_timeout_s=args.partial_frame_timeout,
+                              journal_path=args.journal, redo_log=args.redo_log,
+                              partial_frame_timeout_s=args.partial_frame_timeout,
                               incomplete_frames_cap_bytes=int(args.incomplete_frames_cap_mb * 2**20),
                               client_out_cap_bytes=int(args.client_out_cap_mb * 2**20),
                               unix_path=str(pdir / "security" / proto.UNIX_SOCKET_NAME))

@@ -12,7 +12,8 @@ from sched_lab.core.scheme_api import load_scheme_modules
 class ControllerConfig:
     """How to run a controller. `key` is the clients' key, `engine_key` the engines' (they must differ).
 
-    `db_path` ":memory:" keeps the task database in memory.
+    `db_path` ":memory:" keeps the task database in memory. `redo_log` False: answers wait for the SQLite commit
+    itself instead of an append to the database's redo log (redo_log.py), as before it existed.
     """
 
     key: str
@@ -26,6 +27,7 @@ class ControllerConfig:
     hb_misses: int = 5
     seed: int | None = None
     journal_path: str | None = None
+    redo_log: bool = True
     client_out_cap_bytes: int = 16 * 2**20          # queued to one client beyond this, its results wait in the db
     partial_frame_timeout_s: float = 30.0           # an unfinished frame that stops growing this long: closed
     incomplete_frames_cap_bytes: int = 320 * 2**20  # unfinished frames of all connections together (> one frame)

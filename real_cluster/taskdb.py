@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -136,7 +137,11 @@ class TaskDB:
                 self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
         # the redo log (redo_log.py; the controller's database only): replayed here, before anything is read
         self.redo = open_log(path + ".redo", path, self._commit, REDO_OPEN_TIMEOUT_S) \
-            if redo and not self.memory else None
+            if not self.memory and (redo or os.path.exists(path + ".redo")) else None
+        if self.redo is not None and not redo:      # a log left by a controller that had one: replayed, then gone
+            self.redo.close()
+            os.unlink(self.redo.path)
+            self.redo = None
         self._log_scheduled = False          # a redo log append is scheduled
         self.queued_seq = 0                  # writes queued so far
         self.committed_seq = 0               # writes committed so far

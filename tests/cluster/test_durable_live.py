@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -189,6 +188,20 @@ def test_answers_given_while_the_database_is_locked_survive_a_sigkill(make_clust
     assert _rows(db, f"SELECT count(*) FROM tasks WHERE status='ok' AND msg_id IN ({marks})", tuple(ids)) == [(5,)]
     assert [_runs(tmp_path, f"k{i}") for i in range(5)] == [1] * 5        # answered once, never run again
     assert re.search(r"\d+ writes replayed from the redo log", (cluster.dir / "log" / "controller.log").read_text())
+
+
+def test_without_the_redo_log_answers_wait_for_the_commit(make_cluster, tmp_path):
+    cluster = make_cluster(1, controller_args=["--no-redo-log"])
+    v = cluster.client.load_balanced_view()
+    assert v.map_sync(abs, range(-3, 0)) == [3, 2, 1]
+    db = cluster.dir / "tasks.db"
+    assert not Path(f"{db}.redo").exists()
+    with locked(db):
+        ar = v.apply_async(_mark, "n0", str(tmp_path))
+        wait_until(lambda: _runs(tmp_path, "n0") == 1, 20, "the task to run")
+        time.sleep(0.5)                 # a logged answer would be here within a round trip (~1 ms)
+        assert not ar.ready()           # its rows have not committed
+    assert ar.get(30) == "n0"
 
 
 @pytest.fixture

@@ -124,6 +124,14 @@ def test_a_kill_between_the_replay_and_the_fresh_log_replays_nothing_twice(tmp_p
     assert _q(path, "SELECT count(*) FROM tasks") == [(1,)] and _q(path, "SELECT count(*) FROM records") == [(1,)]
 
 
+def test_a_database_opened_without_a_log_still_replays_the_one_left(tmp_path):
+    path = tmp_path / "tasks.db"
+    _crash_after(path, [["add", "a"], ["durable"]])
+    TaskDB(str(path), schedule=lambda delay, fn: None).close()     # a controller started with --no-redo-log
+    assert _q(path, "SELECT msg_id FROM tasks") == [("a",)]
+    assert not os.path.exists(str(path) + ".redo")
+
+
 def test_an_outcome_after_its_insert_was_logged_is_logged_too(tmp_path):
     # a queued insert already in the log must not have its outcome folded into it (the log holds the old insert)
     path = tmp_path / "tasks.db"

@@ -24,22 +24,13 @@ import time
 import timeit
 from typing import Any
 
-from .live import _tree_cpu_s
+from .live import time_burst, time_round_trips
 from .live_peers import task_functions
 
 
 def _round(view: Any, fns: Any, burst: int, roundtrips: int) -> dict[str, float]:
-    for _ in range(20):
-        view.apply_sync(fns.noop)
-    rts = []
-    for _ in range(roundtrips):
-        t = time.perf_counter()
-        view.apply_sync(fns.noop)
-        rts.append(time.perf_counter() - t)
-    cpu0, t = _tree_cpu_s(), time.perf_counter()
-    for ar in [view.apply_async(fns.noop) for _ in range(burst)]:
-        ar.get()
-    dt, cpu = time.perf_counter() - t, _tree_cpu_s() - cpu0
+    rts = time_round_trips(view.apply_sync, fns.noop, roundtrips)
+    dt, cpu = time_burst(view.apply_async, lambda ars: [ar.get() for ar in ars], fns.noop, burst)
     pack = view.client.functions
     pack_us = min(timeit.repeat(lambda: pack.pack_call(fns.sleep_s, (0.001,), {}), number=2000, repeat=3)) / 2000 * 1e6
     return {"rt_median_ms": statistics.median(rts) * 1e3, "burst_per_s": burst / dt,

@@ -141,6 +141,26 @@ def measured_sleep_s(nominal: float = 0.001, n: int = 200) -> float:
     return statistics.median(out)
 
 
+def time_round_trips(apply_sync: Callable[[Callable], Any], f: Callable, n: int, warm_up: int = 20) -> list[float]:
+    """Seconds of each of `n` sequential `apply_sync(f)` calls (after `warm_up` untimed ones), in call order."""
+    for _ in range(warm_up):
+        apply_sync(f)
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        apply_sync(f)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def time_burst(apply_async: Callable[[Callable], Any], wait_all: Callable[[list], None], f: Callable,
+               n: int) -> tuple[float, float]:
+    """(seconds, CPU seconds of the whole process tree) to submit `n` `apply_async(f)` at once and wait for all."""
+    cpu0, t = _tree_cpu_s(), time.perf_counter()
+    wait_all([apply_async(f) for _ in range(n)])
+    return time.perf_counter() - t, _tree_cpu_s() - cpu0
+
+
 def lognormal_durations(sizes: Sizes, seed: int) -> list[float]:
     """The seeded task lengths (seconds) every peer runs; mean `lognormal_mean_s`."""
     rng = random.Random(seed)
@@ -155,21 +175,12 @@ def run_once(peer: Peer, sizes: Sizes, sleep_s_real: float, durations: list[floa
     fns = fns or task_functions("module")
     ident, noop, sleep_s = fns.ident, fns.noop, fns.sleep_s
     out: dict[str, float] = {}
-    for _ in range(20):
-        peer.apply_sync(noop)
-    rts = []
-    for _ in range(sizes.roundtrips):
-        t = time.perf_counter()
-        peer.apply_sync(noop)
-        rts.append(time.perf_counter() - t)
-    rts.sort()
+    rts = sorted(time_round_trips(peer.apply_sync, noop, sizes.roundtrips))
     out["rt_median_ms"] = statistics.median(rts) * 1e3
     out["rt_p99_ms"] = rts[min(len(rts) - 1, math.ceil(0.99 * len(rts)) - 1)] * 1e3
 
     n = min(sizes.burst, peer.caps.get("burst", sizes.burst))
-    cpu0, t = _tree_cpu_s(), time.perf_counter()
-    peer.wait_all([peer.apply_async(noop) for _ in range(n)])
-    dt, cpu = time.perf_counter() - t, _tree_cpu_s() - cpu0
+    dt, cpu = time_burst(peer.apply_async, peer.wait_all, noop, n)
     out["burst_per_s"], out["cpu_us_per_task"], out["burst_n"] = n / dt, cpu / n * 1e6, n
 
     for chunksize, key in ((1, "map_c1"), (1000, "map_c1000")):

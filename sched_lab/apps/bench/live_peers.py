@@ -102,17 +102,21 @@ class ViewPeer(Peer):
 class Ours(ViewPeer):
     name = "sched-lab"
 
-    def __init__(self, db: str, hwm: int, fn_cache: bool = True):
+    def __init__(self, db: str, hwm: int, fn_cache: bool = True, controller_args: tuple[str, ...] = (),
+                 name: str | None = None):
         self.db, self.hwm, self.starts, self.fn_cache = db, hwm, 0, fn_cache
+        self.controller_args = list(controller_args)
         if not fn_cache:
             self.name, self.modes = "sched-lab, no fn cache", ("by-value",)
+        self.name = name or self.name
 
     def start(self) -> None:
         from real_cluster import Cluster
         from real_cluster.fncache import FunctionCache
         self.starts += 1            # a new profile each run: an empty task database
-        self.cluster = Cluster(n=2, profile=f"bench-live-{'' if self.fn_cache else 'nocache-'}{self.starts}", db=self.db,
-                               hwm=self.hwm)
+        tag = "".join(ch if ch.isalnum() else "-" for ch in self.name)
+        self.cluster = Cluster(n=2, profile=f"bench-{tag}-{self.starts}", db=self.db, hwm=self.hwm,
+                               controller_args=self.controller_args)
         client = self.cluster.start()
         if not self.fn_cache:
             client.functions = FunctionCache(max_bytes=0)      # every call pickled whole (before issue 15)
