@@ -90,7 +90,6 @@ class RedoLog:
         self.logged_seq = 0             # every write up to here is in the log (or in SQLite)
         self.off_until: int | None = None       # after a failed append: off until SQLite holds this seq
         self.dead = False               # the file could not be cut back after a failed append: off for good
-        self.appends = 0
 
     def usable(self, committed_seq: int) -> bool:
         """Whether answers may rely on the log now (not after a failed append until SQLite has caught up)."""
@@ -122,7 +121,6 @@ class RedoLog:
             return False
         self.size += RECORD.size + len(body)
         self.logged_seq = ops[-1][0]
-        self.appends += 1
         return True
 
     def _cut_back(self, exc: OSError, queued_seq: int) -> None:
@@ -151,42 +149,59 @@ class RedoLog:
         os.close(self._fd)
 
 
-def open_log(path: str, db_path: str, commit: Commit, busy_timeout_s: float) -> RedoLog | None:
-    """Replay into the database at `db_path` what the log at `path` holds past the database's mark, then
-    start the log afresh; returns it (None if the file cannot be written: answers then wait for SQLite).
-    Raises RedoLogError (the log kept) if the database refuses the replay."""
-    token, ops, ignored = read(path)
+def _connect(db_path: str, busy_timeout_s: float) -> sqlite3.Connection:
     con = sqlite3.connect(db_path, isolation_level=None, timeout=busy_timeout_s)
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute(MARK_SCHEMA)
+    return con
+
+
+def replay(path: str, db_path: str, commit: Commit, busy_timeout_s: float) -> None:
+    """Commit into the database at `db_path` what the log at `path` holds past the database's mark (nothing
+    if there is no log). Raises RedoLogError (the log kept) if the database refuses it."""
+    con = _connect(db_path, busy_timeout_s)
     try:
-        con.execute("PRAGMA synchronous=NORMAL")
-        con.execute(MARK_SCHEMA)
-        if ignored:
-            log.warning("task database: %d bytes at the end of the redo log were cut short or damaged and are "
-                        "ignored (a machine crash?); no answer was sent for the writes they held", ignored)
-        if ops:
-            mark = con.execute("SELECT token, seq FROM redo_mark WHERE id = 0").fetchone()
-            done = mark[1] if mark is not None and mark[0] == token else 0
-            todo = [op for op in ops if op[0] > done]
-            if todo:
-                try:
-                    commit(con, todo, mark=(token, todo[-1][0]))
-                except sqlite3.Error as exc:
-                    raise RedoLogError(f"task database: the redo log {path} holds {len(todo)} writes the database "
-                                       f"would not take ({exc}); nothing is lost, the log is kept: start again once "
-                                       f"the database accepts writes") from exc
-                log.info("task database: %d writes replayed from the redo log", len(todo))
+        _replay(con, path, commit)
+    finally:
+        con.close()
+
+
+def _replay(con: sqlite3.Connection, path: str, commit: Commit) -> None:
+    token, ops, ignored = read(path)
+    if ignored:
+        log.warning("task database: %d bytes at the end of the redo log were cut short or damaged and are "
+                    "ignored (a machine crash?); no answer was sent for the writes they held", ignored)
+    if not ops:
+        return
+    mark = con.execute("SELECT token, seq FROM redo_mark WHERE id = 0").fetchone()
+    done = mark[1] if mark is not None and mark[0] == token else 0
+    todo = [op for op in ops if op[0] > done]
+    if todo:
+        try:
+            commit(con, todo, mark=(token, todo[-1][0]))
+        except sqlite3.Error as exc:
+            raise RedoLogError(f"task database: the redo log {path} holds {len(todo)} writes the database would not "
+                               f"take ({exc}); nothing is lost, the log is kept: start again once the database "
+                               f"accepts writes") from exc
+        log.info("task database: %d writes replayed from the redo log", len(todo))
+
+
+def open_log(path: str, db_path: str, commit: Commit, busy_timeout_s: float) -> RedoLog | None:
+    """`replay`, then start the log afresh; returns it (None if the file cannot be written: answers then wait for
+    SQLite). Raises RedoLogError (the log kept) if the database refuses the replay."""
+    con = _connect(db_path, busy_timeout_s)
+    try:
+        _replay(con, path, commit)
         fresh = os.urandom(TOKEN_BYTES)
+        fd = -1
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            log.warning("task database: no redo log (%s): answers wait for SQLite commits", exc)
-            return None
-        try:
             os.ftruncate(fd, 0)                 # the file first, then the mark (see the module docstring)
             if os.write(fd, MAGIC + fresh) != HEADER_BYTES:
                 raise OSError("short write of the header")
         except OSError as exc:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
             log.warning("task database: no redo log (%s): answers wait for SQLite commits", exc)
             return None
         try:                    # (each commit sets the mark too: this one only tidies an old token away)

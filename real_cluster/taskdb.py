@@ -47,7 +47,7 @@ from typing import Any
 
 from sched_lab.core.model import TaskRecord
 
-from .redo_log import MAX_APPEND_BYTES, SET_MARK, open_log
+from .redo_log import MAX_APPEND_BYTES, SET_MARK, open_log, replay
 from .taskdb_fast import IdFilter, _us, install_fast_adapters  # noqa: F401 (install_fast_adapters: re-exported)
 
 log = logging.getLogger("real_cluster.taskdb")
@@ -137,11 +137,10 @@ class TaskDB:
                 self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
         # the redo log (redo_log.py; the controller's database only): replayed here, before anything is read
         self.redo = open_log(path + ".redo", path, self._commit, REDO_OPEN_TIMEOUT_S) \
-            if not self.memory and (redo or os.path.exists(path + ".redo")) else None
-        if self.redo is not None and not redo:      # a log left by a controller that had one: replayed, then gone
-            self.redo.close()
-            os.unlink(self.redo.path)
-            self.redo = None
+            if redo and not self.memory else None
+        if not redo and not self.memory and os.path.exists(path + ".redo"):     # left by a controller that had one
+            replay(path + ".redo", path, self._commit, REDO_OPEN_TIMEOUT_S)
+            os.unlink(path + ".redo")
         self._log_scheduled = False          # a redo log append is scheduled
         self.queued_seq = 0                  # writes queued so far
         self.committed_seq = 0               # writes committed so far
@@ -247,9 +246,8 @@ class TaskDB:
         redo = self.redo
         assert redo is not None
         with self._lock:
-            ops = self._ops
-            start = self.durable_seq + 1
-            todo = ops[start - ops[0][0]:] if ops and start >= ops[0][0] else ops[:0]
+            ops = self._ops                 # (uncommitted, consecutive: the first is committed_seq + 1 <= durable + 1)
+            todo = ops[self.durable_seq + 1 - ops[0][0]:] if ops else ops
             queued = self.queued_seq
         if todo and (sum(op[3] for op in todo) > MAX_APPEND_BYTES or not redo.append(todo, self.committed_seq, queued)):
             return self.request_commit()        # large: SQLite takes it (the log would copy it all)

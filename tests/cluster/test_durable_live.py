@@ -199,8 +199,7 @@ def test_without_the_redo_log_answers_wait_for_the_commit(make_cluster, tmp_path
     with locked(db):
         ar = v.apply_async(_mark, "n0", str(tmp_path))
         wait_until(lambda: _runs(tmp_path, "n0") == 1, 20, "the task to run")
-        time.sleep(0.5)                 # a logged answer would be here within a round trip (~1 ms)
-        assert not ar.ready()           # its rows have not committed
+        assert not ar.wait(0.5)         # a logged answer would be here within a round trip (~1 ms): none commits
     assert ar.get(30) == "n0"
 
 

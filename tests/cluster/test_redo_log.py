@@ -27,8 +27,14 @@ _CHILD = textwrap.dedent(r"""
     plan = json.loads(sys.argv[2])
     due = []
     db = TaskDB(sys.argv[1], schedule=lambda delay, fn: due.append(fn), redo=True)
-    while not db._writer_idle:          # the writer thread is up and waiting
-        time.sleep(0.001)
+
+    def writer_idle():                   # the writer thread waits for work (it must not take queued writes)
+        deadline = time.monotonic() + 30
+        while not db._writer_idle:
+            assert time.monotonic() < deadline, "the writer thread never went idle"
+            time.sleep(0.001)
+
+    writer_idle()
 
     def run_due():
         while due:
@@ -53,8 +59,7 @@ _CHILD = textwrap.dedent(r"""
             db.request_commit()
             run_due()
             assert db.wait_committed(timeout_s=10)
-            while not db._writer_idle:   # (a commit request with nothing left wakes the writer: let it sleep again)
-                time.sleep(0.001)
+            writer_idle()                # (a commit request with nothing left wakes the writer: let it sleep again)
     print(json.dumps({"durable": db.durable_seq, "committed": db.committed_seq, "queued": db.queued_seq}), flush=True)
     os._exit(0)                          # no close, no commit: what a SIGKILL leaves
 """)
