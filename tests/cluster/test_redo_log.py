@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,10 @@ def test_a_full_disk_turns_the_log_off_until_sqlite_holds_everything(small_fs):
     try:
         redo = db.redo
         assert redo is not None
+        deadline = time.monotonic() + 30          # the writer thread waits for work (else it commits what we queue)
+        while not db._writer_idle:
+            assert time.monotonic() < deadline, "the writer thread never went idle"
+            time.sleep(0.001)
         db.add_task("a", "c", {"label": None}, 1.0, b"x")
         db.request_durable()
         due.pop(0)()                                        # the append
