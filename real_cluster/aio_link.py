@@ -27,6 +27,7 @@ HANDSHAKE_TIMEOUT_S = 5.0
 BATCH_DELAY_S = 0.002       # `send_batched`: the longest a message waits for company (bench_live.py, burst)
 BATCH_MAX_FRAMES = 256      # ... or until this many are queued
 READ_BUFFER_BYTES = 256 * 1024      # what one read takes at most (limit_reads lowers it per connection)
+SLICE_BUDGET_S = 0.0003     # a sliced link's messages are handled for at most this long per loop turn (see _handle)
 
 
 class Link(asyncio.BufferedProtocol):
@@ -87,6 +88,8 @@ class Link(asyncio.BufferedProtocol):
         self._sliced = False                        # limit_reads: a full slice read yields to the other connections
         self._yielded = False                       # reading paused until the next loop turn (see buffer_updated)
         self.reads_held = False                     # reading paused by the owner (memory caps): a yield leaves it so
+        self._stash: list[Any] | None = None        # a sliced link's frames not handled yet: read paused until done
+        self._stash_at = 0
         self._loop: asyncio.AbstractEventLoop | None = None     # (get_running_loop costs a getpid per call)
 
     # -------------------------------------------------------------------- asyncio callbacks
@@ -141,9 +144,19 @@ class Link(asyncio.BufferedProtocol):
 
     def _end_yield(self) -> None:
         self._yielded = False
+        self._resume()
+
+    def _resume(self) -> None:
         transport = self.transport
-        if transport is not None and not self.closed and not transport.is_closing() and not self.reads_held:
+        if transport is not None and not self.closed and not transport.is_closing() and not self.reads_held \
+                and not self._yielded and self._stash is None:
             transport.resume_reading()
+
+    def release_reads(self) -> None:
+        """The owner's pause (`reads_held`) ends: read again, once this link's own pause (a yield, frames not yet
+        handled) has ended too."""
+        self.reads_held = False
+        self._resume()
 
     def eof_received(self) -> bool | None:
         return None                 # close the transport (as a plain Protocol's default does)
@@ -161,33 +174,77 @@ class Link(asyncio.BufferedProtocol):
                     self._held = self._decoder.buffered
                     if self._held and self._budget.held > self._budget.cap:
                         raise ProtocolError(f"unfinished frames of all connections exceed {self._budget.cap} bytes")
-            for header, buffers in frames:
-                if self.closed:
-                    return
-                try:
-                    msg = from_wire(header, buffers)
-                except InvalidField as exc:     # the frame was whole: the next one can still be read
-                    if self.authenticated and self._on_invalid is not None and self._on_invalid(self, exc):
-                        self._log.warning("refused a message from %s %s: %s", self.role, self.peer, exc)
-                        continue
-                    raise
-                if self.authenticated:
-                    self._on_message(self, msg)
-                else:
-                    self._handshake(msg)
+            if frames:
+                self._handle(frames, 0)
         except (ProtocolError, ControllerBusy) as exc:
-            self.close_error = exc
-            if self.server and not self.authenticated and isinstance(exc, AuthenticationError):
-                self._send_raw(to_wire(Refused(reason="wrong key for this role", retry=False)))
-            if not isinstance(exc, ControllerBusy):
-                self._log.warning("closing %s connection from %s: %s: %s", self.role or "unauthenticated",
-                                  self.peer, type(exc).__name__, exc)
-            self.close(f"{type(exc).__name__}: {exc}")
+            self._failed(exc)
         except Exception as exc:  # a bug while handling one peer must not take the process down
-            self._log.exception("error handling a message from %s; closing that connection", self.peer)
-            self.close(f"internal error: {exc!r}")
+            self._crashed(exc)
+
+    def _handle(self, frames: list[Any], i: int, budget: bool = True) -> None:
+        """Handle `frames[i:]`. A sliced link stops once it has spent SLICE_BUDGET_S in one loop turn: the rest wait,
+        reading paused, for the next turn, so an engine's report read meanwhile goes between (a client's burst of
+        submissions, each ~40 µs, held up 1 ms tasks' next dispatch by 2-4 ms a slice: bench_live.py, 1 ms tasks)."""
+        deadline = time.perf_counter() + SLICE_BUDGET_S if self._sliced and budget else None
+        n = len(frames)
+        while i < n:
+            if self.closed:
+                return
+            header, buffers = frames[i]
+            i += 1
+            try:
+                msg = from_wire(header, buffers)
+            except InvalidField as exc:     # the frame was whole: the next one can still be read
+                if self.authenticated and self._on_invalid is not None and self._on_invalid(self, exc):
+                    self._log.warning("refused a message from %s %s: %s", self.role, self.peer, exc)
+                    continue
+                raise
+            if self.authenticated:
+                self._on_message(self, msg)
+            else:
+                self._handshake(msg)
+            if deadline is not None and i < n and time.perf_counter() > deadline:
+                self._stash, self._stash_at = frames, i
+                transport = self.transport
+                if transport is not None and transport.is_reading():
+                    transport.pause_reading()
+                (self._loop or asyncio.get_running_loop()).call_soon(self._handle_stash)
+                return
+
+    def _handle_stash(self) -> None:
+        frames, i = self._stash, self._stash_at
+        self._stash = None
+        if frames is None or self.closed:
+            return
+        try:
+            self._handle(frames, i)
+        except (ProtocolError, ControllerBusy) as exc:
+            self._failed(exc)
+        except Exception as exc:  # a bug while handling one peer must not take the process down
+            self._crashed(exc)
+        if self._stash is None:
+            self._resume()
+
+    def _failed(self, exc: ProtocolError | ControllerBusy) -> None:
+        self.close_error = exc
+        if self.server and not self.authenticated and isinstance(exc, AuthenticationError):
+            self._send_raw(to_wire(Refused(reason="wrong key for this role", retry=False)))
+        if not isinstance(exc, ControllerBusy):
+            self._log.warning("closing %s connection from %s: %s: %s", self.role or "unauthenticated",
+                              self.peer, type(exc).__name__, exc)
+        self.close(f"{type(exc).__name__}: {exc}")
+
+    def _crashed(self, exc: Exception) -> None:
+        self._log.exception("error handling a message from %s; closing that connection", self.peer)
+        self.close(f"internal error: {exc!r}")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._stash is not None and not self.closed:     # received whole before the end: handled, as they would
+            frames, i, self._stash = self._stash, self._stash_at, None      # have been without the budget
+            try:
+                self._handle(frames, i, budget=False)
+            except Exception as err:        # (the connection is ending anyway)
+                self._log.warning("a message from %s received before its connection ended failed: %r", self.peer, err)
         reason = self._close_reason if self.closed else (f"connection lost: {exc}" if exc else "peer closed")
         self.closed = True
         if self._timer:

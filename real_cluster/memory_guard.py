@@ -147,8 +147,7 @@ class MemoryGuard:
             elif (link.write_backlog() < self.client_out_cap // 2
                   and self.deferred.get(link, 0) <= MAX_DEFERRED_REQUESTS // 2):
                 self.reads_paused.discard(link)
-                link.reads_held = False
-                link.transport.resume_reading()
+                link.release_reads()
 
     def undelivered(self) -> set[str]:
         """The tasks whose results wait in the database for their client (a purge must leave them)."""
