@@ -6,10 +6,10 @@ round trips; tasks/s for a burst of no-op `apply_async` (submit all, then wait f
 workers: ideal = n * measured sleep(0.001) / 2); 200 lognormal tasks with mean 10 ms, the same seeded
 durations for every peer (makespan / ideal, ideal = max(sum / 2, longest)); and the CPU time of the
 whole process tree (this process and every descendant: controller, engines, workers) per no-op task
-of the burst. Each figure is the median of `--runs` runs; ratios are ours / peer's. The runs are
-interleaved (ours, theirs, ..., ours, theirs, ...), so a change in the machine's load touches every
-peer alike, and each run starts and stops its own cluster, so only one peer's processes are alive
-(and counted in the process tree's CPU) at a time.
+of the burst (this process and the processes of the peer measured). Each figure is the median of `--runs`
+runs; a ratio is the median of the per-run ratios ours / peer's. Each run starts every peer afresh and the
+peers take turns workload by workload (see `bench_peers`), so the two figures of a ratio were measured
+seconds apart: this machine's speed drifts by tens of % over minutes.
 
     python benchmarks/bench_live.py [--quick] [--runs 3] [--json] [--markdown] [--peers ppe,mp,ipyparallel,dask,ray]
     python benchmarks/bench_live.py --by-value ...     (both modes: functions imported, and defined in __main__)
@@ -64,6 +64,7 @@ QUICK = Sizes(roundtrips=50, burst=500, map_items=5000, sleep_tasks=300, lognorm
 # Issue 15's goals, judged in the same run: (kind, bound). "ratio": sched-lab / ProcessPoolExecutor; "abs": the
 # value itself (PPE's own value printed beside it). "≤"/"≥" by higher_is_better.
 GOAL_PEER = "ProcessPoolExecutor"
+OURS = "sched-lab"
 Goal = tuple[str, float]
 
 # (key, label, unit, higher_is_better, goal or None)
@@ -79,15 +80,17 @@ METRICS: list[tuple[str, str, str, bool, Goal | None]] = [
 ]
 
 
-def judge(goal: Goal, higher: bool, ours: float | None, ppe: float | None, unit: str) -> tuple[str, str]:
-    """(goal text, met) of one metric: met is "yes"/"no", or "—" when ProcessPoolExecutor did not run (ratio goals)."""
+def judge(goal: Goal, higher: bool, ours: float | None, ppe: float | None, unit: str,
+          ratio: float | None = None) -> tuple[str, str]:
+    """(goal text, met) of one metric: met is "yes"/"no", or "—" when ProcessPoolExecutor did not run (ratio goals).
+    `ratio`: the paired ratio to PPE (median of per-run ratios), else ours / ppe."""
     kind, bound = goal
     sign = "≥" if higher else "≤"
     if kind == "ratio":
         text = f"{sign} {bound:g}× PPE"
         if ours is None or not ppe:
             return text, "—"
-        ratio = ours / ppe
+        ratio = ours / ppe if ratio is None else ratio
         return text, "yes" if (ratio >= bound if higher else ratio <= bound) else "no"
     text = f"{sign} {bound:g}" + (f" (PPE {_fmt(ppe, unit)})" if ppe is not None else "")
     if ours is None:
@@ -97,8 +100,9 @@ def judge(goal: Goal, higher: bool, ours: float | None, ppe: float | None, unit:
 
 # ------------------------------------------------------------------------------ CPU accounting
 
-def descendants_cpu_s() -> dict[int, float]:
-    """User+system CPU seconds of each live descendant of this process, by pid (Linux /proc)."""
+def descendants_cpu_s(exclude: frozenset[int] | set[int] = frozenset()) -> dict[int, float]:
+    """User+system CPU seconds of each live descendant of this process, by pid (Linux /proc); the processes in
+    `exclude` and their descendants are left out."""
     tick = os.sysconf("SC_CLK_TCK")
     children: dict[int, list[int]] = {}
     stats: dict[int, float] = {}
@@ -115,18 +119,18 @@ def descendants_cpu_s() -> dict[int, float]:
         children.setdefault(ppid, []).append(pid)
         stats[pid] = (int(rest[11]) + int(rest[12])) / tick
     out: dict[int, float] = {}
-    todo = list(children.get(os.getpid(), []))
+    todo = [pid for pid in children.get(os.getpid(), []) if pid not in exclude]
     while todo:
         pid = todo.pop()
         out[pid] = stats.get(pid, 0.0)
-        todo.extend(children.get(pid, []))
+        todo.extend(c for c in children.get(pid, []) if c not in exclude)
     return out
 
 
-def _tree_cpu_s() -> float:
-    """User+system CPU seconds of this process and all its live descendants (Linux /proc)."""
+def _tree_cpu_s(exclude: frozenset[int] | set[int] = frozenset()) -> float:
+    """User+system CPU seconds of this process and all its live descendants but `exclude`'s (Linux /proc)."""
     t = os.times()
-    return t.user + t.system + sum(descendants_cpu_s().values())
+    return t.user + t.system + sum(descendants_cpu_s(exclude).values())
 
 
 # --------------------------------------------------------------------------------- workloads
@@ -154,11 +158,12 @@ def time_round_trips(apply_sync: Callable[[Callable], Any], f: Callable, n: int,
 
 
 def time_burst(apply_async: Callable[[Callable], Any], wait_all: Callable[[list], None], f: Callable,
-               n: int) -> tuple[float, float]:
-    """(seconds, CPU seconds of the whole process tree) to submit `n` `apply_async(f)` at once and wait for all."""
-    cpu0, t = _tree_cpu_s(), time.perf_counter()
+               n: int, exclude: frozenset[int] | set[int] = frozenset()) -> tuple[float, float]:
+    """(seconds, CPU seconds of the whole process tree but `exclude`'s) to submit `n` `apply_async(f)` at once and
+    wait for all."""
+    cpu0, t = _tree_cpu_s(exclude), time.perf_counter()
     wait_all([apply_async(f) for _ in range(n)])
-    return time.perf_counter() - t, _tree_cpu_s() - cpu0
+    return time.perf_counter() - t, _tree_cpu_s(exclude) - cpu0
 
 
 def lognormal_durations(sizes: Sizes, seed: int) -> list[float]:
@@ -168,66 +173,109 @@ def lognormal_durations(sizes: Sizes, seed: int) -> list[float]:
     return [rng.lognormvariate(mu, sizes.lognormal_sigma) for _ in range(sizes.lognormal_tasks)]
 
 
-def run_once(peer: Peer, sizes: Sizes, sleep_s_real: float, durations: list[float],
-             fns: SimpleNamespace | None = None) -> dict[str, float]:
-    """Every workload once on a started peer with task functions `fns` (default: imported); returns the
-    figures of METRICS (and the sizes used)."""
-    fns = fns or task_functions("module")
-    ident, noop, sleep_s = fns.ident, fns.noop, fns.sleep_s
-    out: dict[str, float] = {}
-    rts = sorted(time_round_trips(peer.apply_sync, noop, sizes.roundtrips))
-    out["rt_median_ms"] = statistics.median(rts) * 1e3
-    out["rt_p99_ms"] = rts[min(len(rts) - 1, math.ceil(0.99 * len(rts)) - 1)] * 1e3
+def _round_trips(peer: Peer, sizes: Sizes, fns: SimpleNamespace, ctx: dict[str, Any]) -> dict[str, float]:
+    rts = sorted(time_round_trips(peer.apply_sync, fns.noop, sizes.roundtrips))
+    return {"rt_median_ms": statistics.median(rts) * 1e3,
+            "rt_p99_ms": rts[min(len(rts) - 1, math.ceil(0.99 * len(rts)) - 1)] * 1e3}
 
+
+def _burst(peer: Peer, sizes: Sizes, fns: SimpleNamespace, ctx: dict[str, Any]) -> dict[str, float]:
     n = min(sizes.burst, peer.caps.get("burst", sizes.burst))
-    dt, cpu = time_burst(peer.apply_async, peer.wait_all, noop, n)
-    out["burst_per_s"], out["cpu_us_per_task"], out["burst_n"] = n / dt, cpu / n * 1e6, n
+    dt, cpu = time_burst(peer.apply_async, peer.wait_all, fns.noop, n, ctx.get("exclude", frozenset()))
+    return {"burst_per_s": n / dt, "cpu_us_per_task": cpu / n * 1e6, "burst_n": n}
 
+
+def _maps(peer: Peer, sizes: Sizes, fns: SimpleNamespace, ctx: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
     for chunksize, key in ((1, "map_c1"), (1000, "map_c1000")):
         n = min(sizes.map_items, peer.caps.get(f"map_items_c{chunksize}", sizes.map_items))
         t = time.perf_counter()
-        result = peer.map(ident, range(n), chunksize, fns)
+        result = peer.map(fns.ident, range(n), chunksize, fns)
         dt = time.perf_counter() - t
         if len(result) != n or result[-1] != n - 1:
             raise RuntimeError(f"{peer.name}: map returned a wrong result")
         out[f"{key}_per_s"], out[f"{key}_n"] = n / dt, n
+    return out
 
+
+def _sleeps(peer: Peer, sizes: Sizes, fns: SimpleNamespace, ctx: dict[str, Any]) -> dict[str, float]:
     n = min(sizes.sleep_tasks, peer.caps.get("sleep_tasks", sizes.sleep_tasks))
     t = time.perf_counter()
-    peer.wait_all([peer.apply_async(sleep_s, 0.001) for _ in range(n)])
-    out["sleep_efficiency"], out["sleep_n"] = (n * sleep_s_real / 2) / (time.perf_counter() - t), n
+    peer.wait_all([peer.apply_async(fns.sleep_s, 0.001) for _ in range(n)])
+    return {"sleep_efficiency": (n * ctx["sleep_s_real"] / 2) / (time.perf_counter() - t), "sleep_n": n}
 
+
+def _lognormal(peer: Peer, sizes: Sizes, fns: SimpleNamespace, ctx: dict[str, Any]) -> dict[str, float]:
+    durations = ctx["durations"]
     ideal = max(sum(durations) / 2, max(durations))
     t = time.perf_counter()
-    peer.wait_all([peer.apply_async(sleep_s, d) for d in durations])
-    out["lognormal_ratio"] = (time.perf_counter() - t) / ideal
-    return out
+    peer.wait_all([peer.apply_async(fns.sleep_s, d) for d in durations])
+    return {"lognormal_ratio": (time.perf_counter() - t) / ideal}
+
+
+# The workloads, in the order each run takes them; every peer of a run takes one before the next begins.
+WORKLOADS: list[Callable[[Peer, Sizes, SimpleNamespace, dict[str, Any]], dict[str, float]]] = [
+    _round_trips, _burst, _maps, _sleeps, _lognormal]
 
 
 def bench_peers(peers: list[Peer], sizes: Sizes, runs: int, sleep_s_real: float,
                 durations: list[float], modes: tuple[str, ...] = ("module",)) -> dict[str, dict[str, Any]]:
-    """Run all workloads `runs` times in each mode, peers interleaved, each run on a freshly started peer
-    (always stopped) that runs every mode it takes, in an order alternating run by run.
+    """Run all workloads `runs` times in each mode, each run on freshly started peers (always stopped).
 
-    Returns {mode: {peer name: {"median": {...}, "runs": [...]}}}."""
+    Within a run every peer is up at once and the peers take turns workload by workload (ours, theirs, theirs,
+    ours, ... in an order alternating workload by workload and run by run), so each figure has its peers' figures
+    beside it taken seconds apart, not minutes: this machine's speed drifts by tens of % over minutes. Before
+    each turn this process collects its garbage and freezes what is left (gc.freeze), so no peer's retained
+    objects are scanned in another's turn; a burst's CPU counts this process and the processes of the peer in
+    its turn (others' process trees are left out). Returns {mode: {peer name: {"median": {...}, "runs": [...],
+    "ratio": {peer: {...}}}}}: "ratio" (sched-lab's entry) holds, per peer, the median of the per-run ratios
+    sched-lab / that peer (paired: the two figures of one run came from the same minute)."""
     fns = {mode: task_functions(mode) for mode in modes}
+    ctx: dict[str, Any] = {"sleep_s_real": sleep_s_real, "durations": durations}
     raw: dict[str, dict[str, list[dict[str, float]]]] = {m: {p.name: [] for p in peers if m in p.modes} for m in modes}
+    active = [p for p in peers if any(m in p.modes for m in modes)]
     for i in range(runs):
         order = modes if i % 2 == 0 else tuple(reversed(modes))
-        for peer in peers:
-            mine = [m for m in order if m in peer.modes]
-            if not mine:
-                continue
-            peer.start()
-            try:
-                for mode in mine:
-                    raw[mode][peer.name].append(run_once(peer, sizes, sleep_s_real, durations, fns[mode]))
-            finally:
+        started: list[Peer] = []
+        owned: dict[str, set[int]] = {}
+        rows: dict[tuple[str, str], dict[str, float]] = {}
+        try:
+            for peer in active:
+                before = set(descendants_cpu_s())
+                started.append(peer)
+                peer.start()
+                owned[peer.name] = set(descendants_cpu_s()) - before
+            for w, work in enumerate(WORKLOADS):
+                for mode in order:
+                    turn = [p for p in started if mode in p.modes]
+                    for peer in (turn if (i + w) % 2 == 0 else reversed(turn)):
+                        ctx["exclude"] = set().union(*(owned[q.name] for q in started if q is not peer))
+                        before = set(descendants_cpu_s())
+                        gc.collect()
+                        gc.freeze()
+                        try:
+                            rows.setdefault((mode, peer.name), {}).update(work(peer, sizes, fns[mode], ctx))
+                        finally:
+                            gc.unfreeze()
+                        owned[peer.name] |= set(descendants_cpu_s(ctx["exclude"])) - before    # (started on demand)
+        finally:
+            for peer in started:
                 peer.stop()
-                gc.collect()        # the next peer's client starts without this one's garbage
-            print(f"[bench] {peer.name}: run {i + 1}/{runs} done ({', '.join(mine)})", file=sys.stderr, flush=True)
-    return {mode: {name: {"median": {k: statistics.median(r[k] for r in rows) for k in rows[0]}, "runs": rows}
-                   for name, rows in by_peer.items() if rows} for mode, by_peer in raw.items()}
+            gc.collect()        # the next run's clients start without this one's garbage
+        for (mode, name), row in rows.items():
+            raw[mode][name].append(row)
+        print(f"[bench] run {i + 1}/{runs} done ({', '.join(p.name for p in started)})", file=sys.stderr, flush=True)
+    return {mode: {name: _summary(name, rows, by_peer) for name, rows in by_peer.items() if rows}
+            for mode, by_peer in raw.items()}
+
+
+def _summary(name: str, rows: list[dict[str, float]], by_peer: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"median": {k: statistics.median(r[k] for r in rows) for k in rows[0]}, "runs": rows}
+    if name == OURS:
+        out["ratio"] = {peer: {k: statistics.median(a[k] / b[k] for a, b in zip(rows, theirs) if b.get(k))
+                               for k in rows[0] if any(b.get(k) for b in theirs)}
+                        for peer, theirs in by_peer.items() if peer != OURS and len(theirs) == len(rows)}
+    return out
 
 
 # -------------------------------------------------------------------------------------- output
@@ -250,6 +298,7 @@ def table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         head += [p, "ratio"]
     head += ["goal", "met"]
     ours = results["sched-lab"]["median"]
+    paired = results["sched-lab"].get("ratio", {})      # medians of per-run ratios (older saved runs lack them)
     ppe = results.get(GOAL_PEER, {}).get("median", {})
     rows = []
     for key, label, unit, higher, goal in METRICS:
@@ -262,8 +311,10 @@ def table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             cell = _fmt(theirs, unit)
             if n_key and results[p]["median"].get(n_key, ours.get(n_key)) != ours.get(n_key):
                 cell += f" (n={results[p]['median'][n_key]:,.0f})"
-            row += [cell, f"{ours[key] / theirs:.2f}" if theirs else "—"]
-        row += list(judge(goal, higher, ours.get(key), ppe.get(key), unit)) if goal else ["", ""]
+            ratio = paired.get(p, {}).get(key, ours[key] / theirs if theirs else None)
+            row += [cell, f"{ratio:.2f}" if ratio is not None else "—"]
+        row += list(judge(goal, higher, ours.get(key), ppe.get(key), unit,
+                          paired.get(GOAL_PEER, {}).get(key))) if goal else ["", ""]
         rows.append(row)
     return head, rows
 
@@ -294,7 +345,8 @@ def render_markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
     head, rows = table_rows(results)
     out = [f"Live cluster, 2 workers on one host ({meta['cpus']} CPUs, Python {meta['python']}, load average "
            f"{meta['loadavg_before']:.1f} before the run, {meta['loadavg_after']:.1f} after); medians of {meta['runs']} "
-           f"interleaved runs; sched-lab hwm={meta['hwm']}, db={meta['db']}; ratio = sched-lab / peer; "
+           f"runs, peers taking turns workload by workload; sched-lab hwm={meta['hwm']}, db={meta['db']}; ratio = "
+           f"median of the runs' sched-lab / peer; "
            f"`{meta['command']}` on {meta['date']}.", "",
            "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
