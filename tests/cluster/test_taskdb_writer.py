@@ -151,21 +151,26 @@ def test_a_small_batch_commits_inline_on_the_callers_thread_and_is_on_disk(tmp_p
     db.close()
 
 
-def test_a_backlog_commits_inline_one_bounded_chunk_per_loop_turn(tmp_path):
+def test_a_batch_of_inline_max_rows_commits_inline_and_a_bigger_one_goes_to_the_writer_thread(tmp_path):
     path = str(tmp_path / "tasks.db")
-    seqs: list[int] = []
+    threads: list[int] = []
     loop = _Loop()
-    db = TaskDB(path, on_commit=seqs.append, schedule=loop.schedule)
+    db = TaskDB(path, on_commit=lambda seq: threads.append(threading.get_ident()), schedule=loop.schedule)
     _wait_idle(db)
-    n = INLINE_MAX_ROWS * 2 + 10
-    for i in range(n):
+    for i in range(INLINE_MAX_ROWS):
         db.add_task(f"t{i}", "c", {}, float(i), b"p")
     db.request_commit()
-    for turn in range(1, 4):
-        loop.turn()
-        assert db.committed_seq == min(n, turn * INLINE_MAX_ROWS) and db.inline_commits == turn
-        assert _count(path, "SELECT count(*) FROM tasks") == db.committed_seq
-    assert not db.dirty and not loop.due and seqs == [INLINE_MAX_ROWS, 2 * INLINE_MAX_ROWS, n]
+    loop.turn()
+    assert not db.dirty and db.inline_commits == 1 and threads == [threading.get_ident()]
+    _wait_idle(db)
+    for i in range(INLINE_MAX_ROWS, 2 * INLINE_MAX_ROWS + 1):      # one more than an inline commit takes
+        db.add_task(f"t{i}", "c", {}, float(i), b"p")
+    db.request_commit()
+    loop.turn()                                 # the loop's turn hands it over: no commit on this thread
+    assert db.inline_commits == 1 and not loop.due
+    assert db.wait_committed(timeout_s=30)
+    assert len(threads) == 2 and threads[1] != threading.get_ident()
+    assert _count(path, "SELECT count(*) FROM tasks") == 2 * INLINE_MAX_ROWS + 1
     db.close()
 
 
