@@ -316,8 +316,9 @@ class Link(asyncio.BufferedProtocol):
         self._send_raw(to_wire(msg))
 
     def limit_reads(self, max_bytes: int) -> None:
-        """Read at most `max_bytes` per event-loop turn, so one busy peer cannot hold up the others (the owner pauses
-        and resumes such a link's reading only with `reads_held` set / cleared: see _yield_reads)."""
+        """Read at most `max_bytes` per event-loop turn and handle its messages for at most SLICE_BUDGET_S per turn,
+        so one busy peer cannot hold up the others (the owner pauses such a link's reading only with `reads_held`
+        set, and resumes it with `release_reads`: see _yield_reads and _handle)."""
         self._rbuf = memoryview(bytearray(max_bytes))
         self._sliced = True
 

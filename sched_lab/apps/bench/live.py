@@ -242,8 +242,8 @@ def bench_peers(peers: list[Peer], sizes: Sizes, runs: int, sleep_s_real: float,
         try:
             for peer in active:
                 before = set(descendants_cpu_s())
+                peer.start()            # (a start that fails cleans up after itself: the others are stopped below)
                 started.append(peer)
-                peer.start()
                 owned[peer.name] = set(descendants_cpu_s()) - before
             for w, work in enumerate(WORKLOADS):
                 for mode in order:
