@@ -10,11 +10,11 @@ import gc
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import Future
 
 import pytest
 
+from _wait import wait_until
 from sched_lab.apps.bench import live
 from sched_lab.apps.bench.live import Sizes, bench_peers, descendants_cpu_s, table_rows
 from sched_lab.apps.bench.live_peers import MODES, Peer
@@ -114,19 +114,18 @@ def test_a_ratio_is_the_median_of_the_runs_ratios_and_judges_the_goal() -> None:
 def test_a_burst_leaves_out_the_other_peers_process_trees() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
                               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"])
+    grandchildren: list[int] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:                          # the child and its own child are both up
+        def both_up() -> bool:              # the child and its own child
             tree = descendants_cpu_s()
-            grandchildren = [p for p in tree if p != child.pid and _ppid(p) == child.pid]
-            if child.pid in tree and grandchildren:
-                break
-            assert time.monotonic() < deadline, "the child's child did not start"
-            time.sleep(0.05)
+            grandchildren[:] = [p for p in tree if p != child.pid and _ppid(p) == child.pid]
+            return child.pid in tree and bool(grandchildren)
+
+        wait_until(both_up, 30, "the child's child to start", interval_s=0.05)
         left = descendants_cpu_s({child.pid})
         assert child.pid not in left and not set(grandchildren) & set(left)
     finally:
-        for pid in (*grandchildren, child.pid) if "grandchildren" in locals() else (child.pid,):
+        for pid in (*grandchildren, child.pid):
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from _loops import run_on, until
 from _wait import wait_until
 from real_cluster.aio_link import Link
 from real_cluster.controller_app import LOOP_ENV, loop_factory
@@ -72,22 +73,15 @@ def test_a_cluster_runs_on_each_loop(make_cluster, loop: str, tmp_path, monkeypa
     wait_until(lambda: f"event loop: {expected}" in log.read_text(), timeout_s=10, what="the loop's log line")
 
 
-def _loop_named(name: str) -> asyncio.AbstractEventLoop:
-    if name == "uvloop":
-        return pytest.importorskip("uvloop").new_event_loop()
-    return asyncio.new_event_loop()
-
-
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
 def test_a_sliced_link_reads_one_slice_per_loop_turn_on_either_loop(loop_name: str) -> None:
     """A client's burst is read one slice per loop turn (the engines' replies go between): uvloop would read up to 32
     buffers in a row per wake-up; the link pauses itself after a full slice until the next turn."""
     frames_per_slice, n = 10, 3000
-    loop = _loop_named(loop_name)
     got: list[int] = []
     tick = [0]
 
-    async def run() -> None:
+    async def run(loop: asyncio.AbstractEventLoop) -> None:
         def ticker() -> None:
             tick[0] += 1
             if len(got) < n:
@@ -99,18 +93,15 @@ def test_a_sliced_link_reads_one_slice_per_loop_turn_on_either_loop(loop_name: s
         a, b = socket.socketpair()
         await loop.connect_accepted_socket(lambda: server, a)
         await loop.connect_accepted_socket(lambda: client, b)
-        await asyncio.wait_for(_until(lambda: server.authenticated and client.authenticated), 10)
+        await until(lambda: server.authenticated and client.authenticated, 10, "the handshake")
         assert len(b"".join(_frames(1))) == 17                   # the slice holds whole frames
         client.transport.write(b"".join(_frames(n)))          # one write: the kernel holds the burst
         loop.call_soon(ticker)
-        await asyncio.wait_for(_until(lambda: len(got) == n), 30)
+        await until(lambda: len(got) == n, 30, "the burst")
         client.close()
         server.close()
 
-    try:
-        loop.run_until_complete(run())
-    finally:
-        loop.close()
+    run_on(loop_name, run)
     per_turn = max(got.count(t) for t in set(got))
     assert len(got) == n and per_turn <= frames_per_slice, per_turn
 
@@ -119,8 +110,3 @@ def _frames(n: int) -> list[bytes]:
     from real_cluster import protocol as proto
     from real_cluster.messages import to_wire
     return [proto.encode_frame(*to_wire(Heartbeat()))] * n
-
-
-async def _until(predicate) -> None:
-    while not predicate():
-        await asyncio.sleep(0.001)

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from _loops import run_on, until
 from real_cluster import aio_link
 from real_cluster import protocol as proto
 from real_cluster.aio_link import Link
@@ -22,12 +23,6 @@ pytestmark = pytest.mark.timeout(120)
 SPIN_S = 0.0001
 
 
-def _loop_named(name: str) -> asyncio.AbstractEventLoop:
-    if name == "uvloop":
-        return pytest.importorskip("uvloop").new_event_loop()
-    return asyncio.new_event_loop()
-
-
 def _numbered(n: int) -> bytes:
     return b"".join(proto.encode_frame(*to_wire(CancelTask(task_id=str(i), attempt=0))) for i in range(n))
 
@@ -36,14 +31,6 @@ def _spin() -> None:
     end = time.perf_counter() + SPIN_S
     while time.perf_counter() < end:
         pass
-
-
-async def _until(predicate, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.001)
 
 
 class _Pair:
@@ -61,14 +48,13 @@ class _Pair:
         a, b = socket.socketpair()
         await self.loop.connect_accepted_socket(lambda: server, a)
         await self.loop.connect_accepted_socket(lambda: peer, b)
-        await _until(lambda: server.authenticated and peer.authenticated, 10)
+        await until(lambda: server.authenticated and peer.authenticated, 10)
         return server, peer
 
 
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
 def test_a_slow_burst_is_handled_a_budget_per_turn_in_order_and_another_link_goes_between(loop_name: str) -> None:
     n = 600
-    loop = _loop_named(loop_name)
     got: list[tuple[str, int]] = []             # (message, loop turn)
     tick = [0]
 
@@ -79,7 +65,7 @@ def test_a_slow_burst_is_handled_a_budget_per_turn_in_order_and_another_link_goe
         else:
             got.append(("engine", tick[0]))
 
-    async def run() -> None:
+    async def run(loop: asyncio.AbstractEventLoop) -> None:
         def ticker() -> None:
             tick[0] += 1
             if len(got) < n + 1:
@@ -90,16 +76,13 @@ def test_a_slow_burst_is_handled_a_budget_per_turn_in_order_and_another_link_goe
         eng_server, engine = await pair.open("engine")
         client.transport.write(_numbered(n))        # one write: ~18 KB, more than two 8 KiB slices
         loop.call_soon(ticker)
-        await _until(lambda: len(got) >= 20)        # the burst is being handled ...
+        await until(lambda: len(got) >= 20)        # the burst is being handled ...
         engine.transport.write(proto.encode_frame(*to_wire(Heartbeat())))      # ... when the engine reports
-        await _until(lambda: len(got) == n + 1)
+        await until(lambda: len(got) == n + 1)
         for link in (client, server, engine, eng_server):
             link.close()
 
-    try:
-        loop.run_until_complete(run())
-    finally:
-        loop.close()
+    run_on(loop_name, run)
     burst = [(m, t) for m, t in got if m != "engine"]
     assert [m for m, _ in burst] == [str(i) for i in range(n)]         # all, in order
     turns = [t for _, t in burst]
@@ -113,27 +96,23 @@ def test_a_slow_burst_is_handled_a_budget_per_turn_in_order_and_another_link_goe
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
 def test_the_owner_cannot_resume_reading_while_messages_wait(loop_name: str) -> None:
     n = 100                                     # (~4.8 KB: one 8 KiB slice reads them all)
-    loop = _loop_named(loop_name)
     got: list[str] = []
     checks: list[bool] = []
 
-    async def run() -> None:
+    async def run(loop: asyncio.AbstractEventLoop) -> None:
         pair = _Pair(loop, lambda link, msg: (_spin(), got.append(msg.task_id)))
         server, client = await pair.open("client")
         server.reads_held = True                # the owner holds reads (memory caps) ...
         client.transport.write(_numbered(n))
-        await _until(lambda: len(got) >= 1)
+        await until(lambda: len(got) >= 1)
         checks.append(server._stash is not None and not server.transport.is_reading())
         server.release_reads()                  # ... and lets go while messages wait: reading stays paused
         checks.append(not server.transport.is_reading() and len(got) < n)
-        await _until(lambda: server._stash is None and server.transport.is_reading())
+        await until(lambda: server._stash is None and server.transport.is_reading())
         for link in (client, server):
             link.close()
 
-    try:
-        loop.run_until_complete(run())
-    finally:
-        loop.close()
+    run_on(loop_name, run)
     assert checks == [True, True], checks
     assert got == [str(i) for i in range(n)]
 
@@ -141,28 +120,24 @@ def test_the_owner_cannot_resume_reading_while_messages_wait(loop_name: str) -> 
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
 def test_messages_waiting_when_the_connection_ends_are_handled_before_its_end(loop_name: str) -> None:
     n = 100                                     # (one read: what was read whole is handled, nothing else)
-    loop = _loop_named(loop_name)
     got: list[str] = []
     at_close: list[int] = []
 
-    async def run() -> None:
+    async def run(loop: asyncio.AbstractEventLoop) -> None:
         pair = _Pair(loop, lambda link, msg: (_spin(), got.append(msg.task_id)))
         server, client = await pair.open("client")
         server._on_close = lambda link, reason: at_close.append(len(got))
         client.transport.write(_numbered(n))
-        await _until(lambda: len(got) >= 1)
+        await until(lambda: len(got) >= 1)
         waiting = server._stash is not None
         client.transport.abort()                # the peer is gone: the server's next write fails, its end comes
         await asyncio.sleep(0.01)
         server.send(Heartbeat())
         server.flush()
-        await _until(lambda: bool(at_close))
+        await until(lambda: bool(at_close))
         at_close.append(int(waiting))
 
-    try:
-        loop.run_until_complete(run())
-    finally:
-        loop.close()
+    run_on(loop_name, run)
     assert at_close[-1] == 1                    # messages were waiting when the peer went
     assert at_close[0] == n                     # ... and all were handled before the close was reported
     assert got == [str(i) for i in range(n)]

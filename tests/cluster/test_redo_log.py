@@ -13,11 +13,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from _marker_db import locked
+from _wait import wait_until
 
 from real_cluster import redo_log
 from real_cluster.taskdb import TaskDB
@@ -196,10 +196,8 @@ def test_a_full_disk_turns_the_log_off_until_sqlite_holds_everything(small_fs):
     try:
         redo = db.redo
         assert redo is not None
-        deadline = time.monotonic() + 30          # the writer thread waits for work (else it commits what we queue)
-        while not db._writer_idle:
-            assert time.monotonic() < deadline, "the writer thread never went idle"
-            time.sleep(0.001)
+        wait_until(lambda: db._writer_idle, 30, "the writer thread to wait for work (else it commits what we queue)",
+                   interval_s=0.001)
         db.add_task("a", "c", {"label": None}, 1.0, b"x")
         db.request_durable()
         due.pop(0)()                                        # the append

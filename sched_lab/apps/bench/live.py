@@ -166,6 +166,15 @@ def time_burst(apply_async: Callable[[Callable], Any], wait_all: Callable[[list]
     return time.perf_counter() - t, _tree_cpu_s(exclude) - cpu0
 
 
+def sleep_efficiency(apply_async: Callable[..., Any], wait_all: Callable[[list], None], sleep_s: Callable,
+                     n: int, sleep_s_real: float) -> float:
+    """`n` tasks of `sleep_s(0.001)` submitted at once on 2 workers: the ideal makespan (n x the measured sleep / 2)
+    over the real one."""
+    t = time.perf_counter()
+    wait_all([apply_async(sleep_s, 0.001) for _ in range(n)])
+    return (n * sleep_s_real / 2) / (time.perf_counter() - t)
+
+
 def lognormal_durations(sizes: Sizes, seed: int) -> list[float]:
     """The seeded task lengths (seconds) every peer runs; mean `lognormal_mean_s`."""
     rng = random.Random(seed)
@@ -200,9 +209,8 @@ def _maps(peer: Peer, sizes: Sizes, fns: SimpleNamespace, ctx: dict[str, Any]) -
 
 def _sleeps(peer: Peer, sizes: Sizes, fns: SimpleNamespace, ctx: dict[str, Any]) -> dict[str, float]:
     n = min(sizes.sleep_tasks, peer.caps.get("sleep_tasks", sizes.sleep_tasks))
-    t = time.perf_counter()
-    peer.wait_all([peer.apply_async(fns.sleep_s, 0.001) for _ in range(n)])
-    return {"sleep_efficiency": (n * ctx["sleep_s_real"] / 2) / (time.perf_counter() - t), "sleep_n": n}
+    return {"sleep_efficiency": sleep_efficiency(peer.apply_async, peer.wait_all, fns.sleep_s, n, ctx["sleep_s_real"]),
+            "sleep_n": n}
 
 
 def _lognormal(peer: Peer, sizes: Sizes, fns: SimpleNamespace, ctx: dict[str, Any]) -> dict[str, float]:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from typing import Any
 
-from .live import measured_sleep_s, time_burst, time_round_trips
+from .live import measured_sleep_s, sleep_efficiency, time_burst, time_round_trips
 from .live_peers import Ours, Peer, task_functions
 
 METRICS = (("rt_us", "apply_sync round trip, median (µs)", False), ("burst_per_s", "no-op burst (tasks/s)", True),
@@ -35,9 +35,7 @@ def run_once(peer: Peer, round_trips: int, burst: int, sleep_tasks: int, sleep_s
     fns = task_functions("module")
     rts = time_round_trips(peer.apply_sync, fns.noop, round_trips)
     dt, cpu = time_burst(peer.apply_async, peer.wait_all, fns.noop, burst)
-    t = time.perf_counter()
-    peer.wait_all([peer.apply_async(fns.sleep_s, 0.001) for _ in range(sleep_tasks)])
-    eff = sleep_tasks * sleep_s / 2 / (time.perf_counter() - t)
+    eff = sleep_efficiency(peer.apply_async, peer.wait_all, fns.sleep_s, sleep_tasks, sleep_s)
     return {"rt_us": statistics.median(rts) * 1e6, "burst_per_s": burst / dt, "cpu_us": cpu / burst * 1e6,
             "efficiency": eff}
 
