@@ -34,3 +34,15 @@ def test_json_splits_cpu_by_role(tmp_path):
 def test_bad_options_are_refused():
     out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "0"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--tasks and --rounds must be at least 1" in out.stderr
+
+
+def test_round_trip_mode_prints_cpu_per_round_trip(tmp_path):
+    env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "300", "--rounds", "1", "--round-trip"], env=env,
+                         capture_output=True, text=True, timeout=200)
+    assert out.returncode == 0, out.stderr
+    lines = {line.split("  ")[0]: line.split() for line in out.stdout.splitlines()}
+    assert "CPU µs per round trip" in lines and "CPU µs per no-op task" not in lines
+    *_, ours, theirs, _, ratio = lines["round trip µs"]
+    assert float(ours) > 0 and float(theirs) > 0 and float(ratio) == pytest.approx(float(ours) / float(theirs), rel=0.02)
+    assert float(lines["controller"][1]) > 0 and float(lines["worker"][1]) > 0

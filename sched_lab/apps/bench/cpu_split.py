@@ -1,13 +1,14 @@
 """Where the CPU of a no-op task goes, process by process (issues 10 and 15).
 
-One sched-lab cluster (2 engines, the defaults: hwm=1, SQLite) runs bursts of no-op `apply_async`;
+One sched-lab cluster (2 engines, the defaults: hwm=1, SQLite) runs bursts of no-op `apply_async`
+(with `--round-trip`: the same number of sequential `apply_sync`, each waiting for its answer);
 each burst reads the user+system CPU of every process of the tree from /proc before and after and
 prints µs per task by role: the client (this process), the controller, the nannies, the workers.
 ProcessPoolExecutor (2 workers) runs the same bursts beside it, split into its parent and workers.
 Per-process CPU is far less sensitive to a loaded host than wall time, so this is the figure to
 steer by when the machine is shared; medians over rounds.
 
-    python -m sched_lab.apps.bench.cpu_split [--tasks 10000] [--rounds 3] [--by-value] [--json]
+    python -m sched_lab.apps.bench.cpu_split [--tasks 10000] [--rounds 3] [--by-value] [--round-trip] [--json]
 """
 
 from __future__ import annotations
@@ -51,15 +52,20 @@ def tree_cpu_by_role() -> dict[str, float]:
     return out
 
 
-def _burst(submit: Callable[[], Any], n: int) -> tuple[float, dict[str, float]]:
+def _burst(submit: Callable[[], Any], n: int, sequential: bool = False) -> tuple[float, dict[str, float]]:
+    """(tasks/s, µs of CPU per task by role) of `n` tasks: submitted at once, or one at a time (`sequential`)."""
     before, t = tree_cpu_by_role(), time.perf_counter()
-    for fut in [submit() for _ in range(n)]:
-        fut.result(60)
+    if sequential:
+        for _ in range(n):
+            submit().result(60)
+    else:
+        for fut in [submit() for _ in range(n)]:
+            fut.result(60)
     dt, after = time.perf_counter() - t, tree_cpu_by_role()
     return n / dt, {r: (after[r] - before[r]) / n * 1e6 for r in ROLES}
 
 
-def measure(tasks: int, rounds: int, mode: str) -> dict[str, Any]:
+def measure(tasks: int, rounds: int, mode: str, sequential: bool = False) -> dict[str, Any]:
     """Per round and peer: tasks/s and µs of CPU per task by role; medians over rounds."""
     from real_cluster import Cluster
     fns = task_functions(mode)
@@ -74,8 +80,8 @@ def measure(tasks: int, rounds: int, mode: str) -> dict[str, Any]:
                     view.apply_sync(fns.noop)
                 pool.submit(fns.noop).result()
                 for _ in range(rounds):
-                    rows["sched-lab"].append(_burst(lambda: view.apply_async(fns.noop), tasks))
-                    rows["ProcessPoolExecutor"].append(_burst(lambda: pool.submit(fns.noop), tasks))
+                    rows["sched-lab"].append(_burst(lambda: view.apply_async(fns.noop), tasks, sequential))
+                    rows["ProcessPoolExecutor"].append(_burst(lambda: pool.submit(fns.noop), tasks, sequential))
         finally:
             cluster.stop()
     return {peer: {"tasks_per_s": statistics.median(r[0] for r in runs),
@@ -83,15 +89,18 @@ def measure(tasks: int, rounds: int, mode: str) -> dict[str, Any]:
             for peer, runs in rows.items()}
 
 
-def _print(result: dict[str, Any]) -> None:
+def _print(result: dict[str, Any], sequential: bool = False) -> None:
     ours, theirs = result["sched-lab"], result["ProcessPoolExecutor"]
-    print(f"{'CPU µs per no-op task':<22}{'sched-lab':>12}{'PPE':>12}")
+    print(f"{'CPU µs per round trip' if sequential else 'CPU µs per no-op task':<22}{'sched-lab':>12}{'PPE':>12}")
     for role in ROLES:
         print(f"{role:<22}{ours['cpu_us_per_task'][role]:>12.1f}{theirs['cpu_us_per_task'][role]:>12.1f}")
     tot_o, tot_t = sum(ours["cpu_us_per_task"].values()), sum(theirs["cpu_us_per_task"].values())
     print(f"{'total':<22}{tot_o:>12.1f}{tot_t:>12.1f}   ratio {tot_o / tot_t:.2f}")
     print(f"{'tasks/s':<22}{ours['tasks_per_s']:>12,.0f}{theirs['tasks_per_s']:>12,.0f}   "
           f"ratio {ours['tasks_per_s'] / theirs['tasks_per_s']:.2f}")
+    if sequential:
+        print(f"{'round trip µs':<22}{1e6 / ours['tasks_per_s']:>12.0f}{1e6 / theirs['tasks_per_s']:>12.0f}   "
+              f"ratio {theirs['tasks_per_s'] / ours['tasks_per_s']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,16 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, default=10_000, help="no-op tasks per burst (default 10000)")
     p.add_argument("--rounds", type=int, default=3, help="bursts per peer; medians are printed (default 3)")
     p.add_argument("--by-value", action="store_true", help="the task function defined in __main__ (shipped by value)")
+    p.add_argument("--round-trip", action="store_true",
+                   help="sequential apply_sync (each waits for its answer) instead of a burst")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)
     if args.tasks < 1 or args.rounds < 1:
         p.error("--tasks and --rounds must be at least 1")
-    result = measure(args.tasks, args.rounds, "by-value" if args.by_value else "module")
+    result = measure(args.tasks, args.rounds, "by-value" if args.by_value else "module", args.round_trip)
     if args.json:
-        json.dump(result, sys.stdout, indent=2)
+        json.dump(result | {"round_trip": args.round_trip}, sys.stdout, indent=2)
         print()
     else:
-        _print(result)
+        _print(result, args.round_trip)
     return 0
 
 
