@@ -71,7 +71,7 @@ class PlainLane:
 
     __slots__ = ("scheme_name", "hwm", "_rng", "_directory", "_pool", "_avail", "_load", "_seq", "_assigned",
                  "_queue", "_n", "_cap", "_submitted", "_dispatched", "_engine", "_queue_len", "_engine_load",
-                 "_done", "_started", "_finished", "_errors")
+                 "_done", "_started", "_finished", "_errors", "_waited")
 
     def __new__(cls, scheme: str, hwm: int, rng: Random, capacity: int) -> PlainLane:
         if cls is PlainLane:
@@ -100,13 +100,15 @@ class PlainLane:
         # argument, ~3x the cost). By task id, but `_done` (task ids in completion order).
         self._submitted: list[float] = [0.0] * capacity
         self._dispatched: list[float] = [math.nan] * capacity   # NaN: at submission (a task that waited: set)
-        self._engine: list[int] = [0] * capacity           # ~engine (= -1 - engine) while the task is out on it
+        self._engine: list[int | None] = [None] * capacity # set at dispatch (None: never dispatched)
         self._queue_len: list[int] = [0] * capacity        # 0 unless it waited (then no engine was available)
         self._engine_load: list[int] = [0] * capacity
         self._started: list[float] = [0.0] * capacity
-        self._finished: list[float] = [0.0] * capacity
+        self._finished: list[float | None] = [None] * capacity   # None until it ends: with _engine, what
+        # `finish` checks (a task is out on e when its engine is e and it has not finished: no mark to undo)
         self._done: list[int] = []
         self._errors: dict[int, str] = {}                  # task id -> error name (outcome ERROR)
+        self._waited: list[int] = []                       # task ids dispatched after waiting, in dispatch order
 
     # ---------------------------------------------------------------------------------- events
 
@@ -136,7 +138,7 @@ class PlainLane:
         # (a waiting task would have taken it): queue_len 0, dispatched_at = now (both the defaults).
         self._assigned = seq = self._assigned + 1
         e: int = self._pool.take(self._rng, seq, self.hwm)       # choose, then update or discard
-        self._engine[tid] = ~e
+        self._engine[tid] = e
         loads = self._load
         self._engine_load[tid] = load = loads[e]
         loads[e] = load + 1
@@ -148,11 +150,12 @@ class PlainLane:
         `_assign` (the lanes of their own for leastload and weighted override only that)."""
         self._dispatched[tid] = now
         self._queue_len[tid] = len(self._queue)
+        self._waited.append(tid)
         self._assign(e, tid)
 
     def _assign(self, e: int, tid: int) -> None:
         """Task `tid` goes to engine e: the record's engine and load, e's load and seq, and the pool."""
-        self._engine[tid] = ~e
+        self._engine[tid] = e
         load = self._load[e]
         self._engine_load[tid] = load
         self._load[e] = load = load + 1
@@ -169,10 +172,9 @@ class PlainLane:
 
         Returns the waiting tasks dispatched because capacity appeared, as (task id, engine), or None.
         """
-        engines = self._engine
-        if engines[tid] != ~engine_id or tid < 0:          # (IndexError past the capacity)
+        engines, finished = self._engine, self._finished
+        if engines[tid] != engine_id or finished[tid] is not None or tid < 0:    # (IndexError past the capacity)
             raise SchedulerMisuse(f"task {tid!r} is not running on engine {engine_id!r}")
-        engines[tid] = engine_id
         loads = self._load
         loads[engine_id] = load = loads[engine_id] - 1
         self._pool.update(engine_id, load, self._seq[engine_id])    # (now below hwm: available)
@@ -180,7 +182,7 @@ class PlainLane:
             self._errors[tid] = error_name
         self._done.append(tid)
         self._started[tid] = started_at
-        self._finished[tid] = now
+        finished[tid] = now
         if self._queue:
             return self._drain(engine_id, now)
         return None
@@ -215,13 +217,15 @@ class PlainLane:
 
     def columns(self) -> dict[str, Any]:
         """The records' columns as lists: `task_id` in completion order (one record each); the rest by task
-        id: `submitted_at`, `dispatched_at` (NaN: dispatched when submitted), `engine_id` (~engine, i.e.
-        negative, while the task is out), `queue_len`, `engine_load`, `started_at`, `finished_at`;
-        `errors` = {task id: error name} (outcome ERROR; every other record is OK). Not copies."""
+        id: `submitted_at`, `dispatched_at` (NaN: dispatched when submitted), `engine_id` (None until
+        dispatched), `queue_len`, `engine_load`, `started_at`, `finished_at` (None until finished);
+        `errors` = {task id: error name} (outcome ERROR; every other record is OK); `waited`: the task ids
+        dispatched after waiting, in dispatch order (only they have a dispatched_at or a queue_len, so a
+        reader can gather those two columns without a pass over every task). Not copies."""
         return {"task_id": self._done, "submitted_at": self._submitted, "dispatched_at": self._dispatched,
                 "engine_id": self._engine, "queue_len": self._queue_len, "engine_load": self._engine_load,
                 "started_at": self._started, "finished_at": self._finished, "errors": self._errors,
-                "n": self._n}
+                "waited": self._waited, "n": self._n}
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """The records in completion order, as RecordSink.add's positional arguments (TaskRecord order)."""
@@ -249,8 +253,14 @@ class _LeastLoadLane(PlainLane):
     The idle engines' seqs sit in one heap: an idle engine leaves it only by being chosen, and the choice
     is then its top, so it holds no stale entry. The available busy engines (load >= 1, below hwm) sit in a
     second heap as `load * 2**40 + seq`, lazily invalidated (a key is live when it matches the engine's
-    load and seq) and rebuilt when stale keys outnumber the engines. A seq names its engine: a join's seq
-    is ~engine, an assignment's is looked up in `_who` (by seq, allocated once).
+    load and seq) and rebuilt when stale keys outnumber the engines. While an engine is idle no busy one
+    can be chosen, so when the busy heap fills up with an engine idle it is dropped (None) instead of
+    rebuilt, and built afresh from the loads only when a choice finds no idle engine: at hwm 0 and load < 1
+    that is almost never, and a task then costs no busy key (the keys were what hwm 0 cost over hwm 1: 15%
+    of a task's instructions at 10^4 engines, callgrind, benchmarks/bench_sim.py). A build costs one pass
+    over the engines, and between two builds come more pushes than there are engines (a drop needs a full
+    heap), so it stays O(1) a task. A seq names its engine: a join's seq is ~engine, an assignment's is
+    looked up in `_who` (by seq, allocated once).
     """
 
     __slots__ = ("_idle", "_busy", "_who", "_limit")
@@ -258,7 +268,9 @@ class _LeastLoadLane(PlainLane):
     def __init__(self, scheme: str, hwm: int, rng: Random, capacity: int) -> None:
         super().__init__(scheme, hwm, rng, capacity)
         self._idle: list[int] = []                         # seqs of the idle engines, a heap
-        self._busy: list[int] = []                         # keys of the available busy engines, a heap
+        # Keys of the available busy engines, a heap; None: dropped (at hwm 1 from the start: no busy engine is
+        # ever available there, and a choice that finds no idle engine makes it [] once and for all).
+        self._busy: list[int] | None = None if self.hwm == 1 else []
         self._who: list[int] = [0] * (capacity + 1)        # assignment seq -> engine
         self._limit = 64
 
@@ -278,6 +290,8 @@ class _LeastLoadLane(PlainLane):
             s = heappop(idle)
             return self._who[s] if s > 0 else ~s
         busy, loads, seqs, who = self._busy, self._load, self._seq, self._who
+        if busy is None:
+            self._busy = busy = self._busy_keys()
         while busy:
             key = heappop(busy)
             load = (key + _HALF) >> _BITS
@@ -287,27 +301,35 @@ class _LeastLoadLane(PlainLane):
                 return e
         return -1
 
+    def _busy_keys(self) -> list[int]:
+        """A heap of the live keys of the available busy engines (one pass over the engines)."""
+        loads, seqs, hwm = self._load, self._seq, self.hwm
+        busy = [(load << _BITS) + seqs[e] for e, load in enumerate(loads) if load and (not hwm or load < hwm)]
+        heapify(busy)
+        return busy
+
     def _assign(self, e: int, tid: int) -> None:
         """Task `tid` goes to engine e: the record's load, e's load and seq, and its key if still available."""
-        self._engine[tid] = ~e
+        self._engine[tid] = e
         loads = self._load
         self._engine_load[tid] = load = loads[e]
         loads[e] = load = load + 1
         self._assigned = seq = self._assigned + 1
         self._seq[e] = seq
         self._who[seq] = e
-        if load != self.hwm:                               # (hwm 0: never equal) still available, busy
-            busy = self._busy
-            heappush(busy, load * _UNIT + seq)
+        busy = self._busy
+        if busy is not None and load != self.hwm:          # (hwm 0: never equal) still available, busy
+            heappush(busy, (load << _BITS) + seq)
             if len(busy) > self._limit:
                 self._rebuild()
 
     def _rebuild(self) -> None:
-        loads, seqs, hwm = self._load, self._seq, self.hwm
-        self._limit = 2 * len(loads) + 64
-        if len(self._busy) > self._limit:
-            self._busy = busy = [load * _UNIT + seqs[e] for e, load in enumerate(loads) if load and (not hwm or load < hwm)]
-            heapify(busy)
+        """The busy heap outgrew its limit: dropped while an engine is idle, else rebuilt if still too big."""
+        self._limit = 2 * len(self._load) + 64
+        if self._idle:
+            self._busy = None
+        elif self._busy is not None and len(self._busy) > self._limit:
+            self._busy = self._busy_keys()
 
     def submit(self, now: float) -> int:
         tid = self._n
@@ -317,48 +339,48 @@ class _LeastLoadLane(PlainLane):
             raise SchedulerMisuse(f"more than {self._cap} tasks submitted to a PlainLane of that capacity") from None
         self._n = tid + 1
         idle = self._idle
-        if idle:                                           # (_choose's common case, inlined)
-            s = heappop(idle)
-            e = self._who[s] if s > 0 else ~s
-        else:
+        if not idle:
             e = self._choose()
             if e < 0:
                 self._queue.append(tid)
                 return -1
-        self._engine[tid] = ~e                             # (_assign, inlined)
-        loads = self._load
-        self._engine_load[tid] = load = loads[e]
-        loads[e] = load = load + 1
+            self._assign(e, tid)
+            return e
+        # An idle engine (_choose's common case and _assign, inlined): load 0 -> 1, so the record's engine_load
+        # is 0, as allocated; at hwm 1 it is then full.
+        s = heappop(idle)
+        e = self._who[s] if s > 0 else ~s
+        self._engine[tid] = e
+        self._load[e] = 1
         self._assigned = seq = self._assigned + 1
         self._seq[e] = seq
         self._who[seq] = e
-        if load != self.hwm:
-            busy = self._busy
-            heappush(busy, load * _UNIT + seq)
+        busy = self._busy
+        if busy is not None and self.hwm != 1:             # (hwm 0: mostly dropped; hwm 1: the engine is full)
+            heappush(busy, _UNIT + seq)
             if len(busy) > self._limit:
                 self._rebuild()
         return e
 
     def finish(self, tid: int, engine_id: int, now: float, started_at: float,
                error_name: str | None = None) -> list[tuple[int, int]] | None:
-        engines = self._engine
-        if engines[tid] != ~engine_id or tid < 0:
+        engines, finished = self._engine, self._finished
+        if engines[tid] != engine_id or finished[tid] is not None or tid < 0:
             raise SchedulerMisuse(f"task {tid!r} is not running on engine {engine_id!r}")
-        engines[tid] = engine_id
         loads = self._load
         loads[engine_id] = load = loads[engine_id] - 1
-        if load:
+        if not load:
+            heappush(self._idle, self._seq[engine_id])
+        elif self._busy is not None:
             busy = self._busy
-            heappush(busy, load * _UNIT + self._seq[engine_id])
+            heappush(busy, (load << _BITS) + self._seq[engine_id])
             if len(busy) > self._limit:
                 self._rebuild()
-        else:
-            heappush(self._idle, self._seq[engine_id])
         if error_name is not None:
             self._errors[tid] = error_name
         self._done.append(tid)
         self._started[tid] = started_at
-        self._finished[tid] = now
+        finished[tid] = now
         if self._queue:
             return self._drain(engine_id, now)
         return None

@@ -153,3 +153,90 @@ def test_weighted_lane_matches_the_pool_lane_at_scale(hwm: int) -> None:
     assert max(fast.load(e) for e in range(n_eng)) >= 2 or hwm == 1
     assert fast.columns() == slow.columns()
     assert fast._rng.getstate() == slow._rng.getstate()
+
+
+@pytest.mark.parametrize("hwm", [0, 2])
+def test_leastload_lane_drops_and_rebuilds_its_busy_heap_as_the_pool_lane_decides(hwm: int) -> None:
+    """The leastload lane's busy heap, dropped while an engine is idle and built afresh from the loads when none
+    is: a run whose load swings above and below the engine count (so both happen many times) against the
+    pool-based lane, choice by choice and in the records."""
+    steps, n_eng = 40_000, 150
+    fast = PlainLane("leastload", hwm, random.Random(3), capacity=steps)
+    slow = _generic_lane("leastload", hwm, random.Random(3), capacity=steps)
+    pick = random.Random(7)
+    running: list[tuple[int, int]] = []
+    for e in range(n_eng):
+        assert fast.join(e) == slow.join(e)
+    drops = builds = 0
+    for step in range(steps):
+        now = float(step)
+        was_dropped = fast._busy is None
+        p_finish = 0.3 if (step // 2_000) % 2 == 0 else 0.7          # phases: the load climbs, then falls
+        if running and pick.random() < p_finish:
+            tid, e = running.pop(pick.randrange(len(running)))
+            out = fast.finish(tid, e, now, now - 1.0)
+            assert out == slow.finish(tid, e, now, now - 1.0), step
+            running.extend(out or ())
+        else:
+            e = fast.submit(now)
+            assert e == slow.submit(now), step
+            if e >= 0:
+                running.append((fast.submitted_count - 1, e))
+        drops += not was_dropped and fast._busy is None
+        builds += was_dropped and fast._busy is not None
+    assert drops >= 3 and builds >= 3, (drops, builds)
+    assert fast.columns() == slow.columns()
+
+
+def test_weighted_sure_bound_settles_only_draws_the_exact_test_settles() -> None:
+    """`_sure_bound`: a first draw below it lands on the idle level by the pool's exact test (u * fsum of the
+    masses - idle < 0), at the bound's worst case (one idle engine, every other engine busy, levels 1..3)
+    and on random level counts."""
+    from math import fsum, nextafter
+
+    from sched_lab.core.pools import WEIGHT_EPSILON
+    from sched_lab.core.weighted_lane import _sure_bound
+
+    pick = random.Random(5)
+    for n_eng in (1, 2, 10, 1_000, 10_000, 100_000, 1_000_000):
+        bound = _sure_bound(n_eng)
+        u_max = nextafter(bound, 0.0)                                  # the largest draw the bound lets through
+        cases = [[1, n_eng - 1], [1, 0, 0, n_eng - 1]]
+        for _ in range(50):
+            c0 = pick.randint(1, n_eng)
+            rest = n_eng - c0
+            cut = sorted(pick.randint(0, rest) for _ in range(2))
+            cases.append([c0, cut[0], cut[1] - cut[0], rest - cut[1]])
+        for counts in cases:
+            denom = [WEIGHT_EPSILON + level for level in range(len(counts))]
+            total = fsum(c / d for c, d in zip(counts, denom))
+            for u in (u_max, pick.random() * bound):
+                assert u * total - counts[0] / WEIGHT_EPSILON < 0, (n_eng, counts, u)
+
+
+@pytest.mark.parametrize("hwm", [0, 2])
+def test_weighted_lane_first_draws_past_the_sure_bound_match_the_pool_lane(hwm: int) -> None:
+    """The weighted lane with its sure bound lowered to 0.3 (so most first draws take the exact test,
+    `_choose_after`) still draws and chooses as the pool-based lane does."""
+    steps, n_eng = 20_000, 120
+    fast = PlainLane("weighted", hwm, random.Random(2), capacity=steps)
+    slow = _generic_lane("weighted", hwm, random.Random(2), capacity=steps)
+    for e in range(n_eng):
+        assert fast.join(e) == slow.join(e)
+    fast._sure = 0.3
+    pick = random.Random(11)
+    running: list[tuple[int, int]] = []
+    for step in range(steps):
+        now = float(step)
+        if running and pick.random() < 0.47:
+            tid, e = running.pop(pick.randrange(len(running)))
+            out = fast.finish(tid, e, now, now - 1.0)
+            assert out == slow.finish(tid, e, now, now - 1.0), step
+            running.extend(out or ())
+        else:
+            e = fast.submit(now)
+            assert e == slow.submit(now), step
+            if e >= 0:
+                running.append((fast.submitted_count - 1, e))
+    assert fast.columns() == slow.columns()
+    assert fast._rng.getstate() == slow._rng.getstate()
