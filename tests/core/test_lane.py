@@ -3,6 +3,7 @@ raised) for every built-in scheme and hwm 0..3, both dispatch the same tasks to 
 same waiting tasks through, and write the same records; misuse raises SchedulerMisuse."""
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -94,23 +95,20 @@ def _generic_lane(scheme: str, hwm: int, rng: random.Random, capacity: int) -> P
     return lane
 
 
-@pytest.mark.parametrize("hwm", [0, 1, 2])
-def test_leastload_lane_matches_the_pool_lane_at_scale(hwm: int) -> None:
-    """The leastload lane (its own heaps, rebuilt when stale keys pile up) against the pool-based lane:
-    the same engines, the same tasks let through and the same records over a long run with many engines."""
-    steps, n_eng = 30_000, 200
-    fast = PlainLane("leastload", hwm, random.Random(1), capacity=steps)
-    slow = _generic_lane("leastload", hwm, random.Random(1), capacity=steps)
-    assert type(fast) is not PlainLane and type(slow) is PlainLane
-    pick = random.Random(hwm)
+def _lockstep(fast: PlainLane, slow: PlainLane, n_eng: int, steps: int, pick: random.Random,
+              p_finish: Callable[[int], float], watch: Callable[[], None] | None = None,
+              joined: Callable[[], None] | None = None) -> None:
+    """Join `n_eng` engines to both lanes (then call `joined()`), then `steps` random events: with probability
+    `p_finish(step)` one running task finishes, else a task is submitted; both lanes must answer alike at every
+    step. `watch()` runs after each step."""
     running: list[tuple[int, int]] = []
-    now = 0.0
     for e in range(n_eng):
         assert fast.join(e) == slow.join(e)
-    rebuilds_seen = False
+    if joined is not None:
+        joined()
     for step in range(steps):
-        now += 1.0
-        if running and pick.random() < 0.5:
+        now = float(step)
+        if running and pick.random() < p_finish(step):
             tid, e = running.pop(pick.randrange(len(running)))
             out = fast.finish(tid, e, now, now - 1.0)
             assert out == slow.finish(tid, e, now, now - 1.0), step
@@ -120,7 +118,21 @@ def test_leastload_lane_matches_the_pool_lane_at_scale(hwm: int) -> None:
             assert e == slow.submit(now), step
             if e >= 0:
                 running.append((fast.submitted_count - 1, e))
-        rebuilds_seen = rebuilds_seen or fast._limit > 64
+        if watch is not None:
+            watch()
+
+
+@pytest.mark.parametrize("hwm", [0, 1, 2])
+def test_leastload_lane_matches_the_pool_lane_at_scale(hwm: int) -> None:
+    """The leastload lane (its own heaps, rebuilt when stale keys pile up) against the pool-based lane:
+    the same engines, the same tasks let through and the same records over a long run with many engines."""
+    steps, n_eng = 30_000, 200
+    fast = PlainLane("leastload", hwm, random.Random(1), capacity=steps)
+    slow = _generic_lane("leastload", hwm, random.Random(1), capacity=steps)
+    assert type(fast) is not PlainLane and type(slow) is PlainLane
+    seen = []
+    _lockstep(fast, slow, n_eng, steps, random.Random(hwm), lambda step: 0.5, lambda: seen.append(fast._limit > 64))
+    rebuilds_seen = any(seen)
     assert rebuilds_seen or hwm == 1                        # (at hwm 1 no busy engine is available)
     a, b = fast.columns(), slow.columns()
     assert a == b
@@ -134,22 +146,7 @@ def test_weighted_lane_matches_the_pool_lane_at_scale(hwm: int) -> None:
     fast = PlainLane("weighted", hwm, random.Random(1), capacity=steps)
     slow = _generic_lane("weighted", hwm, random.Random(1), capacity=steps)
     assert type(fast) is not PlainLane and type(slow) is PlainLane
-    pick = random.Random(hwm)
-    running: list[tuple[int, int]] = []
-    for e in range(n_eng):
-        assert fast.join(e) == slow.join(e)
-    for step in range(steps):
-        now = float(step)
-        if running and pick.random() < 0.45:
-            tid, e = running.pop(pick.randrange(len(running)))
-            out = fast.finish(tid, e, now, now - 1.0)
-            assert out == slow.finish(tid, e, now, now - 1.0), step
-            running.extend(out or ())
-        else:
-            e = fast.submit(now)
-            assert e == slow.submit(now), step
-            if e >= 0:
-                running.append((fast.submitted_count - 1, e))
+    _lockstep(fast, slow, n_eng, steps, random.Random(hwm), lambda step: 0.45)
     assert max(fast.load(e) for e in range(n_eng)) >= 2 or hwm == 1
     assert fast.columns() == slow.columns()
     assert fast._rng.getstate() == slow._rng.getstate()
@@ -163,27 +160,17 @@ def test_leastload_lane_drops_and_rebuilds_its_busy_heap_as_the_pool_lane_decide
     steps, n_eng = 40_000, 150
     fast = PlainLane("leastload", hwm, random.Random(3), capacity=steps)
     slow = _generic_lane("leastload", hwm, random.Random(3), capacity=steps)
-    pick = random.Random(7)
-    running: list[tuple[int, int]] = []
-    for e in range(n_eng):
-        assert fast.join(e) == slow.join(e)
-    drops = builds = 0
-    for step in range(steps):
-        now = float(step)
-        was_dropped = fast._busy is None
-        p_finish = 0.3 if (step // 2_000) % 2 == 0 else 0.7          # phases: the load climbs, then falls
-        if running and pick.random() < p_finish:
-            tid, e = running.pop(pick.randrange(len(running)))
-            out = fast.finish(tid, e, now, now - 1.0)
-            assert out == slow.finish(tid, e, now, now - 1.0), step
-            running.extend(out or ())
-        else:
-            e = fast.submit(now)
-            assert e == slow.submit(now), step
-            if e >= 0:
-                running.append((fast.submitted_count - 1, e))
-        drops += not was_dropped and fast._busy is None
-        builds += was_dropped and fast._busy is not None
+    counts = {"drops": 0, "builds": 0, "dropped": fast._busy is None}
+
+    def watch() -> None:
+        dropped = fast._busy is None
+        counts["drops"] += dropped and not counts["dropped"]
+        counts["builds"] += counts["dropped"] and not dropped
+        counts["dropped"] = dropped
+
+    _lockstep(fast, slow, n_eng, steps, random.Random(7),
+              lambda step: 0.3 if (step // 2_000) % 2 == 0 else 0.7, watch)    # phases: the load climbs, then falls
+    drops, builds = counts["drops"], counts["builds"]
     assert drops >= 3 and builds >= 3, (drops, builds)
     assert fast.columns() == slow.columns()
 
@@ -215,28 +202,20 @@ def test_weighted_sure_bound_settles_only_draws_the_exact_test_settles() -> None
 
 
 @pytest.mark.parametrize("hwm", [0, 2])
-def test_weighted_lane_first_draws_past_the_sure_bound_match_the_pool_lane(hwm: int) -> None:
+def test_weighted_lane_first_draws_past_the_sure_bound_match_the_pool_lane(hwm: int, monkeypatch) -> None:
     """The weighted lane with its sure bound lowered to 0.3 (so most first draws take the exact test,
     `_choose_after`) still draws and chooses as the pool-based lane does."""
     steps, n_eng = 20_000, 120
     fast = PlainLane("weighted", hwm, random.Random(2), capacity=steps)
     slow = _generic_lane("weighted", hwm, random.Random(2), capacity=steps)
-    for e in range(n_eng):
-        assert fast.join(e) == slow.join(e)
-    fast._sure = 0.3
-    pick = random.Random(11)
-    running: list[tuple[int, int]] = []
-    for step in range(steps):
-        now = float(step)
-        if running and pick.random() < 0.47:
-            tid, e = running.pop(pick.randrange(len(running)))
-            out = fast.finish(tid, e, now, now - 1.0)
-            assert out == slow.finish(tid, e, now, now - 1.0), step
-            running.extend(out or ())
-        else:
-            e = fast.submit(now)
-            assert e == slow.submit(now), step
-            if e >= 0:
-                running.append((fast.submitted_count - 1, e))
+    exact = []                                  # first draws the lowered bound left to the exact test
+    choose_after = type(fast)._choose_after
+    monkeypatch.setattr(type(fast), "_choose_after", lambda lane, u: exact.append(u) or choose_after(lane, u))
+
+    def lower_the_bound() -> None:              # (after the joins: each join sets the bound for its engine count)
+        fast._sure = 0.3
+
+    _lockstep(fast, slow, n_eng, steps, random.Random(11), lambda step: 0.47, joined=lower_the_bound)
+    assert len(exact) > 1_000 and max(exact) >= 0.9, len(exact)
     assert fast.columns() == slow.columns()
     assert fast._rng.getstate() == slow._rng.getstate()
