@@ -222,8 +222,9 @@ class Link(asyncio.BufferedProtocol):
             self._failed(exc)
         except Exception as exc:  # a bug while handling one peer must not take the process down
             self._crashed(exc)
-        if self._stash is None:
-            self._resume()
+        if self._stash is None and not self.closed:     # the slice is done: the next one is read next turn (resumed
+            self._yielded = True                        # now, uvloop would read and handle it in this same turn)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._end_yield)
 
     def _failed(self, exc: ProtocolError | ControllerBusy) -> None:
         self.close_error = exc
