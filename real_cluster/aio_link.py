@@ -138,8 +138,12 @@ class Link(asyncio.BufferedProtocol):
         transport = self.transport
         if transport is None or self._yielded or not transport.is_reading():
             return
-        self._yielded = True
         transport.pause_reading()
+        self._read_next_turn()
+
+    def _read_next_turn(self) -> None:
+        """Reading (paused) resumes at the next loop turn, not in this one's poll."""
+        self._yielded = True
         (self._loop or asyncio.get_running_loop()).call_soon(self._end_yield)
 
     def _end_yield(self) -> None:
@@ -222,9 +226,8 @@ class Link(asyncio.BufferedProtocol):
             self._failed(exc)
         except Exception as exc:  # a bug while handling one peer must not take the process down
             self._crashed(exc)
-        if self._stash is None and not self.closed:     # the slice is done: the next one is read next turn (resumed
-            self._yielded = True                        # now, uvloop would read and handle it in this same turn)
-            (self._loop or asyncio.get_running_loop()).call_soon(self._end_yield)
+        if self._stash is None and not self.closed:     # the slice is done (resumed now, uvloop would read and handle
+            self._read_next_turn()                      # the next one in this same turn)
 
     def _failed(self, exc: ProtocolError | ControllerBusy) -> None:
         self.close_error = exc

@@ -236,8 +236,9 @@ class WeightedLane(PlainLane):
         else:                                              # no engine is available
             self._queue.append(tid)
             return -1
-        # An idle engine, at index i of level 0, gets the task: one level up (_up, with the index and level
-        # known). The record's engine_load is 0, as allocated; at hwm 1 the top level is 0, so not here.
+        # An idle engine, at index i of level 0, gets the task: one level up (_up and _swap inlined, with the index
+        # and level known: this is every task's path). The record's engine_load is 0, as allocated; at hwm 1 the
+        # top level is 0, so not here.
         arr, pos = self._arr, self._pos
         e = arr[i]
         j = c0 - 1

@@ -207,9 +207,9 @@ class PlainSimulation:
         if self.n_final < n:
             raise SimulationStalled(f"the simulation stalled at t={self.sim_time:g}: {n - self.n_final} of {n} tasks "
                                     "never finished (waiting for an engine that cannot come)")
-        self._collect()
+        self._collect(cols)
 
-    def _collect(self) -> None:
+    def _collect(self, cols: dict[str, Any]) -> None:
         """Records, receipts and n_ok from the lane's columns (numpy, no per-task Python work).
 
         A list of floats becomes an array at ~100 instructions an element (np.fromiter; np.array and
@@ -220,7 +220,6 @@ class PlainSimulation:
         started_at from dispatched_at only for those that waited at their engine (`_held`, few), and
         engine_load is most often 0 for every task. The lane's columns stay the record; these are read
         from the same facts (tests/sim/test_fast_path.py compares every column with the general driver's)."""
-        cols = self.lane.columns()
         n = cols["n"]
         order = _ints(cols["task_id"])
         errors: dict[int, str] = cols["errors"]

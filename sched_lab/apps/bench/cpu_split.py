@@ -52,7 +52,7 @@ def tree_cpu_by_role() -> dict[str, float]:
     return out
 
 
-def _burst(submit: Callable[[], Any], n: int, sequential: bool = False) -> tuple[float, dict[str, float]]:
+def _cpu_of_tasks(submit: Callable[[], Any], n: int, sequential: bool = False) -> tuple[float, dict[str, float]]:
     """(tasks/s, µs of CPU per task by role) of `n` tasks: submitted at once, or one at a time (`sequential`)."""
     before, t = tree_cpu_by_role(), time.perf_counter()
     if sequential:
@@ -80,8 +80,8 @@ def measure(tasks: int, rounds: int, mode: str, sequential: bool = False) -> dic
                     view.apply_sync(fns.noop)
                 pool.submit(fns.noop).result()
                 for _ in range(rounds):
-                    rows["sched-lab"].append(_burst(lambda: view.apply_async(fns.noop), tasks, sequential))
-                    rows["ProcessPoolExecutor"].append(_burst(lambda: pool.submit(fns.noop), tasks, sequential))
+                    rows["sched-lab"].append(_cpu_of_tasks(lambda: view.apply_async(fns.noop), tasks, sequential))
+                    rows["ProcessPoolExecutor"].append(_cpu_of_tasks(lambda: pool.submit(fns.noop), tasks, sequential))
         finally:
             cluster.stop()
     return {peer: {"tasks_per_s": statistics.median(r[0] for r in runs),
