@@ -56,7 +56,7 @@ from .taskdb import TaskDB, TaskIdInUse
 
 log = logging.getLogger("real_cluster.controller")
 _NO_FLAGS_DOC = NO_FLAGS.to_dict()  # one dict for every task with the default flags (the database dumps it once)
-DB_FLUSH_INTERVAL_S = 0.05          # records and unanswered writes are committed at least this often
+DB_FLUSH_INTERVAL_S = 0.05          # records and writes (answered ones wait in the redo log) are committed this often
 DB_BACKLOG_PAUSE_BYTES = 64 << 20   # uncommitted result bytes beyond this: stop reading engines until commits catch up
 BATCH_RESULTS_IN_FLIGHT = 16       # a client with this many tasks still pending gets its results batched
 CLIENT_READ_BYTES = 8192            # a client's burst is read in slices, engines' replies go between (bench_live.py, 1 ms tasks)

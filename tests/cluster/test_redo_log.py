@@ -104,6 +104,33 @@ def test_writes_an_answer_waited_for_survive_a_kill_and_replay_once(tmp_path):
     assert _q(path, "SELECT count(*) FROM tasks") == [(1,)] and _q(path, "SELECT count(*) FROM records") == [(1,)]
 
 
+def test_a_logged_answer_asks_for_no_commit_sqlite_takes_it_at_the_next_request(tmp_path):
+    # (a commit asked for after every append ran inline on the controller's loop every few ms and held up the
+    # messages that came meanwhile: the apply_sync round trip, taskdb.py "Redo log")
+    due: list = []
+    told: list[int] = []
+    db = TaskDB(str(tmp_path / "tasks.db"), schedule=lambda delay, fn: due.append((delay, fn)),
+                on_commit=told.append, redo=True)
+    try:
+        wait_until(lambda: db._writer_idle, 30, "the writer thread to wait for work (else it commits what we queue)",
+                   interval_s=0.001)
+        db.add_task("a", "c", {"label": None}, 1.0, b"x")
+        db.finish_task("a", "ok", 0, 2.0, 3.0, 4.0, b"r", answer="a", attempts=1)
+        db.request_durable()
+        assert [fn.__name__ for _, fn in due] == ["_log_soon"]
+        due.pop()[1]()                                      # the append: durable, told, and nothing more asked for
+        queued = db.queued_seq
+        assert queued >= 1 and db.durable_seq == queued and told == [queued] and db.committed_seq == 0
+        assert due == []
+        db.request_commit()                                 # the owner's next commit (the controller: every 50 ms)
+        assert [(delay, fn.__name__) for delay, fn in due] == [(0, "_commit_soon")]
+        due.pop()[1]()
+        assert db.wait_committed(timeout_s=10) and db.committed_seq == queued
+        assert _q(tmp_path / "tasks.db", "SELECT msg_id, status, result FROM tasks") == [("a", "ok", b"r")]
+    finally:
+        db.close()
+
+
 def test_only_what_sqlite_lacks_is_replayed(tmp_path):
     path = tmp_path / "tasks.db"
     _crash_after(path, [["add", "a"], ["record", "a"], ["durable"], ["commit"],      # in SQLite and in the log
