@@ -17,7 +17,9 @@ A CancelTask for the running task kills the worker (TaskDone `aborted`); StopEng
 busy or not; SignalEngine forwards a signal to the worker. When the worker's pipe closes (os._exit,
 segfault, kill) the running task is reported `died` (the controller makes it an EngineError, retries
 apply), a fresh worker starts, and the engine keeps its id; every replacement is reported (WorkerReplaced:
-the actors in that worker are gone). Actor calls are the exception to "one at a time": the core bounds
+the actors in that worker are gone). If WORKER_START_ATTEMPTS workers in a row end before they are ready (a
+broken environment, a failing import), the engine gives up: its tasks are reported `died`, naming the cause,
+and it exits with status 1 (it would otherwise start workers forever while its tasks waited). Actor calls are the exception to "one at a time": the core bounds
 them per actor (max_concurrency), so they go to the worker at once (`side`) and run in its actors'
 threads (worker_actors.py); killing the worker for one of them (abort, time limit) reports the others `died`.
 """
@@ -53,6 +55,7 @@ log = logging.getLogger("real_cluster.engine")
 WATCH_PERIOD_S = 0.1            # how often a running task's limits and worker state are checked
 MEMORY_WATCH_PERIOD_S = 0.02    # ... with a memory limit: a worker over it is killed within this (+ a loop turn)
 WORKER_START_TIMEOUT_S = 60.0   # a worker that has not said ready by then is killed and replaced
+WORKER_START_ATTEMPTS = 3       # this many workers in a row gone before they were ready: the engine gives up
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -200,6 +203,8 @@ class Nanny:
         self.current_since = 0.0              # monotonic, for time limits
         self.current_started_at = 0.0         # wall clock, for the report
         self.restarts = 0
+        self.start_failures = 0               # workers in a row that ended before they said ready
+        self.gave_up = False                  # no worker would start: tasks reported died, the engine exits 1
         self._hb_period = 1.0
         self._liveness_s = 5.0
         self._stopping = False
@@ -222,7 +227,7 @@ class Nanny:
             if self.worker is not None:
                 self.worker.kill()
         log.info("engine %s stopped", self.engine_id)
-        return 0
+        return 1 if self.gave_up else 0
 
     def _connect(self) -> SyncLink | None:
         deadline = time.monotonic() + self.retry_for_s
@@ -374,6 +379,7 @@ class Nanny:
         for msg in msgs:
             if isinstance(msg, Heartbeat):
                 self.worker.ready = True
+                self.start_failures = 0
             elif isinstance(msg, TaskDone) and self.current is not None and msg.task_id == self.current.task_id:
                 self.current = None
                 link.send(msg)
@@ -411,9 +417,10 @@ class Nanny:
         if not w.ready:
             died = w.proc.poll() is not None
             if (died and now - w.started > 1.0) or now - w.started > WORKER_START_TIMEOUT_S:   # no busy respawn loop
-                log.error("worker %d did not start (%s); replacing it", w.pid,
-                          "it exited" if died else f"not ready after {WORKER_START_TIMEOUT_S:g} s")
-                self._replace_worker()
+                why = "it exited" if died else f"not ready after {WORKER_START_TIMEOUT_S:g} s"
+                log.error("worker %d did not start (%s); replacing it", w.pid, why)
+                if not self._start_failed(link, f"worker {w.pid}: {why}"):
+                    self._replace_worker()
             return
         if w.is_stopped():
             w.stopped_since = w.stopped_since or now
@@ -469,6 +476,7 @@ class Nanny:
     def _worker_died(self, link: SyncLink, why: str | None) -> None:
         """The worker died (`why` None: its pipe closed) or must die: report the running task, start afresh."""
         assert self.worker is not None
+        was_ready = self.worker.ready
         how = self.worker.kill() if why is not None else self.worker.reap()
         text = why or f"the worker process {how}"
         log.warning("engine %s: %s", self.engine_id, text)
@@ -478,7 +486,34 @@ class Nanny:
         try:                                    # reported before a fresh worker starts (that takes a while)
             link.send_many([WorkerReplaced(reason=text[:4096]), *self._died(cur, text)])
         finally:
-            self._replace_worker()
+            if was_ready or not self._start_failed(link, text):
+                self._replace_worker()
+
+    def _start_failed(self, link: SyncLink, why: str) -> bool:
+        """A worker ended before it said ready (`why`: how). After WORKER_START_ATTEMPTS in a row the engine gives
+        up (True): every task it holds is reported died, naming the cause, and it stops, exit status 1 — rather than
+        start workers that cannot run (a broken environment, a failing import) while its tasks wait forever."""
+        self.start_failures += 1
+        if self.start_failures < WORKER_START_ATTEMPTS:
+            return False
+        text = (f"engine {self.engine_id} stopped: {self.start_failures} worker processes in a row ended before they "
+                f"were ready (the last: {why}); the worker's error is in the engine's output")
+        log.error("%s", text)
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+        held = [(m.task_id, m.attempt) for m in self.todo]
+        if self.current is not None:
+            held.append((self.current.task_id, self.current.attempt))
+        held += list(self.side)
+        self.todo.clear()
+        self.current = None
+        self.side.clear()
+        self._stopping = self.gave_up = True
+        link.send_many([TaskDone(task_id=tid, attempt=attempt, status="died", started_at=None,
+                                 completed_at=time.time(), ename="EngineError", evalue=text)
+                        for tid, attempt in held])      # (the controller retries them elsewhere or fails them)
+        return True
 
     def _died(self, run: Running | None, text: str) -> list[TaskDone]:
         """A `died` report of every task still out in the worker just stopped (the controller retries or fails it)."""

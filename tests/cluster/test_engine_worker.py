@@ -2,7 +2,7 @@
 exactly once and its engine stays; a worker killed by os._exit, by SIGKILL, by the memory limit, or stopped
 past the liveness timeout fails its task with EngineError and the same engine id serves the next task;
 `time_limit` (TimeLimitExceeded, retries apply); abort of a running task; shutdown of a busy engine;
-send_signal to the running task."""
+send_signal to the running task; an engine none of whose workers can start fails its tasks and exits."""
 
 from __future__ import annotations
 
@@ -119,6 +119,52 @@ def test_dead_worker_with_retries_runs_the_task_again(make_cluster, tmp_path):
 
     assert v.apply_sync(exit_first, str(marker)) == "second"
     assert len(_runs(marker)) == 2
+
+
+def _at_worker_start(tmp_path: Path, monkeypatch, code: str) -> None:
+    """Run `code` at the start-up of every worker process started from now on (a sitecustomize on PYTHONPATH)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    body = "".join(f"    {line}\n" for line in code.splitlines())
+    (site / "sitecustomize.py").write_text(f"import sys\nif 'real_cluster.worker' in sys.orig_argv:\n{body}")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+
+
+def test_an_engine_whose_workers_cannot_start_fails_its_tasks_and_stops(make_cluster, tmp_path, monkeypatch):
+    # (before: the nanny started a fresh worker every ~0.4 s forever and the task waited in its queue for good)
+    _at_worker_start(tmp_path, monkeypatch, "sys.exit('worker environment broken on purpose (test)')")
+    cluster = make_cluster(0)
+    rc = cluster.client
+    ar = rc.load_balanced_view().apply_async(os.getpid)     # waits for an engine
+    engine = cluster.start_engines(1)[0]                   # registers; each of its workers exits at start-up
+    with pytest.raises(EngineError) as info:
+        ar.get(60)
+    assert "3 worker processes in a row ended before they were ready" in info.value.evalue
+    assert "exited with status 1" in info.value.evalue
+    _wait_until(lambda: engine.poll() is not None, 30, "the engine to exit")
+    assert engine.returncode == 1
+    _wait_until(lambda: rc.ids == [], 30, "the controller to see the engine go")
+    assert "worker environment broken on purpose" in (cluster.dir / "log" / "engines.out").read_text()
+
+
+def test_workers_that_fail_to_start_now_and_then_do_not_stop_their_engine(make_cluster, tmp_path, monkeypatch):
+    # starts 1, 2, 4 and 5 fail: never three in a row once a worker in between said ready (the count starts over)
+    count = tmp_path / "starts"
+    _at_worker_start(tmp_path, monkeypatch,
+                     f"with open({str(count)!r}, 'a+') as fh:\n"
+                     "    fh.write('x')\n"
+                     "    fh.seek(0)\n"
+                     "    n = len(fh.read())\n"
+                     "if n in (1, 2, 4, 5):\n"
+                     "    sys.exit(f'start {n} fails on purpose (test)')")
+    cluster = make_cluster(1)
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    first = v.apply_async(os.getpid).get(60)                # the third worker
+    with pytest.raises(EngineError):
+        v.apply_async(os._exit, 3).get(60)                  # it dies while ready: starts 4 and 5 fail, 6 serves
+    assert v.apply_async(os.getpid).get(60) != first
+    assert len(count.read_text()) == 6 and rc.ids == [0] and cluster.engines[0].poll() is None
 
 
 def test_worker_stopped_past_the_liveness_timeout_counts_as_dead(make_cluster, tmp_path):
