@@ -19,9 +19,10 @@ segfault, kill) the running task is reported `died` (the controller makes it an 
 apply), a fresh worker starts, and the engine keeps its id; every replacement is reported (WorkerReplaced:
 the actors in that worker are gone). If WORKER_START_ATTEMPTS workers in a row end before they are ready (a
 broken environment, a failing import), the engine gives up: its tasks are reported `died`, naming the cause,
-and it exits with status 1 (it would otherwise start workers forever while its tasks waited). Actor calls are the exception to "one at a time": the core bounds
-them per actor (max_concurrency), so they go to the worker at once (`side`) and run in its actors'
-threads (worker_actors.py); killing the worker for one of them (abort, time limit) reports the others `died`.
+and it exits with status 1 (it would otherwise start workers forever while its tasks waited). Actor calls are
+the exception to "one at a time": the core bounds them per actor (max_concurrency), so they go to the worker at
+once (`side`) and run in its actors' threads (worker_actors.py); killing the worker for one of them (abort,
+time limit) reports the others `died`.
 """
 
 from __future__ import annotations
