@@ -34,8 +34,8 @@ loop turn (~4 µs where the inline commit took ~70-90 µs of the loop, in an `ap
 `on_commit`. It asks for no commit: SQLite takes those writes at the owner's next `request_commit` (the
 controller's, every DB_FLUSH_INTERVAL_S, or a query's), in one bigger batch that goes to the writer thread. (A
 lazy commit asked for after each append ran inline every ~5 ms, ~0.2 ms of the loop each time, and held up
-whatever message came meanwhile: `benchmarks/bench_ab.py`, 24 paired blocks, round trip 0.97x and the cluster's
-CPU per round trip 0.94x without it.)
+whatever message came meanwhile: `benchmarks/bench_ab.py`, 24 paired blocks, round trip 0.96x and the cluster's
+CPU per round trip 0.96x without it.)
 `durable_seq` counts what is in either; `committed_seq` (what reads see) only SQLite. Opening the database
 replays what the log holds past SQLite's mark.
 """

@@ -39,9 +39,9 @@ def test_both_trees_run_every_workload_and_nothing_is_left_behind(tmp_path):
             assert set(r) == set(METRICS)
             assert r["rt_us"] > 0 and r["cpu_rt_us"] >= 0 and r["burst_per_s"] > 0 and 0 < r["efficiency"] < 1.5
     assert set(data["summary"]) == set(METRICS)
-    base_tree = Path(data["imports"]["base"])
-    assert base_tree.is_relative_to(tmp_path) and base_tree.name == "base"     # the checked-out revision's tree
-    assert Path(data["imports"]["new"]) == REPO
+    base_tree = Path(data["imports"]["base"])        # where a process started as the clusters' were imports from
+    assert base_tree.is_relative_to(tmp_path.resolve()) and base_tree.name == "base"   # the checked-out revision
+    assert Path(data["imports"]["new"]) == REPO.resolve()
     assert not base_tree.exists() and str(base_tree) not in _worktrees()       # removed, and git forgot it
     assert _started_under(tmp_path) == []
 

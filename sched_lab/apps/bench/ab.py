@@ -2,8 +2,9 @@
 
 How this works. This VM's speed drifts 1.5-2.5x within minutes, so two benchmark runs minutes apart cannot
 tell a 5-10 % change from noise. Here the two trees each run a 2-engine cluster (hwm=1, SQLite, module
-functions) at the same time — each cluster's controller, nannies and workers import their own tree
-(PYTHONPATH); the client is this process, the new tree's — and the clusters take turns in short blocks, the
+functions) at the same time — each cluster's controller, nannies and workers import their own tree (started
+from it, with it on PYTHONPATH: `python -m` puts the working directory first; checked before each cluster
+starts); the client is this process, the new tree's — and the clusters take turns in short blocks, the
 order alternating: `--round-trips` sequential `apply_sync` (the block's median round trip) and the CPU of that
 cluster's processes per round trip (client excluded), then, if asked, a burst of `--burst` no-op `apply_async`
 (tasks/s, cluster CPU per task) and `--sleep-tasks` tasks sleeping 1 ms (efficiency: n x measured sleep / 2 /
@@ -66,20 +67,25 @@ class Side:
         self.name, self.tree = name, tree
         self.cluster: Any = None
         self.view: Any = None
-        self.imports: str | None = None                    # the PYTHONPATH its controller really got
-
+        self.imports: str | None = None                    # the tree a process started like the cluster's imports
 
     def start(self) -> None:
         from real_cluster import Cluster
 
-        old = os.environ.get("PYTHONPATH")
-        os.environ["PYTHONPATH"] = str(self.tree)          # what the cluster's processes import
+        old, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
+        os.environ["PYTHONPATH"] = str(self.tree)          # what the cluster's processes import; and their working
+        os.chdir(self.tree)                                 # directory, which `python -m` puts before PYTHONPATH
         try:
+            found = subprocess.run([sys.executable, "-c", "import real_cluster, sys; sys.stdout.write("
+                                    "real_cluster.__file__)"], capture_output=True, text=True, timeout=60)
+            self.imports = str(Path(found.stdout).resolve().parents[1]) if found.returncode == 0 else None
+            if self.imports != str(self.tree.resolve()):
+                raise SystemExit(f"bench_ab: a process given PYTHONPATH={self.tree} imports real_cluster from "
+                                 f"{found.stdout or found.stderr.strip()!r}, not from that tree")
             self.cluster = Cluster(n=2, profile=f"ab-{self.name}-{os.getpid()}", db="sqlite", hwm=1)
             self.view = self.cluster.start().load_balanced_view()
-            env = Path(f"/proc/{self.cluster.controller.pid}/environ").read_bytes().split(b"\0")
-            self.imports = next((v[11:].decode() for v in env if v.startswith(b"PYTHONPATH=")), None)
         finally:
+            os.chdir(cwd)
             if old is None:
                 os.environ.pop("PYTHONPATH", None)
             else:
