@@ -4,7 +4,7 @@ How this works. This VM's speed drifts 1.5-2.5x within minutes, so two benchmark
 tell a 5-10 % change from noise. Here the two trees each run a 2-engine cluster (hwm=1, SQLite, module
 functions) at the same time — each cluster's controller, nannies and workers import their own tree (started
 from it, with it on PYTHONPATH: `python -m` puts the working directory first; checked before each cluster
-starts); the client is this process, the new tree's — and the clusters take turns in short blocks, the
+starts); the client is this process, the checkout's — and the clusters take turns in short blocks, the
 order alternating: `--round-trips` sequential `apply_sync` (the block's median round trip) and the CPU of that
 cluster's processes per round trip (client excluded), then, if asked, a burst of `--burst` no-op `apply_async`
 (tasks/s, cluster CPU per task) and `--sleep-tasks` tasks sleeping 1 ms (efficiency: n x measured sleep / 2 /
