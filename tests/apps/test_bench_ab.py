@@ -12,7 +12,7 @@ from pathlib import Path
 
 from test_bench_floor import _started_under
 
-from sched_lab.apps.bench.ab import METRICS
+from sched_lab.apps.bench.ab import METRICS, summarize
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "bench_ab.py"
@@ -56,3 +56,12 @@ def test_bad_options_and_revisions_are_refused(tmp_path):
                              timeout=120)
         assert out.returncode == code and says in out.stderr, (argv, out.returncode, out.stderr)
     assert not list(tmp_path.glob("sched-lab-ab-*"))       # a refused revision leaves no temporary directory
+
+
+def test_a_metric_whose_base_took_no_cpu_tick_is_kept_with_no_ratio():
+    blocks = [{"base": {"rt_us": 100.0, "cpu_rt_us": 0.0}, "new": {"rt_us": 90.0, "cpu_rt_us": 10.0}},
+              {"base": {"rt_us": 200.0, "cpu_rt_us": 0.0}, "new": {"rt_us": 220.0, "cpu_rt_us": 0.0}}]
+    out = summarize(blocks)
+    assert out["cpu_rt_us"] == {"base": 0.0, "new": 5.0, "ratio": None, "quartiles": None}
+    assert out["rt_us"]["ratio"] == 1.0 and out["rt_us"]["base"] == 150.0      # ratios 0.9 and 1.1
+    assert set(out) == {"rt_us", "cpu_rt_us"}                                   # (not measured: not reported)

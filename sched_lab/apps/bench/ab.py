@@ -133,16 +133,18 @@ def block(side: Side, other: Side, args: argparse.Namespace, sleep_s: float) -> 
 
 
 def summarize(blocks: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
-    """Per metric: the median of each side and the median and quartiles of the blocks' new/base ratios."""
+    """Per metric: the median of each side and the median and quartiles of the blocks' new/base ratios (None when no
+    block's base figure is above 0: CPU is counted in clock ticks, and a short block may take none)."""
     out: dict[str, dict[str, Any]] = {}
     for k in METRICS:
-        pairs = [(b["base"][k], b["new"][k]) for b in blocks if k in b["base"] and b["base"][k] > 0]
+        pairs = [(b["base"][k], b["new"][k]) for b in blocks if k in b["base"]]
         if not pairs:
             continue
-        ratios = [n / b for b, n in pairs]
-        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        ratios = [n / b for b, n in pairs if b > 0]
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
         out[k] = {"base": statistics.median(b for b, _ in pairs), "new": statistics.median(n for _, n in pairs),
-                  "ratio": statistics.median(ratios), "quartiles": [quartiles[0], quartiles[2]]}
+                  "ratio": statistics.median(ratios) if ratios else None,
+                  "quartiles": [quartiles[0], quartiles[2]] if ratios else None}
     return out
 
 
@@ -188,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"base {args.base} vs new {args.new}: {args.blocks} blocks, medians; ratio = new / base (quartiles)")
     print(f"{'':42} {'base':>10} {'new':>10} {'ratio':>7}  quartiles")
     for k, s in summary.items():
-        print(f"{METRICS[k]:42} {s['base']:10.4g} {s['new']:10.4g} {s['ratio']:7.3f}  "
-              f"{s['quartiles'][0]:.3f}-{s['quartiles'][1]:.3f}")
+        spread = "" if s["ratio"] is None else f"{s['quartiles'][0]:.3f}-{s['quartiles'][1]:.3f}"
+        ratio = "n/a" if s["ratio"] is None else f"{s['ratio']:.3f}"
+        print(f"{METRICS[k]:42} {s['base']:10.4g} {s['new']:10.4g} {ratio:>7}  {spread}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"blocks": blocks, "summary": summary, "argv": sys.argv[1:], "base": args.base,
