@@ -38,6 +38,7 @@ import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from sched_lab.core import TIME_LIMIT_EXCEEDED
@@ -503,23 +504,18 @@ class Nanny:
         if self.worker is not None:
             self.worker.kill()
             self.worker = None
-        held = [(m.task_id, m.attempt) for m in self.todo]
-        if self.current is not None:
-            held.append((self.current.task_id, self.current.attempt))
-        held += list(self.side)
-        self.todo.clear()
-        self.current = None
-        self.side.clear()
         self._stopping = self.gave_up = True
-        link.send_many([TaskDone(task_id=tid, attempt=attempt, status="died", started_at=None,
-                                 completed_at=time.time(), ename="EngineError", evalue=text)
-                        for tid, attempt in held])      # (the controller retries them elsewhere or fails them)
+        report = self._died(None, text, self.todo)     # (no worker was ready: none ran `current` or `side`)
+        self.todo.clear()
+        link.send_many(report)
         return True
 
-    def _died(self, run: Running | None, text: str) -> list[TaskDone]:
-        """A `died` report of every task still out in the worker just stopped (the controller retries or fails it)."""
+    def _died(self, run: Running | None, text: str, queued: Iterable[RunTask] = ()) -> list[TaskDone]:
+        """A `died` report of every task still out in the worker just stopped, and of `queued` (never started) too
+        (the controller retries or fails them)."""
         done = [(run.task_id, run.attempt, run.started_at)] if run is not None else []
         done += [(msg.task_id, msg.attempt, started) for msg, _, started in self.side.values()]
+        done += [(msg.task_id, msg.attempt, None) for msg in queued]
         self.side.clear()
         return [TaskDone(task_id=tid, attempt=attempt, status="died", started_at=started, completed_at=time.time(),
                          ename="EngineError", evalue=text) for tid, attempt, started in done]

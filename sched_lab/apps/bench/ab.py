@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .live import descendants_cpu_s, measured_sleep_s
+from .live import descendants_cpu_s, measured_sleep_s, sleep_efficiency, time_round_trips
 from .live_peers import task_functions
 
 REPO = Path(__file__).resolve().parents[3]
@@ -105,30 +105,26 @@ def _cpu_s(other: Side) -> float:
     return sum(descendants_cpu_s(other.pids()).values())
 
 
-def block(side: Side, other: Side, args: argparse.Namespace, sleep_s: float) -> dict[str, float]:
-    """One turn of `side`: every asked-for workload once."""
-    fns = task_functions("module")
+def _wait_all(results: list[Any]) -> None:
+    for ar in results:
+        ar.get(120)
+
+
+def block(side: Side, other: Side, args: argparse.Namespace, sleep_s: float, fns: Any) -> dict[str, float]:
+    """One turn of `side`: every asked-for workload once (live.py's timing helpers; CPU: the cluster's alone)."""
     v = side.view
     out: dict[str, float] = {}
-    rts = []
     cpu0 = _cpu_s(other)
-    for _ in range(args.round_trips):
-        t = time.perf_counter()
-        v.apply_sync(fns.noop)
-        rts.append(time.perf_counter() - t)
+    rts = time_round_trips(v.apply_sync, fns.noop, args.round_trips, warm_up=0)
     out["cpu_rt_us"] = (_cpu_s(other) - cpu0) / args.round_trips * 1e6
     out["rt_us"] = statistics.median(rts) * 1e6
     if args.burst:
         cpu0, t = _cpu_s(other), time.perf_counter()
-        for ar in [v.apply_async(fns.noop) for _ in range(args.burst)]:
-            ar.get(120)
+        _wait_all([v.apply_async(fns.noop) for _ in range(args.burst)])
         out["burst_per_s"] = args.burst / (time.perf_counter() - t)
         out["cpu_burst_us"] = (_cpu_s(other) - cpu0) / args.burst * 1e6
     if args.sleep_tasks:
-        t = time.perf_counter()
-        for ar in [v.apply_async(fns.sleep_s, 0.001) for _ in range(args.sleep_tasks)]:
-            ar.get(120)
-        out["efficiency"] = args.sleep_tasks * sleep_s / 2 / (time.perf_counter() - t)
+        out["efficiency"] = sleep_efficiency(v.apply_async, _wait_all, fns.sleep_s, args.sleep_tasks, sleep_s)
     return out
 
 
@@ -168,17 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     with worktree(args.base) as base_tree, tempfile.TemporaryDirectory(prefix="sched-lab-ab-lab-") as lab:
         os.environ["SCHED_LAB_DIR"] = lab
         sides = {"base": Side("base", base_tree), "new": Side("new", new)}
+        fns = task_functions("module")
         try:
             for side in sides.values():
                 side.start()
-                for _ in range(100):                        # warm: imports, caches, the function once
-                    side.view.apply_sync(task_functions("module").noop)
+                time_round_trips(side.view.apply_sync, fns.noop, 0, warm_up=100)   # imports, caches, the function
             for i in range(args.blocks):
                 order = ("base", "new") if i % 2 == 0 else ("new", "base")
                 row = {}
                 for name in order:
                     other = sides["new" if name == "base" else "base"]
-                    row[name] = block(sides[name], other, args, sleep_s)
+                    row[name] = block(sides[name], other, args, sleep_s, fns)
                 blocks.append(row)
                 print(f"[ab] block {i + 1}/{args.blocks}: " + "; ".join(
                     f"{name} " + ", ".join(f"{k} {v:.4g}" for k, v in row[name].items()) for name in ("base", "new")),
