@@ -102,10 +102,12 @@ class Controller(DirectLinks, Listeners):
         self._stopped: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._journal = open(config.journal_path, "ab") if config.journal_path else None
-        self._pump = EventPump(self.scheduler, {action_type: _guarded(handler) for action_type, handler in {
-            Dispatch: self._do_dispatch, Deliver: self._deliver, Fail: self._do_fail, Cancel: self._do_cancel,
-            StartTimer: self._do_start_timer, CancelTimer: self._do_cancel_timer, DropActor: self._do_drop_actor,
-        }.items()}, on_handled=self._write_journal if self._journal else None)
+        self._pump = EventPump(self.scheduler, {   # (the two per task guard themselves)
+            Dispatch: self._do_dispatch, Deliver: self._deliver,
+            **{action_type: _guarded(handler) for action_type, handler in {
+                Fail: self._do_fail, Cancel: self._do_cancel, StartTimer: self._do_start_timer,
+                CancelTimer: self._do_cancel_timer, DropActor: self._do_drop_actor}.items()},
+        }, on_handled=self._write_journal if self._journal else None)
         self.feed = self._pump.feed         # type: ignore[method-assign]  # (the method below, one call less)
         self.memory = MemoryGuard(self.db, config.client_out_cap_bytes, config.partial_frame_timeout_s,
                                   config.incomplete_frames_cap_bytes)
@@ -528,29 +530,33 @@ class Controller(DirectLinks, Listeners):
 
     # The pump's action handlers, one per action type (_deliver is below).
     def _do_dispatch(self, action: Dispatch) -> None:
-        eng = self.engines.get(action.engine_id)
-        task = self.pending.get(action.task_id)
-        payload, flags = (task.payload, task.flags) if task is not None else \
-            self.actor_dir.creations.get(action.task_id, (None, None))     # an actor's re-creation
-        if eng is None or eng.link.closed or flags is None:
-            self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
-        else:
-            link = eng.link
-            if eng.direct is not None and not eng.given and not eng.direct.closed and flags.actor_id is None \
-                    and not flags.direct:   # nothing else out: straight to the worker (no nanny hop). Not an actor
-                link = eng.direct           # call (via the nanny to its threads), nor a DirectView task: the next
-                eng.direct_task = (action.task_id, action.attempt)     # one, via the nanny, could overtake it
-            if flags.actor is None and flags.actor_id is None and flags.time_limit_s is None:   # the usual task
-                frame = run_frame(action.task_id, action.attempt, self.functions.payload_for(action.engine_id, payload))
-                (link.queue_frame if self._send_direct else link.send_encoded)(frame)   # (_feed_and_send flushes)
+        try:
+            eng = self.engines.get(action.engine_id)
+            task = self.pending.get(action.task_id)
+            payload, flags = (task.payload, task.flags) if task is not None else \
+                self.actor_dir.creations.get(action.task_id, (None, None))     # an actor's re-creation
+            if eng is None or eng.link.closed or flags is None:
+                self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
             else:
-                link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=flags.time_limit_s,
-                                  payload=self.functions.payload_for(action.engine_id, payload),
-                                  **(self.actor_dir.run_fields(action.task_id)
-                                     if flags.actor is not None or flags.actor_id is not None else {})))
-            eng.given.add((action.task_id, action.attempt))
-            self._dispatched.add(link)
-            self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
+                link = eng.link
+                if eng.direct is not None and not eng.given and not eng.direct.closed and flags.actor_id is None \
+                        and not flags.direct:   # nothing else out: straight to the worker (no nanny hop). Not an actor
+                    link = eng.direct           # call (via the nanny to its threads), nor a DirectView task: the next
+                    eng.direct_task = (action.task_id, action.attempt)     # one, via the nanny, could overtake it
+                if flags.actor is None and flags.actor_id is None and flags.time_limit_s is None:   # the usual task
+                    frame = run_frame(action.task_id, action.attempt,
+                                      self.functions.payload_for(action.engine_id, payload))
+                    (link.queue_frame if self._send_direct else link.send_encoded)(frame)   # (_feed_and_send flushes)
+                else:
+                    link.send(RunTask(task_id=action.task_id, attempt=action.attempt, time_limit_s=flags.time_limit_s,
+                                      payload=self.functions.payload_for(action.engine_id, payload),
+                                      **(self.actor_dir.run_fields(action.task_id)
+                                         if flags.actor is not None or flags.actor_id is not None else {})))
+                eng.given.add((action.task_id, action.attempt))
+                self._dispatched.add(link)
+                self.db.set_attempts(action.task_id, action.attempt + 1)    # a restart retries it or fails it
+        except Exception:        # (guarded here, not by a wrapper: one call less per task)
+            log.exception("carrying out %r failed", action)
 
     def _do_fail(self, action: Fail) -> None:
         task = self.pending.get(action.task_id)
@@ -586,29 +592,32 @@ class Controller(DirectLinks, Listeners):
         self.feed(TimerFired(time.time(), token))
 
     def _deliver(self, action: Deliver) -> None:
-        if self._delivers is not None:      # during an engine's report: carried out once its next task is out
-            return self._delivers.append(action)
-        task = self.pending.get(action.task_id)
-        if task is None or task.reply is None:
-            log.error("core delivered task %s but no reply is held", action.task_id)
-            return
-        msg, eid = task.reply
-        eng = self.engines.get(eid)
-        if eng is not None:
-            eng.completed += 1
-        if action.ok and msg.result is not None and task.flags.label is None and task.submitted_at is not None \
-                and msg.started_at is not None and not msg.stdout and not msg.stderr and msg.ename is None \
-                and msg.evalue is None and msg.traceback is None:
-            return self._finish_ok(task, eid, msg)
-        info = {"engine_id": eid, "engine_uuid": eng.uuid if eng else None, "method": "apply"}
-        self._finish(action.task_id, TaskResult(
-            task_id=action.task_id, status="ok" if action.ok else "error", engine_id=eid,
-            submitted_at=task.submitted_at, started_at=msg.started_at, completed_at=msg.completed_at,
-            received_at=time.time(), ename=msg.ename, evalue=msg.evalue, traceback=msg.traceback,
-            engine_info=None if action.ok else info, label=task.flags.label, result=msg.result,
-            stdout=msg.stdout, stderr=msg.stderr))
-        if msg.error_full is not None:       # the whole error text, kept in the database only (taskdb.py)
-            self.db.keep_error_text(str(action.task_id), msg.error_full)
+        try:
+            if self._delivers is not None:      # during an engine's report: carried out once its next task is out
+                return self._delivers.append(action)
+            task = self.pending.get(action.task_id)
+            if task is None or task.reply is None:
+                log.error("core delivered task %s but no reply is held", action.task_id)
+                return
+            msg, eid = task.reply
+            eng = self.engines.get(eid)
+            if eng is not None:
+                eng.completed += 1
+            if action.ok and msg.result is not None and task.flags.label is None and task.submitted_at is not None \
+                    and msg.started_at is not None and not msg.stdout and not msg.stderr and msg.ename is None \
+                    and msg.evalue is None and msg.traceback is None:
+                return self._finish_ok(task, eid, msg)
+            info = {"engine_id": eid, "engine_uuid": eng.uuid if eng else None, "method": "apply"}
+            self._finish(action.task_id, TaskResult(
+                task_id=action.task_id, status="ok" if action.ok else "error", engine_id=eid,
+                submitted_at=task.submitted_at, started_at=msg.started_at, completed_at=msg.completed_at,
+                received_at=time.time(), ename=msg.ename, evalue=msg.evalue, traceback=msg.traceback,
+                engine_info=None if action.ok else info, label=task.flags.label, result=msg.result,
+                stdout=msg.stdout, stderr=msg.stderr))
+            if msg.error_full is not None:       # the whole error text, kept in the database only (taskdb.py)
+                self.db.keep_error_text(str(action.task_id), msg.error_full)
+        except Exception:        # (guarded here, not by a wrapper: one call less per task)
+            log.exception("carrying out %r failed", action)
 
     def _finish(self, task_id: str, result: TaskResult) -> None:
         task = self.pending.pop(task_id)
