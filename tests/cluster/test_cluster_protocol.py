@@ -84,6 +84,35 @@ def test_any_encoded_frame_decodes_to_itself_in_any_chunking(extra, buffers, ste
     assert out == [(header, buffers)]
 
 
+def _decoded(limits: proto.Limits, *pieces: bytes) -> list | str:
+    dec = proto.FrameDecoder(limits)
+    out: list = []
+    try:
+        for piece in pieces:
+            out.extend(dec.feed(piece))
+    except ProtocolError:
+        return "ProtocolError"
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(min_size=0, max_size=80), st.binary(max_size=300),
+       st.sampled_from([proto.DEFAULT_LIMITS, proto.HANDSHAKE_LIMITS, proto.Limits(max_frame=64, max_header=16)]),
+       st.lists(st.tuples(st.integers(0, 15), st.integers(0, 255)), max_size=2), st.integers(-2, 2))
+def test_a_read_of_one_whole_frame_decodes_as_the_general_path_decodes_it(head, buffer, limits, flips, cut):
+    # The decoder's shortcut for a read that is one binary-header frame of one buffer (the usual task and answer)
+    # must return what the general path returns for the same bytes, and refuse what it refuses: the general path
+    # sees them whenever the read does not start a frame (here: its first byte fed alone).
+    data = bytearray(proto.encode_frame(b"\x00" + head, [buffer]))
+    for pos, byte in flips:             # damage: any field of the fixed part (lengths, count, the NUL)
+        data[pos % len(data)] = byte
+    data = bytes(data[:len(data) + cut] if cut < 0 else data + b"\x01" * cut)      # short, or more than one frame
+    whole = _decoded(limits, data)
+    assert whole == _decoded(limits, data[:1], data[1:])
+    if not flips and not cut and limits is proto.DEFAULT_LIMITS:
+        assert whole == [(b"\x00" + head, [buffer])]
+
+
 def test_proofs_need_the_key_and_differ_per_session():
     key = proto.new_key()
     ns, np_ = proto.new_nonce(), proto.new_nonce()
