@@ -59,6 +59,12 @@ class _LeanCondition(threading.Condition):
         return self._lock._is_owned()           # type: ignore[attr-defined]
 
 
+# The fields Future.__init__ sets (CPython 3.8-3.13): AsyncResult sets them itself when they are exactly these
+# (callgrind of a client's apply_sync: Future.__init__ builds a Condition over an RLock, only to be replaced).
+_FUTURE_FIELDS = set(vars(Future())) == {"_condition", "_state", "_result", "_exception", "_waiters",
+                                          "_done_callbacks"}
+
+
 def _forever(timeout: float | None) -> float | None:
     """ipyparallel's convention: None or a negative timeout waits forever."""
     return None if timeout is None or timeout < 0 else timeout
@@ -74,8 +80,13 @@ class AsyncResult(Future):
     def __init__(self, client: Client, msg_ids: list[str], fname: str = "unknown", *,
                  chunk_sizes: list[int] | None = None, ordered: bool = True, single: bool | None = None,
                  return_exceptions: bool = False, owner: bool = False):
-        super().__init__()
-        self._condition = _LeanCondition()      # (the Future's, replaced before anyone can hold it)
+        if _FUTURE_FIELDS:                      # Future.__init__'s fields, without the Condition it would build
+            self._condition = _LeanCondition()
+            self._state, self._result, self._exception = PENDING, None, None
+            self._waiters, self._done_callbacks = [], []
+        else:                                   # (a Python whose Future holds other fields: its own __init__)
+            super().__init__()
+            self._condition = _LeanCondition()  # (the Future's, replaced before anyone can hold it)
         self._client = client
         self.msg_ids = list(msg_ids)
         self._fname = fname

@@ -399,7 +399,7 @@ def _to_binary(msg: Any) -> bytes | None:
                 and not msg.stdout and not msg.stderr and msg.error_full is None):
             return _DONE_S.pack(0, _DONE, msg.attempt, msg.started_at, msg.completed_at) + msg.task_id.encode()
     elif cls is Submit:
-        if msg.flags == _NO_FLAGS:
+        if msg.flags is _NO_FLAGS or msg.flags == _NO_FLAGS:       # (a view's default flags are this very object)
             return _SUBMIT_S.pack(0, _SUBMIT, msg.submitted_at) + msg.task_id.encode()
         flags = msg.flags
         if type(flags.actor_id) is str and flags == TaskFlags(actor_id=flags.actor_id):

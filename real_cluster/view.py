@@ -21,7 +21,7 @@ from .asyncmapresult import AsyncMapResult
 from .asyncresult import AsyncResult
 from .error import NoEnginesRegistered, RemoteError
 from .functional import as_core_dependency
-from .messages import TaskFlags
+from .messages import NO_FLAGS, TaskFlags
 
 if TYPE_CHECKING:
     from .actors import ActorHandle
@@ -127,8 +127,8 @@ class LoadBalancedView:
             if flags is None:
                 if len(self._plain_flags) > 64:
                     self._plain_flags.clear()
-                flags = self._plain_flags[key] = TaskFlags(retries=self.retries, timeout_s=self.timeout or None,
-                                                           label=self.label)
+                flags = TaskFlags(retries=self.retries, timeout_s=self.timeout or None, label=self.label)
+                self._plain_flags[key] = flags = NO_FLAGS if flags == NO_FLAGS else flags   # (sent by identity)
             return flags
         values = {name: getattr(self, name) for name in FLAG_NAMES}
         values.update({k: _check_flag(k, v) for k, v in override.items()})

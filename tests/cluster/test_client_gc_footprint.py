@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import gc
 import threading
-from concurrent.futures import FIRST_COMPLETED, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
 
 import pytest
 
+from real_cluster import asyncresult
+from real_cluster.messages import NO_FLAGS
 from real_cluster.asyncresult import _LeanCondition
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,3 +73,29 @@ def test_results_wake_every_kind_of_waiter(make_cluster):
     waiter.start()
     waiter.join(60)
     assert got == [27]
+
+
+def test_an_async_result_starts_as_a_fresh_future_does_and_works_as_one(make_cluster):
+    # AsyncResult sets Future.__init__'s fields itself (not building the Condition Future.__init__ would replace):
+    # on this Python that shortcut is taken, and a fresh AsyncResult holds every field of a fresh Future, equal
+    rc = make_cluster(0).client                 # but for the condition (no engine: it stays pending)
+    assert asyncresult._FUTURE_FIELDS
+    ar = rc.load_balanced_view().apply_async(_noop)
+    fresh = vars(Future())
+    assert {k: getattr(ar, k) for k in fresh if k != "_condition"} == {k: v for k, v in fresh.items()
+                                                                    if k != "_condition"}
+    assert isinstance(ar._condition, _LeanCondition) and not ar.done() and not ar.running()
+    called: list[BaseException | None] = []
+    ar.add_done_callback(lambda f: called.append(f.exception()))
+    rc.abort([ar])                              # resolved by its abort: state, exception, callbacks, waiters
+    assert isinstance(ar.exception(30), Exception) and ar.done() and not ar.cancelled()
+    assert called == [ar.exception()]
+
+
+def test_a_views_default_flags_are_the_one_default_object_and_others_are_not(make_cluster):
+    view = make_cluster(0).client.load_balanced_view()
+    assert view._flags() is NO_FLAGS and view._flags() is NO_FLAGS     # (a Submit's encoder tests it by identity)
+    with view.temp_flags(label="x"):
+        assert view._flags() is not NO_FLAGS and view._flags().label == "x"
+    view.retries = 2
+    assert view._flags() is not NO_FLAGS and view._flags() == view._flags() and view._flags().retries == 2
