@@ -28,7 +28,7 @@ from .client_link import ClientLink
 from .client_queries import HubQueries
 from .client_results import ResultRequests, _ids_of
 from .error import ClusterError, ConnectionFailed, remote_error
-from .messages import EnginesChanged, Reply, Request, Submit, TaskFlags, TaskResult, to_wire
+from .messages import NO_FLAGS, EnginesChanged, Reply, Request, Submit, TaskFlags, TaskResult, submit_frame, to_wire
 from .metadata import UTC, Metadata
 from .profile import client_file, read_connection_file, wait_for_connection_file
 from .progress import progress_bar
@@ -145,9 +145,12 @@ class Client(HubQueries, ResultRequests):
 
     # ----------------------------------------------------------------------- caller side
     def _send(self, msg: Any) -> None:
+        self._send_frame(proto.encode_frame(*to_wire(msg)))
+
+    def _send_frame(self, frame: bytes) -> None:
         if self._lost is not None or self._closed:
             raise ConnectionFailed(f"not connected to the controller ({self._lost or 'closed'})")
-        self._link.send_frame(proto.encode_frame(*to_wire(msg)))
+        self._link.send_frame(frame)
 
     def _request(self, op: str, timeout: float | None = 30.0, **args: Any) -> Any:
         rid = next(self._rids)
@@ -201,7 +204,10 @@ class Client(HubQueries, ResultRequests):
             self.outstanding.add(tid)
         self.history.append(tid)
         try:
-            self._send(Submit(task_id=tid, flags=flags, submitted_at=now, payload=payload))
+            if flags is NO_FLAGS:               # the usual task: its frame straight from the values (the same bytes)
+                self._send_frame(submit_frame(tid, now, payload))
+            else:
+                self._send(Submit(task_id=tid, flags=flags, submitted_at=now, payload=payload))
         except (ConnectionFailed, ValueError):      # not sent: nothing will ever answer for it
             with self._lock:
                 self.outstanding.discard(tid)

@@ -435,6 +435,17 @@ def run_frame(task_id: str, attempt: int, payload: bytes) -> bytes:
                      tid, payload))
 
 
+_SUBMIT_FRAME = struct.Struct("!IHBI" + _SUBMIT_S.format[1:])
+
+
+def submit_frame(task_id: str, submitted_at: float, payload: bytes) -> bytes:
+    """The frame of `Submit(task_id, NO_FLAGS, submitted_at, payload)` (a client's usual task)."""
+    tid = task_id.encode()
+    head_len = _SUBMIT_S.size + len(tid)
+    return b"".join((_SUBMIT_FRAME.pack(7 + head_len + len(payload), head_len, 1, len(payload), 0, _SUBMIT,
+                                        submitted_at), tid, payload))
+
+
 def result_ok_frame(task_id: str, engine_id: int, submitted_at: float, started_at: float, completed_at: float,
                     received_at: float, result: bytes) -> bytes:
     """The frame of a successful `TaskResult` with no label, no output and a result (the usual answer)."""
@@ -493,6 +504,21 @@ def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
                 check_binary("done", tid, (("started_at", started), ("completed_at", completed)))
             return _MAKE_DONE(tid, attempt, "ok", started, completed, None, None, None,
                               buffers[0] if buffers else None, "", "", None)
+        if code == _SUBMIT and len(buffers) == 1:
+            _, _, submitted = _SUBMIT_S.unpack_from(header)
+            tid = header[_SUBMIT_S.size:].decode()
+            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME):
+                check_binary("submit", tid, (("submitted_at", submitted),))
+            return _MAKE_SUBMIT(tid, _NO_FLAGS, submitted, buffers[0])
+        if code == _RESULT and len(buffers) <= 1:
+            _, _, eid, submitted, started, completed, received = _RESULT_S.unpack_from(header)
+            tid = header[_RESULT_S.size:].decode()
+            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME and 0.0 <= started <= MAX_TIME
+                    and 0.0 <= completed <= MAX_TIME and 0.0 <= received <= MAX_TIME):
+                check_binary("result", tid, (("submitted_at", submitted), ("started_at", started),
+                                             ("completed_at", completed), ("received_at", received)))
+            return _MAKE_RESULT(tid, "ok", eid, submitted, started, completed, received, None, None, None, None,
+                                None, buffers[0] if buffers else None, "", "")
         if code == _RUN_ACTOR and len(buffers) == 1:
             _, _, attempt, incarnation, max_conc, role, n = _RUN_ACTOR_S.unpack_from(header)
             tid = header[_RUN_ACTOR_S.size:_RUN_ACTOR_S.size + n].decode()
@@ -516,21 +542,6 @@ def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
             if not 0 < len(aid) <= MAX_ID_CHARS:
                 raise InvalidField("submit", "flags.actor_id", f"must be 1..{MAX_ID_CHARS} characters", tid)
             return Submit(task_id=tid, flags=TaskFlags(actor_id=aid), submitted_at=submitted, payload=buffers[0])
-        if code == _SUBMIT and len(buffers) == 1:
-            _, _, submitted = _SUBMIT_S.unpack_from(header)
-            tid = header[_SUBMIT_S.size:].decode()
-            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME):
-                check_binary("submit", tid, (("submitted_at", submitted),))
-            return _MAKE_SUBMIT(tid, _NO_FLAGS, submitted, buffers[0])
-        if code == _RESULT and len(buffers) <= 1:
-            _, _, eid, submitted, started, completed, received = _RESULT_S.unpack_from(header)
-            tid = header[_RESULT_S.size:].decode()
-            if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME and 0.0 <= started <= MAX_TIME
-                    and 0.0 <= completed <= MAX_TIME and 0.0 <= received <= MAX_TIME):
-                check_binary("result", tid, (("submitted_at", submitted), ("started_at", started),
-                                             ("completed_at", completed), ("received_at", received)))
-            return _MAKE_RESULT(tid, "ok", eid, submitted, started, completed, received, None, None, None, None,
-                                None, buffers[0] if buffers else None, "", "")
     except (IndexError, struct.error, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed binary header: {exc}") from None
     raise ProtocolError(f"binary header of unknown type {header[1:2]!r} or with {len(buffers)} buffers")

@@ -1,8 +1,9 @@
 """The controller's per-task shortcuts (bench_cpu_split.py) change nothing observable: frames encoded straight from
-values are byte for byte the messages' own, the frame decoder parsing a reused read buffer in place returns what it
-did, the task database's cheaper rounding equals round(ts, 6), its identity adapters store what sqlite3 stores
-anyway, a success's row carries its dispatch count whether or not the count shared its commit, the core's record
-rows land as records, and a success kept for get_result as a tuple answers as the TaskResult it stands for."""
+values (the client's Submit too) are byte for byte the messages' own, the frame decoder parsing a reused read buffer
+in place returns what it did, the task database's cheaper rounding equals round(ts, 6), its identity adapters store
+what sqlite3 stores anyway, a success's row carries its dispatch count whether or not the count shared its commit,
+the core's record rows land as records, and a success kept for get_result as a tuple answers as the TaskResult it
+stands for."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 from real_cluster import protocol as proto
 from real_cluster.hub_requests import RequestHandler
 from real_cluster.messages import (
-    RunTask, Submit, TaskDone, TaskResult, from_wire, result_ok, result_ok_frame, run_frame, to_wire, NO_FLAGS,
+    RunTask, Submit, TaskDone, TaskResult, from_wire, result_ok, result_ok_frame, run_frame, submit_frame, to_wire,
+    NO_FLAGS,
 )
 from real_cluster.task_table import RecordRows, TaskTable, spec_for
 from real_cluster.taskdb import TaskDB, _us, install_fast_adapters
@@ -52,6 +54,17 @@ def test_result_ok_frame_is_the_task_result_message_byte_for_byte(task_id, eid, 
     frame = result_ok_frame(task_id, eid, t1, t2, t3, t4, result)
     assert frame == _frame(msg)
     (header, buffers), = proto.FrameDecoder(proto.RESULT_LIMITS).feed(frame)
+    assert from_wire(header, buffers) == msg
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=300, alphabet=st.characters(blacklist_categories=("Cs",))), _times,
+       st.binary(max_size=2000))
+def test_submit_frame_is_the_submit_message_byte_for_byte(task_id, submitted_at, payload):
+    msg = Submit(task_id=task_id, flags=NO_FLAGS, submitted_at=submitted_at, payload=payload)
+    frame = submit_frame(task_id, submitted_at, payload)    # (a client's usual task: encoded without the message)
+    assert frame == _frame(msg)
+    (header, buffers), = proto.FrameDecoder().feed(frame)
     assert from_wire(header, buffers) == msg
 
 
@@ -175,3 +188,17 @@ def test_get_result_answers_a_success_kept_as_a_tuple_until_its_row_commits(tmp_
         commit()
     assert db.wait_committed(timeout_s=5) and db.unsaved_answer("a") is None
     db.close()
+
+
+def test_the_id_filter_never_forgets_an_id_and_rarely_claims_one_it_was_not_given():
+    from real_cluster.taskdb_fast import IdFilter
+    rng = random.Random(15)
+    ids = [f"{rng.getrandbits(80):020x}{i:012x}" for i in range(60_000)]      # the client's shape of task id
+    given, others = ids[:30_000], ids[30_000:]
+    f = IdFilter()
+    for tid in given:
+        f.add(tid)
+    assert all(tid in f for tid in given)                   # "surely new" is never wrong
+    false = sum(tid in f for tid in others)
+    assert false < 30                                       # 3 bits of 2**23 at 30,000 ids: ~1e-6 each expected
+    assert sum(map(int.bit_count, f._bits)) > 3 * 30_000 * 0.99      # three distinct bits per id, nearly always
