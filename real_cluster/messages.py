@@ -625,7 +625,13 @@ def from_wire(header: dict[str, Any] | bytes, buffers: list[bytes]) -> Any:
         raise ProtocolError(f"malformed {cls.TYPE!r} message: {exc}") from None
 
 
-def done_ok_header(task_id: str, attempt: int, started_at: float, completed_at: float) -> bytes:
-    """The binary header `to_wire` gives a TaskDone `ok` with no output or error (its result is the one buffer),
-    built without the message object: a worker's answer to a task that printed nothing (bench_worker.py)."""
-    return _DONE_S.pack(0, _DONE, attempt, started_at, completed_at) + task_id.encode()
+_DONE_FRAME = struct.Struct("!IHBI" + _DONE_S.format[1:])
+
+
+def done_ok_frame(task_id: str, attempt: int, started_at: float, completed_at: float, result: bytes) -> bytes:
+    """The frame of a TaskDone `ok` with no output or error and `result` as its one buffer, built without the
+    message object: a worker's answer to a task that printed nothing (bench_worker.py)."""
+    tid = task_id.encode()
+    head_len = _DONE_S.size + len(tid)
+    return b"".join((_DONE_FRAME.pack(7 + head_len + len(result), head_len, 1, len(result), 0, _DONE, attempt,
+                                      started_at, completed_at), tid, result))

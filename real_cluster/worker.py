@@ -39,7 +39,7 @@ from . import protocol as proto
 from .error import ConnectionFailed, ProtocolError, UnmetDependency
 from .functional import check_dependencies
 from .fncache import FN_UNKNOWN, FunctionNotCached
-from .messages import AttachWorker, DeleteActor, Heartbeat, RunTask, TaskDone, done_ok_header, from_wire, to_wire
+from .messages import AttachWorker, DeleteActor, Heartbeat, RunTask, TaskDone, done_ok_frame, from_wire, to_wire
 from .namespace import lend, set_generation
 from .serialize import pack_result, unpack_call
 from .worker_actors import ACTORS, capture_output, restore_output
@@ -153,7 +153,7 @@ def run_task(msg: RunTask, result_max: int = RESULT_MAX, fds: FdCapture | None =
 def frame_of(msg: RunTask, ended: Any) -> bytes:
     """The frame answering `msg` with `ended` (a `run_task` answer)."""
     if type(ended) is tuple:
-        return proto.encode_frame(done_ok_header(msg.task_id, msg.attempt, ended[0], ended[1]), (ended[2],))
+        return done_ok_frame(msg.task_id, msg.attempt, ended[0], ended[1], ended[2])
     return proto.encode_frame(*to_wire(ended))
 
 

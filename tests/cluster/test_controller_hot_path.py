@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from real_cluster import protocol as proto
 from real_cluster.hub_requests import RequestHandler
 from real_cluster.messages import (
-    RunTask, Submit, TaskDone, TaskResult, from_wire, result_ok, result_ok_frame, run_frame, submit_frame, to_wire,
-    NO_FLAGS,
+    RunTask, Submit, TaskDone, TaskResult, done_ok_frame, from_wire, result_ok, result_ok_frame, run_frame, submit_frame,
+    to_wire, NO_FLAGS,
 )
 from real_cluster.task_table import RecordRows, TaskTable, spec_for
 from real_cluster.taskdb import TaskDB, _us, install_fast_adapters
@@ -63,6 +63,18 @@ def test_result_ok_frame_is_the_task_result_message_byte_for_byte(task_id, eid, 
 def test_submit_frame_is_the_submit_message_byte_for_byte(task_id, submitted_at, payload):
     msg = Submit(task_id=task_id, flags=NO_FLAGS, submitted_at=submitted_at, payload=payload)
     frame = submit_frame(task_id, submitted_at, payload)    # (a client's usual task: encoded without the message)
+    assert frame == _frame(msg)
+    (header, buffers), = proto.FrameDecoder().feed(frame)
+    assert from_wire(header, buffers) == msg
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=300, alphabet=st.characters(blacklist_categories=("Cs",))),
+       st.integers(min_value=0, max_value=2**32 - 1), _times, _times, st.binary(max_size=2000))
+def test_done_ok_frame_is_the_task_done_message_byte_for_byte(task_id, attempt, started, completed, result):
+    msg = TaskDone(task_id=task_id, attempt=attempt, status="ok", started_at=started, completed_at=completed,
+                   result=result)
+    frame = done_ok_frame(task_id, attempt, started, completed, result)    # (a worker's usual answer)
     assert frame == _frame(msg)
     (header, buffers), = proto.FrameDecoder().feed(frame)
     assert from_wire(header, buffers) == msg
