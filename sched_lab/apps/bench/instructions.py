@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         driver.write_text(_DRIVER.format(import_noop=import_noop))
         for peer in ("ours", "ppe"):
             runs = [measure(peer, n, driver, Path(tmp)) for n in (args.n1, args.n2)]
-            results[peer] = per_round_trip(runs[0], runs[1], args.n1, args.n2)
+            results[peer] = {role: value for role, value in per_round_trip(runs[0], runs[1], args.n1, args.n2).items()
+                             if value or role != "other"}      # (a traced helper with nothing per round trip)
             print(f"[instructions] {peer} measured", file=sys.stderr, flush=True)
     ours, ppe = results["ours"], results["ppe"]
     ours_total = sum(v for k, v in ours.items() if k != "controller: SQLite")
