@@ -76,7 +76,8 @@ def render(result: dict[str, Any], meta: dict[str, Any]) -> str:
            f"`{meta['command']}` on {meta['date']}.", "",
            "| what | cache on | cache off (before issue 15) | ratio on/off |", "|---|---:|---:|---:|"]
     for key, label, fmt in LABELS:
-        out.append(f"| {label} | {fmt.format(on[key])} | {fmt.format(off[key])} | {on[key] / off[key]:.2f} |")
+        ratio = f"{on[key] / off[key]:.2f}" if off[key] else "n/a"     # (CPU in clock ticks: a short run may take none)
+        out.append(f"| {label} | {fmt.format(on[key])} | {fmt.format(off[key])} | {ratio} |")
     return "\n".join(out) + "\n"
 
 

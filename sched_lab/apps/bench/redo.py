@@ -40,6 +40,13 @@ def run_once(peer: Peer, round_trips: int, burst: int, sleep_tasks: int, sleep_s
             "efficiency": eff}
 
 
+def median_ratio(runs: list[dict[str, dict[str, float]]], ours: str, theirs: str, key: str) -> float | None:
+    """The median over runs of ours/theirs for `key`, leaving out runs where theirs is 0 (CPU is counted in clock
+    ticks: a short run may take none); None when no run has a ratio."""
+    ratios = [r[ours][key] / r[theirs][key] for r in runs if r[theirs][key] > 0]
+    return statistics.median(ratios) if ratios else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_redo", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -70,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr, flush=True)
     ours, theirs = peers[0].name, peers[1].name
     med = {name: {k: statistics.median(r[name][k] for r in runs) for k, _, _ in METRICS} for name in (ours, theirs)}
-    ratio = {k: statistics.median(r[ours][k] / r[theirs][k] for r in runs) for k, _, _ in METRICS}
+    ratio = {k: median_ratio(runs, ours, theirs, k) for k, _, _ in METRICS}
     print(f"{'median of ' + str(args.runs) + ' runs':40} {ours:>12} {theirs:>14} {'ratio':>7}")
     for k, label, _ in METRICS:
-        print(f"{label:40} {med[ours][k]:12.4g} {med[theirs][k]:14.4g} {ratio[k]:7.3f}")
+        shown = "n/a" if ratio[k] is None else f"{ratio[k]:.3f}"
+        print(f"{label:40} {med[ours][k]:12.4g} {med[theirs][k]:14.4g} {shown:>7}")
     if args.json:
         out: dict[str, Any] = {"runs": runs, "median": med, "ratio": ratio, "measured_sleep_s": sleep_s,
                                "argv": sys.argv[1:], "when": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
