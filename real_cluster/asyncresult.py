@@ -81,12 +81,11 @@ class AsyncResult(Future):
                  chunk_sizes: list[int] | None = None, ordered: bool = True, single: bool | None = None,
                  return_exceptions: bool = False, owner: bool = False):
         if _FUTURE_FIELDS:                      # Future.__init__'s fields, without the Condition it would build
-            self._condition = _LeanCondition()
             self._state, self._result, self._exception = PENDING, None, None
             self._waiters, self._done_callbacks = [], []
         else:                                   # (a Python whose Future holds other fields: its own __init__)
             super().__init__()
-            self._condition = _LeanCondition()  # (the Future's, replaced before anyone can hold it)
+        self._condition = _LeanCondition()      # (the Future's, or in place of it, before anyone can hold it)
         self._client = client
         self.msg_ids = list(msg_ids)
         self._fname = fname

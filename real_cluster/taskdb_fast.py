@@ -48,7 +48,7 @@ class IdFilter:
     at 100,000, 3 % at a million), never the answer's correctness. Hashes are this process's own.
     """
 
-    BITS = 1 << 23
+    BITS = 1 << 23                      # (add and __contains__ mask with BITS - 1 written out, 0x7FFFFF: a constant)
 
     def __init__(self) -> None:
         self._bits = bytearray(self.BITS >> 3)

@@ -94,7 +94,7 @@ def test_an_async_result_starts_as_a_fresh_future_does_and_works_as_one(make_clu
 
 def test_a_views_default_flags_are_the_one_default_object_and_others_are_not(make_cluster):
     view = make_cluster(0).client.load_balanced_view()
-    assert view._flags() is NO_FLAGS and view._flags() is NO_FLAGS     # (a Submit's encoder tests it by identity)
+    assert view._flags() is NO_FLAGS and view._flags() is NO_FLAGS  # (submit_task tests it by identity)
     with view.temp_flags(label="x"):
         assert view._flags() is not NO_FLAGS and view._flags().label == "x"
     view.retries = 2
