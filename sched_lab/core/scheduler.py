@@ -333,6 +333,8 @@ class TaskScheduler(RestoreRules):
         """With at least one live engine, does none of the live engines qualify (ignoring load)?"""
         if not self._engines or (task.pending and task.spec.follow is not None):
             return False
+        if not task.blacklist and task.allowed is None:     # (the usual task, queued while every engine is busy)
+            return False                                    # any live engine qualifies, and there is one
         blacklist = task.blacklist or ()
         live = self._engines if task.allowed is None else [e for e in task.allowed if e in self._engines]
         return all(e in blacklist for e in live)
@@ -410,9 +412,13 @@ class TaskScheduler(RestoreRules):
             self._dispatch(task, chosen)
 
     def _drain_all(self) -> None:
-        """Rescan every queued task in FIFO order (after rare events such as losing an engine)."""
+        """Rescan every queued task in FIFO order (after rare events such as losing an engine).
+
+        A task found impossible here fails with its dependents, and a dependent may be one of the tasks still to
+        rescan (a `follow` on it, queued): that one has ended and is skipped."""
         for task in self._queue.take_all():
-            self._place_or_queue(task)
+            if task.state == QUEUED:
+                self._place_or_queue(task)
 
     # -------------------------------------------------------------------------- task endings
 

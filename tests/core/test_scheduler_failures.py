@@ -478,6 +478,20 @@ def test_record_for_impossible() -> None:
         ("x", None, Outcome.IMPOSSIBLE, IMPOSSIBLE, 2.0)
 
 
+def test_rescan_skips_a_queued_task_that_failed_with_an_earlier_one() -> None:
+    """Engines come back after none was left: the rescan finds "a" impossible, which makes "b" (queued, following
+    "a" or "x", which failed on no engine) impossible too; the rescan then reaches "b", ended, and leaves it (it
+    used to fail it a second time: SchedulerMisuse 'done -> done', found by test_invariants.py)."""
+    h = Harness(hwm=0)
+    h.join(0)
+    assert h.place("x") == 0
+    assert_actions(h.lose(0), [Fail("x", ENGINE_ERROR)])
+    assert h.submit("a", targets={0}) == []                 # no engine at all: queued
+    assert h.submit("b", targets={0}, follow=Dependency(["x", "a"], all=False, success=True, failure=True)) == []
+    assert_actions(h.join(1), [Fail("a", IMPOSSIBLE), Fail("b", IMPOSSIBLE)])
+    assert h.s.task_state("b") == "done" and h.s.waiting_count == 0
+
+
 # ------------------------------------------------------------------------ misuse, introspection
 
 def test_duplicate_task_id_is_misuse() -> None:
