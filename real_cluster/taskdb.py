@@ -359,12 +359,12 @@ class TaskDB:
         insert_seq = self._insert_seq.pop(msg_id, None)
         if status == "ok" and ename is None and evalue is None and traceback is None and not engine_info \
                 and not stdout and not stderr and attempts is not None:
-            if insert_seq is not None and self._fold(insert_seq, msg_id, (engine_id, _us(started), _us(completed),
-                                                                          _us(received), result, attempts)):
-                seq = self.queued_seq       # (the answer's stamp: later than anything before it, as below)
-            else:
-                seq = self._queue(_FINISH_OK, (engine_id, _us(started), _us(completed), _us(received), result, attempts,
-                                               msg_id), len(result) if result else 0)
+            stamps = _us(started), _us(completed), _us(received)    # (rounded once for either write: in a burst
+            if insert_seq is not None and self._fold(insert_seq, msg_id, (engine_id, *stamps, result, attempts)):
+                seq = self.queued_seq       # the insert is mostly in the redo log by now, and the fold refuses)
+            else:                           # (the answer's stamp: later than anything before it, as below)
+                seq = self._queue(_FINISH_OK, (engine_id, *stamps, result, attempts, msg_id),
+                                  len(result) if result else 0)
         else:
             seq = self._queue(_FINISH_PENDING, (status, engine_id, _us(started), _us(completed), _us(received), result,
                                                 ename, evalue, traceback,
@@ -421,10 +421,11 @@ class TaskDB:
 
     def add_record_rows(self, rows: list[tuple[Any, ...]]) -> int:
         """Queue records given as rows in `TaskRecord.fields()` order (as a RecordSink receives them; the outcome
-        an Outcome or its string): one queued write for all of them."""
+        an Outcome or its string): one queued write for all of them. (`str` makes an Outcome an exact str, which
+        sqlite3 binds without an adapter search, in a C call where `.value` took two Python ones.)"""
         if not rows:
             return self.queued_seq
-        return self._queue(_RECORDS, [(str(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], getattr(r[7], "value", r[7]),
+        return self._queue(_RECORDS, [(str(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], str(r[7]),
                                        *r[8:]) for r in rows])
 
     def purge(self, msg_ids: list[str] | None, keep: Collection[str] = ()) -> list[str]:
