@@ -492,8 +492,9 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert recs[t] == want, f"task {t}: {recs[t]} records, expected {want} ({self.terminal.get(t)})"
 
 
+# 400 examples, ~10 s: at 150, a queue rescan's double failure went unseen until 2026-12-04 (test_scheduler_failures.py)
 SchedulerMachine.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=50, deadline=None,
+    max_examples=400, stateful_step_count=50, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestSchedulerInvariants = SchedulerMachine.TestCase
