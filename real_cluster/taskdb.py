@@ -54,8 +54,11 @@ from typing import Any
 
 from sched_lab.core.model import TaskRecord
 
-from .redo_log import MAX_APPEND_BYTES, SET_MARK, open_log, replay
+from .redo_log import MAX_APPEND_BYTES, open_log, replay
 from .taskdb_fast import IdFilter, _us, install_fast_adapters  # noqa: F401 (install_fast_adapters: re-exported)
+from .taskdb_sql import (
+    _ATTEMPTS, _ERROR_FULL, _FINISH_OK, _FINISH_PENDING, _INSERT, _INSERT_OK, _RECORDS, _SCHEMA, commit,
+)
 
 log = logging.getLogger("real_cluster.taskdb")
 COLUMNS = ("msg_id", "client_id", "label", "flags", "submitted", "started", "completed", "received",
@@ -65,38 +68,6 @@ _BLOBS = ("payload", "result")
 ON_REQUEST = ("error_full",)    # columns a query returns only when asked for by name (not in COLUMNS: not inserted)
 _JSON = ("flags", "engine_info")
 _OPS = {"$lt": "<", "$gt": ">", "$lte": "<=", "$gte": ">=", "$eq": "=", "$ne": "!="}
-# tasks_label holds labelled rows only (a query `label = x` uses it): an unlabelled task's commit writes one index page
-# less (strace of 1,000 one-task commits: 9 -> 7 pwrites each). A database from before keeps its full index
-# until opened here, then it is rebuilt partial (see TaskDB.__init__)
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS tasks (msg_id TEXT PRIMARY KEY, client_id TEXT, label TEXT, flags TEXT,
-    submitted REAL, started REAL, completed REAL, received REAL, engine_id INTEGER, status TEXT,
-    payload BLOB, result BLOB, ename TEXT, evalue TEXT, traceback TEXT, engine_info TEXT,
-    resubmitted TEXT, resubmit_of TEXT, stdout TEXT, stderr TEXT, attempts INTEGER DEFAULT 0,
-    error_full TEXT);   -- error_full: the whole error text (<= 1 MiB characters) when evalue/traceback were cut
-CREATE INDEX IF NOT EXISTS tasks_label ON tasks(label) WHERE label IS NOT NULL;
-CREATE INDEX IF NOT EXISTS tasks_submitted ON tasks(submitted);
-CREATE TABLE IF NOT EXISTS records ({", ".join(TaskRecord.fields())});
-CREATE TABLE IF NOT EXISTS purged (msg_id TEXT PRIMARY KEY);
-"""
-# A new row names only the columns it sets (the others are NULL, attempts 0): fewer parameters to bind
-_INSERT = ("INSERT INTO tasks (msg_id, client_id, label, flags, submitted, status, payload, resubmit_of) "
-           "VALUES (?,?,?,?,?,'pending',?,?)")
-_FINISH_PENDING = ("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, result=?, ename=?, "
-                   "evalue=?, traceback=?, engine_info=?, stdout=?, stderr=? WHERE msg_id=? AND status='pending'")
-# ... and so does the usual outcome, a success that printed nothing (its other columns are still NULL); it
-# sets attempts too, so that a dispatch count queued in the same commit need not be written (see _commit)
-_FINISH_OK = ("UPDATE tasks SET status='ok', engine_id=?, started=?, completed=?, received=?, result=?, attempts=? "
-              "WHERE msg_id=? AND status='pending'")
-# ... and a task whose success arrives while its insert still waits in the queue (the writer idle: nothing in flight)
-# is inserted final, in one row write instead of an insert and an update (see finish_task; callgrind of a commit
-# of insert + outcome + record: ~18k instructions per task less, bench_cpu_split.py)
-_INSERT_OK = ("INSERT INTO tasks (msg_id, client_id, label, flags, submitted, status, payload, resubmit_of, engine_id, "
-              "started, completed, received, result, attempts) VALUES (?,?,?,?,?,'ok',?,?,?,?,?,?,?,?)")
-_RECORDS = f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})"     # args: a list of rows
-_ATTEMPTS = "UPDATE tasks SET attempts=? WHERE msg_id=? AND status='pending'"
-_ERROR_FULL = "UPDATE tasks SET error_full=? WHERE msg_id=? AND error_full IS NULL"
-_KIND_ORDER = {_INSERT: 0, _INSERT_OK: 0, _ATTEMPTS: 1, _FINISH_PENDING: 2, _FINISH_OK: 2, _RECORDS: 3}
 WRITE_CHUNK_ROWS = 2000            # one transaction holds at most this many queued writes ...
 WRITE_CHUNK_BYTES = 8 << 20        # ... or about this many payload/result bytes (a backlog lands in bounded bites)
 GROUP_COMMIT_WAIT_S = 0.005        # a lazy commit request (answers already batched) waits this long for company
@@ -500,49 +471,7 @@ class TaskDB:
         finally:
             db.close()
 
-    @staticmethod
-    def _commit(db: sqlite3.Connection, chunk: list[tuple[int, str, Any, int]], mark: tuple | None = None) -> None:
-        # One executemany per kind of write (bench_live.py, burst): inserts, then dispatch counts, then outcomes,
-        # then records, then the rest in queue order. A row's own writes keep their order (a task is inserted
-        # before it is dispatched, dispatched before it ends), and the transaction commits them all or none.
-        kinds: dict[str, list] = {}
-        rest: list[tuple[str, list]] = []       # other writes: runs of one statement, in queue order
-        for op in chunk:
-            sql = op[1]
-            if sql in _KIND_ORDER:
-                rows = kinds.get(sql)
-                if rows is None:
-                    rows = kinds[sql] = []
-                if sql == _RECORDS:
-                    rows.extend(op[2])
-                else:
-                    rows.append(op[2])
-            elif rest and rest[-1][0] == sql:
-                rest[-1][1].append(op[2])
-            else:
-                rest.append((sql, [op[2]]))
-        if _ATTEMPTS in kinds and (_FINISH_OK in kinds or _INSERT_OK in kinds):    # a success sets attempts itself:
-            done = {args[-1] for args in kinds.get(_FINISH_OK, ())}                # its counts are moot
-            done.update(args[0] for args in kinds.get(_INSERT_OK, ()))
-            kinds[_ATTEMPTS] = [args for args in kinds[_ATTEMPTS] if args[1] not in done]
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, rows in sorted(kinds.items(), key=lambda kv: _KIND_ORDER[kv[0]]) + rest:
-                try:
-                    db.executemany(sql, rows)
-                except sqlite3.IntegrityError:    # a duplicate the controller let through: refuse that row alone
-                    for args in rows:
-                        try:
-                            db.execute(sql, args)
-                        except sqlite3.IntegrityError as exc:
-                            log.error("task database refused a write (%s): %s", exc, args[:1])
-            if mark is not None:                # (token, last seq): what the redo log holds past it, SQLite lacks
-                db.execute(SET_MARK, mark)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+    _commit = staticmethod(commit)     # (taskdb_sql.py)
 
     def wait_committed(self, seq: int | None = None, timeout_s: float = 10.0) -> bool:
         """Block until write `seq` (default: every write queued so far) has committed; False on timeout."""

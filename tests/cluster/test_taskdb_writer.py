@@ -307,6 +307,39 @@ def test_a_success_is_not_folded_into_an_insert_the_writer_may_be_committing(tmp
     db.close()
 
 
+def test_a_success_whose_insert_is_in_the_same_commit_is_written_as_one_final_row(tmp_path):
+    """In a burst the fold is refused (the insert is in the redo log already): the commit that takes both the insert
+    and the outcome writes one final row, no update; a task without an outcome, or whose insert committed earlier,
+    is written as before."""
+    path = str(tmp_path / "tasks.db")
+    loop = _Loop()
+    db = TaskDB(path, schedule=loop.schedule, redo=True)
+    _wait_idle(db)
+    db.add_task("z", "c", {}, 1.0, b"pz")
+    db.request_commit()
+    loop.turn()                                              # z's insert is in SQLite
+    db.add_task("a", "c", {}, 1.0, b"pa")
+    db.add_task("b", "c", {}, 1.0, b"pb")
+    db.set_attempts("a", 1)
+    db.request_durable()
+    loop.turn()                                              # a and b are in the redo log: no fold now
+    db.finish_task("a", "ok", 3, 2.0, 3.0, 4.0, b"ra", attempts=1)
+    db.finish_task("z", "ok", 1, 2.0, 3.0, 4.0, b"rz", attempts=1)
+    assert sum("UPDATE tasks SET status='ok'" in op[1] for op in db._ops) == 2     # both queued as updates
+    statements: list[str] = []
+    db._inline.set_trace_callback(statements.append)
+    db.request_commit()
+    loop.turn()                                              # one inline commit of the lot
+    assert not db.dirty
+    assert sum(s.startswith("UPDATE tasks SET status='ok'") for s in statements) == 1      # z's alone
+    assert sum(s.startswith("UPDATE tasks SET attempts") for s in statements) == 0        # a's count is in its row
+    assert sum(s.startswith("INSERT INTO tasks") for s in statements) == 2                # a final, b pending
+    assert _row(path, "a") == ("ok", 3, 2.0, 3.0, 4.0, b"ra", 1, b"pa")
+    assert _row(path, "b") == ("pending", None, None, None, None, None, 0, b"pb")
+    assert _row(path, "z") == ("ok", 1, 2.0, 3.0, 4.0, b"rz", 1, b"pz")
+    db.close()
+
+
 def test_answers_are_forgotten_oldest_first_as_their_rows_commit(tmp_path):
     """`forget_committed` drops exactly the answers whose writes committed, front first, over many partial
     commits (an abort of 100,000 queued tasks does this; the speed is bench material, the rule is tested here)."""
