@@ -100,8 +100,10 @@ def commit(db: sqlite3.Connection, chunk: list[tuple[int, str, Any, int]], mark:
 
 def _merge_successes(kinds: dict[str, list]) -> None:
     """A success whose insert is in the same commit is written as one final row (_INSERT_OK), as `_fold` does
-    in the queue: in a burst the fold is mostly refused (the insert is in the redo log already), and an insert
-    plus an update by id cost the writer ~18k instructions a task more (callgrind; bench_cpu_split.py)."""
+    in the queue: in a burst the fold is mostly refused (the insert is in the redo log already). Measured on
+    chunks shaped like a burst's (300 tasks: inserts, dispatch counts, successes, records; WAL, on a file):
+    6.0 -> 5.75 µs of `commit` a task. Small: the update finds its row in pages the insert just wrote; most of the
+    writer thread's ~20 µs a burst task is its wake-ups and its turns at the GIL, not SQL."""
     finishes: dict[str, tuple] = {}
     later: list[tuple] = []                 # a second outcome for one id (never sent): left as it was, after
     for args in kinds[_FINISH_OK]:
