@@ -330,10 +330,10 @@ class TaskDB:
         insert_seq = self._insert_seq.pop(msg_id, None)
         if status == "ok" and ename is None and evalue is None and traceback is None and not engine_info \
                 and not stdout and not stderr and attempts is not None:
-            stamps = _us(started), _us(completed), _us(received)    # (rounded once for either write: in a burst
+            stamps = _us(started), _us(completed), _us(received)    # (rounded once, for whichever write follows)
             if insert_seq is not None and self._fold(insert_seq, msg_id, (engine_id, *stamps, result, attempts)):
-                seq = self.queued_seq       # the insert is mostly in the redo log by now, and the fold refuses)
-            else:                           # (the answer's stamp: later than anything before it, as below)
+                seq = self.queued_seq       # (the answer's stamp: later than anything before it, as below)
+            else:                           # (refused once the insert is in the redo log: most of a burst's tasks)
                 seq = self._queue(_FINISH_OK, (engine_id, *stamps, result, attempts, msg_id),
                                   len(result) if result else 0)
         else:

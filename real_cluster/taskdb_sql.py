@@ -36,7 +36,7 @@ _INSERT = ("INSERT INTO tasks (msg_id, client_id, label, flags, submitted, statu
 _FINISH_PENDING = ("UPDATE tasks SET status=?, engine_id=?, started=?, completed=?, received=?, result=?, ename=?, "
                    "evalue=?, traceback=?, engine_info=?, stdout=?, stderr=? WHERE msg_id=? AND status='pending'")
 # ... and so does the usual outcome, a success that printed nothing (its other columns are still NULL); it
-# sets attempts too, so that a dispatch count queued in the same commit need not be written (see _commit)
+# sets attempts too, so that a dispatch count queued in the same commit need not be written (see commit)
 _FINISH_OK = ("UPDATE tasks SET status='ok', engine_id=?, started=?, completed=?, received=?, result=?, attempts=? "
               "WHERE msg_id=? AND status='pending'")
 # ... and a task whose success arrives while its insert still waits in the queue (the writer idle: nothing in flight)
