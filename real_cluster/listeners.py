@@ -53,7 +53,7 @@ class Listeners:
             pass
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.bind(path)
+            proto.unix_address(path, sock.bind)
             os.chmod(path, 0o600)
             sock.listen(LISTEN_BACKLOG)
         except OSError as exc:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import struct
 from dataclasses import dataclass
@@ -36,6 +37,20 @@ from .error import AuthenticationError, ProtocolError
 
 PROTOCOL_VERSION = 1
 UNIX_SOCKET_NAME = "controller.sock"    # the controller's Unix-domain socket, beside the connection files (0600)
+_SUN_PATH_MAX = 107                     # bytes of a Unix-domain socket's path (Linux sun_path, less its NUL)
+
+
+def unix_address(path: str, use: Any) -> Any:
+    """`use(address)` (a socket's bind or connect) for the Unix-domain socket at `path`, also when `path` is longer
+    than a socket address holds (a profile deep in a long directory): then through `/proc/self/fd/N/<name>`, N the
+    directory opened for the call (Linux), so a local worker still gets its direct link over this socket."""
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX or not os.path.isdir("/proc/self/fd"):
+        return use(path)
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return use(f"/proc/self/fd/{fd}/{os.path.basename(path)}")
+    finally:
+        os.close(fd)
 _PREFIX = struct.Struct("!I")
 _HEAD = struct.Struct("!HB")
 _LEN = struct.Struct("!I")

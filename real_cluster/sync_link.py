@@ -53,7 +53,7 @@ class SyncLink:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 try:
                     sock.settimeout(timeout_s)
-                    sock.connect(unix_path)
+                    proto.unix_address(unix_path, sock.connect)
                 except OSError:
                     sock.close()
                     raise

@@ -3,8 +3,8 @@ so a task completes while its nanny is stopped (for less than the liveness timeo
 socket when it is on this host; after the worker is killed,
 the fresh worker attaches again and the same engine serves straight on; an answer lost with the link (the nanny
 never saw the task end) counts as the worker's death after the liveness timeout, retries apply; with tasks both
-straight and held by the nanny (hwm 2) all arrive and a held one can still be aborted before it starts.
-The shared TaskSlot's reads are consistent snapshots. Real processes, real sockets."""
+straight and held by the nanny (hwm 2) all arrive and a held one can still be aborted before it starts; a profile
+deeper than a socket address allows still gets the local socket. The shared TaskSlot's reads are consistent snapshots. Real processes, real sockets."""
 
 from __future__ import annotations
 
@@ -201,3 +201,13 @@ def test_attaching_to_an_unknown_engine_or_with_the_client_key_closes_only_that_
     assert rc.load_balanced_view().apply_sync(abs, -2) == 2 and rc.ids == [0]
     log = (cluster.dir / "log" / "controller.log").read_text()
     assert "no engine with uuid 'no-such-engine'" in log
+
+
+def test_a_profile_path_too_long_for_a_socket_address_still_gets_the_local_socket(make_cluster):
+    cluster = make_cluster(1, profile="long-" + "p" * 100)
+    sock_path = cluster.dir / "security" / "controller.sock"
+    assert len(os.fsencode(str(sock_path))) > 107 and sock_path.exists()      # (bound through /proc/self/fd)
+    _wait_until(lambda: _attaches(cluster) == 1, 15, "the worker to attach its direct link")
+    log = (cluster.dir / "log" / "controller.log").read_text()
+    assert "its worker attached a direct link from a local socket" in log and "not listening on" not in log
+    assert cluster.client.load_balanced_view().apply_sync(abs, -4) == 4
