@@ -61,6 +61,7 @@ class Link(asyncio.BufferedProtocol):
         self.authenticated = False
         self.sent_proof = False
         self.closed = False
+        self.peer_ended: str | None = None           # how the peer ended it: "closed" (EOF) or "lost" (an error)
         self.transport: asyncio.Transport | None = None
         self.state: Any = None                      # whatever the owner wants to attach (engine/client record)
         self._on_message = on_message
@@ -249,6 +250,8 @@ class Link(asyncio.BufferedProtocol):
                 self._handle(frames, i, budget=False)
             except Exception as err:        # (the connection is ending anyway)
                 self._log.warning("a message from %s received before its connection ended failed: %r", self.peer, err)
+        if not self.closed:
+            self.peer_ended = "lost" if exc else "closed"
         reason = self._close_reason if self.closed else (f"connection lost: {exc}" if exc else "peer closed")
         self.closed = True
         if self._timer:

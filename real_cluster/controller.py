@@ -266,6 +266,7 @@ class Controller(DirectLinks, Listeners):
                     self._nanny_reported(eng, msg)
                 self._task_done(eng, msg)
             elif isinstance(msg, WorkerReplaced):        # its actors died with the old worker
+                self._worker_gone(eng)
                 self.feed(WorkerRestarted(time.time(), eng.engine_id, msg.reason))
             elif not isinstance(msg, Heartbeat):
                 raise proto.ProtocolError(f"unexpected {type(msg).__name__} from engine {eng.engine_id}")
@@ -445,8 +446,10 @@ class Controller(DirectLinks, Listeners):
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
         try:
             eng.given.remove((msg.task_id, msg.attempt))
-            if eng.direct_task is not None and eng.direct_task == (msg.task_id, msg.attempt):
-                eng.direct_task = None
+            if eng.direct_out:
+                carrier = eng.direct_out.pop((msg.task_id, msg.attempt), None)
+                if carrier is not None:
+                    carrier.sent.pop((msg.task_id, msg.attempt), None)
         except KeyError:                # not sent to this engine: a forged or confused report changes nothing
             log.warning("engine %d reported task %r attempt %d, which it was not given; ignored",
                         eng.engine_id, msg.task_id[:64], msg.attempt)
@@ -538,11 +541,19 @@ class Controller(DirectLinks, Listeners):
             if eng is None or eng.link.closed or flags is None:
                 self._pump.post(DispatchFailed(time.time(), action.task_id, action.engine_id, action.attempt))
             else:
-                link = eng.link
-                if eng.direct is not None and not eng.given and not eng.direct.closed and flags.actor_id is None \
-                        and not flags.direct:   # nothing else out: straight to the worker (no nanny hop). Not an actor
-                    link = eng.direct           # call (via the nanny to its threads), nor a DirectView task: the next
-                    eng.direct_task = (action.task_id, action.attempt)     # one, via the nanny, could overtake it
+                link = eng.direct
+                if link is not None and not link.closed and len(eng.given) == len(link.state.sent) \
+                        and flags.actor_id is None and not flags.direct and (not eng.given or link.state.local):
+                    # Everything else out went this way too: straight to the worker (no nanny hop), queued there
+                    # behind them (direct_links.py; over TCP one at a time). Not an actor call (via the nanny to
+                    # its threads), nor a DirectView task (the next one, via the nanny, could overtake it); and once
+                    # a task is out through the nanny, none goes this way until it is back (the worker takes it
+                    # after these).
+                    key = (action.task_id, action.attempt)
+                    link.state.sent[key] = None
+                    eng.direct_out[key] = link.state
+                else:
+                    link = eng.link
                 if flags.actor is None and flags.actor_id is None and flags.time_limit_s is None:   # the usual task
                     frame = run_frame(action.task_id, action.attempt,
                                       self.functions.payload_for(action.engine_id, payload))
@@ -570,6 +581,8 @@ class Controller(DirectLinks, Listeners):
     def _do_cancel(self, action: Cancel) -> None:
         eng = self.engines.get(action.engine_id)
         if eng is not None:
+            if eng.direct_out:
+                self._direct_cancel(eng, action.task_id, action.attempt)
             eng.link.send(CancelTask(task_id=action.task_id, attempt=action.attempt))
 
     def _do_drop_actor(self, action: DropActor) -> None:

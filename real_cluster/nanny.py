@@ -2,11 +2,13 @@
 
 How this works. One thread, one `selectors` loop over two sockets: the controller link and the
 local socket pair to the worker process (worker.py). The worker also has a direct link of its own
-to the controller (not over TLS): a task sent while its engine has nothing else out goes straight
-there and its answer straight back, without waking the nanny; the nanny sees it in the page it
-shares with the worker (worker_slot.py). Any other RunTask queues here and goes to the worker one
-at a time (after a direct one ends: the worker wakes the nanny), so a cancel of a queued task never
-reaches the worker and a kill only ever costs the running task. Heartbeats leave on schedule
+to the controller (not over TLS): a task sent while everything its engine has out went that way too
+goes straight there (with hwm > 1 queued there behind them) and its answer straight back, without
+waking the nanny; the nanny sees the running one in the page it shares with the worker
+(worker_slot.py), and the worker carries out cancels of those still queued (direct_links.py). Any
+other RunTask queues here and goes to the worker one at a time (after a direct one ends: the worker
+wakes the nanny), so a cancel of a task queued here never reaches the worker and a kill only ever
+costs the running task (the controller sends the direct ones queued behind it here again). Heartbeats leave on schedule
 whatever the task does (the worker may hold the GIL for minutes). While a task runs, a watchdog
 checks every `WATCH_PERIOD_S` (with a memory limit every `MEMORY_WATCH_PERIOD_S`; each check is one
 pread of /proc/<pid>/statm and stat, kept open):

@@ -32,7 +32,8 @@ class EngineConn:
     completed: int = 0
     given: set[tuple[str, int]] = field(default_factory=set)    # (task id, attempt) sent and not yet reported
     direct: Link | None = None                  # its worker's own connection (tasks go straight to the worker)
-    direct_task: tuple[str, int] | None = None  # the attempt last sent over it
+    direct_out: dict[tuple[str, int], Any] = field(default_factory=dict)    # attempts out over a direct link: its
+                                                                            # WorkerLink (direct_links.py)
 
 
 @dataclass(slots=True)

@@ -39,7 +39,9 @@ from . import protocol as proto
 from .error import ConnectionFailed, ProtocolError, UnmetDependency
 from .functional import check_dependencies
 from .fncache import FN_UNKNOWN, FunctionNotCached
-from .messages import AttachWorker, DeleteActor, Heartbeat, RunTask, TaskDone, done_ok_frame, from_wire, to_wire
+from .messages import (
+    AttachWorker, CancelTask, DeleteActor, Heartbeat, RunTask, TaskDone, done_ok_frame, from_wire, to_wire,
+)
 from .namespace import lend, set_generation
 from .serialize import pack_result, unpack_call
 from .worker_actors import ACTORS, capture_output, restore_output
@@ -350,6 +352,7 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
                 if direct is not None and direct.lost and not pipe.pending and not direct.queue \
                         and not sel.wait(0):        # only when idle: a task already sent runs first
                     _attach(direct, sel)            # once; again at the nanny's next Heartbeat (it re-registered)
+                fresh = False           # the direct link was read in this turn (see below)
                 if not pipe.pending and (direct is None or not direct.queue):
                     tags = sel.wait()
                     if _TR is not None:
@@ -362,6 +365,7 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
                             fds.forward()
                         else:
                             _read_direct(direct, sel)
+                            fresh = True
                 if pipe.pending:
                     msg = pipe.pending.pop(0)
                     if isinstance(msg, RunTask):
@@ -375,8 +379,10 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
                         direct.lost = True              # the nanny has registered: attach (when idle, above)
                 elif direct is not None and direct.queue:
                     msg = direct.queue.pop(0)
-                    if isinstance(msg, RunTask):
-                        _run_one(msg, result_max, slot, pipe, lambda frame: _answer_direct(direct, sel, frame), fds)
+                    if isinstance(msg, RunTask):    # one that waited in the queue: the link is read again once the
+                        _run_one(msg, result_max, slot, pipe,   # slot shows it started, for a cancel (direct_links.py)
+                                 lambda frame: _answer_direct(direct, sel, frame), fds,
+                                 None if fresh else lambda m: _read_direct(direct, sel, m))
             except KeyboardInterrupt:       # a signal meant for a task that had just ended: keep serving
                 continue
             except (OSError, proto.ProtocolError):
@@ -394,15 +400,19 @@ _IDLE_OUTPUT = "idle output"        # a selector key's data: a capture pipe
 
 
 def _run_one(msg: RunTask, result_max: int, slot: TaskSlot | None, pipe: _Pipe, answer: Any,
-             fds: FdCapture | None = None) -> None:
-    """Run `msg` here and `answer(frame)` its TaskDone; wake the nanny after if it asked."""
+             fds: FdCapture | None = None, cancelled: Any = None) -> None:
+    """Run `msg` here and `answer(frame)` its TaskDone; wake the nanny after if it asked. `cancelled(msg)`, once
+    the slot shows `msg` started: True if it must not run (it is answered `aborted`, never started)."""
     if _TR is not None:
         _TR.tid = msg.task_id
         _TR.lines.append(f"{msg.task_id} w_wake {_TR.wake}\n")
         _TR.mark("w_decoded")
     if slot is not None:
         slot.started(msg.task_id, msg.attempt, msg.time_limit_s, time.time(), time.monotonic())
-    answer(frame_of(msg, run_task(msg, result_max, fds)))
+    if cancelled is not None and cancelled(msg):
+        answer(proto.encode_frame(*to_wire(_aborted(msg))))
+    else:
+        answer(frame_of(msg, run_task(msg, result_max, fds)))
     if _TR is not None:
         _TR.mark("w_sent")
     if slot is not None and slot.ended():
@@ -417,13 +427,41 @@ def _attach(direct: Any, sel: _Poller) -> None:
         sel.register(direct.link.sock, direct)
 
 
-def _read_direct(direct: Any, sel: _Poller) -> None:
-    """Queue what the direct link has; drop the link when it closed or broke."""
+def _aborted(msg: RunTask) -> TaskDone:
+    return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="aborted", started_at=None,
+                    completed_at=time.time(), ename="TaskAborted", evalue="aborted before it started")
+
+
+def _read_direct(direct: Any, sel: _Poller, current: RunTask | None = None) -> bool:
+    """Queue the tasks the direct link has (everything it holds, without waiting) and carry out its cancels: a task
+    still queued is dropped and answered `aborted`. True if `current` (taken from the queue, not run yet) was
+    cancelled, or the link closed or broke: it is dropped then, with everything queued (the controller accounts
+    for them, direct_links.py), so `current` must not run either."""
+    hit = False
     try:
-        direct.queue.extend(direct.link.recv_many(block=False))
+        while True:                 # (once when idle: epoll says when more comes; before a queued task, all of it)
+            msgs = direct.link.recv_many(block=False)
+            if not msgs:
+                return hit
+            for msg in msgs:
+                if type(msg) is not CancelTask:
+                    direct.queue.append(msg)
+                elif current is not None and (msg.task_id, msg.attempt) == (current.task_id, current.attempt):
+                    hit = True
+                else:
+                    for queued in direct.queue:
+                        if (queued.task_id, queued.attempt) == (msg.task_id, msg.attempt):
+                            direct.queue.remove(queued)
+                            _answer_direct(direct, sel, proto.encode_frame(*to_wire(_aborted(queued))))
+                            break
+                if direct.link is None:         # an answer could not be sent: dropped
+                    return True
+            if current is None:
+                return hit
     except (ConnectionFailed, ProtocolError) as exc:
         log.info("worker %d: the direct link closed (%s); tasks come through the nanny", os.getpid(), exc)
         _drop_direct(direct, sel)
+        return True
 
 
 def _answer_direct(direct: Any, sel: _Poller, frame: bytes) -> None:

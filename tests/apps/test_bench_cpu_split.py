@@ -1,6 +1,7 @@
 """`bench_cpu_split.py` as a user runs it (its figures are never judged here): every role of both peers in
 `--json`, the cluster's CPU found in its controller and workers (not lost to a wrong role), the
-ProcessPoolExecutor's in its parent and workers (the idle cluster's heartbeats aside), and bad options refused."""
+ProcessPoolExecutor's in its parent and workers (the idle cluster's heartbeats aside), with `--hwm 0` none of it in
+the nannies (tasks go straight to the workers), and bad options refused."""
 
 from __future__ import annotations
 
@@ -34,6 +35,19 @@ def test_json_splits_cpu_by_role(tmp_path):
 def test_bad_options_are_refused():
     out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "0"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--tasks and --rounds must be at least 1" in out.stderr
+    out = subprocess.run([sys.executable, str(SCRIPT), "--hwm", "-1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--hwm must be 0 (unlimited) or more" in out.stderr
+
+
+def test_with_hwm_0_the_nannies_stay_off_the_tasks_path(tmp_path):
+    env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "2000", "--rounds", "1", "--hwm", "0", "--json"],
+                         env=env, capture_output=True, text=True, timeout=200)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    ours = data["sched-lab"]["cpu_us_per_task"]
+    assert data["hwm"] == 0 and ours["worker"] > 0
+    assert ours["nanny"] < 0.1 * ours["worker"]          # every task went straight to its worker (direct_links.py)
 
 
 def test_round_trip_mode_prints_cpu_per_round_trip(tmp_path):

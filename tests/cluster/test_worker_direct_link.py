@@ -2,9 +2,10 @@
 so a task completes while its nanny is stopped (for less than the liveness timeout), over the controller's Unix
 socket when it is on this host; after the worker is killed,
 the fresh worker attaches again and the same engine serves straight on; an answer lost with the link (the nanny
-never saw the task end) counts as the worker's death after the liveness timeout, retries apply; with tasks both
-straight and held by the nanny (hwm 2) all arrive and a held one can still be aborted before it starts; a profile
-deeper than a socket address allows still gets the local socket. The shared TaskSlot's reads are consistent snapshots. Real processes, real sockets."""
+never saw the task end) counts as the worker's death after the liveness timeout, retries apply; with hwm 2 a task
+queued behind a running one can still be aborted before it starts, and all the others arrive (more of the queue on
+the worker: test_direct_queue_live.py); a profile deeper than a socket address allows still gets the local socket.
+The shared TaskSlot's reads are consistent snapshots. Real processes, real sockets."""
 
 from __future__ import annotations
 
@@ -134,7 +135,7 @@ def test_an_answer_lost_with_the_direct_link_counts_as_the_workers_death(make_cl
     assert v.apply_sync(abs, -3) == 3 and rc.ids == [0]
 
 
-def test_tasks_held_by_the_nanny_beside_a_direct_one_all_arrive_and_can_be_aborted(make_cluster, tmp_path):
+def test_a_task_queued_behind_a_running_one_can_be_aborted_and_all_others_arrive(make_cluster, tmp_path):
     cluster = make_cluster(1, hwm=2)
     rc = cluster.client
     v = rc.load_balanced_view()
@@ -142,7 +143,7 @@ def test_tasks_held_by_the_nanny_beside_a_direct_one_all_arrive_and_can_be_abort
     marker, started = tmp_path / "runs", tmp_path / "started"
     first = v.apply_async(_mark_and_sleep, str(started), 1.0)  # straight to the worker
     _wait_until(started.exists, 15, "the first task to start")
-    second = v.apply_async(_mark, str(marker))                 # held by the nanny until the first ends
+    second = v.apply_async(_mark, str(marker))                 # queued on the worker behind the first
     assert rc.abort(second) == 1
     with pytest.raises(TaskAborted):
         second.get(10)

@@ -1,14 +1,15 @@
 """Where the CPU of a no-op task goes, process by process (issues 10 and 15).
 
-One sched-lab cluster (2 engines, the defaults: hwm=1, SQLite) runs bursts of no-op `apply_async`
-(with `--round-trip`: the same number of sequential `apply_sync`, each waiting for its answer);
+One sched-lab cluster (2 engines, the defaults: hwm=1, SQLite; `--hwm N` another high-water mark) runs bursts
+of no-op `apply_async` (with `--round-trip`: the same number of sequential `apply_sync`, each waiting for its answer);
 each burst reads the user+system CPU of every process of the tree from /proc before and after and
 prints µs per task by role: the client (this process), the controller, the nannies, the workers.
 ProcessPoolExecutor (2 workers) runs the same bursts beside it, split into its parent and workers.
 Per-process CPU is far less sensitive to a loaded host than wall time, so this is the figure to
 steer by when the machine is shared; medians over rounds.
 
-    python -m sched_lab.apps.bench.cpu_split [--tasks 10000] [--rounds 3] [--by-value] [--round-trip] [--json]
+    python -m sched_lab.apps.bench.cpu_split [--tasks 10000] [--rounds 3] [--by-value] [--round-trip] [--hwm N]
+        [--json]
 """
 
 from __future__ import annotations
@@ -65,14 +66,14 @@ def _cpu_of_tasks(submit: Callable[[], Any], n: int, sequential: bool = False) -
     return n / dt, {r: (after[r] - before[r]) / n * 1e6 for r in ROLES}
 
 
-def measure(tasks: int, rounds: int, mode: str, sequential: bool = False) -> dict[str, Any]:
+def measure(tasks: int, rounds: int, mode: str, sequential: bool = False, hwm: int = 1) -> dict[str, Any]:
     """Per round and peer: tasks/s and µs of CPU per task by role; medians over rounds."""
     from real_cluster import Cluster
     fns = task_functions(mode)
     rows: dict[str, list[tuple[float, dict[str, float]]]] = {"sched-lab": [], "ProcessPoolExecutor": []}
     with tempfile.TemporaryDirectory(prefix="sched-lab-cpu-split-") as lab:
         os.environ.setdefault("SCHED_LAB_DIR", lab)
-        cluster = Cluster(n=2, profile=f"cpu-split-{os.getpid()}", db="sqlite")
+        cluster = Cluster(n=2, profile=f"cpu-split-{os.getpid()}", db="sqlite", hwm=hwm)
         try:
             view = cluster.start().load_balanced_view()
             with cf.ProcessPoolExecutor(2) as pool:
@@ -110,13 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--by-value", action="store_true", help="the task function defined in __main__ (shipped by value)")
     p.add_argument("--round-trip", action="store_true",
                    help="sequential apply_sync (each waits for its answer) instead of a burst")
+    p.add_argument("--hwm", type=int, default=1, help="sched-lab's high-water mark (default 1; 0 = unlimited)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)
     if args.tasks < 1 or args.rounds < 1:
         p.error("--tasks and --rounds must be at least 1")
-    result = measure(args.tasks, args.rounds, "by-value" if args.by_value else "module", args.round_trip)
+    if args.hwm < 0:
+        p.error("--hwm must be 0 (unlimited) or more")
+    result = measure(args.tasks, args.rounds, "by-value" if args.by_value else "module", args.round_trip, args.hwm)
     if args.json:
-        json.dump(result | {"round_trip": args.round_trip}, sys.stdout, indent=2)
+        json.dump(result | {"round_trip": args.round_trip, "hwm": args.hwm}, sys.stdout, indent=2)
         print()
     else:
         _print(result, args.round_trip)
