@@ -450,6 +450,8 @@ class Controller(DirectLinks, Listeners):
                 carrier = eng.direct_out.pop((msg.task_id, msg.attempt), None)
                 if carrier is not None:
                     carrier.sent.pop((msg.task_id, msg.attempt), None)
+                    if not carrier.sent and carrier.link is not eng.direct:     # its worker went: done with it
+                        carrier.link.close("its worker is gone")
         except KeyError:                # not sent to this engine: a forged or confused report changes nothing
             log.warning("engine %d reported task %r attempt %d, which it was not given; ignored",
                         eng.engine_id, msg.task_id[:64], msg.attempt)

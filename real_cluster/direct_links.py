@@ -52,7 +52,7 @@ class WorkerLink:
         self.link = link
         self.sent: dict[tuple[str, int], None] = {}     # attempts out on this link, in the order they were sent
         self.local = local                  # a Unix socket: what the worker wrote before it died is all readable
-        self.worker_gone = False            # its nanny reported the worker gone (and what it was running)
+        self.worker_gone = False            # its nanny reported the attempt it ran lost with its worker
 
 
 class DirectLinks:
@@ -86,15 +86,21 @@ class DirectLinks:
         """A nanny's TaskDone: if it killed or lost its worker, that worker's direct link is dead even if its end
         has not been read yet, so nothing more (a retry of this very task) may go over it."""
         if msg.status in ("died", "time_limit") or (msg.status == "aborted" and msg.started_at is not None):
-            self._worker_gone(eng)
+            self._worker_gone(eng, (msg.task_id, msg.attempt))
 
-    def _worker_gone(self, eng: EngineConn) -> None:
-        """The nanny reported its worker gone (WorkerReplaced, or a task it killed or lost with it), in the same
-        write as whatever that worker was running: no attempt still out on its direct link ever started. The link is
-        not closed here (answers the worker sent before it went may still be unread): its end follows."""
+    def _worker_gone(self, eng: EngineConn, ran: tuple[str, int] | None = None) -> None:
+        """The nanny reported its worker gone (WorkerReplaced, or `ran`, the attempt it killed or lost with it).
+
+        No new task goes over the engine's direct link. One with nothing out is closed (if a newer worker attached
+        before this report was read, it attaches again); one with attempts out ends by itself (answers the worker
+        wrote before it went may still be unread), or is closed once they are answered (`_task_done`). If `ran`
+        went over a link, its worker is the one gone: nothing else out on that link ever started."""
         link, eng.direct = eng.direct, None
-        if link is not None:
-            link.state.worker_gone = True
+        carrier = eng.direct_out.get(ran) if ran is not None else None
+        if carrier is not None:
+            carrier.worker_gone = True
+        if link is not None and not link.state.sent:
+            link.close("its worker is gone")
 
     def _direct_cancel(self, eng: EngineConn, task_id: str, attempt: int) -> None:
         """A cancel of an attempt out on a direct link goes over that link first, written at once (module doc)."""

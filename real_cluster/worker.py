@@ -444,8 +444,10 @@ def _read_direct(direct: Any, sel: _Poller, current: RunTask | None = None) -> b
             if not msgs:
                 return hit
             for msg in msgs:
-                if type(msg) is not CancelTask:
+                if type(msg) is RunTask:
                     direct.queue.append(msg)
+                elif type(msg) is not CancelTask:       # (nothing else comes this way)
+                    log.warning("worker %d: ignored a %s on the direct link", os.getpid(), type(msg).__name__)
                 elif current is not None and (msg.task_id, msg.attempt) == (current.task_id, current.attempt):
                     hit = True
                 else:

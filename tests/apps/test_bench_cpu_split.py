@@ -41,13 +41,16 @@ def test_bad_options_are_refused():
 
 def test_with_hwm_0_the_nannies_stay_off_the_tasks_path(tmp_path):
     env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "2000", "--rounds", "1", "--hwm", "0", "--json"],
+    out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "4000", "--rounds", "1", "--hwm", "0", "--json"],
                          env=env, capture_output=True, text=True, timeout=200)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     ours = data["sched-lab"]["cpu_us_per_task"]
     assert data["hwm"] == 0 and ours["worker"] > 0
-    assert ours["nanny"] < 0.1 * ours["worker"]          # every task went straight to its worker (direct_links.py)
+    # Every task went straight to its worker (direct_links.py): through the nannies they cost each about as much
+    # CPU as the worker that ran it. (/proc counts CPU in 10 ms ticks: 2.5 µs a task here; a tick of the nannies'
+    # own heartbeats may land in the burst.)
+    assert ours["nanny"] < 0.5 * ours["worker"]
 
 
 def test_round_trip_mode_prints_cpu_per_round_trip(tmp_path):

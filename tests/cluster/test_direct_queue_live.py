@@ -99,6 +99,7 @@ def test_the_tasks_queued_behind_a_worker_that_went_away_run_once_each_on_the_ne
         first = v.apply_async(_hold_then_die, str(started), str(release))
         wait_for_file(started, 15)
         queued = [v.apply_async(_mark, str(marker)) for _ in range(3)]
+        wait_until(lambda: rc.queue_status()[0]["tasks"] == 4, 15, "the three sent to the worker behind the first")
         if how == "dies":
             release.touch()                                   # the worker ends itself: the nanny reports it died
             with pytest.raises(EngineError):
