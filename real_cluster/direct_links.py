@@ -3,9 +3,10 @@
 How this works. A worker connects with the engine key and sends `AttachWorker(uuid)`; its connection is
 bound to the registered engine with that uuid (`EngineConn.direct`). The controller sends a task over it
 whenever every task its engine has out went that way too (so with hwm > 1 a worker has its next tasks queued
-beside it and never waits a controller hop between two: `python benchmarks/bench_cpu_split.py`-style bursts of
-no-op tasks, 2 engines, hwm 2: 5,500 -> 8,400 tasks/s and 308 -> 178 µs of CPU a task; hwm 0: 12,200 tasks/s,
-134 µs), and the answer comes back the same way; everything else goes through the nanny. Over TCP (a worker on
+beside it and never waits a controller hop between two: `python benchmarks/bench_cpu_split.py --by-value --hwm 2`,
+295-333 -> 175-199 µs of CPU a no-op task and 4,900-5,600 -> 7,500-8,800 tasks/s; hwm 0: 205-237 -> 119-137 µs,
+ProcessPoolExecutor's 120-146 in the same runs; benchmarks/results/cpu_split_direct_queue_20261204.md), and the
+answer comes back the same way; everything else goes through the nanny. Over TCP (a worker on
 another host) one at a time, as below. The attempts out on a link are kept in send order (`WorkerLink.sent`):
 the worker runs them in that order, one at a time, and answers each over the link before it starts the next.
 
