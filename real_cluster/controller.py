@@ -444,12 +444,13 @@ class Controller(DirectLinks, Listeners):
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
 
     def _task_done(self, eng: EngineConn, msg: TaskDone) -> None:
+        key = (msg.task_id, msg.attempt)
         try:
-            eng.given.remove((msg.task_id, msg.attempt))
+            eng.given.remove(key)
             if eng.direct_out:
-                carrier = eng.direct_out.pop((msg.task_id, msg.attempt), None)
+                carrier = eng.direct_out.pop(key, None)
                 if carrier is not None:
-                    carrier.sent.pop((msg.task_id, msg.attempt), None)
+                    carrier.sent.pop(key, None)
                     if not carrier.sent and carrier.link is not eng.direct:     # its worker went: done with it
                         carrier.link.close("its worker is gone")
         except KeyError:                # not sent to this engine: a forged or confused report changes nothing
@@ -465,7 +466,7 @@ class Controller(DirectLinks, Listeners):
         if msg.status == FN_UNKNOWN:        # its worker lacks the function: the same attempt again, with it
             eng.link.send(RunTask(task_id=msg.task_id, attempt=msg.attempt, time_limit_s=task.flags.time_limit_s,
                                   payload=self.functions.payload_for(eng.engine_id, task.payload, resend=True)))
-            eng.given.add((msg.task_id, msg.attempt))
+            eng.given.add(key)
             return eng.link.flush()
         if msg.status in ("died", "time_limit", "aborted"):     # its worker may be a fresh one: it holds nothing
             self.functions.forget(eng.engine_id)

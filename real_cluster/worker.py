@@ -114,7 +114,7 @@ def _joined(python_text: str, fd_text: str) -> str:
     return python_text + fd_text if fd_text else python_text
 
 
-def _done(msg: RunTask, status: str, started: float, **kw: Any) -> TaskDone:
+def _done(msg: RunTask, status: str, started: float | None, **kw: Any) -> TaskDone:
     return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status=status, started_at=started,
                     completed_at=time.time(), **kw)
 
@@ -410,7 +410,7 @@ def _run_one(msg: RunTask, result_max: int, slot: TaskSlot | None, pipe: _Pipe, 
     if slot is not None:
         slot.started(msg.task_id, msg.attempt, msg.time_limit_s, time.time(), time.monotonic())
     if cancelled is not None and cancelled(msg):
-        answer(proto.encode_frame(*to_wire(_aborted(msg))))
+        answer(frame_of(msg, _aborted(msg)))
     else:
         answer(frame_of(msg, run_task(msg, result_max, fds)))
     if _TR is not None:
@@ -428,8 +428,7 @@ def _attach(direct: Any, sel: _Poller) -> None:
 
 
 def _aborted(msg: RunTask) -> TaskDone:
-    return TaskDone(task_id=msg.task_id, attempt=msg.attempt, status="aborted", started_at=None,
-                    completed_at=time.time(), ename="TaskAborted", evalue="aborted before it started")
+    return _done(msg, "aborted", None, ename="TaskAborted", evalue="aborted before it started")
 
 
 def _read_direct(direct: Any, sel: _Poller, current: RunTask | None = None) -> bool:
@@ -451,11 +450,7 @@ def _read_direct(direct: Any, sel: _Poller, current: RunTask | None = None) -> b
                 elif current is not None and (msg.task_id, msg.attempt) == (current.task_id, current.attempt):
                     hit = True
                 else:
-                    for queued in direct.queue:
-                        if (queued.task_id, queued.attempt) == (msg.task_id, msg.attempt):
-                            direct.queue.remove(queued)
-                            _answer_direct(direct, sel, proto.encode_frame(*to_wire(_aborted(queued))))
-                            break
+                    _drop_queued(direct, sel, msg)
                 if direct.link is None:         # an answer could not be sent: dropped
                     return True
             if current is None:
@@ -464,6 +459,15 @@ def _read_direct(direct: Any, sel: _Poller, current: RunTask | None = None) -> b
         log.info("worker %d: the direct link closed (%s); tasks come through the nanny", os.getpid(), exc)
         _drop_direct(direct, sel)
         return True
+
+
+def _drop_queued(direct: Any, sel: _Poller, cancel: CancelTask) -> None:
+    """A cancel of a task still in the direct queue: dropped and answered `aborted` (else: running, ended or unknown,
+    the nanny's to judge)."""
+    for queued in direct.queue:
+        if (queued.task_id, queued.attempt) == (cancel.task_id, cancel.attempt):
+            direct.queue.remove(queued)
+            return _answer_direct(direct, sel, frame_of(queued, _aborted(queued)))
 
 
 def _answer_direct(direct: Any, sel: _Poller, frame: bytes) -> None:

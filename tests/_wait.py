@@ -56,6 +56,26 @@ def started_then_hold(marker: str, release: str, timeout_s: float = 60.0, value:
     return value
 
 
+def pids() -> tuple[int, int]:
+    """Task body: (the worker's pid, its parent's: the nanny's)."""
+    import os
+    return os.getpid(), os.getppid()
+
+
+def mark_pid(marker: str) -> int:
+    """Task body: append this worker's pid to `marker` (one line a run); returns it."""
+    import os
+    with open(marker, "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    return os.getpid()
+
+
+def direct_links_attached(cluster) -> int:
+    """How many times a worker of `cluster` has attached its direct link (the controller logs each)."""
+    log = cluster.dir / "log" / "controller.log"
+    return log.read_text().count("its worker attached a direct link") if log.exists() else 0
+
+
 def run_on_every_engine(rc, timeout_s: float) -> None:
     """Run one trivial task on each of `rc`'s engines and wait for all of them.
 

@@ -11,39 +11,17 @@ import signal
 from pathlib import Path
 
 import pytest
-from _wait import started_then_hold, wait_for_file, wait_until
+from _wait import direct_links_attached, mark_pid, pids, started_then_hold, wait_for_file, wait_until
 
 from real_cluster.error import EngineError, TaskAborted
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _attached(cluster, n: int = 1) -> bool:
-    log = cluster.dir / "log" / "controller.log"
-    return log.exists() and log.read_text().count("its worker attached a direct link") >= n
-
-
-def _pids():
-    import os
-    return os.getpid(), os.getppid()
-
-
-def _mark(marker):
-    import os
-    with open(marker, "a") as fh:
-        fh.write(f"{os.getpid()}\n")
-    return os.getpid()
-
-
 def _hold_then_die(started, release):
-    """Start (file), wait for the test's release file (at most 60 s), then end this worker process at once."""
+    """`started_then_hold` (at most 60 s), then end this worker process at once."""
     import os
-    import time
-    with open(started, "a") as fh:
-        fh.write(f"{os.getpid()}\n")
-    deadline = time.monotonic() + 60
-    while not os.path.exists(release) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    started_then_hold(started, release, 60.0)
     os._exit(3)
 
 
@@ -55,11 +33,11 @@ def test_with_hwm_above_one_every_plain_task_goes_straight_to_the_worker(make_cl
     cluster = make_cluster(1, hwm=3)                          # liveness 5 s: a short stop of the nanny is no death
     rc = cluster.client
     v = rc.load_balanced_view()
-    wait_until(lambda: _attached(cluster), 15, "the worker to attach its direct link")
-    worker, nanny = v.apply_sync(_pids)
+    wait_until(lambda: direct_links_attached(cluster) >= 1, 15, "the worker to attach its direct link")
+    worker, nanny = v.apply_sync(pids)
     os.kill(nanny, signal.SIGSTOP)
     try:                                                      # through the nanny they would wait for SIGCONT
-        results = [v.apply_async(_pids) for _ in range(60)]
+        results = [v.apply_async(pids) for _ in range(60)]
         assert [ar.get(4.0) for ar in results] == [(worker, nanny)] * 60
     finally:
         os.kill(nanny, signal.SIGCONT)
@@ -71,12 +49,12 @@ def test_a_task_queued_on_the_worker_is_aborted_before_it_starts_and_the_worker_
     cluster = make_cluster(1, hwm=3)
     rc = cluster.client
     v = rc.load_balanced_view()
-    wait_until(lambda: _attached(cluster), 15, "the worker to attach its direct link")
+    wait_until(lambda: direct_links_attached(cluster) >= 1, 15, "the worker to attach its direct link")
     started, release, marker = tmp_path / "started", tmp_path / "release", tmp_path / "runs"
     first = v.apply_async(started_then_hold, str(started), str(release), 60.0, "first")
     wait_for_file(started, 15)
-    second = v.apply_async(_mark, str(marker))                # both queued on the worker, behind the first
-    third = v.apply_async(_mark, str(marker))
+    second = v.apply_async(mark_pid, str(marker))             # both queued on the worker, behind the first
+    third = v.apply_async(mark_pid, str(marker))
     assert rc.abort(second) == 1                              # answered when the worker gets to it, as in
     release.touch()                                           # ipyparallel (the one running holds the worker)
     assert first.get(10) == "first"
@@ -85,7 +63,7 @@ def test_a_task_queued_on_the_worker_is_aborted_before_it_starts_and_the_worker_
     holder = int(started.read_text().split()[0])
     assert third.get(10) == holder                            # the same worker: nobody killed it
     assert _runs(marker) == [str(holder)]                     # the aborted one never ran
-    assert v.apply_sync(_mark, str(marker)) == holder and rc.ids == [0]
+    assert v.apply_sync(mark_pid, str(marker)) == holder and rc.ids == [0]
 
 
 @pytest.mark.parametrize("how", ["dies", "aborted"])
@@ -93,12 +71,12 @@ def test_the_tasks_queued_behind_a_worker_that_went_away_run_once_each_on_the_ne
     cluster = make_cluster(1, hwm=4)
     rc = cluster.client
     v = rc.load_balanced_view()
-    wait_until(lambda: _attached(cluster), 15, "the worker to attach its direct link")
+    wait_until(lambda: direct_links_attached(cluster) >= 1, 15, "the worker to attach its direct link")
     started, release, marker = tmp_path / "started", tmp_path / "release", tmp_path / "runs"
     with v.temp_flags(retries=0):
         first = v.apply_async(_hold_then_die, str(started), str(release))
         wait_for_file(started, 15)
-        queued = [v.apply_async(_mark, str(marker)) for _ in range(3)]
+        queued = [v.apply_async(mark_pid, str(marker)) for _ in range(3)]
         wait_until(lambda: rc.queue_status()[0]["tasks"] == 4, 15, "the three sent to the worker behind the first")
         if how == "dies":
             release.touch()                                   # the worker ends itself: the nanny reports it died

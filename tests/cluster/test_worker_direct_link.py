@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _wait import direct_links_attached, mark_pid, pids
 
 from real_cluster.error import EngineError, TaskAborted
 from real_cluster.worker_slot import TaskSlot
@@ -31,26 +32,9 @@ def _wait_until(cond, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def _attaches(cluster) -> int:
-    log = cluster.dir / "log" / "controller.log"
-    return log.read_text().count("its worker attached a direct link") if log.exists() else 0
-
-
-def _pids():
-    import os
-    return os.getpid(), os.getppid()
-
-
-def _mark(marker):
-    import os
-    with open(marker, "a") as fh:
-        fh.write(f"{os.getpid()}\n")
-    return os.getpid()
-
-
 def _mark_and_sleep(marker, seconds):
     import time
-    _mark(marker)
+    mark_pid(marker)
     time.sleep(seconds)
 
 
@@ -98,16 +82,16 @@ def test_a_task_completes_while_its_nanny_is_stopped_and_a_new_worker_attaches_a
     cluster = make_cluster(1)                                  # liveness 5 s: a 2 s stop is no death
     rc = cluster.client
     v = rc.load_balanced_view()
-    _wait_until(lambda: _attaches(cluster) == 1, 15, "the worker to attach its direct link")
-    worker, nanny = v.apply_sync(_pids)
+    _wait_until(lambda: direct_links_attached(cluster) == 1, 15, "the worker to attach its direct link")
+    worker, nanny = v.apply_sync(pids)
     with _stopped(nanny):
-        assert v.apply_async(_pids).get(2.0) == (worker, nanny)    # through the nanny it would wait for SIGCONT
+        assert v.apply_async(pids).get(2.0) == (worker, nanny)    # through the nanny it would wait for SIGCONT
     os.kill(worker, signal.SIGKILL)
-    _wait_until(lambda: _attaches(cluster) == 2, 15, "the fresh worker to attach")
-    new_worker, same_nanny = v.apply_sync(_pids)
+    _wait_until(lambda: direct_links_attached(cluster) == 2, 15, "the fresh worker to attach")
+    new_worker, same_nanny = v.apply_sync(pids)
     assert new_worker != worker and same_nanny == nanny
     with _stopped(nanny):
-        assert v.apply_async(_pids).get(2.0) == (new_worker, nanny)
+        assert v.apply_async(pids).get(2.0) == (new_worker, nanny)
     assert rc.ids == [0]                                       # the same engine all along
     log = (cluster.dir / "log" / "controller.log").read_text()
     assert log.count("its worker attached a direct link from a local socket") == 2      # the Unix socket, not TCP
@@ -117,7 +101,7 @@ def test_an_answer_lost_with_the_direct_link_counts_as_the_workers_death(make_cl
     cluster = make_cluster(1, controller_args=FAST_HB)
     rc = cluster.client
     v = rc.load_balanced_view()
-    _wait_until(lambda: _attaches(cluster) == 1, 15, "the worker to attach its direct link")
+    _wait_until(lambda: direct_links_attached(cluster) == 1, 15, "the worker to attach its direct link")
     marker = tmp_path / "runs"
     with v.temp_flags(retries=1):
         ar = v.apply_async(_cut_my_direct_link, str(marker))
@@ -126,7 +110,7 @@ def test_an_answer_lost_with_the_direct_link_counts_as_the_workers_death(make_cl
     assert len(runs) == 2 and len(set(runs)) == 1  # the same worker, twice: it never died, its answer was lost
     log = (cluster.dir / "log" / "controller.log").read_text()
     assert "counted as the worker's death" in log
-    _wait_until(lambda: _attaches(cluster) == 2, 15, "the worker to attach again by itself")
+    _wait_until(lambda: direct_links_attached(cluster) == 2, 15, "the worker to attach again by itself")
     marker.unlink()
     with v.temp_flags(retries=0):
         lost = v.apply_async(_cut_my_direct_link, str(marker))
@@ -139,11 +123,11 @@ def test_a_task_queued_behind_a_running_one_can_be_aborted_and_all_others_arrive
     cluster = make_cluster(1, hwm=2)
     rc = cluster.client
     v = rc.load_balanced_view()
-    _wait_until(lambda: _attaches(cluster) == 1, 15, "the worker to attach its direct link")
+    _wait_until(lambda: direct_links_attached(cluster) == 1, 15, "the worker to attach its direct link")
     marker, started = tmp_path / "runs", tmp_path / "started"
     first = v.apply_async(_mark_and_sleep, str(started), 1.0)  # straight to the worker
     _wait_until(started.exists, 15, "the first task to start")
-    second = v.apply_async(_mark, str(marker))                 # queued on the worker behind the first
+    second = v.apply_async(mark_pid, str(marker))              # queued on the worker behind the first
     assert rc.abort(second) == 1
     with pytest.raises(TaskAborted):
         second.get(10)
@@ -208,7 +192,7 @@ def test_a_profile_path_too_long_for_a_socket_address_still_gets_the_local_socke
     cluster = make_cluster(1, profile="long-" + "p" * 100)
     sock_path = cluster.dir / "security" / "controller.sock"
     assert len(os.fsencode(str(sock_path))) > 107 and sock_path.exists()      # (bound through /proc/self/fd)
-    _wait_until(lambda: _attaches(cluster) == 1, 15, "the worker to attach its direct link")
+    _wait_until(lambda: direct_links_attached(cluster) == 1, 15, "the worker to attach its direct link")
     log = (cluster.dir / "log" / "controller.log").read_text()
     assert "its worker attached a direct link from a local socket" in log and "not listening on" not in log
     assert cluster.client.load_balanced_view().apply_sync(abs, -4) == 4
