@@ -488,6 +488,14 @@ def _drop_direct(direct: Any, sel: _Poller) -> None:
     direct.queue = []               # tasks it brought are the controller's to account for (the link closed)
 
 
+def _interruptible() -> None:
+    """SIGINT raises KeyboardInterrupt in the running task (`Client.send_signal`), however the cluster was started:
+    a process started in the background by a shell, or by `nohup`, inherits SIGINT ignored (or blocked), and Python
+    then leaves it so."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m real_cluster.worker --fd N` (started by the nanny, not by hand)."""
     parser = argparse.ArgumentParser(prog="real_cluster.worker")
@@ -498,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     set_generation(args.generation)
     _die_with_parent()
+    _interruptible()
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
     attach = os.environ.pop(ATTACH_ENV, None)       # (not left for the tasks to read)

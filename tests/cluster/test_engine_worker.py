@@ -263,6 +263,26 @@ def test_shutdown_stops_a_busy_engine(make_cluster, tmp_path):
     assert v.apply_sync(abs, -1) == 1                          # the other engine serves on
 
 
+def test_send_signal_reaches_a_task_when_the_cluster_was_started_with_sigint_ignored(make_cluster, tmp_path):
+    """A cluster started by a process that ignores and blocks SIGINT (a shell's background job, `nohup`): its
+    processes inherit both, yet SIGINT still interrupts the running task."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        cluster = make_cluster(1)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.signal(signal.SIGINT, old)
+    rc = cluster.client
+    marker = tmp_path / "runs"
+    ar = rc.load_balanced_view().apply_async(_mark_and, str(marker), "sleep", 60)
+    _wait_until(lambda: _runs(marker), 15, "the task to start")
+    assert rc.send_signal(signal.SIGINT, targets=[0]) == [0]
+    with pytest.raises(RemoteError) as info:
+        ar.get(10)
+    assert info.value.ename == "KeyboardInterrupt"
+
+
 def test_send_signal_reaches_the_running_task(make_cluster, tmp_path):
     cluster = make_cluster(1)
     rc = cluster.client
