@@ -262,7 +262,7 @@ class Controller(DirectLinks, Listeners):
                 return self._task_done(eng.eng, msg)
             eng.last_seen = time.monotonic()
             if isinstance(msg, TaskDone):
-                if eng.direct is not None:
+                if eng.direct is not None or eng.direct_out:    # (its WorkerReplaced, read first, unset `direct`)
                     self._nanny_reported(eng, msg)
                 self._task_done(eng, msg)
             elif isinstance(msg, WorkerReplaced):        # its actors died with the old worker
