@@ -15,16 +15,16 @@ pread of /proc/<pid>/statm and stat, kept open):
 - its `time_limit_s` -> kill the worker, TaskDone `error` / TimeLimitExceeded;
 - the worker's resident memory against `memory_limit` -> kill, TaskDone `died` naming the limit;
 - the worker stopped (SIGSTOP, state T) for longer than the liveness timeout -> kill, `died`.
-A CancelTask for the running task kills the worker (TaskDone `aborted`); StopEngine stops at once,
-busy or not; SignalEngine forwards a signal to the worker. When the worker's pipe closes (os._exit,
-segfault, kill) the running task is reported `died` (the controller makes it an EngineError, retries
-apply), a fresh worker starts, and the engine keeps its id; every replacement is reported (WorkerReplaced:
-the actors in that worker are gone). If WORKER_START_ATTEMPTS workers in a row end before they are ready (a
-broken environment, a failing import), the engine gives up: its tasks are reported `died`, naming the cause,
-and it exits with status 1 (it would otherwise start workers forever while its tasks waited). Actor calls are
-the exception to "one at a time": the core bounds them per actor (max_concurrency), so they go to the worker at
-once (`side`) and run in its actors' threads (worker_actors.py); killing the worker for one of them (abort,
-time limit) reports the others `died`.
+A CancelTask for the running task kills the worker (TaskDone `aborted`); StopEngine stops at once, busy or not;
+SignalEngine forwards a signal to the worker. When the worker's pipe closes (os._exit, segfault, kill), or its
+process ends while a child it forked holds the pipe (its pidfd says so), the running task is reported `died` (the
+controller makes it an EngineError, retries apply), a fresh worker starts, and the engine keeps its id; every
+replacement is reported (WorkerReplaced: the actors in that worker are gone). If WORKER_START_ATTEMPTS workers in a
+row end before they are ready (a broken environment, a failing import), the engine gives up: its tasks are reported
+`died`, naming the cause, and it exits with status 1 (it would otherwise start workers forever while its tasks
+waited). Actor calls are the exception to "one at a time": the core bounds them per actor (max_concurrency), so
+they go to the worker at once (`side`) and run in its actors' threads (worker_actors.py); killing the worker for
+one of them (abort, time limit) reports the others `died`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import selectors
 import signal
 import socket
@@ -81,6 +82,7 @@ class WorkerProc:
                                          close_fds=True)
         finally:
             theirs.close()
+        self.exited = _Exited(self.proc.pid)
         self.sock = mine
         self.sock.setblocking(False)
         self.decoder = proto.FrameDecoder(proto.DEFAULT_LIMITS)
@@ -154,9 +156,7 @@ class WorkerProc:
             code = self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             code = None
-        self.sock.close()
-        self.slot.close_fd()
-        self._close_proc_fds()
+        self._close()
         return _exit_text(code)
 
     def reap(self) -> str:
@@ -165,10 +165,34 @@ class WorkerProc:
             code = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return self.kill()
+        self._close()
+        return _exit_text(code)
+
+    def _close(self) -> None:
         self.sock.close()
+        self.exited.close()
         self.slot.close_fd()
         self._close_proc_fds()
-        return _exit_text(code)
+
+
+class _Exited:
+    """The worker's pidfd, for the selector: readable once the worker has exited. Its pipe alone can outlive it: a
+    process a task forked holds it (worker.py lets go of its connections in a fork Python makes, not in one a C
+    library makes). -1 where the system has no pidfd (the pipe's end is all there is to see then)."""
+
+    def __init__(self, pid: int):
+        try:
+            self.fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self.fd = -1
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _exit_text(code: int | None) -> str:
@@ -282,6 +306,9 @@ class Nanny:
                     if key.data == "controller":
                         if not self._from_controller(link, link.recv_many(block=False)):
                             return
+                    elif key.data == "exited":
+                        if self.worker is not None and key.fileobj is self.worker.exited:
+                            self._worker_exited(link)
                     elif not self._from_worker(link):
                         self._worker_died(link, None)
                 if self.worker is not watched:
@@ -308,12 +335,15 @@ class Nanny:
 
     def _watch(self, sel: selectors.BaseSelector, old: WorkerProc | None) -> WorkerProc | None:
         if old is not None:
-            try:
-                sel.unregister(old.sock)
-            except (KeyError, ValueError):
-                pass
+            for fileobj in (old.sock, old.exited):
+                try:
+                    sel.unregister(fileobj)
+                except (KeyError, ValueError):
+                    pass
         if self.worker is not None:
             sel.register(self.worker.sock, selectors.EVENT_READ, "worker")
+            if self.worker.exited.fd >= 0:
+                sel.register(self.worker.exited, selectors.EVENT_READ, "exited")
         return self.worker
 
     def _from_controller(self, link: SyncLink, msgs: list[Any]) -> bool:
@@ -390,6 +420,15 @@ class Nanny:
             elif isinstance(msg, TaskDone) and self.side.pop((msg.task_id, msg.attempt), None) is not None:
                 link.send(msg)
         return True
+
+    def _worker_exited(self, link: SyncLink) -> None:
+        """The worker process ended while its pipe is still open (a process it forked holds it): what it wrote before
+        is read, then it is handled as if its pipe had closed."""
+        assert self.worker is not None
+        while select.select([self.worker.sock], [], [], 0)[0]:
+            if not self._from_worker(link):
+                break
+        self._worker_died(link, None)
 
     def _start_next(self, link: SyncLink) -> None:
         while self.todo and self.worker is not None and self.worker.ready and _threaded(self.todo[0]):

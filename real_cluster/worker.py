@@ -338,9 +338,10 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
     its task came. Returns the exit code.
     """
     pipe = _Pipe(sock)
+    direct = _Direct(attach) if attach else None
+    os.register_at_fork(after_in_child=lambda: _let_go(pipe, direct))
     fds = FdCapture()
     fds.start()                 # fds 1/2 -> the capture pipes, for this process's life
-    direct = _Direct(attach) if attach else None
     sel = _Poller()
     sel.register(sock, None)
     for r in fds.read_ends:     # written while idle (no task runs): passed on to the original fds
@@ -397,6 +398,18 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
 
 
 _IDLE_OUTPUT = "idle output"        # a selector key's data: a capture pipe
+
+
+def _let_go(pipe: _Pipe, direct: Any) -> None:
+    """In a process a task forks: let go of this worker's connections (detached, not shut down: the worker keeps
+    them), so that they end when the worker does, however long the child lives (the nanny sees the worker die, the
+    controller the tasks queued behind it: direct_links.py). A child that goes on in this code finds them closed
+    and ends, instead of reading and writing the worker's messages as a second process."""
+    for sock in (pipe.sock, direct.link.sock if direct is not None and direct.link is not None else None):
+        if sock is not None:
+            fd = sock.detach()
+            if fd >= 0:
+                os.close(fd)
 
 
 def _run_one(msg: RunTask, result_max: int, slot: TaskSlot | None, pipe: _Pipe, answer: Any,
@@ -508,11 +521,14 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     _interruptible()
     sock = socket.socket(fileno=args.fd)
+    os.set_inheritable(args.fd, False)              # not passed on to programs a task starts (os.system, ...)
     sock.setblocking(True)
     attach = os.environ.pop(ATTACH_ENV, None)       # (not left for the tasks to read)
     global _TR
     trace_dir = os.environ.pop(TRACE_ENV, None)
     _TR = _Trace(trace_dir) if trace_dir else None
+    if args.slot_fd is not None:
+        os.set_inheritable(args.slot_fd, False)
     slot = TaskSlot(fd=args.slot_fd) if args.slot_fd is not None else None
     return serve(sock, min(args.result_max, RESULT_MAX), slot, json.loads(attach) if attach and slot else None)
 

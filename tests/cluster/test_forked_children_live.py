@@ -1,0 +1,111 @@
+"""A task leaves a child process behind and its worker dies: the child must not keep the worker's connections alive.
+
+Before, a child a task forked held the worker's pipe to its nanny (and its direct link to the controller): the nanny
+saw the worker die only when the child ended too, and the engine ran nothing meanwhile. Now the nanny watches the
+worker's pidfd as well as its pipe; a child forked by Python lets go of the worker's connections at once
+(worker.py); a program a task starts inherits neither. A child forked by a C library keeps the direct link open
+(nothing runs in it to let go): the tasks queued behind the dead one wait for it, then run once each on the next
+worker — that last case also reads the nanny's report before the link's end, which once counted the first queued
+task as another death. Real processes, real sockets; every child is stopped at the end, pass or fail."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from _wait import direct_links_attached, mark_pid, wait_for_file, wait_until
+
+from real_cluster.error import EngineError
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _leave_a_child_then_die(how, child_pid_file, go, release):
+    """Start a child that lives until `release` exists (`how`: "fork", a C "cfork" that runs no at-fork handlers,
+    or "exec"), write its pid, wait for `go`, then end this worker process at once."""
+    import ctypes
+    import os
+    import subprocess
+    import sys
+    import time
+    if how == "exec":
+        wait = f"import os, time\nwhile not os.path.exists({release!r}): time.sleep(0.02)"
+        pid = subprocess.Popen([sys.executable, "-c", wait], close_fds=False).pid
+    else:
+        libc = ctypes.PyDLL(None)
+        pid = os.fork() if how == "fork" else libc.fork()
+        if pid == 0:                        # (libc calls only: a C fork leaves Python's state as it was)
+            for _ in range(3000):
+                if libc.access(release.encode(), 0) == 0:
+                    break
+                libc.usleep(20000)
+            libc._exit(0)
+    with open(child_pid_file + ".tmp", "w") as fh:
+        fh.write(str(pid))
+    os.rename(child_pid_file + ".tmp", child_pid_file)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os._exit(3)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _sockets_of(pid: int) -> list[str]:
+    fds = Path(f"/proc/{pid}/fd")
+    return [link for link in (os.readlink(fd) for fd in fds.iterdir()) if link.startswith("socket:")]
+
+
+@pytest.mark.parametrize("how", ["fork", "cfork", "exec"])
+def test_a_worker_that_dies_leaving_a_child_is_reported_at_once_and_its_queue_runs_once(make_cluster, tmp_path, how):
+    cluster = make_cluster(1, hwm=4)
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    wait_until(lambda: direct_links_attached(cluster) >= 1, 15, "the worker to attach its direct link")
+    child_pid_file, go, release, marker = (tmp_path / n for n in ("child", "go", "release", "runs"))
+    child = None
+    try:
+        with v.temp_flags(retries=0):
+            first = v.apply_async(_leave_a_child_then_die, how, str(child_pid_file), str(go), str(release))
+            child = int(wait_for_file(child_pid_file, 15).read_text())
+            queued = [v.apply_async(mark_pid, str(marker)) for _ in range(3)]
+            wait_until(lambda: rc.queue_status()[0]["tasks"] == 4, 15, "the three sent to the worker behind the first")
+            if how == "exec":
+                assert _sockets_of(child) == []             # a program a task starts gets none of the worker's
+            go.touch()
+            with pytest.raises(EngineError, match="exited with status 3"):
+                first.get(30)                               # reported while the child lives on
+            assert _alive(child)
+            if how != "cfork":                              # the worker's direct link ended with it
+                pids = [ar.get(30) for ar in queued]
+                assert _alive(child)
+            else:                                           # the C fork's child holds it: they wait for its end
+                assert not any(ar.ready() for ar in queued)
+                release.touch()
+                pids = [ar.get(30) for ar in queued]
+        assert len(set(pids)) == 1                          # each once, on the next worker
+        assert sorted(marker.read_text().split()) == sorted(map(str, pids))
+        log = (cluster.dir / "log" / "controller.log").read_text()
+        assert "counted as the worker's death" not in log
+        assert log.count("never started on the worker that went away; sent again through the nanny") == 3
+        assert v.apply_sync(mark_pid, str(marker)) == pids[0] and rc.ids == [0]
+    finally:
+        release.touch()
+        if child is not None:
+            _stop(child)
+
+
+def _stop(pid: int) -> None:
+    """A child told to end (its release exists): killed if it has not ended within 5 s."""
+    try:
+        wait_until(lambda: not _alive(pid), 5, "the child to end")
+    except AssertionError:
+        os.kill(pid, signal.SIGKILL)
