@@ -15,17 +15,25 @@ for writability outside it and hand the SSL object one record at a time (a write
 controller that waits for us to read must not lock the reader out).
 `close` only shuts the socket down; the reader thread closes it when it ends (no descriptor reuse
 race) and then calls `on_close(reason)` once.
+
+A process forked from the client's (os.fork, a multiprocessing child) finds its copies of the connections closed:
+what it sent would interleave with the parent's bytes on one socket, and its close (an explicit one, or a `with`
+block or the garbage collector as it exits) would shut the parent's connection down. Its descriptors are closed at
+the fork, nothing else: the parent's connection is untouched, and a call in the child raises ConnectionFailed
+saying it needs a Client of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import select
 import socket
 import ssl
 import threading
 import time
+import weakref
 from typing import Any, Callable, cast
 
 from . import protocol as proto
@@ -36,6 +44,11 @@ log = logging.getLogger("real_cluster.client")
 
 _JITTER = random.Random()      # spreads the retries of many clients refused at once
 TLS_CHUNK = 16 * 1024           # bytes one TLS write takes at most (one record)
+
+
+def _after_fork_in_child() -> None:
+    for link in list(_LINKS):
+        link._forked()
 
 
 class ClientLink(SyncLink):
@@ -49,6 +62,21 @@ class ClientLink(SyncLink):
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._reader: threading.Thread | None = None
         self._send_lock = threading.Lock()      # TLS: a whole frame per writer (`_lock`: the SSL object)
+        self._owner = os.getpid()
+        _LINKS.add(self)
+
+    def _forked(self) -> None:
+        """In a process forked from the owner's: this copy is closed, its descriptor only (module doc)."""
+        self.closed = True
+        self._close_reason = (f"the connection belongs to process {self._owner}, which this process forked from: "
+                              "create a Client of its own here")
+        self._reader = None                     # (not in this process)
+        try:
+            fd = self.sock.detach()
+            if fd >= 0:
+                os.close(fd)
+        except OSError:
+            pass
 
     @classmethod
     def open(cls, host: str, port: int, key: str, timeout: float, tls_fingerprint: str | None = None,
@@ -167,3 +195,7 @@ class ClientLink(SyncLink):
             super().close()
         elif reader is not threading.current_thread():
             reader.join(timeout)
+
+
+_LINKS: weakref.WeakSet[ClientLink] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_after_fork_in_child)

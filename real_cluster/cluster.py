@@ -60,6 +60,7 @@ class Cluster:
         self.controller: subprocess.Popen | None = None
         self.engines: list[subprocess.Popen] = []
         self.client: Client | None = None
+        self._owner = os.getpid()           # a process forked from this one stops nothing (`stop`)
 
     # ---------------------------------------------------------------------------- processes
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
@@ -152,7 +153,13 @@ class Cluster:
 
     # --------------------------------------------------------------------------------- stop
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop everything this Cluster started (idempotent; escalates to SIGKILL)."""
+        """Stop everything this Cluster started (idempotent; escalates to SIGKILL). In a process forked from the one
+        that started it (a `with` block left in the child, the garbage collector), nothing is stopped: the cluster
+        is the parent's, and the child's copy of its client is closed already (client_link.py)."""
+        if os.getpid() != self._owner:
+            self.client = self.controller = None
+            self.engines = []
+            return
         asked = False
         if self.client is not None:
             try:

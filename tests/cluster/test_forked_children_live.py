@@ -1,4 +1,5 @@
-"""A task leaves a child process behind and its worker dies: the child must not keep the worker's connections alive.
+"""Forked processes: a task's child must not keep its dead worker's connections alive, and a process forked from a
+client must not use or close the parent's connection or cluster.
 
 Before, a child a task forked held the worker's pipe to its nanny (and its direct link to the controller): the nanny
 saw the worker die only when the child ended too, and the engine ran nothing meanwhile. Now the nanny watches the
@@ -6,18 +7,21 @@ worker's pidfd as well as its pipe; a child forked by Python lets go of the work
 (worker.py); a program a task starts inherits neither. A child forked by a C library keeps the direct link open
 (nothing runs in it to let go): the tasks queued behind the dead one wait for it, then run once each on the next
 worker — that last case also reads the nanny's report before the link's end, which once counted the first queued
-task as another death. Real processes, real sockets; every child is stopped at the end, pass or fail."""
+task as another death. A child of the client's process finds its copies of the client's connections closed
+(client_link.py) and its Cluster stops nothing. Real processes, real sockets; every child is stopped at the end,
+pass or fail."""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
 from _wait import direct_links_attached, mark_pid, wait_for_file, wait_until
 
-from real_cluster.error import EngineError
+from real_cluster.error import ConnectionFailed, EngineError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -109,3 +113,34 @@ def _stop(pid: int) -> None:
         wait_until(lambda: not _alive(pid), 5, "the child to end")
     except AssertionError:
         os.kill(pid, signal.SIGKILL)
+
+
+def test_a_process_forked_from_the_client_leaves_the_parents_connection_and_cluster_alone(make_cluster):
+    """The child's copies of the client and the Cluster are closed at the fork: using them raises, saying why;
+    closing them (explicitly, a `with` block left, the garbage collector) shuts nothing of the parent's down."""
+    cluster = make_cluster(1)
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    assert v.apply_sync(abs, -1) == 1
+    pid = os.fork()
+    if pid == 0:                                            # the child: never back into pytest
+        code = 3
+        try:
+            try:
+                v.apply_sync(abs, -2)
+                code = 1
+            except ConnectionFailed as exc:
+                code = 0 if "create a Client of its own here" in str(exc) else 2
+            rc.close()
+            cluster.stop()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if ended[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert ended[0] == pid and os.waitstatus_to_exitcode(ended[1]) == 0     # 1: it was served, 2: wrong message
+    assert v.apply_sync(abs, -3) == 3 and rc.ids == [0]
+    assert cluster.controller is not None and cluster.controller.poll() is None
