@@ -34,7 +34,7 @@ from .controller import Controller, ControllerConfig
 from .heap import pin_mmap_threshold
 from .logs import configure_logging
 from .profile import (
-    CLIENT_FILE, ENGINE_FILE, ConnectionInfo, ProfileLocked, lock_profile, make_private, profile_dir,
+    CLIENT_FILE, ENGINE_FILE, ConnectionInfo, ProfileLocked, lock_profile, make_private, pid_alive, profile_dir,
     read_connection_file, write_connection_file,
 )
 from .taskdb import install_fast_adapters
@@ -92,6 +92,9 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default: ${LOOP_ENV}, else auto)")
     parser.add_argument("--client-out-cap-mb", type=float, default=16.0,
                         help="MiB queued to one client beyond which its results wait in the task database")
+    parser.add_argument("--owner-pid", type=int, default=None, metavar="PID",
+                        help="stop (engines too) when this process ends, however it ends: the parent that started "
+                             "this cluster (a Cluster not daemonized)")
 
 
 def run_controller(args: argparse.Namespace) -> int:
@@ -175,6 +178,8 @@ async def _serve(config: ControllerConfig, pdir: Path, args: argparse.Namespace)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, controller.stop)
+    if args.owner_pid is not None:
+        _stop_with_owner(loop, args.owner_pid, controller.stop)
     try:
         await controller.wait_stopped()
         await asyncio.sleep(0.05)       # let the last writes (StopEngine) leave
@@ -188,6 +193,23 @@ async def _serve(config: ControllerConfig, pdir: Path, args: argparse.Namespace)
                 except (OSError, ValueError):
                     pass
         log.info("controller stopped")
+
+
+def _stop_with_owner(loop: asyncio.AbstractEventLoop, pid: int, stop: Callable[[], None]) -> None:
+    """Call `stop` once process `pid` (our parent: the process that made this Cluster) has ended, however it ended
+    (a notebook kernel restarted, kill -9, out of memory): a cluster not daemonized must not run on, orphaned,
+    holding its profile. Watched with a pidfd (Linux 5.3+; without one, not watched: logged)."""
+    def ended() -> None:
+        log.warning("the process that started this cluster (pid %d) has ended: stopping", pid)
+        stop()
+
+    if os.getppid() != pid:                 # gone already (we were handed to init), or not our parent: no watch
+        return ended() if not pid_alive(pid) else log.warning("--owner-pid %d is not this controller's parent", pid)
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError) as exc:
+        return log.warning("cannot watch the process that started this cluster (%s): it runs on if that ends", exc)
+    loop.add_reader(fd, lambda: (loop.remove_reader(fd), os.close(fd), ended()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,17 +1,22 @@
 """Launching from Python: `Cluster` as a context manager yields a connected client and always stops its
-processes (also when the block raises); profiles live under $SCHED_LAB_DIR with 0600 connection files,
-logs and a pid file; an engine that loses its controller retries for a while, then exits cleanly."""
+processes (also when the block raises), and they stop too when the process that started them is killed (not when
+daemonized); profiles live under $SCHED_LAB_DIR with 0600 connection files, logs and a pid file; an engine that
+loses its controller retries for a while, then exits cleanly."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from _wait import wait_until
 
 from real_cluster import Client, Cluster
+from real_cluster.cluster import stop_pids
 from real_cluster.profile import list_profiles, pid_alive, profile_dir, sched_lab_dir
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,6 +65,45 @@ def test_engine_gives_up_cleanly_without_a_controller(lab_dir, tmp_path):
         assert "could not reach the controller" in log
     finally:
         cluster.stop()
+
+
+_OWNER = """
+import json, sys, time
+from real_cluster import Cluster
+cluster = Cluster(n=2, profile=sys.argv[1], db="memory", detach=sys.argv[2] == "daemonized")
+cluster.start()
+print(json.dumps([cluster.controller.pid, *[p.pid for p in cluster.engines]]), flush=True)
+time.sleep(120)
+"""
+
+
+def _owner_of_a_cluster(profile: str, how: str) -> tuple[subprocess.Popen, list[int]]:
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, profile, how], stdout=subprocess.PIPE, text=True)
+    return owner, json.loads(owner.stdout.readline() or "[]")
+
+
+@pytest.mark.parametrize("how", ["owned", "daemonized"])
+def test_a_cluster_stops_when_the_process_that_started_it_is_killed_unless_daemonized(lab_dir, how):
+    owner, pids = _owner_of_a_cluster(how, how)
+    try:
+        assert len(pids) == 3 and all(pid_alive(p) for p in pids)
+        owner_flag = "--owner-pid" in Path(f"/proc/{pids[0]}/cmdline").read_bytes().decode().split("\0")
+        assert owner_flag == (how == "owned")
+        owner.kill()                                        # no chance to stop anything (a kernel restart, -9)
+        owner.wait(10)
+        if how == "owned":
+            wait_until(lambda: not any(pid_alive(p) for p in pids), 20, "the controller and engines to stop")
+            log = (profile_dir(how) / "log" / "controller.log").read_text()
+            assert f"the process that started this cluster (pid {owner.pid}) has ended: stopping" in log
+        else:                                               # it serves on, for whoever connects
+            with Client(profile=how, timeout=10) as rc:
+                assert rc.load_balanced_view().apply_sync(abs, -4) == 4 and rc.ids == [0, 1]
+            assert all(pid_alive(p) for p in pids)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait(10)
+        stop_pids([p for p in pids if pid_alive(p)])
 
 
 def test_client_without_a_cluster_times_out(lab_dir):
