@@ -425,8 +425,8 @@ class Nanny:
         """The worker process ended while its pipe is still open (a process it forked holds it): what it wrote before
         is read, then it is handled as if its pipe had closed."""
         assert self.worker is not None
-        while select.select([self.worker.sock], [], [], 0)[0]:
-            if not self._from_worker(link):
+        for _ in range(64):             # (a socket buffer's worth: more is a child writing, not the worker)
+            if not select.select([self.worker.sock], [], [], 0)[0] or not self._from_worker(link):
                 break
         self._worker_died(link, None)
 
