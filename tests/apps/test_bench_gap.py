@@ -1,0 +1,33 @@
+"""`bench_gap.py` as a user runs it (its figures are never judged here): every part of the round trip and of the
+dispatch gap is measured, and the gap is split by phase — while the client submits, and after — with as many gaps
+as the engines had (one fewer than their tasks each, but for the trace's unwritten tail)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(240)
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gap.py"
+
+
+def test_json_has_every_part_and_the_gap_by_phase(tmp_path):
+    env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, str(SCRIPT), "--n", "20", "--sleep-tasks", "300", "--by-value", "--json"],
+                         env=env, capture_output=True, text=True, timeout=200)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["mode"] == "by-value" and data["sleep_tasks"] == 300
+    assert all(v > 0 for k, v in data["round_trip_us"].items() if k != "user function")
+    assert data["gap_us"]["GAP return -> next call"] > 0 and data["gap_us"]["sleep(1 ms) call"] >= 1000
+    phases = data["gap_by_phase_us"]
+    assert set(phases) <= {"while submitting", "after"} and phases["after"]["n"] > 0
+    assert 300 - 2 - 2 * 13 <= sum(p["n"] for p in phases.values()) <= 300 - 2   # one gap fewer than tasks an
+    # engine (2); a worker's trace is written 64 lines (13 tasks) at a time and the last may die with it (a kill)
+    assert all(p["mean"] > 0 and p["median"] > 0 for p in phases.values())
