@@ -82,7 +82,8 @@ class Side:
             if self.imports != str(self.tree.resolve()):
                 raise SystemExit(f"bench_ab: a process given PYTHONPATH={self.tree} imports real_cluster from "
                                  f"{found.stdout or found.stderr.strip()!r}, not from that tree")
-            self.cluster = Cluster(n=2, profile=f"ab-{self.name}-{os.getpid()}", db="sqlite", hwm=1)
+            self.cluster = Cluster(n=2, profile=f"ab-{self.name}-{os.getpid()}", db="sqlite", hwm=1,
+                                   detach=True)     # (no --owner-pid: an older tree's controller lacks it; `stop`)
             self.view = self.cluster.start().load_balanced_view()
         finally:
             os.chdir(cwd)
