@@ -60,7 +60,7 @@ class Cluster:
         self.controller: subprocess.Popen | None = None
         self.engines: list[subprocess.Popen] = []
         self.client: Client | None = None
-        self._owner = os.getpid()           # a process forked from this one stops nothing (`stop`)
+        self._owner: int | None = None      # the process that started it; one forked from it stops nothing (`stop`)
 
     # ---------------------------------------------------------------------------- processes
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
@@ -78,6 +78,7 @@ class Cluster:
         """Start the controller and wait for its connection file."""
         if self.controller is not None and self.controller.poll() is None:
             raise RuntimeError("the controller is already running")
+        self._owner = os.getpid()
         self.controller = self._spawn(["real_cluster.controller_app", "--profile", self.profile, "--scheme",
                                        self.scheme, "--hwm", str(self.hwm), "--db", self.db,
                                        *[a for m in self.scheme_modules for a in ("--scheme-module", m)],
@@ -157,7 +158,7 @@ class Cluster:
         """Stop everything this Cluster started (idempotent; escalates to SIGKILL). In a process forked from the one
         that started it (a `with` block left in the child, the garbage collector), nothing is stopped: the cluster
         is the parent's, and the child's copy of its client is closed already (client_link.py)."""
-        if os.getpid() != self._owner:
+        if self._owner is not None and os.getpid() != self._owner:
             self.client = self.controller = None
             self.engines = []
             return
