@@ -5,6 +5,7 @@ as the engines had (one fewer than their tasks each, but for the trace's unwritt
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -24,8 +25,10 @@ def test_json_has_every_part_and_the_gap_by_phase(tmp_path):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["mode"] == "by-value" and data["sleep_tasks"] == 300
-    assert all(v > 0 for k, v in data["round_trip_us"].items() if k != "user function")
-    assert data["gap_us"]["GAP return -> next call"] > 0 and data["gap_us"]["sleep(1 ms) call"] >= 1000
+    rt, gap = data["round_trip_us"], data["gap_us"]
+    assert all(math.isfinite(v) for v in [*rt.values(), *gap.values()])    # every part measured (a part between
+    assert rt["TOTAL"] > 0 and gap["GAP return -> next call"] > 0         # two processes' clocks may be < 0)
+    assert gap["sleep(1 ms) call"] >= 1000
     phases = data["gap_by_phase_us"]
     assert set(phases) <= {"while submitting", "after"} and phases["after"]["n"] > 0
     assert 300 - 2 - 2 * 13 <= sum(p["n"] for p in phases.values()) <= 300 - 2   # one gap fewer than tasks an
