@@ -16,13 +16,14 @@ runs); it reads the link again after it marks a queued task started in the slot 
 cancel it has not read by then reaches the nanny after the slot shows the task running (on one host the
 writes arrive in order), and the nanny stops it.
 
-When a direct link ends, the attempt it was running is the nanny's to report (it saw its worker die, or killed
-it: abort, time limit, memory limit); if no report came within the liveness time, it counts as the worker's
-death (WorkerDied: retries apply). The attempts behind it never started: once everything the worker sent has
-been read (it ended the link itself, and on a local socket or by a clean close nothing it sent can be lost),
-they go to the nanny again, the same attempts, for the engine's next worker. Anything else — the link closed
-by the controller, a TCP reset (answers the worker wrote may be lost with it) — leaves every attempt on it to
-the nanny's report or the liveness time: over TCP a worker has one direct task at a time.
+When a direct link ends, the attempt it was running is the nanny's to report (it saw its worker die, or killed it:
+abort, time limit, memory limit); if no report came within the liveness time, it counts as the worker's death
+(WorkerDied: retries apply). The attempts behind it never started: they go to the nanny again, the same attempts,
+for the engine's next worker — as soon as the nanny reports the one its worker ran lost, or once everything the
+worker sent has been read (it ended the link itself, and on a local socket or by a clean close nothing it sent can
+be lost). Anything else — the link closed by the controller, a TCP reset (answers the worker wrote may be lost with
+it) — leaves every attempt on it to the nanny's report or the liveness time: over TCP a worker has one direct task
+at a time.
 """
 
 from __future__ import annotations
@@ -95,11 +96,17 @@ class DirectLinks:
         No new task goes over the engine's direct link. One with nothing out is closed (if a newer worker attached
         before this report was read, it attaches again); one with attempts out ends by itself (answers the worker
         wrote before it went may still be unread), or is closed once they are answered (`_task_done`). If `ran`
-        went over a link, its worker is the one gone: nothing else out on that link ever started."""
+        went over a link, its worker is the one gone: those behind it on that link never started, and go to the
+        nanny again now."""
         link, eng.direct = eng.direct, None
         carrier = eng.direct_out.get(ran) if ran is not None else None
         if carrier is not None:
             carrier.worker_gone = True
+            out = list(carrier.sent)
+            for key in out[out.index(ran) + 1:]:    # behind the one it ran: never started, whatever the link does
+                del carrier.sent[key]               # (a child the task forked may hold it open: worker.py)
+                eng.direct_out.pop(key, None)
+                self._resend_to_nanny(eng, key)
         if link is not None and not link.state.sent:
             link.close("its worker is gone")
 
