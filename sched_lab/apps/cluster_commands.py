@@ -101,10 +101,6 @@ def _cluster_start(args: argparse.Namespace) -> int:
         return 1
     client.close()
     cluster.client = None
-    stop = threading.Event()
-    if not args.daemonize:          # before "cluster started": a caller may signal as soon as it reads it
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
     print(f"cluster started: profile={args.profile} engines={args.n} scheme={args.scheme} hwm={args.hwm}")
     print(f"connection file: {cluster.dir / 'security' / 'controller-client.json'}")
     sys.stdout.flush()

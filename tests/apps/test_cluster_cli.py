@@ -75,6 +75,30 @@ def test_foreground_start_stops_on_sigterm(env, tmp_path):
             proc.wait()
 
 
+def test_foreground_start_stops_on_a_sigterm_that_came_while_it_was_starting(env, tmp_path):
+    """The stop asked for while engines were still starting is kept: the cluster stops once it has started
+    (a second set of handlers, installed after the start, used to drop it and serve on)."""
+    slow = tmp_path / "slow_engines"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(        # engines take 3 s to start: the window is certain
+        "import sys, time\nif 'real_cluster.engine' in sys.orig_argv:\n    time.sleep(3)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "sched_lab", "cluster", "start", "-n", "1", "--profile", "cli"],
+                            env=dict(env, PYTHONPATH=str(slow)), stdout=subprocess.PIPE, text=True)
+    try:
+        pid_file = tmp_path / "profile_cli" / "pid" / "cluster.json"
+        pids = wait_until(lambda: pid_file.exists() and (d := json.loads(pid_file.read_text()))["engines"] and d,
+                          30, "the controller up and its engine started")
+        proc.terminate()                                                  # while the engine sleeps
+        assert proc.wait(30) == 0
+        assert "cluster started" in proc.stdout.read()
+        wait_until(lambda: not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]), 10,
+                   "the controller and engines to exit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_controller_and_engine_by_hand(env, tmp_path):
     controller = subprocess.Popen([sys.executable, "-m", "sched_lab", "controller", "--profile", "hand",
                                    "--db", "memory"], env=env)
