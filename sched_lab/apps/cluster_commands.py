@@ -17,10 +17,6 @@ from real_cluster.controller_app import add_controller_arguments
 from real_cluster.engine import add_engine_arguments, memory_size
 
 
-
-
-
-
 def register(subparsers: Any) -> None:
     """Add `cluster`, `controller` and `engine` to the sched-lab command line."""
     cluster = subparsers.add_parser("cluster", help="start, stop or list local clusters")
