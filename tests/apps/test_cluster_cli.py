@@ -66,13 +66,9 @@ def test_foreground_start_stops_on_sigterm(env, tmp_path):
         assert info["scheme"] == "lru" and info["hwm"] == 0
         proc.terminate()
         assert proc.wait(30) == 0
-        # orphans the launcher stopped may take a moment to be reaped
-        wait_until(lambda: not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]), 10,
-                   "the controller and engines to exit")
+        _exited(pids)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill(proc)
 
 
 def test_foreground_start_stops_on_a_sigterm_that_came_while_it_was_starting(env, tmp_path):
@@ -91,12 +87,22 @@ def test_foreground_start_stops_on_a_sigterm_that_came_while_it_was_starting(env
         proc.terminate()                                                  # while the engine sleeps
         assert proc.wait(30) == 0
         assert "cluster started" in proc.stdout.read()
-        wait_until(lambda: not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]), 10,
-                   "the controller and engines to exit")
+        _exited(pids)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill(proc)
+
+
+def _exited(pids: dict) -> None:
+    """Wait for the controller and engines of a pid file to exit (orphans the launcher stopped take a moment to be
+    reaped)."""
+    wait_until(lambda: not any(pid_alive(p) for p in [pids["controller"], *pids["engines"]]), 10,
+               "the controller and engines to exit")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def test_controller_and_engine_by_hand(env, tmp_path):
