@@ -72,9 +72,7 @@ class ClientLink(SyncLink):
                               "create a Client of its own here")
         self._reader = None                     # (not in this process)
         try:
-            fd = self.sock.detach()
-            if fd >= 0:
-                os.close(fd)
+            proto.let_go(self.sock)
         except OSError:
             pass
 

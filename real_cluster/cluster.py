@@ -82,7 +82,7 @@ class Cluster:
         self.controller = self._spawn(["real_cluster.controller_app", "--profile", self.profile, "--scheme",
                                        self.scheme, "--hwm", str(self.hwm), "--db", self.db,
                                        *[a for m in self.scheme_modules for a in ("--scheme-module", m)],
-                                       *([] if self.detach else ["--owner-pid", str(os.getpid())]),
+                                       *([] if self.detach else ["--owner-pid", str(self._owner)]),
                                        *self.controller_args],
                                       "controller.out")
         try:

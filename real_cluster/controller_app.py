@@ -209,7 +209,12 @@ def _stop_with_owner(loop: asyncio.AbstractEventLoop, pid: int, stop: Callable[[
         fd = os.pidfd_open(pid)
     except (AttributeError, OSError) as exc:
         return log.warning("cannot watch the process that started this cluster (%s): it runs on if that ends", exc)
-    loop.add_reader(fd, lambda: (loop.remove_reader(fd), os.close(fd), ended()))
+
+    def readable() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        ended()
+    loop.add_reader(fd, readable)
 
 
 def main(argv: list[str] | None = None) -> int:

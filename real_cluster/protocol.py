@@ -51,6 +51,16 @@ def unix_address(path: str, use: Any) -> Any:
         return use(f"/proc/self/fd/{fd}/{os.path.basename(path)}")
     finally:
         os.close(fd)
+
+
+def let_go(sock: Any) -> None:
+    """Close this process's descriptor of `sock` and nothing else (no shutdown: another process holding the same
+    connection, the one this process forked from, keeps it); the socket object is closed for this process."""
+    fd = sock.detach()
+    if fd >= 0:
+        os.close(fd)
+
+
 _PREFIX = struct.Struct("!I")
 _HEAD = struct.Struct("!HB")
 _LEN = struct.Struct("!I")

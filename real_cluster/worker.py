@@ -405,11 +405,9 @@ def _let_go(pipe: _Pipe, direct: Any) -> None:
     them), so that they end when the worker does, however long the child lives (the nanny sees the worker die, the
     controller the tasks queued behind it: direct_links.py). A child that goes on in this code finds them closed
     and ends, instead of reading and writing the worker's messages as a second process."""
-    for sock in (pipe.sock, direct.link.sock if direct is not None and direct.link is not None else None):
-        if sock is not None:
-            fd = sock.detach()
-            if fd >= 0:
-                os.close(fd)
+    proto.let_go(pipe.sock)
+    if direct is not None and direct.link is not None:
+        proto.let_go(direct.link.sock)
 
 
 def _run_one(msg: RunTask, result_max: int, slot: TaskSlot | None, pipe: _Pipe, answer: Any,

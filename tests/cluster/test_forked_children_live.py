@@ -1,15 +1,15 @@
 """Forked processes: a task's child must not keep its dead worker's connections alive, and a process forked from a
 client must not use or close the parent's connection or cluster.
 
-Before, a child a task forked held the worker's pipe to its nanny (and its direct link to the controller): the nanny
-saw the worker die only when the child ended too, and the engine ran nothing meanwhile. Now the nanny watches the
-worker's pidfd as well as its pipe; a child forked by Python lets go of the worker's connections at once
+Before, a child a task forked held the worker's pipe to its nanny (and its direct link to the controller): the
+nanny saw the worker die only when the child ended too, and the engine ran nothing meanwhile. Now the nanny watches
+the worker's pidfd as well as its pipe; a child forked by Python lets go of the worker's connections at once
 (worker.py); a program a task starts inherits neither. A child forked by a C library keeps the direct link open
 (nothing runs in it to let go): the tasks queued behind the dead one go to the next worker on the nanny's report
-all the same — that case also reads the report before the link's end, which once counted the first queued task
-as another death. In every case they run once each, while the child lives on. A child of the client's process finds its copies of the client's connections closed
-(client_link.py) and its Cluster stops nothing. Real processes, real sockets; every child is stopped at the end,
-pass or fail."""
+all the same — that case also reads the report before the link's end, which once counted the first queued task as
+another death. In every case they run once each, while the child lives on. A child of the client's process finds
+its copies of the client's connections closed (client_link.py) and its Cluster stops nothing. Real processes, real
+sockets; every child is stopped at the end, pass or fail."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import pytest
 from _wait import direct_links_attached, mark_pid, wait_for_file, wait_until
 
 from real_cluster.error import ConnectionFailed, EngineError
+from real_cluster.profile import pid_alive
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,14 +56,6 @@ def _leave_a_child_then_die(how, child_pid_file, go, release):
     os._exit(3)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _sockets_of(pid: int) -> list[str]:
     fds = Path(f"/proc/{pid}/fd")
     return [link for link in (os.readlink(fd) for fd in fds.iterdir()) if link.startswith("socket:")]
@@ -88,7 +81,7 @@ def test_a_worker_that_dies_leaving_a_child_is_reported_at_once_and_its_queue_ru
             with pytest.raises(EngineError, match="exited with status 3"):
                 first.get(30)                               # reported while the child lives on
             pids = [ar.get(30) for ar in queued]            # (the C fork's child holds the direct link open)
-            assert _alive(child)
+            assert pid_alive(child)
         assert len(set(pids)) == 1                          # each once, on the next worker
         assert sorted(marker.read_text().split()) == sorted(map(str, pids))
         log = (cluster.dir / "log" / "controller.log").read_text()
@@ -104,7 +97,7 @@ def test_a_worker_that_dies_leaving_a_child_is_reported_at_once_and_its_queue_ru
 def _stop(pid: int) -> None:
     """A child told to end (its release exists): killed if it has not ended within 5 s."""
     try:
-        wait_until(lambda: not _alive(pid), 5, "the child to end")
+        wait_until(lambda: not pid_alive(pid), 5, "the child to end")
     except AssertionError:
         os.kill(pid, signal.SIGKILL)
 

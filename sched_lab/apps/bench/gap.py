@@ -158,10 +158,10 @@ def measure(n: int, sleep_tasks: int, mode: str) -> dict[str, Any]:
             gap_rows["worker read+decode"].append((nxt["w_decoded"] - nxt["w_wake"]) / 1e3)
             gap_rows["worker pre-call"].append((nxt["w_call"] - nxt["w_decoded"]) / 1e3)
             gap_rows["worker post-call (prev)"].append((prev["w_sent"] - prev["w_return"]) / 1e3)
-            gap_rows["GAP return -> next call"].append((nxt["w_call"] - prev["w_return"]) / 1e3)
+            between = (nxt["w_call"] - prev["w_return"]) / 1e3
+            gap_rows["GAP return -> next call"].append(between)
             gap_rows["sleep(1 ms) call"].append((prev["w_return"] - prev["w_call"]) / 1e3)
-            phase = "while submitting" if prev["w_return"] < submitted_ns else "after"
-            phases[phase].append((nxt["w_call"] - prev["w_return"]) / 1e3)
+            phases["while submitting" if prev["w_return"] < submitted_ns else "after"].append(between)
     gap = {k: _med(v) for k, v in gap_rows.items()}
     by_phase = {k: {"n": len(v), "mean": statistics.mean(v), "median": _med(v)} for k, v in phases.items() if v}
     return {"mode": mode, "n": n, "sleep_tasks": sleep_tasks, "round_trip_us": round_trip, "gap_us": gap,
