@@ -21,8 +21,13 @@ controller's `received` stamp of the finished task; plus the worker's own decode
 the whole gap (return -> next call) by phase, mean and median: while the client is still submitting the tasks (the
 controller takes submissions and results in turn, on two cores shared with the submitting client) and after. The
 1 ms efficiency of bench_live.py follows the mean, not the median.
+No-op burst (`--burst N` tasks submitted at once, hwm=1), split at the moment the client's last `apply_async`
+returned: the tasks that ended in each phase, their rate, and each engine's hop (its TaskDone written -> its next
+wake: the controller's turnaround with both wake-ups), mean and median. While the client submits, the two cores
+are shared by the submitting client, the controller taking submissions and results in turn, and the workers;
+after, the rate is what the hop allows.
 
-    python benchmarks/bench_gap.py [--n 300] [--sleep-tasks 1000] [--by-value] [--json]
+    python benchmarks/bench_gap.py [--n 300] [--sleep-tasks 1000] [--burst 5000] [--by-value] [--json]
 """
 
 from __future__ import annotations
@@ -100,7 +105,30 @@ def _med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def measure(n: int, sleep_tasks: int, mode: str) -> dict[str, Any]:
+def _burst_phases(w: dict[str, dict[str, Any]], ids: list[str], start: int, submitted: int, end: int
+                  ) -> dict[str, dict[str, float]]:
+    """The burst's tasks and engine hops by phase (before/after `submitted`, ns), from the workers' traces."""
+    by_pid: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for tid in ids:
+        ev = w.get(tid)
+        if ev and "w_wake" in ev and "w_sent" in ev:
+            by_pid[ev["pid"]].append(ev)
+    ended: dict[str, int] = {"while submitting": 0, "after": 0}
+    hops: dict[str, list[float]] = {"while submitting": [], "after": []}
+    for evs in by_pid.values():
+        evs.sort(key=lambda e: e["w_wake"])
+        for ev in evs:
+            ended["while submitting" if ev["w_sent"] < submitted else "after"] += 1
+        for prev, nxt in zip(evs, evs[1:]):
+            phase = "while submitting" if prev["w_sent"] < submitted else "after"
+            hops[phase].append((nxt["w_wake"] - prev["w_sent"]) / 1e3)
+    spans = {"while submitting": (submitted - start) / 1e9, "after": (end - submitted) / 1e9}
+    return {k: {"tasks": ended[k], "seconds": spans[k], "tasks_per_s": ended[k] / spans[k] if spans[k] > 0 else 0.0,
+                "hops": len(hops[k]), "hop_mean": statistics.mean(hops[k]) if hops[k] else float("nan"),
+                "hop_median": _med(hops[k])} for k in ended}
+
+
+def measure(n: int, sleep_tasks: int, mode: str, burst: int = 0) -> dict[str, Any]:
     from real_cluster import Cluster
     trace_dir = tempfile.mkdtemp(prefix="bench-gap-")
     os.environ["SCHED_LAB_TRACE_DIR"] = trace_dir
@@ -130,6 +158,15 @@ def measure(n: int, sleep_tasks: int, mode: str) -> dict[str, Any]:
         for ar in ars:
             ar.get()
         sleep_ids = [ar.msg_ids[0] for ar in ars]
+        burst_ids: list[str] = []
+        if burst:
+            burst_start = time.time_ns()
+            ars = [view.apply_async(fns.noop) for _ in range(burst)]
+            burst_submitted = time.time_ns()
+            for ar in ars:
+                ar.get()
+            burst_end = time.time_ns()
+            burst_ids = [ar.msg_ids[0] for ar in ars]
         received = {tid: client.metadata[tid]["received"].timestamp() for tid in rt_ids + sleep_ids}
     finally:
         cluster.stop()
@@ -164,8 +201,12 @@ def measure(n: int, sleep_tasks: int, mode: str) -> dict[str, Any]:
             phases["while submitting" if prev["w_return"] < submitted_ns else "after"].append(between)
     gap = {k: _med(v) for k, v in gap_rows.items()}
     by_phase = {k: {"n": len(v), "mean": statistics.mean(v), "median": _med(v)} for k, v in phases.items() if v}
-    return {"mode": mode, "n": n, "sleep_tasks": sleep_tasks, "round_trip_us": round_trip, "gap_us": gap,
-            "gap_by_phase_us": by_phase, "loadavg": os.getloadavg()[0]}
+    result = {"mode": mode, "n": n, "sleep_tasks": sleep_tasks, "round_trip_us": round_trip, "gap_us": gap,
+              "gap_by_phase_us": by_phase, "burst": burst, "loadavg": os.getloadavg()[0]}
+    if burst:
+        result["burst_by_phase"] = _burst_phases(w, burst_ids, burst_start, burst_submitted, burst_end)
+        result["burst_tasks_per_s"] = burst / ((burst_end - burst_start) / 1e9)
+    return result
 
 
 def render(result: dict[str, Any]) -> str:
@@ -176,6 +217,11 @@ def render(result: dict[str, Any]) -> str:
     out.append("the gap (return -> next call) by phase, µs")
     out += [f"  {k:28s} mean {v['mean']:7.1f}  median {v['median']:7.1f}  ({v['n']} gaps)"
             for k, v in result["gap_by_phase_us"].items()]
+    if result.get("burst"):
+        out.append(f"no-op burst of {result['burst']} at hwm=1: {result['burst_tasks_per_s']:,.0f} tasks/s; by phase")
+        out += [f"  {k:18s} {v['tasks']:6d} tasks in {v['seconds'] * 1e3:6.1f} ms = {v['tasks_per_s']:7,.0f}/s   "
+                f"engine hop mean {v['hop_mean']:7.1f}  median {v['hop_median']:7.1f} µs"
+                for k, v in result["burst_by_phase"].items()]
     return "\n".join(out)
 
 
@@ -183,13 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_gap", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="sequential round trips")
     parser.add_argument("--sleep-tasks", type=int, default=1000, help="1 ms tasks for the dispatch gap")
+    parser.add_argument("--burst", type=int, default=5000, help="no-op tasks submitted at once (0: none)")
     parser.add_argument("--by-value", action="store_true", help="task functions defined in __main__")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     own_dir = None
     if "SCHED_LAB_DIR" not in os.environ:
         own_dir = os.environ["SCHED_LAB_DIR"] = tempfile.mkdtemp(prefix="bench-gap-")
-    result = measure(args.n, args.sleep_tasks, "by-value" if args.by_value else "module")
+    if args.burst < 0:
+        parser.error("--burst must be 0 or more")
+    result = measure(args.n, args.sleep_tasks, "by-value" if args.by_value else "module", args.burst)
     print(json.dumps(result, indent=1) if args.json else render(result))
     if own_dir:
         import shutil
