@@ -7,6 +7,8 @@ have, the Future resolves: a single task's value or its exception; for several, 
 or a CompositeError naming every failure. Metadata (`ar.metadata`, `ar["key"]`, `ar.key`) is the
 client's `Metadata` of each task, updated in place; timestamps are aware UTC datetimes. Output a task
 printed arrives with its result: `ar.stdout`, `ar.stderr`, `ar.outputs`, `display_outputs()`.
+In a process forked from the client's, a result still pending at the fork never arrives (it is answered to the
+client's process): waiting for it there raises ConnectionFailed at once (client.py, `_forked_here`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import error
-from .error import composite_error
+from .error import ConnectionFailed, composite_error
 from .metadata import METADATA_KEYS, Metadata
 from .progress import progress_bar
 
@@ -103,6 +105,28 @@ class AsyncResult(Future):
         if not self.msg_ids:
             self.set_result([])
 
+    def _forked_here(self) -> None:
+        """In a process forked from the client's (`Client._forked_here`): a condition of its own (the parent's reader
+        thread may have held this one at the fork)."""
+        self._condition = self._cond = _LeanCondition()
+
+    def _not_here(self) -> None:
+        """Raise if this process was forked from the client's: a part still pending would be waited for forever."""
+        elsewhere = self._client._elsewhere
+        if elsewhere is not None:
+            raise ConnectionFailed(f"{self._fname}: a result pending when this process was forked from the client's "
+                                   f"is delivered there, not here ({elsewhere})")
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._state != FINISHED:
+            self._not_here()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state != FINISHED:
+            self._not_here()
+        return super().exception(timeout)
+
     # ------------------------------------------------------------------- fed by the client
     def _part_done(self, msg_id: str, ok: bool, value: Any) -> None:
         with self._cond:
@@ -152,7 +176,7 @@ class AsyncResult(Future):
             return_exceptions = self._return_exceptions
         if return_exceptions and not self._single and self.exception() is not None:
             return self._with_exceptions()
-        return self.result(0)
+        return Future.result(self, 0)          # (done: no check for a forked process)
 
     def _with_exceptions(self) -> list[Any]:
         out: list[Any] = []
@@ -190,6 +214,7 @@ class AsyncResult(Future):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
+                self._not_here()
                 self._cond.wait(remaining)
             if return_when is None:
                 return len(self._values) == len(self.msg_ids)
@@ -425,10 +450,12 @@ class AsyncResult(Future):
             with self._cond:
                 if self._ordered:
                     while pending[0] not in self._values:
+                        self._not_here()
                         self._cond.wait()
                     mid = pending.pop(0)
                 else:
                     while not any(m in self._values for m in pending):
+                        self._not_here()
                         self._cond.wait()
                     mid = next(m for m in self._order if m in pending)   # type: ignore[union-attr]
                     pending.remove(mid)

@@ -14,9 +14,11 @@ import builtins
 import itertools
 import json
 import logging
+import os
 import threading
 import time
 import uuid
+import weakref
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +40,12 @@ from .serialize import unpack_result
 log = logging.getLogger("real_cluster.client")
 
 _from_ts = datetime.fromtimestamp
+_CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()      # this process's clients (`_forked_here`)
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_CLIENTS):
+        client._forked_here()
 
 
 class Client(HubQueries, ResultRequests):
@@ -78,6 +86,7 @@ class Client(HubQueries, ResultRequests):
         self._link = ClientLink.open(info.host, info.port, info.key, timeout, info.tls_fingerprint,
                                      str(unix) if unix.exists() else None)
         self._link.start(self._on_message, self._on_close)
+        _CLIENTS.add(self)
         with self._engines_cond:   # the controller sends the engine list right after the handshake
             self._engines_cond.wait_for(lambda: self._engines or self._lost is not None, timeout=0.2)
 
@@ -142,6 +151,21 @@ class Client(HubQueries, ResultRequests):
                 fut.set_exception(error)
         with self._engines_cond:
             self._engines_cond.notify_all()
+
+    _elsewhere: str | None = None       # set in a process forked from this client's: why nothing pending comes here
+
+    def _forked_here(self) -> None:
+        """In a process forked from this client's, whose copy of the connection is closed (client_link.py): what is
+        pending is answered to the client's own process, never here, so waiting for it raises ConnectionFailed at
+        once (asyncresult.py) instead of waiting forever. The locks are new ones: the parent's reader thread, which
+        does not exist here, may have held one at the fork. Nothing is resolved here: a done-callback must not run
+        inside the fork."""
+        self._lost = self._elsewhere = self._link.close_reason or "the connection was closed at a fork"
+        self._lock = threading.Lock()
+        self._engines_cond = threading.Condition()
+        for ars in list(self._waiters.values()):
+            for ar in (ars if type(ars) is list else [ars]):
+                ar._forked_here()
 
     # ----------------------------------------------------------------------- caller side
     def _send(self, msg: Any) -> None:
@@ -445,3 +469,6 @@ class Client(HubQueries, ResultRequests):
             self.close()
         except (AttributeError, RuntimeError) as exc:   # __init__ failed half-way, or the interpreter is exiting
             log.debug("Client.__del__: close failed: %r", exc)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)     # (after client_link's: the link closes first)

@@ -76,6 +76,11 @@ class ClientLink(SyncLink):
         except OSError:
             pass
 
+    @property
+    def close_reason(self) -> str | None:
+        """Why this connection is closed (None while it is open)."""
+        return self._close_reason
+
     @classmethod
     def open(cls, host: str, port: int, key: str, timeout: float, tls_fingerprint: str | None = None,
              unix_path: str | None = None) -> ClientLink:

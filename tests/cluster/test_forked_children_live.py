@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -131,3 +132,64 @@ def test_a_process_forked_from_the_client_leaves_the_parents_connection_and_clus
     assert ended[0] == pid and os.waitstatus_to_exitcode(ended[1]) == 0     # 1: it was served, 2: wrong message
     assert v.apply_sync(abs, -3) == 3 and rc.ids == [0]
     assert cluster.controller is not None and cluster.controller.poll() is None
+
+
+def _after(release, value):
+    """Task body: wait (60 s at most) until `release` exists, then return `value`."""
+    import os
+    import time
+    deadline = time.monotonic() + 60
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return value
+
+
+def test_a_result_pending_at_the_fork_raises_in_the_child_and_arrives_in_the_parent(make_cluster, tmp_path):
+    """In a process forked from the client, waiting for a result still pending at the fork — `get()`, `wait()`,
+    `result()`, `exception()`, iterating a map, the client's `wait()`, all without a timeout — raises
+    ConnectionFailed at once (it is answered to the parent only: before, the child waited forever); a result done
+    before the fork is still there. The fork happens while another thread holds the results' and the client's locks
+    (as the reader thread may, delivering a result): the child, where that thread does not exist, is not stuck on
+    them. The parent gets both pending results once their tasks end."""
+    cluster = make_cluster(2)
+    rc = cluster.client
+    v = rc.load_balanced_view()
+    done = v.apply_async(abs, -1)
+    assert done.get(30) == 1
+    release = str(tmp_path / "release")
+    pending = v.apply_async(_after, release, "late")
+    amr = v.map_async(_after, [release] * 2, [1, 2])
+    holding, let_go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with pending._cond, amr._cond, rc._lock:
+            holding.set()
+            let_go.wait(60)
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert holding.wait(10)
+    pid = os.fork()
+    if pid == 0:                                            # the child: never back into pytest
+        code = 3
+        try:
+            raised = 0
+            for call in (pending.get, pending.wait, pending.result, pending.exception, lambda: list(amr),
+                         lambda: next(iter(amr)), amr.get, rc.wait):
+                try:
+                    call()
+                except ConnectionFailed as exc:
+                    raised += "delivered there, not here" in str(exc) and "Client of its own" in str(exc)
+            code = 0 if raised == 8 and done.get() == 1 and done.result() == 1 and pending.ready() is False else 1
+        finally:
+            os._exit(code)
+    let_go.set()
+    holder.join(10)
+    deadline = time.monotonic() + 30
+    while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if ended[0] == 0:                                       # (it waits forever without the fix)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert ended[0] == pid and os.waitstatus_to_exitcode(ended[1]) == 0     # 1: a wait returned or said otherwise
+    Path(release).touch()
+    assert pending.get(30) == "late" and amr.get(30) == [1, 2] and rc.wait(timeout=30)
