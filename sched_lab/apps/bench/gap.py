@@ -25,7 +25,8 @@ No-op burst (`--burst N` tasks submitted at once, hwm=1), split at the moment th
 returned: the tasks that ended in each phase, their rate, and each engine's hop (its TaskDone written -> its next
 wake: the controller's turnaround with both wake-ups), mean and median. While the client submits, the two cores
 are shared by the submitting client, the controller taking submissions and results in turn, and the workers;
-after, the rate is what the hop allows.
+after, the rate is what the hop allows. ProcessPoolExecutor (2 workers) runs the same burst after the cluster has
+stopped, split the same way by what its client saw done when its last `submit` returned.
 
     python benchmarks/bench_gap.py [--n 300] [--sleep-tasks 1000] [--burst 5000] [--by-value] [--json]
 """
@@ -128,6 +129,31 @@ def _burst_phases(w: dict[str, dict[str, Any]], ids: list[str], start: int, subm
                 "hop_median": _med(hops[k])} for k in ended}
 
 
+def _ppe_burst(burst: int, fns: Any) -> dict[str, Any]:
+    """ProcessPoolExecutor's burst of `burst` no-op tasks, split at its last `submit` (after a warm-up)."""
+    import concurrent.futures as cf
+    with cf.ProcessPoolExecutor(2) as pool:
+        for f in [pool.submit(fns.noop) for _ in range(min(burst, 1000))]:
+            f.result()
+        start = time.time_ns()
+        futures = [pool.submit(fns.noop) for _ in range(burst)]
+        submitted = time.time_ns()
+        early = sum(f.done() for f in futures)
+        for f in futures:
+            f.result()
+        end = time.time_ns()
+    return _split(burst, early, start, submitted, end)
+
+
+def _split(burst: int, early: int, start: int, submitted: int, end: int) -> dict[str, Any]:
+    """A burst's tasks done by the last submission's return (as its client saw) and after, with their rates."""
+    spans = ((submitted - start) / 1e9, (end - submitted) / 1e9)
+    return {"tasks_per_s": burst / ((end - start) / 1e9),
+            "while submitting": {"tasks": early, "seconds": spans[0], "tasks_per_s": early / spans[0]},
+            "after": {"tasks": burst - early, "seconds": spans[1],
+                      "tasks_per_s": (burst - early) / spans[1] if spans[1] > 0 else 0.0}}
+
+
 def measure(n: int, sleep_tasks: int, mode: str, burst: int = 0) -> dict[str, Any]:
     from real_cluster import Cluster
     trace_dir = tempfile.mkdtemp(prefix="bench-gap-")
@@ -163,6 +189,7 @@ def measure(n: int, sleep_tasks: int, mode: str, burst: int = 0) -> dict[str, An
             burst_start = time.time_ns()
             ars = [view.apply_async(fns.noop) for _ in range(burst)]
             burst_submitted = time.time_ns()
+            burst_early = sum(ar.ready() for ar in ars)
             for ar in ars:
                 ar.get()
             burst_end = time.time_ns()
@@ -205,7 +232,8 @@ def measure(n: int, sleep_tasks: int, mode: str, burst: int = 0) -> dict[str, An
               "gap_by_phase_us": by_phase, "burst": burst, "loadavg": os.getloadavg()[0]}
     if burst:
         result["burst_by_phase"] = _burst_phases(w, burst_ids, burst_start, burst_submitted, burst_end)
-        result["burst_tasks_per_s"] = burst / ((burst_end - burst_start) / 1e9)
+        result["burst_seen"] = _split(burst, burst_early, burst_start, burst_submitted, burst_end)
+        result["burst_ppe"] = _ppe_burst(burst, fns)
     return result
 
 
@@ -218,9 +246,16 @@ def render(result: dict[str, Any]) -> str:
     out += [f"  {k:28s} mean {v['mean']:7.1f}  median {v['median']:7.1f}  ({v['n']} gaps)"
             for k, v in result["gap_by_phase_us"].items()]
     if result.get("burst"):
-        out.append(f"no-op burst of {result['burst']} at hwm=1: {result['burst_tasks_per_s']:,.0f} tasks/s; by phase")
-        out += [f"  {k:18s} {v['tasks']:6d} tasks in {v['seconds'] * 1e3:6.1f} ms = {v['tasks_per_s']:7,.0f}/s   "
-                f"engine hop mean {v['hop_mean']:7.1f}  median {v['hop_median']:7.1f} µs"
+        ours, ppe = result["burst_seen"], result["burst_ppe"]
+        ratio = ours["tasks_per_s"] / ppe["tasks_per_s"]
+        out.append(f"no-op burst of {result['burst']} at hwm=1: {ours['tasks_per_s']:,.0f} tasks/s, "
+                   f"ProcessPoolExecutor {ppe['tasks_per_s']:,.0f} (ratio {ratio:.2f}); by phase, as each client saw")
+        for k in ("while submitting", "after"):
+            a, b = ours[k], ppe[k]
+            out.append(f"  {k:18s} ours {a['tasks']:5d} in {a['seconds'] * 1e3:5.0f} ms = {a['tasks_per_s']:6,.0f}/s"
+                       f"   PPE {b['tasks']:5d} in {b['seconds'] * 1e3:5.0f} ms = {b['tasks_per_s']:6,.0f}/s")
+        out.append("  engine hop (TaskDone written -> next wake), from the workers' traces:")
+        out += [f"  {k:18s} mean {v['hop_mean']:6.1f}  median {v['hop_median']:6.1f} µs ({v['hops']} hops)"
                 for k, v in result["burst_by_phase"].items()]
     return "\n".join(out)
 
