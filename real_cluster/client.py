@@ -163,6 +163,7 @@ class Client(HubQueries, ResultRequests):
         self._lost = self._elsewhere = self._link.close_reason or "the connection was closed at a fork"
         self._lock = threading.Lock()
         self._engines_cond = threading.Condition()
+        self.functions.forked()
         for ars in list(self._waiters.values()):
             for ar in (ars if type(ars) is list else [ars]):
                 ar._forked_here()

@@ -273,6 +273,11 @@ class FunctionCache:
         self._lock = threading.Lock()
         self.hits = self.misses = self.uncacheable = self.by_reference = 0
 
+    def forked(self) -> None:
+        """In a process forked from the client's: a lock of its own (another thread may have held this one at the
+        fork; the entries stay, nothing is sent from there)."""
+        self._lock = threading.Lock()
+
     def function_bytes(self, f: Callable) -> tuple[bytes, bytes] | None:
         """(digest, cloudpickled bytes) of `f`, from the cache while valid; None if `f` is uncacheable or
         pickled by reference (its name is all that travels: nothing to save)."""

@@ -148,9 +148,9 @@ def test_a_result_pending_at_the_fork_raises_in_the_child_and_arrives_in_the_par
     """In a process forked from the client, waiting for a result still pending at the fork — `get()`, `wait()`,
     `result()`, `exception()`, iterating a map, the client's `wait()`, all without a timeout — raises
     ConnectionFailed at once (it is answered to the parent only: before, the child waited forever); a result done
-    before the fork is still there. The fork happens while another thread holds the results' and the client's locks
-    (as the reader thread may, delivering a result): the child, where that thread does not exist, is not stuck on
-    them. The parent gets both pending results once their tasks end."""
+    before the fork is still there, and a submission raises too. The fork happens while another thread holds the
+    results', the client's and its function cache's locks (as the reader thread, or another submitting thread, may):
+    the child, where that thread does not exist, is not stuck on them. The parent gets both pending results once their tasks end."""
     cluster = make_cluster(2)
     rc = cluster.client
     v = rc.load_balanced_view()
@@ -162,7 +162,7 @@ def test_a_result_pending_at_the_fork_raises_in_the_child_and_arrives_in_the_par
     holding, let_go = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with pending._cond, amr._cond, rc._lock:
+        with pending._cond, amr._cond, rc._lock, rc.functions._lock:
             holding.set()
             let_go.wait(60)
     holder = threading.Thread(target=hold, daemon=True)
@@ -179,7 +179,11 @@ def test_a_result_pending_at_the_fork_raises_in_the_child_and_arrives_in_the_par
                     call()
                 except ConnectionFailed as exc:
                     raised += "delivered there, not here" in str(exc) and "Client of its own" in str(exc)
-            code = 0 if raised == 8 and done.get() == 1 and done.result() == 1 and pending.ready() is False else 1
+            try:
+                v.apply_async(lambda: None)         # (shipped by value: packed under the function cache's lock)
+            except ConnectionFailed as exc:
+                raised += "Client of its own" in str(exc)
+            code = 0 if raised == 9 and done.get() == 1 and done.result() == 1 and pending.ready() is False else 1
         finally:
             os._exit(code)
     let_go.set()
