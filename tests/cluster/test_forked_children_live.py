@@ -150,7 +150,8 @@ def test_a_result_pending_at_the_fork_raises_in_the_child_and_arrives_in_the_par
     ConnectionFailed at once (it is answered to the parent only: before, the child waited forever); a result done
     before the fork is still there, and a submission raises too. The fork happens while another thread holds the
     results', the client's and its function cache's locks (as the reader thread, or another submitting thread, may):
-    the child, where that thread does not exist, is not stuck on them. The parent gets both pending results once their tasks end."""
+    the child, where that thread does not exist, is not stuck on them. The parent gets both pending results once
+    their tasks end."""
     cluster = make_cluster(2)
     rc = cluster.client
     v = rc.load_balanced_view()
