@@ -131,11 +131,13 @@ class Client(HubQueries, ResultRequests):
             self._done[msg.task_id] = (ok, value)
             self.outstanding.discard(msg.task_id)
             waiters = self._waiters.pop(msg.task_id, None)
+        self._delivering = waiters          # (a fork meanwhile: see _forked_here)
         if type(waiters) is list:
             for ar in waiters:
                 ar._part_done(msg.task_id, ok, value)
         elif waiters is not None:
             waiters._part_done(msg.task_id, ok, value)
+        self._delivering = None
 
     def _on_close(self, reason: str) -> None:
         self._lost = reason
@@ -153,6 +155,7 @@ class Client(HubQueries, ResultRequests):
             self._engines_cond.notify_all()
 
     _elsewhere: str | None = None       # set in a process forked from this client's: why nothing pending comes here
+    _delivering: Any = None             # the AsyncResult(s) the reader thread is handing a result to, out of _waiters
 
     def _forked_here(self) -> None:
         """In a process forked from this client's, whose copy of the connection is closed (client_link.py): what is
@@ -164,7 +167,7 @@ class Client(HubQueries, ResultRequests):
         self._lock = threading.Lock()
         self._engines_cond = threading.Condition()
         self.functions.forked()
-        for ars in list(self._waiters.values()):
+        for ars in [*self._waiters.values(), self._delivering or []]:
             for ar in (ars if type(ars) is list else [ars]):
                 ar._forked_here()
 

@@ -162,10 +162,14 @@ def test_a_result_pending_at_the_fork_raises_in_the_child_and_arrives_in_the_par
     amr = v.map_async(_after, [release] * 2, [1, 2])
     holding, let_go = threading.Event(), threading.Event()
 
-    def hold() -> None:
-        with pending._cond, amr._cond, rc._lock, rc.functions._lock:
+    def hold() -> None:             # (`pending` as the reader thread has it while delivering its result: out of the
+        with pending._cond, amr._cond, rc._lock, rc.functions._lock:       # waiting ones, its condition held)
+            waiting = rc._waiters.pop(pending.msg_ids[0])
+            rc._delivering = waiting
             holding.set()
             let_go.wait(60)
+            rc._waiters[pending.msg_ids[0]] = waiting
+            rc._delivering = None
     holder = threading.Thread(target=hold, daemon=True)
     holder.start()
     assert holding.wait(10)
