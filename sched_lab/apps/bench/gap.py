@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, Callable
 
 from .live_peers import task_functions
 
@@ -129,19 +129,27 @@ def _burst_phases(w: dict[str, dict[str, Any]], ids: list[str], start: int, subm
                 "hop_median": _med(hops[k])} for k in ended}
 
 
+def _timed_burst(submit: Callable[[], Any], done: Callable[[Any], bool], wait: Callable[[Any], Any], n: int
+                 ) -> tuple[list[Any], int, int, int, int]:
+    """Submit `n` tasks at once and wait for all: (their handles, start, last submission returned, how many were
+    done then, end), times in ns."""
+    start = time.time_ns()
+    handles = [submit() for _ in range(n)]
+    submitted = time.time_ns()
+    early = sum(map(done, handles))
+    for h in handles:
+        wait(h)
+    return handles, start, submitted, early, time.time_ns()
+
+
 def _ppe_burst(burst: int, fns: Any) -> dict[str, Any]:
     """ProcessPoolExecutor's burst of `burst` no-op tasks, split at its last `submit` (after a warm-up)."""
     import concurrent.futures as cf
     with cf.ProcessPoolExecutor(2) as pool:
         for f in [pool.submit(fns.noop) for _ in range(min(burst, 1000))]:
             f.result()
-        start = time.time_ns()
-        futures = [pool.submit(fns.noop) for _ in range(burst)]
-        submitted = time.time_ns()
-        early = sum(f.done() for f in futures)
-        for f in futures:
-            f.result()
-        end = time.time_ns()
+        _, *times = _timed_burst(lambda: pool.submit(fns.noop), cf.Future.done, cf.Future.result, burst)
+    start, submitted, early, end = times
     return _split(burst, early, start, submitted, end)
 
 
@@ -186,13 +194,8 @@ def measure(n: int, sleep_tasks: int, mode: str, burst: int = 0) -> dict[str, An
         sleep_ids = [ar.msg_ids[0] for ar in ars]
         burst_ids: list[str] = []
         if burst:
-            burst_start = time.time_ns()
-            ars = [view.apply_async(fns.noop) for _ in range(burst)]
-            burst_submitted = time.time_ns()
-            burst_early = sum(ar.ready() for ar in ars)
-            for ar in ars:
-                ar.get()
-            burst_end = time.time_ns()
+            ars, burst_start, burst_submitted, burst_early, burst_end = _timed_burst(
+                lambda: view.apply_async(fns.noop), lambda ar: ar.ready(), lambda ar: ar.get(), burst)
             burst_ids = [ar.msg_ids[0] for ar in ars]
         received = {tid: client.metadata[tid]["received"].timestamp() for tid in rt_ids + sleep_ids}
     finally:
