@@ -85,8 +85,8 @@ class Client(HubQueries, ResultRequests):
         unix = path.resolve().parent / proto.UNIX_SOCKET_NAME      # the controller is on this host
         self._link = ClientLink.open(info.host, info.port, info.key, timeout, info.tls_fingerprint,
                                      str(unix) if unix.exists() else None)
+        _CLIENTS.add(self)                      # (from here a fork closes the child's copy: _forked_here)
         self._link.start(self._on_message, self._on_close)
-        _CLIENTS.add(self)
         with self._engines_cond:   # the controller sends the engine list right after the handshake
             self._engines_cond.wait_for(lambda: self._engines or self._lost is not None, timeout=0.2)
 
@@ -158,11 +158,12 @@ class Client(HubQueries, ResultRequests):
     _delivering: Any = None             # the AsyncResult(s) the reader thread is handing a result to, out of _waiters
 
     def _forked_here(self) -> None:
-        """In a process forked from this client's, whose copy of the connection is closed (client_link.py): what is
-        pending is answered to the client's own process, never here, so waiting for it raises ConnectionFailed at
+        """In a process forked from this client's: its copy of the connection is closed (client_link.py), and what
+        is pending is answered to the client's own process, never here, so waiting for it raises ConnectionFailed at
         once (asyncresult.py) instead of waiting forever. The locks are new ones: the parent's reader thread, which
         does not exist here, may have held one at the fork. Nothing is resolved here: a done-callback must not run
         inside the fork."""
+        self._link.forked()
         self._lost = self._elsewhere = self._link.close_reason or "the connection was closed at a fork"
         self._lock = threading.Lock()
         self._engines_cond = threading.Condition()
@@ -475,4 +476,4 @@ class Client(HubQueries, ResultRequests):
             log.debug("Client.__del__: close failed: %r", exc)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)     # (after client_link's: the link closes first)
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -19,8 +19,8 @@ race) and then calls `on_close(reason)` once.
 A process forked from the client's (os.fork, a multiprocessing child) finds its copies of the connections closed:
 what it sent would interleave with the parent's bytes on one socket, and its close (an explicit one, or a `with`
 block or the garbage collector as it exits) would shut the parent's connection down. Its descriptors are closed at
-the fork, nothing else: the parent's connection is untouched, and a call in the child raises ConnectionFailed
-saying it needs a Client of its own.
+the fork (`forked`, called by the client's at-fork handler: client.py), nothing else: the parent's connection is
+untouched, and a call in the child raises ConnectionFailed saying it needs a Client of its own.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import socket
 import ssl
 import threading
 import time
-import weakref
 from typing import Any, Callable, cast
 
 from . import protocol as proto
@@ -44,11 +43,6 @@ log = logging.getLogger("real_cluster.client")
 
 _JITTER = random.Random()      # spreads the retries of many clients refused at once
 TLS_CHUNK = 16 * 1024           # bytes one TLS write takes at most (one record)
-
-
-def _after_fork_in_child() -> None:
-    for link in list(_LINKS):
-        link._forked()
 
 
 class ClientLink(SyncLink):
@@ -63,10 +57,10 @@ class ClientLink(SyncLink):
         self._reader: threading.Thread | None = None
         self._send_lock = threading.Lock()      # TLS: a whole frame per writer (`_lock`: the SSL object)
         self._owner = os.getpid()
-        _LINKS.add(self)
 
-    def _forked(self) -> None:
-        """In a process forked from the owner's: this copy is closed, its descriptor only (module doc)."""
+    def forked(self) -> None:
+        """In a process forked from the owner's: this copy is closed, its descriptor only (module doc; the client
+        calls it at the fork: client.py)."""
         self.closed = True
         self._close_reason = (f"the connection belongs to process {self._owner}, which this process forked from: "
                               "create a Client of its own here")
@@ -198,7 +192,3 @@ class ClientLink(SyncLink):
             super().close()
         elif reader is not threading.current_thread():
             reader.join(timeout)
-
-
-_LINKS: weakref.WeakSet[ClientLink] = weakref.WeakSet()
-os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _wait import direct_links_attached, mark_pid, wait_for_file, wait_until
+from _wait import direct_links_attached, mark_pid, started_then_hold, wait_for_file, wait_until
 
 from real_cluster.error import ConnectionFailed, EngineError
 from real_cluster.profile import pid_alive
@@ -103,6 +103,18 @@ def _stop(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def _exit_code(pid: int, timeout_s: float = 30) -> int | None:
+    """A forked child's exit code once it has ended; None if it had not within `timeout_s` (it is killed then)."""
+    deadline = time.monotonic() + timeout_s
+    while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if ended[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return None
+    return os.waitstatus_to_exitcode(ended[1])
+
+
 def test_a_process_forked_from_the_client_leaves_the_parents_connection_and_cluster_alone(make_cluster):
     """The child's copies of the client and the Cluster are closed at the fork: using them raises, saying why;
     closing them (explicitly, a `with` block left, the garbage collector) shuts nothing of the parent's down."""
@@ -123,25 +135,9 @@ def test_a_process_forked_from_the_client_leaves_the_parents_connection_and_clus
             cluster.stop()
         finally:
             os._exit(code)
-    deadline = time.monotonic() + 30
-    while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if ended[0] == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    assert ended[0] == pid and os.waitstatus_to_exitcode(ended[1]) == 0     # 1: it was served, 2: wrong message
+    assert _exit_code(pid) == 0                             # 1: it was served, 2: wrong message
     assert v.apply_sync(abs, -3) == 3 and rc.ids == [0]
     assert cluster.controller is not None and cluster.controller.poll() is None
-
-
-def _after(release, value):
-    """Task body: wait (60 s at most) until `release` exists, then return `value`."""
-    import os
-    import time
-    deadline = time.monotonic() + 60
-    while not os.path.exists(release) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return value
 
 
 def test_a_result_pending_at_the_fork_raises_in_the_child_and_arrives_in_the_parent(make_cluster, tmp_path):
@@ -157,9 +153,9 @@ def test_a_result_pending_at_the_fork_raises_in_the_child_and_arrives_in_the_par
     v = rc.load_balanced_view()
     done = v.apply_async(abs, -1)
     assert done.get(30) == 1
-    release = str(tmp_path / "release")
-    pending = v.apply_async(_after, release, "late")
-    amr = v.map_async(_after, [release] * 2, [1, 2])
+    marker, release = str(tmp_path / "started"), str(tmp_path / "release")
+    pending = v.apply_async(started_then_hold, marker, release, 60, "late")
+    amr = v.map_async(started_then_hold, [marker] * 2, [release] * 2, [60] * 2, [1, 2])
     holding, let_go = threading.Event(), threading.Event()
 
     def hold() -> None:             # (`pending` as the reader thread has it while delivering its result: out of the
@@ -193,12 +189,6 @@ def test_a_result_pending_at_the_fork_raises_in_the_child_and_arrives_in_the_par
             os._exit(code)
     let_go.set()
     holder.join(10)
-    deadline = time.monotonic() + 30
-    while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if ended[0] == 0:                                       # (it waits forever without the fix)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    assert ended[0] == pid and os.waitstatus_to_exitcode(ended[1]) == 0     # 1: a wait returned or said otherwise
+    assert _exit_code(pid) == 0         # 1: a wait returned or said otherwise; None: it hung (without the fix)
     Path(release).touch()
     assert pending.get(30) == "late" and amr.get(30) == [1, 2] and rc.wait(timeout=30)
