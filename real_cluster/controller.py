@@ -84,6 +84,7 @@ class Controller(DirectLinks, Listeners):
         self._loop_thread: int | None = None
         self._commit_signalled = False
         self._engines_paused = False       # reads from engines paused while the database backlog is large
+        self._held_by_actors = False       # tasks wait that only an actor's going can make room for (warned)
         self.db = TaskDB(config.db_path, on_commit=self._db_committed_threadsafe, on_error=self._db_failed_threadsafe,
                          schedule=self._schedule, redo=config.redo_log)    # (redo_log.py: answers wait for one append)
         self.gate = CommitGate(self.db)     # a client hears nothing before the writes made before it are durable
@@ -343,6 +344,17 @@ class Controller(DirectLinks, Listeners):
                 seen = max(eng.last_seen, eng.link.last_activity)     # bytes of a big frame count as progress
                 if now - seen > limit:
                     self._engine_lost(eng.engine_id, f"nothing received for {now - seen:.1f} s")
+            self._check_held_by_actors()
+
+    def _check_held_by_actors(self) -> None:
+        """Warn (once while it lasts) when tasks wait that no engine will have room for until an actor goes: at
+        hwm=1 an actor's pinned slot is its engine's only one, so as many actors as engines starve the view."""
+        held = self.scheduler.held_by_actors()
+        if held and not self._held_by_actors:
+            log.warning("%d task(s) wait for an engine, but every engine's slots (hwm=%d) are held by actors: they "
+                        "run once an actor is killed or dies, or an engine joins (with actors, use hwm 0 or more "
+                        "engines than actors)", held, self.scheduler.hwm)
+        self._held_by_actors = held > 0
 
     def _check_paused_engines(self, limit: float) -> None:
         """While engine reads are paused: one that closed is read again (its end is handled as usual), one the

@@ -160,6 +160,20 @@ class TaskScheduler(RestoreRules):
         status["unassigned"] = self.waiting_count
         return status
 
+    def held_by_actors(self) -> int:
+        """How many tasks wait for an engine that none will have room for until an actor goes: with hwm > 0, every
+        live engine is at or above hwm with its actors' pinned slots alone (no task out whose end frees a slot).
+        They wait until an actor dies or is killed, an engine joins, or their timeout. 0 otherwise. For drivers'
+        diagnostics (the live controller logs it): O(engines), and O(tasks) only while it holds."""
+        hwm = self.hwm
+        if not hwm or not self._engines:
+            return 0
+        pinned = self._actors.pinned_slots
+        for eng in self._engines.values():
+            if eng.load < hwm or eng.load > len(pinned.get(eng.id, ())):
+                return 0
+        return sum(1 for t in self._tasks.values() if t.state == QUEUED and not self._actors.is_call(t))
+
     # ----------------------------------------------------------------------------- submission
 
     def _on_submitted(self, ev: TaskSubmitted) -> None:

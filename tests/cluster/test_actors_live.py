@@ -8,6 +8,7 @@ messages; the rest run real controllers, engines and workers.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -19,11 +20,14 @@ import pytest
 from _wait import wait_for_file, wait_until
 
 from real_cluster import Client, RemoteError, require
+from real_cluster import protocol as proto
+from real_cluster.controller import Controller, ControllerConfig
 from real_cluster.error import ActorDiedError, ClusterError, ImpossibleDependency, TaskAborted
 from real_cluster.messages import RunTask
 from real_cluster.serialize import pack_call, unpack_result
 from real_cluster.worker import execute
 from real_cluster.worker_actors import ActorTable
+from sched_lab.core import ActorKillRequested, ActorSpec, EngineJoined, Outcome, TaskFinished, TaskSpec, TaskSubmitted
 
 WAIT_S = 60.0           # deadlines for events (5x headroom on a loaded 2-core machine)
 
@@ -462,3 +466,50 @@ def test_actor_messages_travel_in_binary_headers_and_bad_ones_name_the_field():
         with pytest.raises(InvalidField) as info:
             from_wire(bad, [b"p"])
         assert info.value.field == field and info.value.task_id == "t9"
+
+
+
+def test_tasks_held_by_actors_at_hwm_1_are_reported_and_run_when_an_actor_goes(make_cluster):
+    cluster = make_cluster(2, hwm=1)
+    rc = cluster.client
+    view = rc.load_balanced_view()
+    log = cluster.dir / "log" / "controller.log"
+    a, b = view.actor(Counter), view.actor(Counter)
+    assert (a.incr().get(WAIT_S), b.incr().get(WAIT_S)) == (1, 1)       # one on each engine: each pins its slot
+    ar = view.apply_async(pow, 2, 5)
+    warning = "1 task(s) wait for an engine, but every engine's slots (hwm=1) are held by actors"
+    wait_until(lambda: warning in log.read_text(), WAIT_S, "the controller's warning")
+    status = rc.queue_status()
+    assert status["unassigned"] == 1 and all(status[e]["actors"] == 1 for e in rc.ids)
+    rc.kill_actor(b)                                                    # its slot is free: the task runs there
+    assert ar.get(WAIT_S) == 32
+    assert a.incr().get(WAIT_S) == 2
+
+
+def test_the_held_by_actors_warning_comes_once_an_episode(caplog):
+    ctl = Controller(ControllerConfig(key=proto.new_key(), engine_key=proto.new_key(), hwm=1))   # not started
+    core, now = ctl.scheduler, time.time()
+
+    def settle(tid: str, engine: int) -> None:
+        core.handle(TaskFinished(now, tid, engine, 0, Outcome.OK, None, now))
+
+    def warnings() -> int:
+        return sum("held by actors" in r.getMessage() for r in caplog.records)
+
+    caplog.set_level(logging.WARNING, logger="real_cluster.controller")
+    core.handle(EngineJoined(now, 0))
+    core.handle(TaskSubmitted(now, TaskSpec("ca", creates_actor=ActorSpec("A"))))
+    settle("ca", 0)
+    core.handle(TaskSubmitted(now, TaskSpec("t1")))
+    for _ in range(3):                  # held: warned at the first check only
+        ctl._check_held_by_actors()
+    assert core.held_by_actors() == 1 and warnings() == 1
+    core.handle(ActorKillRequested(now, "A"))       # t1 takes the freed slot: over
+    ctl._check_held_by_actors()
+    core.handle(TaskSubmitted(now, TaskSpec("cb", creates_actor=ActorSpec("B"))))
+    settle("t1", 0)
+    settle("cb", 0)
+    core.handle(TaskSubmitted(now, TaskSpec("t2")))
+    ctl._check_held_by_actors()         # a second episode: warned again
+    ctl._check_held_by_actors()
+    assert warnings() == 2

@@ -57,6 +57,47 @@ def test_creation_is_placed_by_the_scheme_and_pins_its_slot():
     assert h.s.task_state("t2") == "queued"
 
 
+def test_held_by_actors_counts_tasks_no_engine_will_make_room_for():
+    h = Harness(hwm=1)
+    h.join("a", "b")
+    assert h.s.held_by_actors() == 0                    # nothing waits
+    make_actor(h, "A", "ca")
+    h.submit("t1")                                      # runs on the other engine: its end frees a slot
+    h.submit("t2")
+    assert h.s.task_state("t2") == "queued" and h.s.held_by_actors() == 0
+    h.submit("cb", creates_actor=ActorSpec("B"))        # waits for t1's slot
+    call(h, "m", "A")                                   # out on A's slot (a call adds no load) ...
+    call(h, "m2", "A")                                  # ... and one queued behind it: calls wait for their actor,
+    assert h.s.task_state("m2") == "queued" and h.s.held_by_actors() == 0   # not for a slot: never counted
+    assert Dispatch("t2", "a", 0) in h.finish("t1", "a")    # the queue's oldest first
+    assert Dispatch("cb", "a", 0) in h.finish("t2", "a")
+    h.submit("t3")
+    h.submit("t4")
+    assert h.s.held_by_actors() == 0                    # B's creation is out: its end is news
+    h.finish("cb", "a")                                 # B pins a's slot: both engines are the actors' alone
+    assert h.s.held_by_actors() == 2                    # t3 and t4, not the call m2
+    h.submit("d", direct=True, targets="a")             # a direct task adds load that will end
+    assert h.s.held_by_actors() == 0
+    h.finish("d", "a")
+    assert h.s.held_by_actors() == 2
+    acts = kill(h, "B")                                 # a's slot is free again: t3 takes it
+    assert Dispatch("t3", "a", 0) in acts and h.s.held_by_actors() == 0
+    h.join("c")
+    assert h.s.task_state("t4") == "running" and h.s.held_by_actors() == 0
+    h0 = Harness(hwm=0)                                 # no hwm: an actor's engine still takes tasks
+    h0.join("a")
+    make_actor(h0)
+    h0.submit("t")
+    assert h0.s.held_by_actors() == 0 and h0.s.task_state("t") == "running"
+    h2 = Harness(hwm=2)                                 # two slots: one actor leaves one
+    h2.join("a")
+    make_actor(h2, "A", "ca")
+    make_actor(h2, "B", "cb")
+    h2.submit("t")
+    assert h2.s.held_by_actors() == 1
+    assert Harness(hwm=1).s.held_by_actors() == 0       # no engine: not the actors' doing
+
+
 def test_creation_honours_targets_and_follow():
     h = Harness(hwm=0)
     h.join("a", "b", "c")
