@@ -55,7 +55,8 @@ def test_with_hwm_0_the_nannies_stay_off_the_tasks_path(tmp_path):
 
 def test_round_trip_mode_prints_cpu_per_round_trip(tmp_path):
     env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "300", "--rounds", "1", "--round-trip"], env=env,
+    # (1,500: /proc counts CPU in 10 ms ticks, and 300 round trips, ~10 ms of each worker's CPU, once read 0.0)
+    out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "1500", "--rounds", "1", "--round-trip"], env=env,
                          capture_output=True, text=True, timeout=200)
     assert out.returncode == 0, out.stderr
     lines = {line.split("  ")[0]: line.split() for line in out.stdout.splitlines()}
