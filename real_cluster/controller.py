@@ -349,12 +349,16 @@ class Controller(DirectLinks, Listeners):
     def _check_held_by_actors(self) -> None:
         """Warn (once while it lasts) when tasks wait that no engine will have room for until an actor goes: at
         hwm=1 an actor's pinned slot is its engine's only one, so as many actors as engines starve the view."""
-        held = self.scheduler.held_by_actors()
-        if held and not self._held_by_actors:
-            log.warning("%d task(s) wait for an engine, but every engine's slots (hwm=%d) are held by actors: they "
-                        "run once an actor is killed or dies, or an engine joins (with actors, use hwm 0 or more "
-                        "engines than actors)", held, self.scheduler.hwm)
-        self._held_by_actors = held > 0
+        core = self.scheduler
+        if not core.actors_hold_every_engine():         # (O(engines) each period; the count once an episode)
+            self._held_by_actors = False
+        elif not self._held_by_actors:
+            held = core.held_by_actors()
+            if held:
+                log.warning("%d task(s) wait for an engine, but every engine's slots (hwm=%d) are held by actors: "
+                            "they run once an actor is killed or dies, or an engine joins (with actors, use hwm 0 or "
+                            "more engines than actors)", held, core.hwm)
+                self._held_by_actors = True
 
     def _check_paused_engines(self, limit: float) -> None:
         """While engine reads are paused: one that closed is read again (its end is handled as usual), one the

@@ -147,12 +147,6 @@ class ActorBook:
         """The ALIVE actors on each engine: each pins one slot of its engine's load."""
         return self._on_engine
 
-    @staticmethod
-    def is_call(task: TaskState) -> bool:
-        """Whether `task` is an actor call (it waits in its actor's FIFO, not for a slot)."""
-        link = task.actor
-        return link is not None and link.role == CALL
-
     def infos(self) -> list[ActorInfo]:
         return [self._info(rec) for rec in self._actors.values()]
 

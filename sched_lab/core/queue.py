@@ -53,6 +53,13 @@ class ReadyQueue:
         else:
             self.open.append(entry)
 
+    def live_count(self) -> int:
+        """How many tasks the queue holds (dead entries skipped; a task pinned to several engines once): O(entries)."""
+        live: set[int] = set()
+        for structure in (self.open, self.open_excl, self.stuck, *self.pinned.values()):
+            live.update(q for q, task in structure if q == task.qseq)
+        return len(live)
+
     def has_entries_for(self, engine_id: EngineId) -> bool:
         """Whether any structure that could hold a task for `engine_id` is non-empty (a cheap pre-check)."""
         return bool(self.open or self.open_excl or self.pinned.get(engine_id))

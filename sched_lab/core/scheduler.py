@@ -160,19 +160,26 @@ class TaskScheduler(RestoreRules):
         status["unassigned"] = self.waiting_count
         return status
 
-    def held_by_actors(self) -> int:
-        """How many tasks wait for an engine that none will have room for until an actor goes: with hwm > 0, every
-        live engine is at or above hwm with its actors' pinned slots alone (no task out whose end frees a slot).
-        They wait until an actor dies or is killed, an engine joins, or their timeout. 0 otherwise. For drivers'
-        diagnostics (the live controller logs it): O(engines), and O(tasks) only while it holds."""
+    def actors_hold_every_engine(self) -> bool:
+        """Whether, with hwm > 0, every live engine is at or above hwm with its actors' pinned slots alone (no task
+        out whose end frees a slot): then no task waiting for an engine gets one until an actor dies or is killed,
+        or an engine joins. O(engines)."""
         hwm = self.hwm
         if not hwm or not self._engines:
-            return 0
+            return False
         pinned = self._actors.pinned_slots
         for eng in self._engines.values():
             if eng.load < hwm or eng.load > len(pinned.get(eng.id, ())):
-                return 0
-        return sum(1 for t in self._tasks.values() if t.state == QUEUED and not self._actors.is_call(t))
+                return False
+        return True
+
+    def held_by_actors(self) -> int:
+        """How many tasks wait for an engine while `actors_hold_every_engine()` (0 otherwise): they run once an actor
+        goes or an engine joins, or fail at their timeout. Actor calls are not counted (they wait for their actor,
+        not for a slot). For drivers' diagnostics (the live controller logs it): O(the tasks waiting)."""
+        if not self._count[_N_QUEUED] or not self.actors_hold_every_engine():
+            return 0
+        return self._queue.live_count()
 
     # ----------------------------------------------------------------------------- submission
 

@@ -75,7 +75,11 @@ def test_held_by_actors_counts_tasks_no_engine_will_make_room_for():
     h.submit("t4")
     assert h.s.held_by_actors() == 0                    # B's creation is out: its end is news
     h.finish("cb", "a")                                 # B pins a's slot: both engines are the actors' alone
-    assert h.s.held_by_actors() == 2                    # t3 and t4, not the call m2
+    assert h.s.actors_hold_every_engine() and h.s.held_by_actors() == 2    # t3 and t4, not the call m2
+    h.submit("tt", targets=["a", "b"])                  # queued once per engine it may use: counted once
+    assert h.s.held_by_actors() == 3
+    h.abort("tt")
+    assert h.s.held_by_actors() == 2                    # (its entries are dead now)
     h.submit("d", direct=True, targets="a")             # a direct task adds load that will end
     assert h.s.held_by_actors() == 0
     h.finish("d", "a")
@@ -96,6 +100,10 @@ def test_held_by_actors_counts_tasks_no_engine_will_make_room_for():
     h2.submit("t")
     assert h2.s.held_by_actors() == 1
     assert Harness(hwm=1).s.held_by_actors() == 0       # no engine: not the actors' doing
+    h1 = Harness(hwm=1)
+    h1.join("a")
+    make_actor(h1)
+    assert h1.s.actors_hold_every_engine() and h1.s.held_by_actors() == 0     # held, but nothing waits
 
 
 def test_creation_honours_targets_and_follow():
