@@ -179,8 +179,10 @@ class ClientLink(SyncLink):
         if self._close_reason is None:
             self._close_reason = reason
         self.closed = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)       # wakes the reader, which closes the socket
+        try:        # wakes the reader, which closes the socket. Over TLS the kernel socket's own shutdown: the
+            # SSLSocket's drops its SSL object, and a reader still to read would take the ciphertext left in the
+            # kernel's buffer for frames ("frame of 386073344 bytes": a TLS record header read as a length)
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
         except OSError:
             pass
 
