@@ -344,7 +344,10 @@ class Controller(DirectLinks, Listeners):
                 seen = max(eng.last_seen, eng.link.last_activity)     # bytes of a big frame count as progress
                 if now - seen > limit:
                     self._engine_lost(eng.engine_id, f"nothing received for {now - seen:.1f} s")
-            self._check_held_by_actors()
+            try:                            # a diagnostic: it must never stop this liveness loop
+                self._check_held_by_actors()
+            except Exception:
+                log.exception("checking whether actors hold every engine failed")
 
     def _check_held_by_actors(self) -> None:
         """Warn (once while it lasts) when tasks wait that no engine will have room for until an actor goes: at

@@ -8,6 +8,7 @@ messages; the rest run real controllers, engines and workers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -513,3 +514,26 @@ def test_the_held_by_actors_warning_comes_once_an_episode(caplog):
     ctl._check_held_by_actors()         # a second episode: warned again
     ctl._check_held_by_actors()
     assert warnings() == 2
+
+
+def test_a_failing_held_by_actors_check_never_stops_the_liveness_loop(caplog):
+    calls = []
+
+    class Broken(Controller):
+        def _check_held_by_actors(self):
+            calls.append(time.monotonic())
+            raise RuntimeError("injected")
+
+    ctl = Broken(ControllerConfig(key=proto.new_key(), engine_key=proto.new_key(), hb_period_s=0.02))   # not started
+
+    async def run() -> None:
+        monitor = asyncio.ensure_future(ctl._heartbeat_monitor())
+        deadline = time.monotonic() + WAIT_S
+        while len(calls) < 3 and not monitor.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert not monitor.done(), monitor      # (the injected error would have ended it at the first call)
+        monitor.cancel()
+
+    caplog.set_level(logging.ERROR, logger="real_cluster.controller")
+    asyncio.run(run())
+    assert len(calls) >= 3 and "checking whether actors hold every engine failed" in caplog.text
