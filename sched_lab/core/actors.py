@@ -142,10 +142,24 @@ class ActorBook:
 
     # ------------------------------------------------------------------------------ queries
 
-    @property
-    def pinned_slots(self) -> dict[EngineId, dict[ActorId, _Actor]]:
-        """The ALIVE actors on each engine: each pins one slot of its engine's load."""
-        return self._on_engine
+    def hold_every_engine(self) -> bool:
+        """Whether, with hwm > 0, every live engine is at or above hwm with its ALIVE actors' pinned slots alone (no
+        task out whose end frees a slot): then no task waiting for an engine gets one until an actor dies or is
+        killed, or an engine joins. O(engines)."""
+        s = self._s
+        if not s.hwm or not s._engines:
+            return False
+        on_engine = self._on_engine
+        return all(s.hwm <= eng.load <= len(on_engine.get(eng.id, ())) for eng in s._engines.values())
+
+    def held_tasks(self) -> int:
+        """How many tasks wait for an engine while `hold_every_engine()` (0 otherwise): they run once an actor goes or
+        an engine joins, or fail at their timeout. Calls wait for their actor, not for a slot: not counted. For
+        drivers' diagnostics (the live controller logs it): O(the tasks waiting)."""
+        s = self._s
+        if not s.waiting_count or not self.hold_every_engine():
+            return 0
+        return s._queue.live_count()
 
     def infos(self) -> list[ActorInfo]:
         return [self._info(rec) for rec in self._actors.values()]

@@ -161,25 +161,12 @@ class TaskScheduler(RestoreRules):
         return status
 
     def actors_hold_every_engine(self) -> bool:
-        """Whether, with hwm > 0, every live engine is at or above hwm with its actors' pinned slots alone (no task
-        out whose end frees a slot): then no task waiting for an engine gets one until an actor dies or is killed,
-        or an engine joins. O(engines)."""
-        hwm = self.hwm
-        if not hwm or not self._engines:
-            return False
-        pinned = self._actors.pinned_slots
-        for eng in self._engines.values():
-            if eng.load < hwm or eng.load > len(pinned.get(eng.id, ())):
-                return False
-        return True
+        """Every live engine at or above hwm (> 0) with actor slots alone: nothing waiting gets one (see Actors)."""
+        return self._actors.hold_every_engine()
 
     def held_by_actors(self) -> int:
-        """How many tasks wait for an engine while `actors_hold_every_engine()` (0 otherwise): they run once an actor
-        goes or an engine joins, or fail at their timeout. Actor calls are not counted (they wait for their actor,
-        not for a slot). For drivers' diagnostics (the live controller logs it): O(the tasks waiting)."""
-        if not self._count[_N_QUEUED] or not self.actors_hold_every_engine():
-            return 0
-        return self._queue.live_count()
+        """The tasks waiting for an engine while `actors_hold_every_engine()` (0 otherwise; actor calls not counted)."""
+        return self._actors.held_tasks()
 
     # ----------------------------------------------------------------------------- submission
 

@@ -17,6 +17,8 @@ from collections import Counter
 
 import pytest
 
+from _chaos import replace_an_engine, stop_everything
+
 from real_cluster import Client
 from real_cluster.error import CompositeError, RemoteError
 from real_cluster.profile import CLIENT_FILE
@@ -160,10 +162,7 @@ def test_chaos_with_queued_tasks_on_workers_actors_and_direct_views(make_cluster
                     except ProcessLookupError:       # it had just ended
                         pass
             else:
-                victim = chaos.choice([p for p in cluster.engines if p.poll() is None])
-                victim.send_signal(signal.SIGKILL)
-                victim.wait(10)
-                started += cluster.start_engines(1)
+                started += replace_an_engine(cluster, chaos)
                 kills["engine"] += 1
         assert not errors, errors
         records = Counter((r.task_id, r.attempt) for r in cluster.client.records())
@@ -171,8 +170,4 @@ def test_chaos_with_queued_tasks_on_workers_actors_and_direct_views(make_cluster
         print(f"\nchaos {SOAK_S:.0f} s: kills {dict(kills)}, operations {dict(done)}, {len(records)} records")
         assert kills["worker"] >= 5 and sum(done.values()) >= 10
     finally:
-        for rc in clients:
-            rc.close()
-        procs = [cluster.controller, *started]
-        cluster.stop()
-        assert all(p.poll() is not None for p in procs)
+        stop_everything(cluster, clients, started)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import threading
 import time
 from collections import Counter
 
 import pytest
+
+from _chaos import replace_an_engine, stop_everything
 
 from real_cluster import Client
 from real_cluster.error import RemoteError
@@ -95,10 +96,7 @@ def test_soak_mixed_load_with_engine_kills(make_cluster):
         while any(t.is_alive() for t in threads):
             samples.append(_rss_mb(pid))
             if time.monotonic() >= next_kill and time.monotonic() < deadline - 2:
-                victim = chaos.choice([p for p in cluster.engines if p.poll() is None])
-                victim.send_signal(signal.SIGKILL)
-                victim.wait(5)
-                started += cluster.start_engines(1)
+                started += replace_an_engine(cluster, chaos)
                 kills += 1
                 next_kill = time.monotonic() + 2.5
             alive = [t for t in threads if t.is_alive()]
@@ -122,8 +120,4 @@ def test_soak_mixed_load_with_engine_kills(make_cluster):
         assert max(samples) - base < 300
         assert kills >= 3
     finally:
-        for rc in clients:
-            rc.close()
-        procs = [cluster.controller, *started]
-        cluster.stop()
-        assert all(p.poll() is not None for p in procs)
+        stop_everything(cluster, clients, started)
