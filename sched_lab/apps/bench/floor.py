@@ -9,13 +9,20 @@ process a blocking epoll loop (the cheapest a Python process can wait), nothing 
   relay on uvloop      the same relay as an asyncio Protocol on uvloop (the controller's loop, no work)
   relay + commit       the blocking relay committing one SQLite row (WAL, synchronous=NORMAL) before each
                        answer it forwards: the cheapest durable answer
-Each is timed on sequential round trips of a no-op and on `--sleep-tasks` tasks that sleep 1 ms, sent at
-once to 2 workers that take one at a time (hwm=1: the relay, or the direct client, hands a worker its next
-task when its answer arrives). ProcessPoolExecutor(2) and a 2-engine sched-lab cluster (hwm=1, SQLite,
-module functions) run the same two workloads in the same run; runs are interleaved and each figure is the
-median over `--runs` runs of that run's median (round trip) or efficiency (n x measured sleep / 2 / makespan).
+  relay, pull          the relay at hwm=1 still, but while no worker is idle it puts the head of its queue
+  relay + commit, pull (up to one task a worker) in a datagram socket the workers share: a worker that answers
+                       takes its next task from there before it sleeps, so the relay is off its path between
+                       two tasks (each answer says whether it took one; see `_Staging`)
+Each is timed on sequential round trips of a no-op, on `--sleep-tasks` tasks that sleep 1 ms and on a burst of
+`--burst` no-op tasks, each batch sent at once to 2 workers that take one at a time (hwm=1: the relay, or the
+direct client, hands a worker its next task when its answer arrives). A burst is timed for its rate and for the
+CPU of the whole process tree a task. ProcessPoolExecutor(2) and a 2-engine sched-lab cluster (hwm=1, SQLite,
+module functions) run the same workloads in the same run; runs are interleaved and each figure is the median
+over `--runs` runs of that run's median (round trip), efficiency (n x measured sleep / 2 / makespan), rate or
+CPU a task.
 
-    python benchmarks/bench_floor.py [--runs 3] [--round-trips 2000] [--sleep-tasks 2000] [--no-ours] [--json FILE]
+    python benchmarks/bench_floor.py [--runs 3] [--round-trips 2000] [--sleep-tasks 2000] [--burst 10000]
+                                     [--no-ours] [--json FILE]
 """
 
 from __future__ import annotations
@@ -31,15 +38,17 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from typing import Any, Callable
 
-from .live import measured_sleep_s
+from .live import descendants_cpu_s, measured_sleep_s
 from .live_peers import Ours, Peer, Pool, task_functions
 
 MSG = 64
 NOOP, SLEEP, QUIT = b"n" * MSG, b"s" * MSG, b"q" * MSG
+TOOK, IDLE = b"t", b"i"         # the last byte of a pulling worker's answer: it took its next task, or not
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -69,6 +78,33 @@ def _worker(sock: socket.socket) -> None:
         sock.sendall(msg)
 
 
+def _puller(sock: socket.socket, shared: socket.socket) -> None:
+    """`_worker`, taking its next task from the `shared` datagram socket (without waiting) before it answers: the
+    answer's last byte says which (TOOK, IDLE), and a worker that took one runs it before it waits again."""
+    ep = select.epoll()
+    ep.register(sock.fileno(), select.EPOLLIN)
+    shared.setblocking(False)
+    taken = None
+    while True:
+        if taken is None:
+            ep.poll()
+            try:
+                msg = _recv_exact(sock, MSG)
+            except ConnectionError:
+                return
+            if msg == QUIT:
+                return
+        else:
+            msg = taken
+        if msg == SLEEP:
+            time.sleep(0.001)
+        try:
+            taken = shared.recv(MSG)
+        except BlockingIOError:
+            taken = None
+        sock.sendall(msg[:-1] + (IDLE if taken is None else TOOK))
+
+
 class _Dispatch:
     """hwm=1 hand-out to workers: a queue of task messages, the idle workers, one task per worker at a time."""
 
@@ -90,8 +126,45 @@ class _Dispatch:
             self.send(self.idle.pop(), self.queue.popleft())
 
 
-def _relay(client: socket.socket, workers: list[socket.socket], db_path: str | None) -> None:
-    """The blocking relay: epoll over the client and the workers; with `db_path`, one commit per answer."""
+class _Staging(_Dispatch):
+    """`_Dispatch` that also stages: while no worker is idle, up to `depth` queued tasks wait in the shared datagram
+    socket (`stage` writes it, `unstage` reads it) for the first worker that answers. A task is on at most one worker
+    at a time still; a staged one is on none. When a worker goes idle with tasks staged, the relay reads them back
+    to the head of its queue (a worker that took one meanwhile says so in its answer), so none waits on an idle
+    worker."""
+
+    def __init__(self, workers: list[Any], send: Callable[[Any, bytes], None], stage: socket.socket,
+                 unstage: socket.socket, depth: int):
+        super().__init__(workers, send)
+        self.stage, self.unstage, self.depth, self.staged = stage, unstage, depth, 0
+        unstage.setblocking(False)
+
+    def answered(self, worker: Any, answer: bytes) -> None:
+        if answer[-1:] == TOOK:
+            self.staged -= 1
+            self.pump()
+            return
+        back = []
+        while len(back) < self.staged:
+            try:
+                back.append(self.unstage.recv(MSG))
+            except BlockingIOError:
+                break
+        self.staged -= len(back)
+        self.queue.extendleft(reversed(back))
+        self.done(worker)
+
+    def pump(self) -> None:
+        super().pump()
+        while self.queue and not self.idle and self.staged < self.depth:
+            self.stage.send(self.queue.popleft())
+            self.staged += 1
+
+
+def _relay(client: socket.socket, workers: list[socket.socket], db_path: str | None,
+           shared: tuple[socket.socket, socket.socket] | None = None) -> None:
+    """The blocking relay: epoll over the client and the workers; with `db_path`, one commit per answer; with
+    `shared` (its write end, read end), staging for pulling workers."""
     db = None
     if db_path is not None:
         db = sqlite3.connect(db_path, isolation_level=None)
@@ -102,7 +175,8 @@ def _relay(client: socket.socket, workers: list[socket.socket], db_path: str | N
     ep = select.epoll()
     for s in (client, *workers):
         ep.register(s.fileno(), select.EPOLLIN)
-    hand_out = _Dispatch(workers, lambda w, m: w.sendall(m))
+    send = lambda w, m: w.sendall(m)                                        # noqa: E731
+    hand_out = _Dispatch(workers, send) if shared is None else _Staging(workers, send, *shared, len(workers))
     buf, n = b"", 0
     while True:
         for fd, _ in ep.poll():
@@ -127,7 +201,10 @@ def _relay(client: socket.socket, workers: list[socket.socket], db_path: str | N
                     db.execute("INSERT INTO t VALUES (?, 'ok')", (n,))
                     db.execute("COMMIT")
                 client.sendall(answer)
-                hand_out.done(w)
+                if shared is None:
+                    hand_out.done(w)
+                else:
+                    hand_out.answered(w, answer)
 
 
 def _relay_uvloop(client: socket.socket, workers: list[socket.socket]) -> None:
@@ -197,8 +274,10 @@ class Shape:
         self.procs: list[multiprocessing.process.BaseProcess] = []
         self.workers: list[socket.socket] = []          # direct: this process's ends to each worker
         pairs = [socket.socketpair() for _ in range(2)]
+        pull = kind.endswith("-pull")
+        shared = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) if pull else None
         for mine, theirs in pairs:
-            self.procs.append(_spawn(_worker, theirs))
+            self.procs.append(_spawn(_puller, theirs, shared[1]) if shared else _spawn(_worker, theirs))
             theirs.close()
         if kind == "direct":
             self.workers = [mine for mine, _ in pairs]
@@ -209,9 +288,11 @@ class Shape:
         if kind == "relay-uvloop":
             self.procs.append(_spawn(_relay_uvloop, relay_end, relay_workers))
         else:
-            db = os.path.join(tmp, f"floor-{len(os.listdir(tmp))}.db") if kind == "relay-commit" else None
-            self.procs.append(_spawn(_relay, relay_end, relay_workers, db))
+            db = os.path.join(tmp, f"floor-{len(os.listdir(tmp))}.db") if "commit" in kind else None
+            self.procs.append(_spawn(_relay, relay_end, relay_workers, db, shared))
         relay_end.close()
+        for s in shared or ():
+            s.close()
         for s in relay_workers:
             s.close()
         self.client = client
@@ -222,27 +303,35 @@ class Shape:
         _recv_exact(self.client, MSG)
         return time.perf_counter() - t
 
-    def sleep_batch(self, n: int) -> float:
-        """Seconds for n 1 ms tasks on 2 workers, one task per worker at a time."""
+    def sleep_batch(self, n: int, task: bytes = SLEEP) -> float:
+        """Seconds for n 1 ms tasks (or n `task`s) on 2 workers, one task per worker at a time."""
+        self.answers = b""
         t = time.perf_counter()
-        if self.kind != "direct":
-            self.client.sendall(SLEEP * n)
-            _recv_exact(self.client, MSG * n)
+        if self.kind != "direct":          # sent by a thread: a burst's answers come while its tasks still go out
+            sender = threading.Thread(target=self.client.sendall, args=(task * n,), daemon=True)
+            sender.start()
+            self.answers = _recv_exact(self.client, MSG * n)
+            sender.join(60)
             return time.perf_counter() - t
         ep = select.epoll()
         for w in self.workers:
             ep.register(w.fileno(), select.EPOLLIN)
         by_fd = {w.fileno(): w for w in self.workers}
         hand_out = _Dispatch(self.workers, lambda w, m: w.sendall(m))
-        hand_out.add(SLEEP * n)
-        left = n
+        hand_out.add(task * n)
+        left, answers = n, []
         while left:
             for fd, _ in ep.poll():
-                _recv_exact(by_fd[fd], MSG)
+                answers.append(_recv_exact(by_fd[fd], MSG))
                 left -= 1
                 hand_out.done(by_fd[fd])
+        self.answers = b"".join(answers)
         ep.close()
         return time.perf_counter() - t
+
+    def burst(self, n: int) -> float:
+        """Seconds for n no-op tasks sent at once (the answers are kept in `answers`)."""
+        return self.sleep_batch(n, NOOP)
 
     def close(self) -> None:
         try:
@@ -280,17 +369,28 @@ class PeerShape:
         self.peer.wait_all([self.peer.apply_async(self.fns.sleep_s, 0.001) for _ in range(n)])
         return time.perf_counter() - t
 
+    def burst(self, n: int) -> float:
+        t = time.perf_counter()
+        self.peer.wait_all([self.peer.apply_async(self.fns.noop) for _ in range(n)])
+        return time.perf_counter() - t
+
     def close(self) -> None:
         self.peer.stop()
 
 
-KINDS = ("direct", "relay", "relay-uvloop", "relay-commit")
+KINDS = ("direct", "relay", "relay-uvloop", "relay-commit", "relay-pull", "relay-commit-pull")
 LABELS = {"direct": "direct, 2 hops", "relay": "relay, 4 hops", "relay-uvloop": "relay on uvloop, 4 hops",
-          "relay-commit": "relay + commit, 4 hops", "ProcessPoolExecutor": "ProcessPoolExecutor(2)",
+          "relay-commit": "relay + commit, 4 hops", "relay-pull": "relay, pull", "relay-commit-pull":
+          "relay + commit, pull", "ProcessPoolExecutor": "ProcessPoolExecutor(2)",
           "sched-lab": "sched-lab (hwm=1, SQLite)"}
 
 
-def one_run(names: list[str], peers: dict[str, Peer], round_trips: int, sleep_tasks: int,
+def tree_cpu_s() -> float:
+    """CPU seconds of this process and every live descendant (a shape's forks, a pool's workers, a cluster)."""
+    return time.process_time() + sum(descendants_cpu_s().values())
+
+
+def one_run(names: list[str], peers: dict[str, Peer], round_trips: int, sleep_tasks: int, burst: int,
             tmp: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     sleep = measured_sleep_s()
@@ -303,10 +403,14 @@ def one_run(names: list[str], peers: dict[str, Peer], round_trips: int, sleep_ta
                 shape.round_trip()
             rts = [shape.round_trip() for _ in range(round_trips)]
             makespan = shape.sleep_batch(sleep_tasks)
+            cpu = tree_cpu_s()
+            burst_s = shape.burst(burst)
+            cpu = tree_cpu_s() - cpu
         finally:
             shape.close()
         out[name] = {"round_trip_us": statistics.median(rts) * 1e6,
-                     "efficiency_1ms": sleep_tasks * sleep / 2 / makespan, "measured_sleep_us": sleep * 1e6}
+                     "efficiency_1ms": sleep_tasks * sleep / 2 / makespan, "measured_sleep_us": sleep * 1e6,
+                     "burst_per_s": burst / burst_s, "cpu_per_burst_task_us": cpu / burst * 1e6}
     return out
 
 
@@ -315,11 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--round-trips", type=int, default=2000)
     p.add_argument("--sleep-tasks", type=int, default=2000)
+    p.add_argument("--burst", type=int, default=10000, help="no-op tasks in the burst (default 10000)")
     p.add_argument("--no-ours", action="store_true", help="leave out the sched-lab cluster")
     p.add_argument("--json", metavar="FILE", help="also write every run's figures to FILE")
     args = p.parse_args(argv)
-    if args.runs < 1 or args.round_trips < 1 or args.sleep_tasks < 2:
-        p.error("--runs and --round-trips must be >= 1, --sleep-tasks >= 2")
+    if args.runs < 1 or args.round_trips < 1 or args.sleep_tasks < 2 or args.burst < 2:
+        p.error("--runs and --round-trips must be >= 1, --sleep-tasks and --burst >= 2")
     peers = {p.name: p for p in [Pool()] + ([] if args.no_ours else [Ours("sqlite", 1)])}  # one each: its own
     names = ["ProcessPoolExecutor", *KINDS] + ([] if args.no_ours else ["sched-lab"])      # profile per start
     runs = []
@@ -327,21 +432,28 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SCHED_LAB_DIR"] = tmp                       # the cluster's profiles go with the directory
         for r in range(args.runs):
             order = names if r % 2 == 0 else names[::-1]        # interleaved: drift touches every shape alike
-            runs.append(one_run(order, peers, args.round_trips, args.sleep_tasks, tmp))
+            runs.append(one_run(order, peers, args.round_trips, args.sleep_tasks, args.burst, tmp))
             print(f"[floor] run {r + 1}/{args.runs} done", file=sys.stderr, flush=True)
-    med = {n: {k: statistics.median(run[n][k] for run in runs) for k in ("round_trip_us", "efficiency_1ms")}
-           for n in names}
-    ratio = {n: statistics.median(run[n]["round_trip_us"] / run["ProcessPoolExecutor"]["round_trip_us"] for run in runs)
-             for n in names}
-    print(f"# bench_floor: 2 workers, {args.round_trips} round trips, {args.sleep_tasks} tasks of 1 ms, "
-          f"medians of {args.runs} runs (ratio: median of per-run ratios); load average {os.getloadavg()[0]:.2f}")
-    print(f"{'shape':28} {'round trip µs':>14} {'/ PPE':>7} {'1 ms efficiency':>16}")
+    keys = ("round_trip_us", "efficiency_1ms", "burst_per_s", "cpu_per_burst_task_us")
+    med = {n: {k: statistics.median(run[n][k] for run in runs) for k in keys} for n in names}
+    ratios = {k: {n: statistics.median(run[n][k] / run["ProcessPoolExecutor"][k] for run in runs) for n in names}
+              for k in ("round_trip_us", "burst_per_s", "cpu_per_burst_task_us")}
+    print(f"# bench_floor: 2 workers, {args.round_trips} round trips, {args.sleep_tasks} tasks of 1 ms, a burst of "
+          f"{args.burst} no-ops, medians of {args.runs} runs (/ PPE: median of per-run ratios); load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"{'shape':28} {'round trip µs':>14} {'/ PPE':>6} {'1 ms efficiency':>16} {'burst tasks/s':>14} "
+          f"{'/ PPE':>6} {'CPU µs a task':>14} {'/ PPE':>6}")
     for n in names:
-        print(f"{LABELS[n]:28} {med[n]['round_trip_us']:14.1f} {ratio[n]:7.2f} {med[n]['efficiency_1ms']:16.3f}")
-    print("issue 15's goals: round trip <= 1.20 x PPE, 1 ms efficiency >= 0.88")
+        m = med[n]
+        print(f"{LABELS[n]:28} {m['round_trip_us']:14.1f} {ratios['round_trip_us'][n]:6.2f} "
+              f"{m['efficiency_1ms']:16.3f} {m['burst_per_s']:14,.0f} {ratios['burst_per_s'][n]:6.2f} "
+              f"{m['cpu_per_burst_task_us']:14.1f} {ratios['cpu_per_burst_task_us'][n]:6.2f}")
+    print("issue 15's goals: round trip <= 1.20 x PPE, 1 ms efficiency >= 0.88, burst >= 1.0 x PPE, "
+          "CPU a task <= 1.3 x PPE")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"args": vars(args), "runs": runs, "median": med, "ratio_to_ppe": ratio}, fh, indent=1)
+            json.dump({"args": vars(args), "runs": runs, "median": med, "ratio_to_ppe": ratios["round_trip_us"],
+                       "ratios_to_ppe": ratios}, fh, indent=1)
     return 0
 
 
