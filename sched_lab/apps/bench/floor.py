@@ -43,7 +43,7 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from .live import descendants_cpu_s, measured_sleep_s
+from .live import measured_sleep_s, tree_cpu_s
 from .live_peers import Ours, Peer, Pool, task_functions
 
 MSG = 64
@@ -61,29 +61,14 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def _worker(sock: socket.socket) -> None:
-    """Answer each message with itself, after sleeping 1 ms for a SLEEP; stop at QUIT or EOF."""
-    ep = select.epoll()
-    ep.register(sock.fileno(), select.EPOLLIN)
-    while True:
-        ep.poll()
-        try:
-            msg = _recv_exact(sock, MSG)
-        except ConnectionError:
-            return
-        if msg == QUIT:
-            return
-        if msg == SLEEP:
-            time.sleep(0.001)
-        sock.sendall(msg)
-
-
-def _puller(sock: socket.socket, shared: socket.socket) -> None:
-    """`_worker`, taking its next task from the `shared` datagram socket (without waiting) before it answers: the
+def _worker(sock: socket.socket, shared: socket.socket | None = None) -> None:
+    """Answer each message with itself, after sleeping 1 ms for a SLEEP; stop at QUIT or EOF. With `shared` (the
+    datagram socket pulling workers share), take the next task from it (without waiting) before answering: the
     answer's last byte says which (TOOK, IDLE), and a worker that took one runs it before it waits again."""
     ep = select.epoll()
     ep.register(sock.fileno(), select.EPOLLIN)
-    shared.setblocking(False)
+    if shared is not None:
+        shared.setblocking(False)
     taken = None
     while True:
         if taken is None:
@@ -98,6 +83,9 @@ def _puller(sock: socket.socket, shared: socket.socket) -> None:
             msg = taken
         if msg == SLEEP:
             time.sleep(0.001)
+        if shared is None:
+            sock.sendall(msg)
+            continue
         try:
             taken = shared.recv(MSG)
         except BlockingIOError:
@@ -277,7 +265,7 @@ class Shape:
         pull = kind.endswith("-pull")
         shared = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) if pull else None
         for mine, theirs in pairs:
-            self.procs.append(_spawn(_puller, theirs, shared[1]) if shared else _spawn(_worker, theirs))
+            self.procs.append(_spawn(_worker, theirs, shared[1] if shared else None))
             theirs.close()
         if kind == "direct":
             self.workers = [mine for mine, _ in pairs]
@@ -383,11 +371,6 @@ LABELS = {"direct": "direct, 2 hops", "relay": "relay, 4 hops", "relay-uvloop": 
           "relay-commit": "relay + commit, 4 hops", "relay-pull": "relay, pull", "relay-commit-pull":
           "relay + commit, pull", "ProcessPoolExecutor": "ProcessPoolExecutor(2)",
           "sched-lab": "sched-lab (hwm=1, SQLite)"}
-
-
-def tree_cpu_s() -> float:
-    """CPU seconds of this process and every live descendant (a shape's forks, a pool's workers, a cluster)."""
-    return time.process_time() + sum(descendants_cpu_s().values())
 
 
 def one_run(names: list[str], peers: dict[str, Peer], round_trips: int, sleep_tasks: int, burst: int,

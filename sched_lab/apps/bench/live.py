@@ -127,7 +127,7 @@ def descendants_cpu_s(exclude: frozenset[int] | set[int] = frozenset()) -> dict[
     return out
 
 
-def _tree_cpu_s(exclude: frozenset[int] | set[int] = frozenset()) -> float:
+def tree_cpu_s(exclude: frozenset[int] | set[int] = frozenset()) -> float:
     """User+system CPU seconds of this process and all its live descendants but `exclude`'s (Linux /proc)."""
     t = os.times()
     return t.user + t.system + sum(descendants_cpu_s(exclude).values())
@@ -161,9 +161,9 @@ def time_burst(apply_async: Callable[[Callable], Any], wait_all: Callable[[list]
                n: int, exclude: frozenset[int] | set[int] = frozenset()) -> tuple[float, float]:
     """(seconds, CPU seconds of the whole process tree but `exclude`'s) to submit `n` `apply_async(f)` at once and
     wait for all."""
-    cpu0, t = _tree_cpu_s(exclude), time.perf_counter()
+    cpu0, t = tree_cpu_s(exclude), time.perf_counter()
     wait_all([apply_async(f) for _ in range(n)])
-    return time.perf_counter() - t, _tree_cpu_s(exclude) - cpu0
+    return time.perf_counter() - t, tree_cpu_s(exclude) - cpu0
 
 
 def sleep_efficiency(apply_async: Callable[..., Any], wait_all: Callable[[list], None], sleep_s: Callable,
