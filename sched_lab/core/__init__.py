@@ -7,8 +7,8 @@ from .model import (
     ACTOR_DIED_ERROR, ActorKillRequested, ActorSpec, DropActor, WorkerRestarted, ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT, TIME_LIMIT_EXCEEDED,
     UNMET_DEPENDENCY, AbortRequested, Action, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch,
     DispatchFailed, EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList,
-    RecordSink, StartTimer, TaskFinished, TaskRecord, TaskResubmitted, TaskRestored, TaskSpec, TaskSubmitted,
-    TimerFired, WorkerDied,
+    RecordSink, Stage, StageDepth, StageReturned, StartTimer, TaskFinished, TaskRecord, TaskResubmitted, TaskRestored,
+    TaskSpec, TaskSubmitted, TaskTaken, TimerFired, Unstage, WorkerDied,
 )
 from .pump import ACTION_TYPES, OPTIONAL_ACTION_TYPES, EventPump
 from .scheduler import DONE, QUEUED, RUNNING, TRANSITIONS, WAITING, TaskScheduler, TaskStatus
@@ -25,5 +25,5 @@ __all__ = [
     "UNMET_DEPENDENCY", "WAITING", "QUEUED", "RUNNING", "DONE", "TaskStatus", "TRANSITIONS",
     "EventPump", "ACTION_TYPES", "OPTIONAL_ACTION_TYPES",
     "ActorSpec", "ActorInfo", "ActorRole", "ActorState", "WorkerRestarted", "ActorKillRequested", "DropActor",
-    "ACTOR_DIED_ERROR",
+    "ACTOR_DIED_ERROR", "StageDepth", "TaskTaken", "StageReturned", "Stage", "Unstage",
 ]

@@ -401,9 +401,46 @@ class TaskRestored:
             raise ValueError(f"attempts_used must be an int >= 0, got {self.attempts_used!r}")
 
 
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class StageDepth:
+    """How many queued tasks the scheduler may stage (Stage actions) for engines that pull their next task
+    themselves; 0 (the start) stages none. Staged tasks already out stay so until taken or returned."""
+
+    now: float
+    depth: int
+
+    def __post_init__(self) -> None:
+        if type(self.depth) is not int or self.depth < 0:
+            raise ValueError(f"StageDepth.depth must be an int >= 0, got {self.depth!r}")
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class TaskTaken:
+    """Engine `engine_id` took staged attempt `attempt` of task `task_id` itself, and runs it: the scheduler records
+    the dispatch (no Dispatch action: the engine has it). Reported before the answer that came with it (the engine
+    still counts the task it just ended, and its load is recorded without that one)."""
+
+    now: float
+    task_id: TaskId
+    engine_id: EngineId
+    attempt: int
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class StageReturned:
+    """The driver took these staged attempts back, (task_id, attempt) each, before any engine took them: they are
+    queued again ahead of every other queued task, in their old order."""
+
+    now: float
+    keys: tuple[tuple[TaskId, int], ...]
+
+
 Event = (EngineJoined | EngineLost | TaskSubmitted | TaskResubmitted | TaskFinished | DependencyUnmet
          | DispatchFailed | TimerFired | AbortRequested | PurgeRequested | WorkerDied | WorkerRestarted
-         | ActorKillRequested | TaskRestored)
+         | ActorKillRequested | TaskRestored | StageDepth | TaskTaken | StageReturned)
 
 
 # ---------------------------------------------------------------------------------------- actions
@@ -475,7 +512,29 @@ class DropActor:
     engine_id: EngineId
 
 
-Action = Dispatch | Deliver | Fail | Cancel | StartTimer | CancelTimer | DropActor
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """Put attempt `attempt` of queued task `task_id` where engines that pull take their next task: the first
+    one to end its task takes it (report TaskTaken), unless the driver takes it back first (StageReturned).
+    Only while no engine is below hwm: then the next engine to end a task is the only candidate, so the take is
+    the dispatch every scheme would make (docs/pull-at-hwm1.md)."""
+
+    task_id: TaskId
+    attempt: int
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class Unstage:
+    """Take staged attempt `attempt` of `task_id` back if no engine has taken it (it was aborted): report it in a
+    StageReturned, or its TaskTaken if an engine took it first (it is then cancelled there)."""
+
+    task_id: TaskId
+    attempt: int
+
+
+Action = Dispatch | Deliver | Fail | Cancel | StartTimer | CancelTimer | DropActor | Stage | Unstage
 
 
 # ---------------------------------------------------------------------------------------- records

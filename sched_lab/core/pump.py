@@ -14,11 +14,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from .model import Action, Cancel, CancelTimer, Deliver, Dispatch, DropActor, Event, Fail, StartTimer
+from .model import Action, Cancel, CancelTimer, Deliver, Dispatch, DropActor, Event, Fail, Stage, StartTimer, Unstage
 
 ACTION_TYPES: tuple[type, ...] = (Dispatch, Deliver, Fail, Cancel, StartTimer, CancelTimer)
-# Actions only a scheduler given actors emits: a driver may leave them out; one that comes anyway is an error.
-OPTIONAL_ACTION_TYPES: tuple[type, ...] = (DropActor,)
+# Actions only a scheduler given actors (DropActor) or a stage depth (Stage, Unstage: staging.py) emits: a driver
+# may leave them out; one that comes anyway is an error.
+OPTIONAL_ACTION_TYPES: tuple[type, ...] = (DropActor, Stage, Unstage)
 
 
 class _Handles(Protocol):

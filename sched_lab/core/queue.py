@@ -53,6 +53,21 @@ class ReadyQueue:
         else:
             self.open.append(entry)
 
+    def push_front(self, tasks: list[TaskState]) -> None:
+        """Put tasks that left the open queue with their stamps kept (staging.py) back at its front, in the given
+        order (oldest first: their stamps are older than every entry the open queue holds)."""
+        self.open.extendleft((task.qseq, task) for task in reversed(tasks))
+
+    def older_elsewhere(self, qseq: int) -> bool:
+        """Whether a live entry older than stamp `qseq` waits outside the open queue (open_excl, pinned)."""
+        for dq in (self.open_excl, *self.pinned.values()):
+            for q, task in dq:
+                if q == task.qseq:
+                    if q < qseq:
+                        return True
+                    break
+        return False
+
     def live_count(self) -> int:
         """How many tasks the queue holds (dead entries skipped; a task pinned to several engines once): O(entries)."""
         live: set[int] = set()

@@ -29,9 +29,9 @@ from .errors import SchedulerMisuse
 from .model import (
     ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
     AbortRequested, Action, ActorKillRequested, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
-    EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StartTimer,
-    TaskFinished, TaskResubmitted, TaskRestored, TaskSpec, TaskSubmitted, TimerFired, WorkerDied,
-    WorkerRestarted,
+    EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StageDepth,
+    StageReturned, StartTimer, TaskFinished, TaskResubmitted, TaskRestored, TaskSpec, TaskSubmitted, TaskTaken,
+    TimerFired, WorkerDied, WorkerRestarted,
 )
 from .options import check_hwm, check_scheme
 from .queue import ReadyQueue
@@ -39,6 +39,7 @@ from .readiness import follow_engines, invalid_ids, known_only
 from .restore import RestoreRules
 from .scheme_api import SCHEME_ERROR, EngineDirectory, SchemeFailure, parse_scheme
 from .schemes import SCHEMES
+from .staging import StageBook
 from .state import COUNT_SLOT, DONE, MOVES, QUEUED, RUNNING, TRANSITIONS, WAITING, EngineState, TaskState, TaskStatus
 
 TaskId = Hashable
@@ -82,6 +83,7 @@ class TaskScheduler(RestoreRules):
         self._out: list[Action] = []
         self._now = 0.0
         self._actors = ActorBook(self)                     # actors and direct tasks (actors.py)
+        self._staging = StageBook(self)                    # tasks engines pull themselves (staging.py)
         self._handlers: dict[type, Any] = {
             TaskSubmitted: self._on_submitted, TaskFinished: self._on_finished,
             EngineJoined: self._on_engine_joined, EngineLost: self._on_engine_lost,
@@ -90,6 +92,8 @@ class TaskScheduler(RestoreRules):
             TaskResubmitted: self._on_resubmitted, PurgeRequested: self._on_purge,
             WorkerDied: self._on_worker_died, WorkerRestarted: self._actors.on_worker_restarted,
             ActorKillRequested: self._actors.on_kill, TaskRestored: self._on_restored,
+            StageDepth: self._staging.on_depth, TaskTaken: self._staging.on_taken,
+            StageReturned: self._staging.on_returned,
         }
 
     # ------------------------------------------------------------------------------ public API
@@ -102,6 +106,8 @@ class TaskScheduler(RestoreRules):
         self._now = event.now
         out = self._out = []
         handler(event)
+        if self._staging.depth and event.__class__ is not StageReturned:    # (it precedes an engine's room)
+            self._staging.fill()
         return out
 
     @property
@@ -362,7 +368,7 @@ class TaskScheduler(RestoreRules):
         if task.timer is None and task.spec.timeout_s is not None:
             self._start_timer(task)
 
-    def _dispatch(self, task: TaskState, engine_id: EngineId) -> None:
+    def _dispatch(self, task: TaskState, engine_id: EngineId, send: bool = True) -> None:
         eng = self._engines[engine_id]
         self._move(task, RUNNING)
         task.qseq = 0
@@ -380,7 +386,8 @@ class TaskScheduler(RestoreRules):
             self._pool.update(engine_id, eng.load, eng.seq)
         if task.timer is not None:
             self._cancel_timer(task)
-        self._out.append(Dispatch(task.id, engine_id, task.attempt))
+        if send:                                    # (not for a task the engine took: staging.py)
+            self._out.append(Dispatch(task.id, engine_id, task.attempt))
 
     def _release(self, task: TaskState) -> None:
         """Take a running task off its engine (it stays RUNNING until moved); the engine regains capacity."""
@@ -673,7 +680,7 @@ class TaskScheduler(RestoreRules):
         if task.state == RUNNING:
             task.aborting = True
             self._out.append(Cancel(task.id, task.engine, task.attempt))
-        else:
+        elif not (self._staging.staged and self._staging.abort(task)):
             self._fail(task, TASK_ABORTED, Outcome.ABORTED, "aborted before it ran")
 
     def _on_purge(self, ev: PurgeRequested) -> None:
