@@ -391,6 +391,13 @@ class Client(HubQueries, ResultRequests):
         out["client"] = self.functions.stats()
         return out
 
+    def pull_stats(self) -> dict[str, int]:
+        """How tasks went by pulling (`--pull`, docs/pull-at-hwm1.md): counts of tasks `staged`, `taken` by workers,
+        `returned` (read back), `taken_by_dead` (by a worker that died before it said so: lost with it),
+        `requeued_unstarted` (died unstarted with a worker in the middle of a take: queued again); now: the live
+        `pullers` and the tasks `staged_now`; empty when the controller does not pull."""
+        return self._request("pull_stats")
+
     def records(self) -> list[Any]:
         """The core's TaskRecords of every attempt the controller has seen."""
         from sched_lab.core import TaskRecord

@@ -28,14 +28,14 @@ from typing import Any
 
 from sched_lab.core import (
     Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined,
-    EngineLost, Event, Fail, Outcome, SchedulerMisuse, StartTimer, TaskFinished,
-    TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, WorkerDied, WorkerRestarted, DropActor,
+    EngineLost, Event, Fail, Outcome, SchedulerMisuse, Stage, StartTimer, TaskFinished,
+    TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, Unstage, WorkerDied, WorkerRestarted, DropActor,
 )
 from sched_lab.core.model import TASK_ABORTED
 from sched_lab.core.pump import EventPump
 
 from . import protocol as proto
-from . import tcp_state, tls
+from . import tls
 from .actor_hub import ActorDirectory
 from .admission import HandshakeGate
 from .aio_link import Link
@@ -45,11 +45,13 @@ from .durable import CommitGate, GatedLink
 from .error import InvalidField
 from .fncache import FN_UNKNOWN, FunctionRouter
 from .hub_requests import RequestHandler
+from .liveness import Liveness
 from .listeners import LISTEN_BACKLOG, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_SOURCE, Listeners
 from .memory_guard import MemoryGuard
+from .pulling import Pulling
 from .messages import (
     NO_FLAGS, AttachWorker, CancelTask, DeleteActor, EnginesChanged, Heartbeat, Register, Registered, Reply, Request,
-    RunTask, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, WorkerReplaced, result_ok_frame, run_frame,
+    RunTask, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, Took, WorkerReplaced, result_ok_frame, run_frame,
 )
 from .task_table import EngineConn, PendingTask, RecordRows, TaskTable, spec_for
 from .taskdb import TaskDB, TaskIdInUse
@@ -75,7 +77,7 @@ def _guarded(handler: Any) -> Any:
     return carry_out
 
 
-class Controller(DirectLinks, Listeners):
+class Controller(DirectLinks, Listeners, Liveness, Pulling):
     """One controller. `await start()` binds and returns; `await wait_stopped()`; `stop()` ends it."""
 
     def __init__(self, config: ControllerConfig):
@@ -107,7 +109,8 @@ class Controller(DirectLinks, Listeners):
             Dispatch: self._do_dispatch, Deliver: self._deliver,
             **{action_type: _guarded(handler) for action_type, handler in {
                 Fail: self._do_fail, Cancel: self._do_cancel, StartTimer: self._do_start_timer,
-                CancelTimer: self._do_cancel_timer, DropActor: self._do_drop_actor}.items()},
+                CancelTimer: self._do_cancel_timer, DropActor: self._do_drop_actor, Stage: self._do_stage,
+                Unstage: self._do_unstage}.items()},
         }, on_handled=self._write_journal if self._journal else None)
         self.feed = self._pump.feed         # type: ignore[method-assign]  # (the method below, one call less)
         self.memory = MemoryGuard(self.db, config.client_out_cap_bytes, config.partial_frame_timeout_s,
@@ -118,6 +121,7 @@ class Controller(DirectLinks, Listeners):
                                        after_commit=self.gate.later, send_stored=self.memory.send_stored,
                                        undelivered=self.memory.undelivered)
         self.actor_dir = self.requests.actor_dir = ActorDirectory(self.scheduler)    # names, incarnations
+        self.requests.pull_stats = self.pull_stats
         self._dispatched: set[Link] = set()  # engine links with a RunTask queued since the last engine reply
         self._delivers: list[Deliver] | None = None     # Delivers held while an engine's report is handled
         self._send_direct = False           # within _feed_and_send: it writes the RunTasks queued meanwhile
@@ -150,6 +154,7 @@ class Controller(DirectLinks, Listeners):
         self.port = self._listener.getsockname()[1]
         if self.config.unix_path:
             self._listen_unix(self.config.unix_path)
+            self._pull_start()          # (pulling.py: with --pull)
         self._tasks = [asyncio.ensure_future(self._heartbeat_monitor()), asyncio.ensure_future(self._db_flusher()),
                        asyncio.ensure_future(self.memory.run(self._peers))]
         log.info("controller listening on %s:%d (scheme=%s hwm=%d db=%s)", self.config.host, self.port,
@@ -205,6 +210,7 @@ class Controller(DirectLinks, Listeners):
                 os.unlink(self.config.unix_path)        # type: ignore[arg-type]
             except OSError:
                 pass
+        self._pull_stop()
         for task in self._tasks:
             task.cancel()
         for handle in self._timers.values():
@@ -246,6 +252,7 @@ class Controller(DirectLinks, Listeners):
         elif isinstance(link.state, EngineConn):
             self._engine_lost(link.state.engine_id, reason)
         elif isinstance(link.state, WorkerLink):
+            self._pull_link_closed(link.state)
             self._direct_closed(link, reason)
 
     def _on_message(self, link: Link, msg: Any) -> None:
@@ -253,20 +260,24 @@ class Controller(DirectLinks, Listeners):
             eng = link.state
             if eng is None:
                 if isinstance(msg, AttachWorker):
-                    return self._attach(link, msg)
+                    self._attach(link, msg)
+                    return self._pull_offer(link)
                 if not isinstance(msg, Register):
                     raise proto.ProtocolError(f"engine sent {type(msg).__name__} before registering")
                 return self._register(link, msg)
-            if type(eng) is WorkerLink:            # a worker's direct link: task answers only
-                if not isinstance(msg, TaskDone):
+            if type(eng) is WorkerLink:            # a worker's direct link: task answers, and takes (pulling.py)
+                if type(msg) is TaskDone:
+                    return self._task_done(eng.eng, msg)
+                if type(msg) is not Took:
                     raise proto.ProtocolError(f"unexpected {type(msg).__name__} on a worker's direct link")
-                return self._task_done(eng.eng, msg)
+                return self._pull_took(eng, msg)
             eng.last_seen = time.monotonic()
             if isinstance(msg, TaskDone):
                 if eng.direct is not None or eng.direct_out:    # (its WorkerReplaced, read first, unset `direct`)
                     self._nanny_reported(eng, msg)
                 self._task_done(eng, msg)
             elif isinstance(msg, WorkerReplaced):        # its actors died with the old worker
+                self._pull_engine_gone(eng)
                 self._worker_gone(eng)
                 self.feed(WorkerRestarted(time.time(), eng.engine_id, msg.reason))
             elif not isinstance(msg, Heartbeat):
@@ -320,6 +331,7 @@ class Controller(DirectLinks, Listeners):
         if eng is None:
             return
         log.warning("engine %d lost: %s", eid, reason)
+        self._pull_engine_gone(eng)
         self.functions.drop(eid)
         eng.link.close(reason)
         if eng.direct is not None:
@@ -331,51 +343,6 @@ class Controller(DirectLinks, Listeners):
         msg = EnginesChanged(ids=tuple(sorted(self.engines)))
         for link in self.clients:
             link.send(msg)
-
-    async def _heartbeat_monitor(self) -> None:
-        limit = self.config.hb_period_s * self.config.hb_misses
-        while True:
-            await asyncio.sleep(self.config.hb_period_s)
-            now = time.monotonic()
-            if self._engines_paused:        # we are not reading them (database backpressure): ask the kernel
-                self._check_paused_engines(limit)
-                continue
-            for eng in list(self.engines.values()):
-                seen = max(eng.last_seen, eng.link.last_activity)     # bytes of a big frame count as progress
-                if now - seen > limit:
-                    self._engine_lost(eng.engine_id, f"nothing received for {now - seen:.1f} s")
-            try:                            # a diagnostic: it must never stop this liveness loop
-                self._check_held_by_actors()
-            except Exception:
-                log.exception("checking whether actors hold every engine failed")
-
-    def _check_held_by_actors(self) -> None:
-        """Warn (once while it lasts) when tasks wait that no engine will have room for until an actor goes: at
-        hwm=1 an actor's pinned slot is its engine's only one, so as many actors as engines starve the view."""
-        core = self.scheduler
-        if not core.actors_hold_every_engine():         # (O(engines) each period; the count once an episode)
-            self._held_by_actors = False
-        elif not self._held_by_actors:
-            held = core.held_by_actors()
-            if held:
-                log.warning("%d task(s) wait for an engine, but every engine's slots (hwm=%d) are held by actors: "
-                            "they run once an actor is killed or dies, or an engine joins (with actors, use hwm 0 or "
-                            "more engines than actors)", held, core.hwm)
-                self._held_by_actors = True
-
-    def _check_paused_engines(self, limit: float) -> None:
-        """While engine reads are paused: one that closed is read again (its end is handled as usual), one the
-        kernel heard nothing from though we had room to receive is lost (tcp_state.py)."""
-        for eng in list(self.engines.values()):
-            transport = eng.link.transport
-            if transport is None or transport.is_closing():
-                continue
-            verdict = tcp_state.verdict(transport.get_extra_info("socket"), limit)
-            if verdict == "closed":
-                transport.resume_reading()
-            elif verdict == "silent":
-                self._engine_lost(eng.engine_id, f"nothing received for over {limit:.1f} s (reads were paused, "
-                                                 f"but the kernel received nothing either)")
 
     async def _db_flusher(self) -> None:
         while True:                       # the writer thread commits; this hands it the core's records and
@@ -512,26 +479,6 @@ class Controller(DirectLinks, Listeners):
                 self._pump.handlers[Deliver](action)
         if self.db.queued_bytes > DB_BACKLOG_PAUSE_BYTES and not self._engines_paused:
             self._pause_engines()
-
-    def _pause_engines(self) -> None:
-        """Results arrive faster than the disk takes them: stop reading engines (memory stays bounded)."""
-        log.info("task database backlog %d MiB: reading from engines paused until it commits",
-                 self.db.queued_bytes >> 20)
-        self._engines_paused = True
-        self.db.request_commit()
-        for eng in self.engines.values():
-            for link in (eng.link, eng.direct):
-                if link is not None and link.transport is not None and not link.transport.is_closing():
-                    link.transport.pause_reading()
-
-    def _resume_engines(self) -> None:
-        self._engines_paused = False
-        now = time.monotonic()
-        for eng in self.engines.values():
-            eng.last_seen = max(eng.last_seen, now)      # silence while we did not read is not theirs
-            for link in (eng.link, eng.direct):
-                if link is not None and link.transport is not None and not link.transport.is_closing():
-                    link.transport.resume_reading()
 
     # ------------------------------------------------------------------- core: events/actions
     def feed(self, event: Event) -> None:

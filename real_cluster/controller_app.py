@@ -41,6 +41,7 @@ from .taskdb import install_fast_adapters
 
 log = logging.getLogger("real_cluster.controller")
 LOOPS = ("auto", "asyncio", "uvloop")
+PULL_ENV = "SCHED_LAB_PULL"
 LOOP_ENV = "SCHED_LAB_CONTROLLER_LOOP"     # the default of --loop (tests run the controller under both loops)
 
 
@@ -92,6 +93,9 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default: ${LOOP_ENV}, else auto)")
     parser.add_argument("--client-out-cap-mb", type=float, default=16.0,
                         help="MiB queued to one client beyond which its results wait in the task database")
+    parser.add_argument("--pull", action=argparse.BooleanOptionalAction, default=os.environ.get(PULL_ENV) == "1",
+                        help="local workers take the queue's head themselves while every engine is busy, instead of "
+                             f"waiting for the controller to send it (docs/pull-at-hwm1.md; default: ${PULL_ENV}=1)")
     parser.add_argument("--owner-pid", type=int, default=None, metavar="PID",
                         help="stop (engines too) when this process ends, however it ends: the parent that started "
                              "this cluster (a Cluster not daemonized)")
@@ -148,7 +152,7 @@ def run_controller(args: argparse.Namespace) -> int:
                               partial_frame_timeout_s=args.partial_frame_timeout,
                               incomplete_frames_cap_bytes=int(args.incomplete_frames_cap_mb * 2**20),
                               client_out_cap_bytes=int(args.client_out_cap_mb * 2**20),
-                              unix_path=str(pdir / "security" / proto.UNIX_SOCKET_NAME))
+                              unix_path=str(pdir / "security" / proto.UNIX_SOCKET_NAME), pull=args.pull)
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(_serve(config, pdir, args))

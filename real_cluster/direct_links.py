@@ -47,7 +47,7 @@ log = logging.getLogger("real_cluster.controller")
 class WorkerLink:
     """`Link.state` of a worker's direct connection (worker.py): tasks for `eng` go straight to its worker."""
 
-    __slots__ = ("eng", "link", "sent", "local", "worker_gone")
+    __slots__ = ("eng", "link", "sent", "local", "worker_gone", "pull")
 
     def __init__(self, eng: EngineConn, link: Link, local: bool):
         self.eng = eng
@@ -55,6 +55,7 @@ class WorkerLink:
         self.sent: dict[tuple[str, int], None] = {}     # attempts out on this link, in the order they were sent
         self.local = local                  # a Unix socket: what the worker wrote before it died is all readable
         self.worker_gone = False            # its nanny reported the attempt it ran lost with its worker
+        self.pull: Any = None               # a Puller when its worker takes staged tasks (pulling.py)
 
 
 class DirectLinks:

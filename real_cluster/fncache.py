@@ -435,16 +435,20 @@ class FunctionRouter:
         """What to send engine `engine_id` for this (whole) payload; `resend` after its worker missed."""
         if payload[:4] != MAGIC:
             return payload
+        if resend:                          # (its worker holds nothing now: the bytes go, counted as shipped)
+            self._counts.setdefault(engine_id, [0, 0, 0])[2] += 1
+            self.forget(engine_id)
+        return strip_function(payload) if self._sent(engine_id, payload) else payload
+
+    def _sent(self, engine_id: int, payload: bytes) -> bool:
+        """Count a framed call going to engine `engine_id`; True if its worker holds the function (else it will)."""
         _, _, digest, n = HEADER.unpack_from(payload)
         held = self._held.setdefault(engine_id, OrderedDict())
         counts = self._counts.setdefault(engine_id, [0, 0, 0])
-        if resend:
-            counts[2] += 1
-            self.forget(engine_id)
-        elif digest in held:
+        if digest in held:
             held.move_to_end(digest)
             counts[1] += 1
-            return strip_function(payload)
+            return True
         counts[0] += 1
         if n <= self.engine_bytes:
             held[digest] = n
@@ -452,7 +456,21 @@ class FunctionRouter:
             while size > self.engine_bytes:
                 size -= held.popitem(last=False)[1]
             self._sizes[engine_id] = size
+        return False
+
+    def payload_for_any(self, engine_ids: list[int], payload: bytes) -> bytes:
+        """What to stage for whichever of `engine_ids` takes it (pulling.py): by digest alone if each holds it."""
+        if payload[:4] != MAGIC or not engine_ids:
+            return payload
+        digest = HEADER.unpack_from(payload)[2]
+        if all(digest in self._held.get(e, ()) for e in engine_ids):
+            return strip_function(payload)
         return payload
+
+    def taken(self, engine_id: int, payload: bytes) -> None:
+        """Engine `engine_id` took a staged call (its bytes came with it unless it held them): counted as sent."""
+        if payload[:4] == MAGIC:
+            self._sent(engine_id, payload)
 
     def first_miss(self, engine_id: int, task_id: str, attempt: int) -> bool:
         """True the first time this attempt misses on this engine; a second miss (after a resend that

@@ -164,6 +164,12 @@ class RequestHandler(ActorRequests):
         """Per engine: calls sent with their function's bytes, by digest alone, and resent after a miss."""
         return {str(eid): self.functions.counts(eid) for eid in sorted(self.engines)} if self.functions else {}
 
+    pull_stats: Callable[[], dict[str, int]] = dict      # the controller's (pulling.py)
+
+    def op_pull_stats(self, link: Link) -> dict[str, int]:
+        """How tasks went by pulling (pulling.py): staged, taken, read back, ...; empty without `--pull`."""
+        return self.pull_stats()
+
     def op_hub_history(self, link: Link) -> list[str]:
         return self.db.hub_history()
 

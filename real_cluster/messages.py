@@ -203,6 +203,26 @@ class AttachWorker:
 
 
 @dataclass(frozen=True, slots=True)
+class PullOffer:
+    """Controller -> worker, on its direct link over the Unix socket: take staged tasks yourself (pulling.py). Fetch
+    the staging socket and the pull table from the Unix socket at `path` with `token`; your entry is `index`."""
+    TYPE: ClassVar[str] = "pulloffer"
+    path: str
+    token: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Took:
+    """Worker -> controller, on its direct link, just before the answer it came with: it took this staged attempt
+    and runs it next (pulling.py)."""
+    TYPE: ClassVar[str] = "took"
+    task_id: str
+    attempt: int
+    seq: int                              # its stage number (pull_table.py)
+
+
+@dataclass(frozen=True, slots=True)
 class RunTask:
     """Controller -> engine: run attempt `attempt` of a task (`payload` is the client's pickled call).
 
@@ -353,7 +373,7 @@ TEXT_IN_HEADER_MAX = 8000      # characters of text fields beyond which long tex
 _BINARY = (RunTask, TaskDone, Submit, TaskResult)
 MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Refused, Register, Registered, Heartbeat, RunTask, CancelTask,
                                    TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged,
-                                   SignalEngine, AttachWorker, WorkerReplaced, DeleteActor)
+                                   SignalEngine, AttachWorker, WorkerReplaced, DeleteActor, PullOffer, Took)
 _BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_TYPES}
 # per class: (header field names, buffer field names, required header names)
 _LAYOUT: dict[type, tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {}

@@ -215,6 +215,8 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
     "wreplaced": {"reason": string(0, 4096)},
     "delactor": {"actor_id": string(1, MAX_ID_CHARS), "incarnation": integer(0, 0xFFFFFFFF, optional=True)},
     "cancel": {"task_id": TASK_ID, "attempt": ATTEMPT},
+    "took": {"task_id": TASK_ID, "attempt": ATTEMPT, "seq": integer(1, 2**63 - 1)},
+    "pulloffer": {"path": string(1, 4096), "token": string(1, 128), "index": integer(0, 0xFFFF)},
     "done": {"task_id": TASK_ID, "attempt": ATTEMPT,
              "status": string(choices=("ok", "error", "unmet", "aborted", "died", "time_limit", "fn_unknown")),
              "started_at": OPT_TIME, "completed_at": TIME, "ename": OPT_NAME, "evalue": OPT_TEXT,
@@ -235,6 +237,7 @@ FIELD_RULES: dict[str, dict[str, Check]] = {
 
 REQUEST_ARGS: dict[str, Check] = {
     "engines": record({}), "hub_history": record({}), "records": record({}), "function_stats": record({}),
+    "pull_stats": record({}),
     "queue_status": record({"verbose": boolean}),
     "db_query": record({"query": mapping(), "keys": list_of(string(1, 64), 64, optional=True)}, required=("query",)),
     "get_result": record({"ids": TASK_IDS}, required=("ids",)),

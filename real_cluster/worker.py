@@ -40,9 +40,11 @@ from .error import ConnectionFailed, ProtocolError, UnmetDependency
 from .functional import check_dependencies
 from .fncache import FN_UNKNOWN, FunctionNotCached
 from .messages import (
-    AttachWorker, CancelTask, DeleteActor, Heartbeat, RunTask, TaskDone, done_ok_frame, from_wire, to_wire,
+    AttachWorker, CancelTask, DeleteActor, Heartbeat, PullOffer, RunTask, TaskDone, Took, done_ok_frame, from_wire,
+    to_wire,
 )
 from .namespace import lend, set_generation
+from .pull_table import PullTable
 from .serialize import pack_result, unpack_call
 from .worker_actors import ACTORS, capture_output, restore_output
 from .worker_output import OUTPUT_MAX, CappedText, FdCapture, cap      # noqa: F401 - OUTPUT_MAX is re-exported
@@ -56,6 +58,8 @@ ATTACH_ENV = "SCHED_LAB_WORKER_ATTACH"     # JSON {host, port, key, uuid[, unix]
 ATTACH_TIMEOUT_S = 2.0
 log = logging.getLogger("real_cluster.engine")
 TRACE_ENV = "SCHED_LAB_TRACE_DIR"       # set (a directory): each task's step timestamps go to a file there (bench_gap.py)
+STOP_IN_TAKE_ENV = "SCHED_LAB_TEST_STOP_IN_TAKE"    # tests only: a path; the worker that creates it stops mid-take
+_STOP_IN_TAKE: str | None = None
 
 
 class _Trace:
@@ -243,6 +247,10 @@ class _Direct:
         self.link: Any = None
         self.queue: list[Any] = []          # messages read from the link, not yet handled
         self.lost = False                   # (re)attach once, when idle: the link broke or the nanny asked
+        self.shared: socket.socket | None = None    # staged tasks (the controller's PullOffer; pulling.py)
+        self.table: PullTable | None = None
+        self.index = 0                      # this worker's entry in the pull table
+        self.stage_buf = bytearray(0)
 
     def attach(self) -> bool:
         """Connect and attach (the caller has dropped any previous link); False if the controller refused."""
@@ -271,6 +279,43 @@ class _Direct:
         if self.link is not None:
             self.link.close()
             self.link = None
+        self.stop_pulling()
+
+    def stop_pulling(self) -> None:
+        """Let go of the staging socket and the pull table (a take needs the link it is reported on)."""
+        shared, table, self.shared, self.table = self.shared, self.table, None, None
+        if shared is not None:
+            shared.close()
+        if table is not None:
+            table.close()
+
+    def start_pulling(self, offer: PullOffer) -> None:
+        """Fetch the staging socket and the pull table from the controller (`offer`: where, and its token)."""
+        from .pulling import STAGE_FRAME_MAX
+        self.stop_pulling()
+        fds: list[int] = []
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(ATTACH_TIMEOUT_S)
+                proto.unix_address(offer.path, conn.connect)
+                conn.sendall(offer.token.encode() + b"\n")
+                _, fds, _, _ = socket.recv_fds(conn, 16, 2)
+            if len(fds) != 2:
+                raise OSError(f"got {len(fds)} descriptors, not 2")
+            for fd in fds:
+                os.set_inheritable(fd, False)
+            self.shared = socket.socket(fileno=fds[0])
+            self.shared.setblocking(False)
+            self.table = PullTable(fds[1])
+        except OSError as exc:
+            owned = (self.shared is not None) + (self.table is not None)   # (those close their descriptors)
+            for fd in fds[owned:]:
+                os.close(fd)
+            self.stop_pulling()
+            log.info("worker %d: not pulling (%s): tasks come as they are sent", os.getpid(), exc)
+            return
+        self.index = offer.index
+        self.stage_buf = bytearray(STAGE_FRAME_MAX + 16)
 
 
 def _die_with_parent() -> None:
@@ -382,7 +427,8 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
                     msg = direct.queue.pop(0)
                     if isinstance(msg, RunTask):    # one that waited in the queue: the link is read again once the
                         _run_one(msg, result_max, slot, pipe,   # slot shows it started, for a cancel (direct_links.py)
-                                 lambda frame: _answer_direct(direct, sel, frame), fds,
+                                 lambda frame: _answer_direct(direct, sel, frame) if direct.shared is None else
+                                 _answer_direct(direct, sel, _take(direct, slot, msg) + frame), fds,
                                  None if fresh else lambda m: _read_direct(direct, sel, m))
             except KeyboardInterrupt:       # a signal meant for a task that had just ended: keep serving
                 continue
@@ -456,6 +502,8 @@ def _read_direct(direct: Any, sel: _Poller, current: RunTask | None = None) -> b
             for msg in msgs:
                 if type(msg) is RunTask:
                     direct.queue.append(msg)
+                elif type(msg) is PullOffer:
+                    direct.start_pulling(msg)
                 elif type(msg) is not CancelTask:       # (nothing else comes this way)
                     log.warning("worker %d: ignored a %s on the direct link", os.getpid(), type(msg).__name__)
                 elif current is not None and (msg.task_id, msg.attempt) == (current.task_id, current.attempt):
@@ -481,6 +529,56 @@ def _drop_queued(direct: Any, sel: _Poller, cancel: CancelTask) -> None:
             return _answer_direct(direct, sel, frame_of(queued, _aborted(queued)))
 
 
+_STAGE_DECODER = proto.FrameDecoder(proto.DEFAULT_LIMITS)
+
+
+def _take(direct: Any, slot: TaskSlot | None, ended: RunTask) -> bytes:
+    """Before answering `ended`: take a staged task if the controller has some and nothing else waits for this
+    worker; it runs next, and the answer is preceded by its Took (pulling.py). The pull table records the take."""
+    table = direct.table
+    if direct.queue or not table.staging() or ended.actor_role is not None \
+            or (slot is not None and slot.nanny_waits()):
+        return b""
+    index = direct.index
+    table.begin(index)
+    try:
+        n = direct.shared.recv_into(direct.stage_buf)
+    except (BlockingIOError, InterruptedError):
+        table.claimed(index, 0)
+        return b""
+    except OSError:
+        table.claimed(index, 0)
+        direct.stop_pulling()
+        return b""
+    data = bytes(direct.stage_buf[:n])
+    if _STOP_IN_TAKE is not None:
+        _stop_in_take(_STOP_IN_TAKE)
+    seq = int.from_bytes(data[:8], "big")
+    table.claimed(index, seq)
+    try:
+        (header, buffers), = _STAGE_DECODER.feed(data[8:])
+        msg = from_wire(header, buffers)
+    except (ValueError, ProtocolError) as exc:      # cannot happen (the controller wrote it): reported lost
+        log.error("worker %d: a staged task did not decode (%s)", os.getpid(), exc)
+        return b""
+    direct.queue.append(msg)
+    return proto.encode_frame(*to_wire(Took(task_id=msg.task_id, attempt=msg.attempt, seq=seq)))
+
+
+def _stop_in_take(path: str) -> None:
+    """Tests (STOP_IN_TAKE_ENV): the first worker to get here stops itself between its `recv` and its claim, the
+    window pulling.py must settle; it writes its pid to `path` first."""
+    global _STOP_IN_TAKE
+    _STOP_IN_TAKE = None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return                                      # another worker did
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
 def _answer_direct(direct: Any, sel: _Poller, frame: bytes) -> None:
     if direct.link is None:
         return
@@ -496,7 +594,8 @@ def _drop_direct(direct: Any, sel: _Poller) -> None:
         sel.unregister(direct.link.sock)
         direct.close()
         direct.lost = True
-    direct.queue = []               # tasks it brought are the controller's to account for (the link closed)
+    direct.stop_pulling()
+    direct.queue = []               # tasks it brought (or took) are the controller's to account for (the link closed)
 
 
 def _interruptible() -> None:
@@ -525,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     global _TR
     trace_dir = os.environ.pop(TRACE_ENV, None)
     _TR = _Trace(trace_dir) if trace_dir else None
+    global _STOP_IN_TAKE
+    _STOP_IN_TAKE = os.environ.pop(STOP_IN_TAKE_ENV, None)
     if args.slot_fd is not None:
         os.set_inheritable(args.slot_fd, False)
     slot = TaskSlot(fd=args.slot_fd) if args.slot_fd is not None else None

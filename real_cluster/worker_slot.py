@@ -86,6 +86,10 @@ class TaskSlot:
             return True
         return False
 
+    def nanny_waits(self) -> bool:
+        """Whether the nanny holds a task for this worker (it asked to be woken): a staged one is not taken then."""
+        return self._map[_WAITING_AT] != 0
+
     # -------------------------------------------------------------------------------- nanny
     def running(self) -> Running | None:
         """The task the worker runs now, or None (a consistent snapshot)."""

@@ -159,7 +159,7 @@ class ActorBook:
         s = self._s
         if not s.waiting_count or not self.hold_every_engine():
             return 0
-        return s._queue.live_count()
+        return s._queue.live_count() + len(s._staging.staged)
 
     def infos(self) -> list[ActorInfo]:
         return [self._info(rec) for rec in self._actors.values()]

@@ -527,8 +527,9 @@ class Stage:
 @_fast_init
 @dataclass(frozen=True, slots=True)
 class Unstage:
-    """Take staged attempt `attempt` of `task_id` back if no engine has taken it (it was aborted): report it in a
-    StageReturned, or its TaskTaken if an engine took it first (it is then cancelled there)."""
+    """Take staged tasks back that no engine has taken: an engine has room and nothing else to take (`task_id` is
+    then the oldest staged), or `task_id` was aborted. Report them in a StageReturned; a task an engine took first
+    is reported by its TaskTaken (an aborted one is then cancelled there)."""
 
     task_id: TaskId
     attempt: int

@@ -106,8 +106,8 @@ class TaskScheduler(RestoreRules):
         self._now = event.now
         out = self._out = []
         handler(event)
-        if self._staging.depth and event.__class__ is not StageReturned:    # (it precedes an engine's room)
-            self._staging.fill()
+        if self._staging.depth or self._staging.staged:      # (staging.py)
+            self._staging.after(event.__class__ is StageReturned)
         return out
 
     @property

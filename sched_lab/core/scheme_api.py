@@ -279,6 +279,11 @@ class BoundScheme:
             return self.scheme.name
         return self.scheme.name + ":" + ",".join(f"{k}={v}" for k, v in self.given)
 
+    @property
+    def builtin(self) -> bool:
+        """One of the schemes sched-lab registers (not a user's)."""
+        return self.scheme.name in _BUILTIN
+
     def new_pool(self, engines: EngineDirectory) -> EnginePool:
         """A fresh pool for one scheduler (ValueError if the parameters are bad for the pool)."""
         factory = self.scheme.pool_factory

@@ -9,6 +9,7 @@ before that task's answer): the scheduler records the dispatch it would have mad
 engine took when it must (an engine went idle without taking one, an abort: StageReturned); those tasks are queued
 again ahead of all others, with their old stamps, so the FIFO order is kept.
 
+Only under a built-in scheme: a user's scheme sees every decision, and a take asks no scheme (the forced choice).
 Which tasks are staged: only plain ones at the head of the open queue (no targets, dependencies, timeout, time
 limit, actor or direct flag, retry exclusions), and only while no older task waits in another structure of the
 queue that an engine ending its task might be owed instead. A staged task stays QUEUED (counted so), is in no queue
@@ -43,7 +44,7 @@ class StageBook:
 
     # ------------------------------------------------------------------------------------ events
     def on_depth(self, ev: StageDepth) -> None:
-        self.depth = ev.depth
+        self.depth = ev.depth if self._sched._scheme.builtin else 0     # a user's scheme sees every decision
 
     def on_taken(self, ev: TaskTaken) -> None:
         task = self.staged.get(ev.task_id)
@@ -80,6 +81,18 @@ class StageBook:
             task.aborting = True
             self._sched._out.append(Unstage(task.id, task.attempt))
         return True
+
+    def after(self, returned: bool) -> None:
+        """After an event (`returned`: a StageReturned): while staged tasks wait and an engine has room, ask the
+        driver for them back (Unstage of the oldest), so that engine gets it; else stage more (not right after a
+        return: the driver feeds that just before what gives an engine room)."""
+        if returned:
+            return
+        if self.staged and self._sched._pool.load:
+            task = next(iter(self.staged.values()))
+            self._sched._out.append(Unstage(task.id, task.attempt))
+            return
+        self.fill()
 
     def fill(self) -> None:
         """Stage the open queue's head while no engine is below hwm and fewer than `depth` are staged."""

@@ -1,6 +1,6 @@
 """`bench_ab.py` (its figures are never judged here): both trees' clusters run every workload, each importing its
-own tree, the script prints and saves both sides and their ratios, removes the base worktree, stops everything it
-started, and refuses bad options."""
+own tree and given its own controller options, the script prints and saves both sides and their ratios, removes
+the base worktree, stops everything it started, and refuses bad options."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def _worktrees() -> str:
 def test_both_trees_run_every_workload_and_nothing_is_left_behind(tmp_path):
     env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path), TMPDIR=str(tmp_path))
     out = subprocess.run([sys.executable, str(SCRIPT), "--base", "HEAD", "--blocks", "2", "--round-trips", "20",
-                          "--burst", "30", "--sleep-tasks", "10", "--json", str(tmp_path / "ab.json")], env=env,
+                          "--burst", "30", "--sleep-tasks", "10", "--json", str(tmp_path / "ab.json"),
+                          "--new-args=--pull"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     for label in METRICS.values():
@@ -39,6 +40,7 @@ def test_both_trees_run_every_workload_and_nothing_is_left_behind(tmp_path):
             assert set(r) == set(METRICS)
             assert r["rt_us"] > 0 and r["cpu_rt_us"] >= 0 and r["burst_per_s"] > 0 and 0 < r["efficiency"] < 1.5
     assert set(data["summary"]) == set(METRICS)
+    assert data["pull_stats"]["base"] == {} and data["pull_stats"]["new"]["taken"] > 0     # --new-args: one side
     base_tree = Path(data["imports"]["base"])        # where a process started as the clusters' were imports from
     assert base_tree.is_relative_to(tmp_path.resolve()) and base_tree.name == "base"   # the checked-out revision
     assert Path(data["imports"]["new"]) == REPO.resolve()

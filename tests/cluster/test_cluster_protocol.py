@@ -16,7 +16,7 @@ from real_cluster.messages import (
     Reply, Request,
     RunTask, SignalEngine, StopEngine, Submit, TaskDone, TaskFlags, TaskResult, Welcome, from_wire, to_wire,
 )
-from real_cluster.messages import ActorOptions, DeleteActor, WorkerReplaced
+from real_cluster.messages import ActorOptions, DeleteActor, PullOffer, Took, WorkerReplaced
 from sched_lab.core import Dependency
 
 
@@ -133,6 +133,7 @@ SAMPLES = [
     Refused(reason="overloaded", retry=True),
     Register(uuid="u", pid=12, hostname="h"), Register(uuid="u", pid=12, hostname="h", speed=4.0, labels=("gpu", "x")),
     Registered(engine_id=3, hb_period_s=0.5), Heartbeat(), AttachWorker(uuid="u"),
+    PullOffer(path="/tmp/p/pull.sock", token="t0k", index=3), Took(task_id="t", attempt=1, seq=42),
     RunTask(task_id="t", attempt=2, payload=b"\x80pickle"), CancelTask(task_id="t", attempt=0),
     TaskDone(task_id="t", attempt=1, status="ok", started_at=1.0, completed_at=2.0, result=b"r"),
     TaskDone(task_id="t", attempt=0, status="error", started_at=None, completed_at=2.0, ename="E", evalue="v",

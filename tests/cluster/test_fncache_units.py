@@ -252,6 +252,22 @@ def test_router_mirrors_the_worker():
     assert router.payload_for(1, plain) is plain
 
 
+def test_a_staged_call_carries_its_function_unless_every_pulling_engine_holds_it():
+    good = _framed()
+    router = FunctionRouter()
+    assert router.payload_for_any([0, 1], good) == good           # nobody holds it
+    router.taken(0, good)                                         # engine 0 took it, with the bytes
+    assert router.payload_for_any([0, 1], good) == good           # engine 1 still lacks it
+    assert router.payload_for_any([0], good) == strip_function(good)
+    router.taken(1, good)
+    assert router.payload_for_any([0, 1], good) == strip_function(good)
+    router.taken(1, good)
+    assert router.counts(1) == {"fn_shipped": 1, "fn_by_digest": 1, "fn_missed": 0}
+    router.forget(0)                                              # engine 0's worker was replaced
+    assert router.payload_for_any([0, 1], good) == good
+    assert router.payload_for_any([], good) == good
+
+
 def test_router_allows_one_miss_per_attempt():
     router = FunctionRouter()
     assert router.first_miss(0, "t", 0) and router.first_miss(1, "t", 0) and router.first_miss(0, "t", 1)

@@ -301,3 +301,28 @@ def test_misuse_of_staging_raises():
         core.handle(StageReturned(1.0, (("nope", 0),)))
     with pytest.raises(ValueError):
         StageDepth(0.0, -1)
+
+
+def test_while_an_engine_has_room_the_oldest_staged_task_is_asked_back_and_goes_there():
+    core, _ = _saturated(depth=3, n_tasks=5)               # 0, 1 out; 2, 3, 4 staged
+    assert core.handle(EngineJoined(1.0, "new")) == [Unstage(2, 0)]
+    assert core.handle(TaskSubmitted(1.0, TaskSpec("late"))) == [Dispatch("late", "new", 0)]   # (no older one free)
+    core2, _ = _saturated(depth=3, n_tasks=5)
+    core2.handle(EngineJoined(1.0, "new"))
+    acts = core2.handle(StageReturned(1.0, ((3, 0), (4, 0))))   # 2 was taken meanwhile: its Took is on its way
+    assert [(a.task_id, a.engine_id) for a in _kinds(acts, Dispatch)] == [(3, "new")]
+    assert core2.handle(TaskTaken(1.0, 2, 0, 0)) == [Stage(4, 0)]     # no engine has room: staged again
+
+
+def test_under_a_users_scheme_nothing_is_staged():
+    """A take asks no scheme (the choice is forced): a user's scheme, which may count or learn, sees every task."""
+    from sched_lab.core.scheme_api import SCHEMES, register_scheme
+    register_scheme("stagingprobe", lambda choice: choice.candidates[0])
+    try:
+        core = TaskScheduler("stagingprobe", 1, random.Random(0))
+        core.handle(EngineJoined(0.0, 0))
+        core.handle(StageDepth(0.0, 4))
+        acts = [a for i in range(4) for a in core.handle(TaskSubmitted(0.0, TaskSpec(i)))]
+        assert len(_kinds(acts, Dispatch)) == 1 and not _kinds(acts, Stage)
+    finally:
+        SCHEMES.pop("stagingprobe", None)

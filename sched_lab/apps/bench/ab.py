@@ -14,7 +14,10 @@ worktree, removed at the end; the new tree is `--new` (default: this checkout's 
 changes included).
 
     python benchmarks/bench_ab.py --base REV [--new DIR] [--blocks 16] [--round-trips 400] [--burst 0]
-                                  [--sleep-tasks 0] [--json FILE]
+                                  [--sleep-tasks 0] [--json FILE] [--base-args ARGS] [--new-args ARGS]
+
+`--base-args` / `--new-args` add controller options to one side (e.g. `--base HEAD --new-args=--pull`: the same
+code with and without pulling).
 """
 
 from __future__ import annotations
@@ -63,8 +66,9 @@ def worktree(rev: str) -> Iterator[Path]:
 class Side:
     """One tree's running cluster (its processes import `tree`)."""
 
-    def __init__(self, name: str, tree: Path):
+    def __init__(self, name: str, tree: Path, controller_args: list[str] | None = None):
         self.name, self.tree = name, tree
+        self.controller_args = controller_args or []
         self.cluster: Any = None
         self.view: Any = None
         self.imports: str | None = None                    # the tree a process started like the cluster's imports
@@ -82,8 +86,9 @@ class Side:
             if self.imports != str(self.tree.resolve()):
                 raise SystemExit(f"bench_ab: a process given PYTHONPATH={self.tree} imports real_cluster from "
                                  f"{found.stdout or found.stderr.strip()!r}, not from that tree")
-            self.cluster = Cluster(n=2, profile=f"ab-{self.name}-{os.getpid()}", db="sqlite", hwm=1,
-                                   detach=True)     # (no --owner-pid: an older tree's controller lacks it; `stop`)
+            self.cluster = Cluster(n=2, profile=f"ab-{self.name}-{os.getpid()}", db="sqlite", hwm=1, detach=True,
+                                   controller_args=self.controller_args)  # (detach: no --owner-pid, which an older
+                                                                          # tree's controller lacks; `stop`)
             self.view = self.cluster.start().load_balanced_view()
         finally:
             os.chdir(cwd)
@@ -91,6 +96,13 @@ class Side:
                 os.environ.pop("PYTHONPATH", None)
             else:
                 os.environ["PYTHONPATH"] = old
+
+    def pull_stats(self) -> dict[str, int] | None:
+        """The controller's pulling counts (`--pull`; empty without it); None from a tree that has none."""
+        try:
+            return self.cluster.client.pull_stats()
+        except Exception:                       # (an older tree's controller does not know the request)
+            return None
 
     def pids(self) -> set[int]:
         procs = [self.cluster.controller, *self.cluster.engines] if self.cluster is not None else []
@@ -154,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=0, help="no-op tasks per block's burst (default 0: none)")
     parser.add_argument("--sleep-tasks", type=int, default=0, help="1 ms tasks per block (default 0: none)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the blocks and the summary here")
+    parser.add_argument("--base-args", default="", metavar="ARGS",
+                        help="extra controller options for the base side, e.g. --base-args=--no-pull (split on spaces)")
+    parser.add_argument("--new-args", default="", metavar="ARGS",
+                        help="extra controller options for the new side, e.g. --new-args=--pull (split on spaces)")
     args = parser.parse_args(argv)
     if args.blocks < 1 or args.round_trips < 1 or args.burst < 0 or args.sleep_tasks < 0:
         parser.error("--blocks and --round-trips must be at least 1; --burst and --sleep-tasks at least 0")
@@ -164,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     blocks: list[dict[str, dict[str, float]]] = []
     with worktree(args.base) as base_tree, tempfile.TemporaryDirectory(prefix="sched-lab-ab-lab-") as lab:
         os.environ["SCHED_LAB_DIR"] = lab
-        sides = {"base": Side("base", base_tree), "new": Side("new", new)}
+        sides = {"base": Side("base", base_tree, args.base_args.split()),
+                 "new": Side("new", new, args.new_args.split())}
         fns = task_functions("module")
         try:
             for side in sides.values():
@@ -180,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[ab] block {i + 1}/{args.blocks}: " + "; ".join(
                     f"{name} " + ", ".join(f"{k} {v:.4g}" for k, v in row[name].items()) for name in ("base", "new")),
                     file=sys.stderr, flush=True)
+            pulled = {name: side.pull_stats() for name, side in sides.items()}
         finally:
             for side in sides.values():
                 side.stop()
@@ -192,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{METRICS[k]:42} {s['base']:10.4g} {s['new']:10.4g} {ratio:>7}  {spread}")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"blocks": blocks, "summary": summary, "argv": sys.argv[1:], "base": args.base,
+            json.dump({"blocks": blocks, "summary": summary, "argv": sys.argv[1:] if argv is None else argv,
+                       "base": args.base, "pull_stats": pulled,
                        "imports": {name: side.imports for name, side in sides.items()},
                        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z")}, fh, indent=1)
     return 0
