@@ -75,6 +75,7 @@ class Pulling:
     def feed(self, event: Any) -> None: ...
 
     _pull_on = False
+    _depth_cap: int | None = None
     _staged: dict[tuple[str, int], int] = {}          # (task, attempt) -> stage number, oldest first
     _pull_counts: dict[str, int] = {}
 
@@ -165,9 +166,12 @@ class Pulling:
         link.send(PullOffer(path=self._pull_path, token=self._pull_token, index=index))
         self._pull_depth()
 
-    def _pull_depth(self) -> None:
+    def _pull_depth(self, cap: int | None = None) -> None:
+        """Tell the core how many tasks may be staged: DEPTH_PER_WORKER a pulling worker, at most `cap` (what the
+        socket's buffer took when it was full) until the pulling workers change."""
         live = sum(1 for p in self._pullers.values() if not p.gone)
-        self.feed(StageDepth(time.time(), DEPTH_PER_WORKER * live))
+        self._depth_cap = cap
+        self.feed(StageDepth(time.time(), min(DEPTH_PER_WORKER * live, cap if cap is not None else 1 << 30)))
 
     def _pull_engine_gone(self, eng: Any) -> None:
         """Engine `eng`'s worker is gone (its nanny's WorkerReplaced; the engine lost): so are its pullers."""
@@ -193,7 +197,7 @@ class Pulling:
         a take or has a Took on its way, every staged task a live one took has been reported, so the staged tasks
         still not readable back are the gone ones', never started: they queue again. Then their entries are free."""
         self._settle_handle = None
-        if not self._unsettled:
+        if not self._unsettled or not self._pull_on:
             return
         self._read_back()
         held = dict(self._staged)                       # not readable back: taken (later stagings are not these)
@@ -231,7 +235,12 @@ class Pulling:
         seq = self._next_seq
         try:
             self._stage_w.send(_SEQ.pack(seq) + frame)
-        except OSError:                                 # full (the kernel's datagram queue): it waits here
+        except OSError as exc:                          # the socket's buffer is full: stage no more than it holds
+            if self._depth_cap is None:
+                log.info("pulling: the staging socket is full at %d staged tasks (%s); staging at most that many",
+                         len(self._staged), exc)
+                self._pump.post(StageDepth(time.time(), max(1, len(self._staged))))   # type: ignore[attr-defined]
+                self._depth_cap = max(1, len(self._staged))
             return self._pump.post(StageReturned(time.time(), (key,)))      # type: ignore[attr-defined]
         if not self._staged:
             self._pull_table.set_staging(True)
@@ -246,6 +255,8 @@ class Pulling:
 
     def _read_back(self, post: bool = False) -> None:
         """Take back every staged task no worker has taken yet, and tell the core (StageReturned)."""
+        if not self._pull_on:
+            return
         back = []
         buf = self._stage_buf
         while True:

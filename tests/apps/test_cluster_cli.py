@@ -56,6 +56,19 @@ def test_daemonized_cluster_start_list_stop(env, tmp_path):
     assert "stopped" in _run(env, "cluster", "list").stdout
 
 
+def test_cluster_start_with_pull(env, tmp_path):
+    r = _run(env, "cluster", "start", "-n", "2", "--profile", "cli", "--daemonize", "--pull")
+    assert r.returncode == 0, r.stderr
+    assert "hwm=1 pull" in r.stdout
+    assert (tmp_path / "profile_cli" / "security" / "pull.sock").exists()
+    code = ("from real_cluster import Client\n"
+            "with Client(profile='cli') as rc:\n"
+            "    print(rc.load_balanced_view().map_sync(lambda x: x + 1, range(4)), rc.pull_stats()['pullers'] >= 0)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "[1, 2, 3, 4] True", out.stderr
+    assert _run(env, "cluster", "stop", "--profile", "cli").returncode == 0
+
+
 def test_foreground_start_stops_on_sigterm(env, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "sched_lab", "cluster", "start", "-n", "1", "--profile", "cli",
                              "--scheme", "lru", "--hwm", "0"], env=env, stdout=subprocess.PIPE, text=True)

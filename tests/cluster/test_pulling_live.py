@@ -178,3 +178,31 @@ def test_pull_sock_hands_its_descriptors_only_to_a_peer_with_the_token(make_clus
     assert cluster.client.load_balanced_view().apply_sync(int, 3) == 3       # and the cluster serves on
     wait_until(lambda: "refused a peer" in (cluster.dir / "log" / "controller.log").read_text(), 10,
                "the refusal logged")
+
+
+def test_a_full_staging_socket_caps_the_depth_and_loses_nothing(make_cluster, tmp_path):
+    """Frames of ~100 KB: the socket pair's buffer (~208 KiB here) takes two, the third is refused: the controller
+    stages at most what it took, and every task still runs once."""
+    cluster = make_cluster(2, controller_args=["--pull"])
+    rc = cluster.client
+    view = rc.load_balanced_view()
+    wait_until(lambda: rc.pull_stats()["pullers"] == 2, WAIT_S, "both workers pulling")
+    gate = Gate(tmp_path)
+    held = [gate.hold(view, value=i) for i in range(2)]
+    for n in (1, 2):
+        wait_for_file(tmp_path / f"started-{n}", WAIT_S)
+    out = tmp_path / "runs"
+    big = [view.apply_async(_sized, str(out), i, b"x" * 100_000) for i in range(8)]
+    wait_until(lambda: rc.queue_status()["unassigned"] == 8, WAIT_S, "the 8 queued")
+    staged = rc.pull_stats()["staged_now"]
+    assert 1 <= staged < 8, staged
+    gate.open()
+    assert [ar.get(WAIT_S) for ar in held] == [0, 1]
+    assert [ar.get(WAIT_S) for ar in big] == list(range(8))
+    assert _runs(out) == Counter(range(8))
+    wait_until(lambda: "the staging socket is full" in (cluster.dir / "log" / "controller.log").read_text(), 10,
+               "the cap logged")
+
+
+def _sized(path: str, i: int, blob: bytes) -> int:
+    return _run_once(path, i) if len(blob) == 100_000 else -1
