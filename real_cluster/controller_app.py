@@ -93,9 +93,10 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default: ${LOOP_ENV}, else auto)")
     parser.add_argument("--client-out-cap-mb", type=float, default=16.0,
                         help="MiB queued to one client beyond which its results wait in the task database")
-    parser.add_argument("--pull", action=argparse.BooleanOptionalAction, default=os.environ.get(PULL_ENV) == "1",
+    parser.add_argument("--pull", action=argparse.BooleanOptionalAction, default=os.environ.get(PULL_ENV, "1") != "0",
                         help="local workers take the queue's head themselves while every engine is busy, instead of "
-                             f"waiting for the controller to send it (docs/pull-at-hwm1.md; default: ${PULL_ENV}=1)")
+                             "waiting for the controller to send it (docs/pull-at-hwm1.md; Linux; default: on, "
+                             f"off with --no-pull or ${PULL_ENV}=0)")
     parser.add_argument("--owner-pid", type=int, default=None, metavar="PID",
                         help="stop (engines too) when this process ends, however it ends: the parent that started "
                              "this cluster (a Cluster not daemonized)")

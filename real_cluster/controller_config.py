@@ -35,7 +35,7 @@ class ControllerConfig:
     tls_key: str | None = None
     scheme_modules: tuple[str, ...] = ()
     unix_path: str | None = None                    # also listen here (0600): local workers' direct links
-    pull: bool = False                              # local workers take staged tasks themselves (pulling.py)
+    pull: bool = True                               # local workers take staged tasks themselves (pulling.py; Linux)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheme_modules", tuple(self.scheme_modules))

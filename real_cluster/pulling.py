@@ -1,4 +1,4 @@
-"""Pulling: local workers take the queue's head themselves, without waiting for the controller (`--pull`).
+"""Pulling: local workers take the queue's head themselves, without waiting for the controller (`--no-pull`: off).
 
 How this works (the design and its measurements: docs/pull-at-hwm1.md; the core's rules: sched_lab/core/staging.py).
 While no engine is below hwm, the core stages the oldest plain queued tasks (Stage actions). The controller writes
@@ -30,6 +30,7 @@ import os
 import secrets
 import socket
 import struct
+import sys
 import threading
 import time
 from typing import Any
@@ -88,6 +89,9 @@ class Pulling:
     def _pull_start(self) -> None:
         """Open the staging socket, the pull table and `pull.sock` (with `--pull` and a Unix socket)."""
         if not self.config.pull or self._unix is None or not self.config.hwm:
+            return
+        if not sys.platform.startswith("linux"):        # (SO_PEERCRED, memfd: the pull table is Linux-only)
+            log.info("not pulling: only on Linux")
             return
         self._stage_w, self._stage_r = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._stage_w.setblocking(False)

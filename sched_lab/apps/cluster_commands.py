@@ -31,9 +31,9 @@ def register(subparsers: Any) -> None:
                             "controller; repeatable")
     start.add_argument("--hwm", type=int, default=1)
     start.add_argument("--db", default="sqlite", choices=("sqlite", "memory"))
-    start.add_argument("--pull", action="store_true",
+    start.add_argument("--pull", action=argparse.BooleanOptionalAction, default=None,
                        help="local workers take the queue's head themselves while every engine is busy "
-                            "(docs/pull-at-hwm1.md)")
+                            "(docs/pull-at-hwm1.md; default: the controller's, on)")
     start.add_argument("--daemonize", action="store_true", help="return once started; stop with `cluster stop`")
     start.add_argument("--memory-limit", type=memory_size, default=None, metavar="BYTES",
                        help="restart an engine's worker above this resident memory (e.g. 2G); its task fails")
@@ -93,7 +93,7 @@ def _cluster_start(args: argparse.Namespace) -> int:
             signal.signal(sig, lambda *_: stop.set())
     cluster = Cluster(n=args.n, profile=args.profile, scheme=args.scheme, hwm=args.hwm, db=args.db,
                       detach=args.daemonize, memory_limit=args.memory_limit, scheme_modules=args.scheme_module,
-                      controller_args=["--pull"] if args.pull else None)
+                      controller_args=None if args.pull is None else ["--pull" if args.pull else "--no-pull"])
     try:
         client = cluster.start()
     except Exception as exc:
@@ -101,8 +101,7 @@ def _cluster_start(args: argparse.Namespace) -> int:
         return 1
     client.close()
     cluster.client = None
-    print(f"cluster started: profile={args.profile} engines={args.n} scheme={args.scheme} hwm={args.hwm}"
-          + (" pull" if args.pull else ""))
+    print(f"cluster started: profile={args.profile} engines={args.n} scheme={args.scheme} hwm={args.hwm}")
     print(f"connection file: {cluster.dir / 'security' / 'controller-client.json'}")
     sys.stdout.flush()
     if args.daemonize:

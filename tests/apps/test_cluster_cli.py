@@ -56,16 +56,16 @@ def test_daemonized_cluster_start_list_stop(env, tmp_path):
     assert "stopped" in _run(env, "cluster", "list").stdout
 
 
-def test_cluster_start_with_pull(env, tmp_path):
-    r = _run(env, "cluster", "start", "-n", "2", "--profile", "cli", "--daemonize", "--pull")
+@pytest.mark.parametrize("flag,pulls", [([], True), (["--no-pull"], False), (["--pull"], True)])
+def test_cluster_start_pulls_unless_told_not_to(env, tmp_path, flag, pulls):
+    r = _run(env, "cluster", "start", "-n", "2", "--profile", "cli", "--daemonize", *flag)
     assert r.returncode == 0, r.stderr
-    assert "hwm=1 pull" in r.stdout
-    assert (tmp_path / "profile_cli" / "security" / "pull.sock").exists()
+    assert (tmp_path / "profile_cli" / "security" / "pull.sock").exists() == pulls
     code = ("from real_cluster import Client\n"
             "with Client(profile='cli') as rc:\n"
-            "    print(rc.load_balanced_view().map_sync(lambda x: x + 1, range(4)), rc.pull_stats()['pullers'] >= 0)\n")
+            "    print(rc.load_balanced_view().map_sync(lambda x: x + 1, range(4)), 'pullers' in rc.pull_stats())\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
-    assert out.stdout.strip() == "[1, 2, 3, 4] True", out.stderr
+    assert out.stdout.strip() == f"[1, 2, 3, 4] {pulls}", out.stderr
     assert _run(env, "cluster", "stop", "--profile", "cli").returncode == 0
 
 

@@ -31,7 +31,8 @@ def test_cluster_context_manager_starts_and_always_stops(lab_dir):
             assert pdir == lab_dir / "profile_ctx" and "ctx" in list_profiles()
             sec = pdir / "security"
             assert {p.name for p in sec.iterdir()} == {"controller-client.json", "controller-engine.json",
-                                                       "controller.sock"}     # (local workers' direct links)
+                                                       "controller.sock",     # (local workers' direct links)
+                                                       "pull.sock"}           # (their staged tasks: pulling.py)
             assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in sec.iterdir())
             assert (pdir / "pid" / "cluster.json").exists() and (pdir / "log" / "controller.log").exists()
             pids = [p.pid for p in rc_cluster_processes(pdir)]

@@ -169,7 +169,8 @@ def measure(n: int, sleep_tasks: int, mode: str, burst: int = 0) -> dict[str, An
     ct = _ClientTrace()
     ct.install()
     fns = task_functions(mode)
-    cluster = Cluster(n=2, profile=f"bench-gap-{os.getpid()}", hwm=1)
+    cluster = Cluster(n=2, profile=f"bench-gap-{os.getpid()}", hwm=1,    # (the steps of a task sent to its worker:
+                      controller_args=["--no-pull"])                      # none is taken from the staging socket)
     client = cluster.start()
     try:
         view = client.load_balanced_view()
