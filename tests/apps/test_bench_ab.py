@@ -27,7 +27,7 @@ def test_both_trees_run_every_workload_and_nothing_is_left_behind(tmp_path):
     env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path), TMPDIR=str(tmp_path))
     out = subprocess.run([sys.executable, str(SCRIPT), "--base", "HEAD", "--blocks", "2", "--round-trips", "20",
                           "--burst", "30", "--sleep-tasks", "10", "--json", str(tmp_path / "ab.json"),
-                          "--new-args=--pull"], env=env,
+                          "--base-args=--no-pull", "--new-args=--pull"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     for label in METRICS.values():
@@ -40,7 +40,7 @@ def test_both_trees_run_every_workload_and_nothing_is_left_behind(tmp_path):
             assert set(r) == set(METRICS)
             assert r["rt_us"] > 0 and r["cpu_rt_us"] >= 0 and r["burst_per_s"] > 0 and 0 < r["efficiency"] < 1.5
     assert set(data["summary"]) == set(METRICS)
-    assert data["pull_stats"]["base"] == {} and data["pull_stats"]["new"]["taken"] > 0     # --new-args: one side
+    assert data["pull_stats"]["base"] == {} and data["pull_stats"]["new"]["taken"] > 0     # each side its options
     base_tree = Path(data["imports"]["base"])        # where a process started as the clusters' were imports from
     assert base_tree.is_relative_to(tmp_path.resolve()) and base_tree.name == "base"   # the checked-out revision
     assert Path(data["imports"]["new"]) == REPO.resolve()
