@@ -2,9 +2,10 @@
 
 Held to the scheduler without staging: on random runs at hwm=1 where each engine that ends a task takes the oldest
 staged one, both dispatch the same tasks to the same engines and write the same records (for the schemes that draw
-no random numbers: a take draws none, so a random scheme's later draws differ; those are in the random runs below). On random runs where takes
-come in any order, engines vanish and the driver takes tasks back at random, every task ends exactly once and no
-attempt is out twice. And the rules: what is staged, aborts of staged tasks, takes by a gone engine, misuse."""
+no random numbers: a take draws none, so a random scheme's later draws differ; those are in the random runs below).
+On random runs where takes come in any order, engines vanish and the driver takes tasks back at random, every task
+ends exactly once and no attempt is out twice. And the rules: what is staged, aborts of staged tasks, takes by a
+gone engine, an engine with room while tasks are staged, user schemes, misuse."""
 
 import random
 
