@@ -3,13 +3,15 @@
 Every task runs exactly once and answers right while most go by take; aborts of staged tasks end them unrun; a
 worker SIGKILLed in a burst loses at most what it ran and what it had taken; a worker that dies between taking a
 datagram and recording it loses nothing (the task queues again, unstarted), also while another live worker is
-stopped in that same window; pull.sock hands its descriptors only to a peer with the token."""
+stopped in that same window; pull.sock hands its descriptors only to a peer with the token, and drops one that
+stalls; a full staging socket caps the depth; takes reported for tasks not staged are ignored."""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -176,6 +178,12 @@ def test_pull_sock_hands_its_descriptors_only_to_a_peer_with_the_token(make_clus
         msg, fds, _, _ = socket.recv_fds(conn, 16, 2)
     assert (msg, fds) == (b"", [])                                   # closed: nothing handed over
     assert cluster.client.load_balanced_view().apply_sync(int, 3) == 3       # and the cluster serves on
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stall:  # a peer that says nothing: dropped after 2 s,
+        stall.settimeout(30)                                          # and tasks run meanwhile
+        stall.connect(path)
+        assert cluster.client.load_balanced_view().map_sync(abs, range(-50, 0)) == list(range(50, 0, -1))
+        t0 = time.monotonic()
+        assert stall.recv(16) == b"" and time.monotonic() - t0 < 10
     wait_until(lambda: "refused a peer" in (cluster.dir / "log" / "controller.log").read_text(), 10,
                "the refusal logged")
 
@@ -206,3 +214,37 @@ def test_a_full_staging_socket_caps_the_depth_and_loses_nothing(make_cluster, tm
 
 def _sized(path: str, i: int, blob: bytes) -> int:
     return _run_once(path, i) if len(blob) == 100_000 else -1
+
+
+def test_a_took_for_a_task_not_staged_or_from_a_link_not_pulling_is_ignored(make_cluster, tmp_path):
+    """An engine-key peer attaches a direct link over TCP (it is offered no staged tasks) and reports takes it
+    never made, one with a malformed field: the first are logged and ignored, the last closes that link only."""
+    import re
+
+    from real_cluster import protocol as proto
+    from real_cluster.error import ConnectionFailed
+    from real_cluster.messages import AttachWorker, Took
+    from real_cluster.profile import ENGINE_FILE, read_connection_file
+    from real_cluster.sync_link import SyncLink
+    cluster = make_cluster(2, controller_args=["--pull"])
+    rc = cluster.client
+    log = cluster.dir / "log" / "controller.log"
+    uuid = re.search(r"engine 0 registered \(pid \d+, uuid (\w+)", log.read_text()).group(1)
+    engine = read_connection_file(cluster.dir / "security" / ENGINE_FILE)
+    link = SyncLink.connect(engine.host, engine.port, engine.key, "engine")
+    try:
+        link.send(AttachWorker(uuid=uuid))
+        link.send(Took(task_id="never-staged", attempt=0, seq=1))
+        link.send(Took(task_id="never-staged", attempt=0, seq=2**40))
+        wait_until(lambda: log.read_text().count("which is not staged; ignored") == 2, WAIT_S, "both ignored")
+        link.send_frame(proto.encode_frame({"t": "took", "task_id": "x", "attempt": 0, "seq": -1}, []))
+        with pytest.raises(ConnectionFailed):
+            for _ in range(10):
+                link.recv()
+    finally:
+        link.close()
+    wait_until(lambda: "field 'seq' must be in 1.." in log.read_text(), WAIT_S, "the bad field named")
+    out = tmp_path / "runs"
+    ars = [rc.load_balanced_view().apply_async(_run_once, str(out), i) for i in range(500)]
+    assert [ar.get(WAIT_S) for ar in ars] == list(range(500))
+    assert _runs(out) == Counter(range(500))
