@@ -558,9 +558,9 @@ def _take(direct: Any, slot: TaskSlot | None, ended: RunTask) -> bytes:
     try:
         (header, buffers), = _STAGE_DECODER.feed(data[8:])
         msg = from_wire(header, buffers)
-    except (ValueError, ProtocolError) as exc:      # cannot happen (the controller wrote it): reported lost
-        log.error("worker %d: a staged task did not decode (%s)", os.getpid(), exc)
-        return b""
+    except (ValueError, ProtocolError) as exc:      # cannot happen (the controller wrote it): this worker ends, and
+        log.error("worker %d: a staged task did not decode (%s)", os.getpid(), exc)   # the controller counts the take
+        raise ProtocolError(f"a staged task did not decode: {exc}") from exc        # lost with it (pulling.py)
     direct.queue.append(msg)
     return proto.encode_frame(*to_wire(Took(task_id=msg.task_id, attempt=msg.attempt, seq=seq)))
 
