@@ -19,6 +19,7 @@ import os
 import struct
 
 ENTRIES = 4096                       # entry 0: the controller's flag; then one per pulling worker (indices are reused)
+STAGE_FRAME_MAX = 128 * 1024         # a task whose frame is larger is never staged (a datagram must fit the buffer)
 _ENTRY = struct.Struct("=IIQ")       # seq, pulling, claim
 _SEQ = struct.Struct("=I")
 TABLE_BYTES = ENTRIES * _ENTRY.size

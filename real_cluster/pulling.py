@@ -39,12 +39,11 @@ from sched_lab.core import StageDepth, StageReturned, TaskTaken, WorkerDied
 
 from . import protocol as proto
 from .messages import PullOffer, Took, run_frame
-from .pull_table import ENTRIES, PullTable
+from .pull_table import ENTRIES, STAGE_FRAME_MAX, PullTable
 
 log = logging.getLogger("real_cluster.controller")
 PULL_SOCKET_NAME = "pull.sock"     # beside the controller's Unix socket: workers fetch the descriptors here
 DEPTH_PER_WORKER = 4               # staged tasks per pulling worker (docs/pull-at-hwm1.md: 1-2 took only 48-66 %)
-STAGE_FRAME_MAX = 128 * 1024       # a larger task is never staged (a datagram must fit the socket's buffer)
 SETTLE_POLL_S = 0.005              # how often a death in the middle of a take is looked at again
 _SEQ = struct.Struct("!Q")
 
@@ -83,8 +82,11 @@ class Pulling:
     def pull_stats(self) -> dict[str, int]:
         """Counts since the start: tasks staged, taken by workers, read back, taken by a worker that died before it
         said so, queued again after dying unstarted with a worker mid-take; the pulling workers and staged tasks now."""
-        return {**self._pull_counts, "pullers": sum(1 for p in self._pullers.values() if not p.gone),
-                "staged_now": len(self._staged)} if self._pull_on else {}
+        return {**self._pull_counts, "pullers": len(self._live_pullers()), "staged_now": len(self._staged)} \
+            if self._pull_on else {}
+
+    def _live_pullers(self) -> list[Puller]:
+        return [p for p in self._pullers.values() if not p.gone]
 
     def _pull_start(self) -> None:
         """Open the staging socket, the pull table and `pull.sock` (with `--pull` and a Unix socket)."""
@@ -168,19 +170,21 @@ class Pulling:
         puller = carrier.pull = Puller(index, carrier)
         self._pullers[index] = puller
         link.send(PullOffer(path=self._pull_path, token=self._pull_token, index=index))
+        self._pullers_changed()
+
+    def _pullers_changed(self) -> None:
+        self._depth_cap = None                          # (the socket's buffer may take more now)
         self._pull_depth()
 
-    def _pull_depth(self, cap: int | None = None) -> None:
-        """Tell the core how many tasks may be staged: DEPTH_PER_WORKER a pulling worker, at most `cap` (what the
-        socket's buffer took when it was full) until the pulling workers change."""
-        live = sum(1 for p in self._pullers.values() if not p.gone)
-        self._depth_cap = cap
-        self.feed(StageDepth(time.time(), min(DEPTH_PER_WORKER * live, cap if cap is not None else 1 << 30)))
+    def _pull_depth(self) -> None:
+        """Tell the core how many tasks may be staged: DEPTH_PER_WORKER a pulling worker, at most `_depth_cap` (what
+        the socket's buffer took when it was full, until the pulling workers change)."""
+        depth = DEPTH_PER_WORKER * len(self._live_pullers())
+        self.feed(StageDepth(time.time(), depth if self._depth_cap is None else min(depth, self._depth_cap)))
 
     def _pull_engine_gone(self, eng: Any) -> None:
         """Engine `eng`'s worker is gone (its nanny's WorkerReplaced; the engine lost): so are its pullers."""
-        for puller in [p for p in self._pullers.values() if p.carrier.eng is eng and not p.gone] \
-                if self._pull_on else ():
+        for puller in [p for p in self._live_pullers() if p.carrier.eng is eng] if self._pull_on else ():
             self._pull_gone(puller)
 
     def _pull_link_closed(self, carrier: Any) -> None:
@@ -191,7 +195,7 @@ class Pulling:
 
     def _pull_gone(self, puller: Puller) -> None:
         puller.gone = True
-        self._pull_depth()
+        self._pullers_changed()
         self._unsettled.add(puller.index)
         self._settle()
 
@@ -230,7 +234,7 @@ class Pulling:
     def _do_stage(self, action: Any) -> None:
         key = (action.task_id, action.attempt)
         task = self.pending.get(action.task_id)
-        engines = [p.carrier.eng.engine_id for p in self._pullers.values() if not p.gone]
+        engines = [p.carrier.eng.engine_id for p in self._live_pullers()]
         frame = run_frame(action.task_id, action.attempt, self.functions.payload_for_any(engines, task.payload)) \
             if task is not None else b""
         if not self._pull_on or len(frame) > STAGE_FRAME_MAX or task is None:
@@ -243,8 +247,8 @@ class Pulling:
             if self._depth_cap is None:
                 log.info("pulling: the staging socket is full at %d staged tasks (%s); staging at most that many",
                          len(self._staged), exc)
-                self._pump.post(StageDepth(time.time(), max(1, len(self._staged))))   # type: ignore[attr-defined]
                 self._depth_cap = max(1, len(self._staged))
+                self._pull_depth()                      # (handled after this action list: the pump queues it)
             return self._pump.post(StageReturned(time.time(), (key,)))      # type: ignore[attr-defined]
         if not self._staged:
             self._pull_table.set_staging(True)

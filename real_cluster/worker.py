@@ -44,7 +44,7 @@ from .messages import (
     to_wire,
 )
 from .namespace import lend, set_generation
-from .pull_table import PullTable
+from .pull_table import STAGE_FRAME_MAX, PullTable
 from .serialize import pack_result, unpack_call
 from .worker_actors import ACTORS, capture_output, restore_output
 from .worker_output import OUTPUT_MAX, CappedText, FdCapture, cap      # noqa: F401 - OUTPUT_MAX is re-exported
@@ -279,7 +279,6 @@ class _Direct:
         if self.link is not None:
             self.link.close()
             self.link = None
-        self.stop_pulling()
 
     def stop_pulling(self) -> None:
         """Let go of the staging socket and the pull table (a take needs the link it is reported on)."""
@@ -291,7 +290,6 @@ class _Direct:
 
     def start_pulling(self, offer: PullOffer) -> None:
         """Fetch the staging socket and the pull table from the controller (`offer`: where, and its token)."""
-        from .pulling import STAGE_FRAME_MAX
         self.stop_pulling()
         fds: list[int] = []
         try:
@@ -427,8 +425,7 @@ def serve(sock: socket.socket, result_max: int = RESULT_MAX, slot: TaskSlot | No
                     msg = direct.queue.pop(0)
                     if isinstance(msg, RunTask):    # one that waited in the queue: the link is read again once the
                         _run_one(msg, result_max, slot, pipe,   # slot shows it started, for a cancel (direct_links.py)
-                                 lambda frame: _answer_direct(direct, sel, frame) if direct.shared is None else
-                                 _answer_direct(direct, sel, _take(direct, slot, msg) + frame), fds,
+                                 lambda frame: _answer_direct(direct, sel, _take(direct, slot, msg) + frame), fds,
                                  None if fresh else lambda m: _read_direct(direct, sel, m))
             except KeyboardInterrupt:       # a signal meant for a task that had just ended: keep serving
                 continue
@@ -536,9 +533,9 @@ def _take(direct: Any, slot: TaskSlot | None, ended: RunTask) -> bytes:
     """Before answering `ended`: take a staged task if the controller has some and nothing else waits for this
     worker; it runs next, and the answer is preceded by its Took (pulling.py). The pull table records the take."""
     table = direct.table
-    if direct.queue or not table.staging() or ended.actor_role is not None \
+    if table is None or direct.queue or not table.staging() or ended.actor_role is not None \
             or (slot is not None and slot.nanny_waits()):
-        return b""
+        return b""                                  # (b"" + frame is frame itself: no copy)
     index = direct.index
     table.begin(index)
     try:
@@ -550,13 +547,12 @@ def _take(direct: Any, slot: TaskSlot | None, ended: RunTask) -> bytes:
         table.claimed(index, 0)
         direct.stop_pulling()
         return b""
-    data = bytes(direct.stage_buf[:n])
     if _STOP_IN_TAKE is not None:
         _stop_in_take(_STOP_IN_TAKE)
-    seq = int.from_bytes(data[:8], "big")
+    seq = int.from_bytes(direct.stage_buf[:8], "big")
     table.claimed(index, seq)
     try:
-        (header, buffers), = _STAGE_DECODER.feed(data[8:])
+        (header, buffers), = _STAGE_DECODER.feed(bytes(memoryview(direct.stage_buf)[8:n]))
         msg = from_wire(header, buffers)
     except (ValueError, ProtocolError) as exc:      # cannot happen (the controller wrote it): this worker ends, and
         log.error("worker %d: a staged task did not decode (%s)", os.getpid(), exc)   # the controller counts the take
