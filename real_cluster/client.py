@@ -34,10 +34,11 @@ from .messages import NO_FLAGS, EnginesChanged, Reply, Request, Submit, TaskFlag
 from .metadata import UTC, Metadata
 from .profile import client_file, read_connection_file, wait_for_connection_file
 from .progress import progress_bar
-from .fncache import FunctionCache
+from .fncache import MAGIC as FN_MAGIC, FunctionCache, strip_function
 from .serialize import unpack_result
 
 log = logging.getLogger("real_cluster.client")
+FN_SENT_MAX = 65536             # digests remembered as sent on the connection (then forgotten at once, sent again)
 
 _from_ts = datetime.fromtimestamp
 _CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()      # this process's clients (`_forked_here`)
@@ -77,6 +78,9 @@ class Client(HubQueries, ResultRequests):
         self._id_prefix = uuid.uuid4().hex[:20]        # task ids: 80 random bits per client + a counter
         self._id_seq = itertools.count()
         self.functions = FunctionCache()        # each function pickled once while unchanged (fncache.py)
+        self._fn_sent: dict[bytes, None] = {}   # digests whose bytes went on this connection (later calls: by digest)
+        self._fn_lock = threading.Lock()        # ... decided and written under one lock (submit_task)
+        self.fn_to_controller = [0, 0]          # framed calls sent with their function's bytes, by digest alone
         self._lock = threading.Lock()
         self._engines: list[int] = []
         self._engines_cond = threading.Condition()
@@ -168,6 +172,7 @@ class Client(HubQueries, ResultRequests):
         self._lock = threading.Lock()
         self._engines_cond = threading.Condition()
         self.functions.forked()
+        self._fn_lock = threading.Lock()
         for ars in [*self._waiters.values(), self._delivering or []]:
             for ar in (ars if type(ars) is list else [ars]):
                 ar._forked_here()
@@ -233,7 +238,9 @@ class Client(HubQueries, ResultRequests):
             self.outstanding.add(tid)
         self.history.append(tid)
         try:
-            if flags is NO_FLAGS:               # the usual task: its frame straight from the values (the same bytes)
+            if payload[:4] == FN_MAGIC:         # a framed call: its function's bytes go once per connection
+                self._send_framed_call(tid, now, payload, flags)
+            elif flags is NO_FLAGS:             # the usual task: its frame straight from the values (the same bytes)
                 self._send_frame(submit_frame(tid, now, payload))
             else:
                 self._send(Submit(task_id=tid, flags=flags, submitted_at=now, payload=payload))
@@ -242,6 +249,25 @@ class Client(HubQueries, ResultRequests):
                 self.outstanding.discard(tid)
             raise
         return tid
+
+    def _send_framed_call(self, tid: str, now: float, payload: bytes, flags: TaskFlags) -> None:
+        """Send a framed call by digest alone if its function's bytes went on this connection before, else with
+        them. Decided and written under one lock: no call naming a digest can overtake the one carrying its
+        bytes (the controller refuses a digest it was never sent)."""
+        digest = payload[5:21]              # (fncache.HEADER: magic, mode, digest, length)
+        with self._fn_lock:
+            known = digest in self._fn_sent or payload[21:25] == b"\0\0\0\0"    # (or it names it only)
+            if known:
+                payload = strip_function(payload)
+            if flags is NO_FLAGS:
+                self._send_frame(submit_frame(tid, now, payload))
+            else:
+                self._send(Submit(task_id=tid, flags=flags, submitted_at=now, payload=payload))
+            if not known:
+                if len(self._fn_sent) >= FN_SENT_MAX:     # forgetting one costs its bytes once more
+                    self._fn_sent.clear()
+                self._fn_sent[digest] = None
+            self.fn_to_controller[known] += 1
 
     def metadata_of(self, msg_id: str) -> Metadata:
         """What is known about a task so far (its Metadata; a fresh pending one for an unknown id)."""
@@ -386,9 +412,12 @@ class Client(HubQueries, ResultRequests):
     def function_stats(self) -> dict[Any, dict[str, int]]:
         """How functions travelled (fncache.py): per engine id, calls sent with the function's bytes
         (`fn_shipped`), by digest alone (`fn_by_digest`), resent after a worker's miss (`fn_missed`);
-        under "client", this client's cache (hits, misses, uncacheable, entries, bytes)."""
+        under "client", this client's cache (hits, misses, uncacheable, entries, bytes) and the calls it sent the
+        controller with their function's bytes (`to_controller_with_bytes`, once per function and connection) and
+        by digest alone (`to_controller_by_digest`)."""
         out: dict[Any, dict[str, int]] = {int(k): v for k, v in self._request("function_stats").items()}
-        out["client"] = self.functions.stats()
+        out["client"] = {**self.functions.stats(), "to_controller_with_bytes": self.fn_to_controller[0],
+                         "to_controller_by_digest": self.fn_to_controller[1]}
         return out
 
     def pull_stats(self) -> dict[str, int]:

@@ -95,7 +95,7 @@ class Controller(DirectLinks, Listeners, Liveness, Pulling):
         self.engines: dict[int, EngineConn] = {}
         self.clients: set[Link] = set()
         self.pending = TaskTable()         # shared with the request handlers
-        self.functions = FunctionRouter()  # which functions each engine's worker holds (fncache.py)
+        self.functions = FunctionRouter(store=self.db.add_function, lookup=self.db.function_bytes)   # (fncache.py)
         self.port: int | None = None
         self._next_engine_id = 0
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -391,7 +391,9 @@ class Controller(DirectLinks, Listeners, Liveness, Pulling):
     # ----------------------------------------------------------------------- task traffic
     def _submit(self, link: Link, msg: Submit) -> None:
         refusal = None
-        try:
+        payload = msg.payload
+        try:                # first: a function's bytes are kept whatever becomes of this task (later calls name them)
+            payload = self.functions.accept(payload)        # (a framed call: its task keeps it by digest alone)
             if self.gate.failing:
                 refusal = ("ClusterError", f"task database unavailable ({self.db.error}): the submission was not "
                                            "accepted; retry once the database accepts writes again")
@@ -399,8 +401,6 @@ class Controller(DirectLinks, Listeners, Liveness, Pulling):
                 refusal = ("ValueError", f"task id {msg.task_id!r} is already in use; a task id is never reused")
             elif msg.flags.actor is not None or msg.flags.actor_id is not None:
                 refusal = self.actor_dir.refusal(msg.flags)
-            if refusal is None:
-                self.functions.check_submitted(msg.payload)     # a framed call's function bytes match their digest
         except ValueError as exc:
             refusal = ("ValueError", str(exc))
         except sqlite3.Error as exc:
@@ -412,13 +412,13 @@ class Controller(DirectLinks, Listeners, Liveness, Pulling):
         flags = msg.flags
         try:
             self.db.add_task(msg.task_id, str(id(link)), _NO_FLAGS_DOC if flags is NO_FLAGS else flags.to_dict(),
-                             msg.submitted_at, msg.payload)
+                             msg.submitted_at, payload)
         except (sqlite3.Error, TaskIdInUse) as exc:        # an in-memory database refused it
             return link.send_now(TaskResult(
                 task_id=msg.task_id, status="error", engine_id=None, submitted_at=msg.submitted_at, started_at=None,
                 completed_at=None, received_at=time.time(), ename="ValueError", evalue=str(exc)))
-        self.pending.add(PendingTask(msg.task_id, msg.payload, flags, msg.submitted_at, {link}, owner=link))
-        self.actor_dir.add(msg.task_id, msg.payload, flags)
+        self.pending.add(PendingTask(msg.task_id, payload, flags, msg.submitted_at, {link}, owner=link))
+        self.actor_dir.add(msg.task_id, payload, flags)
         spec = spec_for(msg.task_id, flags)
         try:
             self._feed_and_send(TaskSubmitted(time.time(), spec))     # an idle engine gets it at once

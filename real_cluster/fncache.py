@@ -14,18 +14,23 @@ functions it reaches), the function's `__dict__`. Values are compared by identit
 anywhere (a redefined helper in `__main__`, a new closure value, a new default) re-pickles. Values
 that can change in place without a rebinding (lists, dicts, instances, classes pickled by value)
 make a function *uncacheable*: it is pickled afresh every call, always correct.
-The client always sends the function bytes to the controller (its database row stays whole, so
-recovery and resubmit need nothing else); the controller's `FunctionRouter` strips them (n = 0) when
-dispatching to an engine it already sent them to, mirroring the engine's LRU. The engine's worker
-keeps the unpickled functions by digest (`EngineFunctionCache`). A worker that lacks a digest (it
-was restarted, or evicted it) answers TaskDone status `fn_unknown`; the controller then resends
-that attempt with the bytes, so a cache miss costs one round trip and never fails a task.
-Both caches are LRU, bounded in function bytes. Speed: benchmarks/bench_live.py --by-value.
+The client sends a function's bytes to the controller once per connection (the first call that uses it;
+later calls name it by digest: `Client.submit_task`, under one lock with the write, so no call naming a
+digest overtakes the one carrying its bytes). The controller's `FunctionRouter` checks the bytes, keeps them
+once (in memory, LRU, and in the task database's `functions` table, written with the task: a recovery or a
+resubmit finds them there) and keeps each task by digest alone; it adds the bytes back when dispatching to an
+engine that lacks them and leaves them out for one it already sent them to, mirroring the engine's LRU. The
+engine's worker keeps the unpickled functions by digest (`EngineFunctionCache`). A worker that lacks a digest
+(it was restarted, or evicted it) answers TaskDone status `fn_unknown`; the controller then resends that
+attempt with the bytes, so a cache miss costs one round trip and never fails a task. The caches are LRU,
+bounded in function bytes. Speed: benchmarks/bench_live.py --by-value; a 4.5 KB function costs no more per
+task than a 0.5 KB one (docs/performance-history.md, "Functions to the controller once").
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import operator
 import pickle
 import struct
@@ -36,6 +41,8 @@ from types import BuiltinFunctionType, CodeType, FunctionType, MethodType, Modul
 from typing import Any, Callable
 
 import cloudpickle
+
+log = logging.getLogger("real_cluster.fncache")
 
 # modules registered to be pickled by value (an unknown cloudpickle: a non-empty stand-in, so _by_reference never trusts its cache)
 _PICKLE_BY_VALUE_MODULES: Any = getattr(cloudpickle.cloudpickle, "_PICKLE_BY_VALUE_MODULES", (None,))
@@ -106,7 +113,19 @@ def check_submitted(payload: bytes) -> None:
 def strip_function(payload: bytes) -> bytes:
     """The same framed call naming its function by digest alone."""
     _, mode, digest, n = HEADER.unpack_from(payload)
+    if not n:
+        return payload
     return b"".join((HEADER.pack(MAGIC, mode, digest, 0), payload[HEADER.size + n:]))
+
+
+def whole_payload(payload: Any, function_bytes: Callable[[bytes], bytes | None]) -> Any:
+    """`payload` with its function bytes: a framed call naming its function by digest alone gets them from
+    `function_bytes(digest)` (left as it is if that has none); anything else is returned as it is."""
+    if type(payload) is not bytes or payload[:4] != MAGIC or len(payload) < HEADER.size:
+        return payload
+    _, mode, digest, n = HEADER.unpack_from(payload)
+    fn_bytes = None if n else function_bytes(digest)
+    return payload if fn_bytes is None else frame(mode, digest, fn_bytes, payload[HEADER.size:])
 
 
 def _pack_args(args: tuple, kwargs: dict) -> bytes:
@@ -400,45 +419,94 @@ WORKER_FUNCTIONS = EngineFunctionCache()        # this process's cache (a worker
 # ---------------------------------------------------------------------------- controller side
 
 class FunctionRouter:
-    """The controller's view of which functions each engine's worker holds (a mirror of its LRU).
+    """The controller's functions: the bytes of each (by digest), and which each engine's worker holds (a mirror of
+    its LRU).
 
-    `payload_for` strips the function bytes for an engine that has them; `forget` after the worker
-    was replaced; `counts` for queue_status (shipped with bytes, by digest alone, misses resent)."""
+    `accept` checks a submitted payload and returns what the task keeps (by digest alone: the bytes are kept once,
+    here and through `store` in the task database's `functions` table); `payload_for` adds the bytes back for an
+    engine that lacks them and strips them for one that has them; `forget` after the worker was replaced; `counts`
+    for queue_status (shipped with bytes, by digest alone, misses resent). `lookup(digest)` finds bytes this
+    router no longer keeps in memory (the task database: its queue, then its table)."""
 
-    def __init__(self, engine_bytes: int = ENGINE_CACHE_BYTES, verified_bytes: int = CLIENT_CACHE_BYTES):
+    def __init__(self, engine_bytes: int = ENGINE_CACHE_BYTES, known_bytes: int = CLIENT_CACHE_BYTES,
+                 store: Callable[[bytes, bytes], Any] | None = None,
+                 lookup: Callable[[bytes], bytes | None] | None = None):
         self.engine_bytes = engine_bytes
-        self.verified_bytes = verified_bytes
-        self._verified: OrderedDict[bytes, bytes] = OrderedDict()     # digest -> function bytes that match it
-        self._verified_size = 0
+        self.known_bytes = known_bytes
+        self._store = store
+        self._lookup = lookup
+        self._known: OrderedDict[bytes, bytes] = OrderedDict()     # digest -> function bytes that match it (LRU)
+        self._known_size = 0
         self._held: dict[int, OrderedDict[bytes, int]] = {}
         self._sizes: dict[int, int] = {}
         self._counts: dict[int, list[int]] = {}
         self._resent: set[tuple[int, str, int]] = set()     # (engine, task, attempt) resent with the bytes
 
-    def check_submitted(self, payload: bytes) -> None:
-        """`check_submitted` (module function), comparing bytes instead of hashing them for digests seen before."""
+    def accept(self, payload: bytes) -> bytes:
+        """What a task submitted with `payload` keeps: a plain payload as it is, a framed one by digest alone.
+
+        Function bytes are checked against their digest (comparing bytes, not hashing, for a digest known with
+        those bytes) and kept; a call naming its function by digest alone must name one sent before (a client
+        sends the bytes once per connection, ahead of the calls naming them). Raises ValueError."""
         if payload[:4] != MAGIC:
-            return
+            return payload
         _, digest, n = parse(payload)  # type: ignore[misc]
+        if n == 0:
+            if self.function(digest) is None:
+                raise ValueError(f"payload: function {digest.hex()} is unknown to the controller (a call may name "
+                                 "its function by digest only after one that carried its bytes)")
+            return payload
         fn_bytes = payload[HEADER.size:HEADER.size + n]
-        if n and self._verified.get(digest) == fn_bytes:
-            self._verified.move_to_end(digest)
+        known = self._known.get(digest)
+        if known is None or known != fn_bytes:
+            check_submitted(payload)
+            self._remember(digest, fn_bytes)
+            if self._store is not None:     # (INSERT OR IGNORE: once more after an eviction here is harmless)
+                self._store(digest, fn_bytes)
+        else:
+            self._known.move_to_end(digest)
+        return strip_function(payload)
+
+    def _remember(self, digest: bytes, fn_bytes: bytes) -> None:
+        if len(fn_bytes) > self.known_bytes:
             return
-        check_submitted(payload)
-        if n <= self.verified_bytes:
-            self._verified[digest] = fn_bytes
-            self._verified_size += n
-            while self._verified_size > self.verified_bytes:
-                self._verified_size -= len(self._verified.popitem(last=False)[1])
+        old = self._known.pop(digest, None)
+        if old is not None:
+            self._known_size -= len(old)
+        self._known[digest] = fn_bytes
+        self._known_size += len(fn_bytes)
+        while self._known_size > self.known_bytes:
+            self._known_size -= len(self._known.popitem(last=False)[1])
+
+    def function(self, digest: bytes) -> bytes | None:
+        """The bytes of the function named `digest`, or None if it was never accepted."""
+        fn_bytes = self._known.get(digest)
+        if fn_bytes is not None:
+            self._known.move_to_end(digest)
+            return fn_bytes
+        fn_bytes = self._lookup(digest) if self._lookup is not None else None
+        if fn_bytes is not None:
+            self._remember(digest, fn_bytes)
+        return fn_bytes
+
+    def _whole(self, payload: bytes) -> bytes:
+        """A framed payload with its function bytes (they are added to one naming its function by digest alone)."""
+        whole = whole_payload(payload, self.function)
+        if whole is payload and not HEADER.unpack_from(payload)[3]:     # (never: accepted digests are kept) its
+            log.error("function %s of a task is in neither memory nor the task database",     # worker answers
+                      payload[5:21].hex())                                           # fn_unknown, then fails it
+        return whole
 
     def payload_for(self, engine_id: int, payload: bytes, *, resend: bool = False) -> bytes:
-        """What to send engine `engine_id` for this (whole) payload; `resend` after its worker missed."""
+        """What to send engine `engine_id` for this payload; `resend` after its worker missed."""
         if payload[:4] != MAGIC:
             return payload
         if resend:                          # (its worker holds nothing now: the bytes go, counted as shipped)
             self._counts.setdefault(engine_id, [0, 0, 0])[2] += 1
             self.forget(engine_id)
-        return strip_function(payload) if self._sent(engine_id, payload) else payload
+        if self._sent(engine_id, payload):
+            return strip_function(payload)
+        return self._whole(payload)
 
     def _sent(self, engine_id: int, payload: bytes) -> bool:
         """Count a framed call going to engine `engine_id`; True if its worker holds the function (else it will)."""
@@ -450,6 +518,8 @@ class FunctionRouter:
             counts[1] += 1
             return True
         counts[0] += 1
+        if not n:
+            n = len(self.function(digest) or b"")
         if n <= self.engine_bytes:
             held[digest] = n
             size = self._sizes.get(engine_id, 0) + n
@@ -465,7 +535,7 @@ class FunctionRouter:
         digest = HEADER.unpack_from(payload)[2]
         if all(digest in self._held.get(e, ()) for e in engine_ids):
             return strip_function(payload)
-        return payload
+        return self._whole(payload)
 
     def taken(self, engine_id: int, payload: bytes) -> None:
         """Engine `engine_id` took a staged call (its bytes came with it unless it held them): counted as sent."""

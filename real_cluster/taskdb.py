@@ -54,10 +54,11 @@ from typing import Any
 
 from sched_lab.core.model import TaskRecord
 
+from .fncache import whole_payload
 from .redo_log import MAX_APPEND_BYTES, open_log, replay
 from .taskdb_fast import IdFilter, _us, install_fast_adapters  # noqa: F401 (install_fast_adapters: re-exported)
 from .taskdb_sql import (
-    _ATTEMPTS, _ERROR_FULL, _FINISH_OK, _FINISH_PENDING, _INSERT, _INSERT_OK, _RECORDS, _SCHEMA, commit,
+    _ATTEMPTS, _ERROR_FULL, _FINISH_OK, _FINISH_PENDING, _FUNCTION, _INSERT, _INSERT_OK, _RECORDS, _SCHEMA, commit,
 )
 
 log = logging.getLogger("real_cluster.taskdb")
@@ -134,6 +135,7 @@ class TaskDB:
         # the front, and a dict's first key after front deletions is found by scanning past every deleted slot
         # (an abort of 100,000 queued tasks spent 4.9 s of the controller's CPU there, under cProfile)
         self._unsaved: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self._fn_queued: OrderedDict[bytes, tuple[int, bytes]] = OrderedDict()  # function bytes not committed yet
         self._ids = IdFilter()
         for (msg_id,) in self._db.execute("SELECT msg_id FROM tasks UNION ALL SELECT msg_id FROM purged"):
             self._ids.add(msg_id)
@@ -366,6 +368,22 @@ class TaskDB:
             self.queued_bytes += extra
             return True
 
+    def add_function(self, digest: bytes, fn_bytes: bytes) -> int:
+        """Queue the bytes of a function that tasks name by digest (fncache.py; kept once, never rewritten)."""
+        seq = self._queue(_FUNCTION, (digest, fn_bytes), len(fn_bytes))
+        if not self.memory:
+            self._fn_queued.pop(digest, None)
+            self._fn_queued[digest] = (seq, fn_bytes)
+        return seq
+
+    def function_bytes(self, digest: bytes) -> bytes | None:
+        """The bytes of the function named `digest` (queued or stored), or None. Raises sqlite3.Error."""
+        queued = self._fn_queued.get(digest)
+        if queued is not None:
+            return queued[1]
+        row = self._db.execute("SELECT bytes FROM functions WHERE digest=?", (digest,)).fetchone()
+        return row[0] if row is not None else None
+
     def keep_error_text(self, msg_id: str, text: str) -> int:
         """Queue the whole error text of a finished task (column error_full, written once; callers cap it: 1 MiB)."""
         return self._queue(_ERROR_FULL, (text, msg_id), len(text))
@@ -381,6 +399,9 @@ class TaskDB:
         unsaved, done = self._unsaved, self.committed_seq
         while unsaved and next(iter(unsaved.values()))[0] <= done:
             unsaved.popitem(last=False)
+        queued = self._fn_queued
+        while queued and next(iter(queued.values()))[0] <= done:
+            queued.popitem(last=False)
 
     def set_resubmitted(self, msg_id: str, new_id: str) -> int:
         """Queue: `msg_id` was resubmitted as `new_id`."""
@@ -549,6 +570,9 @@ class TaskDB:
                 if rec.get(name):
                     rec[name] = json.loads(rec[name])
             out.append(rec)
+        if "payload" in cols:           # a call kept by its function's digest is answered whole (fncache.py)
+            for rec in out:
+                rec["payload"] = whole_payload(rec["payload"], self.function_bytes)
         return out
 
     def records(self) -> list[TaskRecord]:

@@ -29,6 +29,7 @@ CREATE INDEX IF NOT EXISTS tasks_label ON tasks(label) WHERE label IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_submitted ON tasks(submitted);
 CREATE TABLE IF NOT EXISTS records ({", ".join(TaskRecord.fields())});
 CREATE TABLE IF NOT EXISTS purged (msg_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS functions (digest BLOB PRIMARY KEY, bytes BLOB);  -- fncache.py: tasks name them by digest
 """
 # A new row names only the columns it sets (the others are NULL, attempts 0): fewer parameters to bind
 _INSERT = ("INSERT INTO tasks (msg_id, client_id, label, flags, submitted, status, payload, resubmit_of) "
@@ -46,6 +47,7 @@ _INSERT_OK = ("INSERT INTO tasks (msg_id, client_id, label, flags, submitted, st
               "started, completed, received, result, attempts) VALUES (?,?,?,?,?,'ok',?,?,?,?,?,?,?,?)")
 _RECORDS = f"INSERT INTO records VALUES ({','.join('?' * len(TaskRecord.fields()))})"     # args: a list of rows
 _ATTEMPTS = "UPDATE tasks SET attempts=? WHERE msg_id=? AND status='pending'"
+_FUNCTION = "INSERT OR IGNORE INTO functions (digest, bytes) VALUES (?, ?)"
 _ERROR_FULL = "UPDATE tasks SET error_full=? WHERE msg_id=? AND error_full IS NULL"
 _KIND_ORDER = {_INSERT: 0, _INSERT_OK: 0, _ATTEMPTS: 1, _FINISH_PENDING: 2, _FINISH_OK: 2, _RECORDS: 3}
 

@@ -1,14 +1,16 @@
 """Helpers of the live durability tests: count a task's runs from its marker files, read the task database, lock
-it from another process."""
+it from another process, kill the controller and start it again."""
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _LOCKER = r"""
 import sqlite3, sys
@@ -45,3 +47,19 @@ def locked(db_path: Path) -> Iterator[subprocess.Popen]:
     finally:
         locker.stdin.close()
         locker.wait(10)
+
+
+def restart_controller(cluster: Any, engines: int) -> Any:
+    """SIGKILL the cluster's controller and start it again (--reuse: its engines come back by themselves); returns
+    a new Client once `engines` of them have."""
+    from real_cluster import Client
+    from real_cluster.profile import CLIENT_FILE
+    cluster.controller.send_signal(signal.SIGKILL)
+    cluster.controller.wait(10)
+    if cluster.client is not None:
+        cluster.client.close()
+        cluster.client = None
+    cluster.start_controller()
+    rc = cluster.client = Client(cluster.dir / "security" / CLIENT_FILE, timeout=10)
+    rc.wait_for_engines(engines, 60)
+    return rc

@@ -117,10 +117,12 @@ def test_forged_digest_is_refused_and_the_cluster_keeps_serving(rc, view):
     tid = rc.submit_task(bytes(payload), TaskFlags())
     with pytest.raises(Exception, match="do not match their digest"):
         rc.get_result(tid).get(timeout=30)
-    bare = strip_function(FunctionCache().pack_call(_cell("def g():\n    return 2\n")["g"], (), {}))
-    with pytest.raises(Exception, match="must carry its function"):
+    g = _cell(f"def g():\n    return {os.urandom(4).hex()!r}\n")["g"]
+    bare = strip_function(FunctionCache().pack_call(g, (), {}))     # by digest, never sent with its bytes
+    with pytest.raises(Exception, match="is unknown to the controller"):
         rc.get_result(rc.submit_task(bare, TaskFlags())).get(timeout=30)
     assert view.apply_sync(abs, -4) == 4
+    assert view.apply_sync(g) == view.apply_sync(g) == g()        # with its bytes, then by digest
 
 
 def test_an_engine_missing_a_call_that_carried_its_function_is_a_broken_engine(make_cluster):

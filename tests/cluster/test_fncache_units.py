@@ -12,7 +12,7 @@ import pytest
 
 from real_cluster.fncache import (
     HEADER, MODE_APPLY, FunctionCache, FunctionNotCached, FunctionRouter, EngineFunctionCache, check_submitted,
-    digest_of, frame, parse, snapshot, strip_function,
+    digest_of, frame, parse, snapshot, strip_function, whole_payload,
 )
 from real_cluster.messages import TaskDone, from_wire, to_wire
 
@@ -284,17 +284,41 @@ def test_digest_names_the_bytes():
 
 
 def test_router_checks_every_submission_also_when_it_remembers_the_digest():
-    router = FunctionRouter(verified_bytes=10_000)
+    stored: list[tuple[bytes, bytes]] = []
+    router = FunctionRouter(known_bytes=10_000, store=lambda d, b: stored.append((d, b)))
     good = _framed()
-    router.check_submitted(good)
-    router.check_submitted(good)                            # remembered: compared, not hashed
+    _, digest, n = parse(good)
+    assert router.accept(good) == strip_function(good)      # the task keeps its call by digest alone ...
+    assert stored == [(digest, good[HEADER.size:HEADER.size + n])]    # ... and the bytes are kept once
+    assert router.accept(good) == strip_function(good)      # remembered: compared, not hashed, not stored again
+    assert len(stored) == 1
+    assert router.accept(strip_function(good)) == strip_function(good)     # by digest: it was sent before
     forged = bytearray(good)
     forged[HEADER.size] ^= 0xFF
     with pytest.raises(ValueError, match="do not match their digest"):
-        router.check_submitted(bytes(forged))
-    with pytest.raises(ValueError, match="must carry its function"):
-        router.check_submitted(strip_function(good))
-    router.check_submitted(pickle.dumps((abs, (1,), {})))
+        router.accept(bytes(forged))
+    other = strip_function(_framed(_main_namespace("def h():\n    return 3\n")["h"]))
+    with pytest.raises(ValueError, match="is unknown to the controller"):
+        router.accept(other)
+    plain = pickle.dumps((abs, (1,), {}))
+    assert router.accept(plain) is plain
+
+
+def test_router_adds_the_bytes_back_for_an_engine_that_lacks_them():
+    """A task kept by digest goes whole to an engine without the function, by digest to one that has it; bytes
+    evicted from the router's memory come back from `lookup` (the task database)."""
+    table: dict[bytes, bytes] = {}
+    router = FunctionRouter(known_bytes=10_000, store=table.__setitem__, lookup=table.get)
+    good = _framed()
+    kept = router.accept(good)
+    assert router.payload_for(0, kept) == good                  # engine 0 lacks it: whole
+    assert router.payload_for(0, kept) == kept                  # then by digest
+    assert router.payload_for_any([0, 1], kept) == good         # engine 1 lacks it: a staged call carries it
+    router._known.clear()                                       # (as after an eviction)
+    assert router.payload_for(1, kept) == good                  # from the lookup
+    assert router.counts(1) == {"fn_shipped": 1, "fn_by_digest": 0, "fn_missed": 0}
+    assert whole_payload(kept, table.get) == good and whole_payload(good, table.get) is good
+    assert whole_payload(kept, {}.get) is kept                  # nothing to add: left as it is
 
 
 def test_a_remembered_by_reference_function_goes_by_value_once_its_name_no_longer_finds_it():

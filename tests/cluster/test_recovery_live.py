@@ -5,17 +5,13 @@ numbers. Executions are counted with marker files, attempts read from the databa
 
 from __future__ import annotations
 
-import signal
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from _marker_db import rows as _rows, runs as _runs
+from _marker_db import restart_controller, rows as _rows, runs as _runs
 from _wait import wait_until
 
-from real_cluster import Client
 from real_cluster.error import EngineError, ImpossibleDependency, RemoteError
-from real_cluster.profile import CLIENT_FILE
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -54,13 +50,7 @@ def test_restart_judges_dependents_and_retries_in_the_core(make_cluster, tmp_pat
         never.get(30)
     rc.queue_status()                                                # an answer after every submission above
     assert not behind.ready()
-    cluster.controller.send_signal(signal.SIGKILL)
-    cluster.controller.wait(10)
-    rc.close()
-    cluster.client = None
-    cluster.start_controller()
-    rc = cluster.client = Client(cluster.dir / "security" / CLIENT_FILE, timeout=10)
-    rc.wait_for_engines(3, 60)
+    rc = restart_controller(cluster, 3)
     with pytest.raises(EngineError, match="no retries left"):
         rc.get_result(dep.msg_ids[0]).get(30)
     with pytest.raises(ImpossibleDependency):                        # as without the kill: its dependency failed

@@ -48,6 +48,9 @@ _CHILD = textwrap.dedent(r"""
         elif kind == "ok":
             db.finish_task(tid, "ok", 0, 1_700_000_001.5, 1_700_000_002.5, 1_700_000_003.5, b"result-" + tid.encode(),
                            answer=tid, attempts=1)
+        elif kind == "function":         # a function's bytes, kept once for the tasks naming it by digest
+            db.add_function(tid.encode().ljust(16, b"-"), b"function-bytes-" + tid.encode())
+            assert db.function_bytes(tid.encode().ljust(16, b"-")) == b"function-bytes-" + tid.encode()   # queued
         elif kind == "record":
             db.add_record_rows([(tid, 0, 0, 1.0, 2.0, 3.0, 4.0, "ok", None, 0, 0, "lru", None)])
         elif kind == "durable":          # an answer waits: the redo log append runs at the next loop turn
@@ -102,6 +105,18 @@ def test_writes_an_answer_waited_for_survive_a_kill_and_replay_once(tmp_path):
     assert os.stat(str(path) + ".redo").st_mode & 0o077 == 0                   # it holds payloads: owner only
     _reopen(path).close()                                           # opened again: nothing replayed twice
     assert _q(path, "SELECT count(*) FROM tasks") == [(1,)] and _q(path, "SELECT count(*) FROM records") == [(1,)]
+
+
+def test_a_functions_bytes_logged_with_its_task_survive_a_kill(tmp_path):
+    path = tmp_path / "tasks.db"
+    _crash_after(path, [["function", "f"], ["add", "a"], ["durable"], ["function", "g"]])   # g: never waited for
+    db = _reopen(path)
+    try:
+        assert db.function_bytes(b"f".ljust(16, b"-")) == b"function-bytes-f"     # from the table, replayed
+        assert db.function_bytes(b"g".ljust(16, b"-")) is None
+    finally:
+        db.close()
+    assert _q(path, "SELECT count(*) FROM functions") == [(1,)]
 
 
 def test_a_logged_answer_asks_for_no_commit_sqlite_takes_it_at_the_next_request(tmp_path):
