@@ -37,6 +37,21 @@ def test_bad_options_are_refused():
     assert out.returncode == 2 and "--tasks and --rounds must be at least 1" in out.stderr
     out = subprocess.run([sys.executable, str(SCRIPT), "--hwm", "-1"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--hwm must be 0 (unlimited) or more" in out.stderr
+    out = subprocess.run([sys.executable, str(SCRIPT), "--doc-kb", "4"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--doc-kb is a size in KiB (0 or more) and needs --by-value" in out.stderr
+
+
+def test_a_padded_function_is_that_much_bigger_to_ship(tmp_path):
+    import cloudpickle
+
+    from sched_lab.apps.bench.cpu_split import padded_noop
+    assert padded_noop(4)() is None and len(cloudpickle.dumps(padded_noop(4))) > 4096
+    env = dict(os.environ, SCHED_LAB_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, str(SCRIPT), "--tasks", "500", "--rounds", "1", "--by-value", "--doc-kb", "4",
+                          "--json"], env=env, capture_output=True, text=True, timeout=200)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["doc_kb"] == 4 and data["sched-lab"]["tasks_per_s"] > 0
 
 
 def test_with_hwm_0_the_nannies_stay_off_the_tasks_path(tmp_path):

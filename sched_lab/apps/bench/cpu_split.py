@@ -8,8 +8,8 @@ ProcessPoolExecutor (2 workers) runs the same bursts beside it, split into its p
 Per-process CPU is far less sensitive to a loaded host than wall time, so this is the figure to
 steer by when the machine is shared; medians over rounds.
 
-    python -m sched_lab.apps.bench.cpu_split [--tasks 10000] [--rounds 3] [--by-value] [--round-trip] [--hwm N]
-        [--json]
+    python -m sched_lab.apps.bench.cpu_split [--tasks 10000] [--rounds 3] [--by-value [--doc-kb K]] [--round-trip]
+        [--hwm N] [--json]
 """
 
 from __future__ import annotations
@@ -66,10 +66,22 @@ def _cpu_of_tasks(submit: Callable[[], Any], n: int, sequential: bool = False) -
     return n / dt, {r: (after[r] - before[r]) / n * 1e6 for r in ROLES}
 
 
-def measure(tasks: int, rounds: int, mode: str, sequential: bool = False, hwm: int = 1) -> dict[str, Any]:
+def padded_noop(kb: int) -> Callable[[], None]:
+    """A no-op defined in `__main__` whose docstring is `kb` KiB (cloudpickle ships it: a function that big)."""
+    main = sys.modules["__main__"].__dict__
+    exec(compile("def noop_padded():\n    return None\n", "<__main__ padded no-op>", "exec"), main)
+    f = main["noop_padded"]
+    f.__doc__ = "x" * (kb << 10)
+    return f
+
+
+def measure(tasks: int, rounds: int, mode: str, sequential: bool = False, hwm: int = 1,
+            doc_kb: int = 0) -> dict[str, Any]:
     """Per round and peer: tasks/s and µs of CPU per task by role; medians over rounds."""
     from real_cluster import Cluster
     fns = task_functions(mode)
+    if doc_kb:
+        fns.noop = padded_noop(doc_kb)
     rows: dict[str, list[tuple[float, dict[str, float]]]] = {"sched-lab": [], "ProcessPoolExecutor": []}
     with tempfile.TemporaryDirectory(prefix="sched-lab-cpu-split-") as lab:
         os.environ.setdefault("SCHED_LAB_DIR", lab)
@@ -112,15 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--round-trip", action="store_true",
                    help="sequential apply_sync (each waits for its answer) instead of a burst")
     p.add_argument("--hwm", type=int, default=1, help="sched-lab's high-water mark (default 1; 0 = unlimited)")
+    p.add_argument("--doc-kb", type=int, default=0, metavar="K",
+                   help="with --by-value: give the no-op a K KiB docstring (a function K KiB bigger to ship)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)
     if args.tasks < 1 or args.rounds < 1:
         p.error("--tasks and --rounds must be at least 1")
     if args.hwm < 0:
         p.error("--hwm must be 0 (unlimited) or more")
-    result = measure(args.tasks, args.rounds, "by-value" if args.by_value else "module", args.round_trip, args.hwm)
+    if args.doc_kb < 0 or (args.doc_kb and not args.by_value):
+        p.error("--doc-kb is a size in KiB (0 or more) and needs --by-value")
+    result = measure(args.tasks, args.rounds, "by-value" if args.by_value else "module", args.round_trip, args.hwm,
+                     args.doc_kb)
     if args.json:
-        json.dump(result | {"round_trip": args.round_trip, "hwm": args.hwm}, sys.stdout, indent=2)
+        json.dump(result | {"round_trip": args.round_trip, "hwm": args.hwm, "doc_kb": args.doc_kb}, sys.stdout,
+                  indent=2)
         print()
     else:
         _print(result, args.round_trip)
