@@ -352,3 +352,13 @@ def test_a_remembered_by_reference_function_goes_by_value_once_its_name_no_longe
         assert parse(cache.pack_call(f, (4,), {})) is not None
     finally:
         sys.modules.pop(mod.__name__, None)
+
+
+def test_router_memory_is_bounded_and_the_database_answers_past_it():
+    table: dict[bytes, bytes] = {}
+    router = FunctionRouter(known_bytes=3_000, store=table.__setitem__, lookup=table.get)
+    fns = [_main_namespace(f"def f{i}(x):\n    return x + {i}\n")[f"f{i}"] for i in range(20)]
+    kept = [router.accept(_framed(f)) for f in fns]
+    assert router._known_size <= 3_000 and len(router._known) < 20        # bounded in bytes ...
+    assert len(table) == 20                                               # ... every one kept in the database
+    assert [router.payload_for(0, k) for k in kept] == [_framed(f) for f in fns]    # whole again, from either
