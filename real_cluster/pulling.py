@@ -43,7 +43,7 @@ from .pull_table import ENTRIES, STAGE_FRAME_MAX, PullTable
 
 log = logging.getLogger("real_cluster.controller")
 PULL_SOCKET_NAME = "pull.sock"     # beside the controller's Unix socket: workers fetch the descriptors here
-DEPTH_PER_WORKER = 4               # staged tasks per pulling worker (docs/pull-at-hwm1.md: 1-2 took only 48-66 %)
+DEPTH_PER_WORKER = 16               # staged tasks per pulling worker (docs/pull-at-hwm1.md: 1-2 took only 48-66 %)
 SETTLE_POLL_S = 0.005              # how often a death in the middle of a take is looked at again
 _SEQ = struct.Struct("!Q")
 
@@ -257,12 +257,14 @@ class Pulling:
         self._pull_counts["staged"] += 1
 
     def _do_unstage(self, action: Any) -> None:
-        """An engine has room, or a staged task was aborted: take back what no worker took (StageReturned; a taken
-        one is reported by its Took)."""
-        self._read_back(post=True)
+        """An engine has room (the action names the oldest staged task), or a staged task was aborted: take back
+        the staged tasks up to and including that one, oldest first, that no worker took (StageReturned; a taken
+        one is reported by its Took). The socket is FIFO: for the oldest, one read, and the rest stay staged."""
+        self._read_back(post=True, until=(action.task_id, action.attempt))
 
-    def _read_back(self, post: bool = False) -> None:
-        """Take back every staged task no worker has taken yet, and tell the core (StageReturned)."""
+    def _read_back(self, post: bool = False, until: tuple[str, int] | None = None) -> None:
+        """Take back the staged tasks no worker has taken yet, every one or up to and including `until`, and tell
+        the core (StageReturned)."""
         if not self._pull_on:
             return
         back = []
@@ -275,6 +277,8 @@ class Pulling:
             key = self._by_seq.get(_SEQ.unpack_from(buf)[0]) if n >= _SEQ.size else None
             if key is not None:
                 back.append(key)
+                if key == until:
+                    break
         if back:
             self._pull_counts["returned"] += len(back)
             self._unstaged(tuple(back), post)

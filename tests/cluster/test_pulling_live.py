@@ -20,6 +20,7 @@ import pytest
 from _wait import Gate, wait_for_file, wait_until
 
 from real_cluster.error import RemoteError
+from real_cluster.pulling import DEPTH_PER_WORKER
 
 pytestmark = pytest.mark.timeout(180)
 WAIT_S = 60.0
@@ -72,22 +73,25 @@ def test_aborting_staged_tasks_ends_them_unrun(make_cluster, tmp_path):
     for n in (1, 2):
         wait_for_file(tmp_path / f"started-{n}", WAIT_S)
     out = tmp_path / "runs"
-    queued = [view.apply_async(_run_once, str(out), i) for i in range(12)]     # 8 staged (4 a worker), 4 queued
-    wait_until(lambda: rc.queue_status()["unassigned"] == 12 and rc.pull_stats()["staged_now"] == 8, WAIT_S,
-               "the 12 queued, 8 of them staged")
-    aborted = [ar.msg_ids[0] for ar in queued[:10:2]]
-    rc.abort(aborted)
+    depth = 2 * DEPTH_PER_WORKER
+    queued = [view.apply_async(_run_once, str(out), i) for i in range(depth + 4)]     # `depth` staged, 4 queued
+    wait_until(lambda: rc.queue_status()["unassigned"] == depth + 4 and rc.pull_stats()["staged_now"] == depth,
+               WAIT_S, f"the {depth + 4} queued, {depth} of them staged")
+    rc.abort([queued[3].msg_ids[0]])    # the fourth staged: read back with the three before it (a FIFO), no more
+    assert rc.pull_stats()["returned"] == 4
+    aborted = {3, *range(0, depth + 2, 2)}                          # staged ones, and the first queued unstaged
+    rc.abort([queued[i].msg_ids[0] for i in sorted(aborted - {3})])
     gate.open()
     assert [ar.get(WAIT_S) for ar in held] == [0, 1]
     for i, ar in enumerate(queued):
-        if i < 10 and i % 2 == 0:
+        if i in aborted:
             with pytest.raises(RemoteError) as err:
                 ar.get(WAIT_S)
             assert err.value.ename == "TaskAborted"
         else:
             assert ar.get(WAIT_S) == i
-    assert _runs(out) == Counter(i for i in range(12) if not (i < 10 and i % 2 == 0))
-    assert rc.pull_stats()["returned"] >= 5
+    assert _runs(out) == Counter(i for i in range(depth + 4) if i not in aborted)
+    assert rc.pull_stats()["returned"] >= 4
 
 
 def test_workers_killed_in_a_burst_lose_at_most_what_they_ran_and_had_taken(make_cluster, tmp_path):
