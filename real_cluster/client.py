@@ -34,7 +34,7 @@ from .messages import NO_FLAGS, EnginesChanged, Reply, Request, Submit, TaskFlag
 from .metadata import UTC, Metadata
 from .profile import client_file, read_connection_file, wait_for_connection_file
 from .progress import progress_bar
-from .fncache import MAGIC as FN_MAGIC, FunctionCache, strip_function
+from .fncache import HEADER as FN_HEADER, MAGIC as FN_MAGIC, FunctionCache, strip_function
 from .serialize import unpack_result
 
 log = logging.getLogger("real_cluster.client")
@@ -238,31 +238,30 @@ class Client(HubQueries, ResultRequests):
             self.outstanding.add(tid)
         self.history.append(tid)
         try:
-            if payload[:4] == FN_MAGIC:         # a framed call: its function's bytes go once per connection
+            if payload[:4] == FN_MAGIC and len(payload) >= FN_HEADER.size:     # a framed call: once per connection
                 self._send_framed_call(tid, now, payload, flags)
-            elif flags is NO_FLAGS:             # the usual task: its frame straight from the values (the same bytes)
-                self._send_frame(submit_frame(tid, now, payload))
             else:
-                self._send(Submit(task_id=tid, flags=flags, submitted_at=now, payload=payload))
+                self._send_submit(tid, now, payload, flags)
         except (ConnectionFailed, ValueError):      # not sent: nothing will ever answer for it
             with self._lock:
                 self.outstanding.discard(tid)
             raise
         return tid
 
+    def _send_submit(self, tid: str, now: float, payload: bytes, flags: TaskFlags) -> None:
+        if flags is NO_FLAGS:                   # the usual task: its frame straight from the values (the same bytes)
+            self._send_frame(submit_frame(tid, now, payload))
+        else:
+            self._send(Submit(task_id=tid, flags=flags, submitted_at=now, payload=payload))
+
     def _send_framed_call(self, tid: str, now: float, payload: bytes, flags: TaskFlags) -> None:
         """Send a framed call by digest alone if its function's bytes went on this connection before, else with
         them. Decided and written under one lock: no call naming a digest can overtake the one carrying its
         bytes (the controller refuses a digest it was never sent)."""
-        digest = payload[5:21]              # (fncache.HEADER: magic, mode, digest, length)
+        _, _, digest, n = FN_HEADER.unpack_from(payload)
         with self._fn_lock:
-            known = digest in self._fn_sent or payload[21:25] == b"\0\0\0\0"    # (or it names it only)
-            if known:
-                payload = strip_function(payload)
-            if flags is NO_FLAGS:
-                self._send_frame(submit_frame(tid, now, payload))
-            else:
-                self._send(Submit(task_id=tid, flags=flags, submitted_at=now, payload=payload))
+            known = not n or digest in self._fn_sent        # (a call that names its function only: as it is)
+            self._send_submit(tid, now, strip_function(payload) if known else payload, flags)
             if not known:
                 if len(self._fn_sent) >= FN_SENT_MAX:     # forgetting one costs its bytes once more
                     self._fn_sent.clear()

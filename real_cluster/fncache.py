@@ -492,9 +492,9 @@ class FunctionRouter:
     def _whole(self, payload: bytes) -> bytes:
         """A framed payload with its function bytes (they are added to one naming its function by digest alone)."""
         whole = whole_payload(payload, self.function)
-        if whole is payload and not HEADER.unpack_from(payload)[3]:     # (never: accepted digests are kept) its
-            log.error("function %s of a task is in neither memory nor the task database",     # worker answers
-                      payload[5:21].hex())                                           # fn_unknown, then fails it
+        _, _, digest, n = HEADER.unpack_from(payload)
+        if whole is payload and not n:      # (never: accepted digests are kept) its worker answers fn_unknown, then
+            log.error("function %s of a task is in neither memory nor the task database", digest.hex())   # fails it
         return whole
 
     def payload_for(self, engine_id: int, payload: bytes, *, resend: bool = False) -> bytes:

@@ -43,7 +43,7 @@ from .pull_table import ENTRIES, STAGE_FRAME_MAX, PullTable
 
 log = logging.getLogger("real_cluster.controller")
 PULL_SOCKET_NAME = "pull.sock"     # beside the controller's Unix socket: workers fetch the descriptors here
-DEPTH_PER_WORKER = 16               # staged tasks per pulling worker (docs/pull-at-hwm1.md: 1-2 took only 48-66 %)
+DEPTH_PER_WORKER = 16              # staged tasks per pulling worker (docs/pull-at-hwm1.md: 1-2 took only 48-66 %)
 SETTLE_POLL_S = 0.005              # how often a death in the middle of a take is looked at again
 _SEQ = struct.Struct("!Q")
 

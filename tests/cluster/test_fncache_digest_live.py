@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from _marker_db import restart_controller, rows as _rows
-from _wait import wait_until
+from _wait import started_then_hold, wait_until
 
 from real_cluster.fncache import HEADER, FunctionCache, parse
 
@@ -85,19 +85,6 @@ def test_threads_sending_a_new_function_at_once_lose_no_call(make_cluster):
     assert stats["to_controller_with_bytes"] == 1 and stats["to_controller_by_digest"] == 199
 
 
-def _hold_until(started: str, gate: str, timeout: float = 60.0) -> str:
-    """Say it started (a file), then wait for the gate file."""
-    import os
-    import time
-    open(started, "w").close()
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(gate):
-        if time.monotonic() > deadline:
-            raise TimeoutError(gate)
-        time.sleep(0.01)
-    return "released"
-
-
 def test_tasks_kept_by_digest_run_after_a_controller_kill_on_workers_that_never_had_the_function(
         make_cluster, tmp_path):
     cluster = make_cluster(2, controller_args=["--reuse"])
@@ -105,7 +92,7 @@ def test_tasks_kept_by_digest_run_after_a_controller_kill_on_workers_that_never_
     view = rc.load_balanced_view()
     started, gate = str(tmp_path / "started"), str(tmp_path / "go")
     with view.temp_flags(retries=1):
-        blocker = view.apply_async(_hold_until, started, gate)      # its first attempt is out at the kill
+        blocker = view.apply_async(started_then_hold, started, gate, 60.0, "released")   # attempt 1 out at the kill
     ns = _salted()
     with view.temp_flags(after=[blocker]):
         queued = [view.apply_async(ns["tag"], i) for i in range(5)]     # never dispatched before the kill
