@@ -370,7 +370,7 @@ class EnginesChanged:
 _NO_FLAGS = NO_FLAGS = TaskFlags()     # the default flags: decoded Submits share this one object
 _EMPTY_OK = frozenset({"stdout", "stderr"})     # left out of a header when empty
 TEXT_IN_HEADER_MAX = 8000      # characters of text fields beyond which long texts move to a JSON buffer
-_BINARY = (RunTask, TaskDone, Submit, TaskResult)
+_BINARY = (RunTask, TaskDone, Submit, TaskResult, Took)
 MESSAGE_TYPES: tuple[type, ...] = (Hello, Auth, Welcome, Refused, Register, Registered, Heartbeat, RunTask, CancelTask,
                                    TaskDone, StopEngine, Submit, TaskResult, Request, Reply, EnginesChanged,
                                    SignalEngine, AttachWorker, WorkerReplaced, DeleteActor, PullOffer, Took)
@@ -394,6 +394,8 @@ _RUN_ACTOR, _CALL = 5, 6                    # an actor's RunTask; the Submit of 
 _RUN_ACTOR_S = struct.Struct("!BBIIHBH")    # NUL, code, attempt, incarnation, max_concurrency, role, len(task id)
 _CALL_S = struct.Struct("!BBdH")            # NUL, code, submitted_at, len(task id); then task id, actor id
 _ROLES = ("create", "recreate", "call")
+_TOOK = 7
+_TOOK_S = struct.Struct("!BBIq")           # NUL, code, attempt, seq (a worker's take, with almost every answer)
 _RESULT_S = struct.Struct("!BBidddd")      # NUL, code, engine_id, submitted/started/completed/received_at
 
 
@@ -418,6 +420,10 @@ def _to_binary(msg: Any) -> bytes | None:
                 and msg.started_at is not None and type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF
                 and not msg.stdout and not msg.stderr and msg.error_full is None):
             return _DONE_S.pack(0, _DONE, msg.attempt, msg.started_at, msg.completed_at) + msg.task_id.encode()
+    elif cls is Took:
+        if type(msg.attempt) is int and 0 <= msg.attempt <= 0xFFFFFFFF and type(msg.seq) is int \
+                and 0 < msg.seq < 2 ** 63:
+            return _TOOK_S.pack(0, _TOOK, msg.attempt, msg.seq) + msg.task_id.encode()
     elif cls is Submit:
         if msg.flags == _NO_FLAGS:
             return _SUBMIT_S.pack(0, _SUBMIT, msg.submitted_at) + msg.task_id.encode()
@@ -456,6 +462,17 @@ def run_frame(task_id: str, attempt: int, payload: bytes) -> bytes:
     head_len = _RUN_S.size + len(tid)
     return b"".join((_RUN_FRAME.pack(7 + head_len + len(payload), head_len, 1, len(payload), 0, _RUN, attempt),
                      tid, payload))
+
+
+_TOOK_FRAME = struct.Struct("!IHB" + _TOOK_S.format[1:])
+
+
+def took_frame(task_id: str, attempt: int, seq: int) -> bytes:
+    """The frame of `Took(task_id, attempt, seq)`: a pulling worker's report of a take, ahead of nearly every
+    answer in a burst (binary: its JSON header cost the worker ~4 µs and the controller ~5 µs a task)."""
+    tid = task_id.encode()
+    head_len = _TOOK_S.size + len(tid)
+    return _TOOK_FRAME.pack(3 + head_len, head_len, 0, 0, _TOOK, attempt, seq) + tid
 
 
 def submit_frame(task_id: str, submitted_at: float, payload: bytes) -> bytes:
@@ -512,8 +529,8 @@ def _positional_maker(cls: type) -> Any:
     return namespace["make"]
 
 
-_MAKE_RUN, _MAKE_DONE, _MAKE_SUBMIT, _MAKE_RESULT = (_positional_maker(c) for c in (RunTask, TaskDone, Submit,
-                                                                                    TaskResult))
+_MAKE_RUN, _MAKE_DONE, _MAKE_SUBMIT, _MAKE_RESULT, _MAKE_TOOK = (_positional_maker(c) for c in (
+    RunTask, TaskDone, Submit, TaskResult, Took))
 
 
 def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
@@ -548,6 +565,14 @@ def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
                                              ("completed_at", completed), ("received_at", received)))
             return _MAKE_RESULT(tid, "ok", eid, submitted, started, completed, received, None, None, None, None,
                                 None, buffers[0] if buffers else None, "", "")
+        if code == _TOOK and not buffers:
+            _, _, attempt, seq = _TOOK_S.unpack_from(header)
+            tid = header[_TOOK_S.size:].decode()
+            if not 0 < len(tid) <= MAX_ID_CHARS:
+                check_binary("took", tid, ())
+            if seq < 1:
+                raise InvalidField("took", "seq", f"must be in 1..{2 ** 63 - 1}, got {seq}", tid)
+            return _MAKE_TOOK(tid, attempt, seq)
         if code == _RUN_ACTOR and len(buffers) == 1:
             _, _, attempt, incarnation, max_conc, role, n = _RUN_ACTOR_S.unpack_from(header)
             tid = header[_RUN_ACTOR_S.size:_RUN_ACTOR_S.size + n].decode()

@@ -35,10 +35,13 @@ def lacks_function(payload: bytes) -> bool:
 
 
 _SIMPLE = (type(None), bool, int, float, str, bytes)
+_NONE = pickle.dumps(None, protocol=PICKLE_PROTOCOL)
 
 
 def pack_result(value: Any) -> bytes:
     """A task's return value as bytes (plain pickle for simple values: bench_live.py, no-op burst)."""
+    if value is None:
+        return _NONE
     if type(value) in _SIMPLE:
         return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
     if type(value) in (list, tuple) and all(type(v) in _SIMPLE for v in value):

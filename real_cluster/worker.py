@@ -40,8 +40,8 @@ from .error import ConnectionFailed, ProtocolError, UnmetDependency
 from .functional import check_dependencies
 from .fncache import FN_UNKNOWN, FunctionNotCached
 from .messages import (
-    AttachWorker, CancelTask, DeleteActor, Heartbeat, PullOffer, RunTask, TaskDone, Took, done_ok_frame, from_wire,
-    to_wire,
+    AttachWorker, CancelTask, DeleteActor, Heartbeat, PullOffer, RunTask, TaskDone, done_ok_frame, from_wire,
+    to_wire, took_frame,
 )
 from .namespace import lend, set_generation
 from .pull_table import STAGE_FRAME_MAX, PullTable
@@ -491,9 +491,11 @@ def _read_direct(direct: Any, sel: _Poller, current: RunTask | None = None) -> b
     cancelled, or the link closed or broke: it is dropped then, with everything queued (the controller accounts
     for them, direct_links.py), so `current` must not run either."""
     hit = False
+    ready = current is None         # (woken by epoll for it: readable, no poll first)
     try:
         while True:                 # (once when idle: epoll says when more comes; before a queued task, all of it)
-            msgs = direct.link.recv_many(block=False)
+            msgs = direct.link.recv_many(block=False, ready=ready)
+            ready = False
             if not msgs:
                 return hit
             for msg in msgs:
@@ -558,7 +560,7 @@ def _take(direct: Any, slot: TaskSlot | None, ended: RunTask) -> bytes:
         log.error("worker %d: a staged task did not decode (%s)", os.getpid(), exc)   # the controller counts the take
         raise ProtocolError(f"a staged task did not decode: {exc}") from exc        # lost with it (pulling.py)
     direct.queue.append(msg)
-    return proto.encode_frame(*to_wire(Took(task_id=msg.task_id, attempt=msg.attempt, seq=seq)))
+    return took_frame(msg.task_id, msg.attempt, seq)
 
 
 def _stop_in_take(path: str) -> None:

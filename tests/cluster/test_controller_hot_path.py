@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from real_cluster import protocol as proto
 from real_cluster.hub_requests import RequestHandler
 from real_cluster.messages import (
-    RunTask, Submit, TaskDone, TaskResult, done_ok_frame, from_wire, result_ok, result_ok_frame, run_frame, submit_frame,
-    to_wire, NO_FLAGS,
+    RunTask, Submit, TaskDone, TaskResult, Took, done_ok_frame, from_wire, result_ok, result_ok_frame, run_frame,
+    submit_frame, to_wire, took_frame, NO_FLAGS,
 )
+from real_cluster.error import InvalidField
 from real_cluster.task_table import RecordRows, TaskTable, spec_for
 from real_cluster.taskdb import TaskDB, _us, install_fast_adapters
 from sched_lab.core import Outcome, TaskSpec
@@ -78,6 +79,32 @@ def test_done_ok_frame_is_the_task_done_message_byte_for_byte(task_id, attempt, 
     assert frame == _frame(msg)
     (header, buffers), = proto.FrameDecoder().feed(frame)
     assert from_wire(header, buffers) == msg
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=256, alphabet=st.characters(blacklist_categories=("Cs",))),
+       st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=1, max_value=2**63 - 1))
+def test_took_frame_is_the_took_message_byte_for_byte(task_id, attempt, seq):
+    msg = Took(task_id=task_id, attempt=attempt, seq=seq)
+    frame = took_frame(task_id, attempt, seq)      # (a pulling worker's report of a take, with its answer)
+    assert frame == _frame(msg)
+    assert frame[7:9] == b"\x00\x07"                # the binary header, not JSON
+    (header, buffers), = proto.FrameDecoder().feed(frame)
+    assert from_wire(header, buffers) == msg
+
+
+def test_a_binary_took_with_a_bad_id_or_stage_number_is_refused_as_the_json_one_is():
+    json_frame = proto.encode_frame({"t": "took", "task_id": "t", "attempt": 1, "seq": 0})
+    for frame, field in ((took_frame("t", 1, 0), "seq"), (took_frame("t", 1, -5), "seq"),
+                         (took_frame("", 1, 3), "task_id"), (took_frame("x" * 257, 1, 3), "task_id"),
+                         (json_frame, "seq")):
+        (header, buffers), = proto.FrameDecoder().feed(frame)
+        with pytest.raises(InvalidField) as err:
+            from_wire(header, buffers)
+        assert err.value.field == field, frame
+    (header, buffers), = proto.FrameDecoder().feed(took_frame("t", 1, 3) + b"")
+    with pytest.raises(proto.ProtocolError, match="buffers"):        # a binary Took carries no buffer
+        from_wire(header, [b"x"])
 
 
 def test_frame_encoders_refuse_what_the_binary_header_cannot_hold():
