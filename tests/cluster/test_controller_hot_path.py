@@ -102,7 +102,10 @@ def test_a_binary_took_with_a_bad_id_or_stage_number_is_refused_as_the_json_one_
         with pytest.raises(InvalidField) as err:
             from_wire(header, buffers)
         assert err.value.field == field, frame
-    (header, buffers), = proto.FrameDecoder().feed(took_frame("t", 1, 3) + b"")
+    (header, buffers), = proto.FrameDecoder().feed(                 # a worker of before still sends JSON: read
+        proto.encode_frame({"t": "took", "task_id": "t", "attempt": 1, "seq": 3}))
+    assert from_wire(header, buffers) == Took(task_id="t", attempt=1, seq=3)
+    (header, buffers), = proto.FrameDecoder().feed(took_frame("t", 1, 3))
     with pytest.raises(proto.ProtocolError, match="buffers"):        # a binary Took carries no buffer
         from_wire(header, [b"x"])
 
