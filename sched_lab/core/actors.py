@@ -152,6 +152,15 @@ class ActorBook:
         on_engine = self._on_engine
         return all(s.hwm <= eng.load <= len(on_engine.get(eng.id, ())) for eng in s._engines.values())
 
+    def holds(self, engine_id: EngineId) -> bool:
+        """Whether, with hwm > 0, this live engine is at or above hwm with its ALIVE actors' pinned slots alone: no
+        task waiting for an engine gets this one until one of those actors goes."""
+        pinned = self._on_engine.get(engine_id)
+        if not pinned:
+            return False
+        s = self._s
+        return bool(s.hwm) and s.hwm <= s._engines[engine_id].load <= len(pinned)
+
     def held_tasks(self) -> int:
         """How many tasks wait for an engine while `hold_every_engine()` (0 otherwise): they run once an actor goes or
         an engine joins, or fail at their timeout. Calls wait for their actor, not for a slot: not counted. For
@@ -305,6 +314,9 @@ class ActorBook:
         rec.engine = ev.engine_id
         rec.incarnation += 1
         self._on_engine.setdefault(ev.engine_id, {})[rec.spec.actor_id] = rec
+        if self.holds(ev.engine_id):         # a retried task that avoids the engines it failed on may have been
+            for engine_id in list(s._pool.load):    # waiting for this one: it may have them again (_exclusions)
+                s._drain(engine_id)
         if link.role == CREATE:
             rec.next_attempt = task.attempt + 1
             rec.allowed = task.allowed

@@ -309,8 +309,8 @@ class TaskScheduler(RestoreRules):
         avoid = failed_on | blacklist if blacklist else set(failed_on)
         pool_of_live = self._engines if task.allowed is None else \
             [e for e in task.allowed if e in self._engines]
-        if all(e in avoid for e in pool_of_live):
-            return blacklist                        # every live engine was tried: any will do
+        if all(e in avoid or self._actors.holds(e) for e in pool_of_live):    # (an engine actors hold whole may
+            return blacklist                        # never free up) every live engine was tried: any will do
         return avoid
 
     def _choose(self, task: TaskState) -> EngineId | None:

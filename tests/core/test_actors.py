@@ -269,6 +269,31 @@ def test_restarts_used_up_fail_every_queued_and_later_call():
     assert fails(call(h, "m3"), "m3") == [ACTOR_DIED_ERROR]
 
 
+def test_a_retried_task_is_not_left_waiting_for_an_engine_an_actor_holds():
+    # The retry preference (avoid the engines a task failed on while others exist) must not count an engine that
+    # actors hold whole: at hwm=1 the task would wait for it until the actor went, beside an idle engine.
+    h = Harness(hwm=1)
+    h.join("a", "b")
+    make_actor(h, "A", "ca")                            # b's slot is the actor's
+    assert h.submit("t", retries=1) == [Dispatch("t", "a", 0)]
+    assert h.handle(WorkerDied(h.now, "t", "a", 0, "killed")) == [Dispatch("t", "a", 1)]    # a again, not queued
+    # ... also when the engine becomes the actor's while the retried task waits for it
+    h = Harness(hwm=1)
+    h.join("a", "b")
+    assert h.submit("cb", creates_actor=ActorSpec("B")) == [Dispatch("cb", "b", 0)]
+    assert h.submit("u", retries=1) == [Dispatch("u", "a", 0)]
+    assert h.handle(WorkerDied(h.now, "u", "a", 0, "killed")) == []     # b may still free up: u waits for it
+    assert h.s.task_state("u") == "queued"
+    assert Dispatch("u", "a", 1) in h.finish("cb", "b")                # b is the actor's now: a will do
+    # while the other engine is only busy, the preference holds
+    h = Harness(hwm=1)
+    h.join("a", "b")
+    assert h.submit("v1") == [Dispatch("v1", "b", 0)]
+    assert h.submit("v", retries=1) == [Dispatch("v", "a", 0)]
+    assert h.handle(WorkerDied(h.now, "v", "a", 0, "killed")) == []
+    assert h.finish("v1", "b") == [Deliver("v1", "b", 0, True), Dispatch("v", "b", 1)]
+
+
 def test_engine_loss_moves_the_actor_and_its_slot():
     h = Harness(hwm=1)
     h.join("a", "b")
