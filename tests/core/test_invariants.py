@@ -169,7 +169,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         if e in tried and (spec.follow is None or self._follow_ok(spec.follow, e) is not None):
             better = [x for x in self.live if x not in tried and x not in self.blacklist.get(t, ())
                       and (spec.targets is None or x in spec.targets)
-                      and (spec.follow is None or self._follow_ok(spec.follow, x))]
+                      and (spec.follow is None or self._follow_ok(spec.follow, x)) and not self._actors_hold(x)]
             assert not better, f"{d} on an engine it failed on while untried {better} are live"
         if t in self.fresh_waiting:
             assert self.fresh_waiting[0] == t, f"{d} before older unrestricted {self.fresh_waiting[0]} (FIFO)"
@@ -464,6 +464,10 @@ class SchedulerMachine(RuleBasedStateMachine):
         stuck = {t: self.s.task_state(t) for t in self.specs if t not in self.terminal}
         assert not stuck, (f"tasks never finish with {len(self.live)} live engines and no timers left: {stuck}; "
                            f"specs: {[self.specs[t] for t in stuck]}; history:\n" + self._story(set(stuck)))
+
+    def _actors_hold(self, e: Any) -> bool:
+        """Whether actors hold engine `e` whole (it does not count for the retry preference): none here."""
+        return False
 
     def _story(self, tasks: set[int]) -> str:
         """The events and actions that mention these tasks (for failure messages)."""

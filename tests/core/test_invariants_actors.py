@@ -165,6 +165,12 @@ class ActorMachine(SchedulerMachine):
             return
         super()._check_dispatch(d)
 
+    def _actors_hold(self, e: Any) -> bool:
+        """With hwm > 0: `e`'s live actors fill its slots and nothing else adds load (no task out there but calls)."""
+        pins = sum(1 for w in self.at.values() if w == e)
+        return bool(self.hwm) and pins >= self.hwm \
+            and not any(w == e and x not in self.call_of for x, (w, _) in self.running.items())
+
     def _submit_spec(self, spec: TaskSpec, event: Any) -> None:
         if spec.actor_id is not None or spec.direct:
             t = spec.task_id
