@@ -314,9 +314,6 @@ class ActorBook:
         rec.engine = ev.engine_id
         rec.incarnation += 1
         self._on_engine.setdefault(ev.engine_id, {})[rec.spec.actor_id] = rec
-        if self.holds(ev.engine_id):         # a retried task that avoids the engines it failed on may have been
-            for engine_id in list(s._pool.load):    # waiting for this one: it may have them again (_exclusions)
-                s._drain(engine_id)
         if link.role == CREATE:
             rec.next_attempt = task.attempt + 1
             rec.allowed = task.allowed
@@ -330,6 +327,9 @@ class ActorBook:
             self._drop(rec)
         else:
             self._pump(rec)
+        if self.holds(ev.engine_id):         # a retried task that avoids the engines it failed on may have been
+            for engine_id in list(s._pool.load):    # waiting for this one: it may have them again (_exclusions)
+                s._drain(engine_id)
         return True
 
     def _call_finished(self, task: TaskState, ev: TaskFinished) -> None:
