@@ -44,6 +44,7 @@ from .pull_table import ENTRIES, STAGE_FRAME_MAX, PullTable
 log = logging.getLogger("real_cluster.controller")
 PULL_SOCKET_NAME = "pull.sock"     # beside the controller's Unix socket: workers fetch the descriptors here
 DEPTH_PER_WORKER = 16              # staged tasks per pulling worker (docs/pull-at-hwm1.md: 1-2 took only 48-66 %)
+PULL_HANDLERS = 8                  # pull.sock peers served at once (each for at most 2 s)
 SETTLE_POLL_S = 0.005              # how often a death in the middle of a take is looked at again
 _SEQ = struct.Struct("!Q")
 
@@ -129,24 +130,33 @@ class Pulling:
         log.info("pulling: local workers take staged tasks themselves (%s)", self._pull_path)
 
     def _pull_serve(self, srv: socket.socket) -> None:
-        """(Its own thread.) Hand the staging socket and the pull table to a same-user peer that has the token."""
+        """(Its own thread.) Hand the staging socket and the pull table to a same-user peer that has the token: each
+        peer in a thread of its own (at most PULL_HANDLERS at once), so one that stalls holds up no other."""
         want = self._pull_token.encode()
+        slots = threading.BoundedSemaphore(PULL_HANDLERS)
         while True:
             try:
                 conn, _ = srv.accept()
             except OSError:
                 return                                  # closed: the controller stops
+            slots.acquire()
+            threading.Thread(target=self._pull_hand, args=(conn, want, slots), name="pull-descriptors-peer",
+                             daemon=True).start()
+
+    def _pull_hand(self, conn: socket.socket, want: bytes, slots: threading.BoundedSemaphore) -> None:
+        try:
             with conn:
-                try:
-                    conn.settimeout(2.0)
-                    uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
-                    token = conn.recv(256).strip()
-                    if uid != os.getuid() or not hmac.compare_digest(token, want):
-                        log.warning("pull.sock: refused a peer (uid %d) without the token", uid)
-                        continue
-                    socket.send_fds(conn, [b"ok"], [self._stage_r.fileno(), self._pull_table.fd])
-                except OSError as exc:
-                    log.info("pull.sock: a peer went away: %s", exc)
+                conn.settimeout(2.0)
+                uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+                token = conn.recv(256).strip()
+                if uid != os.getuid() or not hmac.compare_digest(token, want):
+                    log.warning("pull.sock: refused a peer (uid %d) without the token", uid)
+                    return
+                socket.send_fds(conn, [b"ok"], [self._stage_r.fileno(), self._pull_table.fd])
+        except OSError as exc:
+            log.info("pull.sock: a peer went away: %s", exc)
+        finally:
+            slots.release()
 
     def _pull_stop(self) -> None:
         if not self._pull_on:

@@ -3,8 +3,9 @@
 Every task runs exactly once and answers right while most go by take; aborts of staged tasks end them unrun; a
 worker SIGKILLed in a burst loses at most what it ran and what it had taken; a worker that dies between taking a
 datagram and recording it loses nothing (the task queues again, unstarted), also while another live worker is
-stopped in that same window; pull.sock hands its descriptors only to a peer with the token, and drops one that
-stalls; a full staging socket caps the depth; takes reported for tasks not staged are ignored."""
+stopped in that same window; pull.sock hands its descriptors only to a peer with the token, drops one that
+stalls, and serves a restarted worker while silent peers keep coming; a full staging socket caps the depth; takes
+reported for tasks not staged are ignored."""
 
 from __future__ import annotations
 
@@ -169,6 +170,43 @@ def _worker_pids(cluster) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) in nannies:
                 out.append(int(entry))
     return sorted(out)
+
+
+def test_peers_stalling_on_pull_sock_do_not_keep_a_new_worker_from_pulling(make_cluster):
+    # pull.sock serves each peer in a thread of its own: served one after another, a worker restarted while peers
+    # keep connecting and saying nothing would wait 2 s behind each, give up after its own 2 s and never pull.
+    import threading
+    cluster = make_cluster(1, controller_args=["--pull"])
+    rc = cluster.client
+    wait_until(lambda: rc.pull_stats()["pullers"] == 1, WAIT_S, "the worker pulling")
+    path = str(cluster.dir / "security" / "pull.sock")
+    stop, stalls = threading.Event(), []
+
+    def stall() -> None:                        # a new silent peer every 0.25 s (each dropped after 2 s)
+        while not stop.is_set():
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.connect(path)
+            stalls.append(conn)
+            stop.wait(0.25)
+
+    staller = threading.Thread(target=stall, daemon=True)
+    staller.start()
+    try:
+        wait_until(lambda: len(stalls) >= 8, WAIT_S, "silent peers connected")
+        (old,) = _worker_pids(cluster)
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: _worker_pids(cluster) not in ([], [old]), WAIT_S, "a new worker")
+        wait_until(lambda: rc.pull_stats()["pullers"] == 1, WAIT_S, "the new worker pulling")
+        taken = rc.pull_stats()["taken"]            # (pullers == 1 could still be the dead one: it must take tasks)
+        view = rc.load_balanced_view()
+        assert [ar.get(WAIT_S) for ar in [view.apply_async(abs, -i) for i in range(40)]] == list(range(40))
+        assert rc.pull_stats()["taken"] > taken, rc.pull_stats()
+        assert not stop.is_set() and staller.is_alive()                # (silent peers kept coming all along)
+    finally:
+        stop.set()
+        staller.join(10)
+        for conn in stalls:
+            conn.close()
 
 
 def test_pull_sock_hands_its_descriptors_only_to_a_peer_with_the_token(make_cluster):
