@@ -147,10 +147,7 @@ class ActorBook:
         task out whose end frees a slot): then no task waiting for an engine gets one until an actor dies or is
         killed, or an engine joins. O(engines)."""
         s = self._s
-        if not s.hwm or not s._engines:
-            return False
-        on_engine = self._on_engine
-        return all(s.hwm <= eng.load <= len(on_engine.get(eng.id, ())) for eng in s._engines.values())
+        return bool(s.hwm and s._engines) and all(self.holds(e) for e in s._engines)
 
     def holds(self, engine_id: EngineId) -> bool:
         """Whether, with hwm > 0, this live engine is at or above hwm with its ALIVE actors' pinned slots alone: no

@@ -140,7 +140,7 @@ class ActorMachine(SchedulerMachine):
             return
         if kind not in ("direct",) and self.hwm:
             held = sum(1 for x, (w, _) in self.running.items() if w == e and x not in self.call_of
-                       and x not in self.direct) + sum(1 for w in self.at.values() if w == e)
+                       and x not in self.direct) + self._pins(e)
             assert held < self.hwm, f"{d}: engine {e} holds {held} load-balanced tasks and actors (hwm {self.hwm})"
         if kind == "recreate":
             aid = self.actor_of[t]
@@ -167,9 +167,12 @@ class ActorMachine(SchedulerMachine):
 
     def _actors_hold(self, e: Any) -> bool:
         """With hwm > 0: `e`'s live actors fill its slots and nothing else adds load (no task out there but calls)."""
-        pins = sum(1 for w in self.at.values() if w == e)
-        return bool(self.hwm) and pins >= self.hwm \
+        return bool(self.hwm) and self._pins(e) >= self.hwm \
             and not any(w == e and x not in self.call_of for x, (w, _) in self.running.items())
+
+    def _pins(self, e: Any) -> int:
+        """Slots of engine `e` its live actors pin."""
+        return sum(1 for w in self.at.values() if w == e)
 
     def _submit_spec(self, spec: TaskSpec, event: Any) -> None:
         if spec.actor_id is not None or spec.direct:
