@@ -120,12 +120,16 @@ class AsyncResult(Future):
     def result(self, timeout: float | None = None) -> Any:
         if self._state != FINISHED:
             self._not_here()
-        return super().result(timeout)
+            if self._state == PENDING:      # (not cancelled) None: forever, as Future's; then Future's own answer
+                self.wait(timeout)
+        return super().result(0)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state != FINISHED:
             self._not_here()
-        return super().exception(timeout)
+            if self._state == PENDING:
+                self.wait(timeout)
+        return super().exception(0)
 
     # ------------------------------------------------------------------- fed by the client
     def _part_done(self, msg_id: str, ok: bool, value: Any) -> None:
@@ -209,13 +213,16 @@ class AsyncResult(Future):
         when = ALL_COMPLETED if return_when is None else return_when
         timeout = _forever(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._condition_met(when):       # this thread reads the answers itself if it can (client_link.py)
+            self._client._link.read_until(lambda: self._condition_met(when), deadline)
         with self._cond:
             while not self._condition_met(when):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
                 self._not_here()
-                self._cond.wait(remaining)
+                with self._client._link.waiting():
+                    self._cond.wait(remaining)
             if return_when is None:
                 return len(self._values) == len(self.msg_ids)
             done = {m for m in self.msg_ids if m in self._values}
@@ -451,12 +458,14 @@ class AsyncResult(Future):
                 if self._ordered:
                     while pending[0] not in self._values:
                         self._not_here()
-                        self._cond.wait()
+                        with self._client._link.waiting():
+                            self._cond.wait()
                     mid = pending.pop(0)
                 else:
                     while not any(m in self._values for m in pending):
                         self._not_here()
-                        self._cond.wait()
+                        with self._client._link.waiting():
+                            self._cond.wait()
                     mid = next(m for m in self._order if m in pending)   # type: ignore[union-attr]
                     pending.remove(mid)
                 ok, value = self._values[mid]

@@ -91,7 +91,7 @@ class Client(HubQueries, ResultRequests):
                                      str(unix) if unix.exists() else None)
         _CLIENTS.add(self)                      # (from here a fork closes the child's copy: _forked_here)
         self._link.start(self._on_message, self._on_close)
-        with self._engines_cond:   # the controller sends the engine list right after the handshake
+        with self._engines_cond, self._link.waiting():   # the controller sends the engine list after the handshake
             self._engines_cond.wait_for(lambda: self._engines or self._lost is not None, timeout=0.2)
 
     # ------------------------------------------------------------------------ reader thread side
@@ -194,7 +194,8 @@ class Client(HubQueries, ResultRequests):
             self._send(Request(rid=rid, op=op, args=args))
         except ValueError:      # too large for a frame header (e.g. 100,000 ids): the args go as a JSON buffer
             self._send(Request(rid=rid, op=op, args={}, args_json=json.dumps(args).encode()))
-        return fut.result(timeout)
+        with self._link.waiting():
+            return fut.result(timeout)
 
     def _track(self, ar: AsyncResult) -> AsyncResult:
         if len(ar.msg_ids) == 1:            # one task (apply_async): no list of what is ready
@@ -330,7 +331,7 @@ class Client(HubQueries, ResultRequests):
             if (in_kernel() if interactive is None else interactive) else None
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            with self._engines_cond:
+            with self._engines_cond, self._link.waiting():
                 while True:
                     if bar is not None:
                         bar.update(min(n, len(self._engines)) - bar.n)
@@ -474,13 +475,14 @@ class Client(HubQueries, ResultRequests):
         if hub:
             self.close()
         elif block and stopped:
-            with self._engines_cond:
+            with self._engines_cond, self._link.waiting():
                 if not self._engines_cond.wait_for(lambda: not set(stopped) & set(self._engines), timeout):
                     raise TimeoutError(f"engines {sorted(set(stopped) & set(self._engines))} still registered "
                                        f"after {timeout} s")
 
     def spin(self) -> None:
-        """Nothing to do: results arrive on the client's reader thread by themselves (ipyparallel polls here)."""
+        """Nothing to do: results arrive by themselves, read by the reader thread or a waiting caller (ipyparallel
+        polls here)."""
 
     def spin_thread(self, interval: float = 1) -> None:
         """Nothing to start: the client's reader thread already delivers results as they come."""

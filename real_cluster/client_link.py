@@ -1,11 +1,24 @@
-"""The client's connection: a blocking socket written by the calling thread, read by one reader thread.
+"""The client's connection: a blocking socket written by the calling thread, read by a waiting caller or a reader
+thread.
 
 How this works. A submission is encoded and written (`sendall`, under a lock) by the thread that
-submits, so a task leaves the client without waking any other thread; one daemon reader thread
-blocks in `recv`, decodes every frame a read brings and hands each message to `on_message`, which
-resolves the waiting futures there. A task's round trip thus costs one thread hand-off (the reader
-waking the waiting thread), where an event loop in between cost two plus its own wake-ups
+submits, so a task leaves the client without waking any other thread. A daemon reader thread waits
+for the socket, decodes every frame a read brings and hands each message to `on_message`, which
+resolves the waiting futures there; an event loop in between cost two hand-offs plus its own wake-ups
 (bench_cpu_split.py and bench_live.py: the client's CPU per task and the apply_sync round trip).
+
+A caller that waits for a result reads it itself (`read_until`), when no other caller reads: that saves the
+reader thread's hand-off, ~20 % of an apply_sync round trip (`docs/performance-history.md`). One lock,
+`_read_lock`, is held by whichever thread takes bytes off the socket and hands out the messages they make, so
+they are handed out in order; neither holds it while it waits for the socket. After a caller has read, the reader
+thread stays parked for `CALLER_LEASE_S` (the lease; each caller's read renews it), so a loop of `apply_sync` does
+not wake it at every result; anything else that waits for a message (a request's reply, an engine list, a
+concurrent.futures wait) asks for it at once (`waiting()`). Results nobody waits for (done-callbacks, `ready()`)
+can thus come up to one lease late after a caller's read. A caller that is the main thread holds SIGINT's
+handler off between a `recv` that took bytes and the hand-out of the messages they make, and raises it after
+(Ctrl-C in a notebook would otherwise lose bytes of the stream); its wait for the socket stays interruptible.
+Done-callbacks run in the thread that read their result. TLS keeps the reader thread alone, and
+`SCHED_LAB_CALLER_READS=0` in the client's environment turns caller reads off.
 
 The handshake is `SyncLink.connect`'s (the same HMAC challenge-response the engines use): nothing
 the controller sends is unpickled before both sides are proven; results are decoded under
@@ -25,6 +38,8 @@ untouched, and a call in the child raises ConnectionFailed saying it needs a Cli
 
 from __future__ import annotations
 
+import _signal
+import contextlib
 import logging
 import os
 import random
@@ -33,7 +48,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, cast
+from typing import Any, Callable, Iterator, cast
 
 from . import protocol as proto
 from .error import ConnectionFailed, ProtocolError, Unreachable
@@ -43,6 +58,40 @@ log = logging.getLogger("real_cluster.client")
 
 _JITTER = random.Random()      # spreads the retries of many clients refused at once
 TLS_CHUNK = 16 * 1024           # bytes one TLS write takes at most (one record)
+CALLER_LEASE_S = 0.02           # after a caller read its answer, the reader thread leaves the socket to callers so long
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
+_SIGINT = 2
+
+
+def _pipe() -> tuple[int, int]:
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    return r, w
+
+
+class _HeldInterrupt:
+    """SIGINT's handler, held off in the main thread while bytes taken off the socket become messages handed out:
+    swapped for one that notes the signal, put back after, and the signal raised again if it came (`_signal`'s
+    functions: `signal.signal` costs ~3 µs more in its enum conversions)."""
+
+    __slots__ = ("came", "_old")
+
+    def __init__(self) -> None:
+        self.came = False
+        self._old: Any = None
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.came = True
+
+    def __enter__(self) -> None:
+        self.came = False
+        self._old = _signal.signal(_SIGINT, self._note)
+
+    def __exit__(self, *exc: Any) -> None:
+        _signal.signal(_SIGINT, self._old)
+        if self.came:
+            _signal.raise_signal(_SIGINT)           # its own handler now, as if it came this moment
 
 
 class ClientLink(SyncLink):
@@ -57,6 +106,21 @@ class ClientLink(SyncLink):
         self._reader: threading.Thread | None = None
         self._send_lock = threading.Lock()      # TLS: a whole frame per writer (`_lock`: the SSL object)
         self._owner = os.getpid()
+        self.caller_reads = not self._tls and os.environ.get("SCHED_LAB_CALLER_READS", "1") != "0"
+        self.reads = [0, 0]                     # reads of the socket: by the reader thread, by callers
+        self.parked = False                     # the reader thread leaves the socket to callers now
+        self._poke = _pipe() if self.caller_reads else None     # a caller's byte wakes the reader thread to park
+        self._on_message: Callable[[Any], None] | None = None
+        self._new_locks()
+
+    def _new_locks(self) -> None:
+        self._read_lock = threading.Lock()      # held while taking bytes off the socket and handing out messages
+        self._reading = 0                       # the thread holding it (a nested wait in a done-callback reads on)
+        self._state = threading.Condition(threading.Lock())     # what follows, and the parked reader's wait
+        self._caller = False                    # a caller reads (the reader thread is parked)
+        self._waiting = 0                       # threads waiting for the reader thread to read for them
+        self._lease_until = 0.0                 # monotonic: the reader thread stays parked until then
+        self._poked = False                     # a caller has written to `_poke` since the reader thread last woke
 
     def forked(self) -> None:
         """In a process forked from the owner's: this copy is closed, its descriptor only (module doc; the client
@@ -65,6 +129,8 @@ class ClientLink(SyncLink):
         self._close_reason = (f"the connection belongs to process {self._owner}, which this process forked from: "
                               "create a Client of its own here")
         self._reader = None                     # (not in this process)
+        self._new_locks()                       # (another thread may have held one at the fork)
+        self._close_poke()
         try:
             proto.let_go(self.sock)
         except OSError:
@@ -135,9 +201,134 @@ class ClientLink(SyncLink):
     # ------------------------------------------------------------------------------ reading
     def start(self, on_message: Callable[[Any], None], on_close: Callable[[str], None]) -> None:
         """Start the reader thread: `on_message(msg)` for each message, `on_close(reason)` once at the end."""
+        self._on_message = on_message
         self._reader = threading.Thread(target=self._read_loop, args=(on_message, on_close),
                                         name="real_cluster-client-reader", daemon=True)
         self._reader.start()
+
+    def read_until(self, done: Callable[[], bool], deadline: float | None) -> bool:
+        """Read and hand out messages in this thread until `done()` or the monotonic `deadline` (None: none). False
+        if this thread cannot read now (another caller reads, TLS, closed, not started): wait for the reader thread
+        then, inside `waiting()`. A failed connection is closed and answered as the reader thread does it."""
+        if not self.caller_reads or self.closed or self._on_message is None:
+            return False
+        held = None
+        if threading.current_thread() is threading.main_thread():
+            if _signal.getsignal(_SIGINT) is None:      # a handler not set from Python: it cannot be put back
+                return False
+            held = _HeldInterrupt()
+        me = threading.get_ident()
+        if self._reading == me:             # waiting inside a done-callback of a message this thread hands out
+            self._serve(done, deadline, held)
+            return True
+        with self._state:
+            if self._caller:
+                return False
+            self._caller = True             # the reader thread parks (or stays parked)
+            if not self.parked and not self._poked and self._poke is not None:
+                self._poked = True          # it waits for the socket: it would wake with us for every answer
+                try:
+                    os.write(self._poke[1], b"!")
+                except OSError:
+                    pass
+        try:
+            left = None if deadline is None else deadline - time.monotonic()
+            if not self._read_lock.acquire(timeout=-1 if left is None else max(0.0, left)):
+                return True                 # (the reader thread is handing out messages past the deadline)
+            self._reading = me
+            try:
+                self._serve(done, deadline, held)
+            except Exception as exc:
+                self._shutdown(self._reason(exc))
+                return False                # the reader thread closes and answers every waiter
+            finally:
+                self._reading = 0
+                self._read_lock.release()
+        finally:
+            with self._state:
+                self._caller = False
+                self._lease_until = time.monotonic() + CALLER_LEASE_S
+                if self._waiting:           # others wait for the reader thread: it reads on at once
+                    self._lease_until = 0.0
+                    self._state.notify()
+        return True
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Around a wait for a message that no caller reads: the reader thread reads meanwhile, lease or not."""
+        with self._state:
+            self._waiting += 1
+            self._state.notify()
+        try:
+            yield
+        finally:
+            with self._state:
+                self._waiting -= 1
+
+    def _serve(self, done: Callable[[], bool], deadline: float | None, held: _HeldInterrupt | None) -> None:
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        while True:
+            if self._pending:               # left by a read whose hand-out a nested wait interrupted
+                self._hand_out(held)
+            if done():
+                return
+            if deadline is None:
+                poller.poll()               # (Ctrl-C here loses nothing: no byte is taken yet)
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                if not poller.poll(max(1, int(left * 1000 + 0.999))):
+                    continue
+            if held is None:
+                self._read(_DONTWAIT, True)
+                self._hand_out(None)
+            else:
+                with held:
+                    self._read(_DONTWAIT, True)
+                    self._hand_out(None)
+            self.reads[1] += 1
+
+    def _hand_out(self, held: _HeldInterrupt | None) -> None:
+        """Hand out the messages read, oldest first, one at a time (a nested wait hands out the rest in order)."""
+        on_message = cast(Callable[[Any], None], self._on_message)
+        pending = self._pending
+        if held is None:
+            while pending:
+                on_message(pending.pop(0))
+        else:
+            with held:
+                while pending:
+                    on_message(pending.pop(0))
+
+    @staticmethod
+    def _reason(exc: Exception) -> str:
+        """Why reading ended, as `on_close` gets it (logged unless the connection just went)."""
+        if isinstance(exc, ConnectionFailed):
+            return str(exc)
+        if isinstance(exc, ProtocolError):
+            log.warning("closing the connection to the controller: %s: %s", type(exc).__name__, exc)
+            return f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, (OSError, ValueError)):      # the socket was shut down under select
+            return f"connection lost: {exc!r}"
+        log.error("error handling a message from the controller; closing the connection", exc_info=exc)
+        return f"internal error: {exc!r}"       # (a bug while handling one message must not leave waiters hanging)
+
+    def _park(self) -> None:
+        """The reader thread waits while a caller reads, or while the lease runs and nobody waits for it."""
+        with self._state:
+            while not self.closed:
+                if self._caller:            # (its end does not wake us: a loop of apply_sync would at every call)
+                    self.parked = True
+                    self._state.wait(CALLER_LEASE_S)
+                    continue
+                left = self._lease_until - time.monotonic()
+                if left <= 0 or self._waiting:
+                    break
+                self.parked = True
+                self._state.wait(left)
+            self.parked = False
 
     def _next_messages(self) -> list[Any]:
         if not self._tls:
@@ -154,31 +345,56 @@ class ClientLink(SyncLink):
     def _read_loop(self, on_message: Callable[[Any], None], on_close: Callable[[str], None]) -> None:
         reason = "connection closed"
         try:
+            if not self.caller_reads:
+                while True:
+                    for msg in self._next_messages():
+                        on_message(msg)
+            poke = cast(tuple[int, int], self._poke)[0]
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            poller.register(poke, select.POLLIN)
+            me = threading.get_ident()
             while True:
-                for msg in self._next_messages():
-                    on_message(msg)
-        except ConnectionFailed as exc:
-            reason = str(exc)
-        except ProtocolError as exc:
-            log.warning("closing the connection to the controller: %s: %s", type(exc).__name__, exc)
-            reason = f"{type(exc).__name__}: {exc}"
-        except (OSError, ValueError) as exc:        # the socket was shut down under select
-            reason = f"connection lost: {exc!r}"
-        except Exception as exc:   # a bug while handling one message must not leave waiters hanging
-            log.exception("error handling a message from the controller; closing the connection")
-            reason = f"internal error: {exc!r}"
+                self._park()
+                if not self._pending:       # (the handshake's read may have brought the first messages)
+                    if any(fd == poke for fd, _ in poller.poll()):    # not holding the lock: a caller may read
+                        with self._state:
+                            self._poked = False
+                            os.read(poke, 64)
+                if self._caller and not self.closed:
+                    continue
+                with self._read_lock:
+                    self._reading = me
+                    try:
+                        if not self._pending:
+                            self._read(_DONTWAIT, True)
+                            self.reads[0] += 1
+                        self._hand_out(None)
+                    finally:
+                        self._reading = 0
+        except Exception as exc:
+            reason = self._reason(exc)
         finally:
-            self.closed = True
-            if self._close_reason is not None:
-                reason = self._close_reason
-            super().close()
+            self._shutdown(reason)          # (wakes a caller waiting for the socket: it lets go of the lock)
+            reason = cast(str, self._close_reason)
+            with self._read_lock:           # no caller polls a descriptor number closed here, maybe reused
+                super().close()
+                self._close_poke()
             on_close(reason)
 
     # ---------------------------------------------------------------------------- closing
+    def _close_poke(self) -> None:
+        with self._state:                   # (a caller writes to it under this lock)
+            poke, self._poke = self._poke, None
+        for fd in poke or ():
+            os.close(fd)
+
     def _shutdown(self, reason: str) -> None:
         if self._close_reason is None:
             self._close_reason = reason
         self.closed = True
+        with self._state:                   # a parked reader thread: it ends the connection
+            self._state.notify()
         try:        # wakes the reader, which closes the socket. Over TLS the kernel socket's own shutdown: the
             # SSLSocket's drops its SSL object, and a reader still to read would take the ciphertext left in the
             # kernel's buffer for frames ("frame of 386073344 bytes": a TLS record header read as a length)
@@ -192,5 +408,6 @@ class ClientLink(SyncLink):
         reader = self._reader
         if reader is None:
             super().close()
+            self._close_poke()
         elif reader is not threading.current_thread():
             reader.join(timeout)

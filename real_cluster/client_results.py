@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import threading
 
     from .client import Client
+    from .client_link import ClientLink
     from .metadata import Metadata
 
 
@@ -52,6 +53,7 @@ class ResultRequests:
 
     if TYPE_CHECKING:        # provided by Client
         _lock: threading.Lock
+        _link: ClientLink
         _done: dict[str, tuple[bool, Any]]
         outstanding: set[str]
         history: list[str]
@@ -139,7 +141,8 @@ class ResultRequests:
             return False
         if futures:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            _, pending = cf.wait(futures, timeout=remaining)
+            with self._link.waiting():
+                _, pending = cf.wait(futures, timeout=remaining)
             return not pending
         return True
 

@@ -367,7 +367,8 @@ class IMapIterator:
             ar = self._in_flight[0]
             ar.wait()
         else:
-            done, _ = cf.wait(self._in_flight, return_when=cf.FIRST_COMPLETED)
+            with self._view.client._link.waiting():
+                done, _ = cf.wait(self._in_flight, return_when=cf.FIRST_COMPLETED)
             ar = next(a for a in self._in_flight if a in done)
         if ar in self._in_flight:
             self._in_flight.remove(ar)
