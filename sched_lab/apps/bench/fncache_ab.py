@@ -14,18 +14,16 @@ over rounds, ratio = on / off.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
-import tempfile
-import time
 import timeit
 from typing import Any
 
 from .live import time_burst, time_round_trips
 from .live_peers import task_functions
+from .script import counts_refused, own_lab_dir, paired_parser, run_meta
 
 
 def _round(view: Any, fns: Any, burst: int, roundtrips: int) -> dict[str, float]:
@@ -81,33 +79,19 @@ def render(result: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+COUNTS = {"rounds": (7, "paired rounds (median taken)"), "burst": (2000, "no-op tasks per burst"),
+          "roundtrips": (200, "sequential apply_sync per round")}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench_fncache", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7, help="paired rounds (median taken)")
-    parser.add_argument("--burst", type=int, default=2000, help="no-op tasks per burst")
-    parser.add_argument("--roundtrips", type=int, default=200, help="sequential apply_sync per round")
-    parser.add_argument("--mode", choices=("by-value", "module"), default="by-value",
-                        help="task functions defined in __main__ (default) or imported from a module")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
-    if min(args.rounds, args.burst, args.roundtrips) < 1:
-        print("bench_fncache: --rounds, --burst and --roundtrips must be >= 1", file=sys.stderr)
+    args = paired_parser("bench_fncache", __doc__ or "", COUNTS).parse_args(argv)
+    if counts_refused("bench_fncache", args, COUNTS):
         return 2
-    own_dir = None
-    if "SCHED_LAB_DIR" not in os.environ:
-        own_dir = os.environ["SCHED_LAB_DIR"] = tempfile.mkdtemp(prefix="bench-fncache-")
-    try:
+    with own_lab_dir("bench-fncache-"):
         load_before = os.getloadavg()[0]
         result = measure(args.rounds, args.burst, args.roundtrips, args.mode)
-    finally:
-        if own_dir:
-            import shutil
-            shutil.rmtree(own_dir, ignore_errors=True)
-            del os.environ["SCHED_LAB_DIR"]
-    meta = {"command": "python benchmarks/bench_fncache.py " + " ".join(sys.argv[1:] if argv is None else argv),
-            "mode": args.mode, "rounds": args.rounds, "burst": args.burst, "roundtrips": args.roundtrips, "cpus": os.cpu_count(),
-            "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d"), "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg()[0]}
+    meta = run_meta("bench_fncache.py", argv, load_before, mode=args.mode, rounds=args.rounds, burst=args.burst,
+                    roundtrips=args.roundtrips)
     print(json.dumps({"meta": meta, **result}, indent=1) if args.json else render(result, meta))
     return 0
 

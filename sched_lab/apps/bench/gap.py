@@ -44,6 +44,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable
 
+from .script import own_lab_dir
 from .live_peers import task_functions
 
 RT_PARTS = [("client pack+write", "c_call", "c_sent"), ("-> worker wake", "c_sent", "w_wake"),
@@ -272,16 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--by-value", action="store_true", help="task functions defined in __main__")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    own_dir = None
-    if "SCHED_LAB_DIR" not in os.environ:
-        own_dir = os.environ["SCHED_LAB_DIR"] = tempfile.mkdtemp(prefix="bench-gap-")
     if args.burst < 0:
         parser.error("--burst must be 0 or more")
-    result = measure(args.n, args.sleep_tasks, "by-value" if args.by_value else "module", args.burst)
+    with own_lab_dir("bench-gap-"):
+        result = measure(args.n, args.sleep_tasks, "by-value" if args.by_value else "module", args.burst)
     print(json.dumps(result, indent=1) if args.json else render(result))
-    if own_dir:
-        import shutil
-        shutil.rmtree(own_dir, ignore_errors=True)
     return 0
 
 

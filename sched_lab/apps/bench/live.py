@@ -36,13 +36,13 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any, Callable
 
 from .live_peers import MODES, PEER_NAMES, Peer, make_peers, task_functions
+from .script import own_lab_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,16 +392,8 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"bench: unknown peers {sorted(unknown)} (choose from {', '.join(PEER_NAMES)})", file=sys.stderr)
         return 2
-    own_dir = None
-    if "SCHED_LAB_DIR" not in os.environ:
-        own_dir = os.environ["SCHED_LAB_DIR"] = tempfile.mkdtemp(prefix="bench-live-")
-    try:
+    with own_lab_dir("bench-live-"):
         return _run(args, sizes, runs, wanted)
-    finally:
-        if own_dir:
-            import shutil
-            shutil.rmtree(own_dir, ignore_errors=True)
-            del os.environ["SCHED_LAB_DIR"]
 
 
 def _run(args: argparse.Namespace, sizes: Sizes, runs: int, wanted: list[str]) -> int:
