@@ -194,8 +194,11 @@ class Client(HubQueries, ResultRequests):
             self._send(Request(rid=rid, op=op, args=args))
         except ValueError:      # too large for a frame header (e.g. 100,000 ids): the args go as a JSON buffer
             self._send(Request(rid=rid, op=op, args={}, args_json=json.dumps(args).encode()))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if fut.done() or self._link.read_until(fut.done, deadline):     # this thread reads the reply if it can
+            return fut.result(0)
         with self._link.waiting():
-            return fut.result(timeout)
+            return fut.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _track(self, ar: AsyncResult) -> AsyncResult:
         if len(ar.msg_ids) == 1:            # one task (apply_async): no list of what is ready
