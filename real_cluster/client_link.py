@@ -61,6 +61,7 @@ TLS_CHUNK = 16 * 1024           # bytes one TLS write takes at most (one record)
 CALLER_LEASE_S = 0.02           # after a caller read its answer, the reader thread leaves the socket to callers so long
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
 _SIGINT = 2
+_NOT_HELD = contextlib.nullcontext()    # a caller other than the main thread: no KeyboardInterrupt can land there
 
 
 def _pipe() -> tuple[int, int]:
@@ -266,41 +267,32 @@ class ClientLink(SyncLink):
                 self._waiting -= 1
 
     def _serve(self, done: Callable[[], bool], deadline: float | None, held: _HeldInterrupt | None) -> None:
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
+        hold = held or _NOT_HELD
         while True:
             if self._pending:               # left by a read whose hand-out a nested wait interrupted
-                self._hand_out(held)
+                with hold:
+                    self._hand_out()
             if done():
                 return
             if deadline is None:
-                poller.poll()               # (Ctrl-C here loses nothing: no byte is taken yet)
+                self._readable(None)        # (Ctrl-C here loses nothing: no byte is taken yet)
             else:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
-                if not poller.poll(max(1, int(left * 1000 + 0.999))):
+                if not self._readable(max(1, int(left * 1000 + 0.999))):
                     continue
-            if held is None:
+            with hold:
                 self._read(_DONTWAIT, True)
-                self._hand_out(None)
-            else:
-                with held:
-                    self._read(_DONTWAIT, True)
-                    self._hand_out(None)
+                self._hand_out()
             self.reads[1] += 1
 
-    def _hand_out(self, held: _HeldInterrupt | None) -> None:
+    def _hand_out(self) -> None:
         """Hand out the messages read, oldest first, one at a time (a nested wait hands out the rest in order)."""
         on_message = cast(Callable[[Any], None], self._on_message)
         pending = self._pending
-        if held is None:
-            while pending:
-                on_message(pending.pop(0))
-        else:
-            with held:
-                while pending:
-                    on_message(pending.pop(0))
+        while pending:
+            on_message(pending.pop(0))
 
     @staticmethod
     def _reason(exc: Exception) -> str:
@@ -369,7 +361,7 @@ class ClientLink(SyncLink):
                         if not self._pending:
                             self._read(_DONTWAIT, True)
                             self.reads[0] += 1
-                        self._hand_out(None)
+                        self._hand_out()
                     finally:
                         self._reading = 0
         except Exception as exc:

@@ -158,11 +158,13 @@ class SyncLink:
             raise ConnectionFailed("controller closed the connection")
         self._pending.extend(from_wire(h, b) for h, b in self._decoder.feed(data))
 
-    def _readable(self) -> bool:
+    def _readable(self, timeout_ms: int | None = 0) -> bool:
+        """Whether the socket has bytes (or its end) within `timeout_ms` (None: waits until it does). One reader at
+        a time: a poll object must not be polled from two threads at once."""
         if self._poll is None:
             self._poll = select.poll()
             self._poll.register(self.sock, select.POLLIN)
-        return bool(self._poll.poll(0))
+        return bool(self._poll.poll(timeout_ms))
 
     def close(self) -> None:
         """Close the socket (idempotent)."""
