@@ -1,7 +1,9 @@
 """An engine's nanny: owns the controller connection, the heartbeat and the engine id; never runs user code.
 
 How this works. One thread, one `selectors` loop over two sockets: the controller link and the
-local socket pair to the worker process (worker.py). The worker also has a direct link of its own
+local socket pair to the worker process (worker.py). The nanny starts its first worker, then registers once that
+worker has said ready (or ended), at most READY_BEFORE_REGISTER_S later: an engine the controller counts can run a
+task at once. The worker also has a direct link of its own
 to the controller (not over TLS): a task sent while everything its engine has out went that way too
 goes straight there (with hwm > 1 queued there behind them) and its answer straight back, without
 waking the nanny; the nanny sees the running one in the page it shares with the worker
@@ -61,6 +63,7 @@ WATCH_PERIOD_S = 0.1            # how often a running task's limits and worker s
 MEMORY_WATCH_PERIOD_S = 0.02    # ... with a memory limit: a worker over it is killed within this (+ a loop turn)
 WORKER_START_TIMEOUT_S = 60.0   # a worker that has not said ready by then is killed and replaced
 WORKER_START_ATTEMPTS = 3       # this many workers in a row gone before they were ready: the engine gives up
+READY_BEFORE_REGISTER_S = 10.0  # the engine registers once its first worker said ready (or ended), or after this
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -245,6 +248,7 @@ class Nanny:
     def run(self) -> int:
         self.worker = WorkerProc(self.result_max, self._attach)
         try:
+            self._await_worker(READY_BEFORE_REGISTER_S)
             while not self._stopping:
                 link = self._connect()
                 if link is None:
@@ -256,6 +260,18 @@ class Nanny:
                 self.worker.kill()
         log.info("engine %s stopped", self.engine_id)
         return 1 if self.gave_up else 0
+
+    def _await_worker(self, limit_s: float) -> None:
+        """Wait until the worker has written (its ready Heartbeat) or ended, at most `limit_s`, reading nothing: the
+        serve loop reads it. Registered before its worker is ready, an engine got tasks it could not run while its
+        worker imported (~0.2 s: the first task after `Cluster.start()` waited that long)."""
+        w = self.worker
+        assert w is not None
+        watch = [w.sock, w.exited] if w.exited.fileno() >= 0 else [w.sock]
+        deadline = time.monotonic() + limit_s
+        while (left := deadline - time.monotonic()) > 0 and w.proc.poll() is None:
+            if select.select(watch, [], [], min(left, 0.1))[0]:
+                return
 
     def _connect(self) -> SyncLink | None:
         deadline = time.monotonic() + self.retry_for_s

@@ -10,10 +10,13 @@ import os
 import signal
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from real_cluster.error import EngineError, RemoteError, TaskAborted, TimeLimitExceeded
+from real_cluster.messages import Heartbeat
+from real_cluster.nanny import Nanny, WorkerProc
 
 pytestmark = pytest.mark.timeout(120)
 FAST_HB = ["--hb-period", "0.2", "--hb-misses", "5"]       # an engine silent for 1 s is lost
@@ -145,6 +148,47 @@ def test_an_engine_whose_workers_cannot_start_fails_its_tasks_and_stops(make_clu
     assert engine.returncode == 1
     _wait_until(lambda: rc.ids == [], 30, "the controller to see the engine go")
     assert "worker environment broken on purpose" in (cluster.dir / "log" / "engines.out").read_text()
+
+
+def test_an_engine_registers_once_its_worker_can_run_a_task(make_cluster, tmp_path, monkeypatch):
+    # (before: the nanny registered while its worker still started, ~0.2 s of imports, and the first task after
+    # `Cluster.start()` waited that long; here its worker takes 3 s, so the first task would wait ~3 s)
+    _at_worker_start(tmp_path, monkeypatch, "import time\ntime.sleep(3)")
+    cluster = make_cluster(1)
+    ar = cluster.client.load_balanced_view().apply_async(os.getpid)
+    assert ar.get(60) == cluster.client.load_balanced_view().apply_sync(os.getpid)     # (a worker, and the same one)
+    waited = (ar.metadata["started"] - ar.metadata["submitted"]).total_seconds()
+    assert waited < 1.5, f"the first task waited {waited:.2f} s for its engine's worker"
+
+
+def _worker(tmp_path: Path, monkeypatch, code: str | None) -> WorkerProc:
+    if code is not None:
+        _at_worker_start(tmp_path, monkeypatch, code)
+    return WorkerProc()
+
+
+@pytest.mark.parametrize("start, ready, at_least, at_most", [
+    (None, True, 0.0, 30.0),                                   # a usual worker: as soon as it said ready
+    ("sys.exit('broken on purpose (test)')", False, 0.0, 30.0),     # one that ends at start-up: as soon as it ended
+    ("import time\ntime.sleep(60)", False, 1.0, 30.0),         # one that hangs: at the limit (1 s here)
+])
+def test_the_nanny_waits_for_its_first_worker_before_registering(tmp_path, monkeypatch, start, ready, at_least,
+                                                                  at_most):
+    w = _worker(tmp_path, monkeypatch, start)
+    try:
+        t0 = time.monotonic()
+        Nanny._await_worker(SimpleNamespace(worker=w), 1.0 if at_least else 60.0)    # type: ignore[arg-type]
+        took = time.monotonic() - t0
+        assert at_least <= took < at_most
+        if ready:
+            msgs = w.read()                                    # nothing was read from it: the serve loop reads
+            assert msgs and isinstance(msgs[0], Heartbeat)     # its ready Heartbeat
+        elif at_least:
+            assert w.proc.poll() is None                       # still starting: the engine registers all the same
+        else:
+            assert w.read() is None                            # it ended: its end of the pair is closed
+    finally:
+        w.kill()
 
 
 def test_workers_that_fail_to_start_now_and_then_do_not_stop_their_engine(make_cluster, tmp_path, monkeypatch):
