@@ -289,7 +289,7 @@ class ClientLink(SyncLink):
 
     def _hand_out(self) -> None:
         """Hand out the messages read, oldest first, one at a time (a nested wait hands out the rest in order)."""
-        on_message = cast(Callable[[Any], None], self._on_message)
+        on_message = cast("Callable[[Any], None]", self._on_message)      # (a string: no typing subscription per call)
         pending = self._pending
         while pending:
             on_message(pending.pop(0))
@@ -341,7 +341,7 @@ class ClientLink(SyncLink):
                 while True:
                     for msg in self._next_messages():
                         on_message(msg)
-            poke = cast(tuple[int, int], self._poke)[0]
+            poke = cast("tuple[int, int]", self._poke)[0]
             poller = select.poll()
             poller.register(self.sock, select.POLLIN)
             poller.register(poke, select.POLLIN)

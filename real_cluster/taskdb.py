@@ -32,7 +32,10 @@ Redo log (the controller's database: `redo=True`; redo_log.py). An answer needs 
 SIGKILL, not to be in SQLite yet: `request_durable` appends them to the redo log in one write at the next
 loop turn (~4 µs where the inline commit took ~70-90 µs of the loop, in an `apply_sync` round trip) and tells
 `on_commit`. It asks for no commit: SQLite takes those writes at the owner's next `request_commit` (the
-controller's, every DB_FLUSH_INTERVAL_S, or a query's), in one bigger batch that goes to the writer thread. (A
+controller's, every DB_FLUSH_INTERVAL_S, or a query's), which hands them to the writer thread. Once woken, the
+writer commits whatever is queued for as long as writes keep coming, so in a steady `apply_sync` stream it commits
+every 2-3 round trips rather than once a flush (strace; committing only what was asked for measured no better:
+docs/performance-history.md, "A waiting caller reads its own answers"). (A
 lazy commit asked for after each append ran inline every ~5 ms, ~0.2 ms of the loop each time, and held up
 whatever message came meanwhile: `benchmarks/bench_ab.py`, 24 paired blocks, round trip 0.96x and the cluster's
 CPU per round trip 0.96x without it.)
