@@ -31,6 +31,7 @@ from real_cluster.error import AuthenticationError, ControllerBusy
 from real_cluster.messages import Auth, Refused, from_wire, to_wire
 from real_cluster.profile import CLIENT_FILE, ENGINE_FILE, read_connection_file
 from real_cluster.protocol import UNIX_SOCKET_NAME
+from _wait import direct_links_attached, wait_until
 from test_hostile_live import _raw
 
 pytestmark = pytest.mark.timeout(180)
@@ -95,6 +96,9 @@ def _connect_unix(path):
 @pytest.mark.parametrize("way", ["tcp", "unix"])
 def test_overloaded_is_told_apart_from_a_wrong_key_and_retried(make_cluster, tmp_path, way):
     cluster = make_cluster(1, db="memory")
+    # the engine's worker attaches its direct link over the Unix socket right after it registers: once its handshake
+    # is over, the slots held below are every handshake of that source (one still under way would free one later)
+    wait_until(lambda: direct_links_attached(cluster) == 1, 30, "the worker's direct link")
     path = cluster.dir / "security" / CLIENT_FILE
     info = read_connection_file(path)
     if way == "tcp":                        # a copy of the file away from the controller's Unix socket: over TCP
