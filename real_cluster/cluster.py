@@ -145,7 +145,7 @@ class Cluster:
         procs = [p for p in [self.controller, *self.engines] if p is not None and p.poll() is None]
         data = {"controller": self.controller.pid if self.controller else None,
                 "engines": [p.pid for p in self.engines if p.poll() is None],
-                "identity": {str(p.pid): process_identity(p.pid) for p in procs}}
+                "identity": {str(p.pid): process_identity(p.pid, settle_s=5.0) for p in procs}}
         path = self.dir / "pid" / "cluster.json"
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

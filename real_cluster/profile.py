@@ -88,8 +88,20 @@ def lock_profile(profile: str | None) -> int:
     return fd
 
 
-def process_identity(pid: int | None) -> dict | None:
-    """A live process's start time (clock ticks after boot, from /proc) and command line; None if it is gone."""
+def process_identity(pid: int | None, settle_s: float = 0.0) -> dict | None:
+    """A live process's start time (clock ticks after boot, from /proc) and command line; None if it is gone.
+
+    `settle_s`: a process just started may still be in its exec, its command line empty (Popen returns once the
+    exec is under way: under load, 249 of 300 fresh children read so); wait up to this long for it to show."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        ident = _identity_now(pid)
+        if ident is None or ident["cmdline"] != [""] or time.monotonic() >= deadline:
+            return ident
+        time.sleep(0.001)
+
+
+def _identity_now(pid: int | None) -> dict | None:
     if not pid:
         return None
     try:
