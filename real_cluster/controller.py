@@ -31,7 +31,7 @@ from sched_lab.core import (
     EngineLost, Event, Fail, Outcome, SchedulerMisuse, Stage, StartTimer, TaskFinished,
     TaskRestored, TaskScheduler, TaskSpec, TaskSubmitted, TimerFired, Unstage, WorkerDied, WorkerRestarted, DropActor,
 )
-from sched_lab.core.model import TASK_ABORTED
+from sched_lab.core.errors import TASK_ABORTED
 from sched_lab.core.pump import EventPump
 
 from . import protocol as proto

@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from sched_lab.core import TIME_LIMIT_EXCEEDED
+from sched_lab.core.errors import TIME_LIMIT_EXCEEDED
 
 from . import protocol as proto
 from .error import ConnectionFailed, ControllerBusy, ProtocolError

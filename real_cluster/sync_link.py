@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import select
 import socket
-import ssl
+import sys
 import threading
 from typing import Any
 
 from . import protocol as proto
-from . import tls
 from .error import AuthenticationError, ConnectionFailed, ControllerBusy, ProtocolError, Unreachable
 from .messages import Auth, Hello, Refused, Welcome, from_wire, to_wire
 
@@ -39,6 +38,7 @@ class SyncLink:
         self._poll: Any = None            # a select.poll of the socket, for reads that must not wait
         self._lock = threading.Lock()
         self._scratch = bytearray(proto.RECV_CHUNK)
+        self._tls = is_tls(sock)
 
     @classmethod
     def connect(cls, host: str, port: int, key: str, role: str, timeout_s: float = 5.0,
@@ -64,6 +64,7 @@ class SyncLink:
         except OSError as exc:
             raise Unreachable(f"cannot connect to {unix_path or f'{host}:{port}'}: {exc}") from None
         if tls_fingerprint is not None:     # TLS, accepting only the pinned certificate (tls.py)
+            from . import tls               # (here: ssl costs a worker ~8 ms to import, and its link is never TLS)
             try:
                 sock = tls.client_context().wrap_socket(sock)
                 tls.check_fingerprint(sock.getpeercert(binary_form=True), tls_fingerprint)
@@ -141,7 +142,7 @@ class SyncLink:
             # worker checks its link before every queued task, worker.py). TLS takes no recv flags, and may hold
             # decrypted bytes the socket does not show.
             if flags:
-                tls = isinstance(self.sock, ssl.SSLSocket)
+                tls = self._tls
                 if not ready and not (tls and self.sock.pending()) and not self._readable():
                     return
                 if tls:
@@ -174,3 +175,9 @@ class SyncLink:
         except OSError:
             pass
         self.sock.close()
+
+
+def is_tls(sock: socket.socket) -> bool:
+    """Whether `sock` is an ssl.SSLSocket (without importing ssl: a process that never did has none)."""
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(sock, ssl.SSLSocket)

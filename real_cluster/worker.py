@@ -46,6 +46,7 @@ from .messages import (
 from .namespace import lend, set_generation
 from .pull_table import STAGE_FRAME_MAX, PullTable
 from .serialize import pack_result, unpack_call
+from .sync_link import SyncLink
 from .worker_actors import ACTORS, capture_output, restore_output
 from .worker_output import OUTPUT_MAX, CappedText, FdCapture, cap      # noqa: F401 - OUTPUT_MAX is re-exported
 from .worker_slot import TaskSlot
@@ -254,7 +255,6 @@ class _Direct:
 
     def attach(self) -> bool:
         """Connect and attach (the caller has dropped any previous link); False if the controller refused."""
-        from .sync_link import SyncLink
         self.queue = []
         link = None
         try:

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from .errors import SchedulerMisuse
+from .errors import ACTOR_DIED_ERROR, ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, TASK_ABORTED, SchedulerMisuse
 from .model import (
-    ACTOR_DIED_ERROR, ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, TASK_ABORTED, ActorKillRequested, ActorSpec, Cancel,
-    Deliver, DependencyUnmet, Dispatch, DispatchFailed, DropActor, Fail, Outcome, TaskFinished, TaskSpec, WorkerDied,
-    WorkerRestarted,
+    ActorKillRequested, ActorSpec, Cancel, Deliver, DependencyUnmet, Dispatch, DispatchFailed, DropActor, Fail,
+    Outcome, TaskFinished, TaskSpec, WorkerDied, WorkerRestarted,
 )
 from .state import DONE, QUEUED, RUNNING, EngineState, TaskState
 

@@ -84,15 +84,7 @@ class Outcome(StrEnum):
 _OK, _ERROR, _ABORTED = Outcome.OK, Outcome.ERROR, Outcome.ABORTED
 _TIME_LIMIT = Outcome.TIME_LIMIT
 
-# Names of the failures the scheduler itself makes; drivers raise the same-named errors.
-INVALID_DEPENDENCY = "InvalidDependency"
-IMPOSSIBLE_DEPENDENCY = "ImpossibleDependency"
-TASK_TIMEOUT = "TaskTimeout"
-ENGINE_ERROR = "EngineError"
-TASK_ABORTED = "TaskAborted"
-TIME_LIMIT_EXCEEDED = "TimeLimitExceeded"
-UNMET_DEPENDENCY = "UnmetDependency"
-ACTOR_DIED_ERROR = "ActorDiedError"
+# (The names of the failures the scheduler itself makes are in errors.py.)
 
 
 @_fast_init

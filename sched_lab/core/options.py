@@ -11,9 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from numbers import Real
 
-from . import schemes as _schemes  # noqa: F401  (registers the built-in schemes)
-from .scheme_api import check_scheme_spec
-
 
 class InvalidOption(TypeError, ValueError):
     """A scheduling option has the wrong type or is out of range (message names the option)."""
@@ -26,6 +23,8 @@ def check_scheme(scheme: object) -> str:
     """
     if not isinstance(scheme, str):
         raise InvalidOption(f"a scheme is a string NAME[:key=value,..], got {scheme!r}")
+    from .scheme_api import check_scheme_spec      # (here: a worker checks the other options only, and the scheme
+                                                    # machinery imports most of the core)
     try:
         return check_scheme_spec(scheme)
     except ValueError as exc:

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
-from .errors import SchedulerMisuse
-from .model import ENGINE_ERROR, Outcome, TaskRestored, TaskSpec
+from .errors import ENGINE_ERROR, SchedulerMisuse
+from .model import Outcome, TaskRestored, TaskSpec
 from .state import WAITING, TaskState, TaskStatus
 
 if TYPE_CHECKING:

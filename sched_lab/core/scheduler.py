@@ -25,13 +25,12 @@ from typing import Any
 
 from .actors import ActorBook, ActorInfo, ActorRole
 from .dependency import Dependency
-from .errors import SchedulerMisuse
+from .errors import ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT, SchedulerMisuse
 from .model import (
-    ENGINE_ERROR, IMPOSSIBLE_DEPENDENCY, INVALID_DEPENDENCY, TASK_ABORTED, TASK_TIMEOUT,
-    AbortRequested, Action, ActorKillRequested, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed,
-    EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink, StageDepth,
-    StageReturned, StartTimer, TaskFinished, TaskResubmitted, TaskRestored, TaskSpec, TaskSubmitted, TaskTaken,
-    TimerFired, WorkerDied, WorkerRestarted,
+    AbortRequested, Action, ActorKillRequested, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch,
+    DispatchFailed, EngineJoined, EngineLost, Event, Fail, Outcome, PurgeRequested, RecordList, RecordSink,
+    StageDepth, StageReturned, StartTimer, TaskFinished, TaskResubmitted, TaskRestored, TaskSpec, TaskSubmitted,
+    TaskTaken, TimerFired, WorkerDied, WorkerRestarted,
 )
 from .options import check_hwm, check_scheme
 from .queue import ReadyQueue

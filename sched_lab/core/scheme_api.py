@@ -397,3 +397,4 @@ __all__ = [
     "SCHEMES", "register_scheme", "get_scheme", "parse_scheme", "check_scheme_spec", "decide",
     "load_scheme_module", "load_scheme_modules", "scheme_module_path",
 ]
+from . import schemes as _builtin  # noqa: E402, F401 - the built-in schemes register themselves: SCHEMES is never bare

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
-from .errors import SchedulerMisuse
-from .model import TASK_ABORTED, Cancel, Outcome, Stage, StageDepth, StageReturned, TaskTaken, Unstage
+from .errors import TASK_ABORTED, SchedulerMisuse
+from .model import Cancel, Outcome, Stage, StageDepth, StageReturned, TaskTaken, Unstage
 from .state import QUEUED, TaskState
 
 if TYPE_CHECKING:

@@ -43,10 +43,10 @@ from simpy.core import EmptySchedule, StopSimulation
 from simpy.events import NORMAL, Timeout
 
 from ..core.dependency import Dependency
+from ..core.errors import TASK_ABORTED, TIME_LIMIT_EXCEEDED
 from ..core.model import (
-    TASK_ABORTED, TIME_LIMIT_EXCEEDED, Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost,
-    Event, Fail, Outcome, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired, DropActor, WorkerDied,
-    WorkerRestarted,
+    Cancel, CancelTimer, Deliver, DependencyUnmet, Dispatch, DispatchFailed, EngineJoined, EngineLost, Event, Fail,
+    Outcome, StartTimer, TaskFinished, TaskSpec, TaskSubmitted, TimerFired, DropActor, WorkerDied, WorkerRestarted,
 )
 from ..core.pump import EventPump
 from .config import SimConfig
