@@ -154,7 +154,9 @@ def test_a_worker_dying_between_its_take_and_its_claim_loses_nothing(make_cluste
     assert all(runs[i] == 1 for i in range(600) if i not in failed)   # none lost, none run twice
     assert all(runs[i] <= 1 for i in failed)
     stats = rc.pull_stats()
-    assert stats["requeued_unstarted"] == 1, stats                    # the datagram it held: queued again, unrun
+    # the datagram it held: queued again, unrun (and the other's, when it was killed inside its own take: CI saw 2
+    # once, under load, with taken_by_dead 0 and nothing lost or run twice)
+    assert 1 <= stats["requeued_unstarted"] <= 1 + other_worker_killed_first, stats
 
 
 def _worker_pids(cluster) -> list[int]:
