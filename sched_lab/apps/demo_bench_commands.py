@@ -70,5 +70,8 @@ def bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", choices=("sqlite", "memory"), default="sqlite", help="sched-lab task database")
     parser.add_argument("--hwm", type=int, default=1, help="sched-lab high-water mark (default 1, the default)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the lognormal durations")
+    parser.add_argument("--cpus", default=None, metavar="LIST",
+                        help="pin the run to these CPUs, every peer's processes included (e.g. 0: the client, the "
+                             "controller, the engines and the pool's workers share one core); default: not pinned")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--markdown", action="store_true", help="print a README table")

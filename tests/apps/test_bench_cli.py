@@ -43,3 +43,21 @@ def test_bench_quick_table_and_json(tmp_path):
 def test_bench_usage_error(tmp_path):
     out = _bench(tmp_path, "--peers", "nosuchpeer")
     assert out.returncode == 2
+    assert "unknown peers" in out.stderr
+
+
+def test_bench_pinned_to_one_cpu_runs_every_peer_there(tmp_path):
+    out = _bench(tmp_path, "--json", "--peers", "ppe", "--cpus", "0")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["meta"]["pinned_cpus"] == [0]
+    assert set(data["results"]) == {"sched-lab", "ProcessPoolExecutor"}
+    assert data["results"]["sched-lab"]["median"]["burst_per_s"] > 50
+    assert json.loads(_bench(tmp_path, "--json", "--peers", "ppe").stdout)["meta"]["pinned_cpus"] is None
+
+
+@pytest.mark.parametrize("cpus, said", [("x", "a list of CPU numbers"), ("4096", "CPUs this process may use"),
+                                        ("", "a list of CPU numbers")])
+def test_bench_refuses_cpus_it_cannot_pin_to(tmp_path, cpus, said):
+    out = _bench(tmp_path, "--cpus", cpus)
+    assert out.returncode == 2 and said in out.stderr and not out.stdout

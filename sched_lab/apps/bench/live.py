@@ -336,6 +336,9 @@ def render_modes(modes: dict[str, dict[str, Any]], meta: dict[str, Any], markdow
     out = []
     for mode, results in modes.items():
         title = MODE_TITLES.get(mode, mode)
+        pinned = meta.get("pinned_cpus")
+        if pinned and not markdown:
+            title += f" (pinned to CPU {','.join(map(str, pinned))})"
         out.append(f"#### {title}\n\n{render_markdown(results, meta)}" if markdown
                    else f"{title}\n{render_text(results)}\n")
     return "\n".join(out)
@@ -351,7 +354,9 @@ def render_text(results: dict[str, Any]) -> str:
 
 def render_markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
     head, rows = table_rows(results)
-    out = [f"Live cluster, 2 workers on one host ({meta['cpus']} CPUs, Python {meta['python']}, load average "
+    pinned = meta.get("pinned_cpus")
+    where = f"pinned to CPU {','.join(map(str, pinned))} of {meta['cpus']}" if pinned else f"{meta['cpus']} CPUs"
+    out = [f"Live cluster, 2 workers on one host ({where}, Python {meta['python']}, load average "
            f"{meta['loadavg_before']:.1f} before the run, {meta['loadavg_after']:.1f} after); medians of {meta['runs']} "
            f"runs, peers taking turns workload by workload; sched-lab hwm={meta['hwm']}, db={meta['db']}; ratio = "
            f"median of the runs' sched-lab / peer; "
@@ -392,8 +397,30 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"bench: unknown peers {sorted(unknown)} (choose from {', '.join(PEER_NAMES)})", file=sys.stderr)
         return 2
+    cpus = getattr(args, "cpus", None)
+    if cpus is not None:
+        try:
+            os.sched_setaffinity(0, parse_cpus(cpus))   # (inherited by every process the run starts)
+        except (ValueError, OSError) as exc:
+            print(f"bench: --cpus {cpus!r}: {exc}", file=sys.stderr)
+            return 2
     with own_lab_dir("bench-live-"):
         return _run(args, sizes, runs, wanted)
+
+
+def parse_cpus(text: str) -> set[int]:
+    """`0`, `0,1`, `0-3` -> CPU numbers; ValueError naming what is wrong (the machine's own are listed)."""
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ValueError("a list of CPU numbers, like 0 or 0,1 or 0-1") from None
+    have = os.sched_getaffinity(0)
+    if not cpus or not cpus <= have:
+        raise ValueError(f"CPUs this process may use: {','.join(map(str, sorted(have)))}")
+    return cpus
 
 
 def _run(args: argparse.Namespace, sizes: Sizes, runs: int, wanted: list[str]) -> int:
@@ -408,7 +435,8 @@ def _run(args: argparse.Namespace, sizes: Sizes, runs: int, wanted: list[str]) -
             "runs": runs, "sizes": asdict(sizes), "sleep_0.001_measured_s": sleep_s_real, "cpus": os.cpu_count(),
             "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d"), "hwm": args.hwm, "db": args.db,
             "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0],
-            "start_method": multiprocessing.get_start_method()}
+            "start_method": multiprocessing.get_start_method(), "pinned_cpus": sorted(os.sched_getaffinity(0))
+            if getattr(args, "cpus", None) is not None else None}
     if by_value:
         if args.json:
             print(json.dumps({"meta": meta, "modes": modes}, indent=1))
