@@ -105,7 +105,9 @@ def test_workers_killed_in_a_burst_lose_at_most_what_they_ran_and_had_taken(make
     kills = 0
     for target in (200, 500, 800, 1100):
         wait_until(lambda: sum(_runs(out).values()) >= target, WAIT_S, f"{target} runs")
-        os.kill(_worker_pids(cluster)[kills % 2], signal.SIGKILL)
+        # (a nanny has no worker between reaping the one killed and starting the next)
+        pids = wait_until(lambda: len(p := _worker_pids(cluster)) == 2 and p, WAIT_S, "a worker on each engine")
+        os.kill(pids[kills % 2], signal.SIGKILL)
         kills += 1
     failed = []
     for i, ar in enumerate(ars):
