@@ -103,7 +103,6 @@ class ClientLink(SyncLink):
         super().__init__(sock, limits)
         self.closed = False
         self._close_reason: str | None = None
-        self._tls = isinstance(sock, ssl.SSLSocket)
         self._reader: threading.Thread | None = None
         self._send_lock = threading.Lock()      # TLS: a whole frame per writer (`_lock`: the SSL object)
         self._owner = os.getpid()

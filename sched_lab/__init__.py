@@ -21,9 +21,8 @@ _API = ("SCHEMES", "Choice", "EngineDirectory", "load_scheme_modules", "parse_sc
 
 def __getattr__(name: str) -> _Any:
     if name in _API or name == "ORIGINAL_SCHEMES":
-        schemes = _importlib.import_module("sched_lab.core.schemes")      # (registers the built-in schemes)
-        api = _importlib.import_module("sched_lab.core.scheme_api")
-        value = getattr(schemes if name == "ORIGINAL_SCHEMES" else api, name)
+        module = "sched_lab.core.schemes" if name == "ORIGINAL_SCHEMES" else "sched_lab.core.scheme_api"
+        value = getattr(_importlib.import_module(module), name)        # (either registers the built-in schemes)
         globals()[name] = value             # once: later lookups do not come here
         return value
     try:                                    # a subpackage not imported yet (`sched_lab.core`, as it was before)

@@ -8,12 +8,33 @@ starts, so the test can wait for "this task is running" instead of guessing how 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+def run_threads(body: Callable[[int], T], n: int, timeout_s: float) -> tuple[dict[int, T], list[BaseException], bool]:
+    """`body(k)` for k in range(n), in n threads at once, each joined within `timeout_s`: (what each returned, by k;
+    what they raised; whether every thread ended)."""
+    results: dict[int, T] = {}
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            results[k] = body(k)
+        except BaseException as exc:        # (returned to the test, which reports it)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout_s)
+    return results, errors, not any(t.is_alive() for t in threads)
 
 
 def wait_until(predicate: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.02) -> T:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from _wait import wait_until
+from _wait import run_threads, wait_until
 
 from real_cluster import Client
 from real_cluster import client_link, protocol
@@ -156,21 +156,9 @@ def test_waits_that_are_not_a_callers_read_do_not_wait_out_the_lease(own_client,
 def test_threads_waiting_at_once_each_get_their_answers(own_client):
     rc = own_client()
     view = rc.load_balanced_view()
-    results: dict[int, list] = {}
-    errors: list[BaseException] = []
-
-    def loop(k: int) -> None:
-        try:
-            results[k] = [view.apply_async(abs, -(k * 100 + i)).get(60) for i in range(60)]
-        except BaseException as exc:        # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=loop, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(180)
-    assert not errors and not any(t.is_alive() for t in threads)
+    results, errors, ended = run_threads(lambda k: [view.apply_async(abs, -(k * 100 + i)).get(60) for i in range(60)],
+                                         4, 180)
+    assert not errors and ended
     assert results == {k: [k * 100 + i for i in range(60)] for k in range(4)}
     assert rc._link.reads[1] > 0
 

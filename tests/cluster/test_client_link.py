@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from _wait import wait_until
+from _wait import run_threads, wait_until
 
 from real_cluster import Client
 from real_cluster.client_link import ClientLink
@@ -25,22 +25,13 @@ from real_cluster.profile import CLIENT_FILE
 
 def test_threads_submitting_at_once_each_get_their_own_results(rc):
     view = rc.load_balanced_view()
-    results: dict[int, list] = {}
-    errors: list[BaseException] = []
 
-    def submit(k: int) -> None:
-        try:
-            ars = [view.apply_async(lambda x: x * 2, k * 1000 + i) for i in range(150)]
-            results[k] = [ar.get(60) for ar in ars]
-        except BaseException as exc:       # reported below, with the thread's index
-            errors.append(exc)
+    def submit(k: int) -> list:
+        ars = [view.apply_async(lambda x: x * 2, k * 1000 + i) for i in range(150)]
+        return [ar.get(60) for ar in ars]
 
-    threads = [threading.Thread(target=submit, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors and not any(t.is_alive() for t in threads)
+    results, errors, ended = run_threads(submit, 8, 120)
+    assert not errors and ended
     assert results == {k: [2 * (k * 1000 + i) for i in range(150)] for k in range(8)}
 
 

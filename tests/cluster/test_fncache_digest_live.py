@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from _marker_db import restart_controller, rows as _rows
-from _wait import started_then_hold, wait_until
+from _wait import run_threads, started_then_hold, wait_until
 
 from real_cluster.fncache import HEADER, FunctionCache, parse
 
@@ -63,23 +63,14 @@ def test_threads_sending_a_new_function_at_once_lose_no_call(make_cluster):
     view = rc.load_balanced_view()
     ns = _salted()
     start = threading.Barrier(8)
-    out: dict[int, list] = {}
-    errors: list[BaseException] = []
 
-    def submit(k: int) -> None:
-        try:
-            start.wait(10)
-            ars = [view.apply_async(ns["tag"], k * 100 + i) for i in range(25)]
-            out[k] = [ar.get(60) for ar in ars]
-        except BaseException as exc:        # (reported below, with the thread's results)
-            errors.append(exc)
+    def submit(k: int) -> list:
+        start.wait(10)
+        ars = [view.apply_async(ns["tag"], k * 100 + i) for i in range(25)]
+        return [ar.get(60) for ar in ars]
 
-    threads = [threading.Thread(target=submit, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
-    assert not errors and not any(t.is_alive() for t in threads)
+    out, errors, ended = run_threads(submit, 8, 90)
+    assert not errors and ended
     assert out == {k: [(k * 100 + i, ns["SALT"]) for i in range(25)] for k in range(8)}
     stats = rc.function_stats()["client"]
     assert stats["to_controller_with_bytes"] == 1 and stats["to_controller_by_digest"] == 199

@@ -336,12 +336,15 @@ def render_modes(modes: dict[str, dict[str, Any]], meta: dict[str, Any], markdow
     out = []
     for mode, results in modes.items():
         title = MODE_TITLES.get(mode, mode)
-        pinned = meta.get("pinned_cpus")
-        if pinned and not markdown:
-            title += f" (pinned to CPU {','.join(map(str, pinned))})"
+        if meta.get("pinned_cpus") and not markdown:
+            title += f" ({_pinned(meta)})"
         out.append(f"#### {title}\n\n{render_markdown(results, meta)}" if markdown
                    else f"{title}\n{render_text(results)}\n")
     return "\n".join(out)
+
+
+def _pinned(meta: dict[str, Any]) -> str:
+    return f"pinned to CPU {','.join(map(str, meta['pinned_cpus']))}"
 
 
 def render_text(results: dict[str, Any]) -> str:
@@ -354,8 +357,7 @@ def render_text(results: dict[str, Any]) -> str:
 
 def render_markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
     head, rows = table_rows(results)
-    pinned = meta.get("pinned_cpus")
-    where = f"pinned to CPU {','.join(map(str, pinned))} of {meta['cpus']}" if pinned else f"{meta['cpus']} CPUs"
+    where = f"{_pinned(meta)} of {meta['cpus']}" if meta.get("pinned_cpus") else f"{meta['cpus']} CPUs"
     out = [f"Live cluster, 2 workers on one host ({where}, Python {meta['python']}, load average "
            f"{meta['loadavg_before']:.1f} before the run, {meta['loadavg_after']:.1f} after); medians of {meta['runs']} "
            f"runs, peers taking turns workload by workload; sched-lab hwm={meta['hwm']}, db={meta['db']}; ratio = "
