@@ -20,6 +20,14 @@ handler off between a `recv` that took bytes and the hand-out of the messages th
 Done-callbacks run in the thread that read their result. TLS keeps the reader thread alone, and
 `SCHED_LAB_CALLER_READS=0` in the client's environment turns caller reads off.
 
+A caller waiting for the only task its client has out polls the socket for up to `SPIN_S` before it sleeps
+(`read_until(spin=True)`): an `apply_sync` loop then skips a wake-up of the client per round trip, and the
+controller the cost of making it (`docs/performance-history.md`: ~0.8 of the round trip, for ~140 µs more of the
+client's CPU). The poll is adaptive, as a spinning mutex is: once a poll ran out, the next waits sleep at once,
+timed, until one is answered within `SPIN_S` again (a loop of 1 ms tasks polls once). A wait with other tasks out
+never polls (a burst's answers come while the controller and the workers need the cores), nor a client confined
+to one CPU (the poll would take the CPU the answer needs); `SCHED_LAB_CLIENT_SPIN_US` sets the limit (0: off).
+
 The handshake is `SyncLink.connect`'s (the same HMAC challenge-response the engines use): nothing
 the controller sends is unpickled before both sides are proven; results are decoded under
 `proto.RESULT_LIMITS`. Over TLS one SSL object must not read and write at once, so there the
@@ -59,9 +67,27 @@ log = logging.getLogger("real_cluster.client")
 _JITTER = random.Random()      # spreads the retries of many clients refused at once
 TLS_CHUNK = 16 * 1024           # bytes one TLS write takes at most (one record)
 CALLER_LEASE_S = 0.02           # after a caller read its answer, the reader thread leaves the socket to callers so long
+SPIN_S = 0.0005                 # a caller waiting for its client's only task polls this long before it sleeps
+SPIN_ENV = "SCHED_LAB_CLIENT_SPIN_US"
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
 _SIGINT = 2
 _NOT_HELD = contextlib.nullcontext()    # a caller other than the main thread: no KeyboardInterrupt can land there
+
+
+def spin_limit() -> float:
+    """Seconds a caller waiting for its only task polls before it sleeps (module doc): `SPIN_ENV` in microseconds,
+    else `SPIN_S`; 0 when this process may run on one CPU only."""
+    raw = os.environ.get(SPIN_ENV)
+    try:
+        limit = SPIN_S if raw is None else max(0.0, float(raw) / 1e6)
+    except ValueError:
+        log.warning("%s=%r is not a number of microseconds: using %d", SPIN_ENV, raw, int(SPIN_S * 1e6))
+        limit = SPIN_S
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return limit if cpus > 1 else 0.0
 
 
 def _pipe() -> tuple[int, int]:
@@ -110,6 +136,9 @@ class ClientLink(SyncLink):
         self.reads = [0, 0]                     # reads of the socket: by the reader thread, by callers
         self.parked = False                     # the reader thread leaves the socket to callers now
         self._poke = _pipe() if self.caller_reads else None     # a caller's byte wakes the reader thread to park
+        self.spin_s = spin_limit()              # a caller waiting for its only task polls so long (module doc)
+        self._spin_on = True                    # the last such wait was answered within spin_s: poll in the next
+        self.spins = [0, 0]                     # polls answered, polls that ran out
         self._on_message: Callable[[Any], None] | None = None
         self._new_locks()
 
@@ -206,10 +235,11 @@ class ClientLink(SyncLink):
                                         name="real_cluster-client-reader", daemon=True)
         self._reader.start()
 
-    def read_until(self, done: Callable[[], bool], deadline: float | None) -> bool:
+    def read_until(self, done: Callable[[], bool], deadline: float | None, spin: bool = False) -> bool:
         """Read and hand out messages in this thread until `done()` or the monotonic `deadline` (None: none). False
         if this thread cannot read now (another caller reads, TLS, closed, not started): wait for the reader thread
-        then, inside `waiting()`. A failed connection is closed and answered as the reader thread does it."""
+        then, inside `waiting()`. A failed connection is closed and answered as the reader thread does it. `spin`:
+        the caller waits for its client's only task out (module doc: it may poll before it sleeps)."""
         if not self.caller_reads or self.closed or self._on_message is None:
             return False
         held = None
@@ -218,8 +248,9 @@ class ClientLink(SyncLink):
                 return False
             held = _HeldInterrupt()
         me = threading.get_ident()
+        spin = spin and self.spin_s > 0
         if self._reading == me:             # waiting inside a done-callback of a message this thread hands out
-            self._serve(done, deadline, held)
+            self._serve(done, deadline, held, spin)
             return True
         with self._state:
             if self._caller:
@@ -237,7 +268,7 @@ class ClientLink(SyncLink):
                 return True                 # (the reader thread is handing out messages past the deadline)
             self._reading = me
             try:
-                self._serve(done, deadline, held)
+                self._serve(done, deadline, held, spin)
             except Exception as exc:
                 self._shutdown(self._reason(exc))
                 return False                # the reader thread closes and answers every waiter
@@ -265,7 +296,8 @@ class ClientLink(SyncLink):
             with self._state:
                 self._waiting -= 1
 
-    def _serve(self, done: Callable[[], bool], deadline: float | None, held: _HeldInterrupt | None) -> None:
+    def _serve(self, done: Callable[[], bool], deadline: float | None, held: _HeldInterrupt | None,
+               spin: bool = False) -> None:
         hold = held or _NOT_HELD
         while True:
             if self._pending:               # left by a read whose hand-out a nested wait interrupted
@@ -273,7 +305,9 @@ class ClientLink(SyncLink):
                     self._hand_out()
             if done():
                 return
-            if deadline is None:
+            if spin and self._spin(deadline):
+                pass                        # readable now
+            elif deadline is None:
                 self._readable(None)        # (Ctrl-C here loses nothing: no byte is taken yet)
             else:
                 left = deadline - time.monotonic()
@@ -285,6 +319,27 @@ class ClientLink(SyncLink):
                 self._read(_DONTWAIT, True)
                 self._hand_out()
             self.reads[1] += 1
+
+    def _spin(self, deadline: float | None) -> bool:
+        """Before a wait for the client's only task sleeps: poll the socket up to `spin_s` (and the deadline) if the
+        last such wait was answered within that; else sleep first for up to as long (in poll's unit, whole ms),
+        timed: an answer within `spin_s` turns polling back on (module doc). Whether the socket is readable now."""
+        start = time.monotonic()
+        end = start + self.spin_s if deadline is None else min(start + self.spin_s, deadline)
+        readable = self._readable
+        if end <= start:                    # the deadline has come: says nothing of how long answers take
+            return readable(0)
+        if not self._spin_on:
+            ready = readable(max(1, int((end - start) * 1000 + 0.999)))
+            self._spin_on = ready and time.monotonic() - start <= self.spin_s
+            return ready
+        while not readable(0):
+            if time.monotonic() >= end:
+                self._spin_on = False
+                self.spins[1] += 1
+                return False
+        self.spins[0] += 1
+        return True
 
     def _hand_out(self) -> None:
         """Hand out the messages read, oldest first, one at a time (a nested wait hands out the rest in order)."""
