@@ -10,9 +10,10 @@ the driver has every callgrind process dump its counts (`callgrind_control -d`: 
 writes nothing at exit). The peer is ProcessPoolExecutor(2) (fork), measured the same way in the same run.
 
 Only user-space instructions are counted: the system calls and wake-ups of each hop are not (compare
-`bench_cpu_split.py`'s CPU time). The controller's SQLite statements are reported apart from the rest: under
-valgrind every round trip is slow, so the 50 ms commits hold fewer rows than at full speed and their cost per task
-depends on the timing. Needs `valgrind` (with `callgrind_control`) on PATH; exits 2 with a message otherwise.
+`bench_cpu_split.py`'s CPU time). The client's poll before it sleeps (client_link.py) is off here: its count
+would say how long the client waited, not what it did. The controller's SQLite statements are reported apart from
+the rest: under valgrind every round trip is slow, so the 50 ms commits hold fewer rows than at full speed and
+their cost per task depends on the timing. Needs `valgrind` (with `callgrind_control`) on PATH; exits 2 with a message otherwise.
 
     python benchmarks/bench_instructions.py [--n1 300] [--n2 1500] [--module] [--json FILE]
 """
@@ -98,7 +99,8 @@ def measure(peer: str, n: int, driver: Path, out_dir: Path) -> dict[str, int]:
     run_dir = out_dir / f"{peer}-{n}"
     run_dir.mkdir()
     pid_file = run_dir / "driver.pid"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])),
+               SCHED_LAB_CLIENT_SPIN_US="0")        # a polling wait's count would say how long it waited, not its work
     proc = subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes", f"--trace-children-skip={_SKIP}",
                            f"--callgrind-out-file={run_dir}/cg.%p", sys.executable, str(driver), peer, str(n),
                            str(pid_file)], capture_output=True, text=True, env=env, timeout=3600)
