@@ -214,9 +214,9 @@ class AsyncResult(Future):
         timeout = _forever(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._condition_met(when):       # this thread reads the answers itself if it can (client_link.py)
-            client = self._client                # (waiting for the client's only task out: it may poll first)
+            client = self._client                # (waiting for the process's only task out: it may poll first)
             client._link.read_until(lambda: self._condition_met(when), deadline,
-                                    len(client.outstanding) == 1 and len(self.msg_ids) == 1)
+                                    len(self.msg_ids) == 1 and client._only_task_out())
         with self._cond:
             while not self._condition_met(when):
                 remaining = None if deadline is None else deadline - time.monotonic()

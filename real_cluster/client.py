@@ -200,6 +200,16 @@ class Client(HubQueries, ResultRequests):
         with self._link.waiting():
             return fut.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
+    def _only_task_out(self) -> bool:
+        """Whether this client's one task out is the only one of any client in this process (its waiting caller may
+        poll before it sleeps: client_link.py)."""
+        if len(self.outstanding) != 1:
+            return False
+        try:
+            return all(c is self or not c.outstanding for c in _CLIENTS)
+        except RuntimeError:                # a client made meanwhile, in another thread: not alone, then
+            return False
+
     def _track(self, ar: AsyncResult) -> AsyncResult:
         if len(ar.msg_ids) == 1:            # one task (apply_async): no list of what is ready
             mid = ar.msg_ids[0]

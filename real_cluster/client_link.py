@@ -20,13 +20,14 @@ handler off between a `recv` that took bytes and the hand-out of the messages th
 Done-callbacks run in the thread that read their result. TLS keeps the reader thread alone, and
 `SCHED_LAB_CALLER_READS=0` in the client's environment turns caller reads off.
 
-A caller waiting for the only task its client has out polls the socket for up to `SPIN_S` before it sleeps
-(`read_until(spin=True)`): an `apply_sync` loop then skips a wake-up of the client per round trip, and the
+A caller waiting for the only task out of all this process's clients polls the socket for up to `SPIN_S` before it
+sleeps (`read_until(spin=True)`): an `apply_sync` loop then skips a wake-up of the client per round trip, and the
 controller the cost of making it (`docs/performance-history.md`: ~0.8 of the round trip, for ~140 µs more of the
-client's CPU). The poll is adaptive, as a spinning mutex is: once a poll ran out, the next waits sleep at once,
-timed, until one is answered within `SPIN_S` again (a loop of 1 ms tasks polls once). A wait with other tasks out
-never polls (a burst's answers come while the controller and the workers need the cores), nor a client confined
-to one CPU (the poll would take the CPU the answer needs); `SCHED_LAB_CLIENT_SPIN_US` sets the limit (0: off).
+client's CPU). The poll backs off as a spinning mutex does: after a poll that ran out, the next wait sleeps at once,
+after the next one two, then four, up to `SPIN_BACKOFF_MAX` (a loop of 1 ms tasks polls in one wait of 64); a poll
+answered resets that. A wait with other tasks out never polls (a burst's answers come while the controller and the
+workers need the cores; several threads' `apply_sync` loops keep them busy too), nor a client confined to one CPU
+(the poll would take the CPU the answer needs); `SCHED_LAB_CLIENT_SPIN_US` sets the limit (0: off).
 
 The handshake is `SyncLink.connect`'s (the same HMAC challenge-response the engines use): nothing
 the controller sends is unpickled before both sides are proven; results are decoded under
@@ -69,6 +70,7 @@ TLS_CHUNK = 16 * 1024           # bytes one TLS write takes at most (one record)
 CALLER_LEASE_S = 0.02           # after a caller read its answer, the reader thread leaves the socket to callers so long
 SPIN_S = 0.0005                 # a caller waiting for its client's only task polls this long before it sleeps
 SPIN_ENV = "SCHED_LAB_CLIENT_SPIN_US"
+SPIN_BACKOFF_MAX = 64           # after polls that ran out, at most this many waits sleep at once before the next poll
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
 _SIGINT = 2
 _NOT_HELD = contextlib.nullcontext()    # a caller other than the main thread: no KeyboardInterrupt can land there
@@ -137,7 +139,8 @@ class ClientLink(SyncLink):
         self.parked = False                     # the reader thread leaves the socket to callers now
         self._poke = _pipe() if self.caller_reads else None     # a caller's byte wakes the reader thread to park
         self.spin_s = spin_limit()              # a caller waiting for its only task polls so long (module doc)
-        self._spin_on = True                    # the last such wait was answered within spin_s: poll in the next
+        self._spin_skip = 0                     # waits that sleep at once before the next poll (a poll ran out)
+        self._spin_backoff = 1                  # ... after the next poll that runs out
         self.spins = [0, 0]                     # polls answered, polls that ran out
         self._on_message: Callable[[Any], None] | None = None
         self._new_locks()
@@ -239,7 +242,7 @@ class ClientLink(SyncLink):
         """Read and hand out messages in this thread until `done()` or the monotonic `deadline` (None: none). False
         if this thread cannot read now (another caller reads, TLS, closed, not started): wait for the reader thread
         then, inside `waiting()`. A failed connection is closed and answered as the reader thread does it. `spin`:
-        the caller waits for its client's only task out (module doc: it may poll before it sleeps)."""
+        the caller waits for the only task out of this process's clients (module doc: it may poll first)."""
         if not self.caller_reads or self.closed or self._on_message is None:
             return False
         held = None
@@ -321,23 +324,24 @@ class ClientLink(SyncLink):
             self.reads[1] += 1
 
     def _spin(self, deadline: float | None) -> bool:
-        """Before a wait for the client's only task sleeps: poll the socket up to `spin_s` (and the deadline) if the
-        last such wait was answered within that; else sleep first for up to as long (in poll's unit, whole ms),
-        timed: an answer within `spin_s` turns polling back on (module doc). Whether the socket is readable now."""
+        """Before a wait for the client's only task sleeps: poll the socket up to `spin_s` (and the deadline), unless
+        a poll ran out lately (then this wait sleeps at once: after each poll that runs out, twice as many waits as
+        after the last one, up to SPIN_BACKOFF_MAX; a poll answered resets that). Whether the socket is readable."""
+        if self._spin_skip:
+            self._spin_skip -= 1
+            return False
         start = time.monotonic()
         end = start + self.spin_s if deadline is None else min(start + self.spin_s, deadline)
         readable = self._readable
         if end <= start:                    # the deadline has come: says nothing of how long answers take
             return readable(0)
-        if not self._spin_on:
-            ready = readable(max(1, int((end - start) * 1000 + 0.999)))
-            self._spin_on = ready and time.monotonic() - start <= self.spin_s
-            return ready
         while not readable(0):
             if time.monotonic() >= end:
-                self._spin_on = False
+                self._spin_skip = self._spin_backoff
+                self._spin_backoff = min(SPIN_BACKOFF_MAX, 2 * self._spin_backoff)
                 self.spins[1] += 1
                 return False
+        self._spin_backoff = 1
         self.spins[0] += 1
         return True
 

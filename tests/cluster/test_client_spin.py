@@ -1,6 +1,7 @@
-"""A caller waiting for its client's only task polls before it sleeps (client_link.py, "A caller waiting ..."): it
-polls when that task is the only one out, never with others out; a poll that runs out turns polling off until a
-sleep is answered as quickly again; Ctrl-C during a poll interrupts it and loses nothing; the limit comes from
+"""A caller waiting for the only task out of its process's clients polls before it sleeps (client_link.py, "A caller
+waiting ..."): it polls when that task is the only one out, never with others out (of its client or of another
+client of the process); polls that run out back off (1, 2, 4, ... waits sleep at once, up to a cap) and a poll
+answered resets that; Ctrl-C during a poll interrupts it and loses nothing; the limit comes from
 SCHED_LAB_CLIENT_SPIN_US, and is 0 for a process confined to one CPU."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -61,18 +63,59 @@ def test_a_wait_with_other_tasks_out_never_polls(spinning_client, gate):
     assert rc._link.spins[1] == 0                   # (its own wait: the only task out by then)
 
 
-def test_a_poll_that_runs_out_turns_polling_off_until_an_answer_is_as_quick(spinning_client):
+def test_a_poll_that_runs_out_backs_off_and_an_answered_one_resets_that(spinning_client):
     rc = spinning_client(50_000)                    # 50 ms
     link = rc._link
     view = rc.load_balanced_view()
-    assert view.apply_sync(time.sleep, 0.4) is None     # outlasts the poll
-    assert link.spins == [0, 1] and not link._spin_on
-    assert view.apply_sync(time.sleep, 0.4) is None     # polling off: it sleeps at once, timed
-    assert link.spins == [0, 1]
-    wait_until(lambda: view.apply_sync(abs, -1) == 1 and link._spin_on, 30,
-               "a quick answer to turn polling back on")
-    before = list(link.spins)
-    wait_until(lambda: view.apply_sync(abs, -1) == 1 and link.spins[0] > before[0], 30, "a poll answered")
+    assert view.apply_sync(time.sleep, 0.3) is None     # outlasts the poll
+    assert link.spins == [0, 1] and (link._spin_skip, link._spin_backoff) == (1, 2)
+    assert view.apply_sync(time.sleep, 0.3) is None     # sleeps at once
+    assert link.spins == [0, 1] and link._spin_skip == 0
+    assert view.apply_sync(time.sleep, 0.3) is None     # polls again, and runs out again
+    assert link.spins == [0, 2] and (link._spin_skip, link._spin_backoff) == (2, 4)
+    wait_until(lambda: view.apply_sync(abs, -1) == 1 and link.spins[0] > 0, 30, "a quick answer to a poll")
+    assert link._spin_backoff == 1
+
+
+def test_the_backoff_doubles_up_to_its_cap(monkeypatch):
+    """On a real socket that no answer comes to: polls run out at waits 1, 3, 6, 11, ... (each followed by twice the
+    last run of waits that sleep at once), then once in every SPIN_BACKOFF_MAX + 1 waits; an answer to the next poll
+    resets the backoff."""
+    monkeypatch.setenv(client_link.SPIN_ENV, "200")
+    a, b = socket.socketpair()
+    link = client_link.ClientLink(a)
+    try:
+        cap = client_link.SPIN_BACKOFF_MAX
+        polled = []
+        for wait in range(1, 500):
+            before = link.spins[1]
+            assert link._spin(None) is False
+            if link.spins[1] > before:
+                polled.append(wait)
+        skips, expected = 1, [1]
+        while expected[-1] < 500:
+            expected.append(expected[-1] + skips + 1)
+            skips = min(cap, 2 * skips)
+        assert polled == expected[:-1] and link.spins[0] == 0
+        while link._spin_skip:                      # up to the next poll, which the answer meets
+            assert link._spin(None) is False
+        b.sendall(b"x")
+        assert link._spin(None) is True
+        assert link.spins[0] == 1 and (link._spin_skip, link._spin_backoff) == (0, 1)
+    finally:
+        link.close()
+        b.close()
+
+
+def test_a_wait_polls_only_for_the_only_task_of_all_this_process_clients(spinning_client, gate):
+    first, second = spinning_client(30_000_000), spinning_client(30_000_000)
+    held = gate.hold(first.load_balanced_view(), value=4)      # the first client's task, out until the gate opens
+    view = second.load_balanced_view()
+    assert [view.apply_sync(abs, -k) for k in range(5)] == list(range(5))
+    assert second._link.spins == [0, 0]             # another client of this process had a task out
+    gate.open()
+    assert held.get(60) == 4
+    wait_until(lambda: view.apply_sync(abs, -1) == 1 and second._link.spins[0] > 0, 30, "a poll, alone again")
 
 
 def test_ctrl_c_during_a_poll_interrupts_it_and_loses_nothing(spinning_client, gate):
