@@ -201,12 +201,12 @@ class Client(HubQueries, ResultRequests):
             return fut.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _only_task_out(self) -> bool:
-        """Whether this client's one task out is the only one of any client in this process (its waiting caller may
-        poll before it sleeps: client_link.py)."""
+        """Whether this client's one task out is the only one of any connected client in this process (its waiting
+        caller may poll before it sleeps: client_link.py). A closed client's leftovers are answered nowhere."""
         if len(self.outstanding) != 1:
             return False
         try:
-            return all(c is self or not c.outstanding for c in _CLIENTS)
+            return all(c is self or not c.outstanding or c._closed or c._lost is not None for c in _CLIENTS)
         except RuntimeError:                # a client made meanwhile, in another thread: not alone, then
             return False
 

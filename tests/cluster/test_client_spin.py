@@ -6,22 +6,22 @@ SCHED_LAB_CLIENT_SPIN_US, and is 0 for a process confined to one CPU."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
+from pathlib import Path
 
 import pytest
-
-from _wait import wait_until
 
 from real_cluster import Client
 from real_cluster import client_link
 from real_cluster.profile import CLIENT_FILE
+
+
+PROBE = Path(__file__).with_name("_spin_probe.py")
 
 
 @pytest.fixture
@@ -39,14 +39,22 @@ def spinning_client(session_cluster, monkeypatch):
         c.close()
 
 
-def test_a_wait_for_the_only_task_out_polls_and_is_answered(spinning_client):
-    rc = spinning_client(30_000_000)               # (30 s: no poll runs out on a loaded machine)
-    view = rc.load_balanced_view()
-    assert [view.apply_sync(abs, -k) for k in range(40)] == list(range(40))
-    answered, ran_out = rc._link.spins
+def _probe(session_cluster, case: str, limit_us: int) -> dict:
+    """`_spin_probe.py CASE` against the shared cluster, in a process of its own (no earlier clients there)."""
+    env = dict(os.environ, **{client_link.SPIN_ENV: str(limit_us)})
+    out = subprocess.run([sys.executable, str(PROBE), str(session_cluster.dir / "security" / CLIENT_FILE), case],
+                         capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_wait_for_the_only_task_out_polls_and_is_answered(session_cluster):
+    got = _probe(session_cluster, "loop", 30_000_000)         # (30 s: no poll runs out on a loaded machine)
+    assert got["values"] == list(range(40))
+    answered, ran_out = got["spins"]
     assert ran_out == 0
-    assert answered >= 20, rc._link.spins          # (an answer the reader thread read first is not waited for)
-    assert answered <= rc._link.reads[1]            # each poll ended in a caller's read
+    assert answered >= 20, got                      # (an answer the reader thread read first is not waited for)
+    assert answered <= got["caller_reads"]          # each poll ended in a caller's read
 
 
 def test_a_wait_with_other_tasks_out_never_polls(spinning_client, gate):
@@ -63,18 +71,12 @@ def test_a_wait_with_other_tasks_out_never_polls(spinning_client, gate):
     assert rc._link.spins[1] == 0                   # (its own wait: the only task out by then)
 
 
-def test_a_poll_that_runs_out_backs_off_and_an_answered_one_resets_that(spinning_client):
-    rc = spinning_client(50_000)                    # 50 ms
-    link = rc._link
-    view = rc.load_balanced_view()
-    assert view.apply_sync(time.sleep, 0.3) is None     # outlasts the poll
-    assert link.spins == [0, 1] and (link._spin_skip, link._spin_backoff) == (1, 2)
-    assert view.apply_sync(time.sleep, 0.3) is None     # sleeps at once
-    assert link.spins == [0, 1] and link._spin_skip == 0
-    assert view.apply_sync(time.sleep, 0.3) is None     # polls again, and runs out again
-    assert link.spins == [0, 2] and (link._spin_skip, link._spin_backoff) == (2, 4)
-    wait_until(lambda: view.apply_sync(abs, -1) == 1 and link.spins[0] > 0, 30, "a quick answer to a poll")
-    assert link._spin_backoff == 1
+def test_a_poll_that_runs_out_backs_off_and_an_answered_one_resets_that(session_cluster):
+    got = _probe(session_cluster, "backoff", 50_000)          # 50 ms; three tasks of 0.3 s
+    assert got["steps"] == [[[0, 1], 1, 2],         # the poll ran out: the next wait sleeps at once
+                            [[0, 1], 0, 2],         # it did
+                            [[0, 2], 2, 4]]         # polled again, ran out again: two waits, then four
+    assert got["answered"] and got["backoff"] == 1  # a quick answer met a poll: reset
 
 
 def test_the_backoff_doubles_up_to_its_cap(monkeypatch):
@@ -107,34 +109,24 @@ def test_the_backoff_doubles_up_to_its_cap(monkeypatch):
         b.close()
 
 
-def test_a_wait_polls_only_for_the_only_task_of_all_this_process_clients(spinning_client, gate):
-    first, second = spinning_client(30_000_000), spinning_client(30_000_000)
-    held = gate.hold(first.load_balanced_view(), value=4)      # the first client's task, out until the gate opens
-    view = second.load_balanced_view()
-    assert [view.apply_sync(abs, -k) for k in range(5)] == list(range(5))
-    assert second._link.spins == [0, 0]             # another client of this process had a task out
-    gate.open()
-    assert held.get(60) == 4
-    wait_until(lambda: view.apply_sync(abs, -1) == 1 and second._link.spins[0] > 0, 30, "a poll, alone again")
+def test_a_wait_polls_only_for_the_only_task_of_all_this_process_clients(session_cluster):
+    got = _probe(session_cluster, "two_clients", 30_000_000)
+    assert got["values"] == list(range(5)) and got["held_out_throughout"]
+    assert got["while_held"] == [0, 0]              # another client of the process had a task out: no poll
+    assert got["alone"]                             # once it was in, a poll
 
 
-def test_ctrl_c_during_a_poll_interrupts_it_and_loses_nothing(spinning_client, gate):
-    assert threading.current_thread() is threading.main_thread()      # (only the main thread gets KeyboardInterrupt)
-    rc = spinning_client(60_000_000)                # the whole wait is a poll
-    view = rc.load_balanced_view()
-    held = gate.hold(view, value=9)
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
-    t0 = time.monotonic()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            held.get(60)
-    finally:
-        timer.cancel()
-    assert time.monotonic() - t0 < 30
-    assert rc._link.spins == [0, 0]                 # interrupted inside the poll: neither answered nor run out
-    gate.open()
-    assert held.get(60) == 9 and view.apply_sync(abs, -2) == 2
+def test_a_closed_clients_leftover_task_does_not_stop_the_polls(session_cluster):
+    got = _probe(session_cluster, "closed_leftover", 30_000_000)
+    assert got["values"] == list(range(10)) and got["gone_out"] == 1
+    assert got["spins"][0] >= 5 and got["spins"][1] == 0, got
+
+
+def test_ctrl_c_during_a_poll_interrupts_it_and_loses_nothing(session_cluster):
+    got = _probe(session_cluster, "ctrl_c", 60_000_000)      # the whole wait is a poll
+    assert got["polling"] and got["interrupted"] and got["waited_s"] < 1.9      # before the task's 2 s were up
+    assert got["spins"] == [0, 0]                   # interrupted inside the poll: neither answered nor run out
+    assert got["held"] is None and got["after"] == 2     # nothing lost: the answer, and the next round trip
 
 
 def test_the_limit_comes_from_the_environment(monkeypatch, caplog):
