@@ -24,7 +24,7 @@ A caller waiting for the only task out of all this process's clients polls the s
 sleeps (`read_until(spin=True)`): an `apply_sync` loop then skips a wake-up of the client per round trip, and the
 controller the cost of making it (`docs/performance-history.md`: ~0.8 of the round trip, for ~140 µs more of the
 client's CPU). The poll backs off as a spinning mutex does: after a poll that ran out, the next wait sleeps at once,
-after the next one two, then four, up to `SPIN_BACKOFF_MAX` (a loop of 1 ms tasks polls in one wait of 64); a poll
+after the next one two, then four, up to `SPIN_BACKOFF_MAX` (a loop of 1 ms tasks polls in one wait of 65); a poll
 answered resets that. A wait with other tasks out never polls (a burst's answers come while the controller and the
 workers need the cores; several threads' `apply_sync` loops keep them busy too), nor a client confined to one CPU
 (the poll would take the CPU the answer needs); `SCHED_LAB_CLIENT_SPIN_US` sets the limit (0: off).
@@ -68,7 +68,7 @@ log = logging.getLogger("real_cluster.client")
 _JITTER = random.Random()      # spreads the retries of many clients refused at once
 TLS_CHUNK = 16 * 1024           # bytes one TLS write takes at most (one record)
 CALLER_LEASE_S = 0.02           # after a caller read its answer, the reader thread leaves the socket to callers so long
-SPIN_S = 0.0005                 # a caller waiting for its client's only task polls this long before it sleeps
+SPIN_S = 0.0005                 # a caller waiting for its process's only task out polls this long before it sleeps
 SPIN_ENV = "SCHED_LAB_CLIENT_SPIN_US"
 SPIN_BACKOFF_MAX = 64           # after polls that ran out, at most this many waits sleep at once before the next poll
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
@@ -331,12 +331,17 @@ class ClientLink(SyncLink):
             self._spin_skip -= 1
             return False
         start = time.monotonic()
-        end = start + self.spin_s if deadline is None else min(start + self.spin_s, deadline)
+        end = start + self.spin_s
+        by_deadline = deadline is not None and deadline < end      # (then running out says nothing of the answers)
+        if by_deadline:
+            end = deadline
         readable = self._readable
-        if end <= start:                    # the deadline has come: says nothing of how long answers take
+        if end <= start:
             return readable(0)
         while not readable(0):
             if time.monotonic() >= end:
+                if by_deadline:
+                    return False
                 self._spin_skip = self._spin_backoff
                 self._spin_backoff = min(SPIN_BACKOFF_MAX, 2 * self._spin_backoff)
                 self.spins[1] += 1

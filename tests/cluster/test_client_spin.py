@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,20 @@ def test_the_backoff_doubles_up_to_its_cap(monkeypatch):
         b.sendall(b"x")
         assert link._spin(None) is True
         assert link.spins[0] == 1 and (link._spin_skip, link._spin_backoff) == (0, 1)
+    finally:
+        link.close()
+        b.close()
+
+
+def test_a_poll_cut_short_by_the_wait_s_deadline_does_not_back_off(monkeypatch):
+    monkeypatch.setenv(client_link.SPIN_ENV, "5000000")        # 5 s
+    a, b = socket.socketpair()
+    link = client_link.ClientLink(a)
+    try:
+        t0 = time.monotonic()
+        assert link._spin(t0 + 0.05) is False       # (the deadline: a `get(timeout)`)
+        assert time.monotonic() - t0 < 2.5
+        assert link.spins == [0, 0] and (link._spin_skip, link._spin_backoff) == (0, 1)
     finally:
         link.close()
         b.close()
