@@ -26,8 +26,10 @@ controller the cost of making it (`docs/performance-history.md`: ~0.8 of the rou
 client's CPU). The poll backs off as a spinning mutex does: after a poll that ran out, the next wait sleeps at once,
 after the next one two, then four, up to `SPIN_BACKOFF_MAX` (a loop of 1 ms tasks polls in one wait of 65); a poll
 answered resets that. A wait with other tasks out never polls (a burst's answers come while the controller and the
-workers need the cores; several threads' `apply_sync` loops keep them busy too), nor a client confined to one CPU
-(the poll would take the CPU the answer needs); `SCHED_LAB_CLIENT_SPIN_US` sets the limit (0: off).
+workers need the cores; several threads' `apply_sync` loops keep them busy too), nor one after an answer that said
+the controller had other tasks in flight (another process's client: the controller marks a result frame sent with
+none, messages.py `result_ok_frame`), nor a client confined to one CPU (the poll would take the CPU the answer
+needs); `SCHED_LAB_CLIENT_SPIN_US` sets the limit (0: off).
 
 The handshake is `SyncLink.connect`'s (the same HMAC challenge-response the engines use): nothing
 the controller sends is unpickled before both sides are proven; results are decoded under
@@ -61,6 +63,7 @@ from typing import Any, Callable, Iterator, cast
 
 from . import protocol as proto
 from .error import ConnectionFailed, ProtocolError, Unreachable
+from .messages import RESULT_HEADS
 from .sync_link import SyncLink
 
 log = logging.getLogger("real_cluster.client")
@@ -90,6 +93,31 @@ def spin_limit() -> float:
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     return limit if cpus > 1 else 0.0
+
+
+_BUSY_HEAD, _IDLE_HEAD = RESULT_HEADS
+
+
+class _ResultDecoder(proto.FrameDecoder):
+    """The client's frame decoder, noting whether the last binary result frame said the controller had no other task
+    in flight (`idle`; messages.py `result_ok_frame`): a caller polls for its next answer only then (module doc)."""
+
+    __slots__ = ("idle",)
+
+    def __init__(self, limits: proto.Limits) -> None:
+        super().__init__(limits)
+        self.idle = True
+
+    def feed(self, data: Any) -> list[tuple[bytes, list[bytes]]]:
+        frames = super().feed(data)
+        for header, _ in frames:
+            if type(header) is bytes:       # (binary; a JSON header comes decoded)
+                head = header[:2]
+                if head == _IDLE_HEAD:
+                    self.idle = True
+                elif head == _BUSY_HEAD:
+                    self.idle = False
+        return frames
 
 
 def _pipe() -> tuple[int, int]:
@@ -129,6 +157,7 @@ class ClientLink(SyncLink):
 
     def __init__(self, sock: socket.socket, limits: proto.Limits = proto.RESULT_LIMITS):
         super().__init__(sock, limits)
+        self._decoder = _ResultDecoder(self._decoder.limits)     # (the handshake's limits until it is done)
         self.closed = False
         self._close_reason: str | None = None
         self._reader: threading.Thread | None = None
@@ -142,6 +171,7 @@ class ClientLink(SyncLink):
         self._spin_skip = 0                     # waits that sleep at once before the next poll (a poll ran out)
         self._spin_backoff = 1                  # ... after the next poll that runs out
         self.spins = [0, 0]                     # polls answered, polls that ran out
+        self.busy_waits = 0                     # waits not polled: the last answer said other tasks were in flight
         self._on_message: Callable[[Any], None] | None = None
         self._new_locks()
 
@@ -329,6 +359,9 @@ class ClientLink(SyncLink):
         after the last one, up to SPIN_BACKOFF_MAX; a poll answered resets that). Whether the socket is readable."""
         if self._spin_skip:
             self._spin_skip -= 1
+            return False
+        if not self._decoder.idle:          # (another client's tasks keep the cluster's cores busy)
+            self.busy_waits += 1
             return False
         start = time.monotonic()
         end = start + self.spin_s

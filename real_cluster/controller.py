@@ -624,7 +624,7 @@ class Controller(DirectLinks, Listeners, Liveness, Pulling):
         answer = (tid, eid, task.submitted_at, msg.started_at, msg.completed_at, time.time(), msg.result)
         self.db.finish_task(tid, "ok", eid, msg.started_at, msg.completed_at, answer[5], msg.result,
                             answer=answer, attempts=msg.attempt + 1)    # (the answer: get_result's until committed)
-        frame = result_ok_frame(*answer)
+        frame = result_ok_frame(*answer, idle=not self.pending)     # (idle: its client may poll for the next one)
         owner = task.owner
         busy = owner is not None and self.pending.pending_of(owner) >= BATCH_RESULTS_IN_FLIGHT
         for link in task.subscribers:

@@ -397,6 +397,8 @@ _ROLES = ("create", "recreate", "call")
 _TOOK = 7
 _TOOK_S = struct.Struct("!BBIq")           # NUL, code, attempt, seq (a worker's take, with almost every answer)
 _RESULT_S = struct.Struct("!BBidddd")      # NUL, code, engine_id, submitted/started/completed/received_at
+_RESULT_IDLE = 8                            # the same, sent with no other task in flight (client_link.py: its poll)
+RESULT_HEADS = (bytes((0, _RESULT)), bytes((0, _RESULT_IDLE)))     # a result frame's header starts so: busy, idle
 
 
 def _to_binary(msg: Any) -> bytes | None:
@@ -493,14 +495,16 @@ def done_ok_frame(task_id: str, attempt: int, started_at: float, completed_at: f
 
 
 def result_ok_frame(task_id: str, engine_id: int, submitted_at: float, started_at: float, completed_at: float,
-                    received_at: float, result: bytes) -> bytes:
-    """The frame of a successful `TaskResult` with no label, no output and a result (the usual answer)."""
+                    received_at: float, result: bytes, idle: bool = False) -> bytes:
+    """The frame of a successful `TaskResult` with no label, no output and a result (the usual answer). `idle`: the
+    controller has no other task in flight (its own code: the client decodes the same TaskResult)."""
     if type(engine_id) is not int or not -0x80000000 <= engine_id <= 0x7FFFFFFF:
         raise ValueError(f"engine_id must be a 32-bit int, got {engine_id!r}")
     tid = task_id.encode()
     head_len = _RESULT_S.size + len(tid)
-    return b"".join((_RESULT_FRAME.pack(7 + head_len + len(result), head_len, 1, len(result), 0, _RESULT, engine_id,
-                                        submitted_at, started_at, completed_at, received_at), tid, result))
+    return b"".join((_RESULT_FRAME.pack(7 + head_len + len(result), head_len, 1, len(result), 0,
+                                        _RESULT_IDLE if idle else _RESULT, engine_id, submitted_at, started_at,
+                                        completed_at, received_at), tid, result))
 
 
 def result_ok(task_id: str, engine_id: int, submitted_at: float, started_at: float, completed_at: float,
@@ -556,7 +560,7 @@ def _from_binary(header: bytes, buffers: list[bytes]) -> Any:
             if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME):
                 check_binary("submit", tid, (("submitted_at", submitted),))
             return _MAKE_SUBMIT(tid, _NO_FLAGS, submitted, buffers[0])
-        if code == _RESULT and len(buffers) <= 1:
+        if (code == _RESULT or code == _RESULT_IDLE) and len(buffers) <= 1:
             _, _, eid, submitted, started, completed, received = _RESULT_S.unpack_from(header)
             tid = header[_RESULT_S.size:].decode()
             if not (0 < len(tid) <= MAX_ID_CHARS and 0.0 <= submitted <= MAX_TIME and 0.0 <= started <= MAX_TIME

@@ -50,16 +50,37 @@ def two_clients(conn: str) -> dict:
         return {"values": values, "while_held": while_held, "held_out_throughout": held_out, "alone": alone}
 
 
+def _idle(rc: Client) -> bool:
+    status = rc.queue_status()
+    return status["unassigned"] == 0 and all(v["tasks"] == 0 and v["queue"] == 0 for k, v in status.items()
+                                             if k != "unassigned")
+
+
 def closed_leftover(conn: str) -> dict:
-    """A closed client's task, still out when it closed, is answered nowhere: it does not keep the others from
-    polling."""
+    """A closed client's task, still out when it closed, is answered nowhere: once the controller has run it, it
+    does not keep the others from polling."""
     gone = Client(conn, timeout=10)
-    gone.load_balanced_view().apply_async(time.sleep, 3)
+    gone.load_balanced_view().apply_async(time.sleep, 0.2)
     gone.close()
+    with Client(conn, timeout=10) as rc:
+        ran = _wait_for(lambda: _idle(rc))
+        view = rc.load_balanced_view()
+        values = [view.apply_sync(abs, -k) for k in range(10)]
+        return {"values": values, "gone_out": len(gone.outstanding), "spins": rc._link.spins, "ran": ran}
+
+
+def busy_elsewhere(conn: str, gate_file: str) -> dict:
+    """While a task of another process's client runs (until `gate_file` exists), the answers say the controller has
+    other tasks in flight: the waits after the first do not poll. Then they do again."""
+    import os
     with Client(conn, timeout=10) as rc:
         view = rc.load_balanced_view()
         values = [view.apply_sync(abs, -k) for k in range(10)]
-        return {"values": values, "gone_out": len(gone.outstanding), "spins": rc._link.spins}
+        during = {"spins": list(rc._link.spins), "busy_waits": rc._link.busy_waits}
+        open(gate_file, "w").close()
+        ran = _wait_for(lambda: _idle(rc))
+        polled = _wait_for(lambda: view.apply_sync(abs, -1) == 1 and rc._link.spins[0] > during["spins"][0])
+        return {"values": values, "during": during, "ran": ran, "polled_after": polled, "pid": os.getpid()}
 
 
 def ctrl_c(conn: str) -> dict:
@@ -88,4 +109,5 @@ def ctrl_c(conn: str) -> dict:
 
 if __name__ == "__main__":
     print(json.dumps({"loop": loop, "backoff": backoff, "two_clients": two_clients, "ctrl_c": ctrl_c,
-                      "closed_leftover": closed_leftover}[sys.argv[2]](sys.argv[1])))
+                      "closed_leftover": closed_leftover, "busy_elsewhere": busy_elsewhere}[sys.argv[2]](*sys.argv[1:2],
+                                                                                                       *sys.argv[3:])))

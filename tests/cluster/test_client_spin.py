@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from real_cluster import Client
+from real_cluster import Client, Cluster
 from real_cluster import client_link
 from real_cluster.profile import CLIENT_FILE
 
@@ -25,14 +25,26 @@ from real_cluster.profile import CLIENT_FILE
 PROBE = Path(__file__).with_name("_spin_probe.py")
 
 
+@pytest.fixture(scope="module")
+def quiet_cluster(lab_dir):
+    """A 2-engine cluster of this module's own: whether a client polls depends on what else the controller has in
+    flight, and the shared cluster may run other tests' leftovers. Each test leaves nothing running."""
+    cluster = Cluster(n=2, profile=f"spin-{os.getpid()}-{os.urandom(3).hex()}")
+    try:
+        cluster.start(timeout=30)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
-def spinning_client(session_cluster, monkeypatch):
+def spinning_client(quiet_cluster, monkeypatch):
     """`make(limit_us)`: a client of its own (counts from zero) whose waits poll up to `limit_us`; closed at the end."""
     made: list[Client] = []
 
     def make(limit_us: int) -> Client:
         monkeypatch.setenv(client_link.SPIN_ENV, str(limit_us))
-        made.append(Client(session_cluster.dir / "security" / CLIENT_FILE, timeout=10))
+        made.append(Client(quiet_cluster.dir / "security" / CLIENT_FILE, timeout=10))
         assert made[-1]._link.spin_s == limit_us / 1e6
         return made[-1]
     yield make
@@ -40,17 +52,17 @@ def spinning_client(session_cluster, monkeypatch):
         c.close()
 
 
-def _probe(session_cluster, case: str, limit_us: int) -> dict:
-    """`_spin_probe.py CASE` against the shared cluster, in a process of its own (no earlier clients there)."""
+def _probe(cluster, case: str, limit_us: int, *extra: str) -> dict:
+    """`_spin_probe.py CASE` against `cluster`, in a process of its own (no earlier clients there)."""
     env = dict(os.environ, **{client_link.SPIN_ENV: str(limit_us)})
-    out = subprocess.run([sys.executable, str(PROBE), str(session_cluster.dir / "security" / CLIENT_FILE), case],
+    out = subprocess.run([sys.executable, str(PROBE), str(cluster.dir / "security" / CLIENT_FILE), case, *extra],
                          capture_output=True, text=True, timeout=180, env=env)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
-def test_a_wait_for_the_only_task_out_polls_and_is_answered(session_cluster):
-    got = _probe(session_cluster, "loop", 30_000_000)         # (30 s: no poll runs out on a loaded machine)
+def test_a_wait_for_the_only_task_out_polls_and_is_answered(quiet_cluster):
+    got = _probe(quiet_cluster, "loop", 30_000_000)         # (30 s: no poll runs out on a loaded machine)
     assert got["values"] == list(range(40))
     answered, ran_out = got["spins"]
     assert ran_out == 0
@@ -72,8 +84,8 @@ def test_a_wait_with_other_tasks_out_never_polls(spinning_client, gate):
     assert rc._link.spins[1] == 0                   # (its own wait: the only task out by then)
 
 
-def test_a_poll_that_runs_out_backs_off_and_an_answered_one_resets_that(session_cluster):
-    got = _probe(session_cluster, "backoff", 50_000)          # 50 ms; three tasks of 0.3 s
+def test_a_poll_that_runs_out_backs_off_and_an_answered_one_resets_that(quiet_cluster):
+    got = _probe(quiet_cluster, "backoff", 50_000)          # 50 ms; three tasks of 0.3 s
     assert got["steps"] == [[[0, 1], 1, 2],         # the poll ran out: the next wait sleeps at once
                             [[0, 1], 0, 2],         # it did
                             [[0, 2], 2, 4]]         # polled again, ran out again: two waits, then four
@@ -124,21 +136,33 @@ def test_a_poll_cut_short_by_the_wait_s_deadline_does_not_back_off(monkeypatch):
         b.close()
 
 
-def test_a_wait_polls_only_for_the_only_task_of_all_this_process_clients(session_cluster):
-    got = _probe(session_cluster, "two_clients", 30_000_000)
+def test_a_wait_polls_only_for_the_only_task_of_all_this_process_clients(quiet_cluster):
+    got = _probe(quiet_cluster, "two_clients", 30_000_000)
     assert got["values"] == list(range(5)) and got["held_out_throughout"]
     assert got["while_held"] == [0, 0]              # another client of the process had a task out: no poll
     assert got["alone"]                             # once it was in, a poll
 
 
-def test_a_closed_clients_leftover_task_does_not_stop_the_polls(session_cluster):
-    got = _probe(session_cluster, "closed_leftover", 30_000_000)
+def test_a_closed_clients_leftover_task_does_not_stop_the_polls(quiet_cluster):
+    got = _probe(quiet_cluster, "closed_leftover", 30_000_000)
     assert got["values"] == list(range(10)) and got["gone_out"] == 1
     assert got["spins"][0] >= 5 and got["spins"][1] == 0, got
 
 
-def test_ctrl_c_during_a_poll_interrupts_it_and_loses_nothing(session_cluster):
-    got = _probe(session_cluster, "ctrl_c", 60_000_000)      # the whole wait is a poll
+def test_answers_sent_while_another_process_has_a_task_in_flight_stop_the_polls(quiet_cluster, spinning_client,
+                                                                                 gate):
+    rc = spinning_client(30_000_000)                # this process's client: another process's, to the probe
+    held = gate.hold(rc.load_balanced_view(), value=6)          # in flight until the probe opens the gate
+    got = _probe(quiet_cluster, "busy_elsewhere", 30_000_000, gate.release)
+    assert got["values"] == list(range(10))
+    assert got["during"]["busy_waits"] >= 8, got    # every wait after the first answer: it said "busy"
+    assert sum(got["during"]["spins"]) <= 1, got    # (the first wait, before any answer, may poll)
+    assert got["ran"] and got["polled_after"]       # the controller idle again: polls again
+    assert held.get(60) == 6
+
+
+def test_ctrl_c_during_a_poll_interrupts_it_and_loses_nothing(quiet_cluster):
+    got = _probe(quiet_cluster, "ctrl_c", 60_000_000)      # the whole wait is a poll
     assert got["polling"] and got["interrupted"] and got["waited_s"] < 1.9      # before the task's 2 s were up
     assert got["spins"] == [0, 0]                   # interrupted inside the poll: neither answered nor run out
     assert got["held"] is None and got["after"] == 2     # nothing lost: the answer, and the next round trip

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from real_cluster import protocol as proto
 from real_cluster.hub_requests import RequestHandler
 from real_cluster.messages import (
-    RunTask, Submit, TaskDone, TaskResult, Took, done_ok_frame, from_wire, result_ok, result_ok_frame, run_frame,
-    submit_frame, to_wire, took_frame, NO_FLAGS,
+    RESULT_HEADS, RunTask, Submit, TaskDone, TaskResult, Took, done_ok_frame, from_wire, result_ok, result_ok_frame,
+    run_frame, submit_frame, to_wire, took_frame, NO_FLAGS,
 )
 from real_cluster.error import InvalidField
 from real_cluster.task_table import RecordRows, TaskTable, spec_for
@@ -56,6 +56,17 @@ def test_result_ok_frame_is_the_task_result_message_byte_for_byte(task_id, eid, 
     assert frame == _frame(msg)
     (header, buffers), = proto.FrameDecoder(proto.RESULT_LIMITS).feed(frame)
     assert from_wire(header, buffers) == msg
+
+
+def test_an_idle_result_frame_is_the_same_task_result_under_its_own_code():
+    """`idle=True` (the controller had no other task in flight) changes the header's code only: the client decodes
+    the same TaskResult, and its decoder tells the two apart by RESULT_HEADS."""
+    busy = result_ok_frame("t1", 3, 1.0, 2.0, 3.0, 4.0, b"r")
+    idle = result_ok_frame("t1", 3, 1.0, 2.0, 3.0, 4.0, b"r", idle=True)
+    assert busy == _frame(result_ok("t1", 3, 1.0, 2.0, 3.0, 4.0, b"r")) and idle != busy
+    decoded = [proto.FrameDecoder(proto.RESULT_LIMITS).feed(f)[0] for f in (busy, idle)]
+    assert [h[:2] for h, _ in decoded] == list(RESULT_HEADS)
+    assert from_wire(*decoded[0]) == from_wire(*decoded[1]) == result_ok("t1", 3, 1.0, 2.0, 3.0, 4.0, b"r")
 
 
 @settings(max_examples=200, deadline=None)

@@ -26,7 +26,7 @@ from real_cluster.controller import MAX_UNAUTHENTICATED_PER_SOURCE
 from real_cluster.error import ProtocolError
 from real_cluster.messages import (
     Auth, Hello, Register, Reply, Request, RunTask, Submit, TaskDone, TaskFlags, TaskResult, Welcome, from_wire,
-    to_wire,
+    result_ok_frame, to_wire,
 )
 from real_cluster.profile import CLIENT_FILE, ENGINE_FILE, client_file, read_connection_file
 
@@ -216,7 +216,8 @@ _SAMPLES = [
                received_at=4.0, result=b"r"),
     Request(rid=3, op="get_result", args={"ids": ["a", "b"]}), Reply(rid=3, ok=True, value_json=b'{"a": 1}'),
 ]
-_WIRE = b"".join(proto.encode_frame(*to_wire(m)) for m in _SAMPLES)
+_WIRE = b"".join(proto.encode_frame(*to_wire(m)) for m in _SAMPLES) + result_ok_frame("t", 0, 1.0, 2.0, 3.0, 4.0,
+                                                                                     b"r", idle=True)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
