@@ -108,7 +108,7 @@ class _ResultDecoder(proto.FrameDecoder):
         super().__init__(limits)
         self.idle = True
 
-    def feed(self, data: Any) -> list[tuple[bytes, list[bytes]]]:
+    def feed(self, data: Any) -> list[tuple[dict[str, Any] | bytes, list[bytes]]]:
         frames = super().feed(data)
         for header, _ in frames:
             if type(header) is bytes:       # (binary; a JSON header comes decoded)
