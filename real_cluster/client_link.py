@@ -110,13 +110,12 @@ class _ResultDecoder(proto.FrameDecoder):
 
     def feed(self, data: Any) -> list[tuple[dict[str, Any] | bytes, list[bytes]]]:
         frames = super().feed(data)
-        for header, _ in frames:
+        for header, _ in reversed(frames):  # the read's last result frame decides (a burst's read: one look)
             if type(header) is bytes:       # (binary; a JSON header comes decoded)
                 head = header[:2]
-                if head == _IDLE_HEAD:
-                    self.idle = True
-                elif head == _BUSY_HEAD:
-                    self.idle = False
+                if head == _IDLE_HEAD or head == _BUSY_HEAD:
+                    self.idle = head == _IDLE_HEAD
+                    break
         return frames
 
 

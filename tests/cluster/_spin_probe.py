@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 from real_cluster import Client
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))       # tests/: the shared helpers
+from _wait import wait_until  # noqa: E402
 
-def _wait_for(predicate, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-    return True
+
+def _wait_for(predicate, what: str) -> bool:
+    """`wait_until` without a pause between tries (a pause past the client's reader lease lets the reader thread
+    read the answers a caller's poll is waited for: no poll would ever show); True, or AssertionError at 30 s."""
+    return bool(wait_until(predicate, 30, what, interval_s=0))
 
 
 def loop(conn: str) -> dict:
@@ -34,7 +36,7 @@ def backoff(conn: str) -> dict:
         for _ in range(3):
             view.apply_sync(time.sleep, 0.3)
             steps.append([list(link.spins), link._spin_skip, link._spin_backoff])
-        answered = _wait_for(lambda: view.apply_sync(abs, -1) == 1 and link.spins[0] > 0)
+        answered = _wait_for(lambda: view.apply_sync(abs, -1) == 1 and link.spins[0] > 0, "a poll answered")
         return {"steps": steps, "answered": answered, "backoff": link._spin_backoff}
 
 
@@ -46,7 +48,7 @@ def two_clients(conn: str) -> dict:
         while_held = list(second._link.spins)
         held_out = not held.ready()             # (it was out all along)
         held.get(60)
-        alone = _wait_for(lambda: view.apply_sync(abs, -1) == 1 and second._link.spins[0] > 0)
+        alone = _wait_for(lambda: view.apply_sync(abs, -1) == 1 and second._link.spins[0] > 0, "a poll, alone")
         return {"values": values, "while_held": while_held, "held_out_throughout": held_out, "alone": alone}
 
 
@@ -63,7 +65,7 @@ def closed_leftover(conn: str) -> dict:
     gone.load_balanced_view().apply_async(time.sleep, 0.2)
     gone.close()
     with Client(conn, timeout=10) as rc:
-        ran = _wait_for(lambda: _idle(rc))
+        ran = _wait_for(lambda: _idle(rc), "the controller idle")
         view = rc.load_balanced_view()
         values = [view.apply_sync(abs, -k) for k in range(10)]
         return {"values": values, "gone_out": len(gone.outstanding), "spins": rc._link.spins, "ran": ran}
@@ -78,8 +80,9 @@ def busy_elsewhere(conn: str, gate_file: str) -> dict:
         values = [view.apply_sync(abs, -k) for k in range(10)]
         during = {"spins": list(rc._link.spins), "busy_waits": rc._link.busy_waits}
         open(gate_file, "w").close()
-        ran = _wait_for(lambda: _idle(rc))
-        polled = _wait_for(lambda: view.apply_sync(abs, -1) == 1 and rc._link.spins[0] > during["spins"][0])
+        ran = _wait_for(lambda: _idle(rc), "the controller idle")
+        polled = _wait_for(lambda: view.apply_sync(abs, -1) == 1 and rc._link.spins[0] > during["spins"][0],
+                           "a poll again")
         return {"values": values, "during": during, "ran": ran, "polled_after": polled, "pid": os.getpid()}
 
 

@@ -1,5 +1,5 @@
-"""Fixtures for live-cluster tests: a private $SCHED_LAB_DIR, one shared 4-engine cluster, and a factory
-for extra clusters. Every process started here is stopped at teardown, even when a test fails."""
+"""Fixtures for live-cluster tests: a private $SCHED_LAB_DIR, one shared 4-engine cluster, a 2-engine cluster per
+module that asks for one, and a factory for extra clusters. Every process started here is stopped at teardown, even when a test fails."""
 
 from __future__ import annotations
 
@@ -39,14 +39,25 @@ def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["SCHED_LAB_DIR"] = old
 
 
-@pytest.fixture(scope="session")
-def session_cluster(lab_dir: Path) -> Iterator[Cluster]:
-    cluster = Cluster(n=4, profile="session")
+def _running(n: int, profile: str) -> Iterator[Cluster]:
+    cluster = Cluster(n=n, profile=profile)
     try:
         cluster.start(timeout=30)
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def session_cluster(lab_dir: Path) -> Iterator[Cluster]:
+    yield from _running(4, "session")
+
+
+@pytest.fixture(scope="module")
+def module_cluster(lab_dir: Path) -> Iterator[Cluster]:
+    """A 2-engine cluster of one test module's own, for tests whose outcome depends on what else the controller has
+    in flight (the shared cluster may be running other tests' leftovers). Its tests leave nothing running."""
+    yield from _running(2, f"m{os.getpid()}-{os.urandom(3).hex()}")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from real_cluster import Client, Cluster
+from real_cluster import Client
 from real_cluster import client_link
 from real_cluster.profile import CLIENT_FILE
 
@@ -25,26 +25,14 @@ from real_cluster.profile import CLIENT_FILE
 PROBE = Path(__file__).with_name("_spin_probe.py")
 
 
-@pytest.fixture(scope="module")
-def quiet_cluster(lab_dir):
-    """A 2-engine cluster of this module's own: whether a client polls depends on what else the controller has in
-    flight, and the shared cluster may run other tests' leftovers. Each test leaves nothing running."""
-    cluster = Cluster(n=2, profile=f"spin-{os.getpid()}-{os.urandom(3).hex()}")
-    try:
-        cluster.start(timeout=30)
-        yield cluster
-    finally:
-        cluster.stop()
-
-
 @pytest.fixture
-def spinning_client(quiet_cluster, monkeypatch):
+def spinning_client(module_cluster, monkeypatch):
     """`make(limit_us)`: a client of its own (counts from zero) whose waits poll up to `limit_us`; closed at the end."""
     made: list[Client] = []
 
     def make(limit_us: int) -> Client:
         monkeypatch.setenv(client_link.SPIN_ENV, str(limit_us))
-        made.append(Client(quiet_cluster.dir / "security" / CLIENT_FILE, timeout=10))
+        made.append(Client(module_cluster.dir / "security" / CLIENT_FILE, timeout=10))
         assert made[-1]._link.spin_s == limit_us / 1e6
         return made[-1]
     yield make
@@ -61,8 +49,8 @@ def _probe(cluster, case: str, limit_us: int, *extra: str) -> dict:
     return json.loads(out.stdout)
 
 
-def test_a_wait_for_the_only_task_out_polls_and_is_answered(quiet_cluster):
-    got = _probe(quiet_cluster, "loop", 30_000_000)         # (30 s: no poll runs out on a loaded machine)
+def test_a_wait_for_the_only_task_out_polls_and_is_answered(module_cluster):
+    got = _probe(module_cluster, "loop", 30_000_000)         # (30 s: no poll runs out on a loaded machine)
     assert got["values"] == list(range(40))
     answered, ran_out = got["spins"]
     assert ran_out == 0
@@ -84,8 +72,8 @@ def test_a_wait_with_other_tasks_out_never_polls(spinning_client, gate):
     assert rc._link.spins[1] == 0                   # (its own wait: the only task out by then)
 
 
-def test_a_poll_that_runs_out_backs_off_and_an_answered_one_resets_that(quiet_cluster):
-    got = _probe(quiet_cluster, "backoff", 50_000)          # 50 ms; three tasks of 0.3 s
+def test_a_poll_that_runs_out_backs_off_and_an_answered_one_resets_that(module_cluster):
+    got = _probe(module_cluster, "backoff", 50_000)          # 50 ms; three tasks of 0.3 s
     assert got["steps"] == [[[0, 1], 1, 2],         # the poll ran out: the next wait sleeps at once
                             [[0, 1], 0, 2],         # it did
                             [[0, 2], 2, 4]]         # polled again, ran out again: two waits, then four
@@ -136,25 +124,25 @@ def test_a_poll_cut_short_by_the_wait_s_deadline_does_not_back_off(monkeypatch):
         b.close()
 
 
-def test_a_wait_polls_only_for_the_only_task_of_all_this_process_clients(quiet_cluster):
-    got = _probe(quiet_cluster, "two_clients", 30_000_000)
+def test_a_wait_polls_only_for_the_only_task_of_all_this_process_clients(module_cluster):
+    got = _probe(module_cluster, "two_clients", 30_000_000)
     assert got["values"] == list(range(5)) and got["held_out_throughout"]
     assert got["while_held"] == [0, 0]              # another client of the process had a task out: no poll
     assert got["alone"]                             # once it was in, a poll
 
 
-def test_a_closed_clients_leftover_task_does_not_stop_the_polls(quiet_cluster):
-    got = _probe(quiet_cluster, "closed_leftover", 30_000_000)
+def test_a_closed_clients_leftover_task_does_not_stop_the_polls(module_cluster):
+    got = _probe(module_cluster, "closed_leftover", 30_000_000)
     assert got["values"] == list(range(10)) and got["gone_out"] == 1
     assert got["spins"][0] >= 1 and got["spins"][1] == 0, got     # (some answers a loaded machine's reader thread
     # may read before their caller waits)
 
 
-def test_answers_sent_while_another_process_has_a_task_in_flight_stop_the_polls(quiet_cluster, spinning_client,
+def test_answers_sent_while_another_process_has_a_task_in_flight_stop_the_polls(module_cluster, spinning_client,
                                                                                  gate):
     rc = spinning_client(30_000_000)                # this process's client: another process's, to the probe
     held = gate.hold(rc.load_balanced_view(), value=6)          # in flight until the probe opens the gate
-    got = _probe(quiet_cluster, "busy_elsewhere", 30_000_000, gate.release)
+    got = _probe(module_cluster, "busy_elsewhere", 30_000_000, gate.release)
     assert got["values"] == list(range(10))
     assert sum(got["during"]["spins"]) <= 1, got    # no poll after an answer (the first wait, before one, may poll)
     assert got["during"]["busy_waits"] >= 1, got    # ... because it said "busy" (a loaded machine's reader thread
@@ -163,8 +151,8 @@ def test_answers_sent_while_another_process_has_a_task_in_flight_stop_the_polls(
     assert held.get(60) == 6
 
 
-def test_ctrl_c_during_a_poll_interrupts_it_and_loses_nothing(quiet_cluster):
-    got = _probe(quiet_cluster, "ctrl_c", 60_000_000)      # the whole wait is a poll
+def test_ctrl_c_during_a_poll_interrupts_it_and_loses_nothing(module_cluster):
+    got = _probe(module_cluster, "ctrl_c", 60_000_000)      # the whole wait is a poll
     assert got["polling"] and got["interrupted"] and got["waited_s"] < 1.9      # before the task's 2 s were up
     assert got["spins"] == [0, 0]                   # interrupted inside the poll: neither answered nor run out
     assert got["held"] is None and got["after"] == 2     # nothing lost: the answer, and the next round trip
